@@ -1,0 +1,134 @@
+package model
+
+import (
+	"fmt"
+	"sort"
+)
+
+// Diagnostic is an error or a warning about one place in the mesh config.
+type Diagnostic struct {
+	File    string `json:"file"`
+	Line    int    `json:"line"`
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+// Error formats the diagnostic as "file:line: path: message".
+func (d Diagnostic) Error() string {
+	s := d.File
+	if d.Line > 0 {
+		s += fmt.Sprintf(":%d", d.Line)
+	}
+	if d.Path != "" {
+		s += ": " + d.Path
+	}
+	return s + ": " + d.Message
+}
+
+// Mesh is one complete, validated version of the mesh config. It is never
+// modified after it is built: later versions are new Mesh values, so readers
+// may share one without locks.
+type Mesh struct {
+	Services  []*Service      // sorted by namespace/name
+	Workloads []*Workload     // sorted by namespace/name
+	Routes    []*TrafficRoute // sorted by namespace/name
+	Others    []*Generic      // kinds implemented by later releases, sorted by kind, namespace/name
+
+	services  map[string]*Service
+	workloads map[string]*Workload
+	routes    map[string]*TrafficRoute // keyed by the namespace/name of the service they route
+}
+
+// NewMesh indexes the given objects. It does not validate them.
+func NewMesh(services []*Service, workloads []*Workload, routes []*TrafficRoute, others []*Generic) *Mesh {
+	m := &Mesh{
+		Services: services, Workloads: workloads, Routes: routes, Others: others,
+		services:  make(map[string]*Service, len(services)),
+		workloads: make(map[string]*Workload, len(workloads)),
+		routes:    make(map[string]*TrafficRoute, len(routes)),
+	}
+	sort.Slice(m.Services, func(i, j int) bool { return m.Services[i].Key() < m.Services[j].Key() })
+	sort.Slice(m.Workloads, func(i, j int) bool { return m.Workloads[i].Key() < m.Workloads[j].Key() })
+	sort.Slice(m.Routes, func(i, j int) bool { return m.Routes[i].Key() < m.Routes[j].Key() })
+	sort.Slice(m.Others, func(i, j int) bool {
+		if m.Others[i].Kind != m.Others[j].Kind {
+			return m.Others[i].Kind < m.Others[j].Kind
+		}
+		return m.Others[i].Meta.Key() < m.Others[j].Meta.Key()
+	})
+	for _, s := range m.Services {
+		m.services[s.Key()] = s
+	}
+	for _, w := range m.Workloads {
+		m.workloads[w.Key()] = w
+	}
+	for _, r := range m.Routes {
+		m.routes[r.Namespace+"/"+r.Spec.Service] = r
+	}
+	return m
+}
+
+// Empty is a mesh with nothing in it.
+func Empty() *Mesh { return NewMesh(nil, nil, nil, nil) }
+
+// Service returns the service namespace/name, or nil.
+func (m *Mesh) Service(namespace, name string) *Service { return m.services[namespace+"/"+name] }
+
+// Workload returns the workload namespace/name, or nil.
+func (m *Mesh) Workload(namespace, name string) *Workload { return m.workloads[namespace+"/"+name] }
+
+// RouteFor returns the TrafficRoute of a service, or nil when it has none.
+func (m *Mesh) RouteFor(svc *Service) *TrafficRoute { return m.routes[svc.Key()] }
+
+// Subset returns the named subset of a route, or nil.
+func (r *TrafficRoute) Subset(name string) *Subset {
+	for i := range r.Spec.Subsets {
+		if r.Spec.Subsets[i].Name == name {
+			return &r.Spec.Subsets[i]
+		}
+	}
+	return nil
+}
+
+// WorkloadsOf returns the workloads in the service's namespace that its
+// selector selects and that also carry every label of extra (a subset's
+// labels; nil for the whole service), in namespace/name order.
+func (m *Mesh) WorkloadsOf(svc *Service, extra map[string]string) []*Workload {
+	var out []*Workload
+	for _, w := range m.Workloads {
+		if w.Namespace == svc.Namespace && len(svc.Spec.Selector) > 0 && matches(w.Labels, svc.Spec.Selector) && matches(w.Labels, extra) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+// ServicesOf returns the services whose selector selects the workload.
+func (m *Mesh) ServicesOf(w *Workload) []*Service {
+	var out []*Service
+	for _, s := range m.Services {
+		if s.Namespace == w.Namespace && len(s.Spec.Selector) > 0 && matches(w.Labels, s.Spec.Selector) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Port returns the service port with the given name, or nil.
+func (s *Service) Port(name string) *ServicePort {
+	for i := range s.Spec.Ports {
+		if s.Spec.Ports[i].Name == name {
+			return &s.Spec.Ports[i]
+		}
+	}
+	return nil
+}
+
+func matches(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
