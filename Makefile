@@ -1,0 +1,40 @@
+# glassmesh: `make demo` runs the all-in-one demo, `make test` the tests.
+GO        ?= go
+BIN       := bin/glassmesh
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 15s
+TESTFLAGS ?= -race
+
+.PHONY: build demo run test lint fuzz bench clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
+
+demo: build
+	./$(BIN) demo $(ARGS)
+
+run: build
+	./$(BIN) run $(ARGS)
+
+test: lint
+	$(GO) test $(TESTFLAGS) -timeout 15m ./...
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# A short run of every fuzz target (FUZZTIME each).
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+# Benchmarks and side-by-side comparisons; writes BENCHMARKS.md.
+bench:
+	$(GO) run ./docs/benchmarks -out BENCHMARKS.md
+
+clean:
+	rm -rf bin

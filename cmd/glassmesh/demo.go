@@ -1,0 +1,191 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/glassmesh/glassmesh/demo"
+)
+
+func newDemoCmd() *cobra.Command {
+	var (
+		f     runFlags
+		reset bool
+		rps   float64
+	)
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "Run glassmesh with a Bookinfo-like demo mesh of proxyless gRPC apps and live traffic",
+		Long: `demo runs everything 'glassmesh run' does, writes a Bookinfo-like mesh config
+into --config (kept across runs unless --reset; workloads.yaml is rewritten
+because the apps get free ports), starts productpage, details, reviews v1/v2/v3
+and ratings as child processes (each its own xDS node) and a traffic generator.
+Edit a weight in the config's routes.yaml and the traffic follows.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), f, reset, rps, cmd.OutOrStdout())
+		},
+	}
+	f.register(cmd.Flags(), "./demo-mesh")
+	cmd.Flags().BoolVar(&reset, "reset", false, "rewrite the demo config from scratch, dropping edits")
+	cmd.Flags().Float64Var(&rps, "traffic-rps", 20, "requests per second the traffic generator sends to productpage (0: none)")
+	return cmd
+}
+
+func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Writer) error {
+	logger, err := f.logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(6)
+	if err != nil {
+		return err
+	}
+	apps := demo.Apps(ports)
+	fmt.Fprintf(out, "[1/4] writing the demo mesh config to %s\n", absPath(f.configPath))
+	if err := demo.WriteConfig(f.configPath, apps, reset); err != nil {
+		return fmt.Errorf("demo config: %w", err)
+	}
+	a, err := newApp(f, logger)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "[2/4] control plane: xDS on %s, HTTP on %s\n", a.grpcLis.Addr(), a.httpLis.Addr())
+	sup := &demo.Supervisor{
+		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), Apps: apps, RPS: rps,
+		ExtraArgs: []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
+		Logger:    logger.With("component", "demo"),
+	}
+	dctx, cancel := context.WithCancel(ctx)
+	a.actors = append(a.actors,
+		actor{func() error { return sup.Run(dctx) }, func(error) { cancel() }},
+		actor{func() error { demoProgress(dctx, a, len(apps)+boolInt(rps > 0), out); <-dctx.Done(); return nil }, func(error) { cancel() }},
+	)
+	return a.run(ctx)
+}
+
+// demoProgress reports the apps connecting, then the URLs to open.
+func demoProgress(ctx context.Context, a *app, want int, out io.Writer) {
+	fmt.Fprintf(out, "[3/4] starting %d demo processes (each its own xDS node)\n", want)
+	deadline := time.Now().Add(60 * time.Second)
+	last := -1
+	for time.Now().Before(deadline) {
+		n := len(a.xds.Proxies())
+		if n != last {
+			fmt.Fprintf(out, "      %d/%d connected to glassmesh\n", n, want)
+			last = n
+		}
+		if n >= want {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	base := "http://" + browseAddr(a.httpLis.Addr())
+	fmt.Fprintf(out, "[4/4] demo running: traffic flows productpage -> details, reviews (v1, v2, v3) -> ratings\n\n")
+	fmt.Fprintf(out, "  UI                %s/\n", base)
+	fmt.Fprintf(out, "  connected proxies %s/api/xds/proxies\n", base)
+	fmt.Fprintf(out, "  mesh config       %s/api/mesh/config\n", base)
+	fmt.Fprintf(out, "  edit routing      %s\n\n", filepath.Join(absPath(a.flags.configPath), "routes.yaml"))
+}
+
+func newDemoAppCmd() *cobra.Command {
+	var (
+		f       runFlags
+		cfg     demo.AppConfig
+		traffic bool
+		rps     float64
+	)
+	cmd := &cobra.Command{
+		Use:    "demo-app",
+		Short:  "Run one demo app (started by 'glassmesh demo')",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := f.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			if traffic {
+				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05},
+					logger.With("workload", demo.TrafficGenerator))
+			}
+			return demo.RunApp(cmd.Context(), cfg, logger.With("workload", cfg.App.Name()))
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&cfg.App.Service, "service", "", "bookinfo service to serve")
+	fs.StringVar(&cfg.App.Version, "version", "v1", "its version")
+	fs.IntVar(&cfg.App.Port, "port", 0, "port to listen on, on 127.0.0.1")
+	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "share of requests to fail with UNAVAILABLE")
+	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every request")
+	fs.BoolVar(&traffic, "traffic", false, "run the traffic generator instead of an app")
+	fs.Float64Var(&rps, "rps", 20, "traffic generator rate")
+	fs.StringVar(&f.logLevel, "log.level", "info", "log level")
+	fs.StringVar(&f.logFormat, "log.format", "text", "log format")
+	return cmd
+}
+
+func freePorts(n int) ([]int, error) {
+	var ls []net.Listener
+	defer func() {
+		for _, l := range ls {
+			l.Close()
+		}
+	}()
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		ls = append(ls, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// dialAddr turns a listener address into one a local client can dial.
+func dialAddr(addr net.Addr) string {
+	t := addr.(*net.TCPAddr)
+	if t.IP.IsUnspecified() {
+		return fmt.Sprintf("127.0.0.1:%d", t.Port)
+	}
+	return t.String()
+}
+
+func browseAddr(addr net.Addr) string {
+	t := addr.(*net.TCPAddr)
+	if t.IP.IsUnspecified() || t.IP.IsLoopback() {
+		return fmt.Sprintf("localhost:%d", t.Port)
+	}
+	return t.String()
+}
+
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/pflag"
+)
+
+// runFlags are the flags shared by run and demo.
+type runFlags struct {
+	configPath   string
+	dataDir      string
+	httpAddr     string
+	grpcAddr     string
+	apiTokenFile string
+	logLevel     string
+	logFormat    string
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
+	fs.StringVar(&f.configPath, "config", defaultConfig, "mesh config: a directory of YAML files or one file, watched for changes; absent means an empty mesh")
+	fs.StringVar(&f.dataDir, "data-dir", "./data", "where glassmesh keeps its state")
+	fs.StringVar(&f.httpAddr, "http-addr", ":20001", "address of the UI and every HTTP API; a port of 0 picks a free one (logged)")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", ":15010", "address of the xDS server (ADS state-of-the-world and delta, and the per-type services); a port of 0 picks a free one (logged)")
+	fs.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token that mutating API calls must present; empty means no token is needed")
+	fs.StringVar(&f.logLevel, "log.level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log.format", "text", "log format: text or json")
+}
+
+func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(f.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log.level: %q is not one of debug, info, warn, error", f.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(f.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log.format: %q is not text or json", f.logFormat)
+}
+
+func (f *runFlags) apiToken() (string, error) {
+	if f.apiTokenFile == "" {
+		return "", nil
+	}
+	b, err := os.ReadFile(f.apiTokenFile)
+	if err != nil {
+		return "", fmt.Errorf("--api-token-file: %w", err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("--api-token-file: %s is empty", f.apiTokenFile)
+	}
+	return tok, nil
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/translate"
+	"github.com/glassmesh/glassmesh/control/xds"
+)
+
+func newRunCmd() *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Run glassmesh all-in-one: control plane, telemetry, tracing, graph, SLOs and UI",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			logger, err := f.logger(os.Stderr)
+			if err != nil {
+				return err
+			}
+			a, err := newApp(f, logger)
+			if err != nil {
+				return err
+			}
+			return a.run(cmd.Context())
+		},
+	}
+	f.register(cmd.Flags(), "./mesh")
+	return cmd
+}
+
+// app is one assembled glassmesh: its parts and listeners.
+type app struct {
+	flags  runFlags
+	logger *slog.Logger
+	reg    *prometheus.Registry
+
+	store   *source.Store
+	files   *source.File
+	xds     *xds.Server
+	grpc    *grpc.Server
+	grpcLis net.Listener
+	httpLis net.Listener
+	mux     *http.ServeMux
+	ready   atomic.Bool
+
+	// actors are extra run-group members (the demo adds its apps).
+	actors []actor
+}
+
+type actor struct {
+	execute   func() error
+	interrupt func(error)
+}
+
+func newApp(f runFlags, logger *slog.Logger) (*app, error) {
+	if _, err := f.apiToken(); err != nil {
+		return nil, err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux()}
+	a.store = source.NewStore(logger, reg)
+	a.files = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
+	a.xds = xds.New(xds.Config{}, logger.With("component", "xds"), reg)
+	a.grpc = grpc.NewServer(
+		grpc.MaxConcurrentStreams(1<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	a.xds.Register(a.grpc)
+
+	var err error
+	if a.grpcLis, err = net.Listen("tcp", f.grpcAddr); err != nil {
+		return nil, fmt.Errorf("--grpc-addr: %w", err)
+	}
+	if a.httpLis, err = net.Listen("tcp", f.httpAddr); err != nil {
+		a.grpcLis.Close()
+		return nil, fmt.Errorf("--http-addr: %w", err)
+	}
+	a.routes()
+	return a, nil
+}
+
+func (a *app) routes() {
+	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
+	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !a.ready.Load() {
+			http.Error(w, "not ready: mesh config not loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ready")
+	})
+	a.mux.Handle("GET /api/mesh/config", a.store)
+	a.mux.Handle("GET /api/xds/proxies", a.xds.ProxiesHandler())
+	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		fmt.Fprint(w, indexPage)
+	})
+}
+
+// apply is the config pipeline: a clean load is translated and pushed; a
+// load with errors, or one that fails to translate, keeps the last good one.
+func (a *app) apply(r model.Result) {
+	a.store.Apply(r, func(m *model.Mesh) error {
+		snap, err := translate.Translate(m, translate.Options{})
+		if err != nil {
+			return err
+		}
+		a.xds.Update(snap)
+		return nil
+	})
+	if a.store.Loaded() {
+		a.ready.Store(true)
+	}
+}
+
+func (a *app) run(ctx context.Context) error {
+	a.logger.Info("glassmesh starting", "version", version,
+		"http", a.httpLis.Addr().String(), "grpc", a.grpcLis.Addr().String(), "config", a.flags.configPath)
+	var g run.Group
+	ctx, cancel := context.WithCancel(ctx)
+	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
+	g.Add(func() error { return a.files.Run(ctx, a.apply) }, func(error) { cancel() })
+	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.grpc.Stop() })
+	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
+	g.Add(func() error {
+		if err := httpSrv.Serve(a.httpLis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = httpSrv.Shutdown(sctx)
+	})
+	for _, ac := range a.actors {
+		g.Add(ac.execute, ac.interrupt)
+	}
+	err := g.Run()
+	a.logger.Info("glassmesh stopped")
+	return err
+}
+
+const indexPage = `<!doctype html><html><head><meta charset="utf-8"><title>glassmesh</title></head>
+<body><h1>glassmesh</h1><p>The web UI arrives with the dashboards issue. APIs now:</p>
+<ul><li><a href="/api/mesh/config">/api/mesh/config</a></li><li><a href="/api/xds/proxies">/api/xds/proxies</a></li>
+<li><a href="/metrics">/metrics</a></li><li><a href="/readyz">/readyz</a></li></ul></body></html>`

@@ -1,0 +1,174 @@
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// Store holds the mesh config that is serving: the last good one. A new load
+// result replaces it only when it has no errors and the accept hook (the
+// translation to xDS) succeeds; otherwise the last good config keeps serving
+// and the errors are kept for /api/mesh/config until a later load is clean.
+type Store struct {
+	logger *slog.Logger
+
+	mu       sync.RWMutex
+	mesh     *model.Mesh
+	version  string
+	loadedAt time.Time
+	errors   []model.Diagnostic
+	warnings []model.Diagnostic
+	loaded   bool
+
+	reloads     *prometheus.CounterVec
+	errorsGauge prometheus.Gauge
+	lastSuccess prometheus.Gauge
+}
+
+// NewStore returns a Store serving the empty mesh until the first Apply.
+func NewStore(logger *slog.Logger, reg prometheus.Registerer) *Store {
+	s := &Store{
+		logger: logger,
+		mesh:   model.Empty(),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "glassmesh_config_reloads_total",
+			Help: "Mesh config loads, by result (success: now serving; failure: the last good config keeps serving).",
+		}, []string{"result"}),
+		errorsGauge: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "glassmesh_config_errors",
+			Help: "Errors in the newest mesh config load; while above zero the last good config keeps serving.",
+		}),
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "glassmesh_config_last_reload_success_timestamp_seconds",
+			Help: "When the serving mesh config was loaded.",
+		}),
+	}
+	s.version = versionOf(s.mesh)
+	if reg != nil {
+		reg.MustRegister(s.reloads, s.errorsGauge, s.lastSuccess)
+	}
+	return s
+}
+
+// Apply offers a new load result. It returns true when the result became
+// the serving config. accept, when not nil, is called with the new mesh
+// before it is taken; an error from it rejects the mesh like a config error.
+func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
+	errs := r.Errors
+	if len(errs) == 0 && r.Mesh != nil && accept != nil {
+		if err := accept(r.Mesh); err != nil {
+			errs = []model.Diagnostic{{Message: "translation failed: " + err.Error()}}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.loaded = true
+	s.errors, s.warnings = errs, r.Warnings
+	s.errorsGauge.Set(float64(len(errs)))
+	if len(errs) > 0 || r.Mesh == nil {
+		s.reloads.WithLabelValues("failure").Inc()
+		for _, e := range errs {
+			s.logger.Error("mesh config rejected; the last good config keeps serving", "error", e.Error(), "version", s.version)
+		}
+		return false
+	}
+	s.mesh = r.Mesh
+	s.version = versionOf(r.Mesh)
+	s.loadedAt = time.Now()
+	s.reloads.WithLabelValues("success").Inc()
+	s.lastSuccess.Set(float64(s.loadedAt.UnixNano()) / 1e9)
+	for _, w := range r.Warnings {
+		s.logger.Warn("mesh config", "warning", w.Error())
+	}
+	s.logger.Info("mesh config loaded", "version", s.version, "files", r.Files,
+		"services", len(r.Mesh.Services), "workloads", len(r.Mesh.Workloads), "routes", len(r.Mesh.Routes))
+	return true
+}
+
+// Mesh returns the serving mesh and its version.
+func (s *Store) Mesh() (*model.Mesh, string) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.mesh, s.version
+}
+
+// Loaded reports whether a load result has been applied, good or bad.
+func (s *Store) Loaded() bool {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.loaded
+}
+
+// ConfigStatus is the body of GET /api/mesh/config.
+type ConfigStatus struct {
+	Version   string             `json:"version"`
+	LoadedAt  *time.Time         `json:"loadedAt"`
+	Errors    []model.Diagnostic `json:"errors"`
+	Warnings  []model.Diagnostic `json:"warnings"`
+	Resources Resources          `json:"resources"`
+}
+
+// Resources is the effective config, by kind.
+type Resources struct {
+	Services      []*model.Service      `json:"services"`
+	Workloads     []*model.Workload     `json:"workloads"`
+	TrafficRoutes []*model.TrafficRoute `json:"trafficRoutes"`
+	Others        []*model.Generic      `json:"others"`
+}
+
+// Status returns what /api/mesh/config shows.
+func (s *Store) Status() ConfigStatus {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	st := ConfigStatus{
+		Version:   s.version,
+		Errors:    nonNil(s.errors),
+		Warnings:  nonNil(s.warnings),
+		Resources: resourcesOf(s.mesh),
+	}
+	if !s.loadedAt.IsZero() {
+		t := s.loadedAt.UTC()
+		st.LoadedAt = &t
+	}
+	return st
+}
+
+// ServeHTTP serves GET /api/mesh/config.
+func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(s.Status())
+}
+
+func resourcesOf(m *model.Mesh) Resources {
+	return Resources{
+		Services:      nonNil(m.Services),
+		Workloads:     nonNil(m.Workloads),
+		TrafficRoutes: nonNil(m.Routes),
+		Others:        nonNil(m.Others),
+	}
+}
+
+// versionOf is a content hash, so replicas loading the same config agree.
+func versionOf(m *model.Mesh) string {
+	b, _ := json.Marshal(resourcesOf(m))
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:6])
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

@@ -1,0 +1,188 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	_ "google.golang.org/grpc/xds" // registers the xds:/// resolver and balancers
+)
+
+// AppConfig configures one demo app process.
+type AppConfig struct {
+	App      App
+	FailRate float64       // share of requests answered with UNAVAILABLE
+	Latency  time.Duration // added to every request
+}
+
+// handler serves one call of a bookinfo service.
+type handler func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error)
+
+// RunApp serves the app on 127.0.0.1:<port> until ctx ends. Its outbound
+// calls go through glassmesh (xds:/// targets); the process's xDS bootstrap
+// comes from GRPC_XDS_BOOTSTRAP_CONFIG, set by the demo supervisor.
+func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
+	h, closeFn, err := newHandler(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	lis, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", cfg.App.Port))
+	if err != nil {
+		return err
+	}
+	srv := grpc.NewServer()
+	Register(srv, cfg.App.Service, h)
+	go func() {
+		<-ctx.Done()
+		srv.GracefulStop()
+	}()
+	logger.Info("demo app serving", "workload", cfg.App.Name(), "addr", lis.Addr().String())
+	return srv.Serve(lis)
+}
+
+func newHandler(cfg AppConfig, logger *slog.Logger) (handler, func(), error) {
+	var conns []*grpc.ClientConn
+	dial := func(service string) (*grpc.ClientConn, error) {
+		cc, err := grpc.NewClient(Target(service), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		if err == nil {
+			conns = append(conns, cc)
+		}
+		return cc, err
+	}
+	closeAll := func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}
+	me := cfg.App
+	base := func(ctx context.Context) error {
+		if cfg.Latency > 0 {
+			select {
+			case <-time.After(cfg.Latency):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if cfg.FailRate > 0 && rand.Float64() < cfg.FailRate {
+			return status.Errorf(codes.Unavailable, "%s: injected failure", me.Name())
+		}
+		return nil
+	}
+	reply := func(fields map[string]any) (*structpb.Struct, error) {
+		fields["service"], fields["version"] = me.Service, me.Version
+		return structpb.NewStruct(fields)
+	}
+	switch me.Service {
+	case "ratings":
+		return func(ctx context.Context, _ *structpb.Struct) (*structpb.Struct, error) {
+			if err := base(ctx); err != nil {
+				return nil, err
+			}
+			return reply(map[string]any{"stars": 4})
+		}, closeAll, nil
+	case "details":
+		return func(ctx context.Context, _ *structpb.Struct) (*structpb.Struct, error) {
+			if err := base(ctx); err != nil {
+				return nil, err
+			}
+			return reply(map[string]any{"author": "William Shakespeare", "year": 1595})
+		}, closeAll, nil
+	case "reviews":
+		var ratings *grpc.ClientConn
+		if me.Version != "v1" { // v1 shows no stars, like Bookinfo's
+			cc, err := dial("ratings")
+			if err != nil {
+				return nil, nil, err
+			}
+			ratings = cc
+		}
+		return func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
+			if err := base(ctx); err != nil {
+				return nil, err
+			}
+			out := map[string]any{"reviews": 2}
+			if ratings != nil {
+				r, err := Call(ctx, ratings, "ratings", req)
+				if err != nil {
+					return nil, status.Errorf(codes.Unavailable, "ratings: %v", err)
+				}
+				out["stars"] = r.Fields["stars"].GetNumberValue()
+			}
+			return reply(out)
+		}, closeAll, nil
+	case "productpage":
+		details, err := dial("details")
+		if err != nil {
+			return nil, nil, err
+		}
+		reviews, err := dial("reviews")
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		return func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
+			if err := base(ctx); err != nil {
+				return nil, err
+			}
+			if _, err := Call(ctx, details, "details", req); err != nil {
+				return nil, status.Errorf(codes.Unavailable, "details: %v", err)
+			}
+			r, err := Call(ctx, reviews, "reviews", req)
+			if err != nil {
+				return nil, status.Errorf(codes.Unavailable, "reviews: %v", err)
+			}
+			return reply(map[string]any{"reviewsVersion": r.Fields["version"].GetStringValue()})
+		}, closeAll, nil
+	}
+	return nil, nil, fmt.Errorf("demo: unknown service %q", me.Service)
+}
+
+// Register adds a bookinfo service with one method, Get, to a gRPC server.
+// Messages are google.protobuf.Struct, so the demo needs no generated code.
+func Register(srv *grpc.Server, service string, h func(context.Context, *structpb.Struct) (*structpb.Struct, error)) {
+	srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: serviceName(service),
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Get",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+				in := new(structpb.Struct)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				if ic == nil {
+					return h(ctx, in)
+				}
+				info := &grpc.UnaryServerInfo{FullMethod: Method(service)}
+				return ic(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+					return h(ctx, req.(*structpb.Struct))
+				})
+			},
+		}},
+	}, struct{}{})
+}
+
+// Call invokes a bookinfo service's Get method.
+func Call(ctx context.Context, cc grpc.ClientConnInterface, service string, req *structpb.Struct, opts ...grpc.CallOption) (*structpb.Struct, error) {
+	if req == nil {
+		req = &structpb.Struct{}
+	}
+	out := new(structpb.Struct)
+	err := cc.Invoke(ctx, Method(service), req, out, opts...)
+	return out, err
+}
+
+func serviceName(service string) string { return "bookinfo." + service }
+
+// Method is the full gRPC method name of a bookinfo service's Get.
+func Method(service string) string { return "/" + serviceName(service) + "/Get" }

@@ -1,0 +1,102 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Supervisor runs every demo app, and the traffic generator, as a child
+// process of its own: each is its own xDS node with its own identity, as
+// pods are. A child that exits is started again after a second.
+type Supervisor struct {
+	Exe       string   // the glassmesh binary; children run `Exe demo-app ...`
+	XDSAddr   string   // where children reach glassmesh's xDS server
+	Apps      []App    // the workloads to run
+	RPS       float64  // traffic generator rate; 0 runs no traffic
+	ExtraArgs []string // passed to every child (log flags)
+	Logger    *slog.Logger
+}
+
+// Run starts the children and keeps them running until ctx ends, then stops
+// them and waits for them.
+func (s *Supervisor) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	type child struct {
+		name string
+		args []string
+		node NodeInfo
+	}
+	var children []child
+	for _, a := range s.Apps {
+		children = append(children, child{a.Name(),
+			[]string{"demo-app", "--service", a.Service, "--version", a.Version, "--port", strconv.Itoa(a.Port)},
+			appNode(a)})
+	}
+	if s.RPS > 0 {
+		tg := App{Service: TrafficGenerator, Version: "v1"}
+		children = append(children, child{TrafficGenerator,
+			[]string{"demo-app", "--traffic", "--rps", strconv.FormatFloat(s.RPS, 'f', -1, 64)},
+			NodeInfo{Namespace: Namespace, Workload: TrafficGenerator, Instance: TrafficGenerator + "-0",
+				IP: "127.0.0.1", Labels: map[string]string{"app": tg.Service, "version": tg.Version}}})
+	}
+	for _, c := range children {
+		bootstrap, err := ProxylessBootstrap(c.node, s.XDSAddr)
+		if err != nil {
+			return fmt.Errorf("demo: bootstrap for %s: %w", c.name, err)
+		}
+		env := append(os.Environ(), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(bootstrap), "GRPC_XDS_BOOTSTRAP=")
+		args := append(c.args, s.ExtraArgs...)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.keepRunning(ctx, c.name, args, env)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+func (s *Supervisor) keepRunning(ctx context.Context, name string, args, env []string) {
+	for ctx.Err() == nil {
+		cmd := exec.Command(s.Exe, args...)
+		cmd.Env = env
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		// The children die with the demo, even when it is killed with -9.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+		if err := cmd.Start(); err != nil {
+			s.Logger.Error("demo app failed to start", "app", name, "error", err)
+		} else {
+			done := make(chan error, 1)
+			go func() { done <- cmd.Wait() }()
+			select {
+			case err := <-done:
+				s.Logger.Warn("demo app exited; restarting in 1s", "app", name, "error", err)
+			case <-ctx.Done():
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				select {
+				case <-done:
+				case <-time.After(5 * time.Second):
+					_ = cmd.Process.Kill()
+					<-done
+				}
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func appNode(a App) NodeInfo {
+	return NodeInfo{Namespace: Namespace, Workload: a.Name(), Instance: a.Name() + "-0", IP: "127.0.0.1",
+		Labels: map[string]string{"app": a.Service, "version": a.Version}}
+}

@@ -1,0 +1,184 @@
+// Package e2e holds glassmesh's heavy end-to-end tests: they build the real
+// binary, run it on free ports, and talk to it with real clients (grpc-go's
+// xDS client, raw xDS streams, HTTP). One package, so they share one build.
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the glassmesh binary built once for the whole package.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "glassmesh-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "glassmesh")
+	build := exec.Command("go", "build", "-o", binary, "../cmd/glassmesh")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building glassmesh:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// instance is one running glassmesh process.
+type instance struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	HTTPAddr string // host:port of the HTTP API
+	GRPCAddr string // host:port of the xDS server
+	DataDir  string
+
+	mu   sync.Mutex
+	logs []string
+	done chan struct{}
+}
+
+// start runs `glassmesh run` (or another subcommand given in args[0]) on
+// free loopback ports and waits until /readyz answers.
+func start(t *testing.T, configPath string, extra ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, DataDir: t.TempDir(), done: make(chan struct{})}
+	args := append([]string{"run",
+		"--config", configPath, "--data-dir", in.DataDir,
+		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--log.format", "json", "--log.level", "debug"}, extra...)
+	in.cmd = exec.Command(binary, args...)
+	in.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := in.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := in.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	addrs := make(chan [2]string, 1)
+	go in.readLogs(stderr, addrs)
+	t.Cleanup(func() { in.stop() })
+	select {
+	case a := <-addrs:
+		in.HTTPAddr, in.GRPCAddr = a[0], a[1]
+	case <-in.done:
+		t.Fatalf("glassmesh exited early:\n%s", in.Logs())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("glassmesh did not start:\n%s", in.Logs())
+	}
+	eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get("http://" + in.HTTPAddr + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return nil
+	})
+	return in
+}
+
+func (in *instance) readLogs(r io.Reader, addrs chan<- [2]string) {
+	defer close(in.done)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	sent := false
+	for sc.Scan() {
+		line := sc.Text()
+		in.mu.Lock()
+		in.logs = append(in.logs, line)
+		in.mu.Unlock()
+		if sent {
+			continue
+		}
+		var rec struct {
+			Msg  string `json:"msg"`
+			HTTP string `json:"http"`
+			GRPC string `json:"grpc"`
+		}
+		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "glassmesh starting" {
+			addrs <- [2]string{rec.HTTP, rec.GRPC}
+			sent = true
+		}
+	}
+}
+
+// Logs returns everything the process logged so far.
+func (in *instance) Logs() string {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	return strings.Join(in.logs, "\n")
+}
+
+func (in *instance) stop() {
+	if in.cmd.ProcessState != nil {
+		return
+	}
+	_ = in.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-in.done:
+	case <-time.After(10 * time.Second):
+		_ = in.cmd.Process.Kill()
+		<-in.done
+	}
+	_ = in.cmd.Wait()
+	if in.t.Failed() {
+		in.t.Logf("glassmesh logs:\n%s", in.Logs())
+	}
+}
+
+// getJSON decodes GET http://<HTTPAddr><path> into v.
+func (in *instance) getJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	resp, err := http.Get("http://" + in.HTTPAddr + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("GET %s: %s: %s", path, resp.Status, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+}
+
+// eventually retries f until it returns nil or the deadline passes. The
+// deadlines are generous (machines here are shared); the real figures are
+// measured by `make bench`.
+func eventually(t *testing.T, d time.Duration, f func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var err error
+	for {
+		if err = f(); err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("not within %s: %v", d, err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
