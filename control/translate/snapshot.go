@@ -26,4 +26,7 @@ type Snapshot struct {
 	// "namespace/workload". The key "" is for sidecars whose workload is not
 	// in the config: outbound listeners and clusters only.
 	Sidecars map[string]Resources
+	// Warnings name config that was translated in a reduced form (for
+	// example a port shared by services that a sidecar cannot tell apart).
+	Warnings []string
 }
