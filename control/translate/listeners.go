@@ -46,9 +46,9 @@ type telemetry struct {
 // hcmConfig describes one HttpConnectionManager.
 type hcmConfig struct {
 	statPrefix string
-	rds        string                     // route configuration name over ADS, or
+	rds        string                      // route configuration name over ADS, or
 	inline     *routev3.RouteConfiguration // an inline one
-	fault      bool                       // put the fault filter before the router
+	fault      bool                        // put the fault filter before the router
 	telemetry  telemetry
 }
 

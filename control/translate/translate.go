@@ -73,8 +73,8 @@ func SidecarKey(w *model.Workload) string { return w.Key() }
 
 // servicePort is one port of one service, with the route that governs it.
 type servicePort struct {
-	svc   *model.Service
-	port  model.ServicePort
+	svc    *model.Service
+	port   model.ServicePort
 	route  *model.TrafficRoute // nil when the service has none
 	routes []*routev3.Route    // what route gives, for HTTP ports
 }
