@@ -1,0 +1,243 @@
+package xds
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	gcplog "github.com/envoyproxy/go-control-plane/pkg/log"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/glassmesh/glassmesh/control/translate"
+)
+
+// byNameTypes always have a shared cache, so a node may subscribe before the
+// first Update. Other types get one when a snapshot first holds them.
+var byNameTypes = []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType}
+
+// sidecarTypes are served to Envoy sidecars from their workload's view: the
+// wildcard listeners and clusters, and (with SDS) the workload's own secrets.
+var sidecarTypes = map[string]bool{resource.ListenerType: true, resource.ClusterType: true, resource.SecretType: true}
+
+// typedCache is one LinearCache and the hashes of what it holds. Only Update
+// (serialised by caches.updateMu) touches version and hashes after creation.
+type typedCache struct {
+	typeURL string
+	prefix  string
+	lc      *cache.LinearCache
+	// version mirrors the LinearCache's counter: its versions are prefix+N,
+	// N counting UpdateResources calls, and only apply calls it.
+	version uint64
+	hashes  map[string]uint64
+}
+
+// nextVersion is the version the LinearCache gives its next update.
+func (c *typedCache) nextVersion() string {
+	return c.prefix + strconv.FormatUint(c.version+1, 10)
+}
+
+// diff lists what must change for the cache to hold res.
+func (c *typedCache) diff(res map[string]types.Resource, h resourceHashes) (map[string]types.Resource, []string) {
+	var update map[string]types.Resource
+	for name, r := range res {
+		if old, ok := c.hashes[name]; !ok || old != h[r] {
+			if update == nil {
+				update = make(map[string]types.Resource)
+			}
+			update[name] = r
+		}
+	}
+	var del []string
+	for name := range c.hashes {
+		if _, ok := res[name]; !ok {
+			del = append(del, name)
+		}
+	}
+	return update, del
+}
+
+// apply makes the cache hold exactly res, telling the LinearCache only about
+// the names whose content changed, so only watches on those are answered.
+// before runs with the version the change will carry, before any watch can
+// see it.
+func (c *typedCache) apply(res map[string]types.Resource, h resourceHashes, before func(version string)) error {
+	update, del := c.diff(res, h)
+	if len(update) == 0 && len(del) == 0 {
+		return nil
+	}
+	before(c.nextVersion())
+	c.version++
+	for name, r := range update {
+		c.hashes[name] = h[r]
+	}
+	for _, name := range del {
+		delete(c.hashes, name)
+	}
+	if err := c.lc.UpdateResources(update, del); err != nil {
+		return fmt.Errorf("%s: %w", c.typeURL, err)
+	}
+	return nil
+}
+
+// view holds the resources Envoy sidecars of one workload fetch by wildcard.
+type view struct {
+	key    string
+	caches map[string]*typedCache
+	// refs counts the streams this view serves; a view outside the
+	// snapshot is dropped once it serves none. Guarded by caches.mu.
+	refs int
+}
+
+// caches implements cache.Cache over shared by-name caches and per-workload
+// views, routing each request by type and node flavour.
+type caches struct {
+	log        gcplog.Logger
+	basePrefix string
+	seq        atomic.Uint64
+
+	// updateMu serialises Update.
+	updateMu sync.Mutex
+
+	// mu guards the maps below (not the caches' contents).
+	mu     sync.RWMutex
+	byName map[string]*typedCache
+	views  map[string]*view
+	// fallback is the content of views for workloads not in the snapshot
+	// (Sidecars[""]) and its hashes; replaced, never modified.
+	fallback       translate.Resources
+	fallbackHashes map[string]map[string]uint64
+}
+
+var _ cache.Cache = (*caches)(nil)
+
+func newCaches(log gcplog.Logger, basePrefix string) *caches {
+	c := &caches{
+		log:            log,
+		basePrefix:     basePrefix,
+		byName:         make(map[string]*typedCache),
+		views:          make(map[string]*view),
+		fallbackHashes: map[string]map[string]uint64{},
+	}
+	for _, t := range byNameTypes {
+		c.byName[t] = c.newTypedCache(t, nil, nil)
+	}
+	c.views[""] = c.newView("", nil, nil)
+	return c
+}
+
+// newTypedCache gives every LinearCache its own version prefix, so versions
+// from different caches, or from a view dropped and created again, or from
+// an earlier process, never look alike to a client.
+func (c *caches) newTypedCache(typeURL string, initial map[string]types.Resource, hashes map[string]uint64) *typedCache {
+	prefix := c.basePrefix + strconv.FormatUint(c.seq.Add(1), 36) + "-"
+	if hashes == nil {
+		hashes = make(map[string]uint64)
+	}
+	return &typedCache{
+		typeURL: typeURL,
+		prefix:  prefix,
+		lc: cache.NewLinearCache(typeURL, cache.WithVersionPrefix(prefix),
+			cache.WithLogger(c.log), cache.WithInitialResources(initial)),
+		hashes: hashes,
+	}
+}
+
+// newView builds a view already holding res, so no client ever sees it
+// empty before the first Update reaches it.
+func (c *caches) newView(key string, res translate.Resources, hashes map[string]map[string]uint64) *view {
+	v := &view{key: key, caches: make(map[string]*typedCache, len(sidecarTypes))}
+	for t := range sidecarTypes {
+		v.caches[t] = c.newTypedCache(t, res[t], maps.Clone(hashes[t]))
+	}
+	return v
+}
+
+// viewLocked returns the view for key, creating it from the fallback
+// content when the snapshot has no entry for it. c.mu must be held.
+func (c *caches) viewLocked(key string) *view {
+	v, ok := c.views[key]
+	if !ok {
+		v = c.newView(key, c.fallback, c.fallbackHashes)
+		c.views[key] = v
+	}
+	return v
+}
+
+// acquire marks a stream as served by the view for key.
+func (c *caches) acquire(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.viewLocked(key).refs++
+}
+
+// release undoes acquire.
+func (c *caches) release(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if v, ok := c.views[key]; ok && v.refs > 0 {
+		v.refs--
+	}
+}
+
+// lookup picks the cache that answers a request of typeURL from node.
+func (c *caches) lookup(typeURL string, id identity) (*typedCache, error) {
+	if id.flavour == FlavourEnvoy && sidecarTypes[typeURL] {
+		c.mu.RLock()
+		v, ok := c.views[id.viewKey()]
+		c.mu.RUnlock()
+		if !ok {
+			c.mu.Lock()
+			v = c.viewLocked(id.viewKey())
+			c.mu.Unlock()
+		}
+		return v.caches[typeURL], nil
+	}
+	c.mu.RLock()
+	tc, ok := c.byName[typeURL]
+	c.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("no resources of type %s are served", typeURL)
+	}
+	return tc, nil
+}
+
+// CreateWatch implements cache.ConfigWatcher for SotW streams.
+func (c *caches) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan cache.Response) (func(), error) {
+	tc, err := c.lookup(req.GetTypeUrl(), identify(req.GetNode()))
+	if err != nil {
+		return nil, err
+	}
+	// A client that rejected its first response of a type repeats an empty
+	// version_info. The LinearCache takes a version without its prefix to
+	// mean "no state" and answers at once, which, NACKed again, loops.
+	// A request carrying a nonce always follows a response whose state
+	// the subscription already holds, so tell the cache the client has a
+	// version of ours: it then answers only real changes.
+	if req.GetResponseNonce() != "" && !strings.HasPrefix(req.GetVersionInfo(), tc.prefix) {
+		req = proto.CloneOf(req)
+		req.VersionInfo = tc.prefix
+	}
+	return tc.lc.CreateWatch(req, sub, ch)
+}
+
+// CreateDeltaWatch implements cache.ConfigWatcher for delta streams.
+func (c *caches) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscription, ch chan cache.DeltaResponse) (func(), error) {
+	tc, err := c.lookup(req.GetTypeUrl(), identify(req.GetNode()))
+	if err != nil {
+		return nil, err
+	}
+	return tc.lc.CreateDeltaWatch(req, sub, ch)
+}
+
+// Fetch implements cache.ConfigFetcher; REST polling is not served.
+func (c *caches) Fetch(context.Context, *cache.Request) (cache.Response, error) {
+	return nil, errors.New("xds: fetch (REST) is not supported, use a stream")
+}
