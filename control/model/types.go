@@ -38,10 +38,14 @@ type Meta struct {
 // Key is "namespace/name".
 func (m Meta) Key() string { return m.Namespace + "/" + m.Name }
 
-// Origin says where an object was read from, for error messages.
+// Origin says where an object was read from, for error messages. Objects
+// parsed from YAML also know the line of each of their fields (see LineOf);
+// objects built in code or read from Kubernetes have only File and Line.
 type Origin struct {
 	File string `json:"file"`
 	Line int    `json:"line"`
+
+	fields *fieldLines
 }
 
 // Service is a named service and its ports.

@@ -1,0 +1,219 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"regexp"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Objects are config objects as read, before validation, in the order read.
+type Objects struct {
+	Services  []*Service
+	Workloads []*Workload
+	Routes    []*TrafficRoute
+	Others    []*Generic // SLO, Canary, PeerAuthentication, AuthorizationPolicy
+}
+
+// Append adds the objects of more after those of o.
+func (o *Objects) Append(more Objects) {
+	o.Services = append(o.Services, more.Services...)
+	o.Workloads = append(o.Workloads, more.Workloads...)
+	o.Routes = append(o.Routes, more.Routes...)
+	o.Others = append(o.Others, more.Others...)
+}
+
+// Len is the number of objects.
+func (o Objects) Len() int {
+	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.Others)
+}
+
+// genericKinds are accepted and kept, but not implemented yet.
+var genericKinds = map[string]bool{
+	KindSLO: true, KindCanary: true, KindPeerAuthentication: true, KindAuthorizationPolicy: true,
+}
+
+// header is what every document has besides its kind's fields.
+var header = map[string]bool{"apiVersion": true, "kind": true}
+
+// Parse reads the documents of one YAML file; file names it in diagnostics.
+// Empty documents are skipped. Every field is checked: unknown fields and
+// values of the wrong type are errors naming file:line and the field path.
+// The free-form specs of kinds that are not implemented yet are not checked.
+// Objects holds every document that had a known kind, even if some of its
+// fields had errors (those fields keep their zero value, and Validate does
+// not report them again). Parse never returns warnings.
+func Parse(file string, data []byte) (Objects, []Diagnostic) {
+	var objs Objects
+	var errs []Diagnostic
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := decodeNode(dec, &doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			// The YAML scanner cannot resume after a syntax error.
+			errs = append(errs, syntaxError(file, err))
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		errs = append(errs, parseDocument(file, doc.Content[0], &objs)...)
+	}
+	applyDefaults(objs)
+	return objs, errs
+}
+
+// decodeNode reads the next document. yaml.v3 reports some malformed input
+// by panicking; a config reload must never take the control plane down.
+func decodeNode(dec *yaml.Decoder, doc *yaml.Node) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("yaml: %v", r)
+		}
+	}()
+	return dec.Decode(doc)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: (?:line (\d+): )?`)
+
+// parserProblems are the errors of yaml.v3's parser (as opposed to its
+// scanner), whose line it reports counting from 0.
+var parserProblems = map[string]bool{
+	"did not find expected <stream-start>":   true,
+	"did not find expected <document start>": true,
+	"found undefined tag handle":             true,
+	"did not find expected node content":     true,
+	"did not find expected '-' indicator":    true,
+	"did not find expected key":              true,
+	"did not find expected ',' or ']'":       true,
+	"did not find expected ',' or '}'":       true,
+	"found duplicate %YAML directive":        true,
+	"found incompatible YAML document":       true,
+	"found duplicate %TAG directive":         true,
+}
+
+// syntaxError turns a yaml.v3 error ("yaml: line 5: did not find ...") into
+// a Diagnostic. yaml.v3 leaves the line out for errors on its first line,
+// which is line 1, or line 2 for parser errors.
+func syntaxError(file string, err error) Diagnostic {
+	msg := err.Error()
+	line := 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+	}
+	if parserProblems[msg] {
+		line++
+	}
+	return Diagnostic{File: file, Line: max(line, 1), Message: "invalid YAML: " + msg}
+}
+
+// parseDocument adds the object in one document to objs.
+func parseDocument(file string, root *yaml.Node, objs *Objects) []Diagnostic {
+	d := newDecoder(file, root)
+	if root = d.resolve(root, ""); root == nil || isNull(root) {
+		return nil
+	}
+	if root.Kind != yaml.MappingNode {
+		d.errorf(root, "", "a document must be a mapping with apiVersion, kind, metadata and spec; got %s", describe(root))
+		return d.errs
+	}
+	apiVersion, kind := d.header(root)
+	failed := d.origin(root).failed
+	switch {
+	case apiVersion != nil && apiVersion.Value != APIVersion:
+		d.errorf(apiVersion, "apiVersion", "%s is not supported; want %s", strconv.Quote(apiVersion.Value), APIVersion)
+	case apiVersion == nil && !failed("apiVersion"):
+		d.errorf(root, "apiVersion", "missing; want apiVersion: %s", APIVersion)
+	}
+	if kind == nil {
+		if !failed("kind") {
+			d.errorf(root, "kind", "missing; want one of %s", knownKinds)
+		}
+		return d.errs
+	}
+	switch {
+	case kind.Value == KindService:
+		s := &Service{}
+		d.structure(root, "", reflect.ValueOf(s).Elem(), header)
+		s.Origin = d.origin(root)
+		objs.Services = append(objs.Services, s)
+	case kind.Value == KindWorkload:
+		w := &Workload{}
+		d.structure(root, "", reflect.ValueOf(w).Elem(), header)
+		w.Origin = d.origin(root)
+		objs.Workloads = append(objs.Workloads, w)
+	case kind.Value == KindTrafficRoute:
+		r := &TrafficRoute{}
+		d.structure(root, "", reflect.ValueOf(r).Elem(), header)
+		r.Origin = d.origin(root)
+		objs.Routes = append(objs.Routes, r)
+	case genericKinds[kind.Value]:
+		objs.Others = append(objs.Others, d.generic(root, kind.Value))
+	default:
+		d.errorf(kind, "kind", "unknown kind %s; want one of %s", strconv.Quote(kind.Value), knownKinds)
+	}
+	return d.errs
+}
+
+var knownKinds = strings.Join([]string{
+	KindService, KindWorkload, KindTrafficRoute, KindSLO, KindCanary, KindPeerAuthentication, KindAuthorizationPolicy,
+}, ", ")
+
+// header finds the apiVersion and kind of a document; either is nil when
+// missing or not a string (which is reported). Duplicate keys are left to
+// the decoding of the whole document, which reports them.
+func (d *decoder) header(root *yaml.Node) (apiVersion, kind *yaml.Node) {
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		k := root.Content[i]
+		if k.Kind != yaml.ScalarNode || !header[k.Value] {
+			continue
+		}
+		v := d.resolve(root.Content[i+1], k.Value)
+		if v == nil {
+			break
+		}
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!str" {
+			d.errorf(v, k.Value, "expected a string, got %s", describe(v))
+			v = nil
+		}
+		switch {
+		case k.Value == "kind" && kind == nil:
+			kind = v
+		case k.Value == "apiVersion" && apiVersion == nil:
+			apiVersion = v
+		}
+	}
+	return apiVersion, kind
+}
+
+// generic reads a kind that is not implemented yet: metadata strictly (it is
+// the same for every kind), spec as free-form data, other fields ignored.
+func (d *decoder) generic(root *yaml.Node, kind string) *Generic {
+	g := &Generic{Kind: kind}
+	d.pairs(root, "", func(key string, _, v *yaml.Node, at string) {
+		switch key {
+		case "metadata":
+			d.decode(v, at, reflect.ValueOf(&g.Meta).Elem())
+		case "spec":
+			spec := d.freeform(v, at, 0)
+			if m, ok := spec.(map[string]any); ok {
+				g.Spec = m
+			} else if spec != nil {
+				d.errorf(v, at, "expected a mapping, got %s", describe(v))
+			}
+		}
+	})
+	g.Origin = d.origin(root)
+	return g
+}
