@@ -1,0 +1,114 @@
+// Package sidecarconfig generates what a workload's proxy needs to join the
+// mesh: the Envoy bootstrap of a sidecar, the grpc-go xDS bootstrap of a
+// proxyless app, and the node identity both present to the control plane.
+package sidecarconfig
+
+import (
+	"fmt"
+	"net"
+	"sort"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// DefaultXDSAddr is where glassmesh serves xDS (and ALS, OTLP) by default.
+const DefaultXDSAddr = "127.0.0.1:15010"
+
+// BootstrapOptions are the settings of a bootstrap that do not come from the
+// mesh.
+type BootstrapOptions struct {
+	// XDSAddr is glassmesh's gRPC address, host:port; "" means
+	// DefaultXDSAddr.
+	XDSAddr string
+	// CertsDir holds the workload's cert-chain.pem, key.pem and
+	// root-cert.pem (as `glassmesh sidecar certs` writes them). When set, a
+	// proxyless bootstrap gets a file_watcher certificate provider named
+	// "default" over them; "" means none.
+	CertsDir string
+}
+
+func (o BootstrapOptions) withDefaults() (BootstrapOptions, error) {
+	if o.XDSAddr == "" {
+		o.XDSAddr = DefaultXDSAddr
+	}
+	host, port, err := net.SplitHostPort(o.XDSAddr)
+	if err != nil || port == "" {
+		return o, fmt.Errorf("xds address %q: want host:port", o.XDSAddr)
+	}
+	if host == "" {
+		o.XDSAddr = net.JoinHostPort("127.0.0.1", port)
+	}
+	return o, nil
+}
+
+// NodeInfo is who a proxy says it is to the control plane.
+type NodeInfo struct {
+	// IP is the workload instance's address.
+	IP string
+	// Instance names the instance (a pod name in Kubernetes; the workload
+	// name in file config).
+	Instance string
+	// Namespace and WorkloadName name the workload.
+	Namespace    string
+	WorkloadName string
+	// Labels are the workload's labels (app, version, ...).
+	Labels map[string]string
+}
+
+// ID is the xDS node id, in the shape model.NodeID gives.
+func (n NodeInfo) ID() string { return model.NodeID(n.IP, n.Instance, n.Namespace) }
+
+// Cluster is the node's cluster as Istio names it: <app>.<namespace>, with
+// the workload name when there is no app label.
+func (n NodeInfo) Cluster() string {
+	app := n.Labels["app"]
+	if app == "" {
+		app = n.WorkloadName
+	}
+	return app + "." + n.Namespace
+}
+
+// metadata is the node metadata of DESIGN.md; generator is "" for Envoy.
+func (n NodeInfo) metadata(generator string) map[string]any {
+	labels := map[string]any{}
+	for _, k := range sortedKeys(n.Labels) {
+		labels[k] = n.Labels[k]
+	}
+	md := map[string]any{
+		model.NodeMetaNamespace:    n.Namespace,
+		model.NodeMetaWorkloadName: n.WorkloadName,
+		model.NodeMetaLabels:       labels,
+	}
+	if generator != "" {
+		md[model.NodeMetaGenerator] = generator
+	}
+	return md
+}
+
+// NodeFor is the identity of the workload namespace/name of a mesh: its
+// first endpoint's address, and its name as the instance.
+func NodeFor(m *model.Mesh, namespace, name string) (NodeInfo, error) {
+	w := m.Workload(namespace, name)
+	if w == nil {
+		return NodeInfo{}, fmt.Errorf("workload %s/%s is not in the mesh config", namespace, name)
+	}
+	if len(w.Spec.Endpoints) == 0 || w.Spec.Endpoints[0].Address == "" {
+		return NodeInfo{}, fmt.Errorf("workload %s/%s has no endpoint address to identify it by", namespace, name)
+	}
+	return NodeInfo{
+		IP:           w.Spec.Endpoints[0].Address,
+		Instance:     w.Name,
+		Namespace:    w.Namespace,
+		WorkloadName: w.Name,
+		Labels:       w.Labels,
+	}, nil
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

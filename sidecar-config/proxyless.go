@@ -1,0 +1,115 @@
+package sidecarconfig
+
+import (
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// ServerListenerTemplate names the listener a proxyless gRPC server asks
+// for; grpc-go fills in the exact address it listens on.
+const ServerListenerTemplate = "grpc/server?xds.resource.listening_address=%s"
+
+// CertificateProvider is the name of the certificate provider of a proxyless
+// bootstrap, which translated security configs refer to.
+const CertificateProvider = "default"
+
+// Istio's file names, as `glassmesh sidecar certs` writes them.
+const (
+	CertChainFile = "cert-chain.pem"
+	KeyFile       = "key.pem"
+	RootCertFile  = "root-cert.pem"
+)
+
+// grpcBootstrap is the subset of grpc-go's bootstrap format glassmesh
+// writes (gRFC A27, with A29's certificate providers).
+type grpcBootstrap struct {
+	XDSServers                         []xdsServer                    `json:"xds_servers"`
+	Node                               grpcNode                       `json:"node"`
+	ServerListenerResourceNameTemplate string                         `json:"server_listener_resource_name_template"`
+	CertificateProviders               map[string]certificateProvider `json:"certificate_providers,omitempty"`
+}
+
+type xdsServer struct {
+	ServerURI      string         `json:"server_uri"`
+	ChannelCreds   []channelCreds `json:"channel_creds"`
+	ServerFeatures []string       `json:"server_features"`
+}
+
+type channelCreds struct {
+	Type string `json:"type"`
+}
+
+type grpcNode struct {
+	ID       string         `json:"id"`
+	Cluster  string         `json:"cluster"`
+	Metadata map[string]any `json:"metadata"`
+	Locality struct{}       `json:"locality"`
+}
+
+type certificateProvider struct {
+	PluginName string            `json:"plugin_name"`
+	Config     fileWatcherConfig `json:"config"`
+}
+
+type fileWatcherConfig struct {
+	CertificateFile   string `json:"certificate_file"`
+	PrivateKeyFile    string `json:"private_key_file"`
+	CACertificateFile string `json:"ca_certificate_file"`
+	RefreshInterval   string `json:"refresh_interval"`
+}
+
+// ProxylessBootstrap is the grpc-go xDS bootstrap (GRPC_XDS_BOOTSTRAP) of a
+// proxyless app running as the workload namespace/name.
+func ProxylessBootstrap(m *model.Mesh, namespace, name string, opts BootstrapOptions) ([]byte, error) {
+	node, err := NodeFor(m, namespace, name)
+	if err != nil {
+		return nil, err
+	}
+	return ProxylessBootstrapFor(node, opts)
+}
+
+// ProxylessBootstrapFor is ProxylessBootstrap for an identity given
+// directly, for apps and tests that have no mesh config at hand. It speaks
+// plaintext xDS (xds_v3) to opts.XDSAddr.
+func ProxylessBootstrapFor(node NodeInfo, opts BootstrapOptions) ([]byte, error) {
+	opts, err := opts.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	b := grpcBootstrap{
+		XDSServers: []xdsServer{{
+			ServerURI:      opts.XDSAddr,
+			ChannelCreds:   []channelCreds{{Type: "insecure"}},
+			ServerFeatures: []string{"xds_v3"},
+		}},
+		Node: grpcNode{
+			ID:       node.ID(),
+			Cluster:  node.Cluster(),
+			Metadata: node.metadata(model.GeneratorGRPC),
+		},
+		ServerListenerResourceNameTemplate: ServerListenerTemplate,
+	}
+	if opts.CertsDir != "" {
+		dir, err := filepath.Abs(opts.CertsDir)
+		if err != nil {
+			return nil, fmt.Errorf("certs dir: %w", err)
+		}
+		b.CertificateProviders = map[string]certificateProvider{CertificateProvider: {
+			PluginName: "file_watcher",
+			Config: fileWatcherConfig{
+				CertificateFile:   filepath.Join(dir, CertChainFile),
+				PrivateKeyFile:    filepath.Join(dir, KeyFile),
+				CACertificateFile: filepath.Join(dir, RootCertFile),
+				RefreshInterval:   "60s",
+			},
+		}}
+	}
+	out, err := json.MarshalIndent(b, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("proxyless bootstrap: %w", err)
+	}
+	return append(out, '\n'), nil
+}
