@@ -1,0 +1,165 @@
+package xds
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/translate"
+)
+
+// sidecarMesh is a by-name mesh plus sidecar views: reviews-v1 has an
+// inbound listener and the shared outbound one; unknown workloads ("") get
+// the outbound one only. The outbound listener is one object in both views.
+func sidecarMesh(inboundPort uint32, extra map[string]translate.Resources) *translate.Snapshot {
+	m := mesh{Services: 2, Endpoints: 1, Port: 8080}
+	out := sidecarListener("outbound-8080", 15001)
+	cluster := edsCluster(m.clusterName(0))
+	snap := &translate.Snapshot{ByName: m.resources(), Sidecars: map[string]translate.Resources{
+		"default/reviews-v1": {
+			resource.ListenerType: {"inbound": sidecarListener("inbound", inboundPort), "outbound-8080": out},
+			resource.ClusterType:  {m.clusterName(0): cluster, "inbound|9080||": edsCluster("inbound|9080||")},
+		},
+		"": {
+			resource.ListenerType: {"outbound-8080": out},
+			resource.ClusterType:  {m.clusterName(0): cluster},
+		},
+	}}
+	for k, v := range extra {
+		snap.Sidecars[k] = v
+	}
+	return snap
+}
+
+// wildcard subscribes c to all listeners and clusters and returns their names.
+func wildcard(t *testing.T, c *adsClient) (listeners, clusters []string) {
+	t.Helper()
+	c.subscribe(resource.ListenerType)
+	l := c.recvType(resource.ListenerType)
+	c.ack(l)
+	c.subscribe(resource.ClusterType)
+	cl := c.recvType(resource.ClusterType)
+	c.ack(cl)
+	return names(t, l.GetResources()), names(t, cl.GetResources())
+}
+
+func TestEnvoyNodesGetTheirWorkloadsView(t *testing.T) {
+	s, _, addr := newTestServer(t, Config{})
+	if err := s.Update(sidecarMesh(9080, nil)); err != nil {
+		t.Fatal(err)
+	}
+	cc := dial(t, addr)
+	reviews := newADSClient(t, cc, envoyNode("default", "reviews-v1"))
+	byID := newADSClient(t, cc, &corev3.Node{Id: model.NodeID("10.0.0.2", "reviews-v1", "default")})
+	ratings := newADSClient(t, cc, envoyNode("default", "ratings-v1"))
+	anon := newADSClient(t, cc, &corev3.Node{Id: "some-envoy"})
+
+	for name, tc := range map[string]struct {
+		c         *adsClient
+		listeners []string
+	}{
+		"a node naming its workload in metadata": {reviews, []string{"inbound", "outbound-8080"}},
+		"a node naming its workload in its id":   {byID, []string{"inbound", "outbound-8080"}},
+		"a workload not in the config":           {ratings, []string{"outbound-8080"}},
+		"a node with no workload":                {anon, []string{"outbound-8080"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			l, _ := wildcard(t, tc.c)
+			if !slices.Equal(l, tc.listeners) {
+				t.Fatalf("listeners %v, want %v", l, tc.listeners)
+			}
+		})
+	}
+
+	t.Run("routes and endpoints come by name from the shared caches", func(t *testing.T) {
+		reviews.subscribe(resource.RouteType, "route-svc-1")
+		r := reviews.recvType(resource.RouteType)
+		if got := names(t, r.GetResources()); !slices.Equal(got, []string{"route-svc-1"}) {
+			t.Fatalf("got %v", got)
+		}
+		reviews.ack(r)
+	})
+
+	t.Run("a workload added to the config moves to its own view", func(t *testing.T) {
+		extra := map[string]translate.Resources{"default/ratings-v1": {
+			resource.ListenerType: {"inbound": sidecarListener("inbound", 9081), "outbound-8080": sidecarListener("outbound-8080", 15001)},
+		}}
+		if err := s.Update(sidecarMesh(9080, extra)); err != nil {
+			t.Fatal(err)
+		}
+		l := ratings.recvType(resource.ListenerType)
+		if got := names(t, l.GetResources()); !slices.Equal(got, []string{"inbound", "outbound-8080"}) {
+			t.Fatalf("ratings listeners %v", got)
+		}
+		ratings.ack(l)
+		// It has no clusters of its own now: the removal is a CDS push.
+		cl := ratings.recvType(resource.ClusterType)
+		if len(cl.GetResources()) != 0 {
+			t.Fatalf("ratings clusters %v, want none", names(t, cl.GetResources()))
+		}
+		ratings.ack(cl)
+		reviews.quiet(300 * time.Millisecond)
+		anon.quiet(0)
+	})
+
+	t.Run("a change to one workload reaches only its nodes", func(t *testing.T) {
+		extra := map[string]translate.Resources{"default/ratings-v1": {
+			resource.ListenerType: {"inbound": sidecarListener("inbound", 9081), "outbound-8080": sidecarListener("outbound-8080", 15001)},
+		}}
+		if err := s.Update(sidecarMesh(9090, extra)); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []*adsClient{reviews, byID} {
+			l := c.recvType(resource.ListenerType)
+			if len(l.GetResources()) != 2 {
+				t.Fatalf("full-state LDS push had %d listeners, want 2", len(l.GetResources()))
+			}
+			c.ack(l)
+		}
+		ratings.quiet(300 * time.Millisecond)
+		anon.quiet(0)
+		reviews.quiet(0)
+	})
+
+	t.Run("status names each sidecar's workload", func(t *testing.T) {
+		p := statusOf(t, s, envoyNode("default", "reviews-v1").GetId())
+		if p.Flavour != FlavourEnvoy || p.Namespace != "default" || p.Workload != "reviews-v1" {
+			t.Fatalf("status %+v", p)
+		}
+		if p.Types[resource.ListenerType].Acked == "" || p.Types[resource.RouteType].Acked == "" {
+			t.Fatalf("status %+v lacks acked versions", p.Types)
+		}
+	})
+}
+
+func TestUnusedViewsAreDropped(t *testing.T) {
+	s, _, addr := newTestServer(t, Config{})
+	if err := s.Update(sidecarMesh(9080, nil)); err != nil {
+		t.Fatal(err)
+	}
+	views := func() int {
+		s.caches.mu.RLock()
+		defer s.caches.mu.RUnlock()
+		return len(s.caches.views)
+	}
+	func() {
+		cc := dial(t, addr)
+		c := newADSClient(t, cc, envoyNode("default", "ghost"))
+		wildcard(t, c)
+		if n := views(); n != 3 {
+			t.Fatalf("%d views with a ghost workload connected, want 3", n)
+		}
+		_ = cc.Close()
+		waitFor(t, func() bool { return len(s.Proxies()) == 0 })
+	}()
+	if err := s.Update(sidecarMesh(9080, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if n := views(); n != 2 {
+		t.Fatalf("%d views after the ghost left, want 2", n)
+	}
+}
