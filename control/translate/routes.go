@@ -168,14 +168,20 @@ func stringMatcher(sm model.StringMatch) (*matcherv3.StringMatcher, error) {
 	return nil, fmt.Errorf("empty match: one of exact, prefix, regex is needed")
 }
 
-// retryPolicy passes retryOn through as given: Envoy reads its HTTP and gRPC
-// conditions, grpc-go the gRPC codes and ignores the rest. Zero attempts
+// retryPolicy passes retryOn through as given (less spaces): Envoy reads its
+// HTTP and gRPC conditions, grpc-go the gRPC codes and ignores the rest. Zero attempts
 // means no retries (grpc-go rejects num_retries 0).
 func retryPolicy(r *model.Retries) *routev3.RetryPolicy {
 	if r == nil || r.Attempts == 0 {
 		return nil
 	}
-	p := &routev3.RetryPolicy{RetryOn: r.RetryOn, NumRetries: wrapperspb.UInt32(r.Attempts)}
+	var conds []string
+	for c := range strings.SplitSeq(r.RetryOn, ",") {
+		if c = strings.TrimSpace(c); c != "" {
+			conds = append(conds, c)
+		}
+	}
+	p := &routev3.RetryPolicy{RetryOn: strings.Join(conds, ","), NumRetries: wrapperspb.UInt32(r.Attempts)}
 	if p.RetryOn == "" {
 		p.RetryOn = defaultRetryOn
 	}
