@@ -116,7 +116,7 @@ func sortDiagnostics(ds []Diagnostic) {
 type index struct {
 	services  map[string]*Service // by namespace/name
 	byNS      map[string][]*Service
-	workloads map[string][]*Workload // by namespace
+	workloads map[string][]*Workload   // by namespace
 	routes    map[string]*TrafficRoute // the first route of each namespace/service
 }
 
