@@ -48,9 +48,9 @@ type NodeInfo struct {
 	// Instance names the instance (a pod name in Kubernetes; the workload
 	// name in file config).
 	Instance string
-	// Namespace and WorkloadName name the workload.
-	Namespace    string
-	WorkloadName string
+	// Namespace and Workload name the workload.
+	Namespace string
+	Workload  string
 	// Labels are the workload's labels (app, version, ...).
 	Labels map[string]string
 }
@@ -63,7 +63,7 @@ func (n NodeInfo) ID() string { return model.NodeID(n.IP, n.Instance, n.Namespac
 func (n NodeInfo) Cluster() string {
 	app := n.Labels["app"]
 	if app == "" {
-		app = n.WorkloadName
+		app = n.Workload
 	}
 	return app + "." + n.Namespace
 }
@@ -76,7 +76,7 @@ func (n NodeInfo) metadata(generator string) map[string]any {
 	}
 	md := map[string]any{
 		model.NodeMetaNamespace:    n.Namespace,
-		model.NodeMetaWorkloadName: n.WorkloadName,
+		model.NodeMetaWorkloadName: n.Workload,
 		model.NodeMetaLabels:       labels,
 	}
 	if generator != "" {
@@ -96,11 +96,11 @@ func NodeFor(m *model.Mesh, namespace, name string) (NodeInfo, error) {
 		return NodeInfo{}, fmt.Errorf("workload %s/%s has no endpoint address to identify it by", namespace, name)
 	}
 	return NodeInfo{
-		IP:           w.Spec.Endpoints[0].Address,
-		Instance:     w.Name,
-		Namespace:    w.Namespace,
-		WorkloadName: w.Name,
-		Labels:       w.Labels,
+		IP:        w.Spec.Endpoints[0].Address,
+		Instance:  w.Name,
+		Namespace: w.Namespace,
+		Workload:  w.Name,
+		Labels:    w.Labels,
 	}, nil
 }
 

@@ -73,7 +73,7 @@ func TestGRPCAcceptsProxylessBootstrap(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ads, addr := startADS(t)
 			node := sidecarconfig.NodeInfo{
-				IP: "127.0.0.1", Instance: "demo-1", Namespace: "shop", WorkloadName: "demo",
+				IP: "127.0.0.1", Instance: "demo-1", Namespace: "shop", Workload: "demo",
 				Labels: map[string]string{"app": "demo", "version": "v1"},
 			}
 			b, err := sidecarconfig.ProxylessBootstrapFor(node, sidecarconfig.BootstrapOptions{XDSAddr: addr, CertsDir: tc.certsDir})
