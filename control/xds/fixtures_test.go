@@ -59,14 +59,18 @@ func (m mesh) names(typeURL string) []string {
 	return out
 }
 
-// resources builds the mesh's by-name resources, valid for grpc-go.
-func (m mesh) resources() translate.Resources {
+func (m mesh) withDefaults() mesh {
 	if m.Weight == nil {
 		m.Weight = func(int) uint32 { return 100 }
 	}
 	if m.Address == nil {
 		m.Address = func(i, j int) (string, uint32) { return fmt.Sprintf("10.%d.%d.%d", i/250, i%250, j+1), 9080 }
 	}
+	return m
+}
+
+// resources builds the mesh's by-name resources, valid for grpc-go.
+func (m mesh) resources() translate.Resources {
 	r := translate.Resources{}
 	for i := range m.Services {
 		add(r, resource.ListenerType, m.listenerName(i), apiListener(m.listenerName(i), m.routeName(i)))
@@ -115,7 +119,7 @@ func apiListener(name, routeName string) *listenerv3.Listener {
 }
 
 func (m mesh) route(i int) *routev3.RouteConfiguration {
-	w := m.Weight(i)
+	w := m.withDefaults().Weight(i)
 	var clusters []*routev3.WeightedCluster_ClusterWeight
 	if w > 0 {
 		clusters = append(clusters, &routev3.WeightedCluster_ClusterWeight{Name: m.clusterName(i), Weight: wrapperspb.UInt32(w)})
@@ -154,7 +158,7 @@ func edsCluster(name string) *clusterv3.Cluster {
 func (m mesh) cla(i int) *endpointv3.ClusterLoadAssignment {
 	lbs := make([]*endpointv3.LbEndpoint, m.Endpoints)
 	for j := range lbs {
-		addr, port := m.Address(i, j)
+		addr, port := m.withDefaults().Address(i, j)
 		lbs[j] = &endpointv3.LbEndpoint{HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
 			Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
 				Address: addr, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
