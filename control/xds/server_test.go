@@ -18,7 +18,7 @@ func TestUpdateRejectsBrokenSnapshots(t *testing.T) {
 	m := mesh{Services: 2, Endpoints: 1, Port: 8080}
 	for name, tc := range map[string]struct {
 		corrupt func(*translate.Snapshot)
-		want   string
+		want    string
 	}{
 		"a resource filed under another name": {func(s *translate.Snapshot) {
 			s.ByName[resource.RouteType]["route-svc-0"] = m.route(1)
