@@ -306,3 +306,34 @@ func TestEmptyMesh(t *testing.T) {
 		t.Error("unknown sidecars get no virtualOutbound listener")
 	}
 }
+
+func TestReferencesResolve(t *testing.T) {
+	for name, m := range map[string]*model.Mesh{
+		"bookinfo":      bookinfoMesh(),
+		"no route":      reviewsOnly(nil),
+		"shared ports":  model.NewMesh([]*model.Service{grpcService("a", "reviews", 9080), grpcService("b", "reviews", 9080)}, nil, nil, nil),
+		"an empty mesh": model.Empty(),
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := mustTranslate(t, m).checkReferences(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("a missing cluster is reported", func(t *testing.T) {
+		s := mustTranslate(t, bookinfoMesh())
+		delete(s.ByName[resource.ClusterType], "outbound|9080|v2|reviews.default.svc.cluster.local")
+		err := s.checkReferences()
+		if err == nil || !strings.Contains(err.Error(), `cluster "outbound|9080|v2|reviews.default.svc.cluster.local"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a missing load assignment is reported", func(t *testing.T) {
+		s := mustTranslate(t, bookinfoMesh())
+		delete(s.ByName[resource.EndpointType], "outbound|27017||mongodb.default.svc.cluster.local")
+		err := s.checkReferences()
+		if err == nil || !strings.Contains(err.Error(), `load assignment "outbound|27017||mongodb.default.svc.cluster.local"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}

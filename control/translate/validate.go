@@ -63,8 +63,10 @@ func validateAnys(m protoreflect.Message) error {
 	return err
 }
 
-// Validate checks every resource of the snapshot with Validate, and returns
-// the first failure, named by type, sidecar and resource name.
+// Validate checks every resource of the snapshot with Validate and that
+// every name a node would ask for next exists (see checkReferences), and
+// returns the first failure, named by type, sidecar and resource name. A
+// snapshot that fails must not be served.
 func (s *Snapshot) Validate() error {
 	if err := s.ByName.validate(); err != nil {
 		return err
@@ -74,7 +76,7 @@ func (s *Snapshot) Validate() error {
 			return fmt.Errorf("sidecar %q: %w", k, err)
 		}
 	}
-	return nil
+	return s.checkReferences()
 }
 
 func (r Resources) validate() error {
