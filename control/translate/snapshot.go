@@ -1,6 +1,18 @@
 // Package translate turns a mesh model into Envoy v3 xDS resources. Every
 // function here is pure: the same model gives the same resources, so the
 // output is pinned by golden files.
+//
+// Resource names (Istio's where Istio has one):
+//
+//   - proxyless listeners: <svc>.<ns>.svc.cluster.local:<port> and
+//     <svc>.<ns>:<port>, both pointing over RDS to the route configuration
+//     <svc>.<ns>.svc.cluster.local:<port> (not for TCP ports);
+//   - clusters and load assignments: outbound|<port>|<subset>|<fqdn>, the
+//     whole service with an empty subset;
+//   - sidecar listeners: virtualOutbound (15001), 0.0.0.0_<port> per service
+//     port number (RDS route configuration "<port>", or a TCP proxy), and
+//     virtualInbound (15006) with one filter chain per app port, routing to
+//     the static cluster inbound|<port>||; PassthroughCluster for the rest.
 package translate
 
 import (
