@@ -72,14 +72,20 @@ func configFiles(path string) ([]string, []Diagnostic) {
 	if !info.IsDir() {
 		return []string{path}, nil
 	}
+	// WalkDir does not follow a symbolic link at its root, unless the
+	// name ends in a separator.
+	root := path
+	if l, err := os.Lstat(path); err == nil && l.Mode()&fs.ModeSymlink != 0 {
+		root = path + string(filepath.Separator)
+	}
 	var files []string
 	var errs []Diagnostic
-	_ = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+	_ = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 		switch {
 		case err != nil:
 			errs = append(errs, Diagnostic{File: p, Message: err.Error()})
 			return nil
-		case p != path && strings.HasPrefix(d.Name(), "."):
+		case p != root && strings.HasPrefix(d.Name(), "."):
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
