@@ -1,0 +1,259 @@
+package xds
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"runtime"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+)
+
+// fanoutClients adds a BenchmarkFanout size, e.g. -xds.fanout=10000.
+var fanoutClients = flag.Int("xds.fanout", 0, "extra client count for BenchmarkFanout")
+
+const (
+	fanoutServices  = 100
+	fanoutEndpoints = 10
+	fanoutConns     = 32 // clients share this many gRPC connections
+)
+
+// fanoutBackend is a control plane under benchmark.
+type fanoutBackend interface {
+	register(g *grpc.Server)
+	// set serves m to the nodes; it returns once the backend took it.
+	set(m mesh, gen int, nodes []string) error
+	stop()
+}
+
+// linearBackend is this package's Server.
+type linearBackend struct{ s *Server }
+
+func (l linearBackend) register(g *grpc.Server) { l.s.Register(g) }
+func (l linearBackend) set(m mesh, _ int, _ []string) error {
+	return l.s.Update(m.snapshot())
+}
+func (l linearBackend) stop() { l.s.Stop() }
+
+// snapshotBackend is go-control-plane's SnapshotCache (non-ADS mode, so it
+// answers by-name requests one by one), one snapshot per node holding every
+// resource, one version for all types: the plain way to use it.
+type snapshotBackend struct {
+	sc     cache.SnapshotCache
+	cancel context.CancelFunc
+	srv    serverv3.Server
+}
+
+func newSnapshotBackend() *snapshotBackend {
+	ctx, cancel := context.WithCancel(context.Background())
+	sc := cache.NewSnapshotCache(false, cache.IDHash{}, nil)
+	return &snapshotBackend{sc: sc, cancel: cancel, srv: serverv3.NewServer(ctx, sc, nil)}
+}
+
+func (b *snapshotBackend) register(g *grpc.Server) {
+	discovery.RegisterAggregatedDiscoveryServiceServer(g, b.srv)
+}
+
+func (b *snapshotBackend) set(m mesh, gen int, nodes []string) error {
+	res := m.resources()
+	byType := make(map[resource.Type][]types.Resource, len(res))
+	for t, byName := range res {
+		for _, r := range byName {
+			byType[t] = append(byType[t], r)
+		}
+	}
+	for _, id := range nodes {
+		snap, err := cache.NewSnapshot("v"+strconv.Itoa(gen), byType)
+		if err != nil {
+			return err
+		}
+		if err := b.sc.SetSnapshot(context.Background(), id, snap); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *snapshotBackend) stop() { b.cancel() }
+
+// fanoutCounters are shared by every benchmark client.
+type fanoutCounters struct {
+	ready     atomic.Int64 // clients that ACKed a response of every type
+	rdsAcks   atomic.Int64 // RDS responses ACKed, all clients
+	rdsWant   atomic.Int64 // signal done when rdsAcks reaches this
+	responses atomic.Int64
+	done      chan struct{}
+}
+
+// runFanoutClient subscribes to every resource of m by name and ACKs each
+// response at once, until the stream ends.
+func runFanoutClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], node string, m mesh, c *fanoutCounters) {
+	names := make(map[string][]string, len(allTypes))
+	for i, typ := range allTypes {
+		names[typ] = m.names(typ)
+		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ]}
+		if i == 0 {
+			req.Node = proxylessNode(node)
+		}
+		if st.Send(req) != nil {
+			return
+		}
+	}
+	seen := map[string]bool{}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return
+		}
+		typ := r.GetTypeUrl()
+		ack := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}
+		if st.Send(ack) != nil {
+			return
+		}
+		c.responses.Add(1)
+		if !seen[typ] {
+			if seen[typ] = true; len(seen) == len(allTypes) {
+				c.ready.Add(1)
+			}
+		}
+		if typ == resource.RouteType && c.rdsAcks.Add(1) == c.rdsWant.Load() {
+			c.done <- struct{}{}
+		}
+	}
+}
+
+func BenchmarkFanout(b *testing.B) {
+	sizes := []int{100, 1000}
+	if *fanoutClients > 0 {
+		sizes = append(sizes, *fanoutClients)
+	}
+	for _, n := range sizes {
+		b.Run(fmt.Sprintf("linear/clients=%d", n), func(b *testing.B) {
+			benchFanout(b, linearBackend{New(Config{}, nil, nil)}, n)
+		})
+		b.Run(fmt.Sprintf("snapshotcache/clients=%d", n), func(b *testing.B) {
+			benchFanout(b, newSnapshotBackend(), n)
+		})
+	}
+}
+
+// heapInuse is the live heap after a full collection.
+func heapInuse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse
+}
+
+// benchFanout connects n clients to backend over a few shared connections,
+// then times weight changes until every client has ACKed the new route.
+func benchFanout(b *testing.B, backend fanoutBackend, n int) {
+	weights := make([]uint32, fanoutServices)
+	for i := range weights {
+		weights[i] = 100
+	}
+	m := mesh{Services: fanoutServices, Endpoints: fanoutEndpoints, Port: 8080,
+		Weight: func(i int) uint32 { return weights[i] }}
+	nodes := make([]string, n)
+	for i := range nodes {
+		nodes[i] = fmt.Sprintf("bench-%05d", i)
+	}
+	if err := backend.set(m, 0, nodes); err != nil {
+		b.Fatal(err)
+	}
+	addr := startBench(b, backend)
+	before := heapInuse()
+
+	c := &fanoutCounters{done: make(chan struct{}, 1)}
+	c.rdsWant.Store(int64(n))
+	conns := make([]*grpc.ClientConn, min(n, fanoutConns))
+	for i := range conns {
+		conns[i] = dial(b, addr, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	for i, id := range nodes {
+		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go runFanoutClient(st, id, m, c)
+	}
+	waitSynced(b, c, n)
+	perClient := float64(heapInuse()-min(before, heapInuse())) / float64(n)
+
+	base := c.responses.Load()
+	b.ResetTimer()
+	var updates time.Duration
+	for i := range b.N {
+		weights[i%fanoutServices] = uint32(1 + (i/fanoutServices)%99)
+		c.rdsWant.Add(int64(n))
+		start := time.Now()
+		if err := backend.set(m, i+1, nodes); err != nil {
+			b.Fatal(err)
+		}
+		select {
+		case <-c.done:
+		case <-time.After(2 * time.Minute):
+			b.Fatalf("update %d: %d of %d clients ACKed", i, c.rdsAcks.Load()-(c.rdsWant.Load()-int64(n)), n)
+		}
+		updates += time.Since(start)
+	}
+	b.StopTimer()
+	time.Sleep(200 * time.Millisecond) // let trailing responses of other types land
+	b.ReportMetric(float64(updates.Milliseconds())/float64(b.N), "ms/update")
+	b.ReportMetric(float64(n), "clients")
+	b.ReportMetric(perClient, "heap-B/client")
+	b.ReportMetric(float64(c.responses.Load()-base)/float64(n)/float64(b.N), "resp/client/update")
+}
+
+// waitSynced waits until every client has ACKed its first response of
+// every type.
+func waitSynced(b *testing.B, c *fanoutCounters, n int) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for c.ready.Load() < int64(n) || c.rdsAcks.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d clients synced", c.ready.Load(), n)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case <-c.done: // the initial sync's signal
+	default:
+	}
+}
+
+// startBench serves backend on loopback until the benchmark ends.
+func startBench(b *testing.B, backend fanoutBackend) string {
+	if l, ok := backend.(linearBackend); ok {
+		return startServer(b, l.s)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := grpc.NewServer()
+	served := make(chan struct{})
+	backend.register(g)
+	go func() {
+		defer close(served)
+		_ = g.Serve(lis)
+	}()
+	b.Cleanup(func() {
+		backend.stop()
+		g.Stop()
+		<-served
+	})
+	return lis.Addr().String()
+}
