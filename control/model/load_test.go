@@ -2,6 +2,7 @@ package model
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -180,5 +181,49 @@ func writeManyFiles(tb testing.TB, dir string, n int) {
 				tb.Fatal(err)
 			}
 		}
+	}
+}
+
+func TestLoadFollowsASymlinkedDirectory(t *testing.T) {
+	target := t.TempDir()
+	if err := os.WriteFile(filepath.Join(target, "a.yaml"), []byte(base), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(t.TempDir(), "mesh")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	r := Load(link)
+	if len(r.Errors) > 0 || r.Files != 1 {
+		t.Fatalf("Load(symlink) = %+v", r)
+	}
+	if got, want := r.Mesh.Services[0].Origin.File, filepath.Join(link, "a.yaml"); got != want {
+		t.Errorf("file = %q, want %q", got, want)
+	}
+}
+
+// TestJSONRoundTrip checks that the mesh survives /api/mesh/config, which
+// other commands read back with encoding/json.
+func TestJSONRoundTrip(t *testing.T) {
+	m := withoutOrigins(Load("testdata/valid").Mesh)
+	type kinds struct {
+		Services  []*Service
+		Workloads []*Workload
+		Routes    []*TrafficRoute
+	}
+	in := kinds{m.Services, m.Workloads, m.Routes}
+	data, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out kinds
+	if err := json.Unmarshal(data, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Errorf("JSON round trip changed the mesh:\n%s", data)
+	}
+	if !bytes.Contains(data, []byte(`"timeout":"5s"`)) {
+		t.Errorf("durations are not written as strings:\n%s", data)
 	}
 }

@@ -114,7 +114,7 @@ type Subset struct {
 type Rule struct {
 	Match        *Match        `yaml:"match,omitempty" json:"match,omitempty"`
 	Destinations []Destination `yaml:"destinations" json:"destinations"`
-	Timeout      Duration      `yaml:"timeout,omitempty" json:"timeout,omitempty"`
+	Timeout      Duration      `yaml:"timeout,omitempty" json:"timeout,omitzero"`
 	Retries      *Retries      `yaml:"retries,omitempty" json:"retries,omitempty"`
 	Fault        *Fault        `yaml:"fault,omitempty" json:"fault,omitempty"`
 }
@@ -141,7 +141,7 @@ type Destination struct {
 // Retries is a rule's retry policy.
 type Retries struct {
 	Attempts      uint32   `yaml:"attempts" json:"attempts"`
-	PerTryTimeout Duration `yaml:"perTryTimeout,omitempty" json:"perTryTimeout,omitempty"`
+	PerTryTimeout Duration `yaml:"perTryTimeout,omitempty" json:"perTryTimeout,omitzero"`
 	RetryOn       string   `yaml:"retryOn,omitempty" json:"retryOn,omitempty"`
 }
 
