@@ -46,7 +46,7 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 		<-ctx.Done()
 		srv.GracefulStop()
 	}()
-	logger.Info("demo app serving", "workload", cfg.App.Name(), "addr", lis.Addr().String())
+	logger.Info("demo app serving", "addr", lis.Addr().String())
 	return srv.Serve(lis)
 }
 

@@ -20,6 +20,12 @@ type App struct {
 // Name is the workload name, e.g. "reviews-v2".
 func (a App) Name() string { return a.Service + "-" + a.Version }
 
+// Dials reports whether the app calls other services, and so connects to
+// glassmesh as an xDS client (leaf services only serve).
+func (a App) Dials() bool {
+	return a.Service == "productpage" || (a.Service == "reviews" && a.Version != "v1")
+}
+
 // Namespace of every demo workload.
 const Namespace = "default"
 

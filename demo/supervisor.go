@@ -10,6 +10,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
 // Supervisor runs every demo app, and the traffic generator, as a child
@@ -31,7 +33,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	type child struct {
 		name string
 		args []string
-		node NodeInfo
+		node sidecarconfig.NodeInfo
 	}
 	var children []child
 	for _, a := range s.Apps {
@@ -43,11 +45,11 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		tg := App{Service: TrafficGenerator, Version: "v1"}
 		children = append(children, child{TrafficGenerator,
 			[]string{"demo-app", "--traffic", "--rps", strconv.FormatFloat(s.RPS, 'f', -1, 64)},
-			NodeInfo{Namespace: Namespace, Workload: TrafficGenerator, Instance: TrafficGenerator + "-0",
+			sidecarconfig.NodeInfo{Namespace: Namespace, Workload: TrafficGenerator, Instance: TrafficGenerator + "-0",
 				IP: "127.0.0.1", Labels: map[string]string{"app": tg.Service, "version": tg.Version}}})
 	}
 	for _, c := range children {
-		bootstrap, err := ProxylessBootstrap(c.node, s.XDSAddr)
+		bootstrap, err := sidecarconfig.ProxylessBootstrapFor(c.node, sidecarconfig.BootstrapOptions{XDSAddr: s.XDSAddr})
 		if err != nil {
 			return fmt.Errorf("demo: bootstrap for %s: %w", c.name, err)
 		}
@@ -96,7 +98,7 @@ func (s *Supervisor) keepRunning(ctx context.Context, name string, args, env []s
 	}
 }
 
-func appNode(a App) NodeInfo {
-	return NodeInfo{Namespace: Namespace, Workload: a.Name(), Instance: a.Name() + "-0", IP: "127.0.0.1",
+func appNode(a App) sidecarconfig.NodeInfo {
+	return sidecarconfig.NodeInfo{Namespace: Namespace, Workload: a.Name(), Instance: a.Name() + "-0", IP: "127.0.0.1",
 		Labels: map[string]string{"app": a.Service, "version": a.Version}}
 }

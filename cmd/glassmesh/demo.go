@@ -70,20 +70,20 @@ func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Wr
 	dctx, cancel := context.WithCancel(ctx)
 	a.actors = append(a.actors,
 		actor{func() error { return sup.Run(dctx) }, func(error) { cancel() }},
-		actor{func() error { demoProgress(dctx, a, len(apps)+boolInt(rps > 0), out); <-dctx.Done(); return nil }, func(error) { cancel() }},
+		actor{func() error { demoProgress(dctx, a, len(apps)+1, xdsClients(apps, rps), out); <-dctx.Done(); return nil }, func(error) { cancel() }},
 	)
 	return a.run(ctx)
 }
 
 // demoProgress reports the apps connecting, then the URLs to open.
-func demoProgress(ctx context.Context, a *app, want int, out io.Writer) {
-	fmt.Fprintf(out, "[3/4] starting %d demo processes (each its own xDS node)\n", want)
+func demoProgress(ctx context.Context, a *app, procs, want int, out io.Writer) {
+	fmt.Fprintf(out, "[3/4] starting %d demo processes; the %d that call others connect to glassmesh as xDS clients\n", procs, want)
 	deadline := time.Now().Add(60 * time.Second)
 	last := -1
 	for time.Now().Before(deadline) {
 		n := len(a.xds.Proxies())
 		if n != last {
-			fmt.Fprintf(out, "      %d/%d connected to glassmesh\n", n, want)
+			fmt.Fprintf(out, "      %d/%d xDS clients connected\n", n, want)
 			last = n
 		}
 		if n >= want {
@@ -183,9 +183,16 @@ func absPath(p string) string {
 	return p
 }
 
-func boolInt(b bool) int {
-	if b {
-		return 1
+// xdsClients counts the demo processes that connect to glassmesh.
+func xdsClients(apps []demo.App, rps float64) int {
+	n := 0
+	if rps > 0 {
+		n++ // the traffic generator
 	}
-	return 0
+	for _, a := range apps {
+		if a.Dials() {
+			n++
+		}
+	}
+	return n
 }

@@ -110,7 +110,7 @@ func (a *app) routes() {
 		fmt.Fprintln(w, "ready")
 	})
 	a.mux.Handle("GET /api/mesh/config", a.store)
-	a.mux.Handle("GET /api/xds/proxies", a.xds.ProxiesHandler())
+	a.mux.Handle("GET /api/xds/proxies", a.xds.Handler())
 	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		fmt.Fprint(w, indexPage)
@@ -125,8 +125,13 @@ func (a *app) apply(r model.Result) {
 		if err != nil {
 			return err
 		}
-		a.xds.Update(snap)
-		return nil
+		if err := snap.Validate(); err != nil {
+			return err
+		}
+		for _, w := range snap.Warnings {
+			a.logger.Warn("translation", "warning", w)
+		}
+		return a.xds.Update(snap)
 	})
 	if a.store.Loaded() {
 		a.ready.Store(true)
@@ -140,7 +145,7 @@ func (a *app) run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.files.Run(ctx, a.apply) }, func(error) { cancel() })
-	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.grpc.Stop() })
+	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
 	g.Add(func() error {
 		if err := httpSrv.Serve(a.httpLis); !errors.Is(err, http.ErrServerClosed) {

@@ -63,14 +63,16 @@ func NewStore(logger *slog.Logger, reg prometheus.Registerer) *Store {
 // the serving config. accept, when not nil, is called with the new mesh
 // before it is taken; an error from it rejects the mesh like a config error.
 func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
+	// Held across accept, so nobody sees the new config pushed while the
+	// old errors are still reported.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	errs := r.Errors
 	if len(errs) == 0 && r.Mesh != nil && accept != nil {
 		if err := accept(r.Mesh); err != nil {
 			errs = []model.Diagnostic{{Message: "translation failed: " + err.Error()}}
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.loaded = true
 	s.errors, s.warnings = errs, r.Warnings
 	s.errorsGauge.Set(float64(len(errs)))

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
+	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
+)
+
+func newSidecarCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "sidecar",
+		Short: "Configure one workload's sidecar or proxyless gRPC app",
+	}
+	cmd.AddCommand(newSidecarBootstrapCmd())
+	return cmd
+}
+
+func newSidecarBootstrapCmd() *cobra.Command {
+	var (
+		workload, xdsAddr, configPath, server, certsDir string
+		proxyless                                      bool
+	)
+	cmd := &cobra.Command{
+		Use:   "bootstrap",
+		Short: "Print an Envoy bootstrap (or, with --proxyless, a grpc-go xDS bootstrap) for one workload",
+		Long: `bootstrap prints the bootstrap one workload needs to reach glassmesh: an
+Envoy v3 bootstrap (node identity, ADS to glassmesh, the glassmesh-telemetry
+cluster for access logs and traces, admin on 127.0.0.1:15000), or with
+--proxyless the JSON a grpc-go app reads from GRPC_XDS_BOOTSTRAP(_CONFIG).
+The workload's address and labels come from the mesh config (--config) or
+from a running glassmesh (--server).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, name, ok := strings.Cut(workload, "/")
+			if !ok || ns == "" || name == "" {
+				return fmt.Errorf("--workload: want NAMESPACE/NAME, got %q", workload)
+			}
+			var m *model.Mesh
+			if server != "" {
+				var err error
+				if m, err = source.FetchMesh(cmd.Context(), server); err != nil {
+					return fmt.Errorf("--server: %w", err)
+				}
+			} else {
+				r := model.Load(configPath)
+				if len(r.Errors) > 0 {
+					return fmt.Errorf("--config %s: %d error(s), first: %s", configPath, len(r.Errors), r.Errors[0].Error())
+				}
+				m = r.Mesh
+			}
+			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir}
+			if proxyless {
+				b, err := sidecarconfig.ProxylessBootstrap(m, ns, name, opts)
+				if err != nil {
+					return err
+				}
+				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+				return err
+			}
+			bs, err := sidecarconfig.EnvoyBootstrap(m, ns, name, opts)
+			if err != nil {
+				return err
+			}
+			b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(bs)
+			if err != nil {
+				return err
+			}
+			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			return err
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&workload, "workload", "", "the workload, as NAMESPACE/NAME (required)")
+	fs.BoolVar(&proxyless, "proxyless", false, "print a grpc-go xDS bootstrap instead of an Envoy one")
+	fs.StringVar(&xdsAddr, "xds-addr", "127.0.0.1:15010", "where the workload reaches glassmesh's xDS server")
+	fs.StringVar(&configPath, "config", "./mesh", "mesh config dir or file to read the workload from")
+	fs.StringVar(&server, "server", "", "read the workload from a running glassmesh at this URL instead of --config")
+	fs.StringVar(&certsDir, "certs-dir", "", "directory of the workload's certificate files (for mTLS, when enabled)")
+	_ = cmd.MarkFlagRequired("workload")
+	return cmd
+}
