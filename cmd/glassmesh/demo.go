@@ -70,7 +70,11 @@ func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Wr
 	dctx, cancel := context.WithCancel(ctx)
 	a.actors = append(a.actors,
 		actor{func() error { return sup.Run(dctx) }, func(error) { cancel() }},
-		actor{func() error { demoProgress(dctx, a, len(apps)+1, xdsClients(apps, rps), out); <-dctx.Done(); return nil }, func(error) { cancel() }},
+		actor{func() error {
+			demoProgress(dctx, a, len(apps)+1, xdsClients(apps, rps), out)
+			<-dctx.Done()
+			return nil
+		}, func(error) { cancel() }},
 	)
 	return a.run(ctx)
 }

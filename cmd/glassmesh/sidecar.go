@@ -24,7 +24,7 @@ func newSidecarCmd() *cobra.Command {
 func newSidecarBootstrapCmd() *cobra.Command {
 	var (
 		workload, xdsAddr, configPath, server, certsDir string
-		proxyless                                      bool
+		proxyless                                       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
