@@ -186,22 +186,7 @@ func benchFanout(b *testing.B, backend fanoutBackend, n int) {
 	}
 	addr := startBench(b, backend)
 
-	c := &fanoutCounters{done: make(chan struct{}, 1)}
-	c.rdsWant.Store(int64(n))
-	conns := make([]*grpc.ClientConn, min(n, fanoutConns))
-	for i := range conns {
-		conns[i] = dial(b, addr, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
-	for i, id := range nodes {
-		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		go runFanoutClient(st, id, names, c)
-	}
-	waitSynced(b, c, n)
+	c := connectFanout(b, addr, nodes, names)
 	inuse1, live1 := heapStats()
 
 	base := c.responses.Load()
@@ -228,6 +213,28 @@ func benchFanout(b *testing.B, backend fanoutBackend, n int) {
 	b.ReportMetric(perClient(inuse0, inuse1, n), "heap-inuse-B/client")
 	b.ReportMetric(perClient(live0, live1, n), "heap-live-B/client")
 	b.ReportMetric(float64(c.responses.Load()-base)/float64(n)/float64(b.N), "resp/client/update")
+}
+
+// connectFanout starts one client per node over a few shared connections
+// and waits until all are in sync.
+func connectFanout(b *testing.B, addr string, nodes []string, names map[string][]string) *fanoutCounters {
+	c := &fanoutCounters{done: make(chan struct{}, 1)}
+	c.rdsWant.Store(int64(len(nodes)))
+	conns := make([]*grpc.ClientConn, min(len(nodes), fanoutConns))
+	for i := range conns {
+		conns[i] = dial(b, addr, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	for i, id := range nodes {
+		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		go runFanoutClient(st, id, names, c)
+	}
+	waitSynced(b, c, len(nodes))
+	return c
 }
 
 // waitSynced waits until every client has ACKed its first response of

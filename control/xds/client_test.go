@@ -215,3 +215,9 @@ func (c *deltaClient) quiet(d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// ack accepts r.
+func (c *deltaClient) ack(r *discovery.DeltaDiscoveryResponse) {
+	c.t.Helper()
+	c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()})
+}

@@ -29,18 +29,14 @@ func TestDeltaSendsChangesAndRemovals(t *testing.T) {
 	cc := dial(t, addr)
 	c := newDeltaClient(t, cc, proxylessNode("delta"))
 	bystander := newDeltaClient(t, cc, proxylessNode("bystander"))
-	ack := func(c *deltaClient, r *discovery.DeltaDiscoveryResponse) {
-		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: r.GetTypeUrl(), ResponseNonce: r.GetNonce()})
-	}
-
 	c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.RouteType, ResourceNamesSubscribe: m.names(resource.RouteType)})
 	r := c.recv()
 	if got := deltaNames(t, r); !slices.Equal(got, m.names(resource.RouteType)) {
 		t.Fatalf("initial routes %v", got)
 	}
-	ack(c, r)
+	c.ack(r)
 	bystander.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.EndpointType, ResourceNamesSubscribe: m.names(resource.EndpointType)[:1]})
-	ack(bystander, bystander.recv())
+	bystander.ack(bystander.recv())
 	c.quiet(200 * time.Millisecond)
 
 	t.Run("a change sends only the changed resource", func(t *testing.T) {
@@ -57,7 +53,7 @@ func TestDeltaSendsChangesAndRemovals(t *testing.T) {
 		if got := deltaNames(t, r); !slices.Equal(got, []string{m.routeName(1)}) || len(r.GetRemovedResources()) != 0 {
 			t.Fatalf("got %v removed %v, want only %s", got, r.GetRemovedResources(), m.routeName(1))
 		}
-		ack(c, r)
+		c.ack(r)
 		c.quiet(200 * time.Millisecond)
 		bystander.quiet(0)
 	})

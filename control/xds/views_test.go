@@ -35,6 +35,13 @@ func sidecarMesh(inboundPort uint32, extra map[string]translate.Resources) *tran
 	return snap
 }
 
+// ratingsView is a view of its own for ratings-v1, listeners only.
+func ratingsView() map[string]translate.Resources {
+	return map[string]translate.Resources{"default/ratings-v1": {
+		resource.ListenerType: {"inbound": sidecarListener("inbound", 9081), "outbound-8080": sidecarListener("outbound-8080", 15001)},
+	}}
+}
+
 // wildcard subscribes c to all listeners and clusters and returns their names.
 func wildcard(t *testing.T, c *adsClient) (listeners, clusters []string) {
 	t.Helper()
@@ -47,92 +54,105 @@ func wildcard(t *testing.T, c *adsClient) (listeners, clusters []string) {
 	return names(t, l.GetResources()), names(t, cl.GetResources())
 }
 
+// sidecars are four Envoy nodes: two of reviews-v1 (one named by metadata,
+// one by its id), one of a workload not in the config, one of none.
+type sidecars struct{ reviews, byID, ratings, anon *adsClient }
+
+func connectSidecars(t *testing.T, addr string) sidecars {
+	cc := dial(t, addr)
+	return sidecars{
+		reviews: newADSClient(t, cc, envoyNode("default", "reviews-v1")),
+		byID:    newADSClient(t, cc, &corev3.Node{Id: model.NodeID("10.0.0.2", "reviews-v1", "default")}),
+		ratings: newADSClient(t, cc, envoyNode("default", "ratings-v1")),
+		anon:    newADSClient(t, cc, &corev3.Node{Id: "some-envoy"}),
+	}
+}
+
 func TestEnvoyNodesGetTheirWorkloadsView(t *testing.T) {
 	s, _, addr := newTestServer(t, Config{})
 	if err := s.Update(sidecarMesh(9080, nil)); err != nil {
 		t.Fatal(err)
 	}
-	cc := dial(t, addr)
-	reviews := newADSClient(t, cc, envoyNode("default", "reviews-v1"))
-	byID := newADSClient(t, cc, &corev3.Node{Id: model.NodeID("10.0.0.2", "reviews-v1", "default")})
-	ratings := newADSClient(t, cc, envoyNode("default", "ratings-v1"))
-	anon := newADSClient(t, cc, &corev3.Node{Id: "some-envoy"})
-
+	sc := connectSidecars(t, addr)
 	for name, tc := range map[string]struct {
 		c         *adsClient
 		listeners []string
 	}{
-		"a node naming its workload in metadata": {reviews, []string{"inbound", "outbound-8080"}},
-		"a node naming its workload in its id":   {byID, []string{"inbound", "outbound-8080"}},
-		"a workload not in the config":           {ratings, []string{"outbound-8080"}},
-		"a node with no workload":                {anon, []string{"outbound-8080"}},
+		"a node naming its workload in metadata": {sc.reviews, []string{"inbound", "outbound-8080"}},
+		"a node naming its workload in its id":   {sc.byID, []string{"inbound", "outbound-8080"}},
+		"a workload not in the config":           {sc.ratings, []string{"outbound-8080"}},
+		"a node with no workload":                {sc.anon, []string{"outbound-8080"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			l, _ := wildcard(t, tc.c)
-			if !slices.Equal(l, tc.listeners) {
+			if l, _ := wildcard(t, tc.c); !slices.Equal(l, tc.listeners) {
 				t.Fatalf("listeners %v, want %v", l, tc.listeners)
 			}
 		})
 	}
 
-	t.Run("routes and endpoints come by name from the shared caches", func(t *testing.T) {
-		reviews.subscribe(resource.RouteType, "route-svc-1")
-		r := reviews.recvType(resource.RouteType)
+	t.Run("routes come by name from the shared caches", func(t *testing.T) {
+		sc.reviews.subscribe(resource.RouteType, "route-svc-1")
+		r := sc.reviews.recvType(resource.RouteType)
 		if got := names(t, r.GetResources()); !slices.Equal(got, []string{"route-svc-1"}) {
 			t.Fatalf("got %v", got)
 		}
-		reviews.ack(r)
+		sc.reviews.ack(r)
 	})
 
+	t.Run("status names each sidecar's workload", func(t *testing.T) {
+		waitFor(t, func() bool {
+			return statusOf(t, s, envoyNode("default", "reviews-v1").GetId()).Types[resource.RouteType].Acked != ""
+		})
+		p := statusOf(t, s, envoyNode("default", "reviews-v1").GetId())
+		if p.Flavour != FlavourEnvoy || p.Namespace != "default" || p.Workload != "reviews-v1" {
+			t.Fatalf("status %+v", p)
+		}
+	})
+}
+
+func TestSidecarViewsFollowTheConfig(t *testing.T) {
+	s, _, addr := newTestServer(t, Config{})
+	if err := s.Update(sidecarMesh(9080, nil)); err != nil {
+		t.Fatal(err)
+	}
+	sc := connectSidecars(t, addr)
+	for _, c := range []*adsClient{sc.reviews, sc.byID, sc.ratings, sc.anon} {
+		wildcard(t, c)
+	}
+
 	t.Run("a workload added to the config moves to its own view", func(t *testing.T) {
-		extra := map[string]translate.Resources{"default/ratings-v1": {
-			resource.ListenerType: {"inbound": sidecarListener("inbound", 9081), "outbound-8080": sidecarListener("outbound-8080", 15001)},
-		}}
-		if err := s.Update(sidecarMesh(9080, extra)); err != nil {
+		if err := s.Update(sidecarMesh(9080, ratingsView())); err != nil {
 			t.Fatal(err)
 		}
-		l := ratings.recvType(resource.ListenerType)
+		l := sc.ratings.recvType(resource.ListenerType)
 		if got := names(t, l.GetResources()); !slices.Equal(got, []string{"inbound", "outbound-8080"}) {
 			t.Fatalf("ratings listeners %v", got)
 		}
-		ratings.ack(l)
+		sc.ratings.ack(l)
 		// It has no clusters of its own now: the removal is a CDS push.
-		cl := ratings.recvType(resource.ClusterType)
+		cl := sc.ratings.recvType(resource.ClusterType)
 		if len(cl.GetResources()) != 0 {
 			t.Fatalf("ratings clusters %v, want none", names(t, cl.GetResources()))
 		}
-		ratings.ack(cl)
-		reviews.quiet(300 * time.Millisecond)
-		anon.quiet(0)
+		sc.ratings.ack(cl)
+		sc.reviews.quiet(300 * time.Millisecond)
+		sc.anon.quiet(0)
 	})
 
 	t.Run("a change to one workload reaches only its nodes", func(t *testing.T) {
-		extra := map[string]translate.Resources{"default/ratings-v1": {
-			resource.ListenerType: {"inbound": sidecarListener("inbound", 9081), "outbound-8080": sidecarListener("outbound-8080", 15001)},
-		}}
-		if err := s.Update(sidecarMesh(9090, extra)); err != nil {
+		if err := s.Update(sidecarMesh(9090, ratingsView())); err != nil {
 			t.Fatal(err)
 		}
-		for _, c := range []*adsClient{reviews, byID} {
+		for _, c := range []*adsClient{sc.reviews, sc.byID} {
 			l := c.recvType(resource.ListenerType)
 			if len(l.GetResources()) != 2 {
 				t.Fatalf("full-state LDS push had %d listeners, want 2", len(l.GetResources()))
 			}
 			c.ack(l)
 		}
-		ratings.quiet(300 * time.Millisecond)
-		anon.quiet(0)
-		reviews.quiet(0)
-	})
-
-	t.Run("status names each sidecar's workload", func(t *testing.T) {
-		p := statusOf(t, s, envoyNode("default", "reviews-v1").GetId())
-		if p.Flavour != FlavourEnvoy || p.Namespace != "default" || p.Workload != "reviews-v1" {
-			t.Fatalf("status %+v", p)
-		}
-		if p.Types[resource.ListenerType].Acked == "" || p.Types[resource.RouteType].Acked == "" {
-			t.Fatalf("status %+v lacks acked versions", p.Types)
-		}
+		sc.ratings.quiet(300 * time.Millisecond)
+		sc.anon.quiet(0)
+		sc.reviews.quiet(0)
 	})
 }
 
