@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -55,7 +56,7 @@ type adsClient struct {
 	resps    chan *discovery.DiscoveryResponse
 	names    map[string][]string
 	accepted map[string]string
-	sentNode bool
+	sentNode *bool
 }
 
 func newADSClient(t testing.TB, cc *grpc.ClientConn, node *corev3.Node) *adsClient {
@@ -67,7 +68,7 @@ func newADSClient(t testing.TB, cc *grpc.ClientConn, node *corev3.Node) *adsClie
 		t.Fatal(err)
 	}
 	c := &adsClient{t: t, node: node, stream: st, resps: make(chan *discovery.DiscoveryResponse, 64),
-		names: map[string][]string{}, accepted: map[string]string{}}
+		names: map[string][]string{}, accepted: map[string]string{}, sentNode: new(bool)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -86,10 +87,19 @@ func newADSClient(t testing.TB, cc *grpc.ClientConn, node *corev3.Node) *adsClie
 	return c
 }
 
+// on returns c reporting failures to t, for use inside a subtest.
+func (c *adsClient) on(t testing.TB) *adsClient {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
+// send sends req, with the node on the stream's first request only, as
+// Envoy and grpc-go do.
 func (c *adsClient) send(req *discovery.DiscoveryRequest) {
 	c.t.Helper()
-	if !c.sentNode {
-		req.Node, c.sentNode = c.node, true
+	if !*c.sentNode {
+		req.Node, *c.sentNode = c.node, true
 	}
 	if err := c.stream.Send(req); err != nil {
 		c.t.Fatalf("send: %v", err)
@@ -140,6 +150,20 @@ func (c *adsClient) recvType(typeURL string) *discovery.DiscoveryResponse {
 	return r
 }
 
+// recvEach waits for one response of each of types, in any order.
+func (c *adsClient) recvEach(types ...string) map[string]*discovery.DiscoveryResponse {
+	c.t.Helper()
+	out := make(map[string]*discovery.DiscoveryResponse, len(types))
+	for range types {
+		r := c.recv()
+		if _, dup := out[r.GetTypeUrl()]; dup || !slices.Contains(types, r.GetTypeUrl()) {
+			c.t.Fatalf("unexpected %s response, want one each of %v", r.GetTypeUrl(), types)
+		}
+		out[r.GetTypeUrl()] = r
+	}
+	return out
+}
+
 // quiet checks that nothing arrives for d.
 func (c *adsClient) quiet(d time.Duration) {
 	c.t.Helper()
@@ -156,7 +180,7 @@ type deltaClient struct {
 	node     *corev3.Node
 	stream   grpc.BidiStreamingClient[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]
 	resps    chan *discovery.DeltaDiscoveryResponse
-	sentNode bool
+	sentNode *bool
 }
 
 func newDeltaClient(t testing.TB, cc *grpc.ClientConn, node *corev3.Node) *deltaClient {
@@ -167,7 +191,7 @@ func newDeltaClient(t testing.TB, cc *grpc.ClientConn, node *corev3.Node) *delta
 		cancel()
 		t.Fatal(err)
 	}
-	c := &deltaClient{t: t, node: node, stream: st, resps: make(chan *discovery.DeltaDiscoveryResponse, 64)}
+	c := &deltaClient{t: t, node: node, stream: st, resps: make(chan *discovery.DeltaDiscoveryResponse, 64), sentNode: new(bool)}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -186,10 +210,17 @@ func newDeltaClient(t testing.TB, cc *grpc.ClientConn, node *corev3.Node) *delta
 	return c
 }
 
+// on returns c reporting failures to t, for use inside a subtest.
+func (c *deltaClient) on(t testing.TB) *deltaClient {
+	cp := *c
+	cp.t = t
+	return &cp
+}
+
 func (c *deltaClient) send(req *discovery.DeltaDiscoveryRequest) {
 	c.t.Helper()
-	if !c.sentNode {
-		req.Node, c.sentNode = c.node, true
+	if !*c.sentNode {
+		req.Node, *c.sentNode = c.node, true
 	}
 	if err := c.stream.Send(req); err != nil {
 		c.t.Fatalf("send: %v", err)

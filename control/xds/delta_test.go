@@ -40,6 +40,7 @@ func TestDeltaSendsChangesAndRemovals(t *testing.T) {
 	c.quiet(200 * time.Millisecond)
 
 	t.Run("a change sends only the changed resource", func(t *testing.T) {
+		c, bystander := c.on(t), bystander.on(t)
 		m.Weight = func(i int) uint32 {
 			if i == 1 {
 				return 90
@@ -60,6 +61,7 @@ func TestDeltaSendsChangesAndRemovals(t *testing.T) {
 	acked := statusOf(t, s, "delta").Types[resource.RouteType].Acked
 
 	t.Run("a deletion is a removed_resources entry", func(t *testing.T) {
+		c, bystander := c.on(t), bystander.on(t)
 		snap := m.snapshot()
 		delete(snap.ByName[resource.RouteType], m.routeName(2))
 		if err := s.Update(snap); err != nil {
@@ -73,6 +75,7 @@ func TestDeltaSendsChangesAndRemovals(t *testing.T) {
 	})
 
 	t.Run("a NACK is recorded and not answered", func(t *testing.T) {
+		c := c.on(t)
 		c.send(&discovery.DeltaDiscoveryRequest{TypeUrl: resource.RouteType, ResponseNonce: r.GetNonce(),
 			ErrorDetail: &status.Status{Code: 3, Message: "route-svc-2 is still used"}})
 		c.quiet(500 * time.Millisecond)

@@ -97,6 +97,7 @@ func TestSotWWeightChangeSendsOnlyThatRoute(t *testing.T) {
 	first.quiet(0)
 
 	t.Run("an identical snapshot pushes nothing", func(t *testing.T) {
+		all, first := all.on(t), first.on(t)
 		if err := s.Update(m.snapshot()); err != nil {
 			t.Fatal(err)
 		}

@@ -58,6 +58,10 @@ func wildcard(t *testing.T, c *adsClient) (listeners, clusters []string) {
 // one by its id), one of a workload not in the config, one of none.
 type sidecars struct{ reviews, byID, ratings, anon *adsClient }
 
+func (sc sidecars) on(t *testing.T) sidecars {
+	return sidecars{sc.reviews.on(t), sc.byID.on(t), sc.ratings.on(t), sc.anon.on(t)}
+}
+
 func connectSidecars(t *testing.T, addr string) sidecars {
 	cc := dial(t, addr)
 	return sidecars{
@@ -84,13 +88,14 @@ func TestEnvoyNodesGetTheirWorkloadsView(t *testing.T) {
 		"a node with no workload":                {sc.anon, []string{"outbound-8080"}},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if l, _ := wildcard(t, tc.c); !slices.Equal(l, tc.listeners) {
+			if l, _ := wildcard(t, tc.c.on(t)); !slices.Equal(l, tc.listeners) {
 				t.Fatalf("listeners %v, want %v", l, tc.listeners)
 			}
 		})
 	}
 
 	t.Run("routes come by name from the shared caches", func(t *testing.T) {
+		sc := sc.on(t)
 		sc.reviews.subscribe(resource.RouteType, "route-svc-1")
 		r := sc.reviews.recvType(resource.RouteType)
 		if got := names(t, r.GetResources()); !slices.Equal(got, []string{"route-svc-1"}) {
@@ -121,25 +126,27 @@ func TestSidecarViewsFollowTheConfig(t *testing.T) {
 	}
 
 	t.Run("a workload added to the config moves to its own view", func(t *testing.T) {
+		sc := sc.on(t)
 		if err := s.Update(sidecarMesh(9080, ratingsView())); err != nil {
 			t.Fatal(err)
 		}
-		l := sc.ratings.recvType(resource.ListenerType)
+		// It has no clusters of its own now: the removal is a CDS push.
+		got := sc.ratings.recvEach(resource.ListenerType, resource.ClusterType)
+		l, cl := got[resource.ListenerType], got[resource.ClusterType]
 		if got := names(t, l.GetResources()); !slices.Equal(got, []string{"inbound", "outbound-8080"}) {
 			t.Fatalf("ratings listeners %v", got)
 		}
-		sc.ratings.ack(l)
-		// It has no clusters of its own now: the removal is a CDS push.
-		cl := sc.ratings.recvType(resource.ClusterType)
 		if len(cl.GetResources()) != 0 {
 			t.Fatalf("ratings clusters %v, want none", names(t, cl.GetResources()))
 		}
+		sc.ratings.ack(l)
 		sc.ratings.ack(cl)
 		sc.reviews.quiet(300 * time.Millisecond)
 		sc.anon.quiet(0)
 	})
 
 	t.Run("a change to one workload reaches only its nodes", func(t *testing.T) {
+		sc := sc.on(t)
 		if err := s.Update(sidecarMesh(9090, ratingsView())); err != nil {
 			t.Fatal(err)
 		}
