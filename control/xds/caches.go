@@ -203,8 +203,20 @@ func (c *caches) lookup(typeURL string, id identity) (*typedCache, error) {
 	c.mu.RLock()
 	tc, ok := c.byName[typeURL]
 	c.mu.RUnlock()
-	if !ok {
-		return nil, fmt.Errorf("no resources of type %s are served", typeURL)
+	if ok {
+		return tc, nil
+	}
+	// A type we know but have no resources of gets an empty cache, so
+	// the client hears "none" instead of losing its whole ADS stream;
+	// types nobody knows are refused, so clients cannot make caches.
+	if cache.GetResponseType(typeURL) == types.UnknownType {
+		return nil, fmt.Errorf("unknown resource type %q", typeURL)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if tc, ok = c.byName[typeURL]; !ok {
+		tc = c.newTypedCache(typeURL, nil, nil)
+		c.byName[typeURL] = tc
 	}
 	return tc, nil
 }

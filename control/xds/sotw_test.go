@@ -2,6 +2,7 @@ package xds
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -235,4 +236,36 @@ func waitFor(t testing.TB, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+func TestTypesWithoutResources(t *testing.T) {
+	m := mesh{Services: 1, Endpoints: 1, Port: 8080}
+	s, _, addr := newTestServer(t, Config{})
+	if err := s.Update(m.snapshot()); err != nil {
+		t.Fatal(err)
+	}
+	cc := dial(t, addr)
+
+	t.Run("a known type with no resources is answered empty", func(t *testing.T) {
+		c := newADSClient(t, cc, proxylessNode("secrets"))
+		c.subscribe(resource.SecretType, "default")
+		if r := c.recvType(resource.SecretType); len(r.GetResources()) != 0 {
+			t.Fatalf("%d secrets, want none", len(r.GetResources()))
+		}
+		c.subscribe(resource.RouteType, m.routeName(0))
+		c.recvType(resource.RouteType)
+	})
+
+	t.Run("an unknown type ends the stream", func(t *testing.T) {
+		st, err := discovery.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := st.Send(&discovery.DiscoveryRequest{Node: proxylessNode("odd"), TypeUrl: "type.googleapis.com/no.Such"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Recv(); err == nil || !strings.Contains(err.Error(), "unknown resource type") {
+			t.Fatalf("Recv: %v", err)
+		}
+	})
 }
