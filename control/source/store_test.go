@@ -1,0 +1,87 @@
+package source
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+func meshWith(names ...string) *model.Mesh {
+	var svcs []*model.Service
+	for _, n := range names {
+		svcs = append(svcs, &model.Service{Meta: model.Meta{Name: n, Namespace: "default"}})
+	}
+	return model.NewMesh(svcs, nil, nil, nil)
+}
+
+func TestStoreKeepsTheLastGoodConfig(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	s := NewStore(slog.New(slog.DiscardHandler), reg)
+	if s.Loaded() {
+		t.Fatal("loaded before any Apply")
+	}
+	if !s.Apply(model.Result{Mesh: meshWith("a")}, nil) {
+		t.Fatal("a clean result was not taken")
+	}
+	_, goodVersion := s.Mesh()
+
+	bad := model.Result{Errors: []model.Diagnostic{{File: "r.yaml", Line: 3, Path: "spec.x", Message: "boom"}}}
+	if s.Apply(bad, nil) {
+		t.Fatal("a result with errors was taken")
+	}
+	if m, v := s.Mesh(); v != goodVersion || m.Service("default", "a") == nil {
+		t.Fatalf("after a bad load the serving mesh changed (version %s, want %s)", v, goodVersion)
+	}
+	st := s.Status()
+	if len(st.Errors) != 1 || st.Errors[0].Error() != "r.yaml:3: spec.x: boom" {
+		t.Fatalf("status errors = %+v", st.Errors)
+	}
+
+	rejected := s.Apply(model.Result{Mesh: meshWith("b")}, func(*model.Mesh) error { return errors.New("no route") })
+	if rejected || s.Status().Errors[0].Message != "translation failed: no route" {
+		t.Fatalf("a mesh that failed to translate: taken=%v status=%+v", rejected, s.Status().Errors)
+	}
+	if m, _ := s.Mesh(); m.Service("default", "b") != nil {
+		t.Fatal("the mesh that failed to translate is serving")
+	}
+
+	if !s.Apply(model.Result{Mesh: meshWith("b")}, func(*model.Mesh) error { return nil }) {
+		t.Fatal("the fixed config was not taken")
+	}
+	if len(s.Status().Errors) != 0 {
+		t.Fatal("errors remain after a clean load")
+	}
+	if got := testutil.ToFloat64(s.reloads.WithLabelValues("failure")); got != 2 {
+		t.Errorf("failed reloads = %v, want 2", got)
+	}
+	if got := testutil.ToFloat64(s.reloads.WithLabelValues("success")); got != 2 {
+		t.Errorf("successful reloads = %v, want 2", got)
+	}
+}
+
+func TestStoreServesConfigStatus(t *testing.T) {
+	s := NewStore(slog.New(slog.DiscardHandler), nil)
+	s.Apply(model.Result{Mesh: meshWith("reviews")}, nil)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/api/mesh/config", nil))
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"version", "loadedAt", "errors", "warnings", "resources"} {
+		if _, ok := body[k]; !ok {
+			t.Errorf("no %q in %s", k, rec.Body)
+		}
+	}
+	if !strings.Contains(string(body["resources"]), `"name": "reviews"`) {
+		t.Errorf("resources lack the service: %s", body["resources"])
+	}
+}
