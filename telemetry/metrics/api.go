@@ -1,0 +1,284 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/grafana/regexp"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/common/route"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/scrape"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
+	"github.com/prometheus/prometheus/util/notifications"
+)
+
+// APIPrefix is where the Prometheus HTTP API lives on the HTTP mux.
+const APIPrefix = "/api/v1"
+
+// Prometheus's remote-read defaults (--storage.remote.read-*).
+const (
+	remoteReadSampleLimit      = 5e7
+	remoteReadConcurrencyLimit = 10
+	remoteReadMaxBytesInFrame  = 1 << 20
+)
+
+// APIConfig configures the Prometheus HTTP API.
+type APIConfig struct {
+	// Version, Revision, Branch and BuildDate are served by
+	// /api/v1/status/buildinfo.
+	Version, Revision, Branch, BuildDate string
+	// ExternalURL is how users reach glassmesh (alert generator links,
+	// the OpenAPI spec). Empty means http://<hostname>:20001/.
+	ExternalURL string
+	// ListenAddress is the --http-addr, shown by the targets API.
+	ListenAddress string
+	// Retention is shown by /api/v1/status/runtimeinfo.
+	Retention time.Duration
+	// Flags are served by /api/v1/status/flags.
+	Flags map[string]string
+	// Ready, when set, gates the API: while it returns false every
+	// endpoint answers 503 "Service Unavailable", as Prometheus does
+	// while it starts or stops.
+	Ready func() bool
+}
+
+// Validate reports settings that cannot work, by key.
+func (c APIConfig) Validate() error {
+	if c.ExternalURL == "" {
+		return nil
+	}
+	u, err := url.Parse(c.ExternalURL)
+	if err != nil {
+		return fmt.Errorf("api.external-url: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("api.external-url: %q must be an absolute http(s) URL", c.ExternalURL)
+	}
+	return nil
+}
+
+// API is Prometheus's own HTTP API (web/api/v1) over the glassmesh
+// storage, engine and rules, so its answers are byte for byte Prometheus's.
+type API struct {
+	api      *v1.API
+	requests *prometheus.CounterVec
+}
+
+// NewAPI builds the API. rules may be nil (no rules: /api/v1/rules and
+// /api/v1/alerts answer empty lists). The remote-write and OTLP receivers
+// are not part of it: mount an Ingest next to it.
+func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := b.validate(); err != nil {
+		return nil, err
+	}
+	if eng == nil {
+		return nil, errors.New("api: engine is nil")
+	}
+	ext, err := externalURL(cfg.ExternalURL)
+	if err != nil {
+		return nil, err
+	}
+	promCfg := prometheusConfig(nil)
+	var dbDir string
+	if b.DB != nil {
+		dbDir = b.DB.Dir()
+	}
+	var rr func(context.Context) v1.RulesRetriever = func(context.Context) v1.RulesRetriever { return noRules{} }
+	var ar func(context.Context) v1.AlertmanagerRetriever = func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }
+	if rules != nil {
+		rr = func(context.Context) v1.RulesRetriever { return rules.manager }
+		ar = func(context.Context) v1.AlertmanagerRetriever { return rules.notifier }
+	}
+	started := time.Now()
+	a := v1.NewAPI(eng.engine, b.Queryable, nil, b.ExemplarQueryable,
+		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
+		func(context.Context) v1.TargetRetriever { return noTargets{} },
+		ar,
+		func() config.Config { return promCfg },
+		cfg.Flags,
+		v1.GlobalURLOptions{ListenAddress: cfg.ListenAddress, Host: ext.Host, Scheme: ext.Scheme},
+		readyGate(cfg.Ready),
+		tsdbStats{db: b.DB}, dbDir,
+		false, // admin API: deleting series is not ours to offer
+		false, 0, // search API (experimental in Prometheus)
+		logger.With("component", "api"),
+		rr,
+		remoteReadSampleLimit, remoteReadConcurrencyLimit, remoteReadMaxBytesInFrame,
+		false, // agent mode
+		regexp.MustCompile("^(?:.*)$"), // Prometheus's default --web.cors.origin
+		runtimeInfo(started, cfg.Retention),
+		&v1.PrometheusVersion{
+			Version: cfg.Version, Revision: cfg.Revision, Branch: cfg.Branch,
+			BuildDate: cfg.BuildDate, GoVersion: runtime.Version(),
+		},
+		func() []notifications.Notification { return nil },
+		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
+		gathererOf(reg), reg,
+		nil,        // stats renderer: Prometheus's default
+		false, nil, // remote-write receiver: Ingest serves /api/v1/write
+		false, false, false, // OTLP receiver: Ingest serves it
+		eng.lookbackDelta,
+		false, false, // type and unit labels, metadata WAL records
+		nil, nil, // error code overrides, feature registry
+		v1.OpenAPIOptions{ExternalURL: ext.String(), Version: cfg.Version},
+		nil, // default PromQL parser
+		false,
+		eng.timeout,
+	)
+	requests := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "glassmesh_metrics_api_requests_total",
+		Help: "Prometheus HTTP API requests served, by handler and status code.",
+	}, []string{"handler", "code"})
+	return &API{api: a, requests: requests}, nil
+}
+
+// Register mounts the API under /api/v1/ on mux. Paths that glassmesh does
+// not serve (targets, admin) answer as a Prometheus without scrape targets
+// and with the admin API disabled does.
+func (a *API) Register(mux *http.ServeMux) {
+	r := route.New().WithPrefix(APIPrefix).WithInstrumentation(a.instrument)
+	a.api.Register(r)
+	mux.Handle(APIPrefix+"/", r)
+}
+
+func (a *API) instrument(handler string, next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next(sw, r)
+		a.requests.WithLabelValues(handler, fmt.Sprint(sw.code)).Inc()
+	}
+}
+
+// statusWriter remembers the status code. It keeps http.Flusher working
+// for the notifications stream through Unwrap.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.code = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func externalURL(s string) (*url.URL, error) {
+	if s == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			host = "localhost"
+		}
+		s = "http://" + host + ":20001/"
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, fmt.Errorf("api.external-url: %w", err)
+	}
+	return u, nil
+}
+
+// prometheusConfig is the Prometheus configuration the API reports under
+// /api/v1/status/config and the OTLP translation reads: Prometheus's
+// defaults, plus the remote-write targets when given.
+func prometheusConfig(rw []*config.RemoteWriteConfig) config.Config {
+	c := config.DefaultConfig
+	c.GlobalConfig = config.DefaultGlobalConfig
+	c.OTLPConfig = config.DefaultOTLPConfig
+	c.RemoteWriteConfigs = rw
+	return c
+}
+
+func readyGate(ready func() bool) func(http.HandlerFunc) http.HandlerFunc {
+	return func(f http.HandlerFunc) http.HandlerFunc {
+		if ready == nil {
+			return f
+		}
+		return func(w http.ResponseWriter, r *http.Request) {
+			if !ready() {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				fmt.Fprint(w, "Service Unavailable")
+				return
+			}
+			f(w, r)
+		}
+	}
+}
+
+func runtimeInfo(started time.Time, retention time.Duration) func() (v1.RuntimeInfo, error) {
+	return func() (v1.RuntimeInfo, error) {
+		cwd, err := os.Getwd()
+		if err != nil {
+			cwd = "<error retrieving current working directory>"
+		}
+		host, _ := os.Hostname()
+		ri := v1.RuntimeInfo{
+			StartTime:           started,
+			CWD:                 cwd,
+			Hostname:            host,
+			ServerTime:          time.Now().UTC(),
+			ReloadConfigSuccess: true,
+			LastConfigTime:      started,
+			GoroutineCount:      runtime.NumGoroutine(),
+			GOMAXPROCS:          runtime.GOMAXPROCS(0),
+			GOGC:                os.Getenv("GOGC"),
+			GODEBUG:             os.Getenv("GODEBUG"),
+		}
+		if retention > 0 {
+			ri.StorageRetention = retention.String()
+		}
+		return ri, nil
+	}
+}
+
+func gathererOf(reg prometheus.Registerer) prometheus.Gatherer {
+	if g, ok := reg.(prometheus.Gatherer); ok {
+		return g
+	}
+	return prometheus.Gatherers{}
+}
+
+// noTargets is the scrape side of a Prometheus that scrapes nothing:
+// glassmesh is pushed to. /api/v1/targets and /api/v1/metadata answer
+// empty, as Prometheus does with no scrape configs.
+type noTargets struct{}
+
+func (noTargets) ScrapePools() []string                           { return []string{} }
+func (noTargets) TargetsActive() map[string][]*scrape.Target      { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target     { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDroppedCounts() map[string]int            { return map[string]int{} }
+func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
+	return nil, errors.New("glassmesh does not scrape")
+}
+
+// noAlertmanagers stands in when there is no rules manager.
+type noAlertmanagers struct{}
+
+func (noAlertmanagers) Alertmanagers() []*url.URL        { return nil }
+func (noAlertmanagers) DroppedAlertmanagers() []*url.URL { return nil }
+
+var (
+	_ v1.TargetRetriever       = noTargets{}
+	_ v1.ScrapePoolsRetriever  = noTargets{}
+	_ v1.AlertmanagerRetriever = noAlertmanagers{}
+	_ v1.RulesRetriever        = noRules{}
+	_ v1.TSDBAdminStats        = tsdbStats{}
+)

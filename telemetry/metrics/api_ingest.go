@@ -1,0 +1,157 @@
+package metrics
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/storage/remote"
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"google.golang.org/grpc"
+)
+
+// Ingest defaults.
+const (
+	DefaultIngestMaxInflightRequests = 64
+	DefaultIngestMaxInflightBytes    = 64 << 20
+	DefaultIngestRetryAfter          = time.Second
+)
+
+// Receiver names, as the "receiver" label of the ingest metrics.
+const (
+	receiverRemoteWrite = "remote_write"
+	receiverOTLPHTTP    = "otlp_http"
+	receiverOTLPGRPC    = "otlp_grpc"
+)
+
+// IngestConfig bounds the push receivers: Prometheus remote-write and
+// OTLP metrics over HTTP and gRPC share one budget.
+type IngestConfig struct {
+	// MaxInflightRequests is how many requests may be processed at once
+	// [64]. Each holds at most its body, the decoded body (32 MiB each at
+	// most, Prometheus's decoder limits) and the decoded messages.
+	MaxInflightRequests int
+	// MaxInflightBytes bounds the encoded bytes of the requests being
+	// processed [64 MiB]. A request larger than this alone is refused
+	// with 413 / RESOURCE_EXHAUSTED without a retry delay.
+	MaxInflightBytes int64
+	// RetryAfter is the delay clients are told to wait when refused for
+	// capacity (Retry-After, gRPC RetryInfo) [1s].
+	RetryAfter time.Duration
+	// LookbackDelta is the query lookback delta; OTLP translation uses it
+	// to space target_info samples [5m].
+	LookbackDelta time.Duration
+}
+
+// Validate reports settings that cannot work, by key.
+func (c IngestConfig) Validate() error {
+	var errs []error
+	if c.MaxInflightRequests < 0 {
+		errs = append(errs, fmt.Errorf("ingest.max-inflight-requests: must be >= 0, got %d", c.MaxInflightRequests))
+	}
+	if c.MaxInflightBytes < 0 {
+		errs = append(errs, fmt.Errorf("ingest.max-inflight-bytes: must be >= 0, got %d", c.MaxInflightBytes))
+	}
+	if c.RetryAfter < 0 {
+		errs = append(errs, fmt.Errorf("ingest.retry-after: must be >= 0, got %s", c.RetryAfter))
+	}
+	if c.LookbackDelta < 0 {
+		errs = append(errs, fmt.Errorf("ingest.lookback-delta: must be >= 0, got %s", c.LookbackDelta))
+	}
+	return errors.Join(errs...)
+}
+
+func (c IngestConfig) withDefaults() IngestConfig {
+	if c.MaxInflightRequests == 0 {
+		c.MaxInflightRequests = DefaultIngestMaxInflightRequests
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultIngestMaxInflightBytes
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultIngestRetryAfter
+	}
+	if c.LookbackDelta == 0 {
+		c.LookbackDelta = DefaultLookbackDelta
+	}
+	return c
+}
+
+// Ingest is the push side of the metrics store: Prometheus remote-write
+// (1.0 and 2.0 messages) and OTLP metrics over HTTP, through Prometheus's
+// own handlers, and OTLP metrics over gRPC, through Prometheus's OTLP
+// translator. All of them answer only after the appender committed.
+type Ingest struct {
+	limiter     *inflightLimiter
+	remoteWrite http.Handler
+	otlpHTTP    http.Handler
+	otlpGRPC    *otlpGRPC
+}
+
+// NewIngest builds the receivers over b.Appendable.
+func NewIngest(cfg IngestConfig, b Backend, logger *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if b.Appendable == nil {
+		return nil, errors.New("ingest: backend has no Appendable")
+	}
+	cfg = cfg.withDefaults()
+	lim := newInflightLimiter(cfg.MaxInflightRequests, cfg.MaxInflightBytes, cfg.RetryAfter, reg)
+	results := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
+		Name: "glassmesh_ingest_requests_total",
+		Help: "Remote-write and OTLP metric requests answered, by receiver and status code.",
+	}, []string{"receiver", "code"})
+	promCfg := prometheusConfig(nil)
+	rw := remote.NewWriteHandler(logger.With("component", "remote-write receiver"), reg, b.Appendable,
+		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, false, false)
+	otlp := remote.NewOTLPWriteHandler(logger.With("component", "otlp receiver"), reg, b.Appendable,
+		func() config.Config { return promCfg },
+		remote.OTLPOptions{LookbackDelta: cfg.LookbackDelta})
+	conv := newOTLPConverter(b.Appendable, promCfg.OTLPConfig, cfg.LookbackDelta, logger.With("component", "otlp grpc receiver"), reg)
+	return &Ingest{
+		limiter:     lim,
+		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite, rw)),
+		otlpHTTP:    countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP, otlp)),
+		otlpGRPC:    &otlpGRPC{limiter: lim, conv: conv, results: results},
+	}, nil
+}
+
+// Register mounts POST /api/v1/write and POST /api/v1/otlp/v1/metrics on
+// mux. They take precedence over the API's /api/v1/ subtree.
+func (i *Ingest) Register(mux *http.ServeMux) {
+	mux.Handle("POST "+APIPrefix+"/write", i.remoteWrite)
+	mux.Handle("POST "+APIPrefix+"/otlp"+OTLPMetricsPath, i.otlpHTTP)
+}
+
+// RemoteWriteHandler is the Prometheus remote-write receiver.
+func (i *Ingest) RemoteWriteHandler() http.Handler { return i.remoteWrite }
+
+// OTLPHandler is the OTLP/HTTP metrics receiver (protobuf or JSON,
+// optionally gzip). Mount it at OTLPMetricsPath on --otlp-http-addr.
+func (i *Ingest) OTLPHandler() http.Handler { return i.otlpHTTP }
+
+// OTLPGRPC is the OTLP/gRPC metrics service.
+func (i *Ingest) OTLPGRPC() pmetricotlp.GRPCServer { return i.otlpGRPC }
+
+// RegisterOTLPMetricsGRPC registers the OTLP/gRPC metrics service
+// (opentelemetry.proto.collector.metrics.v1.MetricsService) on s; call it
+// for both --grpc-addr and --otlp-grpc-addr servers.
+func (i *Ingest) RegisterOTLPMetricsGRPC(s *grpc.Server) {
+	pmetricotlp.RegisterGRPCServer(s, i.otlpGRPC)
+}
+
+// countCodes counts answers by status code.
+func countCodes(receiver string, results *prometheus.CounterVec, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		results.WithLabelValues(receiver, fmt.Sprint(sw.code)).Inc()
+	})
+}
