@@ -7,6 +7,7 @@ import (
 	"net"
 	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
 )
 
 // fanoutClients adds a BenchmarkFanout size, e.g. -xds.fanout=10000.
@@ -150,6 +152,7 @@ func BenchmarkFanout(b *testing.B) {
 // bytes.
 func heapStats() (inuse, live uint64) {
 	runtime.GC()
+	runtime.GC() // the second empties the sync.Pools' victim caches
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	return ms.HeapInuse, ms.HeapAlloc
@@ -163,6 +166,9 @@ func perClient(before, after uint64, n int) float64 {
 
 // benchFanout connects n clients to backend over a few shared connections,
 // then times weight changes until every client has ACKed the new route.
+// Everything it starts is stopped before it returns: the framework calls it
+// more than once per result, and a previous round's clients must not skew
+// the heap figures.
 func benchFanout(b *testing.B, backend fanoutBackend, n int) {
 	weights := make([]uint32, fanoutServices)
 	for i := range weights {
@@ -184,9 +190,10 @@ func benchFanout(b *testing.B, backend fanoutBackend, n int) {
 	if err := backend.set(m, 0, nodes); err != nil {
 		b.Fatal(err)
 	}
-	addr := startBench(b, backend)
-
-	c := connectFanout(b, addr, nodes, names)
+	addr, stop := serveBench(b, backend)
+	defer stop()
+	c, disconnect := connectFanout(b, addr, nodes, names)
+	defer disconnect()
 	inuse1, live1 := heapStats()
 
 	base := c.responses.Load()
@@ -194,57 +201,79 @@ func benchFanout(b *testing.B, backend fanoutBackend, n int) {
 	var updates time.Duration
 	for i := range b.N {
 		weights[i%fanoutServices] = uint32(1 + (i/fanoutServices)%99)
-		c.rdsWant.Add(int64(n))
-		start := time.Now()
-		if err := backend.set(m, i+1, nodes); err != nil {
-			b.Fatal(err)
-		}
-		select {
-		case <-c.done:
-		case <-time.After(2 * time.Minute):
-			b.Fatalf("update %d: %d of %d clients ACKed", i, c.rdsAcks.Load()-(c.rdsWant.Load()-int64(n)), n)
-		}
-		updates += time.Since(start)
+		updates += timeUpdate(b, c, n, func() error { return backend.set(m, i+1, nodes) })
 	}
 	b.StopTimer()
 	time.Sleep(200 * time.Millisecond) // let trailing responses of other types land
-	b.ReportMetric(float64(updates.Milliseconds())/float64(b.N), "ms/update")
+	b.ReportMetric(float64(updates.Microseconds())/1000/float64(b.N), "ms/update")
 	b.ReportMetric(float64(n), "clients")
 	b.ReportMetric(perClient(inuse0, inuse1, n), "heap-inuse-B/client")
 	b.ReportMetric(perClient(live0, live1, n), "heap-live-B/client")
 	b.ReportMetric(float64(c.responses.Load()-base)/float64(n)/float64(b.N), "resp/client/update")
 }
 
-// connectFanout starts one client per node over a few shared connections
-// and waits until all are in sync.
-func connectFanout(b *testing.B, addr string, nodes []string, names map[string][]string) *fanoutCounters {
-	c := &fanoutCounters{done: make(chan struct{}, 1)}
-	c.rdsWant.Store(int64(len(nodes)))
-	conns := make([]*grpc.ClientConn, min(len(nodes), fanoutConns))
-	for i := range conns {
-		conns[i] = dial(b, addr, grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
+// timeUpdate runs set and waits until each of the n clients has ACKed one
+// more route configuration.
+func timeUpdate(b *testing.B, c *fanoutCounters, n int, set func() error) time.Duration {
+	c.rdsWant.Add(int64(n))
+	start := time.Now()
+	if err := set(); err != nil {
+		b.Fatal(err)
 	}
+	select {
+	case <-c.done:
+	case <-time.After(2 * time.Minute):
+		b.Fatalf("%d of %d clients ACKed the update", c.rdsAcks.Load()-(c.rdsWant.Load()-int64(n)), n)
+	}
+	return time.Since(start)
+}
+
+// connectFanout starts one client per node over a few shared connections
+// and waits until all are in sync. disconnect ends them and waits.
+func connectFanout(b *testing.B, addr string, nodes []string, names map[string][]string) (c *fanoutCounters, disconnect func()) {
+	c = &fanoutCounters{done: make(chan struct{}, 1)}
+	c.rdsWant.Store(int64(len(nodes)))
 	ctx, cancel := context.WithCancel(context.Background())
-	b.Cleanup(cancel)
+	var wg sync.WaitGroup
+	conns := make([]*grpc.ClientConn, 0, min(len(nodes), fanoutConns))
+	disconnect = func() {
+		cancel()
+		for _, cc := range conns {
+			_ = cc.Close()
+		}
+		wg.Wait()
+	}
+	for range cap(conns) {
+		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
+		if err != nil {
+			disconnect()
+			b.Fatal(err)
+		}
+		conns = append(conns, cc)
+	}
 	for i, id := range nodes {
 		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(ctx)
 		if err != nil {
+			disconnect()
 			b.Fatal(err)
 		}
-		go runFanoutClient(st, id, names, c)
+		wg.Go(func() { runFanoutClient(st, id, names, c) })
 	}
-	waitSynced(b, c, len(nodes))
-	return c
+	if err := waitSynced(c, len(nodes)); err != nil {
+		disconnect()
+		b.Fatal(err)
+	}
+	return c, disconnect
 }
 
 // waitSynced waits until every client has ACKed its first response of
 // every type.
-func waitSynced(b *testing.B, c *fanoutCounters, n int) {
-	b.Helper()
+func waitSynced(c *fanoutCounters, n int) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	for c.ready.Load() < int64(n) || c.rdsAcks.Load() < int64(n) {
 		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d clients synced", c.ready.Load(), n)
+			return fmt.Errorf("only %d of %d clients synced", c.ready.Load(), n)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -252,28 +281,25 @@ func waitSynced(b *testing.B, c *fanoutCounters, n int) {
 	case <-c.done: // the initial sync's signal
 	default:
 	}
+	return nil
 }
 
-// startBench serves backend on loopback until the benchmark ends.
-func startBench(b *testing.B, backend fanoutBackend) string {
-	if l, ok := backend.(linearBackend); ok {
-		return startServer(b, l.s)
-	}
+// serveBench serves backend on loopback; stop ends it and waits.
+func serveBench(b *testing.B, backend fanoutBackend) (addr string, stop func()) {
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
 	g := grpc.NewServer()
-	served := make(chan struct{})
 	backend.register(g)
+	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		_ = g.Serve(lis)
 	}()
-	b.Cleanup(func() {
+	return lis.Addr().String(), func() {
 		backend.stop()
 		g.Stop()
 		<-served
-	})
-	return lis.Addr().String()
+	}
 }

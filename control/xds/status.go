@@ -166,8 +166,10 @@ func (t *tracker) closed(k streamKey) {
 }
 
 // identifyOnce records the node of a stream's first request that has one.
+// Even an empty node counts: the caches route by the same node, so the view
+// it is served from must be the one acquired.
 func (t *tracker) identifyOnce(st *streamState, node *core.Node) {
-	if node.GetId() == "" {
+	if node == nil {
 		return
 	}
 	st.mu.Lock()
@@ -201,7 +203,7 @@ func (t *tracker) request(k streamKey, node *core.Node, typeURL, nonce string, d
 		return
 	}
 	t.identifyOnce(st, node)
-	now := time.Now().UTC()
+	now := time.Now() // monotonic, for comparing with pushClock
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if typeURL == "" {
@@ -217,7 +219,7 @@ func (t *tracker) request(k streamKey, node *core.Node, typeURL, nonce string, d
 		return // stale: an answer to a response already superseded
 	}
 	if detail != nil {
-		ts.NACK = &NACKStatus{Version: version, Nonce: nonce, Error: detail.GetMessage(), At: now}
+		ts.NACK = &NACKStatus{Version: version, Nonce: nonce, Error: detail.GetMessage(), At: now.UTC()}
 		t.metrics.nacks.WithLabelValues(typeLabel(typeURL)).Inc()
 		return
 	}
