@@ -90,4 +90,3 @@ func BenchmarkDecodeHTTPEntry(b *testing.B) {
 	}
 	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "entries/s")
 }
-

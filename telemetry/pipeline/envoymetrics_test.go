@@ -58,8 +58,8 @@ func TestConsumeEnvoyMetrics(t *testing.T) {
 	p := newTestPipeline(t, Config{Appendable: db})
 	const ts = 1_700_000_000_000
 	families := []*dto.MetricFamily{{
-		Name: proto.String("cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total"),
-		Type: dto.MetricType_COUNTER.Enum(),
+		Name:   proto.String("cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total"),
+		Type:   dto.MetricType_COUNTER.Enum(),
 		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(42)}, TimestampMs: proto.Int64(ts)}},
 	}, {
 		Name: proto.String("server.live"),

@@ -87,8 +87,8 @@ func TestConvertHTTP(t *testing.T) {
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "none",
 		},
 	}, {
-		name: "a shared address without x-glassmesh-peer names no caller",
-		node: proxyless,
+		name:  "a shared address without x-glassmesh-peer names no caller",
+		node:  proxyless,
 		entry: entry{cluster: "inbound|19084||", downstream: addr("127.0.0.1", 40001), code: 200, trailers: map[string]string{"grpc-status": "0"}},
 		want: metrics.Request{
 			Time: t0, Reporter: "destination", Source: nobody, Dest: ratings,
@@ -120,8 +120,8 @@ func TestConvertHTTP(t *testing.T) {
 			Protocol: "http", ResponseFlags: "DC", ConnectionSecurityPolicy: "unknown", Duration: 3 * time.Millisecond,
 		},
 	}, {
-		name: "a call to a service outside the mesh keeps the cluster's host",
-		node: productpageNode,
+		name:  "a call to a service outside the mesh keeps the cluster's host",
+		node:  productpageNode,
 		entry: entry{cluster: "outbound|443||api.example.com", upstream: addr("93.184.216.34", 443), code: 200},
 		want: metrics.Request{
 			Time: t0, Reporter: "source", Source: productpage, Dest: nobody,

@@ -48,7 +48,7 @@ func TestConvertTCP(t *testing.T) {
 		Protocol: "tcp", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown",
 	}
 	want := []struct {
-		sent, received  uint64
+		sent, received uint64
 		opened, closed bool
 	}{
 		{100, 10, true, false},
