@@ -85,7 +85,6 @@ type Aggregator struct {
 	seed    maphash.Seed
 	shards  []shard
 	mask    uint64
-	intern  interner
 
 	sets    [numKinds]atomic.Int64 // label sets held, per kind
 	limitAt [numKinds]atomic.Int64 // unix nanos of the last limit log line
@@ -105,12 +104,13 @@ type shard struct {
 	_   [64]byte // keep neighbouring shards' locks off one cache line
 }
 
-// labelSet is the state of one seriesKey: values in layout order, TSDB
+// labelSet is the state of one label set: values in layout order, TSDB
 // series refs, and the newest exemplar per duration bucket since the last
 // flush. vals, ex and next are guarded by the shard lock; refs and
 // flushed belong to the flush (which also holds the shard lock).
 type labelSet struct {
-	key     seriesKey
+	key     string    // seriesKey encoding
+	tcp     bool      // an istio_tcp_* label set
 	next    *labelSet // another key with the same hash
 	vals    []float64
 	refs    []storage.SeriesRef
@@ -198,8 +198,10 @@ func (a *Aggregator) ConsumeRequests(ctx context.Context, reqs []Request) error 
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var limited [numKinds]int
-	var k seriesKey
+	var (
+		limited [numKinds]int
+		k       = seriesKey{b: make([]byte, 0, 512)}
+	)
 	for i := range reqs {
 		r := &reqs[i]
 		k.fill(r)
@@ -230,7 +232,7 @@ func (a *Aggregator) ConsumeRequests(ctx context.Context, reqs []Request) error 
 // get returns the label set of k, or nil. The caller holds sh.mu.
 func (sh *shard) get(h uint64, k *seriesKey) *labelSet {
 	for ls := sh.m[h]; ls != nil; ls = ls.next {
-		if ls.key == *k {
+		if ls.key == string(k.b) {
 			return ls
 		}
 	}
@@ -245,16 +247,15 @@ func (a *Aggregator) newLabelSet(sh *shard, h uint64, k *seriesKey) *labelSet {
 		a.sets[kind].Add(-1)
 		return nil
 	}
-	a.intern.key(k)
-	n := len(a.layouts.descs(k))
-	ls := &labelSet{key: *k, next: sh.m[h], vals: make([]float64, n), refs: make([]storage.SeriesRef, n)}
+	n := len(a.layouts.descs(k.tcp))
+	ls := &labelSet{key: string(k.b), tcp: k.tcp, next: sh.m[h], vals: make([]float64, n), refs: make([]storage.SeriesRef, n)}
 	sh.m[h] = ls
 	sh.all = append(sh.all, ls)
 	return ls
 }
 
 func kindOf(k *seriesKey) int {
-	if k.isTCP() {
+	if k.tcp {
 		return kindTCP
 	}
 	return kindHTTP
@@ -263,7 +264,7 @@ func kindOf(k *seriesKey) int {
 // observe adds one request to the label set. The caller holds the shard lock.
 func (ls *labelSet) observe(r *Request) {
 	v := ls.vals
-	if ls.key.isTCP() {
+	if ls.tcp {
 		v[tSent] += float64(r.TCPSentBytes)
 		v[tReceived] += float64(r.TCPReceivedBytes)
 		if r.TCPOpened {

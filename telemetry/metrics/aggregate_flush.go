@@ -106,7 +106,7 @@ func (f *flusher) shard(sh *shard) {
 // first gets a zero sample one interval back, as Prometheus's created
 // timestamp ingestion does, so increase() counts its first requests.
 func (f *flusher) labelSet(ls *labelSet) {
-	descs := f.a.layouts.descs(&ls.key)
+	descs := f.a.layouts.descs(ls.tcp)
 	fresh := !ls.flushed
 	if fresh {
 		f.fresh = append(f.fresh, ls)
@@ -133,7 +133,7 @@ func (f *flusher) labelSet(ls *labelSet) {
 func (f *flusher) append(ls *labelSet, i int, d seriesDesc, v float64, fresh bool) {
 	var lset labels.Labels
 	if ls.refs[i] == 0 || fresh {
-		lset = ls.key.labels(&f.a.lb, d)
+		lset = keyLabels(&f.a.lb, ls.key, d)
 	}
 	if fresh {
 		// Best effort, like Prometheus's: a zero sample that is out of
@@ -144,14 +144,14 @@ func (f *flusher) append(ls *labelSet, i int, d seriesDesc, v float64, fresh boo
 	}
 	ref, err := f.app.Append(ls.refs[i], lset, f.t, v)
 	if err != nil && ls.refs[i] != 0 && lset.IsEmpty() {
-		lset = ls.key.labels(&f.a.lb, d)
+		lset = keyLabels(&f.a.lb, ls.key, d)
 		ref, err = f.app.Append(0, lset, f.t, v)
 	}
 	if err != nil {
 		ls.refs[i] = 0
 		f.failed++
 		if f.err == nil {
-			f.err = fmt.Errorf("append %s: %w", ls.key.labels(&f.a.lb, d), err)
+			f.err = fmt.Errorf("append %s: %w", keyLabels(&f.a.lb, ls.key, d), err)
 		}
 		return
 	}

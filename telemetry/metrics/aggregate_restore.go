@@ -24,13 +24,14 @@ func (a *Aggregator) restore(ctx context.Context, now time.Time) error {
 	defer q.Close()
 	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, "istio_.+"))
 	var (
+		k        seriesKey
 		restored []*labelSet
 		series   int
 		skipped  [numKinds]int
 	)
 	for ss.Next() {
 		s := ss.At()
-		k, pos, ok := a.layouts.keyFromLabels(s.Labels())
+		pos, ok := a.layouts.keyFromLabels(s.Labels(), &k)
 		if !ok {
 			continue
 		}
@@ -55,7 +56,7 @@ func (a *Aggregator) restore(ctx context.Context, now time.Time) error {
 	}
 	for _, ls := range restored {
 		ls.flushed = true
-		if !ls.key.isTCP() {
+		if !ls.tcp {
 			decumulate(ls.vals)
 		}
 	}

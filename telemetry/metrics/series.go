@@ -1,9 +1,10 @@
 package metrics
 
 import (
+	"encoding/binary"
 	"hash/maphash"
 	"strconv"
-	"sync"
+	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
 )
@@ -99,45 +100,64 @@ const (
 	tcpSeries      = 4
 )
 
-// seriesKey is one Istio label set: everything but the metric name and le.
-// TCP keys have request_protocol="tcp", no response_code and no
-// grpc_response_status, as Istio's TCP metrics.
+// seriesKey is one Istio label set (everything but the metric name and
+// le), encoded as the values of keyLabelNames in order, each prefixed by
+// its length as a uvarint: one flat byte string that hashes and compares
+// in one call, and is unambiguous whatever bytes the values hold. TCP keys
+// have request_protocol="tcp" and empty response_code and
+// grpc_response_status (Istio's TCP metrics carry neither).
 type seriesKey struct {
-	v    [numStringLabels]string
-	code int32
+	b   []byte
+	tcp bool
 }
 
-// isTCP reports whether the key belongs to the istio_tcp_* metrics.
-func (k *seriesKey) isTCP() bool { return k.v[lRequestProtocol] == ProtocolTCP }
+// keyLabelNames are the label names a seriesKey encodes, in order.
+var keyLabelNames = func() (n [numStringLabels + 1]string) {
+	copy(n[:], labelNames[:])
+	n[numStringLabels] = labelResponseCode
+	return n
+}()
 
-// fill sets k from r, normalising missing values: Unknown for an empty
-// label, "-" for empty response_flags. An empty grpc_response_status stays
-// empty, which Prometheus stores as an absent label (Istio's HTTP metrics).
+// fill encodes r's label set into k, reusing k's buffer. Missing values
+// are normalised: Unknown for an empty label, "-" for empty
+// response_flags. An empty grpc_response_status stays empty, which
+// Prometheus stores as an absent label (Istio's HTTP metrics).
 func (k *seriesKey) fill(r *Request) {
-	k.v[lReporter] = orUnknown(r.Reporter)
-	fillPeer(k.v[lSourceWorkload:lDestinationService], &r.Source)
-	k.v[lDestinationService] = orUnknown(r.DestinationService)
-	k.v[lDestinationServiceName] = orUnknown(r.DestinationServiceName)
-	k.v[lDestinationServiceNamespace] = orUnknown(r.DestinationServiceNamespace)
-	d := k.v[lDestinationWorkload:lRequestProtocol]
-	d[0], d[1], d[2], d[3] = orUnknown(r.Dest.Workload), orUnknown(r.Dest.Namespace), orUnknown(r.Dest.App), orUnknown(r.Dest.Version)
-	d[4], d[5], d[6], d[7] = orUnknown(r.Dest.Principal), orUnknown(r.Dest.CanonicalService), orUnknown(r.Dest.CanonicalRevision), orUnknown(r.Dest.Cluster)
-	if r.Protocol == ProtocolTCP {
-		k.v[lRequestProtocol], k.v[lGRPCResponseStatus], k.code = ProtocolTCP, "", 0
+	k.tcp = r.Protocol == ProtocolTCP
+	b := appendValue(k.b[:0], orUnknown(r.Reporter))
+	b = appendPeer(b, &r.Source)
+	b = appendValue(b, orUnknown(r.DestinationService))
+	b = appendValue(b, orUnknown(r.DestinationServiceName))
+	b = appendValue(b, orUnknown(r.DestinationServiceNamespace))
+	b = appendPeer(b, &r.Dest)
+	if k.tcp {
+		b = appendValue(appendValue(b, ProtocolTCP), "")
 	} else {
-		k.v[lRequestProtocol], k.v[lGRPCResponseStatus], k.code = orUnknown(r.Protocol), r.GRPCStatus, int32(r.ResponseCode)
+		b = appendValue(appendValue(b, orUnknown(r.Protocol)), r.GRPCStatus)
 	}
-	k.v[lResponseFlags] = r.ResponseFlags
-	if r.ResponseFlags == "" {
-		k.v[lResponseFlags] = "-"
+	flags := r.ResponseFlags
+	if flags == "" {
+		flags = "-"
 	}
-	k.v[lConnectionSecurityPolicy] = orUnknown(r.ConnectionSecurityPolicy)
+	b = appendValue(appendValue(b, flags), orUnknown(r.ConnectionSecurityPolicy))
+	var code []byte
+	if !k.tcp {
+		var digits [20]byte
+		code = strconv.AppendInt(digits[:0], int64(r.ResponseCode), 10)
+	}
+	k.b = append(binary.AppendUvarint(b, uint64(len(code))), code...)
 }
 
-// fillPeer writes the eight source_* values in label order.
-func fillPeer(v []string, p *Peer) {
-	v[0], v[1], v[2], v[3] = orUnknown(p.Workload), orUnknown(p.Namespace), orUnknown(p.App), orUnknown(p.Version)
-	v[4], v[5], v[6], v[7] = orUnknown(p.Principal), orUnknown(p.CanonicalService), orUnknown(p.CanonicalRevision), orUnknown(p.Cluster)
+// appendPeer appends the eight values of one side, in label order.
+func appendPeer(b []byte, p *Peer) []byte {
+	for _, v := range [...]string{p.Workload, p.Namespace, p.App, p.Version, p.Principal, p.CanonicalService, p.CanonicalRevision, p.Cluster} {
+		b = appendValue(b, orUnknown(v))
+	}
+	return b
+}
+
+func appendValue(b []byte, v string) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(v))), v...)
 }
 
 func orUnknown(s string) string {
@@ -148,7 +168,34 @@ func orUnknown(s string) string {
 }
 
 // hash returns the key's hash under seed.
-func (k *seriesKey) hash(seed maphash.Seed) uint64 { return maphash.Comparable(seed, *k) }
+func (k *seriesKey) hash(seed maphash.Seed) uint64 { return maphash.Bytes(seed, k.b) }
+
+// keyValues calls f with each label value of an encoded key, in
+// keyLabelNames order.
+func keyValues(key string, f func(i int, v string)) {
+	for i := 0; key != ""; i++ {
+		n, w := stringUvarint(key)
+		if w == 0 || n > uint64(len(key)-w) {
+			return // not an encoding of ours; cannot happen
+		}
+		f(i, key[w:w+int(n)])
+		key = key[w+int(n):]
+	}
+}
+
+// stringUvarint decodes a uvarint at the start of s, like binary.Uvarint.
+func stringUvarint(s string) (x uint64, n int) {
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			return x | uint64(c)<<shift, i + 1
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
+}
 
 // seriesDesc names one series of a label set: its metric name and, for a
 // histogram bucket, its le value.
@@ -190,26 +237,24 @@ func newLayouts() *layouts {
 	return l
 }
 
-// descs returns the series table for a key.
-func (l *layouts) descs(k *seriesKey) []seriesDesc {
-	if k.isTCP() {
+// descs returns the series table of a TCP or an HTTP label set.
+func (l *layouts) descs(tcp bool) []seriesDesc {
+	if tcp {
 		return l.tcp
 	}
 	return l.http
 }
 
-// labels returns the full label set of series d of key k.
-func (k *seriesKey) labels(b *labels.ScratchBuilder, d seriesDesc) labels.Labels {
+// keyLabels returns the full label set of series d of an encoded key.
+// Empty values are left out, as Prometheus does.
+func keyLabels(b *labels.ScratchBuilder, key string, d seriesDesc) labels.Labels {
 	b.Reset()
 	b.Add(labels.MetricName, d.name)
-	for i, v := range k.v {
+	keyValues(key, func(i int, v string) {
 		if v != "" {
-			b.Add(labelNames[i], v)
+			b.Add(keyLabelNames[i], v)
 		}
-	}
-	if !k.isTCP() {
-		b.Add(labelResponseCode, strconv.Itoa(int(k.code)))
-	}
+	})
 	if d.le != "" {
 		b.Add(labels.BucketLabel, d.le)
 	}
@@ -217,37 +262,31 @@ func (k *seriesKey) labels(b *labels.ScratchBuilder, d seriesDesc) labels.Labels
 	return b.Labels()
 }
 
-// keyFromLabels is the inverse of labels: the key of a stored series and
-// its position in the key's vals. ok is false for series the Aggregator
-// does not write (another writer's, or a bucket layout that changed).
-func (l *layouts) keyFromLabels(ls labels.Labels) (k seriesKey, pos int, ok bool) {
+// keyFromLabels is the inverse of keyLabels: it encodes the key of a
+// stored series into k and returns the series' position in the key's vals.
+// ok is false for series the Aggregator does not write (another writer's,
+// or a bucket layout that changed).
+func (l *layouts) keyFromLabels(ls labels.Labels, k *seriesKey) (pos int, ok bool) {
 	d := seriesDesc{name: ls.Get(labels.MetricName), le: ls.Get(labels.BucketLabel)}
 	if d.le != "" {
 		f, err := strconv.ParseFloat(d.le, 64)
 		if err != nil {
-			return k, 0, false
+			return 0, false
 		}
 		d.le = labels.FormatOpenMetricsFloat(f)
 	}
-	pos, ok = l.index[d]
-	if !ok {
-		return k, 0, false
+	if pos, ok = l.index[d]; !ok {
+		return 0, false
 	}
-	for i, name := range labelNames {
-		k.v[i] = ls.Get(name)
+	k.tcp = strings.HasPrefix(d.name, tcpMetricPrefix)
+	if k.tcp != (ls.Get(labelNames[lRequestProtocol]) == ProtocolTCP) {
+		return 0, false
 	}
-	tcp := len(d.name) > len(tcpMetricPrefix) && d.name[:len(tcpMetricPrefix)] == tcpMetricPrefix
-	if tcp != k.isTCP() {
-		return k, 0, false
+	k.b = k.b[:0]
+	for _, name := range keyLabelNames {
+		k.b = appendValue(k.b, ls.Get(name))
 	}
-	if !tcp {
-		code, err := strconv.ParseInt(ls.Get(labelResponseCode), 10, 32)
-		if err != nil {
-			return k, 0, false
-		}
-		k.code = int32(code)
-	}
-	return k, pos, true
+	return pos, true
 }
 
 // bucketIndex returns the histogram bucket v falls in: the first bound
@@ -259,29 +298,4 @@ func bucketIndex(v float64) int {
 		}
 	}
 	return numBuckets - 1
-}
-
-// interner deduplicates label values across label sets, so a thousand
-// label sets of one namespace hold its name once.
-type interner struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-// key replaces every value of k by its interned copy.
-func (in *interner) key(k *seriesKey) {
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if in.m == nil {
-		in.m = make(map[string]string)
-	}
-	for i, v := range k.v {
-		if s, ok := in.m[v]; ok {
-			k.v[i] = s
-			continue
-		}
-		s := string([]byte(v)) // own the bytes: v may point into a request buffer
-		in.m[s] = s
-		k.v[i] = s
-	}
 }
