@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/prometheus/model/exemplar"
@@ -219,12 +220,12 @@ func TestAPIServesStatusEndpoints(t *testing.T) {
 }
 
 func TestAPIAnswers503UntilReady(t *testing.T) {
-	ready := false
-	e := newAPIEnv(t, apiEnvOptions{ready: func() bool { return ready }})
+	var ready atomic.Bool
+	e := newAPIEnv(t, apiEnvOptions{ready: ready.Load})
 	if code, body := e.get(t, "/api/v1/query?query=1"); code != http.StatusServiceUnavailable || string(body) != "Service Unavailable" {
 		t.Fatalf("before ready: %d %q", code, body)
 	}
-	ready = true
+	ready.Store(true)
 	if code, body := e.get(t, "/api/v1/query?query=1"); code != http.StatusOK {
 		t.Fatalf("when ready: %d %s", code, body)
 	}
