@@ -13,7 +13,7 @@ import (
 
 // flushBatch is how many label sets a flush appends per shard lock hold,
 // bounding how long ConsumeRequests can wait behind a flush.
-const flushBatch = 64
+const flushBatch = 16
 
 // finalFlushTimeout bounds the flush Run makes after its context ended.
 const finalFlushTimeout = 10 * time.Second
