@@ -34,7 +34,7 @@ fuzz:
 
 # Benchmarks and side-by-side comparisons; writes BENCHMARKS.md.
 bench:
-	$(GO) run ./docs/benchmarks -out BENCHMARKS.md
+	$(GO) run ./bench -out BENCHMARKS.md
 
 clean:
 	rm -rf bin
