@@ -169,6 +169,10 @@ func (s *Storage) ExemplarQueryable() storage.ExemplarQueryable { return s.db }
 // durable against kill -9 once its Appender's Commit returned nil.
 func (s *Storage) Appendable() storage.Appendable { return s.db }
 
+// AppendableV2 returns the same writer through Prometheus's newer append
+// interface (samples, exemplars and start timestamps in one call).
+func (s *Storage) AppendableV2() storage.AppendableV2 { return s.db }
+
 // Dir returns the directory the TSDB lives in (<data-dir>/metrics).
 func (s *Storage) Dir() string { return s.db.Dir() }
 
