@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"testing"
@@ -202,5 +203,92 @@ func TestAggregatorConcurrentConsumeAndFlush(t *testing.T) {
 	}
 	if got := e.value(t, `count(istio_requests_total)`, last); got != 37 {
 		t.Errorf("label sets = %v, want 37", got)
+	}
+}
+
+// TestAggregatorRecoversFromUnknownRefs makes every cached series ref
+// stale, as after the TSDB dropped the series: the flush must fall back to
+// labels and keep counting.
+func TestAggregatorRecoversFromUnknownRefs(t *testing.T) {
+	e := newTestEnv(t, t.TempDir(), AggregatorConfig{})
+	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond), tcpReq(1, 1, true, false))
+	t1 := time.Now()
+	if err := e.agg.flushAt(context.Background(), t1); err != nil {
+		t.Fatal(err)
+	}
+	for i := range e.agg.shards {
+		for _, ls := range e.agg.shards[i].all {
+			for j := range ls.refs {
+				ls.refs[j] = 1 << 40
+			}
+		}
+	}
+	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond), tcpReq(1, 1, true, false))
+	t2 := t1.Add(time.Second)
+	if err := e.agg.flushAt(context.Background(), t2); err != nil {
+		t.Fatalf("flush with stale refs: %v", err)
+	}
+	for q, want := range map[string]float64{
+		`sum(istio_requests_total)`:                         2,
+		`sum(istio_tcp_connections_opened_total)`:           2,
+		`count(istio_request_duration_milliseconds_bucket)`: float64(numBuckets),
+	} {
+		if got := e.value(t, q, t2); got != want {
+			t.Errorf("%s = %v, want %v", q, got, want)
+		}
+	}
+}
+
+// TestAggregatorWithOneSecondBlocks runs with the smallest block span and
+// interval DESIGN.md allows, so the head is cut into blocks while the
+// Aggregator writes, and then restarts on the same dir.
+func TestAggregatorWithOneSecondBlocks(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for a few seconds")
+	}
+	dir := t.TempDir()
+	open := func() (*Storage, *Aggregator) {
+		st, err := OpenStorage(StorageConfig{DataDir: dir, BlockDuration: time.Second, Retention: time.Hour}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		agg, err := NewAggregator(AggregatorConfig{Interval: time.Second}, st, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, agg
+	}
+	st, agg := open()
+	sent := 0
+	for len(st.DB().Blocks()) < 2 && sent < 60 {
+		consume(t, agg, httpReq(ReporterSource, 200, time.Millisecond))
+		sent++
+		if err := agg.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	if len(st.DB().Blocks()) == 0 {
+		t.Fatalf("no block was cut after %d flushes", sent)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	st, agg = open()
+	consume(t, agg, httpReq(ReporterSource, 200, time.Millisecond))
+	if err := agg.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e := &testEnv{st: st, agg: agg, eng: newTestEngine()}
+	at := time.UnixMilli(agg.lastFlush)
+	if got := e.value(t, `sum(istio_requests_total)`, at); got != float64(sent+1) {
+		t.Errorf("sum(istio_requests_total) = %v, want %d", got, sent+1)
+	}
+	if got := e.value(t, `sum(resets(istio_requests_total[1h]))`, at); got != 0 {
+		t.Errorf("resets = %v, want 0", got)
+	}
+	if got := e.value(t, `sum(increase(istio_requests_total[1h]))`, at); math.Abs(got-float64(sent+1)) > 1e-9 {
+		t.Errorf("increase over the whole run = %v, want %d", got, sent+1)
 	}
 }

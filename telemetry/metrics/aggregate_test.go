@@ -38,8 +38,11 @@ func newTestEnvLogger(t testing.TB, dir string, cfg AggregatorConfig, logger *sl
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	return &testEnv{st: st, agg: agg, eng: eng, reg: reg}
+	return &testEnv{st: st, agg: agg, eng: newTestEngine(), reg: reg}
+}
+
+func newTestEngine() *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
 }
 
 // query evaluates an instant PromQL query.
