@@ -1,0 +1,155 @@
+package receiver
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// t0 is when every test request starts.
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
+
+// recorder is a RequestConsumer keeping what it is given, or refusing it.
+type recorder struct {
+	mu   sync.Mutex
+	reqs []metrics.Request
+	err  error
+}
+
+func (r *recorder) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return r.err
+	}
+	r.reqs = append(r.reqs, reqs...)
+	return nil
+}
+
+func (r *recorder) take() []metrics.Request {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := r.reqs
+	r.reqs = nil
+	return out
+}
+
+func (r *recorder) len() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.reqs)
+}
+
+// testMesh is the pipeline's 4-service test mesh (bookinfo-like).
+func testMesh(tb testing.TB) *model.Mesh {
+	tb.Helper()
+	res := model.Load("../pipeline/testdata/mesh.yaml")
+	if len(res.Errors) > 0 {
+		tb.Fatal(res.Errors)
+	}
+	return res.Mesh
+}
+
+func newPipeline(tb testing.TB, cfg pipeline.Config, consumers ...metrics.RequestConsumer) *pipeline.Pipeline {
+	tb.Helper()
+	mesh := testMesh(tb)
+	p, err := pipeline.New(cfg, func() *model.Mesh { return mesh }, consumers, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+// serve starts a receiver for p on 127.0.0.1:0 and returns a client
+// connection to it; both stop at cleanup.
+func serve(tb testing.TB, cfg Config, p Pipeline) *grpc.ClientConn {
+	tb.Helper()
+	r, err := New(cfg, p, nil, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	r.Register(srv)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(lis)
+	}()
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		_ = conn.Close()
+		srv.Stop()
+		<-done
+	})
+	return conn
+}
+
+func sidecar(ip, instance, ns, workload string, labels map[string]any) *corev3.Node {
+	md, err := structpb.NewStruct(map[string]any{
+		model.NodeMetaNamespace:    ns,
+		model.NodeMetaWorkloadName: workload,
+		model.NodeMetaLabels:       labels,
+	})
+	if err != nil {
+		panic(err)
+	}
+	return &corev3.Node{Id: model.NodeID(ip, instance, ns), Metadata: md}
+}
+
+func addr(ip string, port uint32) *corev3.Address {
+	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
+		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
+	}}}
+}
+
+func cert(uri string) *accesslogdatav3.TLSProperties_CertificateProperties {
+	return &accesslogdatav3.TLSProperties_CertificateProperties{SubjectAltName: []*accesslogdatav3.TLSProperties_CertificateProperties_SubjectAltName{
+		{San: &accesslogdatav3.TLSProperties_CertificateProperties_SubjectAltName_Uri{Uri: uri}},
+	}}
+}
+
+// httpEntry is an access log entry with what every test entry has.
+func httpEntry(cluster string, code uint32, mutate func(*accesslogdatav3.HTTPAccessLogEntry)) *accesslogdatav3.HTTPAccessLogEntry {
+	e := &accesslogdatav3.HTTPAccessLogEntry{
+		CommonProperties: &accesslogdatav3.AccessLogCommon{
+			StartTime:                  timestamppb.New(t0),
+			UpstreamCluster:            cluster,
+			TimeToLastDownstreamTxByte: durationpb.New(10 * time.Millisecond),
+		},
+		ProtocolVersion: accesslogdatav3.HTTPAccessLogEntry_HTTP2,
+		Request:         &accesslogdatav3.HTTPRequestProperties{RequestMethod: corev3.RequestMethod_POST, Path: "/x.Y/Z", RequestHeadersBytes: 100, RequestBodyBytes: 20},
+		Response:        &accesslogdatav3.HTTPResponseProperties{ResponseHeadersBytes: 50, ResponseBodyBytes: 400},
+	}
+	if code != 0 {
+		e.Response.ResponseCode = wrapperspb.UInt32(code)
+	}
+	if mutate != nil {
+		mutate(e)
+	}
+	return e
+}
