@@ -17,8 +17,8 @@ import (
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/scrape"
-	v1 "github.com/prometheus/prometheus/web/api/v1"
 	"github.com/prometheus/prometheus/util/notifications"
+	v1 "github.com/prometheus/prometheus/web/api/v1"
 )
 
 // APIPrefix is where the Prometheus HTTP API lives on the HTTP mux.
@@ -111,12 +111,12 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 		v1.GlobalURLOptions{ListenAddress: cfg.ListenAddress, Host: ext.Host, Scheme: ext.Scheme},
 		readyGate(cfg.Ready),
 		tsdbStats{db: b.DB}, dbDir,
-		false, // admin API: deleting series is not ours to offer
+		false,    // admin API: deleting series is not ours to offer
 		false, 0, // search API (experimental in Prometheus)
 		logger.With("component", "api"),
 		rr,
 		remoteReadSampleLimit, remoteReadConcurrencyLimit, remoteReadMaxBytesInFrame,
-		false, // agent mode
+		false,                          // agent mode
 		regexp.MustCompile("^(?:.*)$"), // Prometheus's default --web.cors.origin
 		runtimeInfo(started, cfg.Retention),
 		&v1.PrometheusVersion{
@@ -261,10 +261,10 @@ func gathererOf(reg prometheus.Registerer) prometheus.Gatherer {
 // empty, as Prometheus does with no scrape configs.
 type noTargets struct{}
 
-func (noTargets) ScrapePools() []string                           { return []string{} }
-func (noTargets) TargetsActive() map[string][]*scrape.Target      { return map[string][]*scrape.Target{} }
-func (noTargets) TargetsDropped() map[string][]*scrape.Target     { return map[string][]*scrape.Target{} }
-func (noTargets) TargetsDroppedCounts() map[string]int            { return map[string]int{} }
+func (noTargets) ScrapePools() []string                       { return []string{} }
+func (noTargets) TargetsActive() map[string][]*scrape.Target  { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDropped() map[string][]*scrape.Target { return map[string][]*scrape.Target{} }
+func (noTargets) TargetsDroppedCounts() map[string]int        { return map[string]int{} }
 func (noTargets) ScrapePoolConfig(string) (*config.ScrapeConfig, error) {
 	return nil, errors.New("glassmesh does not scrape")
 }

@@ -31,8 +31,8 @@ type apiEnv struct {
 }
 
 type apiEnvOptions struct {
-	rules   *RulesConfig  // nil: no rules manager
-	ingest  IngestConfig  // limits of the receivers
+	rules   *RulesConfig          // nil: no rules manager
+	ingest  IngestConfig          // limits of the receivers
 	backend func(Backend) Backend // wraps the backend (overload tests)
 	ready   func() bool
 }

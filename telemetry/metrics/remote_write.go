@@ -177,7 +177,9 @@ func (w *RemoteWrite) Run(ctx context.Context) error {
 
 // notifyRelay forwards the TSDB's write notifications to the remote
 // storage while it runs; the TSDB holds the relay for its whole life.
-type notifyRelay struct{ s atomic.Pointer[remote.Storage] }
+type notifyRelay struct {
+	s atomic.Pointer[remote.Storage]
+}
 
 // Notify implements wlog.WriteNotified.
 func (n *notifyRelay) Notify() {
