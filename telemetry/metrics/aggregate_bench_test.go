@@ -106,3 +106,30 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
 }
+
+// BenchmarkRestore measures what a restart adds: seeding the Aggregator
+// from the newest sample of every stored istio_* series.
+func BenchmarkRestore(b *testing.B) {
+	const series = 100_000
+	sets := series / httpSeries
+	e := newTestEnv(b, b.TempDir(), AggregatorConfig{})
+	reqs := benchRequests(sets, sets)
+	at := time.Now()
+	for i := range 3 {
+		consume(b, e.agg, reqs...)
+		if err := e.agg.flushAt(context.Background(), at.Add(time.Duration(i)*time.Second)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for range b.N {
+		agg, err := NewAggregator(AggregatorConfig{}, e.st, nil, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got := agg.sets[kindHTTP].Load(); got != int64(sets) {
+			b.Fatalf("restored %d label sets, want %d", got, sets)
+		}
+	}
+	b.ReportMetric(float64(b.N*sets*httpSeries)/b.Elapsed().Seconds(), "series/s")
+}

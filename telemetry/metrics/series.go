@@ -208,11 +208,15 @@ type seriesDesc struct {
 type layouts struct {
 	http, tcp []seriesDesc
 	index     map[seriesDesc]int
+	labelPos  map[string]int // keyLabelNames position of a label name
 }
 
 // newLayouts builds the series tables.
 func newLayouts() *layouts {
-	l := &layouts{http: make([]seriesDesc, httpSeries), index: map[seriesDesc]int{}}
+	l := &layouts{http: make([]seriesDesc, httpSeries), index: map[seriesDesc]int{}, labelPos: map[string]int{}}
+	for i, n := range keyLabelNames {
+		l.labelPos[n] = i
+	}
 	l.http[hRequests] = seriesDesc{name: MetricRequestsTotal}
 	for _, h := range []struct {
 		base int
@@ -278,13 +282,19 @@ func (l *layouts) keyFromLabels(ls labels.Labels, k *seriesKey) (pos int, ok boo
 	if pos, ok = l.index[d]; !ok {
 		return 0, false
 	}
+	var vals [len(keyLabelNames)]string
+	ls.Range(func(lb labels.Label) {
+		if i, ok := l.labelPos[lb.Name]; ok {
+			vals[i] = lb.Value
+		}
+	})
 	k.tcp = strings.HasPrefix(d.name, tcpMetricPrefix)
-	if k.tcp != (ls.Get(labelNames[lRequestProtocol]) == ProtocolTCP) {
+	if k.tcp != (vals[lRequestProtocol] == ProtocolTCP) {
 		return 0, false
 	}
 	k.b = k.b[:0]
-	for _, name := range keyLabelNames {
-		k.b = appendValue(k.b, ls.Get(name))
+	for _, v := range vals {
+		k.b = appendValue(k.b, v)
 	}
 	return pos, true
 }
