@@ -75,7 +75,9 @@ var kindMetrics = [numKinds][]string{
 //
 // NewAggregator seeds it from the TSDB so counters continue across
 // restarts; Run flushes until its context ends, then flushes once more.
-// ConsumeRequests and Flush are safe for concurrent use.
+// Stop the receivers, then Run, then close the Storage. ConsumeRequests
+// and Flush are safe for concurrent use. Label sets are never evicted:
+// memory is bounded by MaxSeriesPerMetric, not by time.
 type Aggregator struct {
 	cfg     AggregatorConfig
 	st      *Storage

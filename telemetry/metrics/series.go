@@ -30,8 +30,8 @@ const (
 	tcpMetricPrefix   = "istio_tcp_"
 )
 
-// Positions of the string-valued Istio labels in a seriesKey. response_code
-// is kept apart as an integer so the hot path never formats it.
+// Positions of Istio's labels in a seriesKey (see keyLabelNames; the last,
+// response_code, follows these).
 const (
 	lReporter = iota
 	lSourceWorkload
@@ -60,7 +60,8 @@ const (
 	numStringLabels
 )
 
-// labelNames are Istio's label names, indexed like seriesKey.v. Read-only.
+// labelNames are Istio's label names but response_code, in seriesKey
+// order. Read-only.
 var labelNames = [numStringLabels]string{
 	"reporter", "source_workload", "source_workload_namespace", "source_app",
 	"source_version", "source_principal", "source_canonical_service",
