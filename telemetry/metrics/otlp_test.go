@@ -130,6 +130,18 @@ func otlpGRPCClient(t *testing.T, e *apiEnv) pmetricotlp.GRPCClient {
 
 func otlpGRPCConn(t *testing.T, e *apiEnv) *grpc.ClientConn {
 	t.Helper()
+	conn, err := grpc.NewClient(otlpGRPCServe(t, e), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+// otlpGRPCServe serves the env's OTLP/gRPC service on a loopback port
+// until the test ends and returns its address.
+func otlpGRPCServe(t *testing.T, e *apiEnv) string {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -138,16 +150,11 @@ func otlpGRPCConn(t *testing.T, e *apiEnv) *grpc.ClientConn {
 	e.ingest.RegisterOTLPMetricsGRPC(s)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = conn.Close()
 		s.Stop()
 		<-done
 	})
-	return conn
+	return lis.Addr().String()
 }
 
 const otlpCounterKey = `{__name__="requests_total", code="200", instance="i-1", job="shop/checkout"}`
