@@ -237,23 +237,29 @@ type exchange struct {
 // client-streaming and a bidi call.
 func callEveryKind(t *testing.T, c testgrpc.TestServiceClient) []exchange {
 	t.Helper()
+	return []exchange{callUnary(t, c), callFailing(t, c), callServerStream(t, c), callClientStream(t, c), callBidi(t, c)}
+}
+
+func callUnary(t *testing.T, c testgrpc.TestServiceClient) exchange {
 	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
 	ctx := metadata.AppendToOutgoingContext(context.Background(), "traceparent", "00-"+traceID+"-00f067aa0ba902b7-01")
-	var out []exchange
-
 	req := &testgrpc.SimpleRequest{ResponseSize: 300, Payload: &testgrpc.Payload{Body: make([]byte, 40)}}
 	resp, err := c.UnaryCall(ctx, req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	out = append(out, exchange{codes.OK, size(req), size(resp), traceID})
+	return exchange{codes.OK, size(req), size(resp), traceID}
+}
 
+func callFailing(t *testing.T, c testgrpc.TestServiceClient) exchange {
 	bad := &testgrpc.SimpleRequest{ResponseStatus: &testgrpc.EchoStatus{Code: int32(codes.NotFound), Message: "no such review"}}
 	if _, err := c.UnaryCall(context.Background(), bad); status.Code(err) != codes.NotFound {
 		t.Fatalf("got %v, want NotFound", err)
 	}
-	out = append(out, exchange{codes.NotFound, size(bad), 0, ""})
+	return exchange{codes.NotFound, size(bad), 0, ""}
+}
 
+func callServerStream(t *testing.T, c testgrpc.TestServiceClient) exchange {
 	so := &testgrpc.StreamingOutputCallRequest{ResponseParameters: []*testgrpc.ResponseParameters{{Size: 10}, {Size: 20}, {Size: 30}}}
 	ss, err := c.StreamingOutputCall(context.Background(), so)
 	if err != nil {
@@ -263,31 +269,36 @@ func callEveryKind(t *testing.T, c testgrpc.TestServiceClient) []exchange {
 	for {
 		m, err := ss.Recv()
 		if err == io.EOF {
-			break
+			return exchange{codes.OK, size(so), size(got...), ""}
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
 		got = append(got, m)
 	}
-	out = append(out, exchange{codes.OK, size(so), size(got...), ""})
+}
 
+func callClientStream(t *testing.T, c testgrpc.TestServiceClient) exchange {
 	cs, err := c.StreamingInputCall(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := []proto.Message{&testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, 7)}}, &testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, 9)}}}
-	for _, m := range in {
-		if err := cs.Send(m.(*testgrpc.StreamingInputCallRequest)); err != nil {
+	var sent []proto.Message
+	for _, n := range []int{7, 9} {
+		m := &testgrpc.StreamingInputCallRequest{Payload: &testgrpc.Payload{Body: make([]byte, n)}}
+		if err := cs.Send(m); err != nil {
 			t.Fatal(err)
 		}
+		sent = append(sent, m)
 	}
 	agg, err := cs.CloseAndRecv()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out = append(out, exchange{codes.OK, size(in...), size(agg), ""})
+	return exchange{codes.OK, size(sent...), size(agg), ""}
+}
 
+func callBidi(t *testing.T, c testgrpc.TestServiceClient) exchange {
 	bidi, err := c.FullDuplexCall(context.Background())
 	if err != nil {
 		t.Fatal(err)
@@ -304,8 +315,7 @@ func callEveryKind(t *testing.T, c testgrpc.TestServiceClient) []exchange {
 	if _, err := bidi.Recv(); err != io.EOF {
 		t.Fatalf("bidi ended with %v", err)
 	}
-	out = append(out, exchange{codes.OK, size(echo), size(back), ""})
-	return out
+	return exchange{codes.OK, size(echo), size(back), ""}
 }
 
 func TestBothSidesReportWithTheirWorkloads(t *testing.T) {

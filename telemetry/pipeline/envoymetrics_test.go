@@ -56,37 +56,7 @@ func formatSample(ts int64, v float64) string {
 func TestConsumeEnvoyMetrics(t *testing.T) {
 	db := openTSDB(t)
 	p := newTestPipeline(t, Config{Appendable: db})
-	const ts = 1_700_000_000_000
-	families := []*dto.MetricFamily{{
-		Name:   proto.String("cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total"),
-		Type:   dto.MetricType_COUNTER.Enum(),
-		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(42)}, TimestampMs: proto.Int64(ts)}},
-	}, {
-		Name: proto.String("server.live"),
-		Type: dto.MetricType_GAUGE.Enum(),
-		Metric: []*dto.Metric{{
-			Label:       []*dto.LabelPair{{Name: proto.String("envoy.tag"), Value: proto.String("x")}, {Name: proto.String("pod"), Value: proto.String("spoofed")}},
-			Gauge:       &dto.Gauge{Value: proto.Float64(1)},
-			TimestampMs: proto.Int64(ts),
-		}},
-	}, {
-		Name: proto.String("http.inbound_0.0.0.0_9080.downstream_rq_time"),
-		Type: dto.MetricType_HISTOGRAM.Enum(),
-		Metric: []*dto.Metric{{
-			Histogram: &dto.Histogram{
-				SampleCount: proto.Uint64(3), SampleSum: proto.Float64(12.5),
-				Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1)}, {UpperBound: proto.Float64(10), CumulativeCount: proto.Uint64(2)}},
-			},
-			TimestampMs: proto.Int64(ts),
-		}},
-	}, {
-		Name: proto.String("listener.admin.downstream_cx_length_ms"),
-		Type: dto.MetricType_SUMMARY.Enum(),
-		Metric: []*dto.Metric{{
-			Summary:     &dto.Summary{SampleCount: proto.Uint64(4), SampleSum: proto.Float64(8), Quantile: []*dto.Quantile{{Quantile: proto.Float64(0.5), Value: proto.Float64(2)}}},
-			TimestampMs: proto.Int64(ts),
-		}},
-	}}
+	families := envoyFamilies(1_700_000_000_000)
 	if err := p.ConsumeEnvoyMetrics(context.Background(), reviewsV2Node, families); err != nil {
 		t.Fatal(err)
 	}
@@ -141,4 +111,39 @@ func TestSanitizeName(t *testing.T) {
 			t.Errorf("sanitizeName(%q) = %q, want %q", in, got, want)
 		}
 	}
+}
+
+// envoyFamilies are stats of each type, as Envoy's metrics service sends
+// them, all at ts.
+func envoyFamilies(ts int64) []*dto.MetricFamily {
+	return []*dto.MetricFamily{{
+		Name:   proto.String("cluster.outbound|9080||reviews.default.svc.cluster.local.upstream_rq_total"),
+		Type:   dto.MetricType_COUNTER.Enum(),
+		Metric: []*dto.Metric{{Counter: &dto.Counter{Value: proto.Float64(42)}, TimestampMs: proto.Int64(ts)}},
+	}, {
+		Name: proto.String("server.live"),
+		Type: dto.MetricType_GAUGE.Enum(),
+		Metric: []*dto.Metric{{
+			Label:       []*dto.LabelPair{{Name: proto.String("envoy.tag"), Value: proto.String("x")}, {Name: proto.String("pod"), Value: proto.String("spoofed")}},
+			Gauge:       &dto.Gauge{Value: proto.Float64(1)},
+			TimestampMs: proto.Int64(ts),
+		}},
+	}, {
+		Name: proto.String("http.inbound_0.0.0.0_9080.downstream_rq_time"),
+		Type: dto.MetricType_HISTOGRAM.Enum(),
+		Metric: []*dto.Metric{{
+			Histogram: &dto.Histogram{
+				SampleCount: proto.Uint64(3), SampleSum: proto.Float64(12.5),
+				Bucket: []*dto.Bucket{{UpperBound: proto.Float64(1), CumulativeCount: proto.Uint64(1)}, {UpperBound: proto.Float64(10), CumulativeCount: proto.Uint64(2)}},
+			},
+			TimestampMs: proto.Int64(ts),
+		}},
+	}, {
+		Name: proto.String("listener.admin.downstream_cx_length_ms"),
+		Type: dto.MetricType_SUMMARY.Enum(),
+		Metric: []*dto.Metric{{
+			Summary:     &dto.Summary{SampleCount: proto.Uint64(4), SampleSum: proto.Float64(8), Quantile: []*dto.Quantile{{Quantile: proto.Float64(0.5), Value: proto.Float64(2)}}},
+			TimestampMs: proto.Int64(ts),
+		}},
+	}}
 }
