@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"runtime"
 	"strconv"
 	"sync"
@@ -286,20 +285,11 @@ func waitSynced(c *fanoutCounters, n int) error {
 
 // serveBench serves backend on loopback; stop ends it and waits.
 func serveBench(b *testing.B, backend fanoutBackend) (addr string, stop func()) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
 	g := grpc.NewServer()
 	backend.register(g)
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = g.Serve(lis)
-	}()
-	return lis.Addr().String(), func() {
+	addr, stopGRPC := serve(b, g)
+	return addr, func() {
 		backend.stop()
-		g.Stop()
-		<-served
+		stopGRPC()
 	}
 }

@@ -14,26 +14,35 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
-// startServer runs s's gRPC services on a loopback port until the test ends.
-func startServer(t testing.TB, s *Server) string {
+// serve runs g on a new loopback listener; stop ends it and waits.
+func serve(t testing.TB, g *grpc.Server) (addr string, stop func()) {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer()
-	s.Register(g)
 	served := make(chan struct{})
 	go func() {
 		defer close(served)
 		_ = g.Serve(lis)
 	}()
-	t.Cleanup(func() {
-		s.Stop()
+	return lis.Addr().String(), func() {
 		g.Stop()
 		<-served
+	}
+}
+
+// startServer runs s's gRPC services on a loopback port until the test ends.
+func startServer(t testing.TB, s *Server) string {
+	t.Helper()
+	g := grpc.NewServer()
+	s.Register(g)
+	addr, stop := serve(t, g)
+	t.Cleanup(func() {
+		s.Stop()
+		stop()
 	})
-	return lis.Addr().String()
+	return addr
 }
 
 func dial(t testing.TB, addr string, opts ...grpc.DialOption) *grpc.ClientConn {

@@ -19,22 +19,11 @@ import (
 // service through this server and call a backend, with the bootstrap passed
 // in (not read from the environment), so it does not bind the process.
 func TestGRPCXDSClientReachesABackend(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	backend := grpc.NewServer()
 	healthpb.RegisterHealthServer(backend, health.NewServer())
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = backend.Serve(lis)
-	}()
-	t.Cleanup(func() {
-		backend.Stop()
-		<-served
-	})
-	host, portStr, _ := net.SplitHostPort(lis.Addr().String())
+	backendAddr, stop := serve(t, backend)
+	t.Cleanup(stop)
+	host, portStr, _ := net.SplitHostPort(backendAddr)
 	port, _ := strconv.Atoi(portStr)
 
 	m := mesh{Services: 1, Endpoints: 1, Port: 8080, Address: func(int, int) (string, uint32) { return host, uint32(port) }}
