@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"strconv"
 	"strings"
 	"time"
 
@@ -123,6 +122,3 @@ func startTime(c *accesslogdatav3.AccessLogCommon, now time.Time) time.Time {
 	}
 	return now
 }
-
-// statusText formats a gRPC status code as grpc-status carries it.
-func statusText(code uint32) string { return strconv.FormatUint(uint64(code), 10) }

@@ -154,7 +154,7 @@ func TestConvertHTTP(t *testing.T) {
 		},
 	}, {
 		name: "mutual TLS with an ambiguous service account picks the workload by address",
-		node: productpageNode,
+		node: proxylessNode("10.0.0.1", "productpage-v1", "default"),
 		entry: entry{
 			cluster: reviewsCluster, upstream: addr("10.0.0.2", 9080), tls: mtls(spiffePage, spiffeReviews), code: 200,
 			trailers: map[string]string{"grpc-status": "0"},
@@ -163,6 +163,18 @@ func TestConvertHTTP(t *testing.T) {
 			Time: t0, Reporter: "source", Source: principal(productpage, spiffePage), Dest: principal(reviewsV1, spiffeReviews),
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls",
+		},
+	}, {
+		name: "a sidecar's TLS on an outbound entry is its downstream's and says nothing of the callee",
+		node: productpageNode,
+		entry: entry{
+			cluster: reviewsCluster, upstream: addr("10.0.0.2", 9080), tls: mtls("spiffe://cluster.local/ns/edge/sa/gateway", "spiffe://cluster.local/ns/edge/sa/browser"), code: 200,
+			trailers: map[string]string{"grpc-status": "0"},
+		},
+		want: metrics.Request{
+			Time: t0, Reporter: "source", Source: productpage, Dest: reviewsV1,
+			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
+			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown",
 		},
 	}}
 	for _, tc := range tests {

@@ -112,7 +112,14 @@ func New(cfg Config, mesh func() *model.Mesh, consumers []metrics.RequestConsume
 		return nil, err
 	}
 	p := &Pipeline{cfg: cfg, mesh: mesh, empty: model.Empty(), consumers: consumers, logger: logger, now: time.Now, m: m}
-	p.conns = newConnTracker(cfg.MaxTCPConnections, m.tcpUntracked.Inc)
+	var warned atomic.Bool
+	p.conns = newConnTracker(cfg.MaxTCPConnections, func() {
+		m.tcpUntracked.Inc()
+		if !warned.Swap(true) {
+			logger.Warn("TCP connection tracker is full; bytes of further connections may be counted twice",
+				"max", cfg.MaxTCPConnections, "metric", "glassmesh_pipeline_tcp_untracked_connections_total")
+		}
+	})
 	return p, nil
 }
 
@@ -204,5 +211,6 @@ func (p *Pipeline) index() *index {
 	}
 	ix := buildIndex(m, p.cfg.ClusterID, p.cfg.TrustDomain)
 	p.idx.Store(ix)
+	p.logger.Debug("indexed the mesh registry", "workloads", len(m.Workloads), "services", len(m.Services))
 	return ix
 }

@@ -19,12 +19,11 @@ const (
 
 // sides is who called and who answered, as one reporter saw a request.
 type sides struct {
-	reporter  string
-	source    metrics.Peer
-	dest      metrics.Peer
-	policy    string
-	destWI    *workloadInfo // the answering workload, when known
-	peerKnown bool
+	reporter string
+	source   metrics.Peer
+	dest     metrics.Peer
+	policy   string
+	destWI   *workloadInfo // the answering workload, when known
 }
 
 // resolveSides fills both ends of a request. The reporter is one end; the
@@ -34,6 +33,11 @@ type sides struct {
 // inbound, only when one workload has it).
 func resolveSides(ix *index, rep *reporter, c *accesslogdatav3.AccessLogCommon, cl cluster, peerHeader string) sides {
 	tls := c.GetTlsProperties()
+	if !cl.inbound && !rep.proxyless {
+		// A sidecar's TLS properties are those of its downstream connection
+		// (the app, or an ingress's client), never of the callee.
+		tls = nil
+	}
 	localSAN := uriSAN(tls.GetLocalCertificateProperties())
 	peerSAN := uriSAN(tls.GetPeerCertificateProperties())
 	mtls := tls.GetLocalCertificateProperties() != nil && tls.GetPeerCertificateProperties() != nil
@@ -53,7 +57,7 @@ func resolveSides(ix *index, rep *reporter, c *accesslogdatav3.AccessLogCommon, 
 	} else {
 		self.Principal, peer.Principal = metrics.Unknown, metrics.Unknown
 	}
-	s := sides{policy: securityPolicy(mtls, cl.inbound, rep.proxyless), peerKnown: peer.Workload != metrics.Unknown}
+	s := sides{policy: securityPolicy(mtls, cl.inbound, rep.proxyless)}
 	if cl.inbound {
 		s.reporter, s.source, s.dest, s.destWI = metrics.ReporterDestination, peer, self, rep.wi
 	} else {
