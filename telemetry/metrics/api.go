@@ -91,16 +91,7 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 		return nil, err
 	}
 	promCfg := prometheusConfig(nil)
-	var dbDir string
-	if b.DB != nil {
-		dbDir = b.DB.Dir()
-	}
-	var rr func(context.Context) v1.RulesRetriever = func(context.Context) v1.RulesRetriever { return noRules{} }
-	var ar func(context.Context) v1.AlertmanagerRetriever = func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }
-	if rules != nil {
-		rr = func(context.Context) v1.RulesRetriever { return rules.manager }
-		ar = func(context.Context) v1.AlertmanagerRetriever { return rules.notifier }
-	}
+	rr, ar := retrievers(rules)
 	started := time.Now()
 	a := v1.NewAPI(eng.engine, b.Queryable, nil, b.ExemplarQueryable,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
@@ -110,7 +101,7 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 		cfg.Flags,
 		v1.GlobalURLOptions{ListenAddress: cfg.ListenAddress, Host: ext.Host, Scheme: ext.Scheme},
 		readyGate(cfg.Ready),
-		tsdbStats{db: b.DB}, dbDir,
+		tsdbStats{db: b.DB}, b.dir(),
 		false,    // admin API: deleting series is not ours to offer
 		false, 0, // search API (experimental in Prometheus)
 		logger.With("component", "api"),
@@ -179,6 +170,16 @@ func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// retrievers hand the API the rules manager and notifier, or empty ones.
+func retrievers(r *Rules) (func(context.Context) v1.RulesRetriever, func(context.Context) v1.AlertmanagerRetriever) {
+	if r == nil {
+		return func(context.Context) v1.RulesRetriever { return noRules{} },
+			func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }
+	}
+	return func(context.Context) v1.RulesRetriever { return r.manager },
+		func(context.Context) v1.AlertmanagerRetriever { return r.notifier }
 }
 
 func externalURL(s string) (*url.URL, error) {

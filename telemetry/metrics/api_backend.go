@@ -47,6 +47,14 @@ func (b Backend) validate() error {
 	return errors.Join(errs...)
 }
 
+// dir is the TSDB's directory, shown by /api/v1/status/runtimeinfo.
+func (b Backend) dir() string {
+	if b.DB == nil {
+		return ""
+	}
+	return b.DB.Dir()
+}
+
 // tsdbStats gives web/api/v1 the TSDB statistics it shows under
 // /api/v1/status/tsdb, the way cmd/prometheus's readyStorage does. The
 // admin calls are never reached: the admin API stays disabled.

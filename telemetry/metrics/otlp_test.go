@@ -31,8 +31,7 @@ import (
 // otlpTestRequest is one resource (service shop/checkout, instance i-1,
 // a pod name that becomes target_info) with a gauge, a cumulative counter and a histogram whose bucket carries
 // an exemplar, all at nowMs.
-func otlpTestRequest(t *testing.T, nowMs int64) pmetricotlp.ExportRequest {
-	t.Helper()
+func otlpTestRequest(nowMs int64) pmetricotlp.ExportRequest {
 	md := pmetric.NewMetrics()
 	rm := md.ResourceMetrics().AppendEmpty()
 	rm.Resource().Attributes().PutStr("service.name", "checkout")
@@ -162,7 +161,7 @@ const otlpCounterKey = `{__name__="requests_total", code="200", instance="i-1", 
 func TestOTLPHTTP(t *testing.T) {
 	e := newAPIEnv(t, apiEnvOptions{})
 	now := timestamp.FromTime(time.Now())
-	json, err := otlpTestRequest(t, now).MarshalJSON()
+	json, err := otlpTestRequest(now).MarshalJSON()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +176,7 @@ func TestOTLPHTTP(t *testing.T) {
 		reason                            string
 	}{
 		{"protobuf on the Prometheus path is stored", "/api/v1/otlp/v1/metrics", "application/x-protobuf", "",
-			otlpProto(t, otlpTestRequest(t, now)), http.StatusOK, ""},
+			otlpProto(t, otlpTestRequest(now)), http.StatusOK, ""},
 		{"gzipped JSON on the OTLP path is stored", "/v1/metrics", "application/json", "gzip", gz.Bytes(), http.StatusOK, ""},
 		{"a malformed protobuf is a bad request", "/v1/metrics", "application/x-protobuf", "", []byte("\x0a\xff\xff"),
 			http.StatusBadRequest, "EOF"},
@@ -234,7 +233,7 @@ func TestOTLPGRPC(t *testing.T) {
 	ctx := context.Background()
 
 	t.Run("an export is stored and queryable", func(t *testing.T) {
-		resp, err := client.Export(ctx, otlpTestRequest(t, now))
+		resp, err := client.Export(ctx, otlpTestRequest(now))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -252,8 +251,8 @@ func TestOTLPGRPC(t *testing.T) {
 		reason string
 	}{
 		{"a delta counter is InvalidArgument", otlpDeltaRequest(now), codes.InvalidArgument, "invalid temporality"},
-		{"a sample too far ahead is InvalidArgument", otlpDeltaFree(t, now+time.Hour.Milliseconds()), codes.InvalidArgument, "too far in the future"},
-		{"an out-of-order sample is InvalidArgument", otlpDeltaFree(t, now-time.Minute.Milliseconds()), codes.InvalidArgument, "out of order"},
+		{"a sample too far ahead is InvalidArgument", otlpGaugeOnly(now+time.Hour.Milliseconds()), codes.InvalidArgument, "too far in the future"},
+		{"an out-of-order sample is InvalidArgument", otlpGaugeOnly(now-time.Minute.Milliseconds()), codes.InvalidArgument, "out of order"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -287,9 +286,9 @@ func TestOTLPGRPC(t *testing.T) {
 	})
 }
 
-// otlpDeltaFree is a valid request with only the gauge, at ts.
-func otlpDeltaFree(t *testing.T, ts int64) pmetricotlp.ExportRequest {
-	req := otlpTestRequest(t, ts)
+// otlpGaugeOnly is a valid request with only the gauge, at ts.
+func otlpGaugeOnly(ts int64) pmetricotlp.ExportRequest {
+	req := otlpTestRequest(ts)
 	ms := req.Metrics().ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics()
 	ms.RemoveIf(func(m pmetric.Metric) bool { return m.Name() != "queue.depth" })
 	return req
@@ -307,13 +306,13 @@ func TestOTLPGRPCOverload(t *testing.T) {
 	client := otlpGRPCClient(t, e)
 	first := make(chan error, 1)
 	go func() {
-		_, err := client.Export(context.Background(), otlpTestRequest(t, now))
+		_, err := client.Export(context.Background(), otlpTestRequest(now))
 		first <- err
 	}()
 	<-blocking.entered
 
 	t.Run("over capacity is RESOURCE_EXHAUSTED with a retry delay", func(t *testing.T) {
-		_, err := client.Export(context.Background(), otlpTestRequest(t, now))
+		_, err := client.Export(context.Background(), otlpTestRequest(now))
 		st := status.Convert(err)
 		if st.Code() != codes.ResourceExhausted {
 			t.Fatalf("got %v", err)
@@ -323,7 +322,7 @@ func TestOTLPGRPCOverload(t *testing.T) {
 		}
 	})
 	t.Run("a request larger than the byte limit is RESOURCE_EXHAUSTED without retry", func(t *testing.T) {
-		big := otlpTestRequest(t, now)
+		big := otlpTestRequest(now)
 		big.Metrics().ResourceMetrics().At(0).Resource().Attributes().PutStr("padding", strings.Repeat("x", 8192))
 		_, err := client.Export(context.Background(), big)
 		st := status.Convert(err)
@@ -352,7 +351,7 @@ func otlpRetryDelay(st *status.Status) time.Duration {
 // must not drift from it.
 func TestOTLPGRPCMatchesHTTP(t *testing.T) {
 	now := timestamp.FromTime(time.Now())
-	req := otlpTestRequest(t, now)
+	req := otlpTestRequest(now)
 	viaHTTP, viaGRPC := newAPIEnv(t, apiEnvOptions{}), newAPIEnv(t, apiEnvOptions{})
 	if code, body := otlpPostHTTP(t, viaHTTP.srv.URL+"/v1/metrics", req); code != http.StatusOK {
 		t.Fatalf("HTTP: %d %s", code, body)

@@ -170,7 +170,7 @@ func TestIngestOverload(t *testing.T) {
 		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
 			t.Fatalf("second write: %d Retry-After=%q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 		}
-		code, _ := otlpPostHTTP(t, e.srv.URL+"/api/v1/otlp/v1/metrics", otlpTestRequest(t, now))
+		code, _ := otlpPostHTTP(t, e.srv.URL+"/api/v1/otlp/v1/metrics", otlpTestRequest(now))
 		if code != http.StatusTooManyRequests {
 			t.Fatalf("OTLP while full: %d", code)
 		}
