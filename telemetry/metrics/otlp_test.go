@@ -251,8 +251,8 @@ func TestOTLPGRPC(t *testing.T) {
 		reason string
 	}{
 		{"a delta counter is InvalidArgument", otlpDeltaRequest(now), codes.InvalidArgument, "invalid temporality"},
-		{"a sample too far ahead is InvalidArgument", otlpGaugeOnly(now+time.Hour.Milliseconds()), codes.InvalidArgument, "too far in the future"},
-		{"an out-of-order sample is InvalidArgument", otlpGaugeOnly(now-time.Minute.Milliseconds()), codes.InvalidArgument, "out of order"},
+		{"a sample too far ahead is InvalidArgument", otlpGaugeOnly(now + time.Hour.Milliseconds()), codes.InvalidArgument, "too far in the future"},
+		{"an out-of-order sample is InvalidArgument", otlpGaugeOnly(now - time.Minute.Milliseconds()), codes.InvalidArgument, "out of order"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
