@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -64,7 +65,7 @@ func authorityService(authority, defaultNamespace string) (name, namespace strin
 	if h, _, err := net.SplitHostPort(authority); err == nil {
 		host = h
 	}
-	if host == "" || net.ParseIP(host) != nil {
+	if host == "" || isIP(host) {
 		return "", "", false
 	}
 	host = strings.TrimSuffix(host, ".cluster.local")
@@ -79,4 +80,15 @@ func authorityService(authority, defaultNamespace string) (name, namespace strin
 		return "", "", false
 	}
 	return name, namespace, true
+}
+
+// isIP says whether host is an IP address. It only parses what could be
+// one: netip.ParseAddr allocates its error for every name it rejects.
+func isIP(host string) bool {
+	maybe := strings.IndexByte(host, ':') >= 0 || strings.Trim(host, "0123456789.") == ""
+	if !maybe {
+		return false
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }

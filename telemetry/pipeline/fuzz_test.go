@@ -75,8 +75,9 @@ func FuzzTraceID(f *testing.F) {
 	})
 }
 
-// FuzzPeerHeader resolves arbitrary x-glassmesh-peer values: a valid node id
-// always yields its namespace; nothing panics.
+// FuzzPeerHeader resolves arbitrary x-glassmesh-peer values: the pipeline's
+// allocation-free node id parser agrees with model.ParseNodeID, a valid node
+// id always yields its namespace, and nothing panics.
 func FuzzPeerHeader(f *testing.F) {
 	f.Add(model.NodeID("127.0.0.1", "details-v1", "shop"))
 	f.Add(model.NodeID("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default"))
@@ -86,6 +87,10 @@ func FuzzPeerHeader(f *testing.F) {
 	f.Fuzz(func(t *testing.T, header string) {
 		peer, wi := resolvePeer(ix, header, "", netip.Addr{}, 0, false)
 		parts, ok := model.ParseNodeID(header)
+		instance, namespace, ok2 := parseNodeID(header)
+		if ok != ok2 || instance != parts.Instance || namespace != parts.Namespace {
+			t.Fatalf("%q: parseNodeID %q %q %v, model.ParseNodeID %+v %v", header, instance, namespace, ok2, parts, ok)
+		}
 		switch {
 		case ok && peer.Namespace != parts.Namespace:
 			t.Fatalf("%q: namespace %q, want %q", header, peer.Namespace, parts.Namespace)

@@ -41,7 +41,7 @@ func reporterOf(ix *index, n *corev3.Node) reporter {
 	name := stringField(fields, model.NodeMetaWorkloadName)
 	switch {
 	case name != "":
-		r.wi = ix.byName[r.namespace+"/"+name]
+		r.wi = ix.byName[r.namespace][name]
 	case idOK:
 		r.wi = ix.workload(r.namespace, parts.Instance)
 		if r.wi == nil {

@@ -52,11 +52,11 @@ type endpointKey struct {
 // values never change, so an index is built once per mesh version.
 type index struct {
 	mesh        *model.Mesh
-	byName      map[string]*workloadInfo           // namespace/name
-	byEndpoint  map[endpointKey]*workloadInfo      // nil value: shared by several workloads
-	byAddress   map[netip.Addr]*workloadInfo       // nil value: shared by several workloads
-	byIdentity  map[string][]*workloadInfo         // namespace/serviceAccount
-	services    map[string]map[string]*serviceInfo // namespace → name
+	byName      map[string]map[string]*workloadInfo // namespace → name
+	byEndpoint  map[endpointKey]*workloadInfo       // nil value: shared by several workloads
+	byAddress   map[netip.Addr]*workloadInfo        // nil value: shared by several workloads
+	byIdentity  map[string][]*workloadInfo          // namespace/serviceAccount
+	services    map[string]map[string]*serviceInfo  // namespace → name
 	clusterID   string
 	trustDomain string
 }
@@ -64,7 +64,7 @@ type index struct {
 func buildIndex(m *model.Mesh, clusterID, trustDomain string) *index {
 	ix := &index{
 		mesh:        m,
-		byName:      make(map[string]*workloadInfo, len(m.Workloads)),
+		byName:      map[string]map[string]*workloadInfo{},
 		byEndpoint:  map[endpointKey]*workloadInfo{},
 		byAddress:   map[netip.Addr]*workloadInfo{},
 		byIdentity:  map[string][]*workloadInfo{},
@@ -83,7 +83,10 @@ func buildIndex(m *model.Mesh, clusterID, trustDomain string) *index {
 		sa := serviceAccount(w)
 		wi.peer = knownPeer(w.Name, w.Namespace, w.Labels, clusterID)
 		wi.peer.Principal = model.SPIFFEID(trustDomain, w.Namespace, sa)
-		ix.byName[w.Key()] = wi
+		if ix.byName[w.Namespace] == nil {
+			ix.byName[w.Namespace] = map[string]*workloadInfo{}
+		}
+		ix.byName[w.Namespace][w.Name] = wi
 		ix.byIdentity[w.Namespace+"/"+sa] = append(ix.byIdentity[w.Namespace+"/"+sa], wi)
 		seen := map[netip.Addr]bool{}
 		for _, ep := range w.Spec.Endpoints {
@@ -166,7 +169,7 @@ func orUnknown(s string) string {
 // Kubernetes pod name (<workload>-<replicaset hash>-<pod hash>).
 func (ix *index) workload(namespace, instance string) *workloadInfo {
 	for range 3 {
-		if wi := ix.byName[namespace+"/"+instance]; wi != nil {
+		if wi := ix.byName[namespace][instance]; wi != nil {
 			return wi
 		}
 		i := strings.LastIndexByte(instance, '-')
