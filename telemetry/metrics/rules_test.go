@@ -233,3 +233,20 @@ func TestNewRulesRefusesBadFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestRulesGeneratedBeforeRunAreLoadedByRun(t *testing.T) {
+	e := newAPIEnv(t, apiEnvOptions{})
+	r, err := NewRules(RulesConfig{Interval: 100 * time.Millisecond}, BackendFromDB(e.db), e.engine, apiTestLogger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := []rulefmt.RuleGroup{{Name: "early", Rules: []rulefmt.Rule{{Record: "early:one", Expr: "vector(1)"}}}}
+	if err := r.SetGeneratedGroups("slo", groups); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.RuleGroups()); n != 0 {
+		t.Fatalf("%d groups before Run", n)
+	}
+	apiRun(t, r.Run)
+	apiEventually(t, 5*time.Second, "the early group", func() bool { return len(r.RuleGroups()) == 1 })
+}
