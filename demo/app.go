@@ -15,13 +15,37 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	_ "google.golang.org/grpc/xds" // registers the xds:/// resolver and balancers
+
+	"github.com/glassmesh/glassmesh/telemetry/grpcreport"
 )
 
 // AppConfig configures one demo app process.
 type AppConfig struct {
-	App      App
-	FailRate float64       // share of requests answered with UNAVAILABLE
-	Latency  time.Duration // added to every request
+	App        App
+	FailRate   float64       // share of requests answered with UNAVAILABLE
+	Latency    time.Duration // added to every request
+	ReportAddr string        // glassmesh's --grpc-addr: calls are reported there (grpcreport); empty: not reported
+}
+
+// reporter starts the app's call reporting to glassmesh, or returns nil
+// options when there is nowhere to report to.
+func reporter(app App, addr string, logger *slog.Logger) (*grpcreport.Reporter, error) {
+	if addr == "" {
+		return nil, nil
+	}
+	n := appNode(app)
+	return grpcreport.NewReporter(grpcreport.Config{Target: addr, IP: n.IP, Instance: n.Instance,
+		Namespace: n.Namespace, Workload: n.Workload, Labels: n.Labels}, logger)
+}
+
+// clientOptions are the dial options of an app's outbound calls.
+func clientOptions(r *grpcreport.Reporter) []grpc.DialOption {
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if r != nil {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor()),
+			grpc.WithChainStreamInterceptor(r.StreamClientInterceptor()))
+	}
+	return opts
 }
 
 // handler serves one call of a bookinfo service.
@@ -31,7 +55,14 @@ type handler func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, 
 // calls go through glassmesh (xds:/// targets); the process's xDS bootstrap
 // comes from GRPC_XDS_BOOTSTRAP_CONFIG, set by the demo supervisor.
 func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
-	h, closeFn, err := newHandler(cfg, logger)
+	rep, err := reporter(cfg.App, cfg.ReportAddr, logger)
+	if err != nil {
+		return err
+	}
+	if rep != nil {
+		defer rep.Close()
+	}
+	h, closeFn, err := newHandler(cfg, rep)
 	if err != nil {
 		return err
 	}
@@ -40,7 +71,12 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv := grpc.NewServer()
+	var sopts []grpc.ServerOption
+	if rep != nil {
+		sopts = append(sopts, grpc.ChainUnaryInterceptor(rep.UnaryServerInterceptor()),
+			grpc.ChainStreamInterceptor(rep.StreamServerInterceptor()))
+	}
+	srv := grpc.NewServer(sopts...)
 	Register(srv, cfg.App.Service, h)
 	go func() {
 		<-ctx.Done()
@@ -50,10 +86,10 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 	return srv.Serve(lis)
 }
 
-func newHandler(cfg AppConfig, logger *slog.Logger) (handler, func(), error) {
+func newHandler(cfg AppConfig, rep *grpcreport.Reporter) (handler, func(), error) {
 	var conns []*grpc.ClientConn
 	dial := func(service string) (*grpc.ClientConn, error) {
-		cc, err := grpc.NewClient(Target(service), grpc.WithTransportCredentials(insecure.NewCredentials()))
+		cc, err := grpc.NewClient(Target(service), clientOptions(rep)...)
 		if err == nil {
 			conns = append(conns, cc)
 		}

@@ -45,8 +45,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 		tg := App{Service: TrafficGenerator, Version: "v1"}
 		children = append(children, child{TrafficGenerator,
 			[]string{"demo-app", "--traffic", "--rps", strconv.FormatFloat(s.RPS, 'f', -1, 64)},
-			sidecarconfig.NodeInfo{Namespace: Namespace, Workload: TrafficGenerator, Instance: TrafficGenerator + "-0",
-				IP: "127.0.0.1", Labels: map[string]string{"app": tg.Service, "version": tg.Version}}})
+			appNode(tg)})
 	}
 	for _, c := range children {
 		bootstrap, err := sidecarconfig.ProxylessBootstrapFor(c.node, sidecarconfig.BootstrapOptions{XDSAddr: s.XDSAddr})
@@ -54,7 +53,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return fmt.Errorf("demo: bootstrap for %s: %w", c.name, err)
 		}
 		env := append(os.Environ(), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(bootstrap), "GRPC_XDS_BOOTSTRAP=")
-		args := append(c.args, s.ExtraArgs...)
+		args := append(c.args, "--report-addr", s.XDSAddr)
+		args = append(args, s.ExtraArgs...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -98,7 +98,13 @@ func (s *Supervisor) keepRunning(ctx context.Context, name string, args, env []s
 	}
 }
 
+// appNode is a demo process's identity; the traffic generator's workload
+// name is its service name.
 func appNode(a App) sidecarconfig.NodeInfo {
-	return sidecarconfig.NodeInfo{Namespace: Namespace, Workload: a.Name(), Instance: a.Name() + "-0", IP: "127.0.0.1",
+	name := a.Name()
+	if a.Service == TrafficGenerator {
+		name = TrafficGenerator
+	}
+	return sidecarconfig.NodeInfo{Namespace: Namespace, Workload: name, Instance: name + "-0", IP: "127.0.0.1",
 		Labels: map[string]string{"app": a.Service, "version": a.Version}}
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
@@ -18,12 +17,20 @@ type TrafficConfig struct {
 	RPS         float64       // requests per second to productpage
 	TesterShare float64       // share of requests sent with x-user: tester
 	Report      time.Duration // how often to log what the traffic saw
+	ReportAddr  string        // glassmesh's --grpc-addr, where calls are reported
 }
 
 // RunTraffic calls productpage through glassmesh at a steady rate until ctx
 // ends, and logs which reviews version answered, so a weight edit shows up.
 func RunTraffic(ctx context.Context, cfg TrafficConfig, logger *slog.Logger) error {
-	cc, err := grpc.NewClient(Target("productpage"), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	rep, err := reporter(App{Service: TrafficGenerator, Version: "v1"}, cfg.ReportAddr, logger)
+	if err != nil {
+		return err
+	}
+	if rep != nil {
+		defer rep.Close()
+	}
+	cc, err := grpc.NewClient(Target("productpage"), clientOptions(rep)...)
 	if err != nil {
 		return err
 	}

@@ -62,6 +62,7 @@ func start(t *testing.T, configPath string, extra ...string) *instance {
 	args := append([]string{"run",
 		"--config", configPath, "--data-dir", in.DataDir,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--metrics.interval", "1s", "--rules.interval", "1s",
 		"--log.format", "json", "--log.level", "info"}, extra...)
 	in.cmd = exec.Command(binary, args...)
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -125,7 +125,7 @@ func newDemoAppCmd() *cobra.Command {
 				return err
 			}
 			if traffic {
-				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05},
+				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05, ReportAddr: cfg.ReportAddr},
 					logger.With("workload", demo.TrafficGenerator))
 			}
 			return demo.RunApp(cmd.Context(), cfg, logger.With("workload", cfg.App.Name()))
@@ -138,6 +138,7 @@ func newDemoAppCmd() *cobra.Command {
 	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "share of requests to fail with UNAVAILABLE")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every request")
 	fs.BoolVar(&traffic, "traffic", false, "run the traffic generator instead of an app")
+	fs.StringVar(&cfg.ReportAddr, "report-addr", "", "glassmesh's gRPC address to report calls to")
 	fs.Float64Var(&rps, "rps", 20, "traffic generator rate")
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format")

@@ -19,6 +19,7 @@ type runFlags struct {
 	apiTokenFile string
 	logLevel     string
 	logFormat    string
+	telemetry    telemetryFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
@@ -29,6 +30,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token that mutating API calls must present; empty means no token is needed")
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format: text or json")
+	f.telemetry.register(fs)
 }
 
 func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {

@@ -56,6 +56,7 @@ type app struct {
 	store   *source.Store
 	files   *source.File
 	xds     *xds.Server
+	tel     *telemetry
 	grpc    *grpc.Server
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -87,15 +88,20 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	)
 	a.xds.Register(a.grpc)
 
+	a.routes()
 	var err error
+	if a.tel, err = a.newTelemetry(f.telemetry); err != nil {
+		return nil, err
+	}
 	if a.grpcLis, err = net.Listen("tcp", f.grpcAddr); err != nil {
+		a.tel.close()
 		return nil, fmt.Errorf("--grpc-addr: %w", err)
 	}
 	if a.httpLis, err = net.Listen("tcp", f.httpAddr); err != nil {
 		a.grpcLis.Close()
+		a.tel.close()
 		return nil, fmt.Errorf("--http-addr: %w", err)
 	}
-	a.routes()
 	return a, nil
 }
 
@@ -139,10 +145,15 @@ func (a *app) apply(r model.Result) {
 }
 
 func (a *app) run(ctx context.Context) error {
-	a.logger.Info("glassmesh starting", "version", version,
-		"http", a.httpLis.Addr().String(), "grpc", a.grpcLis.Addr().String(), "config", a.flags.configPath)
+	a.logger.Info("glassmesh starting", append([]any{"version", version,
+		"http", a.httpLis.Addr().String(), "grpc", a.grpcLis.Addr().String(), "config", a.flags.configPath,
+		"dataDir", a.flags.dataDir}, a.tel.addrs()...)...)
+	defer a.tel.close()
 	var g run.Group
 	ctx, cancel := context.WithCancel(ctx)
+	for _, ac := range a.tel.actors(ctx) {
+		g.Add(ac.execute, ac.interrupt)
+	}
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.files.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })

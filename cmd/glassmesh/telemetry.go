@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/pflag"
+	"google.golang.org/grpc"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+	"github.com/glassmesh/glassmesh/telemetry/receiver"
+)
+
+// telemetryFlags are run's telemetry flags.
+type telemetryFlags struct {
+	otlpGRPCAddr       string
+	otlpHTTPAddr       string
+	metricsInterval    time.Duration
+	retentionMetrics   string
+	maxSeriesPerMetric int
+	ruleFiles          []string
+	rulesInterval      time.Duration
+	alertmanagerURLs   []string
+	remoteWriteURLs    []string
+}
+
+func (f *telemetryFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.otlpGRPCAddr, "otlp-grpc-addr", ":4317", "OTLP/gRPC receiver address (metrics; OTLP is also served on --grpc-addr); empty disables")
+	fs.StringVar(&f.otlpHTTPAddr, "otlp-http-addr", ":4318", "OTLP/HTTP receiver address (/v1/metrics); empty disables")
+	fs.DurationVar(&f.metricsInterval, "metrics.interval", 5*time.Second, "how often request metrics are appended to the TSDB (what kill -9 may lose of access-log counts)")
+	fs.StringVar(&f.retentionMetrics, "retention.metrics", "15d", "how long metrics are kept (Go duration, or days like 15d)")
+	fs.IntVar(&f.maxSeriesPerMetric, "metrics.max-series-per-metric", metrics.DefaultMaxSeriesPerMetric, "label sets kept per istio_* metric; new ones beyond it are dropped and counted")
+	fs.StringArrayVar(&f.ruleFiles, "rules", nil, "Prometheus rule files (globs; repeatable), evaluated with the generated SLO rules")
+	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
+	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
+	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
+}
+
+// telemetry is the assembled telemetry side: storage, aggregation, the
+// receivers and the Prometheus API.
+type telemetry struct {
+	storage  *metrics.Storage
+	agg      *metrics.Aggregator
+	engine   *metrics.Engine
+	rules    *metrics.Rules
+	remote   *metrics.RemoteWrite
+	otlpGRPC *grpc.Server
+	otlpHTTP *http.Server
+	otlpGLis net.Listener
+	otlpHLis net.Listener
+}
+
+func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
+	retention, err := model.ParseDuration(f.retentionMetrics)
+	if err != nil {
+		return nil, fmt.Errorf("--retention.metrics: %w", err)
+	}
+	logger, reg := a.logger.With("component", "metrics"), a.reg
+	t := &telemetry{}
+	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention}, logger, reg); err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			t.close()
+		}
+	}()
+	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
+		return nil, err
+	}
+	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
+	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
+		[]metrics.RequestConsumer{t.agg}, a.logger.With("component", "pipeline"), reg)
+	if err != nil {
+		return nil, err
+	}
+	recv, err := receiver.New(receiver.Config{}, pipe, a.logger.With("component", "receiver"), reg)
+	if err != nil {
+		return nil, err
+	}
+	recv.Register(a.grpc)
+
+	backend := metrics.Backend{Queryable: t.storage.Queryable(), ExemplarQueryable: t.storage.ExemplarQueryable(),
+		Appendable: t.storage.AppendableV2(), DB: t.storage.DB()}
+	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
+		return nil, err
+	}
+	if t.rules, err = metrics.NewRules(metrics.RulesConfig{Files: f.ruleFiles, Interval: f.rulesInterval,
+		AlertmanagerURLs: f.alertmanagerURLs}, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
+		return nil, err
+	}
+	api, err := metrics.NewAPI(metrics.APIConfig{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
+		Ready: a.ready.Load}, backend, t.engine, t.rules, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	api.Register(a.mux)
+	ingest, err := metrics.NewIngest(metrics.IngestConfig{}, backend, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	ingest.Register(a.mux)
+	ingest.RegisterOTLPMetricsGRPC(a.grpc)
+	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs}, t.storage.DB(), logger, reg); err != nil {
+		return nil, err
+	}
+	if f.otlpGRPCAddr != "" {
+		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
+			return nil, fmt.Errorf("--otlp-grpc-addr: %w", err)
+		}
+		t.otlpGRPC = grpc.NewServer()
+		ingest.RegisterOTLPMetricsGRPC(t.otlpGRPC)
+	}
+	if f.otlpHTTPAddr != "" {
+		if t.otlpHLis, err = net.Listen("tcp", f.otlpHTTPAddr); err != nil {
+			return nil, fmt.Errorf("--otlp-http-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("POST "+metrics.OTLPMetricsPath, ingest.OTLPHandler())
+		t.otlpHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	ok = true
+	return t, nil
+}
+
+// actors are the telemetry's long-running parts for the run group.
+func (t *telemetry) actors(ctx context.Context) []actor {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := func(error) { cancel() }
+	acts := []actor{
+		{func() error { return t.agg.Run(ctx) }, stop},
+		{func() error { return t.rules.Run(ctx) }, stop},
+		{func() error { return t.remote.Run(ctx) }, stop},
+	}
+	if t.otlpGRPC != nil {
+		acts = append(acts, actor{func() error { return t.otlpGRPC.Serve(t.otlpGLis) }, func(error) { t.otlpGRPC.Stop() }})
+	}
+	if t.otlpHTTP != nil {
+		acts = append(acts, actor{func() error {
+			if err := t.otlpHTTP.Serve(t.otlpHLis); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		}, func(error) { _ = t.otlpHTTP.Close() }})
+	}
+	return acts
+}
+
+// addrs are the telemetry listeners' addresses, for the start-up log line.
+func (t *telemetry) addrs() []any {
+	var out []any
+	if t.otlpGLis != nil {
+		out = append(out, "otlpGRPC", t.otlpGLis.Addr().String())
+	}
+	if t.otlpHLis != nil {
+		out = append(out, "otlpHTTP", t.otlpHLis.Addr().String())
+	}
+	return out
+}
+
+// close releases what newTelemetry opened; the run group has stopped.
+func (t *telemetry) close() {
+	if t.engine != nil {
+		_ = t.engine.Close()
+	}
+	if t.otlpGLis != nil {
+		t.otlpGLis.Close()
+	}
+	if t.otlpHLis != nil {
+		t.otlpHLis.Close()
+	}
+	if t.storage != nil {
+		_ = t.storage.Close()
+	}
+}
