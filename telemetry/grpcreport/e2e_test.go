@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"sort"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
 )
 
@@ -77,25 +77,6 @@ func (testService) FullDuplexCall(s grpc.BidiStreamingServer[testgrpc.StreamingO
 	}
 }
 
-// recorder is a RequestConsumer keeping what it is given.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []metrics.Request
-}
-
-func (r *recorder) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.reqs = append(r.reqs, reqs...)
-	return nil
-}
-
-func (r *recorder) all() []metrics.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]metrics.Request(nil), r.reqs...)
-}
-
 // meshWith is a mesh where productpage calls reviews and both apps run on
 // 127.0.0.1, reviews-v1 on appPort.
 func meshWith(t *testing.T, appPort int) *model.Mesh {
@@ -130,9 +111,9 @@ spec: {serviceAccount: reviews, endpoints: [{address: 127.0.0.1, ports: {grpc: %
 
 // startALS runs glassmesh's access log service (receiver and pipeline) on
 // lis, recording the Requests it produces.
-func startALS(t *testing.T, lis net.Listener, mesh *model.Mesh) *recorder {
+func startALS(t *testing.T, lis net.Listener, mesh *model.Mesh) *pipelinetest.Recorder {
 	t.Helper()
-	rec := &recorder{}
+	rec := &pipelinetest.Recorder{}
 	p, err := pipeline.New(pipeline.Config{}, func() *model.Mesh { return mesh }, []metrics.RequestConsumer{rec}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -333,7 +314,7 @@ func TestBothSidesReportWithTheirWorkloads(t *testing.T) {
 	if err := server.Close(); err != nil {
 		t.Fatal(err)
 	}
-	got := rec.all()
+	got := rec.Take()
 	sort.SliceStable(got, func(i, j int) bool { return got[i].Reporter > got[j].Reporter }) // source first
 	if len(got) != 2*len(calls) {
 		t.Fatalf("got %d reports, want %d: %+v", len(got), 2*len(calls), got)
@@ -416,9 +397,9 @@ func TestReportsFlowOnceGlassmeshComesUp(t *testing.T) {
 	}
 	rec := startALS(t, lis, meshWith(t, appLis.Addr().(*net.TCPAddr).Port))
 	deadline := time.Now().Add(10 * time.Second)
-	for len(rec.all()) < 3 {
+	for rec.Len() < 3 {
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10s glassmesh has %d reports, stats %+v", len(rec.all()), client.Stats())
+			t.Fatalf("after 10s glassmesh has %d reports, stats %+v", rec.Len(), client.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -35,7 +35,7 @@ func FuzzHTTPEntry(f *testing.F) {
 		if err := p.ConsumeHTTPLogs(context.Background(), nodes[int(which)%len(nodes)], []*accesslogdatav3.HTTPAccessLogEntry{e}); err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range rec.take() {
+		for _, r := range rec.Take() {
 			checkFilled(t, r)
 		}
 	})

@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"context"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,44 +13,16 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
 )
 
 // t0 is when every test request starts.
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-func testMesh(tb testing.TB) *model.Mesh {
-	tb.Helper()
-	res := model.Load("testdata/mesh.yaml")
-	if len(res.Errors) > 0 {
-		tb.Fatalf("testdata/mesh.yaml: %v", res.Errors)
-	}
-	return res.Mesh
-}
+func testMesh(tb testing.TB) *model.Mesh { return pipelinetest.Mesh(tb) }
 
-// recorder is a RequestConsumer keeping everything it is given.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []metrics.Request
-	err  error // returned instead of recording, when set
-}
-
-func (r *recorder) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	r.reqs = append(r.reqs, reqs...)
-	return nil
-}
-
-func (r *recorder) take() []metrics.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.reqs
-	r.reqs = nil
-	return out
-}
+// recorder records what the pipeline hands on.
+type recorder = pipelinetest.Recorder
 
 func newTestPipeline(tb testing.TB, cfg Config, consumers ...metrics.RequestConsumer) *Pipeline {
 	tb.Helper()

@@ -184,7 +184,7 @@ func TestConvertHTTP(t *testing.T) {
 			if err := p.ConsumeHTTPLogs(context.Background(), tc.node, []*accesslogdatav3.HTTPAccessLogEntry{tc.entry.build()}); err != nil {
 				t.Fatal(err)
 			}
-			got := rec.take()
+			got := rec.Take()
 			if len(got) != 1 {
 				t.Fatalf("got %d requests, want 1", len(got))
 			}

@@ -41,7 +41,7 @@ func TestConvertTCP(t *testing.T) {
 	if err := p.ConsumeTCPLogs(context.Background(), productpageNode, entries); err != nil {
 		t.Fatal(err)
 	}
-	got := rec.take()
+	got := rec.Take()
 	base := metrics.Request{
 		Time: t0, Reporter: "source", Source: productpage, Dest: ratings,
 		DestinationService: "ratings.default.svc.cluster.local", DestinationServiceName: "ratings", DestinationServiceNamespace: "default",
@@ -118,7 +118,8 @@ func TestReporterIdentity(t *testing.T) {
 
 func TestConsumerErrorsSurface(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	busy := &recorder{err: metrics.ErrOverloaded}
+	busy := &recorder{}
+	busy.Fail(metrics.ErrOverloaded)
 	fine := &recorder{}
 	mesh := testMesh(t)
 	p, err := New(Config{}, func() *model.Mesh { return mesh }, []metrics.RequestConsumer{busy, fine}, nil, reg)
@@ -130,7 +131,7 @@ func TestConsumerErrorsSurface(t *testing.T) {
 	if !errors.Is(err, metrics.ErrOverloaded) {
 		t.Fatalf("got %v, want ErrOverloaded", err)
 	}
-	if n := len(fine.take()); n != 2 {
+	if n := len(fine.Take()); n != 2 {
 		t.Errorf("the other consumer got %d requests, want 2", n)
 	}
 	if v := testutil.ToFloat64(p.m.refused.WithLabelValues("overloaded")); v != 2 {
@@ -158,7 +159,7 @@ func TestMeshChangesAreSeen(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	got := rec.take()
+	got := rec.Take()
 	if got[0].Dest.Workload != "unknown" || got[1].Dest.Workload != "reviews-v2" {
 		t.Errorf("destinations %q then %q, want unknown then reviews-v2", got[0].Dest.Workload, got[1].Dest.Workload)
 	}

@@ -142,7 +142,7 @@ func TestAccessLogsOfTwoReportersBecomeRequests(t *testing.T) {
 		reviews(metrics.Request{Reporter: "destination", Source: nobody, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UF,URX", ConnectionSecurityPolicy: "none"}),
 		reviews(metrics.Request{Reporter: "destination", Source: details, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 200, GRPCStatus: "7", ResponseFlags: "-", ConnectionSecurityPolicy: "none"}),
 	}
-	got := rec.take()
+	got := rec.Take()
 	if len(got) != len(want) {
 		t.Fatalf("got %d requests, want %d:\n%+v", len(got), len(want), got)
 	}
@@ -183,8 +183,8 @@ func TestStreamErrors(t *testing.T) {
 	}{
 		{"a first message without identifier is INVALID_ARGUMENT", &recorder{}, Config{}, []*alsv3.StreamAccessLogsMessage{{LogEntries: entries}}, codes.InvalidArgument},
 		{"an identifier without a node is INVALID_ARGUMENT", &recorder{}, Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: &alsv3.StreamAccessLogsMessage_Identifier{LogName: "x"}, LogEntries: entries}}, codes.InvalidArgument},
-		{"an overloaded consumer is RESOURCE_EXHAUSTED with a retry delay", &recorder{err: fmt.Errorf("aggregator full: %w", metrics.ErrOverloaded)}, Config{RetryAfter: 3 * time.Second}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.ResourceExhausted},
-		{"another consumer failure is INTERNAL", &recorder{err: errors.New("disk on fire")}, Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.Internal},
+		{"an overloaded consumer is RESOURCE_EXHAUSTED with a retry delay", failing(fmt.Errorf("aggregator full: %w", metrics.ErrOverloaded)), Config{RetryAfter: 3 * time.Second}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.ResourceExhausted},
+		{"another consumer failure is INTERNAL", failing(errors.New("disk on fire")), Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.Internal},
 		{"an identifier alone is fine", &recorder{}, Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: node}}, codes.OK},
 	}
 	for _, tc := range tests {
@@ -228,7 +228,7 @@ func TestStreamLimit(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return rec.len() == 1 })
+	waitFor(t, func() bool { return rec.Len() == 1 })
 	err = stream(ctx, conn, destinationMessages())
 	if status.Code(err) != codes.ResourceExhausted {
 		t.Fatalf("a second stream got %v, want RESOURCE_EXHAUSTED", err)

@@ -1,9 +1,7 @@
 package receiver
 
 import (
-	"context"
 	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +18,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -27,46 +26,17 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // t0 is when every test request starts.
 var t0 = time.Date(2026, 3, 4, 5, 6, 7, 0, time.UTC)
 
-// recorder is a RequestConsumer keeping what it is given, or refusing it.
-type recorder struct {
-	mu   sync.Mutex
-	reqs []metrics.Request
-	err  error
+// recorder records what the pipeline hands on.
+type recorder = pipelinetest.Recorder
+
+// failing is a recorder refusing every batch with err.
+func failing(err error) *recorder {
+	r := &recorder{}
+	r.Fail(err)
+	return r
 }
 
-func (r *recorder) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.err != nil {
-		return r.err
-	}
-	r.reqs = append(r.reqs, reqs...)
-	return nil
-}
-
-func (r *recorder) take() []metrics.Request {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := r.reqs
-	r.reqs = nil
-	return out
-}
-
-func (r *recorder) len() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.reqs)
-}
-
-// testMesh is the pipeline's 4-service test mesh (bookinfo-like).
-func testMesh(tb testing.TB) *model.Mesh {
-	tb.Helper()
-	res := model.Load("../pipeline/testdata/mesh.yaml")
-	if len(res.Errors) > 0 {
-		tb.Fatal(res.Errors)
-	}
-	return res.Mesh
-}
+func testMesh(tb testing.TB) *model.Mesh { return pipelinetest.Mesh(tb) }
 
 func newPipeline(tb testing.TB, cfg pipeline.Config, consumers ...metrics.RequestConsumer) *pipeline.Pipeline {
 	tb.Helper()

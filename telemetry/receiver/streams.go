@@ -1,6 +1,7 @@
 package receiver
 
 import (
+	"context"
 	"errors"
 	"io"
 
@@ -83,83 +84,85 @@ func recv(stream grpc.ServerStream, raw *rawMessage, m proto.Message) error {
 	return nil
 }
 
-// errNoIdentifier ends a stream whose first message does not say who sends.
-func errNoIdentifier(message string) error {
-	return status.Errorf(codes.InvalidArgument, "the first %s has no identifier with a node: the sender is unknown", message)
+// streamKind is one kind of telemetry stream: client messages of type M, the
+// first of which identifies the sender, answered once at the end.
+type streamKind[M proto.Message] struct {
+	service  string                                       // for self metrics
+	newMsg   func() M                                     // an empty message
+	identify func(M) *corev3.Node                         // the identifier's node, or nil
+	consume  func(context.Context, *corev3.Node, M) error // hands a message to the pipeline
+	done     proto.Message                                // the answer when the client closes
+}
+
+// serveStream reads messages until the client closes its side, the pipeline
+// refuses one (RESOURCE_EXHAUSTED when overloaded), or one is malformed.
+func serveStream[M proto.Message](r *Receiver, ss grpc.ServerStream, s streamKind[M]) (err error) {
+	var node *corev3.Node
+	defer func() { err = r.finish(s.service, node, err) }()
+	release, err := r.admit(s.service)
+	if err != nil {
+		return err
+	}
+	defer release()
+	ctx := ss.Context()
+	var raw rawMessage
+	for {
+		msg := s.newMsg()
+		err := recv(ss, &raw, msg)
+		if errors.Is(err, io.EOF) {
+			return ss.SendMsg(s.done)
+		}
+		if err != nil {
+			return err
+		}
+		if n := s.identify(msg); n != nil {
+			node = n
+		} else if node == nil {
+			return status.Errorf(codes.InvalidArgument, "the first %s has no identifier with a node: the sender is unknown", msg.ProtoReflect().Descriptor().Name())
+		}
+		r.m.messages.WithLabelValues(s.service).Inc()
+		if err := s.consume(ctx, node, msg); err != nil {
+			return r.consumeError(err)
+		}
+	}
 }
 
 // streamAccessLogs reads batches of HTTP or TCP entries; the identifier
 // (the node) arrives on the first message only.
-func (r *Receiver) streamAccessLogs(stream grpc.ServerStream) (err error) {
-	var node *corev3.Node
-	defer func() { err = r.finish(serviceALS, node, err) }()
-	release, err := r.admit(serviceALS)
-	if err != nil {
-		return err
+func (r *Receiver) streamAccessLogs(ss grpc.ServerStream) error {
+	return serveStream(r, ss, streamKind[*alsv3.StreamAccessLogsMessage]{
+		service:  serviceALS,
+		newMsg:   func() *alsv3.StreamAccessLogsMessage { return &alsv3.StreamAccessLogsMessage{} },
+		identify: func(m *alsv3.StreamAccessLogsMessage) *corev3.Node { return m.GetIdentifier().GetNode() },
+		consume:  r.consumeAccessLogs,
+		done:     &alsv3.StreamAccessLogsResponse{},
+	})
+}
+
+func (r *Receiver) consumeAccessLogs(ctx context.Context, node *corev3.Node, msg *alsv3.StreamAccessLogsMessage) error {
+	switch logs := msg.GetLogEntries().(type) {
+	case *alsv3.StreamAccessLogsMessage_HttpLogs:
+		entries := logs.HttpLogs.GetLogEntry()
+		r.m.entries.WithLabelValues("http").Add(float64(len(entries)))
+		return r.pipeline.ConsumeHTTPLogs(ctx, node, entries)
+	case *alsv3.StreamAccessLogsMessage_TcpLogs:
+		entries := logs.TcpLogs.GetLogEntry()
+		r.m.entries.WithLabelValues("tcp").Add(float64(len(entries)))
+		return r.pipeline.ConsumeTCPLogs(ctx, node, entries)
 	}
-	defer release()
-	ctx := stream.Context()
-	var raw rawMessage
-	for {
-		msg := &alsv3.StreamAccessLogsMessage{}
-		err := recv(stream, &raw, msg)
-		if errors.Is(err, io.EOF) {
-			return stream.SendMsg(&alsv3.StreamAccessLogsResponse{})
-		}
-		if err != nil {
-			return err
-		}
-		if n := msg.GetIdentifier().GetNode(); n != nil {
-			node = n
-		} else if node == nil {
-			return errNoIdentifier("StreamAccessLogsMessage")
-		}
-		r.m.messages.WithLabelValues(serviceALS).Inc()
-		switch logs := msg.GetLogEntries().(type) {
-		case *alsv3.StreamAccessLogsMessage_HttpLogs:
-			entries := logs.HttpLogs.GetLogEntry()
-			r.m.entries.WithLabelValues("http").Add(float64(len(entries)))
-			err = r.pipeline.ConsumeHTTPLogs(ctx, node, entries)
-		case *alsv3.StreamAccessLogsMessage_TcpLogs:
-			entries := logs.TcpLogs.GetLogEntry()
-			r.m.entries.WithLabelValues("tcp").Add(float64(len(entries)))
-			err = r.pipeline.ConsumeTCPLogs(ctx, node, entries)
-		}
-		if err != nil {
-			return r.consumeError(err)
-		}
-	}
+	return nil
 }
 
 // streamMetrics reads snapshots of Envoy stats; the identifier arrives on
 // the first message only.
-func (r *Receiver) streamMetrics(stream grpc.ServerStream) (err error) {
-	var node *corev3.Node
-	defer func() { err = r.finish(serviceMetrics, node, err) }()
-	release, err := r.admit(serviceMetrics)
-	if err != nil {
-		return err
-	}
-	defer release()
-	ctx := stream.Context()
-	var raw rawMessage
-	for {
-		msg := &metricsv3.StreamMetricsMessage{}
-		err := recv(stream, &raw, msg)
-		if errors.Is(err, io.EOF) {
-			return stream.SendMsg(&metricsv3.StreamMetricsResponse{})
-		}
-		if err != nil {
-			return err
-		}
-		if n := msg.GetIdentifier().GetNode(); n != nil {
-			node = n
-		} else if node == nil {
-			return errNoIdentifier("StreamMetricsMessage")
-		}
-		r.m.messages.WithLabelValues(serviceMetrics).Inc()
-		if err := r.pipeline.ConsumeEnvoyMetrics(ctx, node, msg.GetEnvoyMetrics()); err != nil {
-			return r.consumeError(err)
-		}
-	}
+func (r *Receiver) streamMetrics(ss grpc.ServerStream) error {
+	return serveStream(r, ss, streamKind[*metricsv3.StreamMetricsMessage]{
+		service:  serviceMetrics,
+		newMsg:   func() *metricsv3.StreamMetricsMessage { return &metricsv3.StreamMetricsMessage{} },
+		identify: func(m *metricsv3.StreamMetricsMessage) *corev3.Node { return m.GetIdentifier().GetNode() },
+		consume: func(ctx context.Context, node *corev3.Node, m *metricsv3.StreamMetricsMessage) error {
+			return r.pipeline.ConsumeEnvoyMetrics(ctx, node, m.GetEnvoyMetrics())
+		},
+		done: &metricsv3.StreamMetricsResponse{},
+	})
 }
