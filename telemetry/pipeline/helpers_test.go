@@ -34,18 +34,6 @@ func newTestPipeline(tb testing.TB, cfg Config, consumers ...metrics.RequestCons
 	return p
 }
 
-// sidecar is the node of an Envoy sidecar as DESIGN.md names it.
-func sidecar(ip, instance, ns, workload string, labels map[string]any) *corev3.Node {
-	md, err := structpb.NewStruct(map[string]any{
-		model.NodeMetaNamespace:    ns,
-		model.NodeMetaWorkloadName: workload,
-		model.NodeMetaLabels:       labels,
-	})
-	if err != nil {
-		panic(err)
-	}
-	return &corev3.Node{Id: model.NodeID(ip, instance, ns), Metadata: md}
-}
 
 // proxylessNode is a proxyless app's node: an id and GENERATOR only.
 func proxylessNode(ip, instance, ns string) *corev3.Node {
@@ -77,19 +65,9 @@ func principal(p metrics.Peer, id string) metrics.Peer {
 	return p
 }
 
-func addr(ip string, port uint32) *corev3.Address {
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-	}}}
-}
 
 func ms(n int) *durationpb.Duration { return durationpb.New(time.Duration(n) * time.Millisecond) }
 
-func cert(uri string) *accesslogdatav3.TLSProperties_CertificateProperties {
-	return &accesslogdatav3.TLSProperties_CertificateProperties{SubjectAltName: []*accesslogdatav3.TLSProperties_CertificateProperties_SubjectAltName{
-		{San: &accesslogdatav3.TLSProperties_CertificateProperties_SubjectAltName_Uri{Uri: uri}},
-	}}
-}
 
 func mtls(local, peer string) *accesslogdatav3.TLSProperties {
 	return &accesslogdatav3.TLSProperties{
@@ -148,3 +126,9 @@ func (e entry) build() *accesslogdatav3.HTTPAccessLogEntry {
 	}
 	return out
 }
+
+var (
+	sidecar = pipelinetest.Sidecar
+	addr    = pipelinetest.Addr
+	cert    = pipelinetest.Cert
+)

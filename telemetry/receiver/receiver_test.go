@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
@@ -79,29 +78,8 @@ func serve(tb testing.TB, cfg Config, p Pipeline) *grpc.ClientConn {
 	return conn
 }
 
-func sidecar(ip, instance, ns, workload string, labels map[string]any) *corev3.Node {
-	md, err := structpb.NewStruct(map[string]any{
-		model.NodeMetaNamespace:    ns,
-		model.NodeMetaWorkloadName: workload,
-		model.NodeMetaLabels:       labels,
-	})
-	if err != nil {
-		panic(err)
-	}
-	return &corev3.Node{Id: model.NodeID(ip, instance, ns), Metadata: md}
-}
 
-func addr(ip string, port uint32) *corev3.Address {
-	return &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{
-		Address: ip, PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: port},
-	}}}
-}
 
-func cert(uri string) *accesslogdatav3.TLSProperties_CertificateProperties {
-	return &accesslogdatav3.TLSProperties_CertificateProperties{SubjectAltName: []*accesslogdatav3.TLSProperties_CertificateProperties_SubjectAltName{
-		{San: &accesslogdatav3.TLSProperties_CertificateProperties_SubjectAltName_Uri{Uri: uri}},
-	}}
-}
 
 // httpEntry is an access log entry with what every test entry has.
 func httpEntry(cluster string, code uint32, mutate func(*accesslogdatav3.HTTPAccessLogEntry)) *accesslogdatav3.HTTPAccessLogEntry {
@@ -123,3 +101,9 @@ func httpEntry(cluster string, code uint32, mutate func(*accesslogdatav3.HTTPAcc
 	}
 	return e
 }
+
+var (
+	sidecar = pipelinetest.Sidecar
+	addr    = pipelinetest.Addr
+	cert    = pipelinetest.Cert
+)
