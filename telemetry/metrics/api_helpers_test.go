@@ -213,3 +213,13 @@ func (b *blockingAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 
 	<-b.release
 	return b.AppendableV2.AppenderV2(ctx)
 }
+
+// withBlockingAppendable is an apiEnvOptions.backend that puts a
+// blockingAppendable in front of the backend's appender and hands it out.
+func withBlockingAppendable(out **blockingAppendable) func(Backend) Backend {
+	return func(b Backend) Backend {
+		*out = newBlockingAppendable(b.Appendable)
+		b.Appendable = *out
+		return b
+	}
+}

@@ -251,6 +251,7 @@ func TestOTLPGRPC(t *testing.T) {
 		reason string
 	}{
 		{"a delta counter is InvalidArgument", otlpDeltaRequest(now), codes.InvalidArgument, "invalid temporality"},
+		{"a metric without a type is InvalidArgument", otlpUntyped(now), codes.InvalidArgument, "unsupported metric type Empty"},
 		{"a sample too far ahead is InvalidArgument", otlpGaugeOnly(now + time.Hour.Milliseconds()), codes.InvalidArgument, "too far in the future"},
 		{"an out-of-order sample is InvalidArgument", otlpGaugeOnly(now - time.Minute.Milliseconds()), codes.InvalidArgument, "out of order"},
 	}
@@ -276,6 +277,20 @@ func TestOTLPGRPC(t *testing.T) {
 			t.Fatalf("the gauge of the refused request was stored: %v", got)
 		}
 	})
+	t.Run("translation warnings come back as a partial success", func(t *testing.T) {
+		req := otlpGaugeOnly(now + 2000)
+		m := req.Metrics().ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty()
+		m.SetName("no.points")
+		m.SetEmptyGauge()
+		resp, err := client.Export(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := resp.PartialSuccess()
+		if ps.RejectedDataPoints() != 0 || !strings.Contains(ps.ErrorMessage(), "no.points") {
+			t.Fatalf("partial success: rejected %d, message %q", ps.RejectedDataPoints(), ps.ErrorMessage())
+		}
+	})
 	t.Run("malformed protobuf fails in grpc-go's codec with Internal", func(t *testing.T) {
 		var out []byte
 		err := otlpGRPCConn(t, e).Invoke(ctx, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
@@ -294,13 +309,16 @@ func otlpGaugeOnly(ts int64) pmetricotlp.ExportRequest {
 	return req
 }
 
+// otlpUntyped is a request whose metric has a name and no data type.
+func otlpUntyped(ts int64) pmetricotlp.ExportRequest {
+	req := otlpGaugeOnly(ts)
+	req.Metrics().ResourceMetrics().At(0).ScopeMetrics().At(0).Metrics().AppendEmpty().SetName("untyped")
+	return req
+}
+
 func TestOTLPGRPCOverload(t *testing.T) {
 	var blocking *blockingAppendable
-	wrap := func(b Backend) Backend {
-		blocking = newBlockingAppendable(b.Appendable)
-		b.Appendable = blocking
-		return b
-	}
+	wrap := withBlockingAppendable(&blocking)
 	now := timestamp.FromTime(time.Now())
 	e := newAPIEnv(t, apiEnvOptions{backend: wrap, ingest: IngestConfig{MaxInflightRequests: 1, MaxInflightBytes: 4096, RetryAfter: 3 * time.Second}})
 	client := otlpGRPCClient(t, e)

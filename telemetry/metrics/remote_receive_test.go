@@ -151,11 +151,7 @@ func rw1BodyRaw(t *testing.T) []byte {
 // ones are turned away at once, across receivers, instead of queueing.
 func TestIngestOverload(t *testing.T) {
 	var blocking *blockingAppendable
-	wrap := func(b Backend) Backend {
-		blocking = newBlockingAppendable(b.Appendable)
-		b.Appendable = blocking
-		return b
-	}
+	wrap := withBlockingAppendable(&blocking)
 	now := timestamp.FromTime(time.Now())
 
 	t.Run("over the request limit: 429 with Retry-After, for remote-write and OTLP alike", func(t *testing.T) {
