@@ -34,7 +34,6 @@ func newTestPipeline(tb testing.TB, cfg Config, consumers ...metrics.RequestCons
 	return p
 }
 
-
 // proxylessNode is a proxyless app's node: an id and GENERATOR only.
 func proxylessNode(ip, instance, ns string) *corev3.Node {
 	md, err := structpb.NewStruct(map[string]any{model.NodeMetaGenerator: model.GeneratorGRPC})
@@ -65,9 +64,7 @@ func principal(p metrics.Peer, id string) metrics.Peer {
 	return p
 }
 
-
 func ms(n int) *durationpb.Duration { return durationpb.New(time.Duration(n) * time.Millisecond) }
-
 
 func mtls(local, peer string) *accesslogdatav3.TLSProperties {
 	return &accesslogdatav3.TLSProperties{

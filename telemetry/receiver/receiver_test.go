@@ -78,9 +78,6 @@ func serve(tb testing.TB, cfg Config, p Pipeline) *grpc.ClientConn {
 	return conn
 }
 
-
-
-
 // httpEntry is an access log entry with what every test entry has.
 func httpEntry(cluster string, code uint32, mutate func(*accesslogdatav3.HTTPAccessLogEntry)) *accesslogdatav3.HTTPAccessLogEntry {
 	e := &accesslogdatav3.HTTPAccessLogEntry{
