@@ -58,7 +58,13 @@ type instance struct {
 // free loopback ports and waits until /readyz answers.
 func start(t *testing.T, configPath string, extra ...string) *instance {
 	t.Helper()
-	in := &instance{t: t, DataDir: t.TempDir(), done: make(chan struct{})}
+	return startIn(t, configPath, t.TempDir(), extra...)
+}
+
+// startIn is start with a given data directory, to restart on old data.
+func startIn(t *testing.T, configPath, dataDir string, extra ...string) *instance {
+	t.Helper()
+	in := &instance{t: t, DataDir: dataDir, done: make(chan struct{})}
 	args := append([]string{"run",
 		"--config", configPath, "--data-dir", in.DataDir,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
@@ -128,6 +134,13 @@ func (in *instance) Logs() string {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	return strings.Join(in.logs, "\n")
+}
+
+// kill ends the process with SIGKILL: no shutdown, no final flush.
+func (in *instance) kill() {
+	_ = in.cmd.Process.Kill()
+	<-in.done
+	_ = in.cmd.Wait()
 }
 
 func (in *instance) stop() {
