@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// debianPrometheus starts the distribution's prometheus as a remote-write
+// receiver on a free loopback port and returns its base URL.
+func debianPrometheus(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		t.Skip("prometheus not installed (.ci/run installs Debian's prometheus package)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + addr
+	eventually(t, 30*time.Second, func() error {
+		resp, err := http.Get(base + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("prometheus not ready: %s", resp.Status)
+		}
+		return nil
+	})
+	return base
+}
+
+func TestRemoteWriteToPrometheus(t *testing.T) {
+	prom := debianPrometheus(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
+	gm := start(t, dir, "--remote-write-url", prom+"/api/v1/write")
+
+	productpage := envoyNode("productpage-v1", "productpage", "10.1.0.1")
+	ok := grpcEntry{cluster: "outbound|9080||reviews.default.svc.cluster.local", upstream: "10.1.0.2:9080",
+		downstream: "10.1.0.1:40000", code: 200, grpcStatus: "0"}
+	streamALS(t, gm.GRPCAddr, productpage, repeat(ok, 7)...)
+	gm.waitValue(t, `sum(istio_requests_total)`, 7)
+
+	eventually(t, 60*time.Second, func() error {
+		resp, err := http.Get(prom + "/api/v1/query?query=" + url.QueryEscape(`sum(istio_requests_total{destination_workload="reviews-v1"})`))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var body struct {
+			Data struct {
+				Result []promResult `json:"result"`
+			} `json:"data"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+			return err
+		}
+		if len(body.Data.Result) != 1 || body.Data.Result[0].Value[1] != "7" {
+			return fmt.Errorf("prometheus has %+v, want 7", body.Data.Result)
+		}
+		return nil
+	})
+}
