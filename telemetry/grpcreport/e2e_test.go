@@ -114,18 +114,23 @@ spec: {serviceAccount: reviews, endpoints: [{address: 127.0.0.1, ports: {grpc: %
 func startALS(t *testing.T, lis net.Listener, mesh *model.Mesh) *pipelinetest.Recorder {
 	t.Helper()
 	rec := &pipelinetest.Recorder{}
+	startALSWith(t, lis, mesh, rec, receiver.Config{})
+	return rec
+}
+
+func startALSWith(t *testing.T, lis net.Listener, mesh *model.Mesh, rec *pipelinetest.Recorder, cfg receiver.Config) {
+	t.Helper()
 	p, err := pipeline.New(pipeline.Config{}, func() *model.Mesh { return mesh }, []metrics.RequestConsumer{rec}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := receiver.New(receiver.Config{}, p, nil, nil)
+	r, err := receiver.New(cfg, p, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := grpc.NewServer()
 	r.Register(srv)
 	serveOn(t, srv, lis)
-	return rec
 }
 
 func serveOn(t *testing.T, srv *grpc.Server, lis net.Listener) {
@@ -402,5 +407,45 @@ func TestReportsFlowOnceGlassmeshComesUp(t *testing.T) {
 			t.Fatalf("after 10s glassmesh has %d reports, stats %+v", rec.Len(), client.Stats())
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestPushBackIsHonoured(t *testing.T) {
+	alsLis, appLis := listen(t), listen(t)
+	rec := &pipelinetest.Recorder{}
+	rec.Fail(metrics.ErrOverloaded)
+	startALSWith(t, alsLis, meshWith(t, appLis.Addr().(*net.TCPAddr).Port), rec, receiver.Config{RetryAfter: 300 * time.Millisecond})
+	startApp(t, appLis, nil)
+	client := newReporter(t, alsLis.Addr().String(), "productpage-v1", "productpage", nil)
+	app := dialApp(t, appLis.Addr().String(), client)
+	call := func() {
+		if _, err := app.UnaryCall(context.Background(), &testgrpc.SimpleRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first batch goes out and is refused: the stream ends with
+	// RESOURCE_EXHAUSTED and that batch is lost, as with Envoy (ALS has no
+	// acknowledgements). The next one finds the stream ended and waits.
+	call()
+	waitUntil(t, func() bool { return client.Stats().Sent == 1 })
+	time.Sleep(100 * time.Millisecond)
+	pushedBack := time.Now()
+	call()
+	time.Sleep(100 * time.Millisecond)
+	rec.Fail(nil)
+	waitUntil(t, func() bool { return rec.Len() == 1 })
+	if d := time.Since(pushedBack); d < 300*time.Millisecond {
+		t.Errorf("delivered %s after the push-back, before the 300ms the server asked for", d)
+	}
+}
+
+func waitUntil(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 10s")
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/status"
 )
 
 // Reconnect backoff bounds.
@@ -113,7 +115,19 @@ func (s *sender) failed(err error) {
 	}
 	s.up = false
 	s.backoff = min(max(s.backoff*2, minBackoff), maxBackoff)
-	s.retryAt = time.Now().Add(s.backoff/2 + rand.N(s.backoff/2+1))
+	wait := s.backoff/2 + rand.N(s.backoff/2+1)
+	s.retryAt = time.Now().Add(max(wait, retryDelay(err)))
+}
+
+// retryDelay is the delay a pushed-back server asked for (google.rpc.RetryInfo
+// with RESOURCE_EXHAUSTED), or 0.
+func retryDelay(err error) time.Duration {
+	for _, d := range status.Convert(err).Details() {
+		if ri, ok := d.(*errdetails.RetryInfo); ok {
+			return min(ri.GetRetryDelay().AsDuration(), maxBackoff)
+		}
+	}
+	return 0
 }
 
 // drain sends everything still queued, retrying until the reporter's
