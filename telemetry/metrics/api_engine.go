@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 )
 
 // Engine defaults, Prometheus's own unless said.
@@ -112,6 +114,13 @@ func NewEngine(cfg EngineConfig, logger *slog.Logger, reg prometheus.Registerer)
 
 // PromQL returns the engine, for in-process queries.
 func (e *Engine) PromQL() *promql.Engine { return e.engine }
+
+// QueryFunc evaluates instant queries against q as the rules manager
+// does (a scalar result becomes a one-sample vector), for in-process
+// readers such as SLO evaluation and canary gates.
+func (e *Engine) QueryFunc(q storage.Queryable) rules.QueryFunc {
+	return rules.EngineQueryFunc(e.engine, q)
+}
 
 // Close releases the active query log.
 func (e *Engine) Close() error { return e.engine.Close() }

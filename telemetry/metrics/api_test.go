@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -170,6 +172,35 @@ func TestAPIErrorsLikePrometheus(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestEngineQueryFuncForInProcessReaders(t *testing.T) {
+	e := newAPIEnv(t, apiEnvOptions{})
+	apiFixture(t, e)
+	at := timestamp.Time(apiT0 + 60_000)
+	query := e.engine.QueryFunc(e.db)
+	tests := []struct {
+		name, expr string
+		want       float64
+	}{
+		{"a vector query returns its sample", "sum(up)", 1},
+		{"a scalar becomes a one-sample vector", "scalar(sum(http_requests_total))", 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := query(context.Background(), tt.expr, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(v) != 1 || v[0].F != tt.want {
+				t.Fatalf("%s = %v, want one sample %g", tt.expr, v, tt.want)
+			}
+		})
+	}
+	t.Run("a parse error is returned", func(t *testing.T) {
+		_, err := query(context.Background(), "sum(", at)
+		apiCheckErr(t, err, "unclosed left parenthesis")
+	})
 }
 
 func TestAPIBuildInfoNamesOurVersion(t *testing.T) {
