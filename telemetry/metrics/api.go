@@ -53,15 +53,20 @@ type APIConfig struct {
 
 // Validate reports settings that cannot work, by key.
 func (c APIConfig) Validate() error {
-	if c.ExternalURL == "" {
+	return validateExternalURL("api.external-url", c.ExternalURL)
+}
+
+// validateExternalURL accepts "" (the default) or an absolute http(s) URL.
+func validateExternalURL(key, s string) error {
+	if s == "" {
 		return nil
 	}
-	u, err := url.Parse(c.ExternalURL)
+	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("api.external-url: %w", err)
+		return fmt.Errorf("%s: %w", key, err)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("api.external-url: %q must be an absolute http(s) URL", c.ExternalURL)
+		return fmt.Errorf("%s: %q must be an absolute http(s) URL", key, s)
 	}
 	return nil
 }

@@ -81,10 +81,8 @@ func (c RulesConfig) Validate() error {
 	if _, _, err := alertmanagers(c.AlertmanagerURLs, time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	if c.ExternalURL != "" {
-		if err := (APIConfig{ExternalURL: c.ExternalURL}).Validate(); err != nil {
-			errs = append(errs, err)
-		}
+	if err := validateExternalURL("rules.external-url", c.ExternalURL); err != nil {
+		errs = append(errs, err)
 	}
 	for name, value := range c.ExternalLabels {
 		if !model.UTF8Validation.IsValidLabelName(name) || !model.LabelValue(value).IsValid() {

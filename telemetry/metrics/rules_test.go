@@ -202,6 +202,7 @@ func TestRulesConfigValidate(t *testing.T) {
 		{"an alertmanager URL without scheme is named by index",
 			RulesConfig{Interval: time.Second, AlertmanagerURLs: []string{"http://am:9093", "am:9093"}}, "alertmanager-url[1]"},
 		{"an alertmanager URL without host is named", RulesConfig{Interval: time.Second, AlertmanagerURLs: []string{"http:///x"}}, "missing host"},
+		{"a relative external URL is named", RulesConfig{Interval: time.Second, ExternalURL: "/x"}, "rules.external-url"},
 		{"a bad external label is named", RulesConfig{Interval: time.Second, ExternalLabels: map[string]string{"a": "\xff"}}, "rules.external-labels"},
 	}
 	for _, tt := range tests {
