@@ -33,10 +33,14 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultBatchSize     = 100
+	// DefaultBatchSize is the most entries per ALS message.
+	DefaultBatchSize = 100
+	// DefaultFlushInterval is how long an entry waits for a full batch.
 	DefaultFlushInterval = time.Second
-	DefaultQueueSize     = 10_000
-	DefaultCloseTimeout  = 5 * time.Second
+	// DefaultQueueSize bounds the entries waiting to be sent.
+	DefaultQueueSize = 10_000
+	// DefaultCloseTimeout bounds Close's final flush.
+	DefaultCloseTimeout = 5 * time.Second
 )
 
 // LogName is the access log name the reporter sends, the one sidecars use.
@@ -62,7 +66,8 @@ type Config struct {
 	// means DefaultFlushInterval.
 	FlushInterval time.Duration
 	// QueueSize bounds the entries waiting to be sent; beyond it entries
-	// are dropped. 0 means DefaultQueueSize.
+	// are dropped. At most QueueSize + BatchSize entries are held in
+	// memory. 0 means DefaultQueueSize.
 	QueueSize int
 	// CloseTimeout bounds Close's final flush; 0 means DefaultCloseTimeout.
 	CloseTimeout time.Duration

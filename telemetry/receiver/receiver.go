@@ -53,8 +53,11 @@ type Config struct {
 // An error wrapping pipeline.ErrOverloaded ends the stream with
 // RESOURCE_EXHAUSTED.
 type Pipeline interface {
+	// ConsumeHTTPLogs takes a batch of HTTP entries node reported.
 	ConsumeHTTPLogs(ctx context.Context, node *corev3.Node, entries []*accesslogdatav3.HTTPAccessLogEntry) error
+	// ConsumeTCPLogs takes a batch of TCP entries node reported.
 	ConsumeTCPLogs(ctx context.Context, node *corev3.Node, entries []*accesslogdatav3.TCPAccessLogEntry) error
+	// ConsumeEnvoyMetrics takes a snapshot of node's stats.
 	ConsumeEnvoyMetrics(ctx context.Context, node *corev3.Node, families []*dto.MetricFamily) error
 }
 
