@@ -73,6 +73,11 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 			t.close()
 		}
 	}()
+	// Before anything appends: remote-write hooks the TSDB's write notifications.
+	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, FlushDeadline: 10 * time.Second},
+		t.storage.DB(), logger, reg); err != nil {
+		return nil, err
+	}
 	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
 		return nil, err
 	}
@@ -109,9 +114,6 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	ingest.Register(a.mux)
 	ingest.RegisterOTLPMetricsGRPC(a.grpc)
-	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs}, t.storage.DB(), logger, reg); err != nil {
-		return nil, err
-	}
 	if f.otlpGRPCAddr != "" {
 		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
 			return nil, fmt.Errorf("--otlp-grpc-addr: %w", err)
