@@ -57,8 +57,8 @@ type Request struct {
 	ConnectionSecurityPolicy string // "mutual_tls", "none" or Unknown
 
 	Duration      time.Duration // request duration (HTTP/gRPC)
-	RequestBytes  uint64        // request body size (HTTP/gRPC)
-	ResponseBytes uint64        // response body size (HTTP/gRPC)
+	RequestBytes  uint64        // request size, headers + body, as Istio counts it (HTTP/gRPC)
+	ResponseBytes uint64        // response size, headers + body (HTTP/gRPC)
 
 	// TCP only: bytes sent and received by the reporter since the last
 	// report, and whether a connection opened and/or closed.
