@@ -64,8 +64,14 @@ func start(t *testing.T, configPath string, extra ...string) *instance {
 // startIn is start with a given data directory, to restart on old data.
 func startIn(t *testing.T, configPath, dataDir string, extra ...string) *instance {
 	t.Helper()
+	return startCmd(t, "run", configPath, dataDir, extra...)
+}
+
+// startCmd starts `glassmesh <sub>` (run or demo) on free ports.
+func startCmd(t *testing.T, sub, configPath, dataDir string, extra ...string) *instance {
+	t.Helper()
 	in := &instance{t: t, DataDir: dataDir, done: make(chan struct{})}
-	args := append([]string{"run",
+	args := append([]string{sub,
 		"--config", configPath, "--data-dir", in.DataDir,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--metrics.interval", "1s", "--rules.interval", "1s",

@@ -1,0 +1,50 @@
+package e2e
+
+import (
+	"fmt"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestDemo runs `glassmesh demo` as a user would and checks that its
+// traffic flows through the mesh and shows up as metrics.
+func TestDemo(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "demo-mesh")
+	gm := startCmd(t, "demo", dir, t.TempDir(), "--traffic-rps", "20")
+
+	t.Run("every client app is an xDS node", func(t *testing.T) {
+		eventually(t, 60*time.Second, func() error {
+			var px proxies
+			gm.getJSON(t, "/api/xds/proxies", &px)
+			var names []string
+			for _, p := range px.Proxies {
+				names = append(names, p.Workload)
+			}
+			sort.Strings(names)
+			if got := strings.Join(names, ","); got != "productpage-v1,reviews-v2,reviews-v3,traffic-generator" {
+				return fmt.Errorf("proxies: %s", got)
+			}
+			return nil
+		})
+	})
+	t.Run("every workload has request metrics", func(t *testing.T) {
+		want := "details-v1,productpage-v1,ratings-v1,reviews-v1,reviews-v2,reviews-v3"
+		eventually(t, 90*time.Second, func() error {
+			r := gm.query(t, `sum by (destination_workload) (rate(istio_requests_total{reporter="source"}[1m]))`)
+			var names []string
+			for _, s := range r {
+				if s.float(t) > 0 {
+					names = append(names, s.Metric["destination_workload"])
+				}
+			}
+			sort.Strings(names)
+			if got := strings.Join(names, ","); got != want {
+				return fmt.Errorf("workloads with traffic: %s, want %s", got, want)
+			}
+			return nil
+		})
+	})
+}
