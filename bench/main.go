@@ -34,6 +34,7 @@ type ratio struct {
 	Label    string
 	Num, Den string // benchmark names (without the Benchmark prefix and -N suffix)
 	Unit     string
+	DenUnit  string // the denominator's unit when it differs from Unit
 }
 
 // result is one benchmark line.
@@ -159,12 +160,16 @@ func render(w io.Writer, s suite, cmdline string, results []result) {
 	}
 	fmt.Fprintln(w)
 	for _, q := range s.Ratios {
+		du := q.DenUnit
+		if du == "" {
+			du = q.Unit
+		}
 		num, den := find(results, q.Num), find(results, q.Den)
-		if num == nil || den == nil || den.Metrics[q.Unit] == 0 {
+		if num == nil || den == nil || den.Metrics[du] == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "- %s: **%.2f×** (%s %s vs %s %s)\n", q.Label, num.Metrics[q.Unit]/den.Metrics[q.Unit],
-			format(num.Metrics[q.Unit]), q.Unit, format(den.Metrics[q.Unit]), q.Unit)
+		fmt.Fprintf(w, "- %s: **%.2f×** (%s %s vs %s %s)\n", q.Label, num.Metrics[q.Unit]/den.Metrics[du],
+			format(num.Metrics[q.Unit]), q.Unit, format(den.Metrics[du]), du)
 	}
 	fmt.Fprintf(w, "\nReproduce: `%s`\n\n", cmdline)
 }

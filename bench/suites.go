@@ -15,11 +15,46 @@ func suites() []suite {
 			Bench: "BenchmarkFanout",
 			Args:  []string{"-benchtime", "5x", "-timeout", "30m", "-xds.fanout", "10000"},
 			Ratios: []ratio{
-				{"SnapshotCache / glassmesh, 100 clients", "Fanout/snapshotcache/clients=100", "Fanout/linear/clients=100", "ms/update"},
-				{"SnapshotCache / glassmesh, 1,000 clients", "Fanout/snapshotcache/clients=1000", "Fanout/linear/clients=1000", "ms/update"},
-				{"SnapshotCache / glassmesh, 10,000 clients", "Fanout/snapshotcache/clients=10000", "Fanout/linear/clients=10000", "ms/update"},
+				{Label: "SnapshotCache / glassmesh, 100 clients", Num: "Fanout/snapshotcache/clients=100", Den: "Fanout/linear/clients=100", Unit: "ms/update"},
+				{Label: "SnapshotCache / glassmesh, 1,000 clients", Num: "Fanout/snapshotcache/clients=1000", Den: "Fanout/linear/clients=1000", Unit: "ms/update"},
+				{Label: "SnapshotCache / glassmesh, 10,000 clients", Num: "Fanout/snapshotcache/clients=10000", Den: "Fanout/linear/clients=10000", Unit: "ms/update"},
 			},
 			Metrics: []string{"ms/update", "clients", "resp/client/update", "heap-inuse-B/client", "heap-live-B/client"},
+		},
+		{
+			Title: "ALS ingestion: Envoy access logs to queryable istio_* metrics",
+			About: "(a) the limit: decoding StreamAccessLogsMessage protos alone (100 HTTPAccessLogEntry per message, one core). " +
+				"(b) glassmesh end to end: a glassmesh process receives the same kind of batches over 4 ALS streams (gRPC on loopback), " +
+				"converts them to Istio-labelled requests, aggregates, appends to its TSDB every 1 s, until `sum(istio_requests_total)` " +
+				"counts every entry. entries/s is wall clock with the load generator on the same 2 cores; entries/cpu-s divides by the " +
+				"CPU time glassmesh itself used (from /proc). Target: (b) per CPU-second ≥ 0.5 × (a).",
+			Pkg:   "./e2e/",
+			Bench: "BenchmarkALS",
+			Args:  []string{"-benchtime", "3x"},
+			Ratios: []ratio{
+				{Label: "(b) per glassmesh CPU-second / (a) decode per core", Num: "ALSIngest", Den: "ALSDecodeLimit", Unit: "entries/cpu-s", DenUnit: "entries/s"},
+			},
+			Metrics: []string{"entries/s", "entries/cpu-s"},
+		},
+		{
+			Title: "Metrics: aggregation, TSDB appends, remote-write and OTLP in",
+			About: "BenchmarkConsume: requests/s into the in-memory Istio aggregates. BenchmarkFlush: appending every series to the " +
+				"embedded TSDB, with memory per series (compare Prometheus's ~4.7 KB per head series). BenchmarkRestore: reloading " +
+				"counters after a restart. TSDBAppendLimit is the plain tsdb appender (the limit) for RemoteWriteReceive and " +
+				"OTLPGRPCReceive (samples/data points per second through Prometheus's handlers).",
+			Pkg:   "./telemetry/metrics/",
+			Bench: "BenchmarkConsume|BenchmarkFlush|BenchmarkRestore|BenchmarkTSDBAppendLimit|BenchmarkRemoteWriteReceive|BenchmarkOTLPGRPCReceive",
+			Ratios: []ratio{
+				{Label: "remote-write in / plain TSDB append", Num: "RemoteWriteReceive", Den: "TSDBAppendLimit", Unit: "samples/s"},
+				{Label: "OTLP gRPC in / plain TSDB append", Num: "OTLPGRPCReceive", Den: "TSDBAppendLimit", Unit: "datapoints/s", DenUnit: "samples/s"},
+			},
+		},
+		{
+			Title: "Access-log conversion",
+			About: "Pipeline conversion of decoded entries to Istio-labelled requests vs decoding alone, and a real ALS stream into the receiver.",
+			Pkg:   "./telemetry/...",
+			Bench: "BenchmarkConvertHTTP|BenchmarkDecodeHTTPEntry|BenchmarkStreamAccessLogs",
+			Metrics: []string{"entries/s", "ns/op", "B/op", "allocs/op"},
 		},
 		{
 			Title: "Mesh config load",

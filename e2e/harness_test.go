@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // instance is one running glassmesh process.
 type instance struct {
-	t        *testing.T
+	t testing.TB
 	cmd      *exec.Cmd
 	HTTPAddr string // host:port of the HTTP API
 	GRPCAddr string // host:port of the xDS server
@@ -56,19 +56,19 @@ type instance struct {
 
 // start runs `glassmesh run` (or another subcommand given in args[0]) on
 // free loopback ports and waits until /readyz answers.
-func start(t *testing.T, configPath string, extra ...string) *instance {
+func start(t testing.TB, configPath string, extra ...string) *instance {
 	t.Helper()
 	return startIn(t, configPath, t.TempDir(), extra...)
 }
 
 // startIn is start with a given data directory, to restart on old data.
-func startIn(t *testing.T, configPath, dataDir string, extra ...string) *instance {
+func startIn(t testing.TB, configPath, dataDir string, extra ...string) *instance {
 	t.Helper()
 	return startCmd(t, "run", configPath, dataDir, extra...)
 }
 
 // startCmd starts `glassmesh <sub>` (run or demo) on free ports.
-func startCmd(t *testing.T, sub, configPath, dataDir string, extra ...string) *instance {
+func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *instance {
 	t.Helper()
 	in := &instance{t: t, DataDir: dataDir, done: make(chan struct{})}
 	args := append([]string{sub,
@@ -167,7 +167,7 @@ func (in *instance) stop() {
 }
 
 // getJSON decodes GET http://<HTTPAddr><path> into v.
-func (in *instance) getJSON(t *testing.T, path string, v any) {
+func (in *instance) getJSON(t testing.TB, path string, v any) {
 	t.Helper()
 	resp, err := http.Get("http://" + in.HTTPAddr + path)
 	if err != nil {
@@ -186,7 +186,7 @@ func (in *instance) getJSON(t *testing.T, path string, v any) {
 // eventually retries f until it returns nil or the deadline passes. The
 // deadlines are generous (machines here are shared); the real figures are
 // measured by `make bench`.
-func eventually(t *testing.T, d time.Duration, f func() error) {
+func eventually(t testing.TB, d time.Duration, f func() error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()

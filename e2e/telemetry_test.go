@@ -181,7 +181,7 @@ type promResult struct {
 	Value  [2]any            `json:"value"`
 }
 
-func (p promResult) float(t *testing.T) float64 {
+func (p promResult) float(t testing.TB) float64 {
 	v, err := strconv.ParseFloat(p.Value[1].(string), 64)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +190,7 @@ func (p promResult) float(t *testing.T) float64 {
 }
 
 // query runs an instant PromQL query against the instance.
-func (in *instance) query(t *testing.T, q string) []promResult {
+func (in *instance) query(t testing.TB, q string) []promResult {
 	t.Helper()
 	var body struct {
 		Status string `json:"status"`
@@ -211,7 +211,7 @@ func (in *instance) query(t *testing.T, q string) []promResult {
 }
 
 // scalar waits until q returns one sample equal to want.
-func (in *instance) waitValue(t *testing.T, q string, want float64) {
+func (in *instance) waitValue(t testing.TB, q string, want float64) {
 	t.Helper()
 	eventually(t, 15*time.Second, func() error {
 		r := in.query(t, q)
