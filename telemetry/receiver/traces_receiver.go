@@ -1,0 +1,226 @@
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Defaults of TracesConfig.
+const (
+	// DefaultMaxTraceRequestBytes bounds one decompressed HTTP request body
+	// (OTLP/HTTP or Zipkin), like the collector's 20 MiB-ish defaults.
+	DefaultMaxTraceRequestBytes = 16 << 20
+	// DefaultMaxTraceRequests bounds the trace requests (gRPC and HTTP
+	// together) being decoded and written at once.
+	DefaultMaxTraceRequests = 32
+	// DefaultTraceQueueWait is how long a request waits for a free slot
+	// before it is pushed back.
+	DefaultTraceQueueWait = 100 * time.Millisecond
+)
+
+// ErrTracesOverloaded is the overload error of a TracesWriter. A writer
+// error for which TracesConfig.Overloaded reports true (by default: one
+// wrapping ErrTracesOverloaded) is answered with RESOURCE_EXHAUSTED or 429
+// and Retry-After; every other writer error with UNAVAILABLE or 503, which
+// clients also retry.
+var ErrTracesOverloaded = errors.New("receiver: trace store over capacity, retry later")
+
+// TracesWriter takes accepted spans. tracing/store's Writer satisfies it:
+// a nil error means the spans are durable, so the client may be told so.
+type TracesWriter interface {
+	// WriteTraces stores every span of td; it must not keep td.
+	WriteTraces(ctx context.Context, td ptrace.Traces) error
+}
+
+// TracesConfig configures a TraceReceiver. The zero value is valid.
+type TracesConfig struct {
+	// MaxRequestBytes bounds a decompressed HTTP body; larger ones get
+	// 413. 0 means DefaultMaxTraceRequestBytes. gRPC messages are bounded
+	// by the gRPC server's MaxRecvMsgSize.
+	MaxRequestBytes int64
+	// MaxRequests bounds the requests being decoded and written at once,
+	// so the receiver holds at most about MaxRequests × MaxRequestBytes.
+	// 0 means DefaultMaxTraceRequests.
+	MaxRequests int
+	// QueueWait is how long a request waits for one of MaxRequests before
+	// it is pushed back; 0 means DefaultTraceQueueWait.
+	QueueWait time.Duration
+	// RetryAfter is suggested to pushed-back clients (Retry-After,
+	// google.rpc.RetryInfo); 0 means DefaultRetryAfter.
+	RetryAfter time.Duration
+	// Overloaded reports whether a writer error means "over capacity";
+	// nil means errors.Is(err, ErrTracesOverloaded). cmd passes
+	// func(err error) bool { return errors.Is(err, store.ErrOverloaded) }.
+	Overloaded func(error) bool
+}
+
+// Validate reports a negative bound, naming its key.
+func (c TracesConfig) Validate() error {
+	switch {
+	case c.MaxRequestBytes < 0:
+		return fmt.Errorf("receiver.traces.max_request_bytes: %d must not be negative", c.MaxRequestBytes)
+	case c.MaxRequests < 0:
+		return fmt.Errorf("receiver.traces.max_requests: %d must not be negative", c.MaxRequests)
+	case c.QueueWait < 0:
+		return fmt.Errorf("receiver.traces.queue_wait: %s must not be negative", c.QueueWait)
+	case c.RetryAfter < 0:
+		return fmt.Errorf("receiver.traces.retry_after: %s must not be negative", c.RetryAfter)
+	}
+	return nil
+}
+
+func (c TracesConfig) withDefaults() TracesConfig {
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxTraceRequestBytes
+	}
+	if c.MaxRequests == 0 {
+		c.MaxRequests = DefaultMaxTraceRequests
+	}
+	if c.QueueWait == 0 {
+		c.QueueWait = DefaultTraceQueueWait
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.Overloaded == nil {
+		c.Overloaded = func(err error) bool { return errors.Is(err, ErrTracesOverloaded) }
+	}
+	return c
+}
+
+// TraceReceiver accepts spans over OTLP/gRPC, OTLP/HTTP and Zipkin v2 and
+// writes them to a TracesWriter, answering only once the writer returned.
+type TraceReceiver struct {
+	cfg    TracesConfig
+	w      TracesWriter
+	logger *slog.Logger
+	slots  chan struct{}
+	m      *traceMetrics
+}
+
+// NewTraceReceiver builds a receiver writing to w, registering its self
+// metrics with reg (nil: not registered).
+func NewTraceReceiver(cfg TracesConfig, w TracesWriter, logger *slog.Logger, reg prometheus.Registerer) (*TraceReceiver, error) {
+	if w == nil {
+		return nil, errors.New("receiver: no traces writer")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newTraceMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	return &TraceReceiver{cfg: cfg, w: w, logger: logger, slots: make(chan struct{}, cfg.MaxRequests), m: m}, nil
+}
+
+// errBusy means every request slot stayed taken for QueueWait.
+var errBusy = fmt.Errorf("too many concurrent trace requests: %w", ErrTracesOverloaded)
+
+// acquire takes a request slot, waiting at most QueueWait.
+func (r *TraceReceiver) acquire(ctx context.Context) error {
+	select {
+	case r.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	t := time.NewTimer(r.cfg.QueueWait)
+	defer t.Stop()
+	select {
+	case r.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return errBusy
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (r *TraceReceiver) release() { <-r.slots }
+
+// overloaded reports whether err is a push-back.
+func (r *TraceReceiver) overloaded(err error) bool {
+	return errors.Is(err, errBusy) || r.cfg.Overloaded(err)
+}
+
+// write drops the spans without valid ids, writes the rest and returns how
+// many were rejected and why (the OTLP partial success).
+func (r *TraceReceiver) write(ctx context.Context, transport string, td ptrace.Traces) (rejected int, why string, err error) {
+	rejected = dropInvalidSpans(td)
+	if rejected > 0 {
+		why = fmt.Sprintf("%d spans rejected: trace id and span id must be non-zero", rejected)
+		r.m.refused.WithLabelValues(transport, "invalid").Add(float64(rejected))
+	}
+	n := td.SpanCount()
+	if n == 0 {
+		return rejected, why, nil
+	}
+	if err := r.w.WriteTraces(ctx, td); err != nil {
+		reason := "error"
+		if r.overloaded(err) {
+			reason = "overloaded"
+		}
+		r.m.refused.WithLabelValues(transport, reason).Add(float64(n))
+		return rejected, why, err
+	}
+	r.m.accepted.WithLabelValues(transport).Add(float64(n))
+	return rejected, why, nil
+}
+
+// dropInvalidSpans removes spans with an empty trace or span id and
+// returns how many it removed.
+func dropInvalidSpans(td ptrace.Traces) int {
+	dropped := 0
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		sss := rss.At(i).ScopeSpans()
+		for j := range sss.Len() {
+			sss.At(j).Spans().RemoveIf(func(s ptrace.Span) bool {
+				bad := s.TraceID().IsEmpty() || s.SpanID().IsEmpty()
+				if bad {
+					dropped++
+				}
+				return bad
+			})
+		}
+	}
+	return dropped
+}
+
+// traceMetrics are the trace receiver's own metrics.
+type traceMetrics struct {
+	accepted *prometheus.CounterVec
+	refused  *prometheus.CounterVec
+}
+
+func newTraceMetrics(reg prometheus.Registerer) (*traceMetrics, error) {
+	m := &traceMetrics{
+		accepted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "glassmesh_receiver_accepted_spans_total",
+			Help: "Spans written to the trace store, by transport (otlp_grpc, otlp_http, zipkin).",
+		}, []string{"transport"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "glassmesh_receiver_refused_spans_total",
+			Help: "Spans not written, by transport and reason (invalid, overloaded, error).",
+		}, []string{"transport", "reason"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.accepted, m.refused} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("receiver: registering trace self metrics: %w", err)
+		}
+	}
+	return m, nil
+}
