@@ -13,7 +13,7 @@ func suites() []suite {
 				"Targets: 1,000 clients in ≤ 300 ms, 10,000 in ≤ 3 s. heap-*-B/client is control-plane heap per connected client.",
 			Pkg:   "./control/xds/",
 			Bench: "BenchmarkFanout",
-			Args:  []string{"-benchtime", "5x", "-timeout", "30m", "-xds.fanout", "10000"},
+			Args:  []string{"-benchtime", "5x", "-timeout", "30m", "-xds.fanout=10000"},
 			Ratios: []ratio{
 				{Label: "SnapshotCache / glassmesh, 100 clients", Num: "Fanout/snapshotcache/clients=100", Den: "Fanout/linear/clients=100", Unit: "ms/update"},
 				{Label: "SnapshotCache / glassmesh, 1,000 clients", Num: "Fanout/snapshotcache/clients=1000", Den: "Fanout/linear/clients=1000", Unit: "ms/update"},
