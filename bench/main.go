@@ -86,8 +86,9 @@ func header(w io.Writer) {
 }
 
 func run(s suite) ([]result, string, error) {
-	args := append([]string{"test", "-run", "^$", "-bench", s.Bench, "-benchmem"}, s.Args...)
-	args = append(args, s.Pkg)
+	// The package comes before Args: go test stops reading its own flags at
+	// the first one it does not know (a test binary's custom flag).
+	args := append([]string{"test", "-run", "^$", "-bench", s.Bench, "-benchmem", s.Pkg}, s.Args...)
 	cmd := exec.Command("go", args...)
 	var buf bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
