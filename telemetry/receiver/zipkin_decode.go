@@ -71,7 +71,6 @@ const (
 	zShared         = 13
 )
 
-
 // errProtoField is a field whose wire type does not match the schema.
 var errProtoField = errors.New("wrong wire type")
 
@@ -167,7 +166,8 @@ func (s *zipkinSpan) setProtoField(num protowire.Number, v []byte, n uint64) err
 	return err
 }
 
-// decodeZipkinProtoEndpoint decodes an Endpoint; ips are 4 and 16 bytes.
+// decodeZipkinProtoEndpoint decodes an Endpoint; ips are 4 (or mapped 16)
+// and 16 bytes.
 func decodeZipkinProtoEndpoint(b []byte) (*zipkinEndpoint, error) {
 	e := &zipkinEndpoint{}
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, n uint64) error {
@@ -181,7 +181,11 @@ func decodeZipkinProtoEndpoint(b []byte) (*zipkinEndpoint, error) {
 		case 1:
 			e.ServiceName = string(v)
 		case 2, 3:
+			// zipkin-go sends IPv4 in its 16-byte mapped form, so unmap.
 			ip, ok := netip.AddrFromSlice(v)
+			if ok && num == 2 {
+				ip = ip.Unmap()
+			}
 			if !ok || (num == 2) != ip.Is4() {
 				return fmt.Errorf("endpoint field %d: %d bytes is no IP address", num, len(v))
 			}
