@@ -306,6 +306,26 @@ func TestAccessLogsBecomeIstioMetrics(t *testing.T) {
 			t.Fatalf("promtool: %v\n%s", err, out)
 		}
 	})
+	t.Run("bad input gets a 400 with the reason", func(t *testing.T) {
+		resp, err := http.Get("http://" + gm.HTTPAddr + "/api/v1/query?query=" + url.QueryEscape("sum(rate(x[1m])"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || !strings.Contains(string(body), `"errorType":"bad_data"`) || !strings.Contains(string(body), "unclosed") {
+			t.Errorf("bad PromQL: %s %s", resp.Status, body)
+		}
+		resp, err = http.Post("http://"+gm.HTTPAddr+"/api/v1/write", "application/x-protobuf", strings.NewReader("not snappy"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 400 || len(body) == 0 {
+			t.Errorf("non-snappy remote-write: %s %q", resp.Status, body)
+		}
+	})
 	t.Run("counts survive kill -9 and continue without a reset", func(t *testing.T) {
 		gm.kill()
 		gm2 := startIn(t, dir, dataDir)
