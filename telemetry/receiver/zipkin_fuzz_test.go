@@ -28,7 +28,7 @@ func FuzzZipkinProto(f *testing.F) {
 	blob, _ := zipkinproto.SpanSerializer{}.Serialize([]*zipkinmodel.SpanModel{{
 		SpanContext: zipkinmodel.SpanContext{TraceID: zipkinmodel.TraceID{Low: 8}, ID: 9, ParentID: &parent},
 		Name:        "n", Kind: zipkinmodel.Client, Tags: map[string]string{"k": "v"},
-		Annotations: []zipkinmodel.Annotation{{Value: "a"}},
+		Annotations:   []zipkinmodel.Annotation{{Value: "a"}},
 		LocalEndpoint: &zipkinmodel.Endpoint{ServiceName: "s", Port: 1},
 	}})
 	f.Add(blob)
