@@ -1,0 +1,286 @@
+package store
+
+import (
+	"bufio"
+	"cmp"
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// A block directory holds "spans" (each trace's fragments, contiguous, in
+// trace id order, each a uvarint length and OTLP protobuf), "index" and
+// "meta.json".
+const (
+	spansFile = "spans"
+	indexFile = "index"
+	metaFile  = "meta.json"
+	tmpPrefix = ".tmp-"
+)
+
+// blockMeta is a block's meta.json.
+type blockMeta struct {
+	Version      int                    `json:"version"`
+	ID           string                 `json:"id"`
+	MinTime      int64                  `json:"minTime"` // unix nanos, earliest span start
+	MaxTime      int64                  `json:"maxTime"` // unix nanos, latest span end
+	Spans        int                    `json:"spans"`
+	Traces       int                    `json:"traces"`
+	WALSegment   int                    `json:"walSegment"` // last WAL segment it covers
+	Operations   map[string][]Operation `json:"operations"`
+	Dependencies []blockDep             `json:"dependencies"`
+}
+
+// blockDep counts calls between two services whose child span started in
+// one second (unix seconds).
+type blockDep struct {
+	Parent string `json:"parent"`
+	Child  string `json:"child"`
+	Second int64  `json:"second"`
+	Count  uint64 `json:"count"`
+}
+
+// block is an open, immutable block. refs counts its users; the store
+// holds one and the file closes when the last is released.
+type block struct {
+	dir  string
+	meta blockMeta
+	idx  *blockIndex
+	f    *os.File
+	size int64
+	refs atomic.Int32
+}
+
+// writeBlock persists head h (no longer written to) as a block under dir
+// and returns the block's directory. Files are fsynced and the directory
+// renamed into place, so a crash leaves either no block or a whole one.
+func writeBlock(dir string, h *head) (string, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	meta := blockMeta{
+		Version: 1, MinTime: h.minT, MaxTime: h.maxT, Spans: h.spans, Traces: len(h.traces),
+		WALSegment: h.lastSeg, Operations: map[string][]Operation{},
+	}
+	meta.ID = fmt.Sprintf("%d-%d-%s", h.minT/1e6, h.maxT/1e6, hex.EncodeToString(rnd[:]))
+	for svc, ops := range h.ops {
+		meta.Operations[svc] = slices.Collect(maps.Keys(ops))
+		sortOps(meta.Operations[svc])
+	}
+	order := make([]int32, len(h.traces))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return compareIDs(h.traces[a].id, h.traces[b].id) })
+	tmp := filepath.Join(dir, tmpPrefix+meta.ID)
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return "", err
+	}
+	entries, deps, err := writeSpans(filepath.Join(tmp, spansFile), h, order)
+	if err != nil {
+		return "", err
+	}
+	meta.Dependencies = deps
+	iw := newIndexWriter(entries)
+	iw.terms(blockPostings(h, order))
+	overflow := slices.Sorted(maps.Keys(h.overflow))
+	if err := writeFileSync(filepath.Join(tmp, indexFile), iw.finish(overflow)); err != nil {
+		return "", err
+	}
+	mb, _ := json.Marshal(meta)
+	if err := writeFileSync(filepath.Join(tmp, metaFile), mb); err != nil {
+		return "", err
+	}
+	final := filepath.Join(dir, meta.ID)
+	if err := errors.Join(syncDir(tmp), os.Rename(tmp, final), syncDir(dir)); err != nil {
+		return "", err
+	}
+	return final, nil
+}
+
+// writeSpans writes the spans file and computes dependencies, decoding
+// one trace at a time.
+func writeSpans(path string, h *head, order []int32) ([]indexEntry, []blockDep, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 1<<20)
+	entries := make([]indexEntry, len(order))
+	deps := map[blockDep]uint64{}
+	var u ptrace.ProtoUnmarshaler
+	off := uint64(0)
+	for i, o := range order {
+		t := h.traces[o]
+		e := indexEntry{id: t.id, off: off, frags: uint32(len(t.frags)), traceStats: t.traceStats}
+		var c depCollector
+		for _, data := range t.frags {
+			hdr := binary.AppendUvarint(nil, uint64(len(data)))
+			_, _ = w.Write(hdr) // bufio keeps the first error for Flush
+			_, _ = w.Write(data)
+			e.length += uint64(len(hdr) + len(data))
+			if td, err := u.UnmarshalTraces(data); err == nil {
+				c.add(td)
+			}
+		}
+		c.each(func(k depKey, at time.Time) {
+			deps[blockDep{Parent: k.parent, Child: k.child, Second: at.Unix()}]++
+		})
+		off += e.length
+		entries[i] = e
+	}
+	if err := errors.Join(w.Flush(), f.Sync()); err != nil {
+		return nil, nil, err
+	}
+	list := make([]blockDep, 0, len(deps))
+	for d, n := range deps {
+		d.Count = n
+		list = append(list, d)
+	}
+	slices.SortFunc(list, func(a, b blockDep) int {
+		return cmp.Or(cmp.Compare(a.Second, b.Second), cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
+	})
+	return entries, list, f.Close()
+}
+
+// blockPostings renumbers the head's posting lists to block entry order.
+func blockPostings(h *head, order []int32) ([]string, [][]int32) {
+	rank := make([]int32, len(order))
+	for i, o := range order {
+		rank[o] = int32(i)
+	}
+	terms := slices.Sorted(maps.Keys(h.post))
+	lists := make([][]int32, len(terms))
+	for i, t := range terms {
+		l := make([]int32, len(h.post[t]))
+		for j, o := range h.post[t] {
+			l[j] = rank[o]
+		}
+		slices.Sort(l)
+		lists[i] = slices.Compact(l)
+	}
+	return terms, lists
+}
+
+func writeFileSync(path string, b []byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	return errors.Join(err, f.Sync(), f.Close())
+}
+
+// openBlock opens the block in dir, holding one reference.
+func openBlock(dir string) (*block, error) {
+	b := &block{dir: dir}
+	mb, err := os.ReadFile(filepath.Join(dir, metaFile))
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(mb, &b.meta); err != nil {
+		return nil, fmt.Errorf("block %s: meta: %w", dir, err)
+	}
+	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
+	if err != nil {
+		return nil, err
+	}
+	if b.idx, err = decodeIndex(ib); err != nil {
+		return nil, fmt.Errorf("block %s: %w", dir, err)
+	}
+	if b.f, err = os.Open(filepath.Join(dir, spansFile)); err != nil {
+		return nil, err
+	}
+	if st, err := b.f.Stat(); err == nil {
+		b.size = st.Size() + int64(len(ib)+len(mb))
+	}
+	b.refs.Store(1)
+	return b, nil
+}
+
+func (b *block) acquire() { b.refs.Add(1) }
+
+func (b *block) release() {
+	if b.refs.Add(-1) == 0 {
+		_ = b.f.Close()
+	}
+}
+
+// fragments streams the fragments of entry e from the spans file.
+func (b *block) fragments(e indexEntry, fn func(data []byte) error) error {
+	r := bufio.NewReaderSize(io.NewSectionReader(b.f, int64(e.off), int64(e.length)), 64<<10)
+	for range e.frags {
+		n, err := binary.ReadUvarint(r)
+		if err != nil || n > e.length {
+			return fmt.Errorf("block %s: trace %v: %w", b.dir, e.id, errCorrupt)
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return fmt.Errorf("block %s: trace %v: %w", b.dir, e.id, err)
+		}
+		if err := fn(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// candidates of a block: posting lists intersected, pruned by entry stats.
+func (b *block) candidates(q *TraceQuery) ([]candidate, error) {
+	if !q.StartMax.IsZero() && b.meta.MinTime > q.StartMax.UnixNano() ||
+		!q.StartMin.IsZero() && b.meta.MaxTime < q.StartMin.UnixNano() {
+		return nil, nil
+	}
+	terms := queryTerms(q, func(k string) bool { return hasKey(b.idx.overflow, k) })
+	var ords []int32
+	if len(terms) == 0 {
+		ords = make([]int32, b.idx.ntraces)
+		for i := range ords {
+			ords[i] = int32(i)
+		}
+	} else {
+		lists := make([][]int32, len(terms))
+		for i, t := range terms {
+			l, ok := b.idx.postings(t)
+			if !ok {
+				return nil, nil
+			}
+			lists[i] = l
+		}
+		ords = intersect(lists)
+	}
+	var out []candidate
+	for _, o := range ords {
+		e := b.idx.entry(int(o))
+		if e.mayMatch(q) {
+			out = append(out, candidate{id: e.id, maxStart: e.maxStart, frags: func(fn func([]byte) error) error {
+				return b.fragments(e, fn)
+			}})
+		}
+	}
+	return out, nil
+}
+
+// lookup finds trace id in the block.
+func (b *block) lookup(id pcommon.TraceID) (indexEntry, bool) {
+	i, ok := b.idx.find(id)
+	if !ok {
+		return indexEntry{}, false
+	}
+	return b.idx.entry(i), true
+}

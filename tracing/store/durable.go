@@ -1,0 +1,306 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Config configures a Durable store. Zero fields take the defaults.
+type Config struct {
+	// DataDir is the data directory; the store lives in DataDir/traces.
+	DataDir string
+	// BlockDuration is how long the head takes writes before it is cut
+	// into a block [1h].
+	BlockDuration time.Duration
+	// Retention is how long blocks are kept after their last span [72h].
+	Retention time.Duration
+	// MaxHeadBytes bounds the head's memory: beyond it the head is cut
+	// early, and while a cut is still being written WriteTraces returns
+	// ErrOverloaded [256 MiB].
+	MaxHeadBytes int64
+	// SyncInterval is the group fsync period of the WAL, at most 100ms [50ms].
+	SyncInterval time.Duration
+	// MaxAttrValues is the number of distinct values of one attribute key
+	// indexed per block [1000]; a key with more is not indexed in that
+	// block and queries on it check every trace the other conditions leave.
+	MaxAttrValues int
+}
+
+func (c Config) withDefaults() Config {
+	c.BlockDuration = cmpOr(c.BlockDuration, time.Hour)
+	c.Retention = cmpOr(c.Retention, 72*time.Hour)
+	c.MaxHeadBytes = cmpOr(c.MaxHeadBytes, 256<<20)
+	c.SyncInterval = cmpOr(c.SyncInterval, 50*time.Millisecond)
+	c.MaxAttrValues = cmpOr(c.MaxAttrValues, 1000)
+	return c
+}
+
+func cmpOr[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// Validate reports the first invalid setting, naming its key.
+func (c Config) Validate() error {
+	switch {
+	case c.DataDir == "":
+		return errors.New("traces.dataDir: must be set")
+	case c.BlockDuration < 0:
+		return fmt.Errorf("traces.blockDuration: %v is negative", c.BlockDuration)
+	case c.Retention < 0:
+		return fmt.Errorf("traces.retention: %v is negative", c.Retention)
+	case c.MaxHeadBytes < 0:
+		return fmt.Errorf("traces.maxHeadBytes: %d is negative", c.MaxHeadBytes)
+	case c.SyncInterval < 0 || c.SyncInterval > 100*time.Millisecond:
+		return fmt.Errorf("traces.syncInterval: %v is outside (0, 100ms]", c.SyncInterval)
+	case c.MaxAttrValues < 0:
+		return fmt.Errorf("traces.maxAttrValues: %d is negative", c.MaxAttrValues)
+	}
+	return nil
+}
+
+// Durable is the durable trace store: a write-ahead log, an in-memory
+// indexed head, immutable on-disk blocks cut from it, and retention by
+// whole blocks. Open starts its background work; Close stops it.
+type Durable struct {
+	cfg       Config
+	logger    *slog.Logger
+	m         *metrics
+	blocksDir string
+	wal       *wal
+
+	wmu    sync.Mutex // orders WAL appends with head adds and head swaps
+	closed bool
+
+	mu      sync.RWMutex // guards the partitions below
+	head    *head
+	cutting *head // the previous head while it is written as a block
+	blocks  []*block
+
+	pmu    sync.Mutex // one persistCutting at a time
+	cutCh  chan struct{}
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+var (
+	_ Reader = (*Durable)(nil)
+	_ Writer = (*Durable)(nil)
+)
+
+// Open opens (or creates) the store in cfg.DataDir/traces, replays its WAL
+// (a torn last record is truncated) and starts the background WAL syncer,
+// block cutter and retention.
+func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Durable, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("trace store metrics: %w", err)
+	}
+	root := filepath.Join(cfg.DataDir, "traces")
+	d := &Durable{cfg: cfg, logger: logger, m: m, blocksDir: filepath.Join(root, "blocks"), cutCh: make(chan struct{}, 1)}
+	d.head = newHead(cfg.MaxAttrValues, time.Now())
+	covered, err := d.loadBlocks()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.replay(filepath.Join(root, "wal"), covered); err != nil {
+		d.releaseBlocks()
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	d.wg.Add(2)
+	go d.syncLoop(ctx)
+	go d.maintainLoop(ctx)
+	return d, nil
+}
+
+// loadBlocks opens every block and removes leftovers of interrupted cuts;
+// it returns the last WAL segment the blocks cover.
+func (d *Durable) loadBlocks() (int, error) {
+	if err := os.MkdirAll(d.blocksDir, 0o755); err != nil {
+		return 0, fmt.Errorf("trace store: %w", err)
+	}
+	entries, err := os.ReadDir(d.blocksDir)
+	if err != nil {
+		return 0, fmt.Errorf("trace store: %w", err)
+	}
+	covered := 0
+	for _, e := range entries {
+		dir := filepath.Join(d.blocksDir, e.Name())
+		if strings.HasPrefix(e.Name(), tmpPrefix) {
+			_ = os.RemoveAll(dir)
+			continue
+		}
+		b, err := openBlock(dir)
+		if err != nil {
+			d.releaseBlocks()
+			return 0, fmt.Errorf("trace store: %w", err)
+		}
+		d.blocks = append(d.blocks, b)
+		covered = max(covered, b.meta.WALSegment)
+	}
+	slices.SortFunc(d.blocks, func(a, b *block) int { return compareInt64(a.meta.MinTime, b.meta.MinTime) })
+	d.updateBlockGauges()
+	return covered, nil
+}
+
+// replay loads the WAL segments not yet covered by a block into the head.
+func (d *Durable) replay(dir string, covered int) error {
+	w, segs, err := openWAL(dir)
+	if err != nil {
+		return err
+	}
+	d.wal = w
+	var u ptrace.ProtoUnmarshaler
+	for _, s := range segs {
+		if s <= covered {
+			_ = os.Remove(w.segPath(s))
+			continue
+		}
+		torn, err := w.readSegment(s, func(p []byte) error {
+			frags, err := decodePayload(p)
+			if err != nil {
+				d.logger.Warn("skipping undecodable WAL record", "segment", s, "err", err)
+				return nil
+			}
+			for _, f := range frags {
+				td, err := u.UnmarshalTraces(f.data)
+				if err != nil {
+					d.logger.Warn("skipping undecodable WAL fragment", "segment", s, "err", err)
+					continue
+				}
+				d.head.add(pcommon.TraceID(f.id), td, f.data)
+			}
+			return nil
+		})
+		if err != nil {
+			return errors.Join(err, w.close())
+		}
+		if torn {
+			d.logger.Warn("truncated a torn WAL record", "segment", s)
+		}
+	}
+	d.updateHeadGauges()
+	return nil
+}
+
+// WriteTraces appends td to the WAL (a write syscall: it survives kill -9;
+// the group fsync follows within SyncInterval) and indexes it in the head.
+// It returns ErrOverloaded while the head is full and the previous one is
+// still being written to disk.
+func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	frags := splitTraces(td, fragMaxSpans)
+	if len(frags) == 0 {
+		return nil
+	}
+	var mar ptrace.ProtoMarshaler
+	wf := make([]walFrag, len(frags))
+	for i, f := range frags {
+		data, err := mar.MarshalTraces(f.td)
+		if err != nil {
+			return fmt.Errorf("trace store: encode: %w", err)
+		}
+		wf[i] = walFrag{id: f.id, data: data}
+	}
+	rec := encodePayload(wf)
+	wf, _ = decodePayload(rec[walHeaderSize:]) // the head keeps slices of rec
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.closed {
+		return errors.New("trace store: closed")
+	}
+	if _, bytes, _ := d.head.stats(); bytes >= d.cfg.MaxHeadBytes && !d.swapHead() {
+		d.m.overloaded.Inc()
+		return ErrOverloaded
+	}
+	if err := d.wal.append(rec); err != nil {
+		return fmt.Errorf("trace store: %w", err)
+	}
+	spans := 0
+	for i, f := range frags {
+		d.head.add(f.id, f.td, wf[i].data)
+		spans += f.spans
+	}
+	d.m.spans.Add(float64(spans))
+	d.m.bytes.Add(float64(len(rec)))
+	d.m.headSpans.Add(float64(spans))
+	return nil
+}
+
+// swapHead starts a new head and WAL segment and hands the old head to the
+// background cutter; it fails when a cut is still in progress. Hold wmu.
+func (d *Durable) swapHead() bool {
+	d.mu.RLock()
+	busy := d.cutting != nil
+	d.mu.RUnlock()
+	if busy {
+		return false
+	}
+	seg, err := d.wal.rotate()
+	if err != nil {
+		d.logger.Error("cannot rotate the WAL", "err", err)
+		return false
+	}
+	d.head.mu.Lock()
+	d.head.lastSeg = seg
+	d.head.mu.Unlock()
+	d.mu.Lock()
+	d.cutting, d.head = d.head, newHead(d.cfg.MaxAttrValues, time.Now())
+	d.mu.Unlock()
+	select {
+	case d.cutCh <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// Close stops the background work, fsyncs the WAL and closes every file.
+// A head not yet in a block is replayed from the WAL on the next Open.
+func (d *Durable) Close() error {
+	d.cancel()
+	d.wg.Wait()
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.closed {
+		return nil
+	}
+	d.closed = true
+	err := d.wal.close()
+	d.releaseBlocks()
+	return err
+}
+
+func (d *Durable) releaseBlocks() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, b := range d.blocks {
+		b.release()
+	}
+	d.blocks = nil
+}

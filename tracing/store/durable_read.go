@@ -1,0 +1,270 @@
+package store
+
+import (
+	"context"
+	"iter"
+	"maps"
+	"slices"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// snapshot is the set of partitions a read works on; it holds a
+// reference to each block so retention cannot close one mid-read.
+type snapshot struct {
+	blocks []*block
+	heads  []*head
+}
+
+func (d *Durable) snapshot() snapshot {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	s := snapshot{blocks: slices.Clone(d.blocks), heads: d.heads()}
+	for _, b := range s.blocks {
+		b.acquire()
+	}
+	return s
+}
+
+func (s snapshot) release() {
+	for _, b := range s.blocks {
+		b.release()
+	}
+}
+
+func (s snapshot) partitions() []partition {
+	ps := make([]partition, 0, len(s.blocks)+len(s.heads))
+	for _, b := range s.blocks {
+		ps = append(ps, b)
+	}
+	for _, h := range s.heads {
+		ps = append(ps, h)
+	}
+	return ps
+}
+
+// GetTraces yields each trace asked for, gathered from every block and
+// the head, in chunks of about 1000 spans so a huge trace is never whole in
+// memory. A trace is returned whole when any part of it has a span starting
+// in the request's window.
+func (d *Durable) GetTraces(ctx context.Context, ids ...TraceRequest) iter.Seq2[[]ptrace.Traces, error] {
+	return func(yield func([]ptrace.Traces, error) bool) {
+		s := d.snapshot()
+		defer s.release()
+		for _, req := range ids {
+			if err := ctx.Err(); err != nil {
+				yield(nil, err)
+				return
+			}
+			if !s.streamTrace(req, yield) {
+				return
+			}
+		}
+	}
+}
+
+// streamTrace yields one trace in chunks; false means stop.
+func (s snapshot) streamTrace(req TraceRequest, yield func([]ptrace.Traces, error) bool) bool {
+	var parts []func(fn func([]byte) error) error
+	inWin := req.Start.IsZero() && req.End.IsZero()
+	for _, b := range s.blocks {
+		if e, ok := b.lookup(req.TraceID); ok {
+			inWin = inWin || e.overlaps(req.Start, req.End)
+			parts = append(parts, func(fn func([]byte) error) error { return b.fragments(e, fn) })
+		}
+	}
+	for _, h := range s.heads {
+		if frags, st, ok := h.lookup(req.TraceID); ok {
+			inWin = inWin || st.overlaps(req.Start, req.End)
+			parts = append(parts, fragsOf(frags))
+		}
+	}
+	if !inWin || len(parts) == 0 {
+		return true
+	}
+	c := chunker{yield: yield, cur: ptrace.NewTraces()}
+	for _, p := range parts {
+		if err := p(c.add); err != nil {
+			if err == errStop {
+				return false
+			}
+			return yield(nil, err)
+		}
+	}
+	return c.flush()
+}
+
+// chunker decodes fragments into chunks of about chunkSpans spans.
+type chunker struct {
+	yield func([]ptrace.Traces, error) bool
+	cur   ptrace.Traces
+	n     int
+	u     ptrace.ProtoUnmarshaler
+}
+
+func (c *chunker) add(data []byte) error {
+	td, err := c.u.UnmarshalTraces(data)
+	if err != nil {
+		return err
+	}
+	c.n += td.SpanCount()
+	td.ResourceSpans().MoveAndAppendTo(c.cur.ResourceSpans())
+	if c.n >= chunkSpans && !c.flush() {
+		return errStop
+	}
+	return nil
+}
+
+func (c *chunker) flush() bool {
+	if c.n == 0 {
+		return true
+	}
+	td := c.cur
+	c.cur, c.n = ptrace.NewTraces(), 0
+	return c.yield([]ptrace.Traces{td}, nil)
+}
+
+// errStop ends a fragment stream when the consumer stopped iterating.
+var errStop = stopError{}
+
+type stopError struct{}
+
+func (stopError) Error() string { return "iteration stopped" }
+
+// FindTraceIDs yields the ids of the traces matching q, newest first.
+func (d *Durable) FindTraceIDs(ctx context.Context, q TraceQuery) iter.Seq2[[]FoundTrace, error] {
+	return func(yield func([]FoundTrace, error) bool) {
+		s := d.snapshot()
+		defer s.release()
+		found, err := s.find(ctx, &q)
+		if err != nil {
+			yield(nil, err)
+		} else if len(found) > 0 {
+			yield(found, nil)
+		}
+	}
+}
+
+func (s snapshot) find(ctx context.Context, q *TraceQuery) ([]FoundTrace, error) {
+	limit := queryLimit(*q)
+	var parts [][]FoundTrace
+	for _, p := range s.partitions() {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		f, err := findIn(p, q, limit)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, f)
+	}
+	return mergeFound(parts, limit), nil
+}
+
+// FindTraces yields the traces matching q, newest first, each whole (in
+// chunks for huge ones).
+func (d *Durable) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[[]ptrace.Traces, error] {
+	return func(yield func([]ptrace.Traces, error) bool) {
+		s := d.snapshot()
+		defer s.release()
+		found, err := s.find(ctx, &q)
+		if err != nil {
+			yield(nil, err)
+			return
+		}
+		for _, f := range found {
+			if !s.streamTrace(TraceRequest{TraceID: f.TraceID}, yield) {
+				return
+			}
+		}
+	}
+}
+
+// Services lists the services with spans in any block or the head.
+func (d *Durable) Services(context.Context) ([]string, error) {
+	s := d.snapshot()
+	defer s.release()
+	set := map[string]struct{}{}
+	for _, b := range s.blocks {
+		for svc := range b.meta.Operations {
+			set[svc] = struct{}{}
+		}
+	}
+	for _, h := range s.heads {
+		h.mu.RLock()
+		for svc := range h.ops {
+			set[svc] = struct{}{}
+		}
+		h.mu.RUnlock()
+	}
+	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// Operations lists the span names (and kinds) of a service.
+func (d *Durable) Operations(_ context.Context, q OperationQuery) ([]Operation, error) {
+	s := d.snapshot()
+	defer s.release()
+	set := map[Operation]struct{}{}
+	add := func(op Operation) {
+		if q.SpanKind == "" || op.SpanKind == q.SpanKind {
+			set[op] = struct{}{}
+		}
+	}
+	for _, b := range s.blocks {
+		for _, op := range b.meta.Operations[q.Service] {
+			add(op)
+		}
+	}
+	for _, h := range s.heads {
+		h.mu.RLock()
+		for op := range h.ops[q.Service] {
+			add(op)
+		}
+		h.mu.RUnlock()
+	}
+	ops := slices.Collect(maps.Keys(set))
+	sortOps(ops)
+	return ops, nil
+}
+
+// Dependencies counts cross-service calls whose child span started in
+// [start, end): exactly in the head, per second in blocks (computed when
+// the block was cut). A call whose parent and child spans fell into
+// different partitions is not counted.
+func (d *Durable) Dependencies(ctx context.Context, start, end time.Time) ([]Dependency, error) {
+	s := d.snapshot()
+	defer s.release()
+	counts := map[depKey]uint64{}
+	for _, b := range s.blocks {
+		for _, dep := range b.meta.Dependencies {
+			sec := time.Unix(dep.Second, 0)
+			if sec.Before(end) && sec.Add(time.Second).After(start) {
+				counts[depKey{dep.Parent, dep.Child}] += dep.Count
+			}
+		}
+	}
+	var u ptrace.ProtoUnmarshaler
+	for _, h := range s.heads {
+		cands, _ := h.candidates(&TraceQuery{})
+		for _, c := range cands {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			var dc depCollector
+			_ = c.frags(func(data []byte) error {
+				td, err := u.UnmarshalTraces(data)
+				if err == nil {
+					dc.add(td)
+				}
+				return nil
+			})
+			dc.each(func(k depKey, at time.Time) {
+				if !at.Before(start) && at.Before(end) {
+					counts[k]++
+				}
+			})
+		}
+	}
+	return depsToList(counts), nil
+}

@@ -1,0 +1,224 @@
+package store
+
+import (
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// Index terms: a byte for the kind, then NUL-separated parts.
+const (
+	termService   = "s\x00"   // service
+	termOperation = "o\x00"   // service \x00 span name
+	termKind      = "k\x00"   // span kind
+	termError     = "e\x00"   // error status
+	termAttr      = "a\x00"   // key \x00 value
+	maxValueLen   = 256       // longer attribute values put their key in overflow
+	traceOverhead = 256       // bytes of head memory per trace beyond its data
+	postingBytes  = 4         // bytes per posting entry
+	termOverhead  = 64        // bytes per distinct term
+	fragMaxSpans  = 1000      // spans per stored fragment
+	chunkSpans    = 1000      // spans per yielded chunk of a trace
+	nanosPerSec   = 1_000_000_000
+)
+
+// traceStats summarises a trace's spans, for pruning without decoding.
+type traceStats struct {
+	minStart, maxStart int64 // unix nanos
+	minDur, maxDur     int64 // nanos
+	spans              int
+}
+
+func (s *traceStats) addSpan(sp ptrace.Span) {
+	start, d := int64(sp.StartTimestamp()), int64(sp.EndTimestamp()-sp.StartTimestamp())
+	if s.spans == 0 {
+		s.minStart, s.maxStart, s.minDur, s.maxDur = start, start, d, d
+	} else {
+		s.minStart, s.maxStart = min(s.minStart, start), max(s.maxStart, start)
+		s.minDur, s.maxDur = min(s.minDur, d), max(s.maxDur, d)
+	}
+	s.spans++
+}
+
+// mayMatch is false when no span of the trace can satisfy q's time and
+// duration bounds.
+func (s *traceStats) mayMatch(q *TraceQuery) bool {
+	if !q.StartMin.IsZero() && s.maxStart < q.StartMin.UnixNano() ||
+		!q.StartMax.IsZero() && s.minStart > q.StartMax.UnixNano() {
+		return false
+	}
+	return !(q.DurationMin > 0 && s.maxDur < int64(q.DurationMin) ||
+		q.DurationMax > 0 && s.minDur > int64(q.DurationMax))
+}
+
+// overlaps reports whether the trace has spans starting in [start, end].
+func (s *traceStats) overlaps(start, end time.Time) bool {
+	q := TraceQuery{StartMin: start, StartMax: end}
+	return s.mayMatch(&q)
+}
+
+type headTrace struct {
+	id    pcommon.TraceID
+	frags [][]byte
+	traceStats
+}
+
+// head is the newest partition, in memory: each trace's fragments as
+// OTLP protobuf (as written to the WAL) and posting lists from index terms
+// to trace ordinals. Posting lists may hold an ordinal twice.
+type head struct {
+	attrCap int
+
+	mu       sync.RWMutex
+	traces   []*headTrace
+	byID     map[pcommon.TraceID]int32
+	post     map[string][]int32
+	keyVals  map[string]map[string]struct{}
+	overflow map[string]struct{}
+	ops      map[string]map[Operation]struct{}
+	spans    int
+	bytes    int64
+	minT     int64 // unix nanos of the earliest span start
+	maxT     int64 // unix nanos of the latest span end
+	created  time.Time // first write, for the block cut
+	lastSeg  int // the last WAL segment holding its records
+	scratch  []byte
+}
+
+func newHead(attrCap int, now time.Time) *head {
+	return &head{
+		attrCap: attrCap, created: now,
+		byID:     make(map[pcommon.TraceID]int32),
+		post:     make(map[string][]int32),
+		keyVals:  make(map[string]map[string]struct{}),
+		overflow: make(map[string]struct{}),
+		ops:      make(map[string]map[Operation]struct{}),
+	}
+}
+
+// add indexes fragment td of trace id whose encoded form is data.
+func (h *head) add(id pcommon.TraceID, td ptrace.Traces, data []byte) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ord, ok := h.byID[id]
+	if !ok {
+		ord = int32(len(h.traces))
+		h.byID[id] = ord
+		h.traces = append(h.traces, &headTrace{id: id})
+		h.bytes += traceOverhead
+	}
+	t := h.traces[ord]
+	if h.spans == 0 {
+		h.created = time.Now()
+	}
+	t.frags = append(t.frags, data)
+	h.bytes += int64(len(data))
+	rss := td.ResourceSpans()
+	for i := 0; i < rss.Len(); i++ {
+		rs := rss.At(i)
+		svc := serviceOf(rs.Resource())
+		h.postAttrs(rs.Resource().Attributes(), ord)
+		sss := rs.ScopeSpans()
+		for j := 0; j < sss.Len(); j++ {
+			spans := sss.At(j).Spans()
+			for k := 0; k < spans.Len(); k++ {
+				h.addSpan(t, ord, svc, spans.At(k))
+			}
+		}
+	}
+}
+
+func (h *head) addSpan(t *headTrace, ord int32, svc string, sp ptrace.Span) {
+	t.addSpan(sp)
+	h.spans++
+	start, end := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
+	if h.spans == 1 || start < h.minT {
+		h.minT = start
+	}
+	h.maxT = max(h.maxT, end, start)
+	kind := kindString(sp.Kind())
+	h.postTerm(ord, termService, svc)
+	h.postTerm(ord, termOperation, svc, sp.Name())
+	h.postTerm(ord, termKind, kind)
+	if sp.Status().Code() == ptrace.StatusCodeError {
+		h.postTerm(ord, termError)
+	}
+	h.postAttrs(sp.Attributes(), ord)
+	ops := h.ops[svc]
+	if ops == nil {
+		ops = make(map[Operation]struct{})
+		h.ops[svc] = ops
+	}
+	if op := (Operation{Name: sp.Name(), SpanKind: kind}); !hasKey(ops, op) {
+		ops[op] = struct{}{}
+	}
+}
+
+func hasKey[K comparable, V any](m map[K]V, k K) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func (h *head) postAttrs(attrs pcommon.Map, ord int32) {
+	for k, v := range attrs.All() {
+		if k == "error" || k == "span.kind" || hasKey(h.overflow, k) {
+			continue
+		}
+		val := v.AsString()
+		vals := h.keyVals[k]
+		if !hasKey(vals, val) {
+			if len(vals) >= h.attrCap || len(val) > maxValueLen {
+				h.overflowKey(k)
+				continue
+			}
+			if vals == nil {
+				vals = make(map[string]struct{})
+				h.keyVals[k] = vals
+			}
+			vals[val] = struct{}{}
+		}
+		h.postTerm(ord, termAttr, k, val)
+	}
+}
+
+// overflowKey stops indexing attribute key k: it has too many distinct
+// values (or too long ones); queries on it scan instead.
+func (h *head) overflowKey(k string) {
+	for v := range h.keyVals[k] {
+		delete(h.post, termAttr+k+"\x00"+v)
+	}
+	delete(h.keyVals, k)
+	h.overflow[k] = struct{}{}
+}
+
+func (h *head) postTerm(ord int32, kind string, parts ...string) {
+	b := append(h.scratch[:0], kind...)
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, 0)
+		}
+		b = append(b, p...)
+	}
+	h.scratch = b
+	l, ok := h.post[string(b)]
+	if n := len(l); n > 0 && l[n-1] == ord {
+		return
+	}
+	if !ok {
+		h.bytes += termOverhead + int64(len(b))
+	}
+	h.post[string(b)] = append(l, ord)
+	h.bytes += postingBytes
+}
+
+// isOverflow reports whether attribute key k is not indexed.
+func (h *head) isOverflow(k string) bool { return hasKey(h.overflow, k) }
+
+// stats returns the size figures of the head.
+func (h *head) stats() (spans int, bytes int64, created time.Time) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.spans, h.bytes, h.created
+}

@@ -1,0 +1,172 @@
+package store
+
+import (
+	"context"
+	"os"
+	"time"
+)
+
+// syncLoop fsyncs the WAL every SyncInterval when it was appended to.
+func (d *Durable) syncLoop(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(d.cfg.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		synced, err := d.wal.sync()
+		if err != nil {
+			d.logger.Error("WAL fsync failed", "err", err)
+		}
+		if synced {
+			d.m.fsyncs.Inc()
+		}
+	}
+}
+
+// maintainLoop cuts the head into blocks and applies retention.
+func (d *Durable) maintainLoop(ctx context.Context) {
+	defer d.wg.Done()
+	every := min(d.cfg.BlockDuration, d.cfg.Retention, time.Minute) / 4
+	t := time.NewTicker(max(every, 10*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.cutCh:
+		case <-t.C:
+		}
+		d.maybeCut()
+		d.persistCutting()
+		d.applyRetention(time.Now())
+		d.updateHeadGauges()
+	}
+}
+
+// maybeCut swaps out a head that has taken writes for BlockDuration.
+func (d *Durable) maybeCut() {
+	d.wmu.Lock()
+	defer d.wmu.Unlock()
+	if d.closed {
+		return
+	}
+	spans, _, first := d.head.stats()
+	if spans > 0 && time.Since(first) >= d.cfg.BlockDuration {
+		d.swapHead()
+	}
+}
+
+// persistCutting writes the head being cut as a block, then drops it and
+// the WAL segments it covered. On failure it is retried on the next tick,
+// and writes are refused once the new head is full.
+func (d *Durable) persistCutting() {
+	d.pmu.Lock()
+	defer d.pmu.Unlock()
+	d.mu.RLock()
+	h := d.cutting
+	d.mu.RUnlock()
+	if h == nil {
+		return
+	}
+	dir, err := writeBlock(d.blocksDir, h)
+	if err != nil {
+		d.m.cutFailures.Inc()
+		d.logger.Error("cannot write trace block", "err", err)
+		return
+	}
+	b, err := openBlock(dir)
+	if err != nil {
+		d.m.cutFailures.Inc()
+		d.logger.Error("cannot open the trace block just written", "dir", dir, "err", err)
+		_ = os.RemoveAll(dir)
+		return
+	}
+	d.mu.Lock()
+	d.blocks = append(d.blocks, b)
+	d.cutting = nil
+	d.mu.Unlock()
+	if err := d.wal.removeUpTo(h.lastSeg); err != nil {
+		d.logger.Error("cannot remove WAL segments", "err", err)
+	}
+	d.m.cuts.Inc()
+	d.updateBlockGauges()
+	d.logger.Debug("cut trace block", "dir", dir, "spans", b.meta.Spans, "traces", b.meta.Traces)
+}
+
+// applyRetention deletes whole blocks whose last span ended before
+// now − Retention.
+func (d *Durable) applyRetention(now time.Time) {
+	cutoff := now.Add(-d.cfg.Retention).UnixNano()
+	d.mu.Lock()
+	var drop []*block
+	kept := d.blocks[:0]
+	for _, b := range d.blocks {
+		if b.meta.MaxTime < cutoff {
+			drop = append(drop, b)
+		} else {
+			kept = append(kept, b)
+		}
+	}
+	clear(d.blocks[len(kept):])
+	d.blocks = kept
+	d.mu.Unlock()
+	for _, b := range drop {
+		if err := os.RemoveAll(b.dir); err != nil {
+			d.logger.Error("cannot delete trace block", "dir", b.dir, "err", err)
+		}
+		b.release()
+		d.m.deleted.Inc()
+		d.logger.Debug("deleted trace block by retention", "dir", b.dir)
+	}
+	if len(drop) > 0 {
+		d.updateBlockGauges()
+	}
+}
+
+func (d *Durable) updateBlockGauges() {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var size int64
+	for _, b := range d.blocks {
+		size += b.size
+	}
+	d.m.blocks.Set(float64(len(d.blocks)))
+	d.m.blockBytes.Set(float64(size))
+}
+
+func (d *Durable) updateHeadGauges() {
+	d.mu.RLock()
+	heads := d.heads()
+	d.mu.RUnlock()
+	var spans int
+	var bytes int64
+	for _, h := range heads {
+		s, b, _ := h.stats()
+		spans, bytes = spans+s, bytes+b
+	}
+	d.m.headSpans.Set(float64(spans))
+	d.m.headBytes.Set(float64(bytes))
+}
+
+// heads lists the in-memory partitions, older first. Hold mu.
+func (d *Durable) heads() []*head {
+	if d.cutting != nil {
+		return []*head{d.cutting, d.head}
+	}
+	return []*head{d.head}
+}
+
+// cutNow cuts the head into a block at once (tests).
+func (d *Durable) cutNow() {
+	d.wmu.Lock()
+	spans, _, _ := d.head.stats()
+	if spans > 0 {
+		d.swapHead()
+	}
+	d.wmu.Unlock()
+	d.persistCutting()
+}

@@ -1,0 +1,216 @@
+package store
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// candidate is a trace that may match a query, by the index and its
+// stats; frags streams its stored fragments for the exact check.
+type candidate struct {
+	id       pcommon.TraceID
+	maxStart int64
+	frags    func(fn func(data []byte) error) error
+}
+
+// partition is one searchable piece of the store: the head or a block.
+type partition interface {
+	candidates(q *TraceQuery) ([]candidate, error)
+}
+
+// queryTerms lists the index terms every matching trace must have.
+// Attribute keys that overflowed the index (isOverflow) give no term.
+func queryTerms(q *TraceQuery, isOverflow func(string) bool) []string {
+	var terms []string
+	if q.Service != "" {
+		terms = append(terms, termService+q.Service)
+		if q.Operation != "" {
+			terms = append(terms, termOperation+q.Service+"\x00"+q.Operation)
+		}
+	}
+	for k, v := range q.Attributes {
+		switch {
+		case k == "error":
+			if strings.EqualFold(v, "true") {
+				terms = append(terms, termError)
+			}
+		case k == "span.kind":
+			terms = append(terms, termKind+v)
+		case !isOverflow(k):
+			terms = append(terms, termAttr+k+"\x00"+v)
+		}
+	}
+	return terms
+}
+
+// intersect returns the sorted, distinct values present in every list.
+func intersect(lists [][]int32) []int32 {
+	for i, l := range lists {
+		l = slices.Clone(l)
+		slices.Sort(l)
+		lists[i] = slices.Compact(l)
+	}
+	slices.SortFunc(lists, func(a, b []int32) int { return len(a) - len(b) })
+	out := lists[0]
+	for _, l := range lists[1:] {
+		kept := out[:0]
+		j := 0
+		for _, v := range out {
+			for j < len(l) && l[j] < v {
+				j++
+			}
+			if j < len(l) && l[j] == v {
+				kept = append(kept, v)
+			}
+		}
+		out = kept
+	}
+	return out
+}
+
+// findIn returns the (at most limit) newest traces of p matching q. It
+// checks candidates latest-first and stops once no remaining candidate can
+// beat the limit-th match found.
+func findIn(p partition, q *TraceQuery, limit int) ([]FoundTrace, error) {
+	cands, err := p.candidates(q)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(cands, func(a, b candidate) int {
+		if a.maxStart != b.maxStart {
+			return compareInt64(b.maxStart, a.maxStart)
+		}
+		return compareIDs(a.id, b.id)
+	})
+	var found []FoundTrace // newest first, at most limit
+	for _, c := range cands {
+		if len(found) == limit && c.maxStart < found[limit-1].Start.UnixNano() {
+			break
+		}
+		start, ok, err := verify(c, q)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			found = insertFound(found, FoundTrace{TraceID: c.id, Start: start}, limit)
+		}
+	}
+	return found, nil
+}
+
+func compareInt64(a, b int64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+func insertFound(found []FoundTrace, f FoundTrace, limit int) []FoundTrace {
+	i, _ := slices.BinarySearchFunc(found, f, func(a, b FoundTrace) int {
+		if c := b.Start.Compare(a.Start); c != 0 {
+			return c
+		}
+		return compareIDs(a.TraceID, b.TraceID)
+	})
+	if i >= limit {
+		return found
+	}
+	found = slices.Insert(found, i, f)
+	return found[:min(len(found), limit)]
+}
+
+// verify decodes a candidate fragment by fragment and returns the latest
+// start of a span matching q.
+func verify(c candidate, q *TraceQuery) (latest time.Time, ok bool, err error) {
+	var u ptrace.ProtoUnmarshaler
+	err = c.frags(func(data []byte) error {
+		td, err := u.UnmarshalTraces(data)
+		if err != nil {
+			return err
+		}
+		if t, m := traceMatch(q, td); m && (!ok || t.After(latest)) {
+			latest, ok = t, true
+		}
+		return nil
+	})
+	return latest, ok, err
+}
+
+// mergeFound merges per-partition results (a trace may be in several),
+// keeping each trace's latest match, newest first, at most limit.
+func mergeFound(parts [][]FoundTrace, limit int) []FoundTrace {
+	best := map[pcommon.TraceID]time.Time{}
+	for _, p := range parts {
+		for _, f := range p {
+			if t, ok := best[f.TraceID]; !ok || f.Start.After(t) {
+				best[f.TraceID] = f.Start
+			}
+		}
+	}
+	out := make([]FoundTrace, 0, len(best))
+	for id, t := range best {
+		out = append(out, FoundTrace{TraceID: id, Start: t})
+	}
+	sortFound(out)
+	return out[:min(len(out), limit)]
+}
+
+// candidates of the head: posting lists intersected, then pruned by stats.
+func (h *head) candidates(q *TraceQuery) ([]candidate, error) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	terms := queryTerms(q, h.isOverflow)
+	var ords []int32
+	if len(terms) == 0 {
+		ords = make([]int32, len(h.traces))
+		for i := range ords {
+			ords[i] = int32(i)
+		}
+	} else {
+		lists := make([][]int32, len(terms))
+		for i, term := range terms {
+			if lists[i] = h.post[term]; lists[i] == nil {
+				return nil, nil
+			}
+		}
+		ords = intersect(lists)
+	}
+	var out []candidate
+	for _, o := range ords {
+		t := h.traces[o]
+		if t.mayMatch(q) {
+			out = append(out, candidate{id: t.id, maxStart: t.maxStart, frags: fragsOf(slices.Clone(t.frags))})
+		}
+	}
+	return out, nil
+}
+
+func fragsOf(frags [][]byte) func(fn func([]byte) error) error {
+	return func(fn func([]byte) error) error {
+		for _, f := range frags {
+			if err := fn(f); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// lookup returns the fragments of one trace in the head.
+func (h *head) lookup(id pcommon.TraceID) ([][]byte, traceStats, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	o, ok := h.byID[id]
+	if !ok {
+		return nil, traceStats{}, false
+	}
+	t := h.traces[o]
+	return slices.Clone(t.frags), t.traceStats, true
+}
