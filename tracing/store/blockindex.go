@@ -116,6 +116,11 @@ func decodeIndex(b []byte) (*blockIndex, error) {
 	n := r.count(entrySize)
 	idx := &blockIndex{raw: body, ntraces: n, overflow: map[string]struct{}{}}
 	idx.entries = r.bytes(n * entrySize)
+	for i := 1; i < n && r.err == nil; i++ {
+		if compareIDs(idx.entryID(i-1), idx.entryID(i)) >= 0 {
+			r.fail() // lookups need ids sorted and distinct
+		}
+	}
 	nterms := r.count(2)
 	idx.terms = make(map[string]postRef, min(nterms, 1<<16))
 	for range nterms {
@@ -162,12 +167,14 @@ func (x *blockIndex) entry(i int) indexEntry {
 	return getEntry(x.entries[i*entrySize:])
 }
 
+func (x *blockIndex) entryID(i int) pcommon.TraceID {
+	return pcommon.TraceID(x.entries[i*entrySize : i*entrySize+traceIDSize])
+}
+
 // find returns the entry number of trace id.
 func (x *blockIndex) find(id pcommon.TraceID) (int, bool) {
-	i := sort.Search(x.ntraces, func(i int) bool {
-		return compareIDs(pcommon.TraceID(x.entries[i*entrySize:i*entrySize+traceIDSize]), id) >= 0
-	})
-	return i, i < x.ntraces && pcommon.TraceID(x.entries[i*entrySize:i*entrySize+traceIDSize]) == id
+	i := sort.Search(x.ntraces, func(i int) bool { return compareIDs(x.entryID(i), id) >= 0 })
+	return i, i < x.ntraces && x.entryID(i) == id
 }
 
 // reader decodes with bounds checks; after the first error it returns

@@ -10,17 +10,17 @@ import (
 
 // Index terms: a byte for the kind, then NUL-separated parts.
 const (
-	termService   = "s\x00"   // service
-	termOperation = "o\x00"   // service \x00 span name
-	termKind      = "k\x00"   // span kind
-	termError     = "e\x00"   // error status
-	termAttr      = "a\x00"   // key \x00 value
-	maxValueLen   = 256       // longer attribute values put their key in overflow
-	traceOverhead = 256       // bytes of head memory per trace beyond its data
-	postingBytes  = 4         // bytes per posting entry
-	termOverhead  = 64        // bytes per distinct term
-	fragMaxSpans  = 1000      // spans per stored fragment
-	chunkSpans    = 1000      // spans per yielded chunk of a trace
+	termService   = "s\x00" // service
+	termOperation = "o\x00" // service \x00 span name
+	termKind      = "k\x00" // span kind
+	termError     = "e\x00" // error status
+	termAttr      = "a\x00" // key \x00 value
+	maxValueLen   = 256     // longer attribute values put their key in overflow
+	traceOverhead = 256     // bytes of head memory per trace beyond its data
+	postingBytes  = 4       // bytes per posting entry
+	termOverhead  = 64      // bytes per distinct term
+	fragMaxSpans  = 1000    // spans per stored fragment
+	chunkSpans    = 1000    // spans per yielded chunk of a trace
 	nanosPerSec   = 1_000_000_000
 )
 
@@ -80,10 +80,10 @@ type head struct {
 	ops      map[string]map[Operation]struct{}
 	spans    int
 	bytes    int64
-	minT     int64 // unix nanos of the earliest span start
-	maxT     int64 // unix nanos of the latest span end
+	minT     int64     // unix nanos of the earliest span start
+	maxT     int64     // unix nanos of the latest span end
 	created  time.Time // first write, for the block cut
-	lastSeg  int // the last WAL segment holding its records
+	lastSeg  int       // the last WAL segment holding its records
 	scratch  []byte
 }
 

@@ -94,18 +94,26 @@ func (w *wal) openSegment(n int) error {
 // append writes one record whose payload starts at rec[walHeaderSize:];
 // the caller leaves the header room.
 func (w *wal) append(rec []byte) error {
-	payload := rec[walHeaderSize:]
-	if len(payload) > maxRecordSize {
-		return fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), maxRecordSize)
+	if err := frameRecord(rec); err != nil {
+		return err
 	}
-	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
-	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, crcTable))
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, err := w.f.Write(rec); err != nil {
 		return fmt.Errorf("wal: segment %d: %w", w.seg, err)
 	}
 	w.dirty = true
+	return nil
+}
+
+// frameRecord fills in the header of a record built by encodePayload.
+func frameRecord(rec []byte) error {
+	payload := rec[walHeaderSize:]
+	if len(payload) > maxRecordSize {
+		return fmt.Errorf("wal: record of %d bytes exceeds %d", len(payload), maxRecordSize)
+	}
+	binary.LittleEndian.PutUint32(rec[0:], uint32(len(payload)))
+	binary.LittleEndian.PutUint32(rec[4:], crc32.Checksum(payload, crcTable))
 	return nil
 }
 
