@@ -1,0 +1,220 @@
+package topology
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+	"time"
+)
+
+// protoRates names Kiali's rates of one protocol.
+type protoRates struct {
+	total, pctErr, pctReq, in, out string
+	classes                        func(code string) (edgeRate, nodeRate string, isErr bool)
+}
+
+var rateNames = map[string]protoRates{
+	"http": {total: "http", pctErr: "httpPercentErr", pctReq: "httpPercentReq", in: "httpIn", out: "httpOut", classes: httpClass},
+	"grpc": {total: "grpc", pctErr: "grpcPercentErr", pctReq: "grpcPercentReq", in: "grpcIn", out: "grpcOut", classes: grpcClass},
+	"tcp":  {total: "tcp", in: "tcpIn", out: "tcpOut", classes: func(string) (string, string, bool) { return "", "", false }},
+}
+
+func httpClass(code string) (string, string, bool) {
+	switch {
+	case code == "-":
+		return "httpNoResponse", "httpInNoResponse", true
+	case strings.HasPrefix(code, "3"):
+		return "http3xx", "httpIn3xx", false
+	case strings.HasPrefix(code, "4"):
+		return "http4xx", "httpIn4xx", true
+	case strings.HasPrefix(code, "5"):
+		return "http5xx", "httpIn5xx", true
+	}
+	return "", "", false
+}
+
+func grpcClass(code string) (string, string, bool) {
+	switch code {
+	case "-":
+		return "grpcNoResponse", "grpcInNoResponse", true
+	case "0":
+		return "", "", false
+	}
+	return "grpcErr", "grpcInErr", true
+}
+
+// rateString is Kiali's rateToString: at least prec decimals, more (up to
+// 5) until a significant digit shows.
+func rateString(prec int, v float64) string {
+	p := 0
+	for x := v; x > 0 && x < 1 && p < 5; x *= 10 {
+		p++
+	}
+	return fmt.Sprintf("%.*f", max(p, prec), v)
+}
+
+func pct(v, total float64) string { return fmt.Sprintf("%.1f", v/total*100) }
+
+// emit turns the built graph into Kiali's JSON, appenders applied.
+func (b *builder) emit(tols []Tolerance, at time.Time) *Cytoscape {
+	out := &Cytoscape{Timestamp: at.Unix(), Duration: int64(b.o.Duration.Seconds()), GraphType: b.o.GraphType,
+		Elements: Elements{Nodes: []*NodeWrapper{}, Edges: []*EdgeWrapper{}}}
+	for _, e := range b.edges {
+		out.Elements.Edges = append(out.Elements.Edges, &EdgeWrapper{Data: b.edgeData(e, tols)})
+	}
+	for _, n := range b.nodes {
+		out.Elements.Nodes = append(out.Elements.Nodes, &NodeWrapper{Data: b.nodeData(n, tols)})
+	}
+	out.Elements.Nodes = append(out.Elements.Nodes, b.boxes(out.Elements.Nodes)...)
+	slices.SortFunc(out.Elements.Nodes, func(x, y *NodeWrapper) int {
+		a, c := x.Data, y.Data
+		return cmp.Or(cmp.Compare(a.Namespace, c.Namespace), cmp.Compare(c.IsBox, a.IsBox), cmp.Compare(a.App, c.App),
+			cmp.Compare(a.Version, c.Version), cmp.Compare(a.Service, c.Service), cmp.Compare(a.Workload, c.Workload),
+			cmp.Compare(a.ID, c.ID))
+	})
+	slices.SortFunc(out.Elements.Edges, func(x, y *EdgeWrapper) int {
+		return cmp.Or(cmp.Compare(x.Data.Source, y.Data.Source), cmp.Compare(x.Data.Target, y.Data.Target), cmp.Compare(x.Data.ID, y.Data.ID))
+	})
+	return out
+}
+
+// edgeData is one edge's JSON.
+func (b *builder) edgeData(e *edge, tols []Tolerance) *EdgeData {
+	d := &EdgeData{ID: edgeID(e.src.data.ID, e.dst.data.ID, e.proto), Source: e.src.data.ID, Target: e.dst.data.ID,
+		Traffic: ProtocolTraffic{Protocol: e.proto}, DataSource: sourceOf(e.metrics, e.spans)}
+	names := rateNames[e.proto]
+	rates := map[string]float64{names.total: e.rate}
+	errs := 0.0
+	for code, flags := range e.codes {
+		for _, r := range flags {
+			name, _, isErr := names.classes(code)
+			if name != "" {
+				rates[name] += r * e.rate / max(e.reqs, math.SmallestNonzeroFloat64)
+			}
+			if isErr {
+				errs += r
+			}
+		}
+	}
+	if e.rate > 0 {
+		d.Traffic.Rates = map[string]string{}
+		for k, v := range rates {
+			if v > 0 {
+				d.Traffic.Rates[k] = rateString(2, v)
+			}
+		}
+		if names.pctErr != "" && errs > 0 && e.reqs > 0 {
+			d.Traffic.Rates[names.pctErr] = pct(errs, e.reqs)
+		}
+		if out := e.src.out[e.proto]; names.pctReq != "" && out > 0 {
+			d.Traffic.Rates[names.pctReq] = pct(e.rate, out)
+		}
+	}
+	if e.reqs > 0 {
+		d.Traffic.Responses = responses(e)
+	}
+	b.edgeAppenders(e, d, tols)
+	return d
+}
+
+// responses is Kiali's responses map: per code, the percentage of the
+// edge's requests by flags and by host.
+func responses(e *edge) Responses {
+	rs := Responses{}
+	for code, flags := range e.codes {
+		rd := &ResponseDetail{Flags: map[string]string{}, Hosts: map[string]string{}}
+		for f, r := range flags {
+			rd.Flags[f] = pct(r, e.reqs)
+		}
+		for h, r := range e.hosts[code] {
+			rd.Hosts[h] = pct(r, e.reqs)
+		}
+		rs[code] = rd
+	}
+	return rs
+}
+
+// edgeAppenders fills what the appenders add to an edge.
+func (b *builder) edgeAppenders(e *edge, d *EdgeData, tols []Tolerance) {
+	ap := b.o.Appenders
+	if ap[AppenderSecurityPolicy] && e.mtls > 0 && e.rate > 0 {
+		d.IsMTLS = fmt.Sprintf("%.0f", e.mtls/e.rate*100)
+	}
+	if ap[AppenderSecurityPolicy] {
+		d.SourcePrincipal, d.DestPrincipal = e.srcP, e.dstP
+	}
+	if e.proto == "tcp" {
+		return
+	}
+	if ap[AppenderResponseTime] && e.reqs > 0 {
+		d.ResponseTime = fmt.Sprintf("%.2f", responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs))
+	}
+	if ap[AppenderThroughput] && e.reqs > 0 {
+		v := e.respBytes
+		if b.o.ThroughputType == "request" {
+			v = e.reqBytes
+		}
+		d.Throughput = fmt.Sprintf("%.2f", v)
+	}
+	if ap[AppenderHealth] && e.reqs > 0 {
+		codes := map[string]float64{}
+		for c, fl := range e.codes {
+			for _, r := range fl {
+				codes[c] += r
+			}
+		}
+		d.HealthStatus = healthOf(tols, map[string]map[string]float64{e.proto: codes})
+	}
+}
+
+// responseTime is the average or a quantile (histogram_quantile's
+// interpolation over Istio's buckets) in ms.
+func responseTime(which string, h *[numBuckets]float64, sum, count float64) float64 {
+	switch which {
+	case "avg":
+		return sum / count
+	case "50":
+		return quantile(0.5, h)
+	case "99":
+		return quantile(0.99, h)
+	}
+	return quantile(0.95, h)
+}
+
+// quantile is Prometheus's histogram_quantile over per-bucket counts.
+func quantile(q float64, h *[numBuckets]float64) float64 {
+	total := 0.0
+	for _, c := range h {
+		total += c
+	}
+	if total == 0 {
+		return math.NaN()
+	}
+	rank, cum := q*total, 0.0
+	for i, c := range h {
+		if cum+c >= rank && c > 0 {
+			if i == numBuckets-1 {
+				return bucketBounds[numBuckets-2]
+			}
+			lo := 0.0
+			if i > 0 {
+				lo = bucketBounds[i-1]
+			}
+			return lo + (bucketBounds[i]-lo)*(rank-cum)/c
+		}
+		cum += c
+	}
+	return bucketBounds[numBuckets-2]
+}
+
+func sourceOf(m, s bool) string {
+	switch {
+	case m && s:
+		return SourceBoth
+	case s:
+		return SourceSpans
+	}
+	return SourceMetrics
+}

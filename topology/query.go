@@ -1,0 +1,194 @@
+package topology
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
+)
+
+// Build returns the graph for o, from the in-memory aggregates when they
+// hold the window, else from the Querier. Calls with the same options
+// (and no explicit QueryTime) within one refresh interval share one
+// computation and its result; the result must not be modified.
+func (g *Graph) Build(ctx context.Context, o Options) (*Cytoscape, error) {
+	if !o.QueryTime.IsZero() {
+		return g.build(ctx, o)
+	}
+	return g.cache.get(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(ctx, o) })
+}
+
+// pathMode picks where a graph's traffic comes from.
+type pathMode int
+
+const (
+	pathAuto pathMode = iota
+	pathMemory
+	pathPromQL
+)
+
+func (g *Graph) build(ctx context.Context, o Options) (*Cytoscape, error) {
+	return g.buildFrom(ctx, o, pathAuto)
+}
+
+// buildFrom builds the graph for o from the given path.
+func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) (*Cytoscape, error) {
+	start := time.Now()
+	at := o.QueryTime
+	if at.IsZero() {
+		at = g.now()
+	}
+	if mode == pathAuto {
+		mode = pathMemory
+		if g.q != nil && (g.cfg.PreferQuerier || !g.memoryCovers(at.Add(-o.Duration), at)) {
+			mode = pathPromQL
+		}
+	}
+	b := newBuilder(&o)
+	label := "memory"
+	if mode == pathPromQL {
+		label = "promql"
+		rows, err := g.promRows(ctx, at, o.Duration)
+		if err != nil {
+			return nil, err
+		}
+		b.addRows(rows)
+	} else {
+		rows, old := g.memoryRows(at, o.Duration, o.Appenders[AppenderIdleNode])
+		b.addRows(rows)
+		b.addIdle(old)
+	}
+	if g.spans != nil {
+		deps, err := g.spans.Dependencies(ctx, at.Add(-o.Duration), at)
+		if err != nil {
+			return nil, err
+		}
+		b.addSpans(deps, o.Duration)
+	}
+	out := b.emit(g.health, at)
+	g.m.buildDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
+	return out, nil
+}
+
+// addSpans adds the span service graph: a span service is the node of the
+// same app (or workload, or service) name when metrics drew one, else a
+// new app node; calls between them become http edges rated by call count.
+func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
+	byName := b.nodesByName()
+	for _, dep := range deps {
+		src, dst := b.spanNode(byName, dep.Parent), b.spanNode(byName, dep.Child)
+		if src == nil || dst == nil || src == dst {
+			continue
+		}
+		src.spans, dst.spans = true, true
+		if e := b.findEdge(src, dst); e != nil {
+			e.spans = true
+			continue
+		}
+		r := float64(dep.CallCount) / d.Seconds()
+		e := &edge{src: src, dst: dst, proto: "http", rate: r, spans: true, codes: map[string]map[string]float64{}, hosts: map[string]map[string]float64{}}
+		b.edges[edgeKey{src.data.ID, dst.data.ID, "http"}] = e
+		src.out["http"] += r
+		dst.in["http"] += r
+		dst.hasIn = true
+	}
+}
+
+// findEdge is any edge src→dst.
+func (b *builder) findEdge(src, dst *node) *edge {
+	for _, p := range []string{"http", "grpc", "tcp"} {
+		if e := b.edges[edgeKey{src.data.ID, dst.data.ID, p}]; e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// nodesByName indexes the metrics nodes by app, workload and service name,
+// first one (in identity order) winning.
+func (b *builder) nodesByName() map[string]*node {
+	m := map[string]*node{}
+	for _, n := range b.nodes {
+		for _, name := range []string{n.data.App, n.data.Workload, n.data.Service} {
+			if name == "" || name == "unknown" {
+				continue
+			}
+			if cur := m[name]; cur == nil || n.data.ID < cur.data.ID {
+				m[name] = n
+			}
+		}
+	}
+	return m
+}
+
+// spanNode is the node of a span service name ("name" or "name.namespace").
+func (b *builder) spanNode(byName map[string]*node, svc string) *node {
+	if n := byName[svc]; n != nil {
+		return n
+	}
+	name, ns, _ := strings.Cut(svc, ".")
+	if ns == "" {
+		ns = "unknown"
+	}
+	if n := byName[name]; n != nil {
+		return n
+	}
+	n := b.getNode("span|"+ns+"|"+name, NodeData{NodeType: NodeTypeApp, Cluster: "unknown", Namespace: ns, App: name})
+	byName[svc] = n
+	return n
+}
+
+// resultCache shares one computation per key among concurrent callers and
+// keeps its result for one refresh interval.
+type resultCache struct {
+	mu sync.Mutex
+	m  map[string]*cacheEntry
+}
+
+type cacheEntry struct {
+	done chan struct{}
+	at   time.Time
+	res  *Cytoscape
+	err  error
+}
+
+// get returns the cached result of key if younger than ttl, else computes
+// it once for every waiting caller.
+func (c *resultCache) get(ctx context.Context, key string, now time.Time, ttl time.Duration, f func() (*Cytoscape, error)) (*Cytoscape, error) {
+	c.mu.Lock()
+	if c.m == nil {
+		c.m = map[string]*cacheEntry{}
+	}
+	for k, e := range c.m { // bounded: drop stale entries as we go
+		if isDone(e.done) && now.Sub(e.at) >= ttl {
+			delete(c.m, k)
+		}
+	}
+	e := c.m[key]
+	if e == nil || (isDone(e.done) && (now.Sub(e.at) >= ttl || e.err != nil)) {
+		e = &cacheEntry{done: make(chan struct{}), at: now}
+		c.m[key] = e
+		c.mu.Unlock()
+		e.res, e.err = f()
+		close(e.done)
+		return e.res, e.err
+	}
+	c.mu.Unlock()
+	select {
+	case <-e.done:
+		return e.res, e.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func isDone(ch chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}

@@ -1,0 +1,191 @@
+package topology
+
+import (
+	"strconv"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+)
+
+// bucketBounds are Istio's histogram bounds (Envoy's default buckets, the
+// ones telemetry/metrics writes), so the in-memory histograms interpolate
+// quantiles exactly as histogram_quantile does over the TSDB.
+var bucketBounds = [...]float64{
+	0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
+	60000, 300000, 600000, 1800000, 3600000,
+}
+
+// numBuckets counts the finite bounds and +Inf.
+const numBuckets = len(bucketBounds) + 1
+
+// peer is one side of a row, the labels a node identity is made of.
+type peer struct {
+	Cluster, Namespace, Workload, App, Version, Principal string
+}
+
+// rowKey is one traffic series as the graph groups it: Istio's labels
+// without the reporter (the count-once rule has picked one already).
+type rowKey struct {
+	Src      peer
+	Dst      peer
+	SvcHost  string // destination_service
+	SvcName  string // destination_service_name
+	SvcNS    string // destination_service_namespace
+	Protocol string
+	Code     string // response code (HTTP) or gRPC status (gRPC); "-" for no response; "" for TCP
+	Flags    string
+	Security string
+	TCP      bool
+}
+
+// rowVals are a row's values over a window. Every value is a per-second
+// rate, the unit Kiali's PromQL returns.
+type rowVals struct {
+	Requests  float64             // requests/s (HTTP, gRPC)
+	DurSum    float64             // ms/s
+	Hist      [numBuckets]float64 // requests/s per duration bucket, not cumulative
+	ReqBytes  float64             // bytes/s
+	RespBytes float64             // bytes/s
+	TCPSent   float64             // bytes/s
+	TCPRecv   float64             // bytes/s
+}
+
+// row is one series' key and values.
+type row struct {
+	key rowKey
+	val rowVals
+}
+
+// add adds o's values to v.
+func (v *rowVals) add(o *rowVals) {
+	v.Requests += o.Requests
+	v.DurSum += o.DurSum
+	for i := range v.Hist {
+		v.Hist[i] += o.Hist[i]
+	}
+	v.ReqBytes += o.ReqBytes
+	v.RespBytes += o.RespBytes
+	v.TCPSent += o.TCPSent
+	v.TCPRecv += o.TCPRecv
+}
+
+// scale multiplies every value by f.
+func (v *rowVals) scale(f float64) {
+	v.Requests *= f
+	v.DurSum *= f
+	for i := range v.Hist {
+		v.Hist[i] *= f
+	}
+	v.ReqBytes *= f
+	v.RespBytes *= f
+	v.TCPSent *= f
+	v.TCPRecv *= f
+}
+
+// zero reports a row that carried nothing.
+func (v *rowVals) zero() bool {
+	return v.Requests == 0 && v.TCPSent == 0 && v.TCPRecv == 0 && v.ReqBytes == 0 && v.RespBytes == 0
+}
+
+// counted reports whether a request is counted by the graph: DESIGN.md's
+// count-once rule, reporter=source plus reporter=destination when the
+// caller is outside the mesh.
+func counted(r *metrics.Request) bool {
+	switch r.Reporter {
+	case metrics.ReporterSource:
+		return true
+	case metrics.ReporterDestination:
+		return orUnknown(r.Source.Workload) == metrics.Unknown
+	}
+	return false
+}
+
+// keyOf is the row key of a request, with the labels filled as the
+// metrics Aggregator fills them so both paths group alike.
+func keyOf(r *metrics.Request) rowKey {
+	k := rowKey{
+		Src:      peerOf(&r.Source),
+		Dst:      peerOf(&r.Dest),
+		SvcHost:  orUnknown(r.DestinationService),
+		SvcName:  orUnknown(r.DestinationServiceName),
+		SvcNS:    orUnknown(r.DestinationServiceNamespace),
+		Protocol: orUnknown(r.Protocol),
+		Flags:    flagsOf(r.ResponseFlags),
+		Security: orUnknown(r.ConnectionSecurityPolicy),
+	}
+	switch r.Protocol {
+	case metrics.ProtocolTCP:
+		k.TCP = true
+	case metrics.ProtocolGRPC:
+		k.Code = codeOf(r.GRPCStatus, r.ResponseCode)
+	default:
+		k.Code = codeOf("", r.ResponseCode)
+	}
+	return k
+}
+
+// codeOf is the response code Kiali reads: the gRPC status for gRPC, the
+// HTTP status otherwise, "-" when there was no response.
+func codeOf(grpcStatus string, httpCode int) string {
+	if grpcStatus != "" && grpcStatus != metrics.Unknown {
+		return grpcStatus
+	}
+	if httpCode == 0 {
+		return "-"
+	}
+	return strconv.Itoa(httpCode)
+}
+
+// peerOf picks the identity labels of a peer.
+func peerOf(p *metrics.Peer) peer {
+	return peer{
+		Cluster:   orUnknown(p.Cluster),
+		Namespace: orUnknown(p.Namespace),
+		Workload:  orUnknown(p.Workload),
+		App:       orUnknown(p.App),
+		Version:   orUnknown(p.Version),
+		Principal: orUnknown(p.Principal),
+	}
+}
+
+// valsOf is a request's contribution, in counts (not yet rates).
+func valsOf(r *metrics.Request) rowVals {
+	var v rowVals
+	if r.Protocol == metrics.ProtocolTCP {
+		v.TCPSent = float64(r.TCPSentBytes)
+		v.TCPRecv = float64(r.TCPReceivedBytes)
+		return v
+	}
+	ms := float64(r.Duration) / 1e6
+	v.Requests = 1
+	v.DurSum = ms
+	v.Hist[bucketIndex(ms)] = 1
+	v.ReqBytes = float64(r.RequestBytes)
+	v.RespBytes = float64(r.ResponseBytes)
+	return v
+}
+
+// bucketIndex is the histogram bucket of v: the first bound >= v, or +Inf.
+func bucketIndex(v float64) int {
+	for i, b := range bucketBounds {
+		if v <= b {
+			return i
+		}
+	}
+	return numBuckets - 1
+}
+
+// orUnknown is Istio's "unknown" for an empty label.
+func orUnknown(s string) string {
+	if s == "" {
+		return metrics.Unknown
+	}
+	return s
+}
+
+// flagsOf is Envoy's "-" for no response flags.
+func flagsOf(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
