@@ -167,8 +167,8 @@ func blockPostings(h *head, order []int32) ([]string, [][]int32) {
 	terms := slices.Sorted(maps.Keys(h.post))
 	lists := make([][]int32, len(terms))
 	for i, t := range terms {
-		l := make([]int32, len(h.post[t]))
-		for j, o := range h.post[t] {
+		l := make([]int32, len(*h.post[t]))
+		for j, o := range *h.post[t] {
 			l[j] = rank[o]
 		}
 		slices.Sort(l)

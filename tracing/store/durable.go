@@ -169,7 +169,7 @@ func (d *Durable) loadBlocks() (int, error) {
 
 // replay loads the WAL segments not yet covered by a block into the head.
 func (d *Durable) replay(dir string, covered int) error {
-	w, segs, err := openWAL(dir)
+	w, segs, err := openWAL(dir, covered+1)
 	if err != nil {
 		return err
 	}

@@ -74,7 +74,7 @@ type head struct {
 	mu       sync.RWMutex
 	traces   []*headTrace
 	byID     map[pcommon.TraceID]int32
-	post     map[string][]int32
+	post     map[string]*[]int32
 	keyVals  map[string]map[string]struct{}
 	overflow map[string]struct{}
 	ops      map[string]map[Operation]struct{}
@@ -91,7 +91,7 @@ func newHead(attrCap int, now time.Time) *head {
 	return &head{
 		attrCap: attrCap, created: now,
 		byID:     make(map[pcommon.TraceID]int32),
-		post:     make(map[string][]int32),
+		post:     make(map[string]*[]int32),
 		keyVals:  make(map[string]map[string]struct{}),
 		overflow: make(map[string]struct{}),
 		ops:      make(map[string]map[Operation]struct{}),
@@ -202,14 +202,16 @@ func (h *head) postTerm(ord int32, kind string, parts ...string) {
 		b = append(b, p...)
 	}
 	h.scratch = b
-	l, ok := h.post[string(b)]
-	if n := len(l); n > 0 && l[n-1] == ord {
-		return
-	}
-	if !ok {
+	l := h.post[string(b)] // no allocation for the lookup
+	if l == nil {
+		l = new([]int32)
+		h.post[string(b)] = l
 		h.bytes += termOverhead + int64(len(b))
 	}
-	h.post[string(b)] = append(l, ord)
+	if n := len(*l); n > 0 && (*l)[n-1] == ord {
+		return
+	}
+	*l = append(*l, ord)
 	h.bytes += postingBytes
 }
 

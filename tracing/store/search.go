@@ -176,9 +176,11 @@ func (h *head) candidates(q *TraceQuery) ([]candidate, error) {
 	} else {
 		lists := make([][]int32, len(terms))
 		for i, term := range terms {
-			if lists[i] = h.post[term]; lists[i] == nil {
+			l := h.post[term]
+			if l == nil {
 				return nil, nil
 			}
+			lists[i] = *l
 		}
 		ords = intersect(lists)
 	}

@@ -45,8 +45,9 @@ type wal struct {
 }
 
 // openWAL lists the existing segments of dir, sorted, and opens a new one
-// after them for appends.
-func openWAL(dir string) (*wal, []int, error) {
+// for appends, numbered after them and after minNext−1 (the last segment
+// blocks cover), so numbers never go back.
+func openWAL(dir string, minNext int) (*wal, []int, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, nil, fmt.Errorf("wal: %w", err)
 	}
@@ -55,9 +56,9 @@ func openWAL(dir string) (*wal, []int, error) {
 		return nil, nil, err
 	}
 	w := &wal{dir: dir}
-	next := 1
+	next := max(minNext, 1)
 	if len(segs) > 0 {
-		next = segs[len(segs)-1] + 1
+		next = max(next, segs[len(segs)-1]+1)
 	}
 	if err := w.openSegment(next); err != nil {
 		return nil, nil, err
