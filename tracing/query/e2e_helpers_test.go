@@ -92,7 +92,9 @@ func (m mesh) bookinfo(t *testing.T, t0 time.Time, user string) trace.TraceID {
 	}
 	pp, rv, rt := provider(t, "productpage", ge), provider(t, "reviews", he), provider(t, "ratings", ze)
 	mp, b3p := propagation.Default(), b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader))
-	at := func(ms int) trace.SpanStartEventOption { return trace.WithTimestamp(t0.Add(time.Duration(ms) * time.Millisecond)) }
+	at := func(ms int) trace.SpanStartEventOption {
+		return trace.WithTimestamp(t0.Add(time.Duration(ms) * time.Millisecond))
+	}
 	end := func(s trace.Span, ms int) { s.End(trace.WithTimestamp(t0.Add(time.Duration(ms) * time.Millisecond))) }
 
 	ctx, root := pp.Tracer("pp").Start(ctx, "GET /productpage", at(0), trace.WithSpanKind(trace.SpanKindServer),
