@@ -7,10 +7,12 @@ import (
 	"iter"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -285,6 +287,28 @@ func appendFile(t *testing.T, path string, b []byte) int64 {
 		t.Fatal(err)
 	}
 	return st.Size()
+}
+
+func TestDurableGroupFsyncAndMetrics(t *testing.T) {
+	d := openTest(t, Config{})
+	g := newGen(time.Now())
+	writeAll(t, d, g.batch(0, 10), g.batch(1, 10))
+	waitFor(t, "a WAL fsync", func() bool { return testutil.ToFloat64(d.m.fsyncs) >= 1 })
+	if got := testutil.ToFloat64(d.m.spans); got != 160 {
+		t.Errorf("spans written = %v, want 160", got)
+	}
+	d.cutNow()
+	if b, h := testutil.ToFloat64(d.m.blocks), testutil.ToFloat64(d.m.headSpans); b != 1 || h != 0 {
+		t.Errorf("blocks = %v, head spans = %v after a cut", b, h)
+	}
+}
+
+func TestConfigValidateNamesTheKey(t *testing.T) {
+	for _, c := range []Config{{}, {DataDir: "x", SyncInterval: time.Second}, {DataDir: "x", Retention: -1}} {
+		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "traces.") {
+			t.Errorf("Validate(%+v) = %v", c, err)
+		}
+	}
 }
 
 func writeAll(t *testing.T, w Writer, tds ...ptrace.Traces) {

@@ -94,6 +94,7 @@ func (d *Durable) persistCutting() {
 	}
 	d.m.cuts.Inc()
 	d.updateBlockGauges()
+	d.updateHeadGauges()
 	d.logger.Debug("cut trace block", "dir", dir, "spans", b.meta.Spans, "traces", b.meta.Traces)
 }
 

@@ -119,16 +119,20 @@ func frameRecord(rec []byte) error {
 }
 
 // sync fsyncs the current segment if anything was appended since the last
-// sync; it reports whether it did.
+// sync; it reports whether it did. Appends go on during the fsync.
 func (w *wal) sync() (bool, error) {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.dirty {
+	f, seg, dirty := w.f, w.seg, w.dirty
+	w.dirty = false
+	w.mu.Unlock()
+	if !dirty {
 		return false, nil
 	}
-	w.dirty = false
-	if err := w.f.Sync(); err != nil {
-		return false, fmt.Errorf("wal: fsync segment %d: %w", w.seg, err)
+	if err := f.Sync(); err != nil {
+		if errors.Is(err, os.ErrClosed) {
+			return false, nil // rotate or close fsynced it before closing
+		}
+		return false, fmt.Errorf("wal: fsync segment %d: %w", seg, err)
 	}
 	return true, nil
 }
