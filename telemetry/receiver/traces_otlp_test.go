@@ -189,3 +189,44 @@ func TestConfigValidateNamesTheKey(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// blockingWriter holds every write until release is closed.
+type blockingWriter struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) WriteTraces(ctx context.Context, _ ptrace.Traces) error {
+	w.entered <- struct{}{}
+	select {
+	case <-w.release:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func TestRequestsBeyondMaxRequestsArePushedBack(t *testing.T) {
+	w := &blockingWriter{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	s := startTraceReceiver(t, receiver.TracesConfig{MaxRequests: 1, QueueWait: 10 * time.Millisecond}, w)
+	pb, _ := request(1, 0).MarshalProto()
+	done := make(chan int)
+	go func() {
+		resp, err := http.Post(s.otlpURL, "application/x-protobuf", bytes.NewReader(pb))
+		if err != nil {
+			done <- 0
+			return
+		}
+		resp.Body.Close()
+		done <- resp.StatusCode
+	}()
+	<-w.entered
+	resp, body := post(t, s.zipkin, "application/json", "", []byte(`[{"traceId":"1","id":"2"}]`))
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Errorf("second request: %d %q, want 429 with Retry-After", resp.StatusCode, body)
+	}
+	close(w.release)
+	if code := <-done; code != http.StatusOK {
+		t.Errorf("first request: %d, want 200", code)
+	}
+}
