@@ -58,10 +58,11 @@ type blockDep struct {
 type block struct {
 	dir  string
 	meta blockMeta
-	idx  *blockIndex
-	f    *os.File
-	size int64
-	refs atomic.Int32
+	idx   *blockIndex // over the mapped index file
+	unmap func() error
+	f     *os.File
+	size  int64
+	refs  atomic.Int32
 }
 
 // writeBlock persists head h (no longer written to) as a block under dir
@@ -196,16 +197,17 @@ func openBlock(dir string) (*block, error) {
 	if err := json.Unmarshal(mb, &b.meta); err != nil {
 		return nil, fmt.Errorf("block %s: meta: %w", dir, err)
 	}
-	ib, err := os.ReadFile(filepath.Join(dir, indexFile))
+	ib, unmap, err := mapFile(filepath.Join(dir, indexFile))
 	if err != nil {
 		return nil, err
 	}
 	if b.idx, err = decodeIndex(ib); err != nil {
-		return nil, fmt.Errorf("block %s: %w", dir, err)
+		return nil, errors.Join(fmt.Errorf("block %s: %w", dir, err), unmap())
 	}
 	if b.f, err = os.Open(filepath.Join(dir, spansFile)); err != nil {
-		return nil, err
+		return nil, errors.Join(err, unmap())
 	}
+	b.unmap = unmap
 	if st, err := b.f.Stat(); err == nil {
 		b.size = st.Size() + int64(len(ib)+len(mb))
 	}
@@ -218,6 +220,7 @@ func (b *block) acquire() { b.refs.Add(1) }
 func (b *block) release() {
 	if b.refs.Add(-1) == 0 {
 		_ = b.f.Close()
+		_ = b.unmap()
 	}
 }
 
