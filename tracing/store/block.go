@@ -56,8 +56,8 @@ type blockDep struct {
 // block is an open, immutable block. refs counts its users; the store
 // holds one and the file closes when the last is released.
 type block struct {
-	dir  string
-	meta blockMeta
+	dir   string
+	meta  blockMeta
 	idx   *blockIndex // over the mapped index file
 	unmap func() error
 	f     *os.File
