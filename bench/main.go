@@ -94,7 +94,19 @@ func run(s suite) ([]result, string, error) {
 	cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
 	cmd.Stderr = os.Stderr
 	err := cmd.Run()
-	return parse(&buf), "go " + strings.Join(args, " "), err
+	return parse(&buf), "go " + shellJoin(args), err
+}
+
+// shellJoin quotes the arguments a shell would mangle.
+func shellJoin(args []string) string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if strings.ContainsAny(a, "|^$*? ") {
+			a = "'" + a + "'"
+		}
+		out[i] = a
+	}
+	return strings.Join(out, " ")
 }
 
 // parse reads `go test -bench` output lines: Name-N  iters  v unit  v unit ...
