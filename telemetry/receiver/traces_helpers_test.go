@@ -76,7 +76,7 @@ type traceServers struct {
 	zipkin   string
 }
 
-func startTraceReceiver(t *testing.T, cfg receiver.TracesConfig, w receiver.TracesWriter) traceServers {
+func startTraceReceiver(t testing.TB, cfg receiver.TracesConfig, w receiver.TracesWriter) traceServers {
 	t.Helper()
 	r, err := receiver.NewTraceReceiver(cfg, w, nil, nil)
 	if err != nil {
