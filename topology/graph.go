@@ -113,7 +113,8 @@ type Graph struct {
 	ring []bucket
 	gen  uint64 // bumped by every accepted batch; lets caches skip work
 
-	cache resultCache
+	cache   resultCache
+	streams streams
 }
 
 // bucket is the aggregates of one BucketWidth of time.

@@ -83,8 +83,11 @@ func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
 			continue
 		}
 		src.spans, dst.spans = true, true
-		if e := b.findEdge(src, dst); e != nil {
-			e.spans = true
+		if es := b.findPath(src, dst); es != nil {
+			for _, e := range es {
+				e.spans = true
+				e.src.spans, e.dst.spans = true, true
+			}
 			continue
 		}
 		r := float64(dep.CallCount) / d.Seconds()
@@ -96,11 +99,20 @@ func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
 	}
 }
 
-// findEdge is any edge src→dst.
-func (b *builder) findEdge(src, dst *node) *edge {
+// findPath is the edge src→dst, or the two edges through an injected
+// service node, that metrics drew for a span call.
+func (b *builder) findPath(src, dst *node) []*edge {
 	for _, p := range []string{"http", "grpc", "tcp"} {
 		if e := b.edges[edgeKey{src.data.ID, dst.data.ID, p}]; e != nil {
-			return e
+			return []*edge{e}
+		}
+	}
+	for k, e := range b.edges {
+		if k.src != src.data.ID || e.dst.data.NodeType != NodeTypeService {
+			continue
+		}
+		if e2 := b.edges[edgeKey{e.dst.data.ID, dst.data.ID, k.proto}]; e2 != nil {
+			return []*edge{e, e2}
 		}
 	}
 	return nil
@@ -115,12 +127,22 @@ func (b *builder) nodesByName() map[string]*node {
 			if name == "" || name == "unknown" {
 				continue
 			}
-			if cur := m[name]; cur == nil || n.data.ID < cur.data.ID {
+			if cur := m[name]; cur == nil || spanRank(n) < spanRank(cur) ||
+				(spanRank(n) == spanRank(cur) && n.data.ID < cur.data.ID) {
 				m[name] = n
 			}
 		}
 	}
 	return m
+}
+
+// spanRank prefers the nodes that run code (apps, workloads) to
+// services when a span service name matches both.
+func spanRank(n *node) int {
+	if n.data.NodeType == NodeTypeService {
+		return 1
+	}
+	return 0
 }
 
 // spanNode is the node of a span service name ("name" or "name.namespace").
