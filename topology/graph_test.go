@@ -143,7 +143,7 @@ func TestWorkloadGraphRatesHealthAndSecurity(t *testing.T) {
 func checkFixtureTraffic(t *testing.T, nodes map[string]*NodeData, edges map[string]*EdgeData) {
 	t.Helper()
 	for name, want := range map[string]map[string]float64{
-		"unknown->wk:productpage-v1":       {"http": 2},
+		"unknown->wk:productpage-v1":       {"http": 2, "httpPercentReq": 100},
 		"wk:productpage-v1->wk:reviews-v1": {"http": 1, "httpPercentReq": 40},
 		"wk:productpage-v1->wk:reviews-v2": {"http": 0.5, "httpPercentReq": 20},
 		"wk:productpage-v1->wk:details-v1": {"http": 1, "http5xx": 0.1, "httpPercentErr": 10, "httpPercentReq": 40},
