@@ -15,10 +15,8 @@ import (
 	"path/filepath"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // A block directory holds "spans" (each trace's fragments, contiguous, in
@@ -113,8 +111,7 @@ func writeBlock(dir string, h *head) (string, error) {
 	return final, nil
 }
 
-// writeSpans writes the spans file and computes dependencies, decoding
-// one trace at a time.
+// writeSpans writes the spans file and computes dependencies.
 func writeSpans(path string, h *head, order []int32) ([]indexEntry, []blockDep, error) {
 	f, err := os.Create(path)
 	if err != nil {
@@ -124,23 +121,18 @@ func writeSpans(path string, h *head, order []int32) ([]indexEntry, []blockDep, 
 	w := bufio.NewWriterSize(f, 1<<20)
 	entries := make([]indexEntry, len(order))
 	deps := map[blockDep]uint64{}
-	var u ptrace.ProtoUnmarshaler
 	off := uint64(0)
 	for i, o := range order {
 		t := h.traces[o]
 		e := indexEntry{id: t.id, off: off, frags: uint32(len(t.frags)), traceStats: t.traceStats}
-		var c depCollector
 		for _, data := range t.frags {
 			hdr := binary.AppendUvarint(nil, uint64(len(data)))
 			_, _ = w.Write(hdr) // bufio keeps the first error for Flush
 			_, _ = w.Write(data)
 			e.length += uint64(len(hdr) + len(data))
-			if td, err := u.UnmarshalTraces(data); err == nil {
-				c.add(td)
-			}
 		}
-		c.each(func(k depKey, at time.Time) {
-			deps[blockDep{Parent: k.parent, Child: k.child, Second: at.Unix()}]++
+		t.deps(h.svcNames, func(k depKey, start int64) {
+			deps[blockDep{Parent: k.parent, Child: k.child, Second: start / nanosPerSec}]++
 		})
 		off += e.length
 		entries[i] = e

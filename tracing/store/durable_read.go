@@ -232,7 +232,7 @@ func (d *Durable) Operations(_ context.Context, q OperationQuery) ([]Operation, 
 // [start, end): exactly in the head, per second in blocks (computed when
 // the block was cut). A call whose parent and child spans fell into
 // different partitions is not counted.
-func (d *Durable) Dependencies(ctx context.Context, start, end time.Time) ([]Dependency, error) {
+func (d *Durable) Dependencies(_ context.Context, start, end time.Time) ([]Dependency, error) {
 	s := d.snapshot()
 	defer s.release()
 	counts := map[depKey]uint64{}
@@ -244,27 +244,17 @@ func (d *Durable) Dependencies(ctx context.Context, start, end time.Time) ([]Dep
 			}
 		}
 	}
-	var u ptrace.ProtoUnmarshaler
+	from, to := start.UnixNano(), end.UnixNano()
 	for _, h := range s.heads {
-		cands, _ := h.candidates(&TraceQuery{})
-		for _, c := range cands {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-			var dc depCollector
-			_ = c.frags(func(data []byte) error {
-				td, err := u.UnmarshalTraces(data)
-				if err == nil {
-					dc.add(td)
-				}
-				return nil
-			})
-			dc.each(func(k depKey, at time.Time) {
-				if !at.Before(start) && at.Before(end) {
+		h.mu.RLock()
+		for _, t := range h.traces {
+			t.deps(h.svcNames, func(k depKey, at int64) {
+				if at >= from && at < to {
 					counts[k]++
 				}
 			})
 		}
+		h.mu.RUnlock()
 	}
 	return depsToList(counts), nil
 }

@@ -347,3 +347,38 @@ func diskUsage(t *testing.T, dir string) int64 {
 	})
 	return n
 }
+
+// TestDurableAgreesWithMemory writes the same generated traces (some of
+// them big) to both stores and compares the answers, in the head and in
+// blocks.
+func TestDurableAgreesWithMemory(t *testing.T) {
+	d, m := openTest(t, Config{MaxAttrValues: 20}), NewMemory(0)
+	g := newGen(time.Now().Add(-time.Minute))
+	for i := range 6 {
+		td := g.batch(i, 30)
+		g.trace(td, 1000+i, 40)
+		writeAll(t, m, td)
+		writeAll(t, d, td)
+		if i == 2 {
+			d.cutNow()
+		}
+	}
+	ctx := context.Background()
+	from, to := g.base.Add(-time.Hour), g.base.Add(time.Hour)
+	dd, _ := d.Dependencies(ctx, from, to)
+	md, _ := m.Dependencies(ctx, from, to)
+	if fmt.Sprint(dd) != fmt.Sprint(md) || len(md) == 0 {
+		t.Errorf("dependencies: durable %v, memory %v", dd, md)
+	}
+	for _, q := range []TraceQuery{
+		{Service: "reviews", Limit: 7},
+		{Attributes: map[string]string{"user.id": "user-3"}},
+		{Attributes: map[string]string{"error": "true", "span.kind": "client"}},
+		{Service: "details", DurationMin: 50 * time.Millisecond, DurationMax: 60 * time.Millisecond},
+		{StartMin: g.base.Add(100 * time.Millisecond), Limit: 5},
+	} {
+		if got, want := findIDs(t, d, q), findIDs(t, m, q); fmt.Sprint(got) != fmt.Sprint(want) || len(want) == 0 {
+			t.Errorf("%+v: durable %v, memory %v", q, got, want)
+		}
+	}
+}

@@ -62,7 +62,51 @@ func (s *traceStats) overlaps(start, end time.Time) bool {
 type headTrace struct {
 	id    pcommon.TraceID
 	frags [][]byte
+	links []spanLink // for dependencies without decoding
 	traceStats
+}
+
+// spanLink is what dependencies need of a span.
+type spanLink struct {
+	id, parent pcommon.SpanID
+	svc        uint32 // index in head.svcNames
+	start      int64  // unix nanos
+}
+
+const linkBytes = 32
+
+// deps calls fn for each call between services within the trace, with the
+// child span's start.
+func (t *headTrace) deps(names []string, fn func(k depKey, start int64)) {
+	var svcOf map[pcommon.SpanID]uint32
+	if len(t.links) > 16 {
+		svcOf = make(map[pcommon.SpanID]uint32, len(t.links))
+		for _, l := range t.links {
+			svcOf[l.id] = l.svc
+		}
+	}
+	for _, c := range t.links {
+		if c.parent.IsEmpty() {
+			continue
+		}
+		p, ok := parentService(t.links, svcOf, c.parent)
+		if ok && p != c.svc {
+			fn(depKey{names[p], names[c.svc]}, c.start)
+		}
+	}
+}
+
+func parentService(links []spanLink, svcOf map[pcommon.SpanID]uint32, id pcommon.SpanID) (uint32, bool) {
+	if svcOf != nil {
+		s, ok := svcOf[id]
+		return s, ok
+	}
+	for _, l := range links {
+		if l.id == id {
+			return l.svc, true
+		}
+	}
+	return 0, false
 }
 
 // head is the newest partition, in memory: each trace's fragments as
@@ -78,6 +122,8 @@ type head struct {
 	keyVals  map[string]map[string]struct{}
 	overflow map[string]struct{}
 	ops      map[string]map[Operation]struct{}
+	svcIdx   map[string]uint32
+	svcNames []string
 	spans    int
 	bytes    int64
 	minT     int64     // unix nanos of the earliest span start
@@ -95,6 +141,7 @@ func newHead(attrCap int, now time.Time) *head {
 		keyVals:  make(map[string]map[string]struct{}),
 		overflow: make(map[string]struct{}),
 		ops:      make(map[string]map[Operation]struct{}),
+		svcIdx:   make(map[string]uint32),
 	}
 }
 
@@ -132,6 +179,14 @@ func (h *head) add(id pcommon.TraceID, td ptrace.Traces, data []byte) {
 
 func (h *head) addSpan(t *headTrace, ord int32, svc string, sp ptrace.Span) {
 	t.addSpan(sp)
+	si, ok := h.svcIdx[svc]
+	if !ok {
+		si = uint32(len(h.svcNames))
+		h.svcIdx[svc] = si
+		h.svcNames = append(h.svcNames, svc)
+	}
+	t.links = append(t.links, spanLink{sp.SpanID(), sp.ParentSpanID(), si, int64(sp.StartTimestamp())})
+	h.bytes += linkBytes
 	h.spans++
 	start, end := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
 	if h.spans == 1 || start < h.minT {
