@@ -185,3 +185,8 @@ func checkFixtureTraffic(t *testing.T, nodes map[string]*NodeData, edges map[str
 	near(t, "productpage httpIn", pp[0].Rates["httpIn"], 2)
 	near(t, "productpage httpOut", pp[0].Rates["httpOut"], 2.5)
 }
+
+func mustFloat(s string) float64 {
+	f, _ := strconv.ParseFloat(s, 64)
+	return f
+}
