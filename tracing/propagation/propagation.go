@@ -110,3 +110,13 @@ func Default() propagation.TextMapPropagator {
 	p, _ := New(Config{}) // the zero Config is valid
 	return p
 }
+
+// HeaderNames lists every header a mesh propagator reads, lower case:
+// proxies must forward them unchanged (Envoy's tracing config, ALS
+// additional headers) for traces to stitch across hops.
+func HeaderNames() []string {
+	return []string{
+		"traceparent", "tracestate", "baggage",
+		"b3", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+	}
+}

@@ -150,3 +150,20 @@ func TestIDsFromHex(t *testing.T) {
 		t.Fatalf("span: %v %v", s, err)
 	}
 }
+
+func TestHeaderNamesCoverEveryExtractedHeader(t *testing.T) {
+	names := map[string]bool{}
+	for _, h := range propagation.HeaderNames() {
+		names[h] = true
+	}
+	for _, p := range []otelprop.TextMapPropagator{
+		otelprop.TraceContext{}, otelprop.Baggage{},
+		b3.New(b3.WithInjectEncoding(b3.B3MultipleHeader | b3.B3SingleHeader)),
+	} {
+		for _, f := range p.Fields() {
+			if !names[f] {
+				t.Errorf("%s missing from HeaderNames", f)
+			}
+		}
+	}
+}
