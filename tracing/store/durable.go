@@ -77,6 +77,28 @@ func (c Config) Validate() error {
 // Durable is the durable trace store: a write-ahead log, an in-memory
 // indexed head, immutable on-disk blocks cut from it, and retention by
 // whole blocks. Open starts its background work; Close stops it.
+//
+// On disk, under DataDir/traces:
+//
+//	wal/00000001 ...        records: length, CRC-32C, per-trace OTLP protobuf fragments
+//	blocks/<minMs>-<maxMs>-<rand>/
+//	    spans               each trace's fragments, contiguous, in trace id order
+//	    index               trace id → offset (binary search) + per-trace start/duration
+//	                        ranges; posting lists for service, service+operation, span
+//	                        kind, error status, attribute key=value
+//	    meta.json           time range, operations per service, dependencies per second
+//
+// Durability: WriteTraces returns after the record's write syscall (it
+// survives kill -9); a background syncer fsyncs the WAL every SyncInterval
+// (≤ 100ms), the window an OS crash may lose. Blocks are written to a
+// temporary directory, fsynced and renamed; then the WAL segments they
+// cover are deleted (and skipped on open if the crash came in between).
+//
+// Queries narrow candidates with the posting lists and per-trace ranges,
+// then decode the candidates and check every condition on each span, so an
+// index is only ever an optimisation: attribute keys over MaxAttrValues
+// distinct values (or with values over 256 bytes) are not indexed in that
+// head or block, and conditions on them are checked by that decoding alone.
 type Durable struct {
 	cfg       Config
 	logger    *slog.Logger

@@ -46,8 +46,8 @@ func (s snapshot) partitions() []partition {
 
 // GetTraces yields each trace asked for, gathered from every block and
 // the head, in chunks of about 1000 spans so a huge trace is never whole in
-// memory. A trace is returned whole when any part of it has a span starting
-// in the request's window.
+// memory. With a window, a trace is returned whole when the span start
+// range of one of its stored parts overlaps the window.
 func (d *Durable) GetTraces(ctx context.Context, ids ...TraceRequest) iter.Seq2[[]ptrace.Traces, error] {
 	return func(yield func([]ptrace.Traces, error) bool) {
 		s := d.snapshot()

@@ -41,6 +41,7 @@ type wal struct {
 	mu    sync.Mutex
 	f     *os.File
 	seg   int
+	size  int64 // of the current segment
 	dirty bool
 }
 
@@ -88,7 +89,11 @@ func (w *wal) openSegment(n int) error {
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
-	w.f, w.seg = f, n
+	st, err := f.Stat()
+	if err != nil {
+		return errors.Join(fmt.Errorf("wal: %w", err), f.Close())
+	}
+	w.f, w.seg, w.size = f, n, st.Size()
 	return syncDir(w.dir)
 }
 
@@ -101,10 +106,25 @@ func (w *wal) append(rec []byte) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if _, err := w.f.Write(rec); err != nil {
+		w.dropPartial()
 		return fmt.Errorf("wal: segment %d: %w", w.seg, err)
 	}
+	w.size += int64(len(rec))
 	w.dirty = true
 	return nil
+}
+
+// dropPartial removes what a failed append may have written (a disk that
+// filled up), so later records are not stranded behind a torn one; if it
+// cannot, it moves on to a new segment. Hold mu.
+func (w *wal) dropPartial() {
+	if w.f.Truncate(w.size) == nil {
+		return
+	}
+	old := w.f
+	if err := w.openSegment(w.seg + 1); err == nil {
+		_ = old.Close()
+	}
 }
 
 // frameRecord fills in the header of a record built by encodePayload.
