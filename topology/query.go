@@ -78,6 +78,9 @@ func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) (*Cytos
 func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
 	byName := b.nodesByName()
 	for _, dep := range deps {
+		if !b.spanWanted(byName, dep.Parent) && !b.spanWanted(byName, dep.Child) {
+			continue
+		}
 		src, dst := b.spanNode(byName, dep.Parent), b.spanNode(byName, dep.Child)
 		if src == nil || dst == nil || src == dst {
 			continue
@@ -134,6 +137,22 @@ func (b *builder) nodesByName() map[string]*node {
 		}
 	}
 	return m
+}
+
+// spanWanted reports whether a span service belongs in a namespace-
+// filtered graph: it is drawn already, or named in a requested namespace.
+func (b *builder) spanWanted(byName map[string]*node, svc string) bool {
+	if b.nsSet == nil {
+		return true
+	}
+	if n := byName[svc]; n != nil {
+		return !n.data.IsOutside && b.nsSet[n.data.Namespace]
+	}
+	name, ns, _ := strings.Cut(svc, ".")
+	if n := byName[name]; n != nil {
+		return b.nsSet[n.data.Namespace]
+	}
+	return b.nsSet[ns]
 }
 
 // spanRank prefers the nodes that run code (apps, workloads) to
