@@ -34,7 +34,8 @@ const unknownService = "unknown_service"
 // as its client half) gets a span id derived from the shared one and the
 // client half as its parent, as Jaeger's Zipkin span-id deduper does, so
 // both halves are kept; the derivation is deterministic, so retries stay
-// idempotent. Spans under the shared id stay children of the client half.
+// idempotent. Spans of the server's service in the same request whose
+// parent is the shared id become children of the server half.
 func (r *TraceReceiver) ZipkinHandler() http.Handler {
 	return http.HandlerFunc(r.serveZipkin)
 }
@@ -120,7 +121,38 @@ func zipkinToTraces(spans []zipkinSpan) (ptrace.Traces, error) {
 			return td, fmt.Errorf("span %d: %w", i, err)
 		}
 	}
+	for _, out := range byService {
+		reparentToServerHalves(out)
+	}
 	return td, nil
+}
+
+// reparentToServerHalves makes the spans of one service that name a
+// shared id as their parent children of that service's server half, as
+// Jaeger's span-id deduper does (children in later requests keep the
+// shared id and so hang under the client half).
+func reparentToServerHalves(spans ptrace.SpanSlice) {
+	type key struct {
+		trace  pcommon.TraceID
+		shared pcommon.SpanID
+	}
+	var halves map[key]pcommon.SpanID
+	for _, s := range spans.All() {
+		if s.Kind() == ptrace.SpanKindServer && s.SpanID() == serverHalfID(s.TraceID(), s.ParentSpanID()) {
+			if halves == nil {
+				halves = map[key]pcommon.SpanID{}
+			}
+			halves[key{s.TraceID(), s.ParentSpanID()}] = s.SpanID()
+		}
+	}
+	if halves == nil {
+		return
+	}
+	for _, s := range spans.All() {
+		if half, ok := halves[key{s.TraceID(), s.ParentSpanID()}]; ok && half != s.SpanID() {
+			s.SetParentSpanID(half)
+		}
+	}
 }
 
 // zipkinSpanTo fills s from zs.

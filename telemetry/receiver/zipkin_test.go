@@ -20,7 +20,7 @@ import (
 )
 
 // sharedSpanJSON is a client call and its server half sharing span id
-// 0000000000000002, with a 64-bit trace id.
+// 0000000000000002, and a child of the server, with a 64-bit trace id.
 const sharedSpanJSON = `[
  {"traceId":"a3ce929d0e0e4736","id":"0000000000000001","name":"get /","kind":"SERVER",
   "timestamp":1700000000000000,"duration":50000,"localEndpoint":{"serviceName":"productpage"}},
@@ -30,7 +30,9 @@ const sharedSpanJSON = `[
   "tags":{"http.method":"GET","error":"upstream reset"},
   "annotations":[{"timestamp":1700000000001500,"value":"ws"}]},
  {"traceId":"a3ce929d0e0e4736","parentId":"0000000000000001","id":"0000000000000002","name":"get reviews","kind":"SERVER","shared":true,
-  "timestamp":1700000000002000,"duration":10000,"localEndpoint":{"serviceName":"reviews"}}
+  "timestamp":1700000000002000,"duration":10000,"localEndpoint":{"serviceName":"reviews"}},
+ {"traceId":"a3ce929d0e0e4736","parentId":"0000000000000002","id":"0000000000000003","name":"db",
+  "timestamp":1700000000003000,"duration":1000,"localEndpoint":{"serviceName":"reviews"}}
 ]`
 
 func TestZipkinJSONSharedSpansAndMapping(t *testing.T) {
@@ -40,8 +42,8 @@ func TestZipkinJSONSharedSpansAndMapping(t *testing.T) {
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("got %d %q, want 202", resp.StatusCode, body)
 	}
-	if n := w.count(); n != 3 {
-		t.Fatalf("got %d spans, want 3 (both halves of the shared span kept)", n)
+	if n := w.count(); n != 4 {
+		t.Fatalf("got %d spans, want 4 (both halves of the shared span kept)", n)
 	}
 	var client, server ptrace.Span
 	for id, sp := range w.spans {
@@ -61,6 +63,9 @@ func TestZipkinJSONSharedSpansAndMapping(t *testing.T) {
 	if server.ParentSpanID() != client.SpanID() || server.SpanID() == client.SpanID() {
 		t.Errorf("server half: id %s parent %s; client id %s", server.SpanID(), server.ParentSpanID(), client.SpanID())
 	}
+	if db := w.byName()["db"]; db.ParentSpanID() != server.SpanID() {
+		t.Errorf("the server's child has parent %s, want the server half %s", db.ParentSpanID(), server.SpanID())
+	}
 	attrs := client.Attributes().AsRaw()
 	if attrs["peer.service"] != "reviews" || attrs["network.peer.address"] != "10.0.0.2" || attrs["network.peer.port"] != int64(9080) || attrs["http.method"] != "GET" {
 		t.Errorf("client attributes %v", attrs)
@@ -77,8 +82,8 @@ func TestZipkinJSONSharedSpansAndMapping(t *testing.T) {
 	// Sending the same spans again is idempotent: the server half gets the
 	// same derived id.
 	post(t, s.zipkin, "application/json", "", []byte(sharedSpanJSON))
-	if n := w.count(); n != 3 {
-		t.Fatalf("after a retry %d spans, want 3", n)
+	if n := w.count(); n != 4 {
+		t.Fatalf("after a retry %d spans, want 4", n)
 	}
 }
 
