@@ -34,15 +34,15 @@ const (
 	Baggage Format = "baggage"
 )
 
-// DefaultInject is what Default injects: W3C and B3 multi, which every
-// tracer in the mesh understands.
-var DefaultInject = []Format{W3C, B3Multi}
+// DefaultInject returns what Default injects: W3C and B3 multi, which
+// every tracer in the mesh understands.
+func DefaultInject() []Format { return []Format{W3C, B3Multi} }
 
 // Config says which formats a Propagator injects. Every known format is
 // always extracted.
 type Config struct {
 	// Inject lists the formats written on outgoing requests, without
-	// duplicates; empty means DefaultInject.
+	// duplicates; empty means DefaultInject().
 	Inject []Format
 }
 
@@ -83,7 +83,7 @@ func New(cfg Config) (propagation.TextMapPropagator, error) {
 	}
 	inject := cfg.Inject
 	if len(inject) == 0 {
-		inject = DefaultInject
+		inject = DefaultInject()
 	}
 	p := &composite{extract: newExtractors()}
 	var enc b3.Encoding
@@ -105,7 +105,7 @@ func New(cfg Config) (propagation.TextMapPropagator, error) {
 	return p, nil
 }
 
-// Default returns the propagator with DefaultInject.
+// Default returns the propagator injecting DefaultInject().
 func Default() propagation.TextMapPropagator {
 	p, _ := New(Config{}) // the zero Config is valid
 	return p
