@@ -159,7 +159,7 @@ func durationParam(q url.Values, name string, def time.Duration) (time.Duration,
 		}
 		d = time.Duration(sec) * time.Second
 	}
-	if d < time.Second {
+	if d <= 0 || (name == "duration" && d < time.Second) {
 		return 0, fmt.Errorf("%s: must be at least 1s, got %q", name, v)
 	}
 	return d, nil
