@@ -271,6 +271,8 @@ func (b *block) candidates(q *TraceQuery) ([]candidate, error) {
 	return out, nil
 }
 
+func (b *block) latest() int64 { return b.meta.MaxTime }
+
 // lookup finds trace id in the block.
 func (b *block) lookup(id pcommon.TraceID) (indexEntry, bool) {
 	i, ok := b.idx.find(id)

@@ -146,20 +146,31 @@ func (d *Durable) FindTraceIDs(ctx context.Context, q TraceQuery) iter.Seq2[[]Fo
 	}
 }
 
+// find searches the newest partitions first and skips those whose spans
+// all started before the limit-th match found so far.
 func (s snapshot) find(ctx context.Context, q *TraceQuery) ([]FoundTrace, error) {
 	limit := queryLimit(*q)
-	var parts [][]FoundTrace
-	for _, p := range s.partitions() {
+	parts := s.partitions()
+	latest := make(map[partition]int64, len(parts))
+	for _, p := range parts {
+		latest[p] = p.latest()
+	}
+	slices.SortStableFunc(parts, func(a, b partition) int { return compareInt64(latest[b], latest[a]) })
+	var found []FoundTrace
+	for _, p := range parts {
 		if err := ctx.Err(); err != nil {
 			return nil, err
+		}
+		if len(found) == limit && latest[p] < found[limit-1].Start.UnixNano() {
+			continue
 		}
 		f, err := findIn(p, q, limit)
 		if err != nil {
 			return nil, err
 		}
-		parts = append(parts, f)
+		found = mergeFound([][]FoundTrace{found, f}, limit)
 	}
-	return mergeFound(parts, limit), nil
+	return found, nil
 }
 
 // FindTraces yields the traces matching q, newest first, each whole (in

@@ -20,6 +20,8 @@ type candidate struct {
 // partition is one searchable piece of the store: the head or a block.
 type partition interface {
 	candidates(q *TraceQuery) ([]candidate, error)
+	// latest bounds the start of every span in the partition (unix nanos).
+	latest() int64
 }
 
 // queryTerms lists the index terms every matching trace must have.
@@ -203,6 +205,12 @@ func fragsOf(frags [][]byte) func(fn func([]byte) error) error {
 		}
 		return nil
 	}
+}
+
+func (h *head) latest() int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return h.maxT
 }
 
 // lookup returns the fragments of one trace in the head.
