@@ -216,8 +216,13 @@ func (b *block) release() {
 	}
 }
 
-// fragments streams the fragments of entry e from the spans file.
-func (b *block) fragments(e indexEntry, fn func(data []byte) error) error {
+// fragments streams the fragments of entry ref.
+func (b *block) fragments(ref int32, fn func(data []byte) error) error {
+	return b.entryFragments(b.idx.entry(int(ref)), fn)
+}
+
+// entryFragments streams the fragments of entry e from the spans file.
+func (b *block) entryFragments(e indexEntry, fn func(data []byte) error) error {
 	r := bufio.NewReaderSize(io.NewSectionReader(b.f, int64(e.off), int64(e.length)), 64<<10)
 	for range e.frags {
 		n, err := binary.ReadUvarint(r)
@@ -263,9 +268,7 @@ func (b *block) candidates(q *TraceQuery) ([]candidate, error) {
 	for _, o := range ords {
 		e := b.idx.entry(int(o))
 		if e.mayMatch(q) {
-			out = append(out, candidate{id: e.id, maxStart: e.maxStart, frags: func(fn func([]byte) error) error {
-				return b.fragments(e, fn)
-			}})
+			out = append(out, candidate{id: e.id, maxStart: e.maxStart, ref: o})
 		}
 	}
 	return out, nil

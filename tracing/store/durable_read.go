@@ -71,7 +71,7 @@ func (s snapshot) streamTrace(req TraceRequest, yield func([]ptrace.Traces, erro
 	for _, b := range s.blocks {
 		if e, ok := b.lookup(req.TraceID); ok {
 			inWin = inWin || e.overlaps(req.Start, req.End)
-			parts = append(parts, func(fn func([]byte) error) error { return b.fragments(e, fn) })
+			parts = append(parts, func(fn func([]byte) error) error { return b.entryFragments(e, fn) })
 		}
 	}
 	for _, h := range s.heads {

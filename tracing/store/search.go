@@ -10,16 +10,18 @@ import (
 )
 
 // candidate is a trace that may match a query, by the index and its
-// stats; frags streams its stored fragments for the exact check.
+// stats; ref finds it again in its partition (24 bytes: there may be many).
 type candidate struct {
 	id       pcommon.TraceID
 	maxStart int64
-	frags    func(fn func(data []byte) error) error
+	ref      int32
 }
 
 // partition is one searchable piece of the store: the head or a block.
 type partition interface {
 	candidates(q *TraceQuery) ([]candidate, error)
+	// fragments streams the stored fragments of a candidate.
+	fragments(ref int32, fn func(data []byte) error) error
 	// latest bounds the start of every span in the partition (unix nanos).
 	latest() int64
 }
@@ -93,7 +95,7 @@ func findIn(p partition, q *TraceQuery, limit int) ([]FoundTrace, error) {
 		if len(found) == limit && c.maxStart < found[limit-1].Start.UnixNano() {
 			break
 		}
-		start, ok, err := verify(c, q)
+		start, ok, err := verify(p, c, q)
 		if err != nil {
 			return nil, err
 		}
@@ -130,9 +132,9 @@ func insertFound(found []FoundTrace, f FoundTrace, limit int) []FoundTrace {
 
 // verify decodes a candidate fragment by fragment and returns the latest
 // start of a span matching q.
-func verify(c candidate, q *TraceQuery) (latest time.Time, ok bool, err error) {
+func verify(p partition, c candidate, q *TraceQuery) (latest time.Time, ok bool, err error) {
 	var u ptrace.ProtoUnmarshaler
-	err = c.frags(func(data []byte) error {
+	err = p.fragments(c.ref, func(data []byte) error {
 		td, err := u.UnmarshalTraces(data)
 		if err != nil {
 			return err
@@ -190,10 +192,18 @@ func (h *head) candidates(q *TraceQuery) ([]candidate, error) {
 	for _, o := range ords {
 		t := h.traces[o]
 		if t.mayMatch(q) {
-			out = append(out, candidate{id: t.id, maxStart: t.maxStart, frags: fragsOf(slices.Clone(t.frags))})
+			out = append(out, candidate{id: t.id, maxStart: t.maxStart, ref: o})
 		}
 	}
 	return out, nil
+}
+
+// fragments of the head trace with ordinal ref (ordinals are stable).
+func (h *head) fragments(ref int32, fn func([]byte) error) error {
+	h.mu.RLock()
+	frags := slices.Clone(h.traces[ref].frags)
+	h.mu.RUnlock()
+	return fragsOf(frags)(fn)
 }
 
 func fragsOf(frags [][]byte) func(fn func([]byte) error) error {
