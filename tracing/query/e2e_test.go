@@ -123,6 +123,7 @@ func TestSearchParameters(t *testing.T) {
 		{"maxDuration", "service=productpage&operation=reviews.Get&maxDuration=300ms", nil},
 		{"start and end", "service=productpage&start=" + us(-time.Hour) + "&end=" + us(-10*time.Minute), ids(mid)},
 		{"lookback", "service=productpage&lookback=1h", ids(recent, mid)},
+		{"lookback in days", "service=productpage&lookback=1d", ids(recent, mid, old)},
 		{"limit", "service=productpage&limit=2", ids(recent, mid)},
 		{"limit applies after the tag filter", "service=productpage&tag=user:alice&limit=1", ids(old)},
 		{"traceID fetches by id", "traceID=" + old.String(), ids(old)},

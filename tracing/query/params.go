@@ -182,7 +182,7 @@ func parseWindow(q url.Values, now time.Time, tq *store.TraceQuery) error {
 		return err
 	}
 	if lb := q.Get(paramLookback); !ok && lb != "" && lb != "custom" {
-		d, err := time.ParseDuration(lb)
+		d, err := parseLookback(lb)
 		if err != nil {
 			return parseError(err, paramLookback)
 		}
@@ -193,6 +193,20 @@ func parseWindow(q url.Values, now time.Time, tq *store.TraceQuery) error {
 	}
 	tq.StartMin, tq.StartMax = start, end
 	return nil
+}
+
+// parseLookback parses a Go duration, or a whole number of days or weeks
+// ("2d", "1w") as Jaeger UI's lookback menu spells them.
+func parseLookback(s string) (time.Duration, error) {
+	unit := map[byte]time.Duration{'d': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[s[len(s)-1]]
+	if unit == 0 {
+		return time.ParseDuration(s)
+	}
+	n, err := strconv.ParseUint(s[:len(s)-1], 10, 16)
+	if err != nil {
+		return 0, fmt.Errorf("lookback %q: want a Go duration or a number of days (d) or weeks (w)", s)
+	}
+	return time.Duration(n) * unit, nil
 }
 
 // parseDependencies parses /api/dependencies: endTs and lookback in ms.
