@@ -16,11 +16,13 @@ import (
 
 // Defaults of Config; a zero field means its default.
 const (
-	DefaultBucketWidth        = 10 * time.Second
-	DefaultMaxWindow          = time.Hour
-	DefaultMaxSeriesPerBucket = 200_000
-	DefaultRefresh            = 5 * time.Second
-	DefaultStreamQueue        = 4
+	DefaultBucketWidth = 10 * time.Second
+	DefaultMaxWindow   = time.Hour
+	DefaultMaxSeries   = 200_000
+	DefaultFineWindow  = 10 * time.Minute
+	DefaultCoarseWidth = time.Minute
+	DefaultRefresh     = 5 * time.Second
+	DefaultStreamQueue = 4
 )
 
 // Config configures a Graph. Zero fields take the defaults; negative ones
@@ -31,9 +33,15 @@ type Config struct {
 	// MaxWindow is how much history the in-memory aggregates keep; longer
 	// or older queries go to the Querier.
 	MaxWindow time.Duration
-	// MaxSeriesPerBucket bounds memory: new series of a full bucket are
-	// dropped and counted.
-	MaxSeriesPerBucket int
+	// MaxSeries bounds memory: requests of new series beyond it are dropped
+	// and counted. Each series holds at most MaxWindow/BucketWidth snapshots
+	// of ~130 bytes, fewer once Run thins them.
+	MaxSeries int
+	// FineWindow is how far back Run keeps BucketWidth resolution; older
+	// history is thinned to one snapshot per CoarseWidth.
+	FineWindow time.Duration
+	// CoarseWidth is the time resolution of history older than FineWindow.
+	CoarseWidth time.Duration
 	// PreferQuerier sends every query to the Querier (set when
 	// --metrics.query-url names an external store).
 	PreferQuerier bool
@@ -56,8 +64,11 @@ func (c Config) Validate() error {
 	if c.MaxWindow < 0 {
 		errs = append(errs, fmt.Errorf("topology.max-window: must be > 0, got %s", c.MaxWindow))
 	}
-	if c.MaxSeriesPerBucket < 0 {
-		errs = append(errs, fmt.Errorf("topology.max-series-per-bucket: must be > 0, got %d", c.MaxSeriesPerBucket))
+	if c.MaxSeries < 0 {
+		errs = append(errs, fmt.Errorf("topology.max-series: must be > 0, got %d", c.MaxSeries))
+	}
+	if c.FineWindow < 0 || c.CoarseWidth < 0 {
+		errs = append(errs, fmt.Errorf("topology.fine-window, topology.coarse-width: must be > 0, got %s, %s", c.FineWindow, c.CoarseWidth))
 	}
 	if c.StreamQueue < 0 {
 		errs = append(errs, fmt.Errorf("topology.stream-queue: must be > 0, got %d", c.StreamQueue))
@@ -80,8 +91,14 @@ func (c Config) withDefaults() Config {
 	if c.MaxWindow == 0 {
 		c.MaxWindow = DefaultMaxWindow
 	}
-	if c.MaxSeriesPerBucket == 0 {
-		c.MaxSeriesPerBucket = DefaultMaxSeriesPerBucket
+	if c.MaxSeries == 0 {
+		c.MaxSeries = DefaultMaxSeries
+	}
+	if c.FineWindow == 0 {
+		c.FineWindow = DefaultFineWindow
+	}
+	if c.CoarseWidth == 0 {
+		c.CoarseWidth = DefaultCoarseWidth
 	}
 	if c.Health == nil {
 		c.Health = DefaultTolerances()
@@ -109,18 +126,11 @@ type Graph struct {
 	started time.Time
 	now     func() time.Time
 
-	mu   sync.Mutex
-	ring []bucket
-	gen  uint64 // bumped by every accepted batch; lets caches skip work
+	mu     sync.Mutex
+	series map[rowKey]*series
 
 	cache   resultCache
 	streams streams
-}
-
-// bucket is the aggregates of one BucketWidth of time.
-type bucket struct {
-	start int64 // unix nanos, aligned; 0 = empty
-	m     map[rowKey]*rowVals
 }
 
 // New builds a Graph. q (the PromQL fallback) and spans may be nil; a nil
@@ -142,18 +152,17 @@ func New(cfg Config, q Querier, spans store.Reader, logger *slog.Logger, reg pro
 		_ = t.compile()
 		health[i] = t
 	}
-	n := int(cfg.MaxWindow/cfg.BucketWidth) + 2
 	g := &Graph{
 		cfg: cfg, q: q, spans: spans, logger: logger, m: m, health: health,
-		now: time.Now, ring: make([]bucket, n),
+		now: time.Now, series: map[rowKey]*series{},
 	}
 	g.started = g.now()
 	return g, nil
 }
 
 // ConsumeRequests adds the requests the graph counts (the count-once rule)
-// to their time buckets. Requests older than MaxWindow are ignored; new
-// series in a full bucket are dropped and counted. It never returns
+// to their series. Requests older than MaxWindow are ignored; those of new
+// series beyond MaxSeries are dropped and counted. It never returns
 // ErrOverloaded.
 func (g *Graph) ConsumeRequests(ctx context.Context, reqs []metrics.Request) error {
 	if err := ctx.Err(); err != nil {
@@ -161,7 +170,7 @@ func (g *Graph) ConsumeRequests(ctx context.Context, reqs []metrics.Request) err
 	}
 	now := g.now().UnixNano()
 	w := int64(g.cfg.BucketWidth)
-	oldest := now - int64(g.cfg.MaxWindow) - w
+	oldest := (now - int64(g.cfg.MaxWindow)) / w
 	dropped := 0
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -174,94 +183,92 @@ func (g *Graph) ConsumeRequests(ctx context.Context, reqs []metrics.Request) err
 		if !r.Time.IsZero() {
 			t = min(r.Time.UnixNano(), now)
 		}
-		if t < oldest {
+		b := t / w
+		if b < oldest {
 			continue
 		}
-		start := t - t%w
-		b := &g.ring[int((start/w)%int64(len(g.ring)))]
-		if b.start != start {
-			b.start, b.m = start, make(map[rowKey]*rowVals, len(b.m))
-		}
 		k := keyOf(r)
-		v := b.m[k]
-		if v == nil {
-			if len(b.m) >= g.cfg.MaxSeriesPerBucket {
+		s := g.series[k]
+		if s == nil {
+			if len(g.series) >= g.cfg.MaxSeries {
 				dropped++
 				continue
 			}
-			v = new(rowVals)
-			b.m[k] = v
+			s = &series{}
+			g.series[k] = s
 		}
-		rv := valsOf(r)
-		v.add(&rv)
+		s.record(r, b, oldest)
 	}
-	g.gen++
 	if dropped > 0 {
 		g.m.dropped.Add(float64(dropped))
 	}
 	return nil
 }
 
-// memoryCovers reports whether the in-memory buckets hold [start, end].
+// Run thins the in-memory history every BucketWidth (see FineWindow)
+// until ctx ends. Without it memory is still bounded, by MaxSeries and
+// MaxWindow/BucketWidth snapshots per series.
+func (g *Graph) Run(ctx context.Context) error {
+	t := time.NewTicker(g.cfg.BucketWidth)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			g.thin()
+		}
+	}
+}
+
+// thin drops history older than MaxWindow and coarsens what is older than
+// FineWindow; series left without history are forgotten.
+func (g *Graph) thin() {
+	now := g.now().UnixNano()
+	w := int64(g.cfg.BucketWidth)
+	oldest := (now - int64(g.cfg.MaxWindow)) / w
+	fineFrom := (now - int64(g.cfg.FineWindow)) / w
+	coarse := max(int64(g.cfg.CoarseWidth)/w, 1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for k, s := range g.series {
+		if s.thin(oldest, fineFrom, coarse) {
+			delete(g.series, k)
+		}
+	}
+}
+
+// memoryCovers reports whether the in-memory history holds [start, end].
 func (g *Graph) memoryCovers(start, end time.Time) bool {
 	now := g.now()
 	return !start.Before(g.started.Add(-g.cfg.BucketWidth)) &&
 		!start.Before(now.Add(-g.cfg.MaxWindow)) && !end.After(now.Add(g.cfg.BucketWidth))
 }
 
-// memoryRows sums the buckets starting in [end-d, end] into rows of
-// per-second rates over d. idle also returns the keys of the older
-// buckets still held (for idle nodes).
+// memoryRows is every series' traffic in the buckets overlapping [end-d,
+// end] as per-second rates over d. With idle it also returns the keys of
+// series that had traffic before the window but none in it.
 func (g *Graph) memoryRows(end time.Time, d time.Duration, idle bool) (rows []row, old []rowKey) {
 	w := int64(g.cfg.BucketWidth)
-	hi := end.UnixNano()
-	lo := hi - int64(d)
-	acc := make(map[rowKey]*rowVals)
-	var olds map[rowKey]struct{}
-	if idle {
-		olds = make(map[rowKey]struct{})
-	}
-	g.mu.Lock()
-	for i := range g.ring {
-		b := &g.ring[i]
-		if b.start == 0 || b.start > hi {
-			continue
-		}
-		if b.start+w <= lo {
-			if idle {
-				for k := range b.m {
-					olds[k] = struct{}{}
-				}
-			}
-			continue
-		}
-		for k, v := range b.m {
-			a := acc[k]
-			if a == nil {
-				a = new(rowVals)
-				acc[k] = a
-			}
-			a.add(v)
-		}
-	}
-	g.mu.Unlock()
-	rows = make([]row, 0, len(acc))
-	f := 1 / d.Seconds()
-	for k, v := range acc {
-		v.scale(f)
-		rows = append(rows, row{key: k, val: *v})
-	}
-	for k := range olds {
-		if acc[k] == nil {
-			old = append(old, k)
-		}
-	}
-	return rows, old
-}
-
-// generation is a counter that changes whenever requests were added.
-func (g *Graph) generation() uint64 {
+	hi := end.UnixNano() / w
+	lo := (end.UnixNano() - int64(d)) / w
+	secs := d.Seconds()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.gen
+	rows = make([]row, 0, len(g.series))
+	for k, s := range g.series {
+		if len(s.snaps) == 0 || s.snaps[len(s.snaps)-1].b < lo {
+			if idle && len(s.snaps) > 0 {
+				old = append(old, k)
+			}
+			continue
+		}
+		before := s.at(lo)
+		after := s.at(hi + 1)
+		if after.Requests == before.Requests && after.TCPSent == before.TCPSent && after.TCPRecv == before.TCPRecv {
+			continue
+		}
+		rows = append(rows, row{key: k, val: after.rates(before, secs)})
+	}
+	return rows, old
 }

@@ -55,32 +55,6 @@ type row struct {
 	val rowVals
 }
 
-// add adds o's values to v.
-func (v *rowVals) add(o *rowVals) {
-	v.Requests += o.Requests
-	v.DurSum += o.DurSum
-	for i := range v.Hist {
-		v.Hist[i] += o.Hist[i]
-	}
-	v.ReqBytes += o.ReqBytes
-	v.RespBytes += o.RespBytes
-	v.TCPSent += o.TCPSent
-	v.TCPRecv += o.TCPRecv
-}
-
-// scale multiplies every value by f.
-func (v *rowVals) scale(f float64) {
-	v.Requests *= f
-	v.DurSum *= f
-	for i := range v.Hist {
-		v.Hist[i] *= f
-	}
-	v.ReqBytes *= f
-	v.RespBytes *= f
-	v.TCPSent *= f
-	v.TCPRecv *= f
-}
-
 // zero reports a row that carried nothing.
 func (v *rowVals) zero() bool {
 	return v.Requests == 0 && v.TCPSent == 0 && v.TCPRecv == 0 && v.ReqBytes == 0 && v.RespBytes == 0
@@ -145,23 +119,6 @@ func peerOf(p *metrics.Peer) peer {
 		Version:   orUnknown(p.Version),
 		Principal: orUnknown(p.Principal),
 	}
-}
-
-// valsOf is a request's contribution, in counts (not yet rates).
-func valsOf(r *metrics.Request) rowVals {
-	var v rowVals
-	if r.Protocol == metrics.ProtocolTCP {
-		v.TCPSent = float64(r.TCPSentBytes)
-		v.TCPRecv = float64(r.TCPReceivedBytes)
-		return v
-	}
-	ms := float64(r.Duration) / 1e6
-	v.Requests = 1
-	v.DurSum = ms
-	v.Hist[bucketIndex(ms)] = 1
-	v.ReqBytes = float64(r.RequestBytes)
-	v.RespBytes = float64(r.ResponseBytes)
-	return v
 }
 
 // bucketIndex is the histogram bucket of v: the first bound >= v, or +Inf.
