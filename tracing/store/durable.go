@@ -33,8 +33,10 @@ type Config struct {
 	// SyncInterval is the group fsync period of the WAL, at most 100ms [50ms].
 	SyncInterval time.Duration
 	// MaxAttrValues is the number of distinct values of one attribute key
-	// indexed per block [1000]; a key with more is not indexed in that
-	// block and queries on it check every trace the other conditions leave.
+	// indexed exactly per head/block [1000]; beyond it (or for a value over
+	// 256 bytes) the key's values are indexed by hash into 1024 buckets, so
+	// a high-cardinality key costs bounded index terms and a query on it
+	// decodes the traces of one bucket.
 	MaxAttrValues int
 }
 
@@ -85,7 +87,7 @@ func (c Config) Validate() error {
 //	    spans               each trace's fragments, contiguous, in trace id order
 //	    index               trace id → offset (binary search) + per-trace start/duration
 //	                        ranges; posting lists for service, service+operation, span
-//	                        kind, error status, attribute key=value
+//	                        kind, error status, attribute key=value (or key=hash bucket)
 //	    meta.json           time range, operations per service, dependencies per second
 //
 // Durability: WriteTraces returns after the record's write syscall (it
@@ -97,8 +99,8 @@ func (c Config) Validate() error {
 // Queries narrow candidates with the posting lists and per-trace ranges,
 // then decode the candidates and check every condition on each span, so an
 // index is only ever an optimisation: attribute keys over MaxAttrValues
-// distinct values (or with values over 256 bytes) are not indexed in that
-// head or block, and conditions on them are checked by that decoding alone.
+// distinct values (or with values over 256 bytes) are indexed by value hash
+// bucket in that head or block, and the decoding sorts out the collisions.
 type Durable struct {
 	cfg       Config
 	logger    *slog.Logger

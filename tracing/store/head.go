@@ -1,6 +1,8 @@
 package store
 
 import (
+	"hash/fnv"
+	"strconv"
 	"sync"
 	"time"
 
@@ -15,12 +17,14 @@ const (
 	termKind      = "k\x00" // span kind
 	termError     = "e\x00" // error status
 	termAttr      = "a\x00" // key \x00 value
-	maxValueLen   = 256     // longer attribute values put their key in overflow
-	traceOverhead = 256     // bytes of head memory per trace beyond its data
-	postingBytes  = 4       // bytes per posting entry
-	termOverhead  = 64      // bytes per distinct term
-	fragMaxSpans  = 1000    // spans per stored fragment
-	chunkSpans    = 1000    // spans per yielded chunk of a trace
+	termHashed    = "h\x00" // key \x00 hash bucket of the value, for overflowed keys
+	hashBuckets   = 1024
+	maxValueLen   = 256  // longer attribute values put their key in overflow
+	traceOverhead = 256  // bytes of head memory per trace beyond its data
+	postingBytes  = 4    // bytes per posting entry
+	termOverhead  = 64   // bytes per distinct term
+	fragMaxSpans  = 1000 // spans per stored fragment
+	chunkSpans    = 1000 // spans per yielded chunk of a trace
 	nanosPerSec   = 1_000_000_000
 )
 
@@ -218,14 +222,19 @@ func hasKey[K comparable, V any](m map[K]V, k K) bool {
 
 func (h *head) postAttrs(attrs pcommon.Map, ord int32) {
 	for k, v := range attrs.All() {
-		if k == "error" || k == "span.kind" || hasKey(h.overflow, k) {
+		if k == "error" || k == "span.kind" {
 			continue
 		}
 		val := v.AsString()
+		if hasKey(h.overflow, k) {
+			h.postTerm(ord, termHashed, k, valueBucket(val))
+			continue
+		}
 		vals := h.keyVals[k]
 		if !hasKey(vals, val) {
 			if len(vals) >= h.attrCap || len(val) > maxValueLen {
 				h.overflowKey(k)
+				h.postTerm(ord, termHashed, k, valueBucket(val))
 				continue
 			}
 			if vals == nil {
@@ -238,14 +247,29 @@ func (h *head) postAttrs(attrs pcommon.Map, ord int32) {
 	}
 }
 
-// overflowKey stops indexing attribute key k: it has too many distinct
-// values (or too long ones); queries on it scan instead.
+// overflowKey stops indexing the values of attribute key k exactly: it
+// has too many distinct values (or too long ones). From now on its values
+// are indexed by hash bucket, so the key costs at most hashBuckets terms,
+// and a query on it checks the traces of the value's bucket.
 func (h *head) overflowKey(k string) {
 	for v := range h.keyVals[k] {
-		delete(h.post, termAttr+k+"\x00"+v)
+		exact := termAttr + k + "\x00" + v
+		if l := h.post[exact]; l != nil {
+			for _, o := range *l {
+				h.postTerm(o, termHashed, k, valueBucket(v))
+			}
+			delete(h.post, exact)
+		}
 	}
 	delete(h.keyVals, k)
 	h.overflow[k] = struct{}{}
+}
+
+// valueBucket is the hash bucket of an attribute value of an overflowed key.
+func valueBucket(v string) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(v))
+	return strconv.Itoa(int(h.Sum32() % hashBuckets))
 }
 
 func (h *head) postTerm(ord int32, kind string, parts ...string) {

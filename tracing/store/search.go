@@ -27,7 +27,8 @@ type partition interface {
 }
 
 // queryTerms lists the index terms every matching trace must have.
-// Attribute keys that overflowed the index (isOverflow) give no term.
+// Attribute keys that overflowed the index (isOverflow) give the term of
+// the value's hash bucket.
 func queryTerms(q *TraceQuery, isOverflow func(string) bool) []string {
 	var terms []string
 	if q.Service != "" {
@@ -44,7 +45,9 @@ func queryTerms(q *TraceQuery, isOverflow func(string) bool) []string {
 			}
 		case k == "span.kind":
 			terms = append(terms, termKind+v)
-		case !isOverflow(k):
+		case isOverflow(k):
+			terms = append(terms, termHashed+k+"\x00"+valueBucket(v))
+		default:
 			terms = append(terms, termAttr+k+"\x00"+v)
 		}
 	}
