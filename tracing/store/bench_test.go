@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"flag"
 	"math/rand/v2"
 	"sync/atomic"
 	"testing"
@@ -89,16 +90,17 @@ func benchStore(b *testing.B, traces int) *Durable {
 	return d
 }
 
-const benchTraces = 50_000 // 400k spans
+// benchTraces sizes the pre-filled store of the read benchmarks.
+var benchTraces = flag.Int("bench-traces", 50_000, "traces (8 spans each) in the read benchmarks' store")
 
 // BenchmarkGetTrace reads random traces by id from a store of 400k spans
-// (9 blocks and a head).
+// (-bench-traces 50000: 9 blocks and a head).
 func BenchmarkGetTrace(b *testing.B) {
-	d := benchStore(b, benchTraces)
+	d := benchStore(b, *benchTraces)
 	rng := rand.New(rand.NewPCG(1, 2))
 	b.ResetTimer()
 	for b.Loop() {
-		id := genTraceID(rng.IntN(benchTraces))
+		id := genTraceID(rng.IntN(*benchTraces))
 		n := 0
 		for tds, err := range d.GetTraces(context.Background(), TraceRequest{TraceID: id}) {
 			if err != nil {
@@ -113,9 +115,9 @@ func BenchmarkGetTrace(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "traces/s")
 }
 
-// BenchmarkFindTraces searches a store of 400k spans.
+// BenchmarkFindTraces searches a store of 400k spans (-bench-traces).
 func BenchmarkFindTraces(b *testing.B) {
-	d := benchStore(b, benchTraces)
+	d := benchStore(b, *benchTraces)
 	queries := map[string]TraceQuery{
 		"service":                   {Service: "reviews", Limit: 20},
 		"service+attribute":         {Service: "reviews", Attributes: map[string]string{"user.id": "user-7"}, Limit: 20},
