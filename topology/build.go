@@ -8,13 +8,60 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
+// Protocol indexes, for the per-protocol arrays of nodes.
+const (
+	pHTTP = iota
+	pGRPC
+	pTCP
+	numProto
+)
+
+// protoNames are the protocols by index.
+var protoNames = [numProto]string{"http", "grpc", "tcp"}
+
+// protoIndex is the index of a protocol label, -1 for others.
+func protoIndex(p string) int {
+	switch p {
+	case "http":
+		return pHTTP
+	case "grpc":
+		return pGRPC
+	case "tcp":
+		return pTCP
+	}
+	return -1
+}
+
+// codeCount is the requests/s with one response code.
+type codeCount struct {
+	code string
+	reqs float64
+}
+
+// addCode adds r requests/s of code to cs; codes per element are few.
+func addCode(cs []codeCount, code string, r float64) []codeCount {
+	for i := range cs {
+		if cs[i].code == code {
+			cs[i].reqs += r
+			return cs
+		}
+	}
+	return append(cs, codeCount{code, r})
+}
+
+// codeRate is the requests/s of an edge with one code, flags and host.
+type codeRate struct {
+	code, flags, host string
+	reqs              float64
+}
+
 // node is a graph node while it is built.
 type node struct {
 	data     NodeData
-	in, out  map[string]float64            // protocol → rate (the chosen unit)
-	inCodes  map[string]map[string]float64 // protocol → code → requests/s
-	outCodes map[string]map[string]float64
-	svcs     map[ServiceName]struct{}
+	in, out  [numProto]float64 // rate in the chosen unit
+	inCodes  [numProto][]codeCount
+	outCodes [numProto][]codeCount
+	svcs     []ServiceName
 	metrics  bool
 	spans    bool
 	hasIn    bool
@@ -24,11 +71,10 @@ type node struct {
 type edge struct {
 	src, dst  *node
 	proto     string
-	rate      float64                       // the chosen unit
-	reqs      float64                       // requests/s
-	codes     map[string]map[string]float64 // code → flags → requests/s
-	hosts     map[string]map[string]float64 // code → host → requests/s
-	mtls      float64                       // share of rate with mutual TLS
+	rate      float64 // the chosen unit
+	reqs      float64 // requests/s
+	resp      []codeRate
+	mtls      float64 // part of rate with mutual TLS
 	srcP      string
 	dstP      string
 	hist      [numBuckets]float64
@@ -39,19 +85,27 @@ type edge struct {
 	spans     bool
 }
 
-type edgeKey struct{ src, dst, proto string }
+type edgeKey struct {
+	src, dst *node
+	proto    string
+}
+
+// nodeKey is a node's identity; its id is the md5 of their join.
+type nodeKey struct {
+	kind, cluster, ns, name, version string
+}
 
 // builder turns rows into nodes and edges for one set of options.
 type builder struct {
 	o      *Options
-	nodes  map[string]*node
+	nodes  map[nodeKey]*node
 	edges  map[edgeKey]*edge
 	serves map[[2]string][]string // (ns, workload) → services it answers for (service graph)
 	nsSet  map[string]bool
 }
 
 func newBuilder(o *Options) *builder {
-	b := &builder{o: o, nodes: map[string]*node{}, edges: map[edgeKey]*edge{}}
+	b := &builder{o: o, nodes: map[nodeKey]*node{}, edges: map[edgeKey]*edge{}}
 	if len(o.Namespaces) > 0 {
 		b.nsSet = map[string]bool{}
 		for _, ns := range o.Namespaces {
@@ -72,28 +126,32 @@ func edgeID(src, dst, proto string) string {
 	return nodeID(src + "." + dst + "." + proto)
 }
 
-// getNode returns the node of an identity, making it with d on first use.
-func (b *builder) getNode(ident string, d NodeData) *node {
-	if n := b.nodes[ident]; n != nil {
+// getNode returns the node of an identity, making it with mk on first use.
+func (b *builder) getNode(k nodeKey, mk func() NodeData) *node {
+	if n := b.nodes[k]; n != nil {
 		return n
 	}
-	d.ID = nodeID(ident)
-	n := &node{data: d, in: map[string]float64{}, out: map[string]float64{},
-		inCodes: map[string]map[string]float64{}, outCodes: map[string]map[string]float64{}}
-	b.nodes[ident] = n
+	d := mk()
+	d.ID = nodeID(k.kind + "|" + k.cluster + "|" + k.ns + "|" + k.name + "|" + k.version)
+	n := &node{data: d}
+	b.nodes[k] = n
 	return n
 }
 
 func (b *builder) unknownNode() *node {
-	u := metrics.Unknown
-	return b.getNode("unknown", NodeData{NodeType: NodeTypeUnknown, Cluster: u, Namespace: u, Workload: u, App: u})
+	return b.getNode(nodeKey{kind: "unknown"}, func() NodeData {
+		u := metrics.Unknown
+		return NodeData{NodeType: NodeTypeUnknown, Cluster: u, Namespace: u, Workload: u, App: u}
+	})
 }
 
 func (b *builder) serviceNode(cluster, ns, name string) *node {
 	if name == metrics.Unknown {
 		return b.unknownNode()
 	}
-	return b.getNode("svc|"+cluster+"|"+ns+"|"+name, NodeData{NodeType: NodeTypeService, Cluster: cluster, Namespace: ns, Service: name})
+	return b.getNode(nodeKey{"svc", cluster, ns, name, ""}, func() NodeData {
+		return NodeData{NodeType: NodeTypeService, Cluster: cluster, Namespace: ns, Service: name}
+	})
 }
 
 // peerNode is the node of a workload peer for the graph type.
@@ -102,17 +160,22 @@ func (b *builder) peerNode(p *peer, gt string) *node {
 		return b.unknownNode()
 	}
 	if gt == GraphTypeWorkload || p.App == metrics.Unknown {
-		d := NodeData{NodeType: NodeTypeWorkload, Cluster: p.Cluster, Namespace: p.Namespace, Workload: p.Workload}
-		if p.App != metrics.Unknown {
-			d.App, d.Version = p.App, p.Version
-		}
-		return b.getNode("wk|"+p.Cluster+"|"+p.Namespace+"|"+p.Workload, d)
+		return b.getNode(nodeKey{"wk", p.Cluster, p.Namespace, p.Workload, ""}, func() NodeData {
+			d := NodeData{NodeType: NodeTypeWorkload, Cluster: p.Cluster, Namespace: p.Namespace, Workload: p.Workload}
+			if p.App != metrics.Unknown {
+				d.App, d.Version = p.App, p.Version
+			}
+			return d
+		})
 	}
 	if gt == GraphTypeApp {
-		return b.getNode("app|"+p.Cluster+"|"+p.Namespace+"|"+p.App, NodeData{NodeType: NodeTypeApp, Cluster: p.Cluster, Namespace: p.Namespace, App: p.App})
+		return b.getNode(nodeKey{"app", p.Cluster, p.Namespace, p.App, ""}, func() NodeData {
+			return NodeData{NodeType: NodeTypeApp, Cluster: p.Cluster, Namespace: p.Namespace, App: p.App}
+		})
 	}
-	return b.getNode("vapp|"+p.Cluster+"|"+p.Namespace+"|"+p.App+"|"+p.Version,
-		NodeData{NodeType: NodeTypeApp, Cluster: p.Cluster, Namespace: p.Namespace, App: p.App, Version: p.Version})
+	return b.getNode(nodeKey{"vapp", p.Cluster, p.Namespace, p.App, p.Version}, func() NodeData {
+		return NodeData{NodeType: NodeTypeApp, Cluster: p.Cluster, Namespace: p.Namespace, App: p.App, Version: p.Version}
+	})
 }
 
 // wanted reports whether a row touches a requested namespace.
@@ -123,7 +186,15 @@ func (b *builder) wanted(k *rowKey) bool {
 // rate is a row's value in the unit the options ask for; ok is false when
 // its protocol is turned off.
 func (b *builder) rate(k *rowKey, v *rowVals) (float64, bool) {
-	sel := map[string]string{"http": b.o.RateHTTP, "grpc": b.o.RateGRPC, "tcp": b.o.RateTCP}[k.Protocol]
+	var sel string
+	switch k.Protocol {
+	case "http":
+		sel = b.o.RateHTTP
+	case "grpc":
+		sel = b.o.RateGRPC
+	case "tcp":
+		sel = b.o.RateTCP
+	}
 	switch sel {
 	case "requests":
 		return v.Requests, true
@@ -158,7 +229,7 @@ func (b *builder) addRows(rows []row) {
 			continue
 		}
 		rate, ok := b.rate(&r.key, &r.val)
-		if !ok {
+		if !ok || protoIndex(r.key.Protocol) < 0 {
 			continue
 		}
 		src, dst := b.endpoints(&r.key)
@@ -195,10 +266,9 @@ func (b *builder) endpoints(k *rowKey) (src, dst *node) {
 	}
 	dst = b.peerNode(&k.Dst, gt)
 	if k.SvcName != metrics.Unknown {
-		if dst.svcs == nil {
-			dst.svcs = map[ServiceName]struct{}{}
+		if sn := (ServiceName{Cluster: k.Dst.Cluster, Namespace: k.SvcNS, Name: k.SvcName}); !slices.Contains(dst.svcs, sn) {
+			dst.svcs = append(dst.svcs, sn)
 		}
-		dst.svcs[ServiceName{Cluster: k.Dst.Cluster, Namespace: k.SvcNS, Name: k.SvcName}] = struct{}{}
 	}
 	return src, dst
 }
@@ -223,10 +293,11 @@ func (b *builder) indexServes(rows []row) {
 // addEdge adds one row's traffic to the edge src→dst.
 func (b *builder) addEdge(src, dst *node, r *row, rate float64) {
 	k := &r.key
-	ek := edgeKey{src.data.ID, dst.data.ID, k.Protocol}
+	p := protoIndex(k.Protocol)
+	ek := edgeKey{src, dst, k.Protocol}
 	e := b.edges[ek]
 	if e == nil {
-		e = &edge{src: src, dst: dst, proto: k.Protocol, codes: map[string]map[string]float64{}, hosts: map[string]map[string]float64{}}
+		e = &edge{src: src, dst: dst, proto: k.Protocol}
 		b.edges[ek] = e
 	}
 	e.metrics, src.metrics, dst.metrics = true, true, true
@@ -242,10 +313,9 @@ func (b *builder) addEdge(src, dst *node, r *row, rate float64) {
 		e.dstP = k.Dst.Principal
 	}
 	if !k.TCP {
-		addTo(e.codes, k.Code, k.Flags, r.val.Requests)
-		addTo(e.hosts, k.Code, k.SvcHost, r.val.Requests)
-		addTo(src.outCodes, k.Protocol, k.Code, r.val.Requests)
-		addTo(dst.inCodes, k.Protocol, k.Code, r.val.Requests)
+		e.addResp(k, r.val.Requests)
+		src.outCodes[p] = addCode(src.outCodes[p], k.Code, r.val.Requests)
+		dst.inCodes[p] = addCode(dst.inCodes[p], k.Code, r.val.Requests)
 	}
 	for i, h := range r.val.Hist {
 		e.hist[i] += h
@@ -253,18 +323,21 @@ func (b *builder) addEdge(src, dst *node, r *row, rate float64) {
 	e.durSum += r.val.DurSum
 	e.reqBytes += r.val.ReqBytes
 	e.respBytes += r.val.RespBytes
-	src.out[k.Protocol] += rate
-	dst.in[k.Protocol] += rate
+	src.out[p] += rate
+	dst.in[p] += rate
 	dst.hasIn = true
 }
 
-func addTo(m map[string]map[string]float64, a, b string, v float64) {
-	in := m[a]
-	if in == nil {
-		in = map[string]float64{}
-		m[a] = in
+// addResp adds requests/s to the edge's (code, flags, host) entry.
+func (e *edge) addResp(k *rowKey, r float64) {
+	for i := range e.resp {
+		c := &e.resp[i]
+		if c.code == k.Code && c.flags == k.Flags && c.host == k.SvcHost {
+			c.reqs += r
+			return
+		}
 	}
-	in[b] += v
+	e.resp = append(e.resp, codeRate{k.Code, k.Flags, k.SvcHost, r})
 }
 
 // addIdle adds the nodes of series seen before the window but not in it.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,20 +53,21 @@ func rateString(prec int, v float64) string {
 	for x := v; x > 0 && x < 1 && p < 5; x *= 10 {
 		p++
 	}
-	return fmt.Sprintf("%.*f", max(p, prec), v)
+	return strconv.FormatFloat(v, 'f', max(p, prec), 64)
 }
 
-func pct(v, total float64) string { return fmt.Sprintf("%.1f", v/total*100) }
+func pct(v, total float64) string { return strconv.FormatFloat(v/total*100, 'f', 1, 64) }
 
 // emit turns the built graph into Kiali's JSON, appenders applied.
 func (b *builder) emit(tols []Tolerance, at time.Time) *Cytoscape {
+	h := newHealthRater(tols)
 	out := &Cytoscape{Timestamp: at.Unix(), Duration: int64(b.o.Duration.Seconds()), GraphType: b.o.GraphType,
-		Elements: Elements{Nodes: []*NodeWrapper{}, Edges: []*EdgeWrapper{}}}
+		Elements: Elements{Nodes: make([]*NodeWrapper, 0, len(b.nodes)), Edges: make([]*EdgeWrapper, 0, len(b.edges))}}
 	for _, e := range b.edges {
-		out.Elements.Edges = append(out.Elements.Edges, &EdgeWrapper{Data: b.edgeData(e, tols)})
+		out.Elements.Edges = append(out.Elements.Edges, &EdgeWrapper{Data: b.edgeData(e, h)})
 	}
 	for _, n := range b.nodes {
-		out.Elements.Nodes = append(out.Elements.Nodes, &NodeWrapper{Data: b.nodeData(n, tols)})
+		out.Elements.Nodes = append(out.Elements.Nodes, &NodeWrapper{Data: b.nodeData(n, h)})
 	}
 	out.Elements.Nodes = append(out.Elements.Nodes, b.boxes(out.Elements.Nodes)...)
 	slices.SortFunc(out.Elements.Nodes, func(x, y *NodeWrapper) int {
@@ -81,63 +83,79 @@ func (b *builder) emit(tols []Tolerance, at time.Time) *Cytoscape {
 }
 
 // edgeData is one edge's JSON.
-func (b *builder) edgeData(e *edge, tols []Tolerance) *EdgeData {
+func (b *builder) edgeData(e *edge, h *healthRater) *EdgeData {
 	d := &EdgeData{ID: edgeID(e.src.data.ID, e.dst.data.ID, e.proto), Source: e.src.data.ID, Target: e.dst.data.ID,
 		Traffic: ProtocolTraffic{Protocol: e.proto}, DataSource: sourceOf(e.metrics, e.spans)}
+	if e.rate <= 0 {
+		b.edgeAppenders(e, d, h)
+		return d
+	}
 	names := rateNames[e.proto]
-	rates := map[string]float64{names.total: e.rate}
+	d.Traffic.Rates = make(map[string]string, 4)
+	d.Traffic.Rates[names.total] = rateString(2, e.rate)
+	var classes [4]struct {
+		name string
+		v    float64
+	}
 	errs := 0.0
-	for code, flags := range e.codes {
-		for _, r := range flags {
-			name, _, isErr := names.classes(code)
-			if name != "" {
-				rates[name] += r * e.rate / max(e.reqs, math.SmallestNonzeroFloat64)
-			}
-			if isErr {
-				errs += r
+	for _, c := range e.resp {
+		name, _, isErr := names.classes(c.code)
+		if isErr {
+			errs += c.reqs
+		}
+		if name == "" {
+			continue
+		}
+		for i := range classes {
+			if classes[i].name == name || classes[i].name == "" {
+				classes[i].name = name
+				classes[i].v += c.reqs * e.rate / e.reqs
+				break
 			}
 		}
 	}
-	if e.rate > 0 {
-		d.Traffic.Rates = map[string]string{}
-		for k, v := range rates {
-			if v > 0 {
-				d.Traffic.Rates[k] = rateString(2, v)
-			}
+	for _, c := range classes {
+		if c.name != "" && c.v > 0 {
+			d.Traffic.Rates[c.name] = rateString(2, c.v)
 		}
-		if names.pctErr != "" && errs > 0 && e.reqs > 0 {
-			d.Traffic.Rates[names.pctErr] = pct(errs, e.reqs)
-		}
-		if out := e.src.out[e.proto]; names.pctReq != "" && out > 0 {
-			d.Traffic.Rates[names.pctReq] = pct(e.rate, out)
-		}
+	}
+	if names.pctErr != "" && errs > 0 && e.reqs > 0 {
+		d.Traffic.Rates[names.pctErr] = pct(errs, e.reqs)
+	}
+	if out := e.src.out[protoIndex(e.proto)]; names.pctReq != "" && out > 0 {
+		d.Traffic.Rates[names.pctReq] = pct(e.rate, out)
 	}
 	if e.reqs > 0 {
 		d.Traffic.Responses = responses(e)
 	}
-	b.edgeAppenders(e, d, tols)
+	b.edgeAppenders(e, d, h)
 	return d
 }
 
 // responses is Kiali's responses map: per code, the percentage of the
 // edge's requests by flags and by host.
 func responses(e *edge) Responses {
-	rs := Responses{}
-	for code, flags := range e.codes {
-		rd := &ResponseDetail{Flags: map[string]string{}, Hosts: map[string]string{}}
-		for f, r := range flags {
-			rd.Flags[f] = pct(r, e.reqs)
+	rs := make(Responses, 2)
+	sums := map[[2]string]float64{}
+	for _, c := range e.resp {
+		if rs[c.code] == nil {
+			rs[c.code] = &ResponseDetail{Flags: map[string]string{}, Hosts: map[string]string{}}
 		}
-		for h, r := range e.hosts[code] {
-			rd.Hosts[h] = pct(r, e.reqs)
+		sums[[2]string{c.code, "f" + c.flags}] += c.reqs
+		sums[[2]string{c.code, "h" + c.host}] += c.reqs
+	}
+	for k, v := range sums {
+		if k[1][0] == 'f' {
+			rs[k[0]].Flags[k[1][1:]] = pct(v, e.reqs)
+		} else {
+			rs[k[0]].Hosts[k[1][1:]] = pct(v, e.reqs)
 		}
-		rs[code] = rd
 	}
 	return rs
 }
 
 // edgeAppenders fills what the appenders add to an edge.
-func (b *builder) edgeAppenders(e *edge, d *EdgeData, tols []Tolerance) {
+func (b *builder) edgeAppenders(e *edge, d *EdgeData, h *healthRater) {
 	ap := b.o.Appenders
 	if ap[AppenderSecurityPolicy] && e.mtls > 0 && e.rate > 0 {
 		d.IsMTLS = fmt.Sprintf("%.0f", e.mtls/e.rate*100)
@@ -145,27 +163,25 @@ func (b *builder) edgeAppenders(e *edge, d *EdgeData, tols []Tolerance) {
 	if ap[AppenderSecurityPolicy] {
 		d.SourcePrincipal, d.DestPrincipal = e.srcP, e.dstP
 	}
-	if e.proto == "tcp" {
+	if e.proto == "tcp" || e.reqs <= 0 {
 		return
 	}
-	if ap[AppenderResponseTime] && e.reqs > 0 {
-		d.ResponseTime = fmt.Sprintf("%.2f", responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs))
+	if ap[AppenderResponseTime] {
+		d.ResponseTime = strconv.FormatFloat(responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs), 'f', 2, 64)
 	}
-	if ap[AppenderThroughput] && e.reqs > 0 {
+	if ap[AppenderThroughput] {
 		v := e.respBytes
 		if b.o.ThroughputType == "request" {
 			v = e.reqBytes
 		}
-		d.Throughput = fmt.Sprintf("%.2f", v)
+		d.Throughput = strconv.FormatFloat(v, 'f', 2, 64)
 	}
-	if ap[AppenderHealth] && e.reqs > 0 {
-		codes := map[string]float64{}
-		for c, fl := range e.codes {
-			for _, r := range fl {
-				codes[c] += r
-			}
+	if ap[AppenderHealth] {
+		var codes []codeCount
+		for _, c := range e.resp {
+			codes = addCode(codes, c.code, c.reqs)
 		}
-		d.HealthStatus = healthOf(tols, map[string]map[string]float64{e.proto: codes})
+		d.HealthStatus = h.status(protoIndex(e.proto), codes)
 	}
 }
 

@@ -45,43 +45,79 @@ func (t *Tolerance) compile() error {
 	return nil
 }
 
-// healthOf rates requests by protocol then code against the tolerances:
-// Healthy with traffic and no tolerance exceeded, NA without traffic.
-func healthOf(tols []Tolerance, byProto map[string]map[string]float64) string {
-	status := HealthNA
-	for proto, codes := range byProto {
-		if proto == "tcp" {
-			continue
-		}
-		total := 0.0
-		for _, r := range codes {
-			total += r
-		}
-		if total <= 0 {
-			continue
-		}
-		if status == HealthNA {
-			status = HealthHealthy
-		}
+// healthRater rates request codes against the tolerances, remembering
+// which tolerance each code and protocol matches (codes are few, elements
+// many).
+type healthRater struct {
+	tols  []Tolerance
+	proto [numProto][]bool
+	codes map[string][]bool
+}
+
+func newHealthRater(tols []Tolerance) *healthRater {
+	h := &healthRater{tols: tols, codes: map[string][]bool{}}
+	for p := range numProto {
+		h.proto[p] = make([]bool, len(tols))
 		for i := range tols {
-			t := &tols[i]
-			if !t.protocol.MatchString(proto) {
-				continue
+			h.proto[p][i] = tols[i].protocol.MatchString(protoNames[p])
+		}
+	}
+	return h
+}
+
+func (h *healthRater) codeMatches(code string) []bool {
+	m, ok := h.codes[code]
+	if !ok {
+		m = make([]bool, len(h.tols))
+		for i := range h.tols {
+			m[i] = h.tols[i].code.MatchString(code)
+		}
+		h.codes[code] = m
+	}
+	return m
+}
+
+// status is the health of requests of protocol p by code: Failure or
+// Degraded per the first tolerance exceeded (Failure wins), Healthy with
+// traffic and none exceeded, NA without request traffic.
+func (h *healthRater) status(p int, codes []codeCount) string {
+	if p == pTCP {
+		return HealthNA
+	}
+	total := 0.0
+	for _, c := range codes {
+		total += c.reqs
+	}
+	if total <= 0 {
+		return HealthNA
+	}
+	status := HealthHealthy
+	for i := range h.tols {
+		if !h.proto[p][i] {
+			continue
+		}
+		bad := 0.0
+		for _, c := range codes {
+			if h.codeMatches(c.code)[i] {
+				bad += c.reqs
 			}
-			bad := 0.0
-			for c, r := range codes {
-				if t.code.MatchString(c) {
-					bad += r
-				}
-			}
-			pct := bad / total * 100
-			switch {
-			case bad > 0 && pct >= t.Failure:
-				return HealthFailure
-			case bad > 0 && pct > t.Degraded:
-				status = HealthDegraded
-			}
+		}
+		pct := bad / total * 100
+		switch {
+		case bad > 0 && pct >= h.tols[i].Failure:
+			return HealthFailure
+		case bad > 0 && pct > h.tols[i].Degraded:
+			status = HealthDegraded
 		}
 	}
 	return status
+}
+
+// worst is the worst of two statuses.
+func worst(a, b string) string {
+	rank := map[string]int{HealthNA: 0, HealthHealthy: 1, HealthDegraded: 2, HealthFailure: 3}
+	if rank[b] > rank[a] {
+		return b
+	}
+	return a
 }

@@ -6,61 +6,71 @@ import (
 )
 
 // nodeData is one node's JSON.
-func (b *builder) nodeData(n *node, tols []Tolerance) *NodeData {
+func (b *builder) nodeData(n *node, h *healthRater) *NodeData {
 	d := n.data
 	d.DataSource = sourceOf(n.metrics, n.spans)
 	if n.data.IsIdle {
 		d.DataSource = SourceMetrics
 	}
-	for _, proto := range []string{"http", "grpc", "tcp"} {
-		names := rateNames[proto]
-		rates := map[string]float64{}
-		if v := n.in[proto]; v > 0 {
-			rates[names.in] = v
-			for code, r := range n.inCodes[proto] {
-				if _, name, _ := names.classes(code); name != "" && n.inReqs(proto) > 0 {
-					rates[name] += r * v / n.inReqs(proto)
-				}
-			}
-		}
-		if v := n.out[proto]; v > 0 {
-			rates[names.out] = v
-		}
-		if len(rates) == 0 {
+	for p := range numProto {
+		if n.in[p] <= 0 && n.out[p] <= 0 {
 			continue
 		}
-		pt := ProtocolTraffic{Protocol: proto, Rates: map[string]string{}}
-		for k, v := range rates {
-			if v > 0 {
-				pt.Rates[k] = rateString(2, v)
+		names := rateNames[protoNames[p]]
+		pt := ProtocolTraffic{Protocol: protoNames[p], Rates: make(map[string]string, 3)}
+		if v := n.in[p]; v > 0 {
+			pt.Rates[names.in] = rateString(2, v)
+			inReqs := 0.0
+			for _, c := range n.inCodes[p] {
+				inReqs += c.reqs
 			}
+			var cls []codeCount
+			for _, c := range n.inCodes[p] {
+				if _, name, _ := names.classes(c.code); name != "" {
+					cls = addCode(cls, name, c.reqs*v/inReqs)
+				}
+			}
+			for _, c := range cls {
+				pt.Rates[c.code] = rateString(2, c.reqs)
+			}
+		}
+		if v := n.out[p]; v > 0 {
+			pt.Rates[names.out] = rateString(2, v)
 		}
 		d.Traffic = append(d.Traffic, pt)
 	}
-	for s := range n.svcs {
-		d.DestServices = append(d.DestServices, s)
-	}
+	d.DestServices = slices.Clone(n.svcs)
 	slices.SortFunc(d.DestServices, func(x, y ServiceName) int {
 		return cmp.Or(cmp.Compare(x.Cluster, y.Cluster), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
-	d.IsRoot = !n.hasIn && len(n.out) > 0
+	d.IsRoot = !n.hasIn && n.out != [numProto]float64{}
 	if b.nsSet != nil && d.NodeType != NodeTypeUnknown && !b.nsSet[d.Namespace] {
 		d.IsOutside = true
 	}
 	if b.o.Appenders[AppenderHealth] {
-		d.HealthData = &HealthData{Requests: HealthRequests{Inbound: n.inCodes, Outbound: n.outCodes}}
-		d.HealthStatus = healthOf(tols, n.inCodes)
+		d.HealthData = &HealthData{Requests: HealthRequests{Inbound: codeMap(&n.inCodes), Outbound: codeMap(&n.outCodes)}}
+		d.HealthStatus = HealthNA
+		for p := range numProto {
+			d.HealthStatus = worst(d.HealthStatus, h.status(p, n.inCodes[p]))
+		}
 	}
 	return &d
 }
 
-// inReqs is the node's inbound requests/s of a protocol.
-func (n *node) inReqs(proto string) float64 {
-	t := 0.0
-	for _, r := range n.inCodes[proto] {
-		t += r
+// codeMap is Kiali's healthData shape: protocol → code → requests/s.
+func codeMap(cs *[numProto][]codeCount) map[string]map[string]float64 {
+	m := map[string]map[string]float64{}
+	for p, codes := range cs {
+		if len(codes) == 0 {
+			continue
+		}
+		in := make(map[string]float64, len(codes))
+		for _, c := range codes {
+			in[c.code] = c.reqs
+		}
+		m[protoNames[p]] = in
 	}
-	return t
+	return m
 }
 
 // boxes adds Kiali's compound nodes for boxBy (cluster, then namespace,

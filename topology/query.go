@@ -94,10 +94,9 @@ func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
 			continue
 		}
 		r := float64(dep.CallCount) / d.Seconds()
-		e := &edge{src: src, dst: dst, proto: "http", rate: r, spans: true, codes: map[string]map[string]float64{}, hosts: map[string]map[string]float64{}}
-		b.edges[edgeKey{src.data.ID, dst.data.ID, "http"}] = e
-		src.out["http"] += r
-		dst.in["http"] += r
+		b.edges[edgeKey{src, dst, "http"}] = &edge{src: src, dst: dst, proto: "http", rate: r, spans: true}
+		src.out[pHTTP] += r
+		dst.in[pHTTP] += r
 		dst.hasIn = true
 	}
 }
@@ -106,15 +105,15 @@ func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
 // service node, that metrics drew for a span call.
 func (b *builder) findPath(src, dst *node) []*edge {
 	for _, p := range []string{"http", "grpc", "tcp"} {
-		if e := b.edges[edgeKey{src.data.ID, dst.data.ID, p}]; e != nil {
+		if e := b.edges[edgeKey{src, dst, p}]; e != nil {
 			return []*edge{e}
 		}
 	}
 	for k, e := range b.edges {
-		if k.src != src.data.ID || e.dst.data.NodeType != NodeTypeService {
+		if k.src != src || e.dst.data.NodeType != NodeTypeService {
 			continue
 		}
-		if e2 := b.edges[edgeKey{e.dst.data.ID, dst.data.ID, k.proto}]; e2 != nil {
+		if e2 := b.edges[edgeKey{e.dst, dst, k.proto}]; e2 != nil {
 			return []*edge{e, e2}
 		}
 	}
@@ -122,7 +121,8 @@ func (b *builder) findPath(src, dst *node) []*edge {
 }
 
 // nodesByName indexes the metrics nodes by app, workload and service name,
-// first one (in identity order) winning.
+// first one (apps and workloads before services, then nameOrder)
+// winning.
 func (b *builder) nodesByName() map[string]*node {
 	m := map[string]*node{}
 	for _, n := range b.nodes {
@@ -131,7 +131,7 @@ func (b *builder) nodesByName() map[string]*node {
 				continue
 			}
 			if cur := m[name]; cur == nil || spanRank(n) < spanRank(cur) ||
-				(spanRank(n) == spanRank(cur) && n.data.ID < cur.data.ID) {
+				(spanRank(n) == spanRank(cur) && nameOrder(n) < nameOrder(cur)) {
 				m[name] = n
 			}
 		}
@@ -155,6 +155,12 @@ func (b *builder) spanWanted(byName map[string]*node, svc string) bool {
 	return b.nsSet[ns]
 }
 
+// nameOrder breaks ties between nodes of one name by what a reader sees
+// (namespace, workload, version), so the choice survives id changes.
+func nameOrder(n *node) string {
+	return n.data.Namespace + "\x00" + n.data.Workload + "\x00" + n.data.Version + "\x00" + n.data.Service
+}
+
 // spanRank prefers the nodes that run code (apps, workloads) to
 // services when a span service name matches both.
 func spanRank(n *node) int {
@@ -176,7 +182,9 @@ func (b *builder) spanNode(byName map[string]*node, svc string) *node {
 	if n := byName[name]; n != nil {
 		return n
 	}
-	n := b.getNode("span|"+ns+"|"+name, NodeData{NodeType: NodeTypeApp, Cluster: "unknown", Namespace: ns, App: name})
+	n := b.getNode(nodeKey{"span", "", ns, name, ""}, func() NodeData {
+		return NodeData{NodeType: NodeTypeApp, Cluster: "unknown", Namespace: ns, App: name}
+	})
 	byName[svc] = n
 	return n
 }

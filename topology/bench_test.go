@@ -1,0 +1,126 @@
+package topology
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+)
+
+// syntheticMesh is n services of 2 versions each over 10 namespaces; each
+// workload calls two other services (one version each): ~2 edges per
+// workload, 4n series. Every series gets a request each minute of the
+// last 10m, both reporters.
+func syntheticMesh(n int, now time.Time) [][]metrics.Request {
+	peer := func(i, v int) metrics.Peer {
+		app, ns := "svc"+strconv.Itoa(i), "ns"+strconv.Itoa(i%10)
+		ver := "v" + strconv.Itoa(v+1)
+		return metrics.Peer{Workload: app + "-" + ver, Namespace: ns, App: app, Version: ver,
+			Principal: "spiffe://cluster.local/ns/" + ns + "/sa/" + app, CanonicalService: app, CanonicalRevision: ver, Cluster: "east"}
+	}
+	var batches [][]metrics.Request
+	for m := range 10 {
+		at := now.Add(-time.Duration(m)*time.Minute - 5*time.Second)
+		var batch []metrics.Request
+		for i := range n {
+			for v := range 2 {
+				for j, to := range []int{(i + 1) % n, (i*7 + 3) % n} {
+					dst := peer(to, (v+j)%2)
+					code := 200
+					if (i+m)%50 == 0 {
+						code = 503
+					}
+					r := metrics.Request{Time: at, Reporter: metrics.ReporterSource, Source: peer(i, v), Dest: dst,
+						DestinationService: dst.App + "." + dst.Namespace + ".svc.cluster.local", DestinationServiceName: dst.App,
+						DestinationServiceNamespace: dst.Namespace, Protocol: metrics.ProtocolHTTP, ResponseCode: code,
+						ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls", Duration: time.Duration(5+i%40) * time.Millisecond,
+						RequestBytes: 200, ResponseBytes: 2000}
+					batch = append(batch, r)
+					r.Reporter = metrics.ReporterDestination
+					batch = append(batch, r)
+				}
+			}
+		}
+		batches = append(batches, batch)
+	}
+	return batches
+}
+
+func benchGraph(b *testing.B, n int) (*Graph, time.Time) {
+	b.Helper()
+	now := fixtureNow
+	g, err := New(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	g.now = func() time.Time { return now }
+	g.started = now.Add(-time.Hour)
+	for _, batch := range syntheticMesh(n, now) {
+		if err := g.ConsumeRequests(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return g, now
+}
+
+// reportLatency adds p50/p99 in ms of the timed iterations.
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
+	b.ReportMetric(q(0.5), "p50-ms")
+	b.ReportMetric(q(0.99), "p99-ms")
+}
+
+// BenchmarkGraph is one /api/namespaces/graph computation (every
+// namespace, workload graph, default appenders, 10m) from memory.
+func BenchmarkGraph(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			g, now := benchGraph(b, n)
+			o := DefaultOptions()
+			o.QueryTime = now
+			b.ReportAllocs()
+			b.ResetTimer()
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				c, err := g.buildFrom(context.Background(), o, pathMemory)
+				if err != nil || len(c.Elements.Edges) < 4*n {
+					b.Fatalf("%v: %d edges", err, len(c.Elements.Edges))
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportLatency(b, lat)
+			b.ReportMetric(float64(4*n), "edges")
+		})
+	}
+}
+
+// BenchmarkStreamUpdate is one broadcaster tick that found a change:
+// build, canonical form, compare, encode and frame the event.
+func BenchmarkStreamUpdate(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			g, _ := benchGraph(b, n)
+			o := DefaultOptions()
+			o.Refresh = time.Nanosecond // no cache hits: every tick computes
+			bc := &broadcaster{g: g, key: o.key(), o: o, subs: map[*subscriber]struct{}{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				if bc.tick(context.Background(), nil) == nil {
+					b.Fatal("no graph")
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportLatency(b, lat)
+			b.ReportMetric(float64(len(bc.last)), "event-bytes")
+		})
+	}
+}
