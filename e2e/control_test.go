@@ -12,9 +12,11 @@ import (
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -118,17 +120,31 @@ func xdsClient(t *testing.T, xdsAddr, workload, target string) *grpc.ClientConn 
 func split(t *testing.T, cc *grpc.ClientConn, n int, md ...string) map[string]int {
 	t.Helper()
 	counts := map[string]int{}
+	retries := 0
 	for range n {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		if len(md) > 0 {
-			ctx = metadata.AppendToOutgoingContext(ctx, md...)
+		for attempt := 0; ; attempt++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if len(md) > 0 {
+				ctx = metadata.AppendToOutgoingContext(ctx, md...)
+			}
+			out, err := demo.Call(ctx, cc, "reviews", nil, grpc.WaitForReady(true))
+			cancel()
+			// While a route moves between clusters grpc-go can fail a call
+			// with "unknown cluster selected" once; a real client retries.
+			if status.Code(err) == codes.Unavailable && attempt < 3 {
+				retries++
+				time.Sleep(20 * time.Millisecond)
+				continue
+			}
+			if err != nil {
+				t.Fatalf("call: %v", err)
+			}
+			counts[out.Fields["version"].GetStringValue()]++
+			break
 		}
-		out, err := demo.Call(ctx, cc, "reviews", nil, grpc.WaitForReady(true))
-		cancel()
-		if err != nil {
-			t.Fatalf("call: %v", err)
-		}
-		counts[out.Fields["version"].GetStringValue()]++
+	}
+	if retries > n/100+1 {
+		t.Fatalf("%d of %d calls needed a retry", retries, n)
 	}
 	return counts
 }

@@ -74,7 +74,7 @@ func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *i
 	args := append([]string{sub,
 		"--config", configPath, "--data-dir", in.DataDir,
 		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-		"--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--metrics.interval", "1s", "--rules.interval", "1s",
+		"--otlp-grpc-addr", "127.0.0.1:0", "--otlp-http-addr", "127.0.0.1:0", "--zipkin-addr", "127.0.0.1:0", "--metrics.interval", "1s", "--rules.interval", "1s",
 		"--log.format", "json", "--log.level", "info"}, extra...)
 	in.cmd = exec.Command(binary, args...)
 	in.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -124,7 +124,7 @@ func (in *instance) readLogs(r io.Reader, addrs chan<- [2]string) {
 			continue
 		}
 		var rec struct {
-			Msg  string `json:"msg"`
+			Msg    string `json:"msg"`
 			HTTP string `json:"http"`
 			GRPC string `json:"grpc"`
 		}

@@ -84,6 +84,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	a.xds = xds.New(xds.Config{}, logger.With("component", "xds"), reg)
 	a.grpc = grpc.NewServer(
 		grpc.MaxConcurrentStreams(1<<20),
+		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	a.xds.Register(a.grpc)

@@ -16,6 +16,8 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/tracing/query"
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // telemetryFlags are run's telemetry flags.
@@ -29,6 +31,8 @@ type telemetryFlags struct {
 	rulesInterval      time.Duration
 	alertmanagerURLs   []string
 	remoteWriteURLs    []string
+	zipkinAddr         string
+	retentionTraces    string
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
@@ -41,6 +45,8 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
+	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
+	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
 }
 
 // telemetry is the assembled telemetry side: storage, aggregation, the
@@ -51,10 +57,13 @@ type telemetry struct {
 	engine   *metrics.Engine
 	rules    *metrics.Rules
 	remote   *metrics.RemoteWrite
+	traces   *store.Durable
 	otlpGRPC *grpc.Server
 	otlpHTTP *http.Server
 	otlpGLis net.Listener
 	otlpHLis net.Listener
+	zipkin   *http.Server
+	zipLis   net.Listener
 }
 
 func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
@@ -114,12 +123,17 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	ingest.Register(a.mux)
 	ingest.RegisterOTLPMetricsGRPC(a.grpc)
+	traces, err := a.newTraces(t, f)
+	if err != nil {
+		return nil, err
+	}
 	if f.otlpGRPCAddr != "" {
 		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
 			return nil, fmt.Errorf("--otlp-grpc-addr: %w", err)
 		}
-		t.otlpGRPC = grpc.NewServer()
+		t.otlpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes))
 		ingest.RegisterOTLPMetricsGRPC(t.otlpGRPC)
+		traces.RegisterGRPC(t.otlpGRPC)
 	}
 	if f.otlpHTTPAddr != "" {
 		if t.otlpHLis, err = net.Listen("tcp", f.otlpHTTPAddr); err != nil {
@@ -127,10 +141,44 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("POST "+metrics.OTLPMetricsPath, ingest.OTLPHandler())
+		mux.Handle(receiver.OTLPTracesPath, traces.OTLPHandler())
 		t.otlpHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	}
+	if f.zipkinAddr != "" {
+		if t.zipLis, err = net.Listen("tcp", f.zipkinAddr); err != nil {
+			return nil, fmt.Errorf("--zipkin-addr: %w", err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle(receiver.ZipkinSpansPath, traces.ZipkinHandler())
+		t.zipkin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
 	ok = true
 	return t, nil
+}
+
+// maxMessageBytes bounds one gRPC message (OTLP batches, ALS batches).
+const maxMessageBytes = 16 << 20
+
+// newTraces opens the trace store and builds the receivers and the Jaeger
+// query API on it.
+func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver, error) {
+	retention, err := model.ParseDuration(f.retentionTraces)
+	if err != nil {
+		return nil, fmt.Errorf("--retention.traces: %w", err)
+	}
+	logger := a.logger.With("component", "traces")
+	if t.traces, err = store.Open(store.Config{DataDir: a.flags.dataDir, Retention: retention}, logger, a.reg); err != nil {
+		return nil, err
+	}
+	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{
+		Overloaded: func(err error) bool { return errors.Is(err, store.ErrOverloaded) },
+	}, t.traces, logger, a.reg)
+	if err != nil {
+		return nil, err
+	}
+	tr.RegisterGRPC(a.grpc)
+	query.New(t.traces, logger).Register(a.mux)
+	return tr, nil
 }
 
 // actors are the telemetry's long-running parts for the run group.
@@ -146,14 +194,22 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 		acts = append(acts, actor{func() error { return t.otlpGRPC.Serve(t.otlpGLis) }, func(error) { t.otlpGRPC.Stop() }})
 	}
 	if t.otlpHTTP != nil {
-		acts = append(acts, actor{func() error {
-			if err := t.otlpHTTP.Serve(t.otlpHLis); !errors.Is(err, http.ErrServerClosed) {
-				return err
-			}
-			return nil
-		}, func(error) { _ = t.otlpHTTP.Close() }})
+		acts = append(acts, httpActor(t.otlpHTTP, t.otlpHLis))
+	}
+	if t.zipkin != nil {
+		acts = append(acts, httpActor(t.zipkin, t.zipLis))
 	}
 	return acts
+}
+
+// httpActor serves srv on lis until interrupted.
+func httpActor(srv *http.Server, lis net.Listener) actor {
+	return actor{func() error {
+		if err := srv.Serve(lis); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) { _ = srv.Close() }}
 }
 
 // addrs are the telemetry listeners' addresses, for the start-up log line.
@@ -164,6 +220,9 @@ func (t *telemetry) addrs() []any {
 	}
 	if t.otlpHLis != nil {
 		out = append(out, "otlpHTTP", t.otlpHLis.Addr().String())
+	}
+	if t.zipLis != nil {
+		out = append(out, "zipkin", t.zipLis.Addr().String())
 	}
 	return out
 }
@@ -178,6 +237,12 @@ func (t *telemetry) close() {
 	}
 	if t.otlpHLis != nil {
 		t.otlpHLis.Close()
+	}
+	if t.zipLis != nil {
+		t.zipLis.Close()
+	}
+	if t.traces != nil {
+		_ = t.traces.Close()
 	}
 	if t.storage != nil {
 		_ = t.storage.Close()
