@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 
 // instance is one running glassmesh process.
 type instance struct {
-	t testing.TB
+	t        testing.TB
 	cmd      *exec.Cmd
 	HTTPAddr string // host:port of the HTTP API
 	GRPCAddr string // host:port of the xDS server
@@ -124,7 +124,7 @@ func (in *instance) readLogs(r io.Reader, addrs chan<- [2]string) {
 			continue
 		}
 		var rec struct {
-			Msg    string `json:"msg"`
+			Msg  string `json:"msg"`
 			HTTP string `json:"http"`
 			GRPC string `json:"grpc"`
 		}
