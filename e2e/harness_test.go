@@ -43,11 +43,12 @@ func TestMain(m *testing.M) {
 
 // instance is one running glassmesh process.
 type instance struct {
-	t        testing.TB
-	cmd      *exec.Cmd
-	HTTPAddr string // host:port of the HTTP API
-	GRPCAddr string // host:port of the xDS server
-	DataDir  string
+	t          testing.TB
+	cmd        *exec.Cmd
+	HTTPAddr   string // host:port of the HTTP API
+	GRPCAddr   string // host:port of the xDS server
+	ZipkinAddr string // host:port of the Zipkin receiver
+	DataDir    string
 
 	mu   sync.Mutex
 	logs []string
@@ -85,12 +86,12 @@ func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *i
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addrs := make(chan [2]string, 1)
+	addrs := make(chan [3]string, 1)
 	go in.readLogs(stderr, addrs)
 	t.Cleanup(func() { in.stop() })
 	select {
 	case a := <-addrs:
-		in.HTTPAddr, in.GRPCAddr = a[0], a[1]
+		in.HTTPAddr, in.GRPCAddr, in.ZipkinAddr = a[0], a[1], a[2]
 	case <-in.done:
 		t.Fatalf("glassmesh exited early:\n%s", in.Logs())
 	case <-time.After(30 * time.Second):
@@ -110,7 +111,7 @@ func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *i
 	return in
 }
 
-func (in *instance) readLogs(r io.Reader, addrs chan<- [2]string) {
+func (in *instance) readLogs(r io.Reader, addrs chan<- [3]string) {
 	defer close(in.done)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -124,12 +125,13 @@ func (in *instance) readLogs(r io.Reader, addrs chan<- [2]string) {
 			continue
 		}
 		var rec struct {
-			Msg  string `json:"msg"`
-			HTTP string `json:"http"`
-			GRPC string `json:"grpc"`
+			Msg    string `json:"msg"`
+			HTTP   string `json:"http"`
+			GRPC   string `json:"grpc"`
+			Zipkin string `json:"zipkin"`
 		}
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "glassmesh starting" {
-			addrs <- [2]string{rec.HTTP, rec.GRPC}
+			addrs <- [3]string{rec.HTTP, rec.GRPC, rec.Zipkin}
 			sent = true
 		}
 	}
