@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"cmp"
 	"fmt"
 	"math"
 	"slices"
@@ -63,23 +62,42 @@ func (b *builder) emit(tols []Tolerance, at time.Time) *Cytoscape {
 	h := newHealthRater(tols)
 	out := &Cytoscape{Timestamp: at.Unix(), Duration: int64(b.o.Duration.Seconds()), GraphType: b.o.GraphType,
 		Elements: Elements{Nodes: make([]*NodeWrapper, 0, len(b.nodes)), Edges: make([]*EdgeWrapper, 0, len(b.edges))}}
+	// One allocation per kind instead of one per element: GC time is
+	// most of a big graph's cost.
+	ews := make([]EdgeWrapper, 0, len(b.edges))
 	for _, e := range b.edges {
-		out.Elements.Edges = append(out.Elements.Edges, &EdgeWrapper{Data: b.edgeData(e, h)})
+		ews = append(ews, EdgeWrapper{Data: b.edgeData(e, h)})
+		out.Elements.Edges = append(out.Elements.Edges, &ews[len(ews)-1])
 	}
+	nws := make([]NodeWrapper, 0, len(b.nodes))
 	for _, n := range b.nodes {
-		out.Elements.Nodes = append(out.Elements.Nodes, &NodeWrapper{Data: b.nodeData(n, h)})
+		nws = append(nws, NodeWrapper{Data: b.nodeData(n, h)})
+		out.Elements.Nodes = append(out.Elements.Nodes, &nws[len(nws)-1])
 	}
 	out.Elements.Nodes = append(out.Elements.Nodes, b.boxes(out.Elements.Nodes)...)
-	slices.SortFunc(out.Elements.Nodes, func(x, y *NodeWrapper) int {
-		a, c := x.Data, y.Data
-		return cmp.Or(cmp.Compare(a.Namespace, c.Namespace), cmp.Compare(c.IsBox, a.IsBox), cmp.Compare(a.App, c.App),
-			cmp.Compare(a.Version, c.Version), cmp.Compare(a.Service, c.Service), cmp.Compare(a.Workload, c.Workload),
-			cmp.Compare(a.ID, c.ID))
-	})
+	slices.SortFunc(out.Elements.Nodes, func(x, y *NodeWrapper) int { return compareNodes(x.Data, y.Data) })
 	slices.SortFunc(out.Elements.Edges, func(x, y *EdgeWrapper) int {
-		return cmp.Or(cmp.Compare(x.Data.Source, y.Data.Source), cmp.Compare(x.Data.Target, y.Data.Target), cmp.Compare(x.Data.ID, y.Data.ID))
+		if c := strings.Compare(x.Data.Source, y.Data.Source); c != 0 {
+			return c
+		}
+		if c := strings.Compare(x.Data.Target, y.Data.Target); c != 0 {
+			return c
+		}
+		return strings.Compare(x.Data.ID, y.Data.ID)
 	})
 	return out
+}
+
+// compareNodes is Kiali's node order (namespace, boxes first, app,
+// version, service, workload), then id; fields are compared lazily.
+func compareNodes(a, c *NodeData) int {
+	for _, p := range [...][2]string{{a.Namespace, c.Namespace}, {c.IsBox, a.IsBox}, {a.App, c.App},
+		{a.Version, c.Version}, {a.Service, c.Service}, {a.Workload, c.Workload}} {
+		if r := strings.Compare(p[0], p[1]); r != 0 {
+			return r
+		}
+	}
+	return strings.Compare(a.ID, c.ID)
 }
 
 // edgeData is one edge's JSON.
@@ -133,22 +151,33 @@ func (b *builder) edgeData(e *edge, h *healthRater) *EdgeData {
 }
 
 // responses is Kiali's responses map: per code, the percentage of the
-// edge's requests by flags and by host.
+// edge's requests by flags and by host. An edge has few (code, flags,
+// host) entries, so sums are found by rescanning them.
 func responses(e *edge) Responses {
 	rs := make(Responses, 2)
-	sums := map[[2]string]float64{}
 	for _, c := range e.resp {
-		if rs[c.code] == nil {
-			rs[c.code] = &ResponseDetail{Flags: map[string]string{}, Hosts: map[string]string{}}
+		rd := rs[c.code]
+		if rd == nil {
+			rd = &ResponseDetail{Flags: make(map[string]string, 1), Hosts: make(map[string]string, 1)}
+			rs[c.code] = rd
 		}
-		sums[[2]string{c.code, "f" + c.flags}] += c.reqs
-		sums[[2]string{c.code, "h" + c.host}] += c.reqs
-	}
-	for k, v := range sums {
-		if k[1][0] == 'f' {
-			rs[k[0]].Flags[k[1][1:]] = pct(v, e.reqs)
-		} else {
-			rs[k[0]].Hosts[k[1][1:]] = pct(v, e.reqs)
+		if _, done := rd.Flags[c.flags]; !done {
+			sum := 0.0
+			for _, o := range e.resp {
+				if o.code == c.code && o.flags == c.flags {
+					sum += o.reqs
+				}
+			}
+			rd.Flags[c.flags] = pct(sum, e.reqs)
+		}
+		if _, done := rd.Hosts[c.host]; !done {
+			sum := 0.0
+			for _, o := range e.resp {
+				if o.code == c.code && o.host == c.host {
+					sum += o.reqs
+				}
+			}
+			rd.Hosts[c.host] = pct(sum, e.reqs)
 		}
 	}
 	return rs
