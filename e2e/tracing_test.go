@@ -129,7 +129,9 @@ func TestTracesFromOTLPAndZipkin(t *testing.T) {
 		_, late := tracer(t, "details", otlp).Start(ctx, "details.Get")
 		late.End() // acknowledged: WithSyncer returns after the export answered
 		gm.kill()
+		t0 := time.Now()
 		gm2 := startIn(t, dir, dataDir)
+		t.Logf("restarted in %s", time.Since(t0))
 		eventually(t, 10*time.Second, func() error {
 			jt, _ := gm2.trace(t, id)
 			if len(jt.Data) != 1 || len(jt.Data[0].Spans) != 5 {
