@@ -382,3 +382,74 @@ func TestDurableAgreesWithMemory(t *testing.T) {
 		}
 	}
 }
+
+func TestDurableHeadStaysBoundedAndCutsEarly(t *testing.T) {
+	const maxHead = 256 << 10
+	d := openTest(t, Config{MaxHeadBytes: maxHead})
+	g := newGen(time.Now().Add(-time.Minute))
+	for i := range 100 {
+		batch := g.batch(i, 10)
+		waitFor(t, "the write to be accepted", func() bool {
+			err := d.WriteTraces(context.Background(), batch)
+			if err != nil && !errors.Is(err, ErrOverloaded) {
+				t.Fatal(err)
+			}
+			return err == nil
+		})
+		if _, bytes, _ := d.head.stats(); bytes > maxHead+100<<10 {
+			t.Fatalf("head of %d bytes with a %d limit", bytes, maxHead)
+		}
+	}
+	waitFor(t, "the last cut to finish", func() bool {
+		d.mu.RLock()
+		defer d.mu.RUnlock()
+		return d.cutting == nil
+	})
+	if n := numBlocks(d); n < 3 {
+		t.Errorf("%d blocks cut early", n)
+	}
+	for _, n := range []int{0, 500, 999} {
+		if got, _ := getSpans(t, d, TraceRequest{TraceID: genTraceID(n)}); got != 8 {
+			t.Errorf("trace %d has %d spans", n, got)
+		}
+	}
+}
+
+// TestDurableCrashAfterBlockBeforeWALRemoval replays a WAL whose records
+// are already in a block, as a crash between the two leaves it: no span
+// may come back twice.
+func TestDurableCrashAfterBlockBeforeWALRemoval(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir()}
+	walDir := filepath.Join(cfg.DataDir, "traces", "wal")
+	d := openTest(t, cfg)
+	f := newFixture()
+	writeAll(t, d, f.batches()...)
+	_ = d.Close()
+	saved := t.TempDir()
+	copyDir(t, walDir, saved)
+	d = openTest(t, cfg)
+	d.cutNow()
+	_ = d.Close()
+	copyDir(t, saved, walDir)
+	d = openTest(t, cfg)
+	if n, _ := getSpans(t, d, TraceRequest{TraceID: f.t1}); n != 5 {
+		t.Errorf("trace 1 has %d spans, want 5", n)
+	}
+}
+
+func copyDir(t *testing.T, from, to string) {
+	t.Helper()
+	entries, err := os.ReadDir(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(from, e.Name()))
+		if err == nil {
+			err = os.WriteFile(filepath.Join(to, e.Name()), b, 0o644)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
