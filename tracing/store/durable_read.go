@@ -241,8 +241,9 @@ func (d *Durable) Operations(_ context.Context, q OperationQuery) ([]Operation, 
 
 // Dependencies counts cross-service calls whose child span started in
 // [start, end): exactly in the head, per second in blocks (computed when
-// the block was cut). A call whose parent and child spans fell into
-// different partitions is not counted.
+// the block was cut, so at a window's edges a call may count up to a second
+// off). A call whose parent and child spans fell into different partitions
+// (a trace written across a block cut) is not counted.
 func (d *Durable) Dependencies(_ context.Context, start, end time.Time) ([]Dependency, error) {
 	s := d.snapshot()
 	defer s.release()

@@ -13,8 +13,8 @@ import (
 )
 
 // Memory is a simple in-memory Reader and Writer for tests of other
-// packages: every query scans every trace. It holds at most MaxSpans spans;
-// beyond that the oldest-written traces are evicted whole.
+// packages: every query scans every trace. It holds at most the maxSpans
+// given to NewMemory; beyond that the oldest-written traces are evicted whole.
 type Memory struct {
 	maxSpans int
 
