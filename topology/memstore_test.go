@@ -2,6 +2,7 @@ package topology
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 )
@@ -68,5 +69,69 @@ func TestSeriesLimitDropsNewSeries(t *testing.T) {
 	}
 	if len(g.series) != 2 {
 		t.Errorf("%d series held, want the limit 2", len(g.series))
+	}
+}
+
+func TestIdleNodesAreSeriesQuietInTheWindow(t *testing.T) {
+	now := fixtureNow
+	g, err := New(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.now = func() time.Time { return now }
+	g.started = now.Add(-time.Hour)
+	calls := fixtureCalls()
+	ctx := context.Background()
+	if err := g.ConsumeRequests(ctx, requests(calls[6:7], now.Add(-30*time.Minute))); err != nil { // reviews-v1 → mysql, long ago
+		t.Fatal(err)
+	}
+	if err := g.ConsumeRequests(ctx, requests(calls[:1], now.Add(-time.Minute))); err != nil { // productpage → reviews-v1
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		query string
+		nodes []string
+	}{
+		{"appenders=idleNode", []string{"wk:mysql-v1(metrics)", "wk:productpage-v1(metrics)", "wk:reviews-v1(metrics)"}},
+		{"appenders=deadNode", []string{"wk:productpage-v1(metrics)", "wk:reviews-v1(metrics)"}},
+	} {
+		t.Run(tc.query, func(t *testing.T) {
+			c := buildFixture(t, g, tc.query, pathMemory)
+			nodes, edges, byLabel, _ := summary(c)
+			if !slices.Equal(nodes, tc.nodes) || len(edges) != 1 {
+				t.Fatalf("nodes %q edges %q", nodes, edges)
+			}
+			if m := byLabel["wk:mysql-v1"]; m != nil && (!m.IsIdle || m.Traffic != nil) {
+				t.Errorf("mysql isIdle=%v traffic=%v, want idle without traffic", m.IsIdle, m.Traffic)
+			}
+			if byLabel["wk:reviews-v1"].IsIdle {
+				t.Error("reviews-v1 had traffic in the window but is idle")
+			}
+		})
+	}
+}
+
+func TestSameParametersShareOneResultForARefreshInterval(t *testing.T) {
+	now := fixtureNow
+	g := newFixtureGraph(t, now)
+	g.now = func() time.Time { return now }
+	o := DefaultOptions()
+	ctx := context.Background()
+	a, err := g.Build(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(o.Refresh / 2)
+	if b, _ := g.Build(ctx, o); b != a {
+		t.Error("a second call within the refresh interval computed again")
+	}
+	o2 := o
+	o2.GraphType = GraphTypeApp
+	if c, _ := g.Build(ctx, o2); c == a {
+		t.Error("other parameters got the cached graph")
+	}
+	now = now.Add(o.Refresh)
+	if d, _ := g.Build(ctx, o); d == a {
+		t.Error("the cache outlived the refresh interval")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -131,7 +132,10 @@ func (b *broadcaster) tick(ctx context.Context, prev []byte) []byte {
 	if err != nil || bytes.Equal(canon, prev) {
 		return prev
 	}
-	data, _ := json.Marshal(res)
+	// The event is the canonical form with the real timestamp: one
+	// encoding instead of two.
+	const zero = `{"timestamp":0`
+	data := append([]byte(`{"timestamp":`+strconv.FormatInt(res.Timestamp, 10)), canon[len(zero):]...)
 	b.publish(frame("graph", data), true)
 	return canon
 }
