@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -52,10 +54,32 @@ const groupBy = "source_cluster,source_workload_namespace,source_workload,source
 	"request_protocol,response_code,grpc_response_status,response_flags,connection_security_policy"
 
 // countOnce selects each request once (DESIGN.md): reporter=source, plus
-// reporter=destination for callers outside the mesh.
-func countOnce(metric string, d time.Duration) string {
+// reporter=destination for callers outside the mesh. With namespaces it
+// selects only series touching them (as the graph's namespace filter
+// does), so the cost follows the series touched; "or" matches whole label
+// sets, so a series selected twice counts once.
+func countOnce(metric string, d time.Duration, namespaces []string) string {
 	w := strconv.FormatInt(int64(d.Seconds()), 10) + "s"
-	return fmt.Sprintf(`rate(%s{reporter="source"}[%s]) or rate(%s{reporter="destination",source_workload="unknown"}[%s])`, metric, w, metric, w)
+	sels := []string{`reporter="source"`, `reporter="destination",source_workload="unknown"`}
+	if len(namespaces) > 0 {
+		re := make([]string, len(namespaces))
+		for i, ns := range namespaces {
+			re[i] = regexp.QuoteMeta(ns)
+		}
+		m := strconv.Quote(strings.Join(re, "|"))
+		var ns []string
+		for _, sel := range sels {
+			for _, l := range []string{"source_workload_namespace", "destination_service_namespace", "destination_workload_namespace"} {
+				ns = append(ns, sel+","+l+"=~"+m)
+			}
+		}
+		sels = ns
+	}
+	parts := make([]string, len(sels))
+	for i, sel := range sels {
+		parts[i] = fmt.Sprintf("rate(%s{%s}[%s])", metric, sel, w)
+	}
+	return strings.Join(parts, " or ")
 }
 
 // promField says where one query's values go in a row.
@@ -94,14 +118,14 @@ func decumulate(h *[numBuckets]float64) {
 
 // promRows asks the Querier for the rates of every series over [end-d,
 // end], the same rates Kiali queries, one query per metric.
-func (g *Graph) promRows(ctx context.Context, end time.Time, d time.Duration) ([]row, error) {
+func (g *Graph) promRows(ctx context.Context, end time.Time, d time.Duration, namespaces []string) ([]row, error) {
 	acc := make(map[rowKey]*rowVals)
 	for _, f := range promFields {
 		by := groupBy
 		if f.le {
 			by += ",le"
 		}
-		q := fmt.Sprintf("sum by (%s) (%s)", by, countOnce(f.metric, d))
+		q := fmt.Sprintf("sum by (%s) (%s)", by, countOnce(f.metric, d, namespaces))
 		vec, err := g.q.Query(ctx, q, end)
 		if err != nil {
 			return nil, err

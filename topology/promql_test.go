@@ -53,7 +53,8 @@ func TestPromQLPathAgreesWithMemory(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, query := range []string{"graphType=workload", "graphType=app", "graphType=versionedApp", "graphType=service",
-		"graphType=workload&injectServiceNodes=true&responseTime=99", "graphType=app&rateTcp=total&rateGrpc=received&responseTime=50"} {
+		"graphType=workload&injectServiceNodes=true&responseTime=99", "graphType=app&rateTcp=total&rateGrpc=received&responseTime=50",
+		"namespaces=bookinfo&boxBy=app", "namespaces=other"} {
 		t.Run(query, func(t *testing.T) {
 			o := mustOptions(t, query)
 			o.QueryTime = at

@@ -50,7 +50,7 @@ func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) (*Cytos
 	label := "memory"
 	if mode == pathPromQL {
 		label = "promql"
-		rows, err := g.promRows(ctx, at, o.Duration)
+		rows, err := g.promRows(ctx, at, o.Duration, o.Namespaces)
 		if err != nil {
 			return nil, err
 		}
