@@ -161,8 +161,9 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Durable,
 	return d, nil
 }
 
-// loadBlocks opens every block and removes leftovers of interrupted cuts;
-// it returns the last WAL segment the blocks cover.
+// loadBlocks opens every readable block (logging the others) and removes
+// leftovers of interrupted cuts; it returns the last WAL segment the blocks
+// cover.
 func (d *Durable) loadBlocks() (int, error) {
 	if err := os.MkdirAll(d.blocksDir, 0o755); err != nil {
 		return 0, fmt.Errorf("trace store: %w", err)
@@ -178,10 +179,15 @@ func (d *Durable) loadBlocks() (int, error) {
 			_ = os.RemoveAll(dir)
 			continue
 		}
+		if !e.IsDir() {
+			continue
+		}
 		b, err := openBlock(dir)
 		if err != nil {
-			d.releaseBlocks()
-			return 0, fmt.Errorf("trace store: %w", err)
+			// One bad block must not take the rest offline; it stays on disk
+			// for inspection and its spans are not served.
+			d.logger.Error("skipping unreadable trace block", "dir", dir, "err", err)
+			continue
 		}
 		d.blocks = append(d.blocks, b)
 		covered = max(covered, b.meta.WALSegment)

@@ -453,3 +453,33 @@ func copyDir(t *testing.T, from, to string) {
 		}
 	}
 }
+
+func TestDurableSkipsACorruptBlock(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir()}
+	d := openTest(t, cfg)
+	f := newFixture()
+	b := f.batches()
+	writeAll(t, d, b[0])
+	d.cutNow()
+	writeAll(t, d, b[1])
+	d.cutNow()
+	dirs := blockDirs(d)
+	_ = d.Close()
+	if err := os.WriteFile(filepath.Join(dirs[0], indexFile), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d = openTest(t, cfg)
+	if n, _ := getSpans(t, d, TraceRequest{TraceID: f.t3}); n != 3 {
+		t.Errorf("trace 3 in the good block has %d spans", n)
+	}
+}
+
+func blockDirs(d *Durable) []string {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	var dirs []string
+	for _, b := range d.blocks {
+		dirs = append(dirs, b.dir)
+	}
+	return dirs
+}
