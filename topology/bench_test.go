@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/promql"
+
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -124,6 +126,54 @@ func BenchmarkStreamUpdate(b *testing.B) {
 			}
 			reportLatency(b, lat)
 			b.ReportMetric(float64(len(bc.last)), "event-bytes")
+		})
+	}
+}
+
+// BenchmarkGraphPromQL is the fallback path: the synthetic mesh written
+// through the metrics Aggregator into a TSDB, the graph built from
+// PromQL (the same rates Kiali queries).
+func BenchmarkGraphPromQL(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			st, err := metrics.OpenStorage(metrics.StorageConfig{DataDir: b.TempDir()}, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = st.Close() })
+			agg, err := metrics.NewAggregator(metrics.AggregatorConfig{}, st, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			for _, batch := range syntheticMesh(n, time.Now()) {
+				if err := agg.ConsumeRequests(ctx, batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := agg.Flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+			eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 5e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+			g, err := New(Config{PreferQuerier: true}, EngineQuerier{Engine: eng, Queryable: st.Queryable()}, nil, nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			o := DefaultOptions()
+			o.QueryTime = time.Now()
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var lat []time.Duration
+			for b.Loop() {
+				start := time.Now()
+				c, err := g.buildFrom(ctx, o, pathPromQL)
+				if err != nil || len(c.Elements.Edges) < 4*n {
+					b.Fatalf("%v: %d edges", err, len(c.Elements.Edges))
+				}
+				lat = append(lat, time.Since(start))
+			}
+			reportLatency(b, lat)
 		})
 	}
 }
