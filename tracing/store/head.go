@@ -123,7 +123,7 @@ type head struct {
 	traces   []*headTrace
 	byID     map[pcommon.TraceID]int32
 	post     map[string]*[]int32
-	keyVals  map[string]map[string]struct{}
+	keyVals  map[string][]string // values indexed exactly, per attribute key
 	overflow map[string]struct{}
 	ops      map[string]map[Operation]struct{}
 	svcIdx   map[string]uint32
@@ -142,7 +142,7 @@ func newHead(attrCap int, now time.Time) *head {
 		attrCap: attrCap, created: now,
 		byID:     make(map[pcommon.TraceID]int32),
 		post:     make(map[string]*[]int32),
-		keyVals:  make(map[string]map[string]struct{}),
+		keyVals:  make(map[string][]string),
 		overflow: make(map[string]struct{}),
 		ops:      make(map[string]map[Operation]struct{}),
 		svcIdx:   make(map[string]uint32),
@@ -226,24 +226,17 @@ func (h *head) postAttrs(attrs pcommon.Map, ord int32) {
 			continue
 		}
 		val := v.AsString()
-		if hasKey(h.overflow, k) {
+		switch {
+		case hasKey(h.overflow, k):
 			h.postTerm(ord, termHashed, k, valueBucket(val))
-			continue
+		case h.postTermIfKnown(ord, termAttr, k, val):
+		case len(h.keyVals[k]) >= h.attrCap || len(val) > maxValueLen:
+			h.overflowKey(k)
+			h.postTerm(ord, termHashed, k, valueBucket(val))
+		default:
+			h.keyVals[k] = append(h.keyVals[k], val)
+			h.postTerm(ord, termAttr, k, val)
 		}
-		vals := h.keyVals[k]
-		if !hasKey(vals, val) {
-			if len(vals) >= h.attrCap || len(val) > maxValueLen {
-				h.overflowKey(k)
-				h.postTerm(ord, termHashed, k, valueBucket(val))
-				continue
-			}
-			if vals == nil {
-				vals = make(map[string]struct{})
-				h.keyVals[k] = vals
-			}
-			vals[val] = struct{}{}
-		}
-		h.postTerm(ord, termAttr, k, val)
 	}
 }
 
@@ -252,7 +245,7 @@ func (h *head) postAttrs(attrs pcommon.Map, ord int32) {
 // are indexed by hash bucket, so the key costs at most hashBuckets terms,
 // and a query on it checks the traces of the value's bucket.
 func (h *head) overflowKey(k string) {
-	for v := range h.keyVals[k] {
+	for _, v := range h.keyVals[k] {
 		exact := termAttr + k + "\x00" + v
 		if l := h.post[exact]; l != nil {
 			for _, o := range *l {
@@ -272,7 +265,18 @@ func valueBucket(v string) string {
 	return strconv.Itoa(int(h.Sum32() % hashBuckets))
 }
 
+// postTerm adds ord to the posting list of a term, creating it if needed.
 func (h *head) postTerm(ord int32, kind string, parts ...string) {
+	h.post1(ord, true, kind, parts...)
+}
+
+// postTermIfKnown adds ord to the posting list of a term that exists and
+// reports whether it did.
+func (h *head) postTermIfKnown(ord int32, kind string, parts ...string) bool {
+	return h.post1(ord, false, kind, parts...)
+}
+
+func (h *head) post1(ord int32, create bool, kind string, parts ...string) bool {
 	b := append(h.scratch[:0], kind...)
 	for i, p := range parts {
 		if i > 0 {
@@ -283,15 +287,18 @@ func (h *head) postTerm(ord int32, kind string, parts ...string) {
 	h.scratch = b
 	l := h.post[string(b)] // no allocation for the lookup
 	if l == nil {
+		if !create {
+			return false
+		}
 		l = new([]int32)
 		h.post[string(b)] = l
 		h.bytes += termOverhead + int64(len(b))
 	}
-	if n := len(*l); n > 0 && (*l)[n-1] == ord {
-		return
+	if n := len(*l); n == 0 || (*l)[n-1] != ord {
+		*l = append(*l, ord)
+		h.bytes += postingBytes
 	}
-	*l = append(*l, ord)
-	h.bytes += postingBytes
+	return true
 }
 
 // isOverflow reports whether attribute key k is not indexed.
