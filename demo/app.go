@@ -25,6 +25,7 @@ type AppConfig struct {
 	FailRate   float64       // share of requests answered with UNAVAILABLE
 	Latency    time.Duration // added to every request
 	ReportAddr string        // glassmesh's --grpc-addr: calls are reported there (grpcreport); empty: not reported
+	Trace      TraceConfig   // where spans go
 }
 
 // reporter starts the app's call reporting to glassmesh, or returns nil
@@ -39,8 +40,8 @@ func reporter(app App, addr string, logger *slog.Logger) (*grpcreport.Reporter, 
 }
 
 // clientOptions are the dial options of an app's outbound calls.
-func clientOptions(r *grpcreport.Reporter) []grpc.DialOption {
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+func clientOptions(r *grpcreport.Reporter, tr *tracing) []grpc.DialOption {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, tr.dialOptions()...)
 	if r != nil {
 		opts = append(opts, grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor()),
 			grpc.WithChainStreamInterceptor(r.StreamClientInterceptor()))
@@ -62,7 +63,12 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 	if rep != nil {
 		defer rep.Close()
 	}
-	h, closeFn, err := newHandler(cfg, rep)
+	tr, err := newTracing(ctx, cfg.App, cfg.Trace, logger)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown()
+	h, closeFn, err := newHandler(cfg, rep, tr)
 	if err != nil {
 		return err
 	}
@@ -71,7 +77,7 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	var sopts []grpc.ServerOption
+	sopts := tr.serverOptions()
 	if rep != nil {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(rep.UnaryServerInterceptor()),
 			grpc.ChainStreamInterceptor(rep.StreamServerInterceptor()))
@@ -86,10 +92,10 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 	return srv.Serve(lis)
 }
 
-func newHandler(cfg AppConfig, rep *grpcreport.Reporter) (handler, func(), error) {
+func newHandler(cfg AppConfig, rep *grpcreport.Reporter, tr *tracing) (handler, func(), error) {
 	var conns []*grpc.ClientConn
 	dial := func(service string) (*grpc.ClientConn, error) {
-		cc, err := grpc.NewClient(Target(service), clientOptions(rep)...)
+		cc, err := grpc.NewClient(Target(service), clientOptions(rep, tr)...)
 		if err == nil {
 			conns = append(conns, cc)
 		}

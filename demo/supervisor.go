@@ -19,7 +19,8 @@ import (
 // pods are. A child that exits is started again after a second.
 type Supervisor struct {
 	Exe       string   // the glassmesh binary; children run `Exe demo-app ...`
-	XDSAddr   string   // where children reach glassmesh's xDS server
+	XDSAddr   string   // where children reach glassmesh's xDS server (and its ALS and OTLP)
+	ZipkinURL string   // glassmesh's Zipkin endpoint, for the B3 app; empty: it uses OTLP too
 	Apps      []App    // the workloads to run
 	RPS       float64  // traffic generator rate; 0 runs no traffic
 	ExtraArgs []string // passed to every child (log flags)
@@ -53,7 +54,7 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return fmt.Errorf("demo: bootstrap for %s: %w", c.name, err)
 		}
 		env := append(os.Environ(), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(bootstrap), "GRPC_XDS_BOOTSTRAP=")
-		args := append(c.args, "--report-addr", s.XDSAddr)
+		args := append(c.args, "--report-addr", s.XDSAddr, "--traces-otlp", s.XDSAddr, "--traces-zipkin", s.ZipkinURL)
 		args = append(args, s.ExtraArgs...)
 		wg.Add(1)
 		go func() {

@@ -18,19 +18,26 @@ type TrafficConfig struct {
 	TesterShare float64       // share of requests sent with x-user: tester
 	Report      time.Duration // how often to log what the traffic saw
 	ReportAddr  string        // glassmesh's --grpc-addr, where calls are reported
+	Trace       TraceConfig   // where spans go; each call is the root of a trace
 }
 
 // RunTraffic calls productpage through glassmesh at a steady rate until ctx
 // ends, and logs which reviews version answered, so a weight edit shows up.
 func RunTraffic(ctx context.Context, cfg TrafficConfig, logger *slog.Logger) error {
-	rep, err := reporter(App{Service: TrafficGenerator, Version: "v1"}, cfg.ReportAddr, logger)
+	me := App{Service: TrafficGenerator, Version: "v1"}
+	rep, err := reporter(me, cfg.ReportAddr, logger)
 	if err != nil {
 		return err
 	}
 	if rep != nil {
 		defer rep.Close()
 	}
-	cc, err := grpc.NewClient(Target("productpage"), clientOptions(rep)...)
+	tr, err := newTracing(ctx, me, cfg.Trace, logger)
+	if err != nil {
+		return err
+	}
+	defer tr.shutdown()
+	cc, err := grpc.NewClient(Target("productpage"), clientOptions(rep, tr)...)
 	if err != nil {
 		return err
 	}

@@ -47,4 +47,24 @@ func TestDemo(t *testing.T) {
 			return nil
 		})
 	})
+	t.Run("a trace stitches productpage, reviews and the B3 app ratings under one root", func(t *testing.T) {
+		eventually(t, 60*time.Second, func() error {
+			var res jaegerTrace
+			gm.getJSON(t, "/api/traces?service=ratings&limit=5", &res)
+			for _, tr := range res.Data {
+				services := map[string]bool{}
+				roots := 0
+				for _, s := range tr.Spans {
+					services[tr.Processes[s.ProcessID].ServiceName] = true
+					if len(s.References) == 0 {
+						roots++
+					}
+				}
+				if len(tr.Spans) >= 5 && roots == 1 && services["productpage"] && services["reviews"] && services["ratings"] {
+					return nil
+				}
+			}
+			return fmt.Errorf("no stitched trace among %d", len(res.Data))
+		})
+	})
 }

@@ -63,7 +63,7 @@ func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Wr
 	}
 	fmt.Fprintf(out, "[2/4] control plane: xDS on %s, HTTP on %s\n", a.grpcLis.Addr(), a.httpLis.Addr())
 	sup := &demo.Supervisor{
-		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), Apps: apps, RPS: rps,
+		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), ZipkinURL: a.tel.zipkinURL(), Apps: apps, RPS: rps,
 		ExtraArgs: []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
 		Logger:    logger.With("component", "demo"),
 	}
@@ -125,7 +125,7 @@ func newDemoAppCmd() *cobra.Command {
 				return err
 			}
 			if traffic {
-				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05, ReportAddr: cfg.ReportAddr},
+				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05, ReportAddr: cfg.ReportAddr, Trace: cfg.Trace},
 					logger.With("workload", demo.TrafficGenerator))
 			}
 			return demo.RunApp(cmd.Context(), cfg, logger.With("workload", cfg.App.Name()))
@@ -139,6 +139,8 @@ func newDemoAppCmd() *cobra.Command {
 	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every request")
 	fs.BoolVar(&traffic, "traffic", false, "run the traffic generator instead of an app")
 	fs.StringVar(&cfg.ReportAddr, "report-addr", "", "glassmesh's gRPC address to report calls to")
+	fs.StringVar(&cfg.Trace.OTLPAddr, "traces-otlp", "", "OTLP/gRPC address to send spans to")
+	fs.StringVar(&cfg.Trace.ZipkinURL, "traces-zipkin", "", "Zipkin endpoint the B3 app (ratings) sends spans to")
 	fs.Float64Var(&rps, "rps", 20, "traffic generator rate")
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format")

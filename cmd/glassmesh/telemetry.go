@@ -227,6 +227,14 @@ func (t *telemetry) addrs() []any {
 	return out
 }
 
+// zipkinURL is where a local app posts Zipkin spans, or "" when disabled.
+func (t *telemetry) zipkinURL() string {
+	if t.zipLis == nil {
+		return ""
+	}
+	return "http://" + dialAddr(t.zipLis.Addr()) + receiver.ZipkinSpansPath
+}
+
 // close releases what newTelemetry opened; the run group has stopped.
 func (t *telemetry) close() {
 	if t.engine != nil {
