@@ -1,8 +1,3 @@
-// Package topology is glassmesh's live service graph: it keeps in-memory
-// edge aggregates fed by the request pipeline (falling back to PromQL over
-// the istio_* series), adds the service graph of the spans, and serves both
-// as Kiali's cytoscape JSON on /api/namespaces/graph and as server-sent
-// events on /api/graph/stream.
 package topology
 
 // The types below mirror Kiali's graph JSON (graph/config/cytoscape) field

@@ -1,0 +1,70 @@
+// Package topology is glassmesh's live service graph: it keeps in-memory
+// edge aggregates fed by the request pipeline (falling back to PromQL over
+// the istio_* series), adds the service graph of the spans, and serves both
+// as Kiali's cytoscape JSON on /api/namespaces/graph and as server-sent
+// events on /api/graph/stream.
+//
+// # Data
+//
+// Graph is a metrics.RequestConsumer. It keeps the requests DESIGN.md's
+// count-once rule selects (reporter=source, plus reporter=destination when
+// source_workload is unknown) as one series per Istio label set without
+// the reporter. A series holds cumulative totals and a snapshot of them at
+// the start of each BucketWidth (10s) it saw traffic in; the traffic of a
+// window is the difference of two snapshots, found by binary search, so a
+// graph costs O(series touched × log history), never a walk of the
+// history. Run thins snapshots older than FineWindow (10m) to one per
+// CoarseWidth (1m) and forgets history older than MaxWindow (1h).
+//
+// Windows the memory does not hold (longer than MaxWindow, older than the
+// process, or every window with Config.PreferQuerier) are read through a
+// Querier with the rates Kiali queries: sum by (labels) (rate(...[d])) of
+// istio_requests_total, the duration histogram and sums, the byte sums and
+// istio_tcp_*_bytes_total. Both paths give the same graph (tested within
+// ±1% over a TSDB written by telemetry/metrics' Aggregator), including
+// response-time quantiles: the in-memory histograms use Istio's buckets and
+// histogram_quantile's interpolation.
+//
+// Span dependencies (tracing/store's Reader.Dependencies) join the graph by
+// service name: a span service is the node of the same app, workload or
+// service name that metrics drew (apps and workloads first, ties broken by
+// namespace, workload, version); otherwise an app node in the namespace
+// after the first "." of the name, or "unknown". Such nodes and edges have
+// dataSource "spans"; edges seen by both "both". Span-only edges are HTTP,
+// rated by call count over the window.
+//
+// # Kiali rules implemented
+//
+// Graph types app, versionedApp, workload (default) and service; a node
+// without app label falls back to its workload node; traffic without a
+// source workload comes from the single "unknown" node; a destination
+// without workload is its service node. injectServiceNodes puts the
+// service node between caller and workload. boxBy app|namespace|cluster
+// adds compound nodes (app boxes only for two or more members, as Kiali).
+// Appenders: responseTime (avg|50|95|99, ms), throughput (request|response,
+// bytes/s), securityPolicy (isMTLS = percent of the edge's traffic with
+// mutual TLS, plus principals), deadNode (drops series without traffic),
+// idleNode (nodes of series that had traffic in memory before the window
+// but none in it), health (healthData plus glassmesh's healthStatus, from
+// Tolerances; Kiali's defaults). Rates are strings with Kiali's precision;
+// ids are md5 of the node identity and of "source.target.protocol".
+//
+// # Wiring (cmd/glassmesh)
+//
+//	g, err := topology.New(topology.Config{PreferQuerier: queryURL != ""},
+//		topology.EngineQuerier{Engine: engine.PromQL(), Queryable: storage.Queryable()},
+//		spanReader, logger.With("component", "topology"), reg)
+//	consumers = append(consumers, g) // the pipeline's fan-out
+//	g.Register(mux)                  // on --http-addr
+//	// run group: execute g.Run(ctx), interrupt cancels ctx;
+//	// after the HTTP server has shut down: g.Close()
+//
+// # Not done
+//
+// There is no registry lookup: isDead, isOutOfMesh, service entries,
+// virtual service flags and Kiali's "unused" nodes need the mesh model,
+// which topology may not import. gRPC sent/received rates use request and
+// response bytes (glassmesh records no gRPC message counts). A Querier for
+// --metrics.query-url (an HTTP Prometheus client) is left to the cmd
+// wiring.
+package topology
