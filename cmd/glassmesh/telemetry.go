@@ -122,7 +122,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		return nil, err
 	}
 	ingest.Register(a.mux)
-	ingest.RegisterOTLPMetricsGRPC(a.grpc)
+	receiver.RegisterOTLPMetricsGRPC(a.grpc, ingest.OTLPGRPC())
 	traces, err := a.newTraces(t, f)
 	if err != nil {
 		return nil, err
@@ -132,7 +132,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 			return nil, fmt.Errorf("--otlp-grpc-addr: %w", err)
 		}
 		t.otlpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes))
-		ingest.RegisterOTLPMetricsGRPC(t.otlpGRPC)
+		receiver.RegisterOTLPMetricsGRPC(t.otlpGRPC, ingest.OTLPGRPC())
 		traces.RegisterGRPC(t.otlpGRPC)
 	}
 	if f.otlpHTTPAddr != "" {

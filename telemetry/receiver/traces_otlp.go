@@ -33,7 +33,7 @@ const (
 // (opentelemetry.proto.collector.trace.v1.TraceService) on s; cmd calls it
 // for the --otlp-grpc-addr server and for the --grpc-addr one.
 func (r *TraceReceiver) RegisterGRPC(s *grpc.Server) {
-	ptraceotlp.RegisterGRPCServer(s, &otlpGRPC{r: r})
+	registerOTLPTraces(s, &otlpGRPC{r: r})
 }
 
 // otlpGRPC is the OTLP/gRPC trace service.

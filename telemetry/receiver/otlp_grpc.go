@@ -1,0 +1,78 @@
+package receiver
+
+import (
+	"context"
+
+	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// OTLP service and method names (opentelemetry-proto).
+const (
+	otlpTraceService  = "opentelemetry.proto.collector.trace.v1.TraceService"
+	otlpMetricService = "opentelemetry.proto.collector.metrics.v1.MetricsService"
+)
+
+// RegisterOTLPMetricsGRPC registers an OTLP metrics service on s so that a
+// malformed request ends with INVALID_ARGUMENT and the decoder's reason
+// (pmetricotlp.RegisterGRPCServer leaves decoding to grpc-go, which answers
+// INTERNAL before any handler runs).
+func RegisterOTLPMetricsGRPC(s *grpc.Server, srv pmetricotlp.GRPCServer) {
+	registerOTLP(s, otlpMetricService, func(ctx context.Context, body []byte) ([]byte, error) {
+		req := pmetricotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP metrics request: %v", err)
+		}
+		resp, err := srv.Export(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.MarshalProto()
+	})
+}
+
+// registerOTLPTraces is RegisterOTLPMetricsGRPC for the trace service.
+func registerOTLPTraces(s *grpc.Server, srv ptraceotlp.GRPCServer) {
+	registerOTLP(s, otlpTraceService, func(ctx context.Context, body []byte) ([]byte, error) {
+		req := ptraceotlp.NewExportRequest()
+		if err := req.UnmarshalProto(body); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP traces request: %v", err)
+		}
+		resp, err := srv.Export(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return resp.MarshalProto()
+	})
+}
+
+// registerOTLP registers service/Export taking and answering raw bytes.
+func registerOTLP(s *grpc.Server, service string, export func(context.Context, []byte) ([]byte, error)) {
+	s.RegisterService(&grpc.ServiceDesc{
+		ServiceName: service,
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{
+			MethodName: "Export",
+			Handler: func(_ any, ctx context.Context, dec func(any) error, ic grpc.UnaryServerInterceptor) (any, error) {
+				in := new(rawMessage)
+				if err := dec(in); err != nil {
+					return nil, err
+				}
+				call := func(ctx context.Context, req any) (any, error) {
+					out, err := export(ctx, req.(*rawMessage).b)
+					if err != nil {
+						return nil, err
+					}
+					return &rawMessage{b: out}, nil
+				}
+				if ic == nil {
+					return call(ctx, in)
+				}
+				return ic(ctx, in, &grpc.UnaryServerInfo{FullMethod: "/" + service + "/Export"}, call)
+			},
+		}},
+	}, struct{}{})
+}
