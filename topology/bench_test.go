@@ -3,6 +3,8 @@ package topology
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"runtime"
 	"slices"
 	"strconv"
@@ -174,6 +176,34 @@ func BenchmarkGraphPromQL(b *testing.B) {
 				lat = append(lat, time.Since(start))
 			}
 			reportLatency(b, lat)
+		})
+	}
+}
+
+// BenchmarkGraphHTTP is a whole GET /api/namespaces/graph: parameters,
+// build from memory and the JSON body.
+func BenchmarkGraphHTTP(b *testing.B) {
+	for _, n := range []int{100, 1000, 10000} {
+		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
+			g, now := benchGraph(b, n)
+			url := PathGraph + "?queryTime=" + strconv.FormatInt(now.Unix(), 10)
+			runtime.GC()
+			b.ReportAllocs()
+			b.ResetTimer()
+			var lat []time.Duration
+			size := 0
+			for b.Loop() {
+				start := time.Now()
+				w := httptest.NewRecorder()
+				g.serveGraph(w, httptest.NewRequest(http.MethodGet, url, nil))
+				if w.Code != http.StatusOK {
+					b.Fatalf("status %d", w.Code)
+				}
+				size = w.Body.Len()
+				lat = append(lat, time.Since(start))
+			}
+			reportLatency(b, lat)
+			b.ReportMetric(float64(size), "body-bytes")
 		})
 	}
 }

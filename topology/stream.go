@@ -128,8 +128,8 @@ func (b *broadcaster) tick(ctx context.Context, prev []byte) []byte {
 	}
 	c := *res
 	c.Timestamp = 0
-	canon, err := json.Marshal(&c)
-	if err != nil || bytes.Equal(canon, prev) {
+	canon := c.appendJSON(make([]byte, 0, max(len(prev), 4<<10)))
+	if bytes.Equal(canon, prev) {
 		return prev
 	}
 	// The event is the canonical form with the real timestamp: one
