@@ -16,6 +16,7 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/topology"
 	"github.com/glassmesh/glassmesh/tracing/query"
 	"github.com/glassmesh/glassmesh/tracing/store"
 )
@@ -58,6 +59,7 @@ type telemetry struct {
 	rules    *metrics.Rules
 	remote   *metrics.RemoteWrite
 	traces   *store.Durable
+	graph    *topology.Graph
 	otlpGRPC *grpc.Server
 	otlpHTTP *http.Server
 	otlpGLis net.Listener
@@ -90,18 +92,6 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
 		return nil, err
 	}
-	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
-	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
-		[]metrics.RequestConsumer{t.agg}, a.logger.With("component", "pipeline"), reg)
-	if err != nil {
-		return nil, err
-	}
-	recv, err := receiver.New(receiver.Config{}, pipe, a.logger.With("component", "receiver"), reg)
-	if err != nil {
-		return nil, err
-	}
-	recv.Register(a.grpc)
-
 	backend := metrics.Backend{Queryable: t.storage.Queryable(), ExemplarQueryable: t.storage.ExemplarQueryable(),
 		Appendable: t.storage.AppendableV2(), DB: t.storage.DB()}
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
@@ -127,6 +117,23 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
+	if t.graph, err = topology.New(topology.Config{},
+		topology.EngineQuerier{Engine: t.engine.PromQL(), Queryable: t.storage.Queryable()},
+		t.traces, a.logger.With("component", "topology"), reg); err != nil {
+		return nil, err
+	}
+	t.graph.Register(a.mux)
+	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
+	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
+		[]metrics.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), reg)
+	if err != nil {
+		return nil, err
+	}
+	recv, err := receiver.New(receiver.Config{}, pipe, a.logger.With("component", "receiver"), reg)
+	if err != nil {
+		return nil, err
+	}
+	recv.Register(a.grpc)
 	if f.otlpGRPCAddr != "" {
 		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
 			return nil, fmt.Errorf("--otlp-grpc-addr: %w", err)
@@ -189,6 +196,7 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 		{func() error { return t.agg.Run(ctx) }, stop},
 		{func() error { return t.rules.Run(ctx) }, stop},
 		{func() error { return t.remote.Run(ctx) }, stop},
+		{func() error { return t.graph.Run(ctx) }, stop},
 	}
 	if t.otlpGRPC != nil {
 		acts = append(acts, actor{func() error { return t.otlpGRPC.Serve(t.otlpGLis) }, func(error) { t.otlpGRPC.Stop() }})
@@ -237,6 +245,9 @@ func (t *telemetry) zipkinURL() string {
 
 // close releases what newTelemetry opened; the run group has stopped.
 func (t *telemetry) close() {
+	if t.graph != nil {
+		t.graph.Close()
+	}
 	if t.engine != nil {
 		_ = t.engine.Close()
 	}
