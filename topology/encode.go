@@ -2,7 +2,6 @@ package topology
 
 import (
 	"encoding/json"
-	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -12,6 +11,12 @@ import (
 // graph's time in reflection and map-key sorting. The output is byte for
 // byte what encoding/json writes for these types (the golden files and
 // TestEncoderMatchesEncodingJSON hold it to that), so either may be used.
+
+// encodedSize guesses c's JSON size (elements here encode to ~800 bytes),
+// so the buffer grows at most once.
+func (c *Cytoscape) encodedSize() int {
+	return 1024 + 1000*(len(c.Elements.Nodes)+len(c.Elements.Edges))
+}
 
 // appendJSON appends c's JSON.
 func (c *Cytoscape) appendJSON(b []byte) []byte {
@@ -131,7 +136,8 @@ func (t *ProtocolTraffic) appendJSON(b []byte) []byte {
 	}
 	if len(t.Responses) > 0 {
 		b = append(sep(b), `"responses":{`...)
-		for i, code := range slices.Sorted(maps.Keys(t.Responses)) {
+		var buf [8]string
+		for i, code := range sortedKeys(t.Responses, &buf) {
 			if i > 0 {
 				b = append(b, ',')
 			}
@@ -156,6 +162,17 @@ func (t *ProtocolTraffic) appendJSON(b []byte) []byte {
 		b = append(b, '}')
 	}
 	return append(b, '}')
+}
+
+// sortedKeys is m's keys in order, in buf when they fit (the maps of a
+// graph element are small; this keeps encoding free of allocations).
+func sortedKeys[V any](m map[string]V, buf *[8]string) []string {
+	keys := buf[:0]
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
 }
 
 // appendList appends a JSON array (null for a nil slice, as encoding/json).
@@ -186,7 +203,8 @@ func appendOmit(b []byte, name, v string) []byte {
 
 func appendStringMap(b []byte, m map[string]string) []byte {
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	var buf [8]string
+	for i, k := range sortedKeys(m, &buf) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -200,7 +218,8 @@ func appendRates(b []byte, m map[string]map[string]float64) []byte {
 		return append(b, "null"...)
 	}
 	b = append(b, '{')
-	for i, k := range slices.Sorted(maps.Keys(m)) {
+	var buf [8]string
+	for i, k := range sortedKeys(m, &buf) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -211,7 +230,8 @@ func appendRates(b []byte, m map[string]map[string]float64) []byte {
 			continue
 		}
 		b = append(b, '{')
-		for j, c := range slices.Sorted(maps.Keys(in)) {
+		var buf2 [8]string
+		for j, c := range sortedKeys(in, &buf2) {
 			if j > 0 {
 				b = append(b, ',')
 			}

@@ -44,7 +44,7 @@ func (g *Graph) serveGraph(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(res.appendJSON(make([]byte, 0, 64<<10)), '\n'))
+	_, _ = w.Write(append(res.appendJSON(make([]byte, 0, res.encodedSize())), '\n'))
 }
 
 // parse reads and checks the options of a request.

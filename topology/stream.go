@@ -128,7 +128,7 @@ func (b *broadcaster) tick(ctx context.Context, prev []byte) []byte {
 	}
 	c := *res
 	c.Timestamp = 0
-	canon := c.appendJSON(make([]byte, 0, max(len(prev), 4<<10)))
+	canon := c.appendJSON(make([]byte, 0, max(len(prev)+len(prev)/8, c.encodedSize())))
 	if bytes.Equal(canon, prev) {
 		return prev
 	}
