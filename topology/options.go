@@ -175,8 +175,8 @@ func splitList(s string) []string {
 	return out
 }
 
-// key is a canonical form of the options without the query time: the
-// identity under which streams and the cache share results.
+// key is a canonical form of the options: the identity under which
+// streams and the cache share results.
 func (o *Options) key() string {
 	ns := slices.Clone(o.Namespaces)
 	slices.Sort(ns)
@@ -187,7 +187,11 @@ func (o *Options) key() string {
 		}
 	}
 	slices.Sort(apps)
-	return fmt.Sprintf("%s|%s|%d|%s|%t|%s|%s|%s|%s|%s|%s|%d", strings.Join(ns, ","), o.GraphType, o.Duration,
+	var at int64
+	if !o.QueryTime.IsZero() {
+		at = o.QueryTime.Unix()
+	}
+	return fmt.Sprintf("%s|%s|%d|%s|%t|%s|%s|%s|%s|%s|%s|%d|%d", strings.Join(ns, ","), o.GraphType, o.Duration,
 		strings.Join(apps, ","), o.InjectServiceNodes, strings.Join(o.BoxBy, ","), o.RateGRPC, o.RateHTTP,
-		o.RateTCP, o.ResponseTime, o.ThroughputType, o.Refresh)
+		o.RateTCP, o.ResponseTime, o.ThroughputType, o.Refresh, at)
 }

@@ -17,7 +17,10 @@ func (g *Graph) Build(ctx context.Context, o Options) (*Cytoscape, error) {
 	if !o.QueryTime.IsZero() {
 		return g.build(ctx, o)
 	}
-	return g.cache.get(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(ctx, o) })
+	// The computation outlives the caller that started it: others may be
+	// waiting for it. The Querier's own timeout bounds it.
+	bctx := context.WithoutCancel(ctx)
+	return g.cache.get(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(bctx, o) })
 }
 
 // pathMode picks where a graph's traffic comes from.

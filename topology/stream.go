@@ -117,7 +117,8 @@ func (b *broadcaster) run() {
 func (b *broadcaster) tick(ctx context.Context, prev []byte) []byte {
 	// A cache entry younger than half a refresh is shared with HTTP
 	// callers; an older one would delay the change by a whole interval.
-	res, err := b.g.cache.get(ctx, b.key, b.g.now(), b.o.Refresh/2, func() (*Cytoscape, error) { return b.g.build(ctx, b.o) })
+	bctx := context.WithoutCancel(ctx)
+	res, err := b.g.cache.get(ctx, b.key, b.g.now(), b.o.Refresh/2, func() (*Cytoscape, error) { return b.g.build(bctx, b.o) })
 	if err != nil {
 		if ctx.Err() != nil {
 			return prev
