@@ -57,7 +57,7 @@
 //	consumers = append(consumers, g) // the pipeline's fan-out
 //	g.Register(mux)                  // on --http-addr
 //	// run group: execute g.Run(ctx), interrupt cancels ctx;
-//	// after the HTTP server has shut down: g.Close()
+//	// before the HTTP server shuts down: g.Close() (ends the streams)
 //
 // # Not done
 //

@@ -201,13 +201,18 @@ func (g *Graph) serveStream(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Close stops every stream broadcaster and waits for them. Streams still
-// connected end when their requests do; call it after the HTTP server
-// has shut down.
+// Close ends every stream (their handlers return) and stops the
+// broadcasters, waiting for them. Call it before shutting the HTTP server
+// down, which would otherwise wait for the streams.
 func (g *Graph) Close() error {
 	g.streams.mu.Lock()
 	for k, b := range g.streams.m {
 		delete(g.streams.m, k)
+		for s := range b.subs {
+			delete(b.subs, s)
+			close(s.dropped)
+			g.m.streams.Dec()
+		}
 		close(b.stop)
 	}
 	g.streams.mu.Unlock()

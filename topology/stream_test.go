@@ -187,3 +187,33 @@ type failingQuerier struct{}
 func (failingQuerier) Query(context.Context, string, time.Time) (promql.Vector, error) {
 	return nil, context.DeadlineExceeded
 }
+
+func TestCloseEndsConnectedStreams(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g, err := New(Config{MinRefresh: 50 * time.Millisecond}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(mux)
+	client := &http.Client{Transport: &http.Transport{}}
+	resp, ch := openStream(t, client, srv.URL+PathStream+"?refresh=100ms")
+	if ev := nextEvent(t, ch, time.Second); ev.name != "graph" {
+		t.Fatalf("first event %q", ev.name)
+	}
+	if err := g.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case _, ok := <-ch:
+		for ok {
+			_, ok = <-ch
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the stream did not end on Close")
+	}
+	_ = resp.Body.Close()
+	srv.Close()
+	client.CloseIdleConnections()
+}
