@@ -1,7 +1,7 @@
 package topology
 
 import (
-	"crypto/md5"
+	"crypto/sha256"
 	"encoding/hex"
 	"slices"
 
@@ -90,7 +90,7 @@ type edgeKey struct {
 	proto    string
 }
 
-// nodeKey is a node's identity; its id is the md5 of their join.
+// nodeKey is a node's identity; its id is the sha256 of their join.
 type nodeKey struct {
 	kind, cluster, ns, name, version string
 }
@@ -115,13 +115,13 @@ func newBuilder(o *Options) *builder {
 	return b
 }
 
-// nodeID is Kiali's node id: the md5 of the node's identity.
+// nodeID is Kiali's node id: the sha256 of the node's identity, in hex.
 func nodeID(ident string) string {
-	s := md5.Sum([]byte(ident))
+	s := sha256.Sum256([]byte(ident))
 	return hex.EncodeToString(s[:])
 }
 
-// edgeID is Kiali's edge id: md5 of "source.target.protocol".
+// edgeID is Kiali's edge id: the node id of "source.target.protocol".
 func edgeID(src, dst, proto string) string {
 	return nodeID(src + "." + dst + "." + proto)
 }

@@ -83,15 +83,31 @@ func (b *builder) emit(tols []Tolerance, at time.Time) *Cytoscape {
 		if c := strings.Compare(x.Data.Target, y.Data.Target); c != 0 {
 			return c
 		}
-		return strings.Compare(x.Data.ID, y.Data.ID)
+		return strings.Compare(x.Data.Traffic.Protocol, y.Data.Traffic.Protocol)
 	})
 	return out
 }
 
-// compareNodes is Kiali's node order (namespace, boxes first, app,
-// version, service, workload), then id; fields are compared lazily.
+// boxRank orders boxes outermost first, then the other nodes.
+func boxRank(kind string) int {
+	switch kind {
+	case "cluster":
+		return 0
+	case "namespace":
+		return 1
+	case "app":
+		return 2
+	}
+	return 3
+}
+
+// compareNodes is Kiali's node order (boxes outermost first, then cluster,
+// namespace, app, version, service, workload), then id.
 func compareNodes(a, c *NodeData) int {
-	for _, p := range [...][2]string{{a.Namespace, c.Namespace}, {c.IsBox, a.IsBox}, {a.App, c.App},
+	if r := boxRank(a.IsBox) - boxRank(c.IsBox); r != 0 {
+		return r
+	}
+	for _, p := range [...][2]string{{a.Cluster, c.Cluster}, {a.Namespace, c.Namespace}, {a.App, c.App},
 		{a.Version, c.Version}, {a.Service, c.Service}, {a.Workload, c.Workload}} {
 		if r := strings.Compare(p[0], p[1]); r != 0 {
 			return r
@@ -196,14 +212,14 @@ func (b *builder) edgeAppenders(e *edge, d *EdgeData, h *healthRater) {
 		return
 	}
 	if ap[AppenderResponseTime] {
-		d.ResponseTime = strconv.FormatFloat(responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs), 'f', 2, 64)
+		d.ResponseTime = strconv.FormatFloat(responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs), 'f', 0, 64)
 	}
 	if ap[AppenderThroughput] {
 		v := e.respBytes
 		if b.o.ThroughputType == "request" {
 			v = e.reqBytes
 		}
-		d.Throughput = strconv.FormatFloat(v, 'f', 2, 64)
+		d.Throughput = strconv.FormatFloat(v, 'f', 0, 64)
 	}
 	if ap[AppenderHealth] {
 		var codes []codeCount

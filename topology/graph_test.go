@@ -95,7 +95,7 @@ func TestGraphTypesDrawTheFixtureMesh(t *testing.T) {
 			[]string{"app:audit(spans)", "app:details(both)", "app:mysql(metrics)", "app:productpage(both)", "app:ratings(metrics)", "app:reviews(both)", "unknown(metrics)"},
 			[]string{"app:productpage->app:details http(both)", "app:productpage->app:reviews http(metrics)", "app:reviews->app:audit http(spans)", "app:reviews->app:mysql tcp(metrics)", "app:reviews->app:ratings grpc(metrics)", "unknown->app:productpage http(metrics)"}},
 		{"graphType=versionedApp",
-			[]string{"app:audit(spans)", "app:details:v1(both)", "app:mysql:v1(metrics)", "app:productpage:v1(both)", "app:ratings:v1(metrics)", "app:reviews:v1(both)", "app:reviews:v2(metrics)", "unknown(metrics)"},
+			[]string{"app:audit(spans)", "app:details:v1(both)", "app:mysql:v1(metrics)", "app:productpage:v1(both)", "app:ratings:v1(metrics)", "app:reviews:v1(both)", "app:reviews:v2(metrics)", "box:app:bookinfo:reviews()", "unknown(metrics)"},
 			[]string{"app:productpage:v1->app:details:v1 http(both)", "app:productpage:v1->app:reviews:v1 http(metrics)", "app:productpage:v1->app:reviews:v2 http(metrics)", "app:reviews:v1->app:audit http(spans)", "app:reviews:v1->app:mysql:v1 tcp(metrics)", "app:reviews:v2->app:ratings:v1 grpc(metrics)", "unknown->app:productpage:v1 http(metrics)"}},
 		{"graphType=service",
 			[]string{"app:audit(spans)", "svc:details(both)", "svc:mysql(metrics)", "svc:productpage(both)", "svc:ratings(metrics)", "svc:reviews(both)", "unknown(metrics)"},
@@ -121,8 +121,8 @@ func TestWorkloadGraphRatesHealthAndSecurity(t *testing.T) {
 	_, _, nodes, edges := summary(buildFixture(t, g, "graphType=workload&responseTime=avg&throughputType=request", pathMemory))
 	checkFixtureTraffic(t, nodes, edges)
 	d := edges["wk:productpage-v1->wk:details-v1"]
-	if d.IsMTLS != "100" || d.ResponseTime != "32.70" || d.Throughput != "100.00" {
-		t.Errorf("details edge isMTLS=%q responseTime=%q throughput=%q, want 100, 32.70 (avg), 100.00", d.IsMTLS, d.ResponseTime, d.Throughput)
+	if d.IsMTLS != "100" || d.ResponseTime != "33" || d.Throughput != "100" {
+		t.Errorf("details edge isMTLS=%q responseTime=%q throughput=%q, want 100, 33 (avg 32.7), 100", d.IsMTLS, d.ResponseTime, d.Throughput)
 	}
 	if got := d.Traffic.Responses["503"].Flags["UF"]; got != "10.0" {
 		t.Errorf("503 UF share = %q, want 10.0", got)

@@ -73,49 +73,62 @@ func codeMap(cs *[numProto][]codeCount) map[string]map[string]float64 {
 	return m
 }
 
-// boxes adds Kiali's compound nodes for boxBy (cluster, then namespace,
-// then app inside) and sets each member's parent.
+// boxes adds Kiali's compound nodes, inner boxes first: app boxes (asked
+// for, or always in app graphs) hold two or more nodes of one app;
+// namespace and cluster boxes hold the unboxed nodes (and inner boxes) of
+// one namespace or cluster, and are drawn only when there are several
+// such groups. Unknown namespaces and clusters are never boxed.
 func (b *builder) boxes(nodes []*NodeWrapper) []*NodeWrapper {
 	var out []*NodeWrapper
+	gt := b.o.GraphType
 	for _, kind := range []string{"app", "namespace", "cluster"} {
-		if !slices.Contains(b.o.BoxBy, kind) {
+		asked := slices.Contains(b.o.BoxBy, kind)
+		if !asked && !(kind == "app" && (gt == GraphTypeApp || gt == GraphTypeVersionedApp)) {
 			continue
 		}
 		groups := map[string][]*NodeData{}
+		var order []string
 		for _, nw := range append(slices.Clone(nodes), out...) {
-			d := nw.Data
-			if d.NodeType == NodeTypeUnknown || d.Parent != "" || (d.IsBox != "" && !outer(d.IsBox, kind)) {
-				continue
-			}
-			if k, ok := boxKey(kind, d); ok {
-				groups[k] = append(groups[k], d)
+			if k, ok := boxKey(kind, nw.Data); ok {
+				if groups[k] == nil {
+					order = append(order, k)
+				}
+				groups[k] = append(groups[k], nw.Data)
 			}
 		}
-		for k, members := range groups {
-			if kind == "app" && len(members) < 2 {
-				continue
+		if kind != "app" && len(groups) < 2 {
+			continue
+		}
+		for _, k := range order {
+			if members := groups[k]; len(members) > 1 {
+				out = append(out, &NodeWrapper{Data: newBox(kind, k, members)})
 			}
-			m := members[0]
-			box := &NodeData{ID: nodeID(k), NodeType: NodeTypeBox, IsBox: kind, Cluster: m.Cluster, Namespace: m.Namespace}
-			if kind == "app" {
-				box.App = m.App
-			}
-			if kind == "cluster" {
-				box.Namespace = ""
-			}
-			for _, mem := range members {
-				mem.Parent = box.ID
-			}
-			out = append(out, &NodeWrapper{Data: box})
 		}
 	}
 	return out
 }
 
-// outer reports whether a box of kind inner goes inside a box of kind.
-func outer(inner, kind string) bool {
-	rank := map[string]int{"app": 0, "namespace": 1, "cluster": 2}
-	return rank[inner] < rank[kind]
+// newBox is the box node of kind holding members, which it parents.
+func newBox(kind, key string, members []*NodeData) *NodeData {
+	m := members[0]
+	box := &NodeData{ID: nodeID(key), NodeType: NodeTypeBox, IsBox: kind, Cluster: m.Cluster}
+	if kind != "cluster" {
+		box.Namespace = m.Namespace
+	}
+	for _, mem := range members {
+		mem.Parent = box.ID
+		if kind != "app" {
+			continue
+		}
+		box.App = mem.App
+		if box.HealthData == nil && mem.NodeType == NodeTypeApp {
+			box.HealthData, box.HealthStatus = mem.HealthData, mem.HealthStatus
+		}
+		box.IsOutOfMesh = box.IsOutOfMesh || mem.IsOutOfMesh
+		box.IsInaccessible = box.IsInaccessible || mem.IsInaccessible
+		box.IsOutside = box.IsOutside || mem.IsOutside
+	}
+	return box
 }
 
 // boxKey is the identity of the box of kind a node belongs in.
@@ -125,9 +138,15 @@ func boxKey(kind string, d *NodeData) (string, bool) {
 		if d.App == "" || d.App == "unknown" || d.IsBox != "" {
 			return "", false
 		}
-		return "box|app|" + d.Cluster + "|" + d.Namespace + "|" + d.App, true
+		return "box_" + d.Cluster + "_" + d.Namespace + "_" + d.App, true
 	case "namespace":
-		return "box|ns|" + d.Cluster + "|" + d.Namespace, true
+		if d.Parent != "" || d.Namespace == "unknown" || d.IsBox == "cluster" {
+			return "", false
+		}
+		return "box_" + d.Cluster + "_" + d.Namespace, true
 	}
-	return "box|cluster|" + d.Cluster, true
+	if d.Parent != "" || d.Cluster == "unknown" {
+		return "", false
+	}
+	return "box_" + d.Cluster, true
 }
