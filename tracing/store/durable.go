@@ -38,6 +38,8 @@ type Config struct {
 	// a high-cardinality key costs bounded index terms and a query on it
 	// decodes the traces of one bucket.
 	MaxAttrValues int
+	// Forward sends every written span on to external OTLP targets.
+	Forward ForwardConfig
 }
 
 func (c Config) withDefaults() Config {
@@ -46,6 +48,7 @@ func (c Config) withDefaults() Config {
 	c.MaxHeadBytes = cmpOr(c.MaxHeadBytes, 256<<20)
 	c.SyncInterval = cmpOr(c.SyncInterval, 50*time.Millisecond)
 	c.MaxAttrValues = cmpOr(c.MaxAttrValues, 1000)
+	c.Forward = c.Forward.withDefaults()
 	return c
 }
 
@@ -73,7 +76,7 @@ func (c Config) Validate() error {
 	case c.MaxAttrValues < 0:
 		return fmt.Errorf("traces.maxAttrValues: %d is negative", c.MaxAttrValues)
 	}
-	return nil
+	return c.Forward.Validate()
 }
 
 // Durable is the durable trace store: a write-ahead log, an in-memory
@@ -116,10 +119,15 @@ type Durable struct {
 	cutting *head // the previous head while it is written as a block
 	blocks  []*block
 
-	pmu    sync.Mutex // one persistCutting at a time
-	cutCh  chan struct{}
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	pmu  sync.Mutex // one persistCutting at a time
+	gcMu sync.Mutex // one collectWAL at a time; guards covered
+	// covered is the last WAL segment blocks cover; segments up to it are
+	// deleted once every forwarder has passed them.
+	covered int
+	fwd     []*forwarder
+	cutCh   chan struct{}
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 var (
@@ -153,11 +161,24 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Durable,
 		d.releaseBlocks()
 		return nil, err
 	}
+	d.covered = covered
+	if err := d.openForwarders(root, walPos{seg: covered + 1}); err != nil {
+		err = errors.Join(err, d.wal.close())
+		d.releaseBlocks()
+		return nil, err
+	}
+	d.collectWAL()
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
-	d.wg.Add(2)
+	d.wg.Add(2 + len(d.fwd))
 	go d.syncLoop(ctx)
 	go d.maintainLoop(ctx)
+	for _, f := range d.fwd {
+		go func() {
+			defer d.wg.Done()
+			f.run(ctx)
+		}()
+	}
 	return d, nil
 }
 
@@ -197,7 +218,8 @@ func (d *Durable) loadBlocks() (int, error) {
 	return covered, nil
 }
 
-// replay loads the WAL segments not yet covered by a block into the head.
+// replay loads the WAL segments not yet covered by a block into the head;
+// the covered ones are left to collectWAL, as forwarders may need them.
 func (d *Durable) replay(dir string, covered int) error {
 	w, segs, err := openWAL(dir, covered+1)
 	if err != nil {
@@ -207,7 +229,6 @@ func (d *Durable) replay(dir string, covered int) error {
 	var u ptrace.ProtoUnmarshaler
 	for _, s := range segs {
 		if s <= covered {
-			_ = os.Remove(w.segPath(s))
 			continue
 		}
 		torn, err := w.readSegment(s, func(p []byte) error {
@@ -272,6 +293,9 @@ func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	if err := d.wal.append(rec); err != nil {
 		return fmt.Errorf("trace store: %w", err)
 	}
+	for _, f := range d.fwd {
+		f.notify()
+	}
 	spans := 0
 	for i, f := range frags {
 		d.head.add(f.id, f.td, wf[i].data)
@@ -321,7 +345,7 @@ func (d *Durable) Close() error {
 		return nil
 	}
 	d.closed = true
-	err := d.wal.close()
+	err := errors.Join(d.wal.close(), d.closeForwarders())
 	d.releaseBlocks()
 	return err
 }

@@ -43,6 +43,9 @@ func (d *Durable) maintainLoop(ctx context.Context) {
 		d.maybeCut()
 		d.persistCutting()
 		d.applyRetention(time.Now())
+		if len(d.fwd) > 0 {
+			d.collectWAL()
+		}
 		d.updateHeadGauges()
 	}
 }
@@ -61,7 +64,7 @@ func (d *Durable) maybeCut() {
 }
 
 // persistCutting writes the head being cut as a block, then drops it and
-// the WAL segments it covered. On failure it is retried on the next tick,
+// the WAL segments it covered that no forwarder still needs. On failure it is retried on the next tick,
 // and writes are refused once the new head is full.
 func (d *Durable) persistCutting() {
 	d.pmu.Lock()
@@ -89,9 +92,10 @@ func (d *Durable) persistCutting() {
 	d.blocks = append(d.blocks, b)
 	d.cutting = nil
 	d.mu.Unlock()
-	if err := d.wal.removeUpTo(h.lastSeg); err != nil {
-		d.logger.Error("cannot remove WAL segments", "err", err)
-	}
+	d.gcMu.Lock()
+	d.covered = max(d.covered, h.lastSeg)
+	d.gcMu.Unlock()
+	d.collectWAL()
 	d.m.cuts.Inc()
 	d.updateBlockGauges()
 	d.updateHeadGauges()

@@ -10,6 +10,21 @@ import (
 type metrics struct {
 	spans, bytes, fsyncs, cuts, cutFailures, deleted, overloaded prometheus.Counter
 	blocks, headSpans, headBytes, blockBytes                     prometheus.Gauge
+
+	fwdSpans, fwdFailedSpans, fwdFailures, fwdDropped *prometheus.CounterVec
+	fwdLag                                            *prometheus.GaugeVec
+}
+
+// forTarget returns the forward metrics of one target.
+func (m *metrics) forTarget(target string) fwdMetrics {
+	return fwdMetrics{
+		spans:        m.fwdSpans.WithLabelValues(target),
+		failedSpans:  m.fwdFailedSpans.WithLabelValues(target),
+		retries:      m.fwdFailures.WithLabelValues(target, "transient"),
+		permanent:    m.fwdFailures.WithLabelValues(target, "permanent"),
+		droppedBytes: m.fwdDropped.WithLabelValues(target),
+		lag:          m.fwdLag.WithLabelValues(target),
+	}
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -32,13 +47,27 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		headSpans:   g("head_spans", "Spans in the in-memory head (including one being persisted)."),
 		headBytes:   g("head_bytes", "Estimated memory of the head (including one being persisted)."),
 		blockBytes:  g("block_bytes", "Bytes of blocks on disk."),
+
+		fwdSpans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "forward_spans_total", Help: "Spans forwarded to and accepted by an export target."}, []string{"target"}),
+		fwdFailedSpans: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "forward_failed_spans_total", Help: "Spans an export target refused for good (skipped)."}, []string{"target"}),
+		fwdFailures: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "forward_failures_total", Help: "Failed sends to an export target, transient (retried) or permanent."},
+			[]string{"target", "kind"}),
+		fwdDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "forward_dropped_bytes_total", Help: "WAL bytes never forwarded because the target fell more than MaxLag behind."},
+			[]string{"target"}),
+		fwdLag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
+			Name: "forward_lag_bytes", Help: "WAL bytes not yet forwarded to an export target."}, []string{"target"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var errs []error
 	for _, col := range []prometheus.Collector{m.spans, m.bytes, m.fsyncs, m.cuts, m.cutFailures, m.deleted,
-		m.overloaded, m.blocks, m.headSpans, m.headBytes, m.blockBytes} {
+		m.overloaded, m.blocks, m.headSpans, m.headBytes, m.blockBytes,
+		m.fwdSpans, m.fwdFailedSpans, m.fwdFailures, m.fwdDropped, m.fwdLag} {
 		errs = append(errs, reg.Register(col))
 	}
 	return m, errors.Join(errs...)

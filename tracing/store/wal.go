@@ -182,12 +182,17 @@ func (w *wal) removeUpTo(last int) error {
 	w.mu.Lock()
 	cur := w.seg
 	w.mu.Unlock()
+	removed := false
 	for _, s := range segs {
 		if s <= last && s != cur {
 			if err := os.Remove(w.segPath(s)); err != nil {
 				return fmt.Errorf("wal: %w", err)
 			}
+			removed = true
 		}
+	}
+	if !removed {
+		return nil
 	}
 	return syncDir(w.dir)
 }
