@@ -226,7 +226,7 @@ func (b *builder) edgeAppenders(e *edge, d *EdgeData, h *healthRater) {
 		for _, c := range e.resp {
 			codes = addCode(codes, c.code, c.reqs)
 		}
-		d.HealthStatus = h.status(protoIndex(e.proto), codes)
+		d.HealthStatus = h.status(protoIndex(e.proto), inbound, codes)
 	}
 }
 

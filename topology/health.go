@@ -7,15 +7,17 @@ import (
 
 // Tolerance is one of Kiali's health rate tolerances: the share of
 // requests whose code matches Code (a regular expression, anchored) among
-// the requests of a protocol matching Protocol; above Degraded percent the
-// element is degraded, at or above Failure percent it is failing.
+// the requests of a protocol matching Protocol in a direction matching
+// Direction ("inbound" or "outbound"; empty means both); above Degraded
+// percent the element is degraded, at or above Failure percent failing.
 type Tolerance struct {
-	Code     string
-	Protocol string
-	Degraded float64
-	Failure  float64
+	Code      string
+	Protocol  string
+	Direction string
+	Degraded  float64
+	Failure   float64
 
-	code, protocol *regexp.Regexp
+	code, protocol, direction *regexp.Regexp
 }
 
 // DefaultTolerances are Kiali's defaults: any HTTP 5xx is degraded and 10%
@@ -39,6 +41,13 @@ func (t *Tolerance) compile() error {
 	if t.protocol, err = regexp.Compile("^(?:" + t.Protocol + ")$"); err != nil {
 		return fmt.Errorf("protocol: %w", err)
 	}
+	dir := t.Direction
+	if dir == "" {
+		dir = ".*"
+	}
+	if t.direction, err = regexp.Compile("^(?:" + dir + ")$"); err != nil {
+		return fmt.Errorf("direction: %w", err)
+	}
 	if t.Degraded < 0 || t.Failure < t.Degraded {
 		return fmt.Errorf("need 0 <= degraded <= failure, got %g, %g", t.Degraded, t.Failure)
 	}
@@ -50,16 +59,24 @@ func (t *Tolerance) compile() error {
 // many).
 type healthRater struct {
 	tols  []Tolerance
-	proto [numProto][]bool
+	proto [numProto][2][]bool // protocol, direction (inbound, outbound) → tolerance applies
 	codes map[string][]bool
 }
+
+// Directions of traffic, for tolerances.
+const (
+	inbound = iota
+	outbound
+)
 
 func newHealthRater(tols []Tolerance) *healthRater {
 	h := &healthRater{tols: tols, codes: map[string][]bool{}}
 	for p := range numProto {
-		h.proto[p] = make([]bool, len(tols))
-		for i := range tols {
-			h.proto[p][i] = tols[i].protocol.MatchString(protoNames[p])
+		for dir, name := range [2]string{"inbound", "outbound"} {
+			h.proto[p][dir] = make([]bool, len(tols))
+			for i := range tols {
+				h.proto[p][dir][i] = tols[i].protocol.MatchString(protoNames[p]) && tols[i].direction.MatchString(name)
+			}
 		}
 	}
 	return h
@@ -77,10 +94,10 @@ func (h *healthRater) codeMatches(code string) []bool {
 	return m
 }
 
-// status is the health of requests of protocol p by code: Failure or
-// Degraded per the first tolerance exceeded (Failure wins), Healthy with
-// traffic and none exceeded, NA without request traffic.
-func (h *healthRater) status(p int, codes []codeCount) string {
+// status is the health of requests of protocol p in direction dir by
+// code: Failure or Degraded when a tolerance is exceeded (Failure wins),
+// Healthy with traffic and none exceeded, NA without request traffic.
+func (h *healthRater) status(p, dir int, codes []codeCount) string {
 	if p == pTCP {
 		return HealthNA
 	}
@@ -93,7 +110,7 @@ func (h *healthRater) status(p int, codes []codeCount) string {
 	}
 	status := HealthHealthy
 	for i := range h.tols {
-		if !h.proto[p][i] {
+		if !h.proto[p][dir][i] {
 			continue
 		}
 		bad := 0.0

@@ -49,12 +49,25 @@ func (b *builder) nodeData(n *node, h *healthRater) *NodeData {
 	}
 	if b.o.Appenders[AppenderHealth] {
 		d.HealthData = &HealthData{Requests: HealthRequests{Inbound: codeMap(&n.inCodes), Outbound: codeMap(&n.outCodes)}}
-		d.HealthStatus = HealthNA
-		for p := range numProto {
-			d.HealthStatus = worst(d.HealthStatus, h.status(p, n.inCodes[p]))
-		}
+		d.HealthStatus = nodeHealth(h, n)
 	}
 	return &d
+}
+
+// nodeHealth is Kiali's: the worst of the inbound and (for apps and
+// workloads) outbound request health; the unknown node has none.
+func nodeHealth(h *healthRater, n *node) string {
+	status := HealthNA
+	if n.data.NodeType == NodeTypeUnknown {
+		return status
+	}
+	for p := range numProto {
+		status = worst(status, h.status(p, inbound, n.inCodes[p]))
+		if n.data.NodeType != NodeTypeService {
+			status = worst(status, h.status(p, outbound, n.outCodes[p]))
+		}
+	}
+	return status
 }
 
 // codeMap is Kiali's healthData shape: protocol → code → requests/s.
@@ -101,6 +114,7 @@ func (b *builder) boxes(nodes []*NodeWrapper) []*NodeWrapper {
 		}
 		for _, k := range order {
 			if members := groups[k]; len(members) > 1 {
+				slices.SortFunc(members, compareNodes)
 				out = append(out, &NodeWrapper{Data: newBox(kind, k, members)})
 			}
 		}
@@ -121,14 +135,32 @@ func newBox(kind, key string, members []*NodeData) *NodeData {
 			continue
 		}
 		box.App = mem.App
-		if box.HealthData == nil && mem.NodeType == NodeTypeApp {
-			box.HealthData, box.HealthStatus = mem.HealthData, mem.HealthStatus
+		if mem.HealthData != nil { // the app's health: its members' together
+			if box.HealthData == nil {
+				box.HealthData = &HealthData{Requests: HealthRequests{Inbound: map[string]map[string]float64{}, Outbound: map[string]map[string]float64{}}}
+				box.HealthStatus = HealthNA
+			}
+			mergeRates(box.HealthData.Requests.Inbound, mem.HealthData.Requests.Inbound)
+			mergeRates(box.HealthData.Requests.Outbound, mem.HealthData.Requests.Outbound)
+			box.HealthStatus = worst(box.HealthStatus, mem.HealthStatus)
 		}
 		box.IsOutOfMesh = box.IsOutOfMesh || mem.IsOutOfMesh
 		box.IsInaccessible = box.IsInaccessible || mem.IsInaccessible
 		box.IsOutside = box.IsOutside || mem.IsOutside
 	}
 	return box
+}
+
+// mergeRates adds src's rates into dst.
+func mergeRates(dst, src map[string]map[string]float64) {
+	for p, codes := range src {
+		if dst[p] == nil {
+			dst[p] = map[string]float64{}
+		}
+		for c, r := range codes {
+			dst[p][c] += r
+		}
+	}
 }
 
 // boxKey is the identity of the box of kind a node belongs in.
