@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -167,9 +168,11 @@ func (b *broadcaster) publish(m message, keep bool) {
 }
 
 // serveStream is GET /api/graph/stream: server-sent events of the graph.
+// Bad parameters are a 400 with Kiali's error JSON, or, for a client that
+// accepts only event streams (an EventSource), one "error" event.
 func (g *Graph) serveStream(w http.ResponseWriter, r *http.Request) {
 	o, err := g.parse(r)
-	if err != nil {
+	if err != nil && !strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
@@ -183,6 +186,13 @@ func (g *Graph) serveStream(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if err != nil {
+		// An EventSource cannot read an error status: tell it in the
+		// stream, and ask it not to come back soon with the same URL.
+		data, _ := json.Marshal(errorBody{Error: err.Error()})
+		_, _ = w.Write(append([]byte("retry: 60000\n"), frame("error", data)...))
+		return
+	}
 	fl.Flush()
 	b, s := g.subscribe(o)
 	defer g.unsubscribe(b, s)

@@ -217,3 +217,21 @@ func TestCloseEndsConnectedStreams(t *testing.T) {
 	srv.Close()
 	client.CloseIdleConnections()
 }
+
+func TestStreamBadParametersToAnEventSourceAreAnErrorEvent(t *testing.T) {
+	srv := newFixtureServer(t)
+	req, err := http.NewRequest(http.MethodGet, srv.URL+PathStream+"?graphType=pods", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	ev := nextEvent(t, readEvents(resp), time.Second)
+	if resp.StatusCode != http.StatusOK || ev.name != "error" || !strings.Contains(ev.data, `"error":"graphType:`) {
+		t.Errorf("status %d event %q %q, want an error event naming graphType", resp.StatusCode, ev.name, ev.data)
+	}
+}
