@@ -148,6 +148,11 @@ func openForwarder(t ForwardTarget, cfg ForwardConfig, dir string, start walPos,
 	case n == len(b) && crc32.Checksum(b[:16], crcTable) == binary.LittleEndian.Uint32(b[16:]):
 		f.pos = walPos{seg: int(binary.LittleEndian.Uint64(b[0:])), off: int64(binary.LittleEndian.Uint64(b[8:]))}
 	case n == 0 && errors.Is(err, io.EOF):
+		// A new target: record where it starts, so that a restart before
+		// its first success does not move it on to a later head.
+		if err := f.saveCheckpoint(start); err != nil {
+			return nil, errors.Join(fmt.Errorf("trace forwarding checkpoint: %w", err), ck.Close())
+		}
 	default:
 		f.logger.Warn("unreadable forwarding checkpoint; starting again from the head", "file", path, "err", err)
 	}

@@ -1,0 +1,376 @@
+package store
+
+import (
+	"context"
+	"encoding/binary"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
+	"google.golang.org/grpc"
+)
+
+// sink is a real OTLP/HTTP receiver: it decodes protobuf requests with
+// ptraceotlp and records every span it accepts, in arrival order.
+type sink struct {
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	spans    []spanKey
+	requests int
+	answer   func(ptrace.Traces) (int, string) // status and Retry-After; nil: 200
+}
+
+// spanKey names a generated span: its trace number and span number.
+type spanKey struct{ trace, span uint32 }
+
+func newSink(t *testing.T) *sink {
+	s := &sink{}
+	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+func (s *sink) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	req := ptraceotlp.NewExportRequest()
+	if err != nil || r.URL.Path != "/v1/traces" || r.Header.Get("Content-Type") != "application/x-protobuf" ||
+		req.UnmarshalProto(body) != nil {
+		http.Error(w, "bad request", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.requests++
+	if s.answer != nil {
+		if code, ra := s.answer(req.Traces()); code != http.StatusOK {
+			if ra != "" {
+				w.Header().Set("Retry-After", ra)
+			}
+			http.Error(w, http.StatusText(code), code)
+			return
+		}
+	}
+	s.spans = append(s.spans, spanKeys(req.Traces())...)
+	out, _ := ptraceotlp.NewExportResponse().MarshalProto()
+	w.Header().Set("Content-Type", "application/x-protobuf")
+	_, _ = w.Write(out)
+}
+
+func (s *sink) setAnswer(fn func(ptrace.Traces) (int, string)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.answer = fn
+}
+
+func (s *sink) received() []spanKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]spanKey(nil), s.spans...)
+}
+
+func spanKeys(td ptrace.Traces) []spanKey {
+	var keys []spanKey
+	forEachSpanMut(td, func(sp ptrace.Span) {
+		id := sp.SpanID()
+		keys = append(keys, spanKey{binary.BigEndian.Uint32(id[:4]), binary.BigEndian.Uint32(id[4:])})
+	})
+	return keys
+}
+
+var testForward = ForwardConfig{MinBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond}
+
+func openForwarding(t *testing.T, dir string, targets ...ForwardTarget) *Durable {
+	t.Helper()
+	fc := testForward
+	fc.Targets = targets
+	return openTest(t, Config{DataDir: dir, Forward: fc})
+}
+
+// writeGen writes batches [from, to) of 10 generated traces (80 spans).
+func writeGen(t *testing.T, d *Durable, g *gen, from, to int) {
+	t.Helper()
+	for i := from; i < to; i++ {
+		writeAll(t, d, g.batch(i, 10))
+	}
+}
+
+// checkOnceInOrder fails unless got holds every span of traces
+// [0, traces) exactly once, traces in the order written.
+func checkOnceInOrder(t *testing.T, got []spanKey, traces int) {
+	t.Helper()
+	seen := map[spanKey]bool{}
+	last := uint32(0)
+	for _, k := range got {
+		if seen[k] {
+			t.Fatalf("span %v arrived twice", k)
+		}
+		seen[k] = true
+		if k.trace < last {
+			t.Fatalf("trace %d arrived after trace %d", k.trace, last)
+		}
+		last = k.trace
+	}
+	if len(seen) != traces*8 {
+		t.Fatalf("%d distinct spans arrived, want %d", len(seen), traces*8)
+	}
+}
+
+// caughtUp reports whether every forwarder has committed the whole WAL.
+func caughtUp(d *Durable) bool {
+	d.wal.mu.Lock()
+	end := walPos{seg: d.wal.seg, off: d.wal.size}
+	d.wal.mu.Unlock()
+	for _, f := range d.fwd {
+		if f.position() != end {
+			return false
+		}
+	}
+	return true
+}
+
+func waitSpans(t *testing.T, s *sink, n int) {
+	t.Helper()
+	waitFor(t, strconv.Itoa(n)+" spans at the target", func() bool { return len(s.received()) >= n })
+}
+
+func TestForwardSendsEverySpanOnceInOrder(t *testing.T) {
+	s := newSink(t)
+	d := openForwarding(t, t.TempDir(), ForwardTarget{URL: s.srv.URL})
+	g := newGen(time.Now())
+	writeGen(t, d, g, 0, 10)
+	d.cutNow() // the rest goes to a new WAL segment
+	writeGen(t, d, g, 10, 20)
+	waitSpans(t, s, 1600)
+	checkOnceInOrder(t, s.received(), 200)
+	if n := testutil.ToFloat64(d.m.fwdSpans.WithLabelValues(s.srv.URL)); n != 1600 {
+		t.Errorf("forward_spans_total = %v, want 1600", n)
+	}
+}
+
+func TestForwardRetriesUntilTheTargetIsBack(t *testing.T) {
+	for _, retryAfter := range []string{"", "1"} {
+		t.Run("Retry-After "+retryAfter, func(t *testing.T) {
+			s := newSink(t)
+			s.setAnswer(func(ptrace.Traces) (int, string) { return http.StatusServiceUnavailable, retryAfter })
+			d := openForwarding(t, t.TempDir(), ForwardTarget{URL: s.srv.URL})
+			writeGen(t, d, newGen(time.Now()), 0, 5)
+			retries := d.m.fwdFailures.WithLabelValues(s.srv.URL, "transient")
+			waitFor(t, "retries", func() bool { return testutil.ToFloat64(retries) >= 1 })
+			s.setAnswer(nil)
+			waitSpans(t, s, 400)
+			checkOnceInOrder(t, s.received(), 50)
+		})
+	}
+}
+
+func TestForwardWriteTracesNeverWaitsForTheTarget(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(hung.Close)
+	t.Cleanup(func() { close(release) })
+	d := openForwarding(t, t.TempDir(), ForwardTarget{URL: hung.URL})
+	start := time.Now()
+	writeGen(t, d, newGen(time.Now()), 0, 50)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("writes took %v with the target hanging", el)
+	}
+}
+
+func TestForwardResumesFromTheCheckpoint(t *testing.T) {
+	s := newSink(t)
+	dir := t.TempDir()
+	g := newGen(time.Now())
+	d := openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+	writeGen(t, d, g, 0, 10)
+	waitSpans(t, s, 800)
+	waitFor(t, "the checkpoint", func() bool { return caughtUp(d) }) // else the batch in flight is sent again
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+	writeGen(t, d, g, 10, 15)
+	waitSpans(t, s, 1200)
+	time.Sleep(50 * time.Millisecond) // a re-send would show up now
+	checkOnceInOrder(t, s.received(), 150)
+}
+
+func TestForwardSkipsAndCountsPermanentErrors(t *testing.T) {
+	s := newSink(t)
+	s.setAnswer(func(td ptrace.Traces) (int, string) {
+		if spanKeys(td)[0].trace >= 100 && spanKeys(td)[0].trace < 110 {
+			return http.StatusBadRequest, ""
+		}
+		return http.StatusOK, ""
+	})
+	d := openForwarding(t, t.TempDir(), ForwardTarget{URL: s.srv.URL})
+	g := newGen(time.Now())
+	writeGen(t, d, g, 0, 1)
+	waitSpans(t, s, 80)
+	writeAll(t, d, g.batch(10, 10)) // traces 100..109: refused
+	permanent := d.m.fwdFailures.WithLabelValues(s.srv.URL, "permanent")
+	waitFor(t, "the refusal", func() bool { return testutil.ToFloat64(permanent) == 1 })
+	writeGen(t, d, g, 1, 2)
+	waitSpans(t, s, 160)
+	checkOnceInOrder(t, s.received(), 20)
+	if n := testutil.ToFloat64(d.m.fwdFailedSpans.WithLabelValues(s.srv.URL)); n != 80 {
+		t.Errorf("forward_failed_spans_total = %v, want 80", n)
+	}
+}
+
+func walSegments(t *testing.T, dir string) int {
+	t.Helper()
+	segs, err := listSegments(filepath.Join(dir, "traces", "wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(segs)
+}
+
+func oldestSegment(t *testing.T, dir string) int {
+	t.Helper()
+	segs, err := listSegments(filepath.Join(dir, "traces", "wal"))
+	if err != nil || len(segs) == 0 {
+		t.Fatalf("WAL segments: %v, %v", segs, err)
+	}
+	return segs[0]
+}
+
+func TestForwardKeepsWALSegmentsUntilTheTargetHasThem(t *testing.T) {
+	s := newSink(t)
+	s.setAnswer(func(ptrace.Traces) (int, string) { return http.StatusServiceUnavailable, "" })
+	dir := t.TempDir()
+	d := openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+	g := newGen(time.Now())
+	for i := range 3 {
+		writeGen(t, d, g, i, i+1)
+		d.cutNow()
+	}
+	if n := walSegments(t, dir); n != 4 {
+		t.Fatalf("%d WAL segments while the target is down, want 3 cut + 1 current", n)
+	}
+	if err := d.Close(); err != nil { // a restart must keep them too
+		t.Fatal(err)
+	}
+	d = openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+	if n := walSegments(t, dir); n < 4 {
+		t.Fatalf("%d WAL segments after a restart, want ≥ 4", n)
+	}
+	s.setAnswer(nil)
+	waitSpans(t, s, 240)
+	checkOnceInOrder(t, s.received(), 30)
+	waitFor(t, "the forwarded segments to go", func() bool { return oldestSegment(t, dir) > 3 })
+	if n, _ := getSpans(t, d, TraceRequest{TraceID: genTraceID(5)}); n != 8 {
+		t.Errorf("trace 5 has %d spans in its block, want 8", n)
+	}
+}
+
+func TestForwardMaxLagDropsTheOldestSegments(t *testing.T) {
+	s := newSink(t)
+	s.setAnswer(func(ptrace.Traces) (int, string) { return http.StatusServiceUnavailable, "" })
+	dir := t.TempDir()
+	fc := testForward
+	fc.Targets, fc.MaxLag = []ForwardTarget{{URL: s.srv.URL}}, 1
+	d := openTest(t, Config{DataDir: dir, Forward: fc})
+	g := newGen(time.Now())
+	for i := range 3 { // segments 1..3 in blocks, 4 current
+		writeGen(t, d, g, i, i+1)
+		d.cutNow()
+	}
+	writeGen(t, d, g, 3, 4)
+	d.collectWAL()
+	if n := walSegments(t, dir); n != 1 {
+		t.Errorf("%d WAL segments, want only the current one", n)
+	}
+	if b := testutil.ToFloat64(d.m.fwdDropped.WithLabelValues(s.srv.URL)); b == 0 {
+		t.Error("no dropped bytes counted")
+	}
+	s.setAnswer(nil)
+	waitFor(t, "the head's spans", func() bool {
+		for _, k := range s.received() {
+			if k.trace >= 30 {
+				return true
+			}
+		}
+		return false
+	})
+	for _, k := range s.received() {
+		if k.trace >= 10 && k.trace < 30 {
+			t.Fatalf("span %v of a dropped segment arrived", k)
+		}
+	}
+}
+
+// otlpGRPC is the second real receiver: the collector's OTLP/gRPC service.
+type otlpGRPC struct {
+	ptraceotlp.UnimplementedGRPCServer
+	mu    sync.Mutex
+	spans []spanKey
+}
+
+func (o *otlpGRPC) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.spans = append(o.spans, spanKeys(req.Traces())...)
+	return ptraceotlp.NewExportResponse(), nil
+}
+
+func (o *otlpGRPC) received() []spanKey {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]spanKey(nil), o.spans...)
+}
+
+func TestForwardOverOTLPGRPC(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, recv := grpc.NewServer(), &otlpGRPC{}
+	ptraceotlp.RegisterGRPCServer(srv, recv)
+	go func() { _ = srv.Serve(lis) }()
+	t.Cleanup(srv.Stop)
+	addr := lis.Addr().String()
+	d := openForwarding(t, t.TempDir(), ForwardTarget{URL: "grpc://" + addr}, ForwardTarget{URL: addr})
+	writeGen(t, d, newGen(time.Now()), 0, 10)
+	waitFor(t, "both targets", func() bool { return len(recv.received()) >= 1600 })
+	got := map[spanKey]int{}
+	for _, k := range recv.received() {
+		got[k]++
+	}
+	if len(got) != 800 {
+		t.Fatalf("%d distinct spans arrived, want 800", len(got))
+	}
+	for k, n := range got {
+		if n != 2 {
+			t.Fatalf("span %v arrived %d times, want once per target", k, n)
+		}
+	}
+}
+
+func TestForwardCheckpointFilesPerTarget(t *testing.T) {
+	s := newSink(t)
+	dir := t.TempDir()
+	d := openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+	writeGen(t, d, newGen(time.Now()), 0, 1)
+	waitSpans(t, s, 80)
+	entries, err := os.ReadDir(filepath.Join(dir, "traces", "forward"))
+	if err != nil || len(entries) != 1 {
+		t.Fatalf("checkpoints: %v, %v", entries, err)
+	}
+}
