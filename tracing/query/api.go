@@ -1,7 +1,9 @@
 // Package query serves stored traces the way Jaeger does: the Jaeger HTTP
 // API that Jaeger UI and Grafana's Jaeger data source use (/api/services,
 // /api/traces, ...) in Jaeger's UI JSON model, and Jaeger's API v3
-// (/api/v3/...) in OTLP JSON. It reads a tracing/store Reader.
+// (/api/v3/...) in OTLP JSON; and, over gRPC, Jaeger's remote storage v2 API
+// (StorageGRPC), so a stock Jaeger v2 can use glassmesh as its storage. It
+// reads a tracing/store Reader.
 package query
 
 import (

@@ -21,6 +21,18 @@ import (
 // TraceReader, DependencyReader and Capabilities) over a store.Reader, so
 // a stock Jaeger v2 can use glassmesh as its storage: its "grpc" storage
 // backend reads here and writes over OTLP, which --grpc-addr also serves.
+// In Jaeger v2's config that is
+//
+//	extensions:
+//	  jaeger_storage:
+//	    backends:
+//	      glassmesh:
+//	        grpc:
+//	          endpoint: glassmesh:15010
+//	          tls: {insecure: true}
+//
+// Streamed traces are cut into messages under 3 MiB, below grpc-go's
+// default 4 MiB receive limit, which Jaeger's client keeps.
 type StorageGRPC struct {
 	r      store.Reader
 	logger *slog.Logger
