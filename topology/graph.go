@@ -133,6 +133,9 @@ type Graph struct {
 	streams streams
 }
 
+// The pipeline fans requests out to the Graph like to any store.
+var _ metrics.RequestConsumer = (*Graph)(nil)
+
 // New builds a Graph. q (the PromQL fallback) and spans may be nil; a nil
 // logger discards; a nil reg leaves the self metrics unregistered.
 func New(cfg Config, q Querier, spans store.Reader, logger *slog.Logger, reg prometheus.Registerer) (*Graph, error) {

@@ -2,7 +2,9 @@ package topology
 
 import (
 	"context"
+	"go.uber.org/goleak"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -133,5 +135,62 @@ func TestSameParametersShareOneResultForARefreshInterval(t *testing.T) {
 	now = now.Add(o.Refresh)
 	if d, _ := g.Build(ctx, o); d == a {
 		t.Error("the cache outlived the refresh interval")
+	}
+}
+
+func TestConfigValidateNamesTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{BucketWidth: -1}, "topology.bucket-width"},
+		{Config{MaxWindow: -1}, "topology.max-window"},
+		{Config{MaxSeries: -1}, "topology.max-series"},
+		{Config{StreamQueue: -1}, "topology.stream-queue"},
+		{Config{MinRefresh: -1}, "topology.min-refresh"},
+		{Config{Health: []Tolerance{{Code: "(", Protocol: "http"}}}, "topology.health[0]: code"},
+		{Config{Health: []Tolerance{{Code: "5..", Protocol: "http", Degraded: 20, Failure: 10}}}, "topology.health[0]: need"},
+	} {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: %v, want an error naming %s", tc.cfg, err, tc.want)
+		}
+		if _, err := New(tc.cfg, nil, nil, nil, nil); err == nil {
+			t.Errorf("New accepted %+v", tc.cfg)
+		}
+	}
+	if err := (Config{}).Validate(); err != nil {
+		t.Errorf("zero config: %v", err)
+	}
+}
+
+func TestRunThinsUntilCancelled(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	g, err := New(Config{BucketWidth: 10 * time.Millisecond, MaxWindow: 50 * time.Millisecond}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := g.ConsumeRequests(context.Background(), requests(fixtureCalls()[:1], time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.Run(ctx) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		g.mu.Lock()
+		n := len(g.series)
+		g.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Run never forgot history older than the max window")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }
