@@ -2,11 +2,12 @@ package topology
 
 import (
 	"context"
-	"go.uber.org/goleak"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 func TestMemoryWindowsCountEachRequestOnce(t *testing.T) {
