@@ -29,7 +29,7 @@ type storageClients struct {
 
 // startStorageGRPC serves the remote storage API over st on 127.0.0.1:0
 // and dials it.
-func startStorageGRPC(t *testing.T, st store.Reader) storageClients {
+func startStorageGRPC(t testing.TB, st store.Reader) storageClients {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
