@@ -54,12 +54,9 @@ func (e *ExportError) Unwrap() error { return e.Err }
 //	grpc://host:port, or host:port        OTLP/gRPC without TLS
 //
 // So glassmesh's own receiver is reached at http://<otlp-http-addr> or
-// <otlp-grpc-addr>. The returned exporter holds connections: stop it with
-// its Close method.
-func NewExporter(rawURL string) (interface {
-	Exporter
-	io.Closer
-}, error) {
+// <otlp-grpc-addr>. The exporter (an *HTTPExporter or *GRPCExporter) holds
+// connections: stop it with its Close method.
+func NewExporter(rawURL string) (Exporter, error) {
 	kind, target, err := parseExportURL(rawURL)
 	if err != nil {
 		return nil, err

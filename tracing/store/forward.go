@@ -161,7 +161,8 @@ func openForwarder(t ForwardTarget, cfg ForwardConfig, dir string, start walPos,
 		if err != nil {
 			return nil, errors.Join(err, ck.Close())
 		}
-		f.exp, f.closer = exp, exp
+		f.exp = exp
+		f.closer, _ = exp.(io.Closer)
 	}
 	return f, nil
 }
@@ -210,7 +211,9 @@ func (f *forwarder) run(ctx context.Context) {
 			f.logger.Error("cannot read the WAL to forward spans", "err", err)
 		}
 		if err != nil || (!b.hasData && b.end == start) {
-			f.m.lag.Set(0)
+			if err == nil {
+				f.m.lag.Set(0) // caught up
+			}
 			select {
 			case <-ctx.Done():
 			case <-f.wake:

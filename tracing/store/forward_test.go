@@ -128,9 +128,7 @@ func checkOnceInOrder(t *testing.T, got []spanKey, traces int) {
 
 // caughtUp reports whether every forwarder has committed the whole WAL.
 func caughtUp(d *Durable) bool {
-	d.wal.mu.Lock()
-	end := walPos{seg: d.wal.seg, off: d.wal.size}
-	d.wal.mu.Unlock()
+	end := d.wal.end()
 	for _, f := range d.fwd {
 		if f.position() != end {
 			return false
@@ -372,5 +370,119 @@ func TestForwardCheckpointFilesPerTarget(t *testing.T) {
 	entries, err := os.ReadDir(filepath.Join(dir, "traces", "forward"))
 	if err != nil || len(entries) != 1 {
 		t.Fatalf("checkpoints: %v, %v", entries, err)
+	}
+}
+
+// scripted is an Exporter that answers from a script, then succeeds.
+type scripted struct {
+	mu      sync.Mutex
+	answers []error
+	calls   []time.Time
+	spans   int
+}
+
+func (s *scripted) Export(_ context.Context, td ptrace.Traces) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.calls = append(s.calls, time.Now())
+	if len(s.answers) > 0 {
+		err := s.answers[0]
+		s.answers = s.answers[1:]
+		if err != nil {
+			return err
+		}
+	}
+	s.spans += td.SpanCount()
+	return nil
+}
+
+func (s *scripted) state() ([]time.Time, int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.calls...), s.spans
+}
+
+func TestForwardHonoursRetryAfterAndPartialSuccess(t *testing.T) {
+	t.Run("a Retry-After longer than the backoff is waited out", func(t *testing.T) {
+		exp := &scripted{answers: []error{&ExportError{Err: io.EOF, RetryAfter: 300 * time.Millisecond}}}
+		d := openForwarding(t, t.TempDir(), ForwardTarget{URL: "test", Exporter: exp})
+		writeGen(t, d, newGen(time.Now()), 0, 1)
+		waitFor(t, "the retry", func() bool { _, n := exp.state(); return n == 80 })
+		if calls, _ := exp.state(); calls[1].Sub(calls[0]) < 300*time.Millisecond {
+			t.Errorf("retried after %v", calls[1].Sub(calls[0]))
+		}
+	})
+	t.Run("a partial success counts only the rejected spans as failed", func(t *testing.T) {
+		exp := &scripted{answers: []error{&ExportError{Err: io.EOF, Permanent: true, Rejected: 3}}}
+		d := openForwarding(t, t.TempDir(), ForwardTarget{URL: "test", Exporter: exp})
+		writeGen(t, d, newGen(time.Now()), 0, 1)
+		permanent := d.m.fwdFailures.WithLabelValues("test", "permanent")
+		waitFor(t, "the refusal", func() bool { return testutil.ToFloat64(permanent) == 1 })
+		if f, s := testutil.ToFloat64(d.m.fwdFailedSpans.WithLabelValues("test")),
+			testutil.ToFloat64(d.m.fwdSpans.WithLabelValues("test")); f != 3 || s != 77 {
+			t.Errorf("failed, forwarded = %v, %v; want 3, 77", f, s)
+		}
+	})
+}
+
+func TestForwardRecordsLargerThanABatchGoOneByOne(t *testing.T) {
+	s := newSink(t)
+	fc := testForward
+	fc.Targets, fc.BatchBytes = []ForwardTarget{{URL: s.srv.URL}}, 100
+	d := openTest(t, Config{DataDir: t.TempDir(), Forward: fc})
+	writeGen(t, d, newGen(time.Now()), 0, 5)
+	waitSpans(t, s, 400)
+	checkOnceInOrder(t, s.received(), 50)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.requests != 5 {
+		t.Errorf("%d requests, want one per record", s.requests)
+	}
+}
+
+func TestForwardMovesPastDamageInClosedSegments(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(t *testing.T, seg1 string)
+		want   int // traces arriving: segment 1 holds traces 0..9, segment 2 10..19
+	}{
+		{"a record with a bad checksum at the end of segment 1", func(t *testing.T, seg1 string) {
+			appendFile(t, seg1, []byte{1, 0, 0, 0, 1, 2, 3, 4, 5})
+		}, 20},
+		{"a record cut short at the end of segment 1", func(t *testing.T, seg1 string) {
+			appendFile(t, seg1, []byte{200, 0, 0, 0, 1, 2, 3, 4, 5})
+		}, 20},
+		{"segment 1 gone", func(t *testing.T, seg1 string) {
+			if err := os.Remove(seg1); err != nil {
+				t.Fatal(err)
+			}
+		}, 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s := newSink(t)
+			s.setAnswer(func(ptrace.Traces) (int, string) { return http.StatusServiceUnavailable, "" })
+			dir := t.TempDir()
+			d := openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+			g := newGen(time.Now())
+			for i := range 2 { // in blocks, so replay leaves the segments alone
+				writeGen(t, d, g, i, i+1)
+				d.cutNow()
+			}
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c.damage(t, filepath.Join(dir, "traces", "wal", "00000001"))
+			d = openForwarding(t, dir, ForwardTarget{URL: s.srv.URL})
+			writeGen(t, d, g, 2, 3)
+			s.setAnswer(nil)
+			waitSpans(t, s, (c.want+10)*8)
+			got := s.received()
+			if c.want == 10 { // only segment 2 and the head: renumber to check
+				for i := range got {
+					got[i].trace -= 10
+				}
+			}
+			checkOnceInOrder(t, got, c.want+10)
+		})
 	}
 }

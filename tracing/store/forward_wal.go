@@ -119,6 +119,13 @@ func (w *wal) current() int {
 	return w.seg
 }
 
+// end returns the position after the last record appended.
+func (w *wal) end() walPos {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return walPos{seg: w.seg, off: w.size}
+}
+
 // nextSegment returns the first segment after s on disk, or the current.
 func (w *wal) nextSegment(s int) (int, error) {
 	segs, err := listSegments(w.dir)
@@ -170,6 +177,11 @@ func (d *Durable) openForwarders(root string, start walPos) error {
 			return errors.Join(err, d.closeForwarders())
 		}
 		d.fwd = append(d.fwd, f)
+		if end := d.wal.end(); end.less(f.position()) {
+			d.logger.Warn("forwarding checkpoint is past the end of the WAL; starting from the head",
+				"target", f.label, "segment", f.position().seg)
+			f.pos = start
+		}
 	}
 	return syncDir(dir)
 }
