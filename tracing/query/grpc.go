@@ -34,8 +34,9 @@ import (
 // Streamed traces are cut into messages under 3 MiB, below grpc-go's
 // default 4 MiB receive limit, which Jaeger's client keeps.
 type StorageGRPC struct {
-	r      store.Reader
-	logger *slog.Logger
+	r       store.Reader
+	logger  *slog.Logger
+	rawSend bool // the codec sends encodedTraces (see rawSendWorks)
 }
 
 // NewStorageGRPC returns the remote storage API reading r; a nil logger
@@ -44,7 +45,7 @@ func NewStorageGRPC(r store.Reader, logger *slog.Logger) *StorageGRPC {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &StorageGRPC{r: r, logger: logger}
+	return &StorageGRPC{r: r, logger: logger, rawSend: rawSendWorks()}
 }
 
 // RegisterGRPC registers TraceReader, DependencyReader and Capabilities on
@@ -75,24 +76,34 @@ func (g *StorageGRPC) status(rpc string, err error) error {
 
 // sendTraces streams every chunk of every trace seq yields, one message
 // per (part of a) chunk, so no message mixes two traces.
-func (g *StorageGRPC) sendTraces(rpc string, seq iter.Seq2[[]ptrace.Traces, error], send func(*tracev1.TracesData) error) error {
+func (g *StorageGRPC) sendTraces(rpc string, seq iter.Seq2[[]ptrace.Traces, error], stream grpc.ServerStream) error {
 	for chunks, err := range seq {
 		if err != nil {
 			return g.status(rpc, err)
 		}
 		for _, td := range chunks {
-			msgs, err := tracesData(td)
-			if err != nil {
-				return g.status(rpc, err)
-			}
-			for _, m := range msgs {
-				if err := send(m); err != nil {
+			for _, part := range messageParts(td) {
+				msg, err := g.message(part)
+				if err != nil {
+					return g.status(rpc, err)
+				}
+				if err := stream.SendMsg(msg); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// message is td as the TracesData message to send: its encoding when the
+// codec sends that as is, else the generated message.
+func (g *StorageGRPC) message(td ptrace.Traces) (any, error) {
+	if g.rawSend {
+		b, err := encodeTraces(td)
+		return encodedTraces(b), err
+	}
+	return toTracesData(td)
 }
 
 // traceReaderServer is jaeger.storage.v2.TraceReader. FindSpans and
@@ -113,7 +124,7 @@ func (s *traceReaderServer) GetTraces(req *storagev2.GetTracesRequest, stream gr
 	if len(reqs) == 0 {
 		return nil
 	}
-	return s.g.sendTraces("GetTraces", s.g.r.GetTraces(stream.Context(), reqs...), stream.Send)
+	return s.g.sendTraces("GetTraces", s.g.r.GetTraces(stream.Context(), reqs...), stream)
 }
 
 // GetServices lists the services that have spans.
@@ -153,7 +164,7 @@ func (s *traceReaderServer) FindTraces(req *storagev2.FindTracesRequest, stream 
 	if err != nil {
 		return s.g.status("FindTraces", err)
 	}
-	return s.g.sendTraces("FindTraces", s.g.r.FindTraces(stream.Context(), tq), stream.Send)
+	return s.g.sendTraces("FindTraces", s.g.r.FindTraces(stream.Context(), tq), stream)
 }
 
 // FindTraceIDs answers the ids of the traces FindTraces would stream, each

@@ -1,6 +1,8 @@
 package query
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"time"
 
@@ -9,6 +11,8 @@ import (
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -226,37 +230,82 @@ func setValue(v pcommon.Value, av *storagev2.AnyValue, depth int) {
 	}
 }
 
-// tracesData converts one chunk of a trace to OTLP proto messages through
-// the OTLP wire format (pdata's ExportTraceServiceRequest and TracesData
-// share it), splitting it when it is larger than maxChunkBytes. An empty
-// chunk gives none: the proto forbids empty messages.
-func tracesData(td ptrace.Traces) ([]*tracev1.TracesData, error) {
+// messageParts splits one chunk of a trace into the parts sent as one
+// message each: none for an empty chunk (the proto forbids empty
+// messages), the chunk itself when it encodes to at most maxChunkBytes,
+// else parts by span count (a single span larger than that is sent whole).
+func messageParts(td ptrace.Traces) []ptrace.Traces {
 	n := td.SpanCount()
 	if n == 0 {
-		return nil, nil
+		return nil
 	}
-	m := ptrace.ProtoMarshaler{}
-	if size := m.TracesSize(td); size > maxChunkBytes && n > 1 {
-		parts := size/maxChunkBytes + 1
-		var out []*tracev1.TracesData
-		for _, part := range splitSpans(td, (n+parts-1)/parts) {
-			msgs, err := tracesData(part)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, msgs...)
-		}
-		return out, nil
+	size := (&ptrace.ProtoMarshaler{}).TracesSize(td)
+	if size <= maxChunkBytes || n == 1 {
+		return []ptrace.Traces{td}
 	}
-	b, err := m.MarshalTraces(td)
+	parts := size/maxChunkBytes + 1
+	var out []ptrace.Traces
+	for _, part := range splitSpans(td, (n+parts-1)/parts) {
+		out = append(out, messageParts(part)...)
+	}
+	return out
+}
+
+// encodeTraces encodes td as OTLP protobuf: as a TracesData, since pdata's
+// ExportTraceServiceRequest has the same wire form.
+func encodeTraces(td ptrace.Traces) ([]byte, error) {
+	b, err := (&ptrace.ProtoMarshaler{}).MarshalTraces(td)
 	if err != nil {
 		return nil, fmt.Errorf("encoding spans: %w", err)
+	}
+	return b, nil
+}
+
+// toTracesData converts td to the generated OTLP message through the wire
+// format: the slow but codec-independent way to send it.
+func toTracesData(td ptrace.Traces) (*tracev1.TracesData, error) {
+	b, err := encodeTraces(td)
+	if err != nil {
+		return nil, err
 	}
 	msg := &tracev1.TracesData{}
 	if err := proto.Unmarshal(b, msg); err != nil {
 		return nil, fmt.Errorf("decoding spans as OTLP TracesData: %w", err)
 	}
-	return []*tracev1.TracesData{msg}, nil
+	return msg, nil
+}
+
+// encodedTraces is a TracesData already encoded. pdata registers itself as
+// grpc-go's "proto" codec and sends any value with these methods as its
+// bytes, which saves decoding pdata's encoding into generated structs only
+// to encode them again; rawSendWorks checks that the codec in place does.
+type encodedTraces []byte
+
+// SizeProto is the encoded size.
+func (e encodedTraces) SizeProto() int { return len(e) }
+
+// MarshalProto copies the encoding into b, which has SizeProto bytes.
+func (e encodedTraces) MarshalProto(b []byte) int { return copy(b, e) }
+
+// UnmarshalProto refuses: encodedTraces is only ever sent.
+func (encodedTraces) UnmarshalProto([]byte) error {
+	return errors.New("encodedTraces is send-only")
+}
+
+// rawSendWorks reports whether grpc-go's registered "proto" codec sends an
+// encodedTraces as its bytes (pdata's codec does; grpc-go's own refuses).
+func rawSendWorks() bool {
+	c := encoding.GetCodecV2(grpcproto.Name)
+	if c == nil {
+		return false
+	}
+	probe := encodedTraces{0x0a, 0x00} // one empty resource_spans
+	bufs, err := c.Marshal(probe)
+	if err != nil {
+		return false
+	}
+	defer bufs.Free()
+	return bytes.Equal(bufs.Materialize(), probe)
 }
 
 // splitSpans splits td into parts of at most per spans each (per ≥ 1),

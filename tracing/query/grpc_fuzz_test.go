@@ -4,8 +4,6 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/collector/pdata/pcommon"
-	"go.opentelemetry.io/collector/pdata/ptrace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -86,62 +84,4 @@ func FuzzGRPCTraceRequests(f *testing.F) {
 			}
 		}
 	})
-}
-
-func TestTracesDataKeepsEverySpanWithItsResourceAndScope(t *testing.T) {
-	td := ptrace.NewTraces()
-	for _, svc := range []string{"reviews", "ratings"} {
-		rs := td.ResourceSpans().AppendEmpty()
-		rs.Resource().Attributes().PutStr("service.name", svc)
-		for _, scope := range []string{"otelgrpc", "manual"} {
-			ss := rs.ScopeSpans().AppendEmpty()
-			ss.Scope().SetName(scope)
-			for i := range 3 {
-				sp := ss.Spans().AppendEmpty()
-				sp.SetTraceID(pcommon.TraceID{1})
-				sp.SetSpanID(pcommon.SpanID{byte(len(svc)), byte(len(scope)), byte(i + 1)})
-				sp.SetName(svc + "/" + scope)
-			}
-		}
-	}
-	for _, per := range []int{1, 2, 5, 12, 100} {
-		parts := splitSpans(td, per)
-		all := ptrace.NewTraces()
-		for _, p := range parts {
-			if p.SpanCount() > per || p.SpanCount() == 0 {
-				t.Fatalf("per %d: a part of %d spans", per, p.SpanCount())
-			}
-			msgs, err := tracesData(p)
-			if err != nil || len(msgs) != 1 {
-				t.Fatalf("per %d: %d messages, %v", per, len(msgs), err)
-			}
-			b, err := proto.Marshal(msgs[0])
-			if err != nil {
-				t.Fatal(err)
-			}
-			back, err := (&ptrace.ProtoUnmarshaler{}).UnmarshalTraces(b)
-			if err != nil {
-				t.Fatal(err)
-			}
-			back.ResourceSpans().MoveAndAppendTo(all.ResourceSpans())
-		}
-		n := 0
-		for _, rs := range all.ResourceSpans().All() {
-			svc, _ := rs.Resource().Attributes().Get("service.name")
-			for _, ss := range rs.ScopeSpans().All() {
-				for _, sp := range ss.Spans().All() {
-					if sp.Name() != svc.Str()+"/"+ss.Scope().Name() {
-						t.Fatalf("per %d: span %s under %s/%s", per, sp.Name(), svc.Str(), ss.Scope().Name())
-					}
-					n++
-				}
-			}
-		}
-		if n != 12 {
-			t.Fatalf("per %d: %d spans came back, want 12", per, n)
-		}
-	}
-	if msgs, err := tracesData(ptrace.NewTraces()); err != nil || len(msgs) != 0 {
-		t.Fatalf("an empty chunk gave %d messages, %v; want none", len(msgs), err)
-	}
 }
