@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -17,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/grpc"
 )
 
 // sink is a real OTLP/HTTP receiver: it decodes protobuf requests with
@@ -310,53 +308,6 @@ func TestForwardMaxLagDropsTheOldestSegments(t *testing.T) {
 	for _, k := range s.received() {
 		if k.trace >= 10 && k.trace < 30 {
 			t.Fatalf("span %v of a dropped segment arrived", k)
-		}
-	}
-}
-
-// otlpGRPC is the second real receiver: the collector's OTLP/gRPC service.
-type otlpGRPC struct {
-	ptraceotlp.UnimplementedGRPCServer
-	mu    sync.Mutex
-	spans []spanKey
-}
-
-func (o *otlpGRPC) Export(_ context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.spans = append(o.spans, spanKeys(req.Traces())...)
-	return ptraceotlp.NewExportResponse(), nil
-}
-
-func (o *otlpGRPC) received() []spanKey {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return append([]spanKey(nil), o.spans...)
-}
-
-func TestForwardOverOTLPGRPC(t *testing.T) {
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, recv := grpc.NewServer(), &otlpGRPC{}
-	ptraceotlp.RegisterGRPCServer(srv, recv)
-	go func() { _ = srv.Serve(lis) }()
-	t.Cleanup(srv.Stop)
-	addr := lis.Addr().String()
-	d := openForwarding(t, t.TempDir(), ForwardTarget{URL: "grpc://" + addr}, ForwardTarget{URL: addr})
-	writeGen(t, d, newGen(time.Now()), 0, 10)
-	waitFor(t, "both targets", func() bool { return len(recv.received()) >= 1600 })
-	got := map[spanKey]int{}
-	for _, k := range recv.received() {
-		got[k]++
-	}
-	if len(got) != 800 {
-		t.Fatalf("%d distinct spans arrived, want 800", len(got))
-	}
-	for k, n := range got {
-		if n != 2 {
-			t.Fatalf("span %v arrived %d times, want once per target", k, n)
 		}
 	}
 }
