@@ -112,7 +112,6 @@ func TestForwardOverOTLPGRPC(t *testing.T) {
 	}
 }
 
-
 // grpcAnswer is an OTLP/gRPC server that answers every request the same.
 type grpcAnswer struct {
 	ptraceotlp.UnimplementedGRPCServer
