@@ -32,7 +32,8 @@ import (
 //	          tls: {insecure: true}
 //
 // Streamed traces are cut into messages under 3 MiB, below grpc-go's
-// default 4 MiB receive limit, which Jaeger's client keeps.
+// default 4 MiB receive limit, which Jaeger's client keeps (only a single
+// span larger than that goes over it).
 type StorageGRPC struct {
 	r       store.Reader
 	logger  *slog.Logger
