@@ -97,7 +97,11 @@ func (c Config) Validate() error {
 // survives kill -9); a background syncer fsyncs the WAL every SyncInterval
 // (≤ 100ms), the window an OS crash may lose. Blocks are written to a
 // temporary directory, fsynced and renamed; then the WAL segments they
-// cover are deleted (and skipped on open if the crash came in between).
+// cover are deleted (and skipped on open if the crash came in between) —
+// once every forwarder (Config.Forward) has sent them, or has fallen more
+// than ForwardConfig.MaxLag behind.
+//
+//	forward/<hash of URL>   per export target: the WAL position sent so far
 //
 // Queries narrow candidates with the posting lists and per-trace ranges,
 // then decode the candidates and check every condition on each span, so an

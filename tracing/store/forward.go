@@ -22,11 +22,18 @@ import (
 
 // ForwardConfig configures forwarding: every span written to the store is
 // also sent, from the WAL, to each target (--traces.export-otlp). Zero
-// fields take the defaults.
+// fields take the defaults. The Durable store owns the forwarders: Open
+// starts one goroutine per target, Close stops them, so cmd only turns
+// each flag value into a target:
 //
-// Delivery is in WAL order and exactly once while the store runs; across a
-// restart or crash it is at least once (the batch in flight when the store
-// stopped is sent again). A target that is down is retried with
+//	cfg.Forward.Targets = append(cfg.Forward.Targets, store.ForwardTarget{URL: u})
+//
+// Delivery is in WAL order and exactly once while the store runs and the
+// target answers; otherwise at least once: the batch in flight when the
+// store stops or crashes, or whose answer was lost (a timeout), is sent
+// again. A target new to the store starts with the oldest span not yet in
+// a block (blocks are not replayed to it); a target dropped from the
+// configuration leaves its checkpoint file behind and holds no WAL. A target that is down is retried with
 // exponential backoff for ever; the WAL segments it still needs are kept
 // after their block is cut, up to MaxLag bytes behind, beyond which its
 // oldest segments are dropped (counted in
