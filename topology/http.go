@@ -37,14 +37,14 @@ func (g *Graph) serveGraph(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	res, err := g.Build(r.Context(), o)
+	body, err := g.buildJSON(r.Context(), o)
 	if err != nil {
 		g.logger.Warn("graph failed", "err", err)
 		writeError(w, http.StatusInternalServerError, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
-	_, _ = w.Write(append(res.appendJSON(make([]byte, 0, res.encodedSize())), '\n'))
+	_, _ = w.Write(body)
 }
 
 // parse reads and checks the options of a request.

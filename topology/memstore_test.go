@@ -195,3 +195,21 @@ func TestRunThinsUntilCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestHTTPCallersShareTheEncodedGraph(t *testing.T) {
+	now := fixtureNow
+	g := newFixtureGraph(t, now)
+	g.now = func() time.Time { return now }
+	o := DefaultOptions()
+	a, err := g.buildJSON(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := g.buildJSON(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &a[0] != &b[0] {
+		t.Error("the second caller encoded the graph again")
+	}
+}

@@ -23,6 +23,24 @@ func (g *Graph) Build(ctx context.Context, o Options) (*Cytoscape, error) {
 	return g.cache.get(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(bctx, o) })
 }
 
+// buildJSON is Build's graph as JSON; callers sharing a result share
+// its encoding too.
+func (g *Graph) buildJSON(ctx context.Context, o Options) ([]byte, error) {
+	if !o.QueryTime.IsZero() {
+		res, err := g.build(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		return append(res.appendJSON(make([]byte, 0, res.encodedSize())), '\n'), nil
+	}
+	bctx := context.WithoutCancel(ctx)
+	e, err := g.cache.entry(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(bctx, o) })
+	if err != nil {
+		return nil, err
+	}
+	return e.json(), nil
+}
+
 // pathMode picks where a graph's traffic comes from.
 type pathMode int
 
@@ -204,11 +222,29 @@ type cacheEntry struct {
 	at   time.Time
 	res  *Cytoscape
 	err  error
+
+	bodyOnce sync.Once // the JSON of res, encoded once for every HTTP caller
+	body     []byte
+}
+
+// json is the entry's graph encoded, with a trailing newline.
+func (e *cacheEntry) json() []byte {
+	e.bodyOnce.Do(func() { e.body = append(e.res.appendJSON(make([]byte, 0, e.res.encodedSize())), '\n') })
+	return e.body
 }
 
 // get returns the cached result of key if younger than ttl, else computes
 // it once for every waiting caller.
 func (c *resultCache) get(ctx context.Context, key string, now time.Time, ttl time.Duration, f func() (*Cytoscape, error)) (*Cytoscape, error) {
+	e, err := c.entry(ctx, key, now, ttl, f)
+	if err != nil {
+		return nil, err
+	}
+	return e.res, nil
+}
+
+// entry is get's cache entry, whose err is nil.
+func (c *resultCache) entry(ctx context.Context, key string, now time.Time, ttl time.Duration, f func() (*Cytoscape, error)) (*cacheEntry, error) {
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]*cacheEntry{}
@@ -225,12 +261,12 @@ func (c *resultCache) get(ctx context.Context, key string, now time.Time, ttl ti
 		c.mu.Unlock()
 		e.res, e.err = f()
 		close(e.done)
-		return e.res, e.err
+		return e, e.err
 	}
 	c.mu.Unlock()
 	select {
 	case <-e.done:
-		return e.res, e.err
+		return e, e.err
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
