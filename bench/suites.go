@@ -73,10 +73,10 @@ func suites() []suite {
 			},
 		},
 		{
-			Title: "Access-log conversion",
-			About: "Pipeline conversion of decoded entries to Istio-labelled requests vs decoding alone, and a real ALS stream into the receiver.",
-			Pkg:   "./telemetry/...",
-			Bench: "BenchmarkConvertHTTP|BenchmarkDecodeHTTPEntry|BenchmarkStreamAccessLogs",
+			Title:   "Access-log conversion",
+			About:   "Pipeline conversion of decoded entries to Istio-labelled requests vs decoding alone, and a real ALS stream into the receiver.",
+			Pkg:     "./telemetry/...",
+			Bench:   "BenchmarkConvertHTTP|BenchmarkDecodeHTTPEntry|BenchmarkStreamAccessLogs",
 			Metrics: []string{"entries/s", "ns/op", "B/op", "allocs/op"},
 		},
 		{
