@@ -47,7 +47,9 @@
 // idleNode (nodes of series that had traffic in memory before the window
 // but none in it), health (healthData plus glassmesh's healthStatus, from
 // Tolerances; Kiali's defaults). Rates are strings with Kiali's precision;
-// ids are md5 of the node identity and of "source.target.protocol".
+// ids are the sha256 (hex) of the node identity and of
+// "source.target.protocol", as Kiali's; responseTime and throughput are
+// whole numbers (ms, bytes/s), as Kiali prints them.
 //
 // # Wiring (cmd/glassmesh)
 //
