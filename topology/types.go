@@ -67,7 +67,7 @@ type ServiceName struct {
 
 // NodeData is one node's data, Kiali's NodeData.
 type NodeData struct {
-	ID              string            `json:"id"`               // md5 of the node identity, stable across calls
+	ID              string            `json:"id"`               // sha256 of the node identity, stable across calls
 	Parent          string            `json:"parent,omitempty"` // id of the box holding it
 	NodeType        string            `json:"nodeType"`
 	Cluster         string            `json:"cluster"`
