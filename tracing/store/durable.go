@@ -297,9 +297,7 @@ func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	if err := d.wal.append(rec); err != nil {
 		return fmt.Errorf("trace store: %w", err)
 	}
-	for _, f := range d.fwd {
-		f.notify()
-	}
+	d.notifyForwarders()
 	spans := 0
 	for i, f := range frags {
 		d.head.add(f.id, f.td, wf[i].data)
@@ -335,6 +333,7 @@ func (d *Durable) swapHead() bool {
 	case d.cutCh <- struct{}{}:
 	default:
 	}
+	d.notifyForwarders() // they move on to the new segment
 	return true
 }
 

@@ -63,15 +63,24 @@ func (f *forwarder) readBatch(start walPos) (fwdBatch, error) {
 	return b, nil
 }
 
-// readRecords reads up to limit bytes at off, more when the first record
-// is larger; eof reports that the read reached the end of the file.
+// readRecords reads what there is at off, up to limit bytes, or more when
+// the first record is larger; eof reports that it read to the end of the
+// file as it was.
 func readRecords(file *os.File, off int64, limit int) (buf []byte, eof bool, err error) {
-	want := limit
+	st, err := file.Stat()
+	if err != nil {
+		return nil, false, err
+	}
+	avail := st.Size() - off
+	if avail <= 0 {
+		return nil, true, nil
+	}
+	want := int(min(avail, int64(limit)))
 	buf = make([]byte, want)
 	n, err := file.ReadAt(buf, off)
-	if n == want && n >= walHeaderSize {
+	if n == want && want == limit && n >= walHeaderSize {
 		if l := int(binary.LittleEndian.Uint32(buf)); l <= maxRecordSize && walHeaderSize+l > n {
-			want = walHeaderSize + l
+			want = int(min(avail, int64(walHeaderSize+l)))
 			buf = make([]byte, want)
 			n, err = file.ReadAt(buf, off)
 		}
@@ -79,7 +88,7 @@ func readRecords(file *os.File, off int64, limit int) (buf []byte, eof bool, err
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, false, err
 	}
-	return buf[:n], n < want, nil
+	return buf[:n], off+int64(n) >= st.Size(), nil
 }
 
 // collectFragments concatenates the OTLP protobuf fragments of the whole
@@ -193,6 +202,13 @@ func (d *Durable) closeForwarders() error {
 	}
 	d.fwd = nil
 	return errors.Join(errs...)
+}
+
+// notifyForwarders tells them there is more WAL; it never blocks. Hold wmu.
+func (d *Durable) notifyForwarders() {
+	for _, f := range d.fwd {
+		f.notify()
+	}
 }
 
 // wakeMaintenance asks the maintenance loop for a round; it never blocks.
