@@ -138,16 +138,17 @@ func (s *traceReaderServer) GetServices(ctx context.Context, _ *storagev2.GetSer
 }
 
 // GetOperations lists a service's span names, of one kind when span_kind
-// is given; the service is required.
+// is given (any case, or OTLP's SPAN_KIND_* spelling); the service is
+// required.
 func (s *traceReaderServer) GetOperations(ctx context.Context, req *storagev2.GetOperationsRequest) (*storagev2.GetOperationsResponse, error) {
 	if req.GetService() == "" {
 		return nil, s.g.status("GetOperations", badArg("service", "is required"))
 	}
-	if !validSpanKind(req.GetSpanKind()) {
-		return nil, s.g.status("GetOperations", badArg("span_kind",
-			"%q is not one of server, client, producer, consumer, internal", req.GetSpanKind()))
+	kind, err := spanKind(req.GetSpanKind())
+	if err != nil {
+		return nil, s.g.status("GetOperations", err)
 	}
-	ops, err := s.g.r.Operations(ctx, store.OperationQuery{Service: req.GetService(), SpanKind: req.GetSpanKind()})
+	ops, err := s.g.r.Operations(ctx, store.OperationQuery{Service: req.GetService(), SpanKind: kind})
 	if err != nil {
 		return nil, s.g.status("GetOperations", err)
 	}

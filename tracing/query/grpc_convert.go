@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -341,6 +342,20 @@ func splitSpans(td ptrace.Traces, per int) []ptrace.Traces {
 		}
 	}
 	return parts
+}
+
+// spanKind normalizes GetOperations' span_kind to the store's lower-case
+// names, also taking OTLP's enum spelling (SPAN_KIND_SERVER) and any case,
+// so a caller spelling it differently is not refused for it.
+func spanKind(k string) (string, error) {
+	norm := strings.TrimPrefix(strings.ToLower(k), "span_kind_")
+	if norm == "unspecified" {
+		norm = ""
+	}
+	if !validSpanKind(norm) {
+		return "", badArg("span_kind", "%q is not one of server, client, producer, consumer, internal", k)
+	}
+	return norm, nil
 }
 
 // dependencyWindow is GetDependencies' [start_time, end_time), both required.

@@ -134,6 +134,8 @@ func TestStorageGRPCServicesAndOperations(t *testing.T) {
 			[]string{"ratings.Ratings/Get client", "reviews.Reviews/Get server"}},
 		{"a span kind selects the operations of that kind", "productpage", "server",
 			[]string{"GET /healthz server", "GET /productpage server"}},
+		{"OTLP's spelling of a span kind is understood", "productpage", "SPAN_KIND_CLIENT",
+			[]string{"reviews.Reviews/Get client"}},
 		{"a service without spans has no operations", "details", "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -309,7 +311,7 @@ func TestStorageGRPCBadArgumentsAreInvalidArgument(t *testing.T) {
 			return err
 		}},
 		{"an unknown span kind", "span_kind", func() error {
-			_, err := c.traces.GetOperations(ctx, &storagev2.GetOperationsRequest{Service: "reviews", SpanKind: "SERVER"})
+			_, err := c.traces.GetOperations(ctx, &storagev2.GetOperationsRequest{Service: "reviews", SpanKind: "server-side"})
 			return err
 		}},
 		{"a search without its query", "query", findTraces(nil)},
