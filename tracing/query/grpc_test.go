@@ -264,6 +264,15 @@ func TestStorageGRPCDependenciesAndCapabilities(t *testing.T) {
 		t.Fatalf("a window without calls gave %v, %v", resp.GetDependencies(), err)
 	}
 
+	// Jaeger falls back to FindTraces + its own aggregation on UNIMPLEMENTED.
+	sums, err := c.traces.FindTraceSummaries(ctx, &storagev2.FindTraceSummariesRequest{Query: &storagev2.TraceQueryParameters{}})
+	if err == nil {
+		_, err = sums.Recv()
+	}
+	if status.Code(err) != codes.Unimplemented {
+		t.Fatalf("FindTraceSummaries: %v, want Unimplemented", err)
+	}
+
 	caps, err := c.caps.GetCapabilities(ctx, &storagev2.GetCapabilitiesRequest{})
 	if err != nil {
 		t.Fatal(err)
