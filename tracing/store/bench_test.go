@@ -3,11 +3,15 @@ package store
 import (
 	"context"
 	"flag"
+	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
@@ -142,4 +146,32 @@ func BenchmarkFindTraces(b *testing.B) {
 			b.ReportMetric(float64(found), "traces/op")
 		})
 	}
+}
+
+// BenchmarkForwardHTTP measures writing and forwarding to an OTLP/HTTP
+// target that discards what it gets: spans/s through both, the forwarder
+// reading the WAL, decoding and re-encoding the spans.
+func BenchmarkForwardHTTP(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	d, err := Open(Config{DataDir: b.TempDir(), Forward: ForwardConfig{Targets: []ForwardTarget{{URL: srv.URL}}}}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	batch := newGen(time.Now()).batch(0, benchTracesPerBatch)
+	forwarded := d.m.fwdSpans.WithLabelValues(srv.URL)
+	for i := 0; b.Loop(); i++ {
+		renumberTraces(batch, i*benchTracesPerBatch)
+		if err := d.WriteTraces(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want := float64(b.N * benchTracesPerBatch * 8)
+	for testutil.ToFloat64(forwarded) < want {
+		time.Sleep(time.Millisecond)
+	}
+	b.ReportMetric(want/b.Elapsed().Seconds(), "spans/s")
 }

@@ -437,3 +437,34 @@ func TestForwardMovesPastDamageInClosedSegments(t *testing.T) {
 		})
 	}
 }
+
+func TestForwardConcurrentWritersAndCutsStillOnce(t *testing.T) {
+	s := newSink(t)
+	d := openForwarding(t, t.TempDir(), ForwardTarget{URL: s.srv.URL})
+	g := newGen(time.Now())
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 10 {
+				if err := d.WriteTraces(context.Background(), g.batch(w*10+i, 10)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for range 5 {
+		d.cutNow()
+	}
+	wg.Wait()
+	waitSpans(t, s, 3200)
+	seen := map[spanKey]bool{}
+	for _, k := range s.received() {
+		if seen[k] {
+			t.Fatalf("span %v arrived twice", k)
+		}
+		seen[k] = true
+	}
+	if len(seen) != 3200 {
+		t.Errorf("%d distinct spans, want 3200", len(seen))
+	}
+}
