@@ -123,6 +123,13 @@ func NewHTTPExporter(postURL string) *HTTPExporter {
 	return &HTTPExporter{url: postURL, transport: tr, client: &http.Client{Transport: tr}}
 }
 
+// protoExporter is an Exporter that sends TracesData protobuf as it is
+// (the same bytes as an ExportTraceServiceRequest: both are field 1,
+// repeated ResourceSpans), so forwarding skips a decode and an encode.
+type protoExporter interface {
+	exportProto(ctx context.Context, body []byte) error
+}
+
 // Export implements Exporter: 2xx is success (a partial success with
 // rejected spans is a permanent *ExportError), 4xx other than 408/429 is
 // permanent, and everything else is transient, with Retry-After honoured.
@@ -131,6 +138,10 @@ func (e *HTTPExporter) Export(ctx context.Context, td ptrace.Traces) error {
 	if err != nil {
 		return &ExportError{Err: fmt.Errorf("encode: %w", err), Permanent: true}
 	}
+	return e.exportProto(ctx, body)
+}
+
+func (e *HTTPExporter) exportProto(ctx context.Context, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, e.url, bytes.NewReader(body))
 	if err != nil {
 		return &ExportError{Err: err, Permanent: true}

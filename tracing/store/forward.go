@@ -265,7 +265,12 @@ func (f *forwarder) send(ctx context.Context, b fwdBatch) bool {
 	backoff := f.cfg.MinBackoff
 	for attempt := 1; ; attempt++ {
 		ectx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
-		err := f.exp.Export(ectx, b.td)
+		var err error
+		if pe, ok := f.exp.(protoExporter); ok {
+			err = pe.exportProto(ectx, b.body)
+		} else {
+			err = f.exp.Export(ectx, b.td)
+		}
 		cancel()
 		if err == nil {
 			f.m.spans.Add(float64(b.spans))

@@ -468,3 +468,22 @@ func TestForwardConcurrentWritersAndCutsStillOnce(t *testing.T) {
 		t.Errorf("%d distinct spans, want 3200", len(seen))
 	}
 }
+
+func TestCountSpansAgreesWithPdata(t *testing.T) {
+	g := newGen(time.Now())
+	var m ptrace.ProtoMarshaler
+	for _, td := range []ptrace.Traces{ptrace.NewTraces(), g.batch(0, 1), g.batch(1, 7)} {
+		b, err := m.MarshalTraces(td)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, err := countSpans(b); err != nil || n != td.SpanCount() {
+			t.Errorf("countSpans = %d, %v; want %d", n, err, td.SpanCount())
+		}
+		if len(b) > 3 {
+			if _, err := countSpans(b[:len(b)-3]); err == nil {
+				t.Error("countSpans accepted a truncated message")
+			}
+		}
+	}
+}

@@ -10,11 +10,13 @@ import (
 	"path/filepath"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // fwdBatch is what one read of the WAL yields for a forwarder.
 type fwdBatch struct {
-	td      ptrace.Traces
+	td      ptrace.Traces // decoded, unless the exporter takes body as is
+	body    []byte        // TracesData protobuf
 	spans   int
 	hasData bool
 	end     walPos // where the next read starts
@@ -53,13 +55,19 @@ func (f *forwarder) readBatch(start walPos) (fwdBatch, error) {
 	if len(body) == 0 {
 		return b, nil
 	}
-	var u ptrace.ProtoUnmarshaler
-	td, err := u.UnmarshalTraces(body)
+	if _, raw := f.exp.(protoExporter); raw {
+		b.spans, err = countSpans(body)
+		b.body = body
+	} else {
+		var u ptrace.ProtoUnmarshaler
+		b.td, err = u.UnmarshalTraces(body)
+		b.spans = b.td.SpanCount()
+	}
 	if err != nil {
 		f.logger.Error("cannot decode WAL spans to forward; skipping them", "segment", start.seg, "err", err)
 		return b, nil
 	}
-	b.td, b.spans, b.hasData = td, td.SpanCount(), true
+	b.hasData = true
 	return b, nil
 }
 
@@ -266,4 +274,46 @@ func (d *Durable) limitLag(f *forwarder, segs []segSize) {
 		d.logger.Warn("forwarding target is more than MaxLag behind; dropped its oldest WAL segment",
 			"target", f.label, "segment", pos.seg, "bytes", first, "lag", lag, "maxLag", d.cfg.Forward.MaxLag)
 	}
+}
+
+// countSpans counts the spans of TracesData protobuf without decoding
+// them: TracesData.resource_spans (1) → ResourceSpans.scope_spans (2) →
+// ScopeSpans.spans (2).
+func countSpans(td []byte) (int, error) {
+	n := 0
+	err := eachField(td, 1, func(rs []byte) error {
+		return eachField(rs, 2, func(ss []byte) error {
+			return eachField(ss, 2, func([]byte) error { n++; return nil })
+		})
+	})
+	return n, err
+}
+
+// eachField calls fn with the bytes of every length-delimited field num
+// of the message in b.
+func eachField(b []byte, num protowire.Number, fn func([]byte) error) error {
+	for len(b) > 0 {
+		n, typ, k := protowire.ConsumeTag(b)
+		if k < 0 {
+			return protowire.ParseError(k)
+		}
+		b = b[k:]
+		if n == num && typ == protowire.BytesType {
+			v, k := protowire.ConsumeBytes(b)
+			if k < 0 {
+				return protowire.ParseError(k)
+			}
+			if err := fn(v); err != nil {
+				return err
+			}
+			b = b[k:]
+			continue
+		}
+		k = protowire.ConsumeFieldValue(n, typ, b)
+		if k < 0 {
+			return protowire.ParseError(k)
+		}
+		b = b[k:]
+	}
+	return nil
 }
