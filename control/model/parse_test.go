@@ -211,7 +211,9 @@ func TestParseBoundsAliasExpansion(t *testing.T) {
 	if len(errs) != 1 || !strings.Contains(errs[0].Message, "more than") {
 		t.Errorf("errors = %v, want one about the expansion", errs)
 	}
-	if d := time.Since(start); d > 5*time.Second {
+	// Unbounded, the 10^9-node expansion would run for many minutes; the
+	// bound is generous because CI machines are shared (-race: ~5 s).
+	if d := time.Since(start); d > time.Minute {
 		t.Errorf("took %v", d)
 	}
 }
