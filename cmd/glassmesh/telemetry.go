@@ -185,6 +185,8 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 	}
 	tr.RegisterGRPC(a.grpc)
 	query.New(t.traces, logger).Register(a.mux)
+	// Jaeger v2 can use glassmesh as its storage: reads here, writes as OTLP.
+	query.NewStorageGRPC(t.traces, logger).RegisterGRPC(a.grpc)
 	return tr, nil
 }
 
