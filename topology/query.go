@@ -106,20 +106,47 @@ func (b *builder) addSpans(deps []store.Dependency, d time.Duration) {
 		if src == nil || dst == nil || src == dst {
 			continue
 		}
-		src.spans, dst.spans = true, true
-		if es := b.findPath(src, dst); es != nil {
+		es := b.findPath(src, dst)
+		if es == nil {
+			// The span call may be drawn between other nodes of the same
+			// names (in versioned graphs, a version the name did not pick).
+			es = b.edgesBetween(dep.Parent, dep.Child)
+		}
+		if es != nil {
 			for _, e := range es {
 				e.spans = true
 				e.src.spans, e.dst.spans = true, true
 			}
 			continue
 		}
+		src.spans, dst.spans = true, true
 		r := float64(dep.CallCount) / d.Seconds()
 		b.edges[edgeKey{src, dst, "http"}] = &edge{src: src, dst: dst, proto: "http", rate: r, spans: true}
 		src.out[pHTTP] += r
 		dst.in[pHTTP] += r
 		dst.hasIn = true
 	}
+}
+
+// edgesBetween is every metrics edge from a node named parent to a node
+// named child (span service names: "name" or "name.namespace").
+func (b *builder) edgesBetween(parent, child string) []*edge {
+	var out []*edge
+	for _, e := range b.edges {
+		if spanNamed(e.src, parent) && spanNamed(e.dst, child) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// spanNamed reports whether a node is the one a span service name means.
+func spanNamed(n *node, svc string) bool {
+	name, ns, _ := strings.Cut(svc, ".")
+	if ns != "" && n.data.Namespace != ns {
+		return false
+	}
+	return name != "" && (n.data.App == name || n.data.Workload == name || n.data.Service == name)
 }
 
 // findPath is the edge src→dst, or the two edges through an injected
