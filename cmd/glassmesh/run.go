@@ -165,6 +165,7 @@ func (a *app) run(ctx context.Context) error {
 		}
 		return nil
 	}, func(error) {
+		_ = a.tel.graph.Close() // ends the graph streams, or Shutdown waits for them
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer scancel()
 		_ = httpSrv.Shutdown(sctx)

@@ -247,9 +247,6 @@ func (t *telemetry) zipkinURL() string {
 
 // close releases what newTelemetry opened; the run group has stopped.
 func (t *telemetry) close() {
-	if t.graph != nil {
-		t.graph.Close()
-	}
 	if t.engine != nil {
 		_ = t.engine.Close()
 	}
