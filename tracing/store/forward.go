@@ -274,6 +274,9 @@ func (f *forwarder) send(ctx context.Context, b fwdBatch) bool {
 		cancel()
 		if err == nil {
 			f.m.spans.Add(float64(b.spans))
+			if attempt > 1 {
+				f.logger.Info("forwarding spans again", "attempts", attempt)
+			}
 			return true
 		}
 		if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"hash/crc32"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -111,4 +112,39 @@ func mustReadIndex(f *testing.F, d *Durable) []byte {
 		f.Fatal(err)
 	}
 	return b
+}
+
+// FuzzForwardClosedSegment has a forwarder read arbitrary bytes as a
+// closed WAL segment: it must move through it to the next segment in a
+// bounded number of reads, never stall or panic.
+func FuzzForwardClosedSegment(f *testing.F) {
+	g := newGen(time.Unix(1700000000, 0))
+	var m ptrace.ProtoMarshaler
+	data, _ := m.MarshalTraces(g.batch(0, 1))
+	rec := encodePayload([]walFrag{{data: data}})
+	_ = frameRecord(rec)
+	f.Add(append(slices.Clone(rec), rec...))
+	f.Add(rec[:len(rec)-1])
+	f.Add([]byte{255, 255, 255, 255, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w := &wal{dir: t.TempDir(), seg: 2}
+		if err := os.WriteFile(w.segPath(1), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		fw := &forwarder{cfg: ForwardConfig{BatchBytes: 64}.withDefaults(), w: w, logger: slog.New(slog.DiscardHandler)}
+		pos := walPos{seg: 1}
+		for range len(b) + 2 {
+			batch, err := fw.readBatch(pos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if batch.end == pos || batch.end.less(pos) {
+				t.Fatalf("stalled at %+v", pos)
+			}
+			if pos = batch.end; pos.seg == 2 {
+				return
+			}
+		}
+		t.Fatalf("still in segment 1 at %+v", pos)
+	})
 }
