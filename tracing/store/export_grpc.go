@@ -30,8 +30,10 @@ func NewGRPCExporter(target string) (*GRPCExporter, error) {
 }
 
 // Export implements Exporter. The codes the OTLP specification calls
-// retryable are transient (with RetryInfo honoured); the others are
-// permanent, and so is a partial success with rejected spans.
+// retryable are transient (RESOURCE_EXHAUSTED only with RetryInfo, whose
+// delay is honoured), and so are INTERNAL and UNKNOWN (a server-side
+// failure, like HTTP 5xx); the others are permanent, and so is a partial
+// success with rejected spans.
 func (e *GRPCExporter) Export(ctx context.Context, td ptrace.Traces) error {
 	resp, err := e.client.Export(ctx, ptraceotlp.NewExportRequestFromTraces(td))
 	if err == nil {
@@ -44,16 +46,20 @@ func (e *GRPCExporter) Export(ctx context.Context, td ptrace.Traces) error {
 	}
 	st := status.Convert(err)
 	xe := &ExportError{Err: fmt.Errorf("%s: %w", e.target, err)}
-	switch st.Code() {
-	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange,
-		codes.Unavailable, codes.DataLoss, codes.ResourceExhausted, codes.Internal, codes.Unknown:
-	default:
-		xe.Permanent = true
-	}
 	for _, d := range st.Details() {
 		if ri, ok := d.(*errdetails.RetryInfo); ok && ri.GetRetryDelay() != nil {
 			xe.RetryAfter = ri.GetRetryDelay().AsDuration()
 		}
+	}
+	switch st.Code() {
+	case codes.Canceled, codes.DeadlineExceeded, codes.Aborted, codes.OutOfRange,
+		codes.Unavailable, codes.DataLoss, codes.Internal, codes.Unknown:
+	case codes.ResourceExhausted:
+		// Only with RetryInfo is it "over capacity, come back"; without, it
+		// is a message over the server's limit, which no retry fixes.
+		xe.Permanent = xe.RetryAfter == 0
+	default:
+		xe.Permanent = true
 	}
 	return xe
 }

@@ -161,6 +161,8 @@ func TestExportersClassifyErrors(t *testing.T) {
 		after     time.Duration
 	}{
 		{name: "gRPC UNAVAILABLE with RetryInfo is retried after its delay", grpc: &grpcAnswer{err: unavailable.Err()}, after: 2 * time.Second},
+		{name: "gRPC RESOURCE_EXHAUSTED without RetryInfo (message too large) is permanent",
+			grpc: &grpcAnswer{err: status.Error(codes.ResourceExhausted, "too large")}, permanent: true},
 		{name: "gRPC INVALID_ARGUMENT is permanent", grpc: &grpcAnswer{err: status.Error(codes.InvalidArgument, "bad")}, permanent: true},
 		{name: "gRPC partial success is permanent for the rejected spans", grpc: &grpcAnswer{rejected: 2}, permanent: true, rejected: 2},
 		{name: "HTTP 503 with Retry-After is retried after it", http: func(w http.ResponseWriter) {

@@ -50,8 +50,10 @@ type ForwardConfig struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Timeout bounds one send [30s].
 	Timeout time.Duration
-	// BatchBytes is how much WAL is read into one send, at most [4 MiB]
-	// (a larger single record goes alone).
+	// BatchBytes is how much WAL is read into one send, at most [1 MiB],
+	// well under the usual 4 MiB gRPC message limit (a larger single
+	// record goes alone, and a target refusing it as too large is a
+	// permanent error).
 	BatchBytes int
 }
 
@@ -72,7 +74,7 @@ func (c ForwardConfig) withDefaults() ForwardConfig {
 	c.MinBackoff = cmpOr(c.MinBackoff, 100*time.Millisecond)
 	c.MaxBackoff = cmpOr(c.MaxBackoff, 30*time.Second)
 	c.Timeout = cmpOr(c.Timeout, 30*time.Second)
-	c.BatchBytes = cmpOr(c.BatchBytes, 4<<20)
+	c.BatchBytes = cmpOr(c.BatchBytes, 1<<20)
 	return c
 }
 
