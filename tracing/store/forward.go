@@ -297,6 +297,13 @@ func (f *forwarder) send(ctx context.Context, b fwdBatch) bool {
 			return true
 		}
 		f.m.retries.Inc()
+		if !f.position().less(b.end) {
+			// MaxLag dropped the segment under this batch (counted there):
+			// stop retrying it, or a batch the target keeps failing would
+			// stall this target for ever.
+			f.logger.Warn("abandoning a batch its dropped segment held", "err", err)
+			return true
+		}
 		wait := backoff/2 + rand.N(backoff/2+1) // jitter, so targets are not hit in step
 		if xe != nil && xe.RetryAfter > wait {
 			wait = min(xe.RetryAfter, maxRetryAfter)
