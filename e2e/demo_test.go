@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bufio"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -66,5 +68,43 @@ func TestDemo(t *testing.T) {
 			}
 			return fmt.Errorf("no stitched trace among %d", len(res.Data))
 		})
+	})
+	t.Run("the graph draws the demo like Kiali, and streams it", func(t *testing.T) {
+		want := "details v1,productpage v1,ratings v1,reviews v1,reviews v2,reviews v3,traffic-generator v1"
+		eventually(t, 60*time.Second, func() error {
+			var g struct {
+				Elements struct {
+					Nodes []struct {
+						Data struct {
+							App, Version, NodeType string
+							IsBox                  string `json:"isBox"`
+						} `json:"data"`
+					} `json:"nodes"`
+					Edges []struct{} `json:"edges"`
+				} `json:"elements"`
+			}
+			gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=versionedApp", &g)
+			var names []string
+			for _, n := range g.Elements.Nodes {
+				if n.Data.IsBox == "" { // versionedApp boxes an app's versions, as Kiali does
+					names = append(names, n.Data.App+" "+n.Data.Version)
+				}
+			}
+			sort.Strings(names)
+			if got := strings.Join(names, ","); got != want || len(g.Elements.Edges) < 7 {
+				return fmt.Errorf("nodes %s (want %s), %d edges", got, want, len(g.Elements.Edges))
+			}
+			return nil
+		})
+		resp, err := http.Get("http://" + gm.HTTPAddr + "/api/graph/stream?namespaces=default&refresh=1s")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		sc := bufio.NewScanner(resp.Body)
+		sc.Buffer(make([]byte, 1<<20), 1<<22)
+		if !sc.Scan() || sc.Text() != "event: graph" || !sc.Scan() || !strings.HasPrefix(sc.Text(), `data: {"timestamp"`) {
+			t.Fatalf("stream did not start with a graph event: %q", sc.Text())
+		}
 	})
 }
