@@ -199,3 +199,14 @@ func TestExportersClassifyErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestTargetLabelsHideSecrets(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://user:secret@tempo:443/otlp/v1/traces?api_key=k": "https://user:xxxxx@tempo:443/otlp/v1/traces",
+		"jaeger:4317": "jaeger:4317",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -176,8 +176,11 @@ func openForwarder(t ForwardTarget, cfg ForwardConfig, dir string, start walPos,
 	return f, nil
 }
 
+// redactURL drops the password and the query (where API keys go) from a
+// URL used as a metric label and in logs.
 func redactURL(raw string) string {
 	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		u.RawQuery, u.Fragment = "", ""
 		return u.Redacted()
 	}
 	return raw

@@ -1,6 +1,8 @@
 // Package store is glassmesh's trace storage: the Reader and Writer
 // contract every backend implements (an in-memory one for tests, the durable
 // one for real), in the style of Jaeger v2's tracestore, over OTLP pdata.
+// The durable store can also forward every span it accepts, from its WAL,
+// to external OTLP endpoints (ForwardConfig).
 package store
 
 import (
