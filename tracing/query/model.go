@@ -10,6 +10,8 @@ import (
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // The Jaeger UI JSON model (Jaeger's uimodel package), as Jaeger UI and
@@ -168,7 +170,7 @@ func toUISpan(s ptrace.Span, scope pcommon.InstrumentationScope, pid string) uiS
 func statusTags(s ptrace.Span, scope pcommon.InstrumentationScope) []uiKeyValue {
 	var tags []uiKeyValue
 	str := func(k, v string) { tags = append(tags, uiKeyValue{Key: k, Type: "string", Value: v}) }
-	if k := kindName(s.Kind()); k != "" {
+	if k := store.KindName(s.Kind()); k != "" {
 		str("span.kind", k)
 	}
 	switch s.Status().Code() {
@@ -191,23 +193,6 @@ func statusTags(s ptrace.Span, scope pcommon.InstrumentationScope) []uiKeyValue 
 		str("w3c.tracestate", ts)
 	}
 	return tags
-}
-
-// kindName is the Jaeger spelling of a span kind, "" when unspecified.
-func kindName(k ptrace.SpanKind) string {
-	switch k {
-	case ptrace.SpanKindServer:
-		return "server"
-	case ptrace.SpanKindClient:
-		return "client"
-	case ptrace.SpanKindProducer:
-		return "producer"
-	case ptrace.SpanKindConsumer:
-		return "consumer"
-	case ptrace.SpanKindInternal:
-		return "internal"
-	}
-	return ""
 }
 
 // toUIKeyValue converts an attribute; maps and slices become their JSON.

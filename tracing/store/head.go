@@ -197,7 +197,7 @@ func (h *head) addSpan(t *headTrace, ord int32, svc string, sp ptrace.Span) {
 		h.minT = start
 	}
 	h.maxT = max(h.maxT, end, start)
-	kind := kindString(sp.Kind())
+	kind := KindName(sp.Kind())
 	h.postTerm(ord, termService, svc)
 	h.postTerm(ord, termOperation, svc, sp.Name())
 	h.postTerm(ord, termKind, kind)

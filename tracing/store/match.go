@@ -21,8 +21,9 @@ func queryLimit(q TraceQuery) int {
 	return q.Limit
 }
 
-// kindString is the Jaeger spelling of a span kind ("" when unspecified).
-func kindString(k ptrace.SpanKind) string {
+// KindName is the Jaeger spelling of a span kind ("" when unspecified), as
+// Operation.SpanKind and OperationQuery.SpanKind use it.
+func KindName(k ptrace.SpanKind) string {
 	switch k {
 	case ptrace.SpanKindServer:
 		return "server"
@@ -81,7 +82,7 @@ func attrMatches(k, v string, res pcommon.Map, sp ptrace.Span) bool {
 		isErr := sp.Status().Code() == ptrace.StatusCodeError
 		return isErr == strings.EqualFold(v, "true")
 	case "span.kind":
-		return kindString(sp.Kind()) == v
+		return KindName(sp.Kind()) == v
 	}
 	if a, ok := sp.Attributes().Get(k); ok && a.AsString() == v {
 		return true

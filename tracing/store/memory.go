@@ -110,7 +110,7 @@ func (m *Memory) Services(context.Context) ([]string, error) {
 func (m *Memory) Operations(_ context.Context, q OperationQuery) ([]Operation, error) {
 	set := map[Operation]struct{}{}
 	m.each(func(svc string, _ pcommon.Map, sp ptrace.Span) {
-		k := kindString(sp.Kind())
+		k := KindName(sp.Kind())
 		if svc == q.Service && (q.SpanKind == "" || q.SpanKind == k) {
 			set[Operation{Name: sp.Name(), SpanKind: k}] = struct{}{}
 		}
