@@ -141,7 +141,7 @@ var (
 
 // Open opens (or creates) the store in cfg.DataDir/traces, replays its WAL
 // (a torn last record is truncated) and starts the background WAL syncer,
-// block cutter and retention.
+// block cutter and retention, and a forwarder per Config.Forward target.
 func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Durable, error) {
 	cfg = cfg.withDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -338,7 +338,8 @@ func (d *Durable) swapHead() bool {
 }
 
 // Close stops the background work, fsyncs the WAL and closes every file.
-// A head not yet in a block is replayed from the WAL on the next Open.
+// A head not yet in a block is replayed from the WAL on the next Open, and
+// forwarders resume from their checkpoints (a batch in flight is resent).
 func (d *Durable) Close() error {
 	d.cancel()
 	d.wg.Wait()
