@@ -141,3 +141,30 @@ func TestTracesFromOTLPAndZipkin(t *testing.T) {
 		})
 	})
 }
+
+// TestTracesExportToAnotherGlassmesh forwards accepted spans from one
+// glassmesh to a second one (as it would to Jaeger or Tempo) with
+// --traces.export-otlp.
+func TestTracesExportToAnotherGlassmesh(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
+	downstream := start(t, dir)
+	edge := start(t, dir, "--traces.export-otlp", "grpc://"+downstream.GRPCAddr)
+
+	otlp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(edge.GRPCAddr), otlptracegrpc.WithInsecure())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, root := tracer(t, "productpage", otlp).Start(context.Background(), "GET /productpage")
+	_, child := tracer(t, "reviews", otlp).Start(ctx, "reviews.Get")
+	child.End()
+	root.End()
+	id := root.SpanContext().TraceID().String()
+	eventually(t, 30*time.Second, func() error {
+		jt, code := downstream.trace(t, id)
+		if code != 200 || len(jt.Data) != 1 || len(jt.Data[0].Spans) != 2 {
+			return fmt.Errorf("downstream has HTTP %d %+v", code, jt)
+		}
+		return nil
+	})
+}

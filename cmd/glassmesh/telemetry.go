@@ -34,6 +34,7 @@ type telemetryFlags struct {
 	remoteWriteURLs    []string
 	zipkinAddr         string
 	retentionTraces    string
+	exportOTLP         []string
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
@@ -47,6 +48,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
+	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
 }
 
@@ -174,7 +176,11 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 		return nil, fmt.Errorf("--retention.traces: %w", err)
 	}
 	logger := a.logger.With("component", "traces")
-	if t.traces, err = store.Open(store.Config{DataDir: a.flags.dataDir, Retention: retention}, logger, a.reg); err != nil {
+	cfg := store.Config{DataDir: a.flags.dataDir, Retention: retention}
+	for _, u := range f.exportOTLP {
+		cfg.Forward.Targets = append(cfg.Forward.Targets, store.ForwardTarget{URL: u})
+	}
+	if t.traces, err = store.Open(cfg, logger, a.reg); err != nil {
 		return nil, err
 	}
 	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{
