@@ -107,4 +107,51 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("stream did not start with a graph event: %q", sc.Text())
 		}
 	})
+	t.Run("a fault injected in the config turns the reviews edge red", func(t *testing.T) {
+		writeFile(t, filepath.Join(dir, "routes.yaml"), `apiVersion: glassmesh.io/v1alpha1
+kind: TrafficRoute
+metadata: {name: reviews, namespace: default}
+spec:
+  service: reviews
+  subsets:
+    - {name: v1, labels: {version: v1}}
+    - {name: v2, labels: {version: v2}}
+    - {name: v3, labels: {version: v3}}
+  rules:
+    - destinations: [{subset: v1, weight: 50}, {subset: v2, weight: 25}, {subset: v3, weight: 25}]
+      fault: {abort: {percent: 100, grpcStatus: UNAVAILABLE}}
+`)
+		start := time.Now()
+		eventually(t, 60*time.Second, func() error {
+			var g struct {
+				Elements struct {
+					Nodes []struct {
+						Data struct{ ID, App, Service string } `json:"data"`
+					} `json:"nodes"`
+					Edges []struct {
+						Data struct {
+							Source, Target string
+							HealthStatus   string `json:"healthStatus"`
+						} `json:"data"`
+					} `json:"edges"`
+				} `json:"elements"`
+			}
+			gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=app&duration=15s", &g)
+			app := map[string]string{}
+			for _, n := range g.Elements.Nodes {
+				// Aborted calls reach no workload: they end at the reviews service node.
+				app[n.Data.ID] = n.Data.App
+				if n.Data.App == "" {
+					app[n.Data.ID] = n.Data.Service
+				}
+			}
+			for _, e := range g.Elements.Edges {
+				if app[e.Data.Source] == "productpage" && app[e.Data.Target] == "reviews" && e.Data.HealthStatus == "Failure" {
+					return nil
+				}
+			}
+			return fmt.Errorf("no failing productpage -> reviews edge yet: %+v", g.Elements.Edges)
+		})
+		t.Logf("edge turned red %s after the edit", time.Since(start).Round(time.Millisecond))
+	})
 }
