@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync/atomic"
 	"time"
@@ -116,6 +117,11 @@ func (a *app) routes() {
 		}
 		fmt.Fprintln(w, "ready")
 	})
+	// Go's profiler, as Prometheus serves it: read-only, for operators.
+	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	a.mux.Handle("GET /api/mesh/config", a.store)
 	a.mux.Handle("GET /api/xds/proxies", a.xds.Handler())
 	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
