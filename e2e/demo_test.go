@@ -69,6 +69,32 @@ func TestDemo(t *testing.T) {
 			return fmt.Errorf("no stitched trace among %d", len(res.Data))
 		})
 	})
+	t.Run("metric exemplars point at stored traces", func(t *testing.T) {
+		eventually(t, 60*time.Second, func() error {
+			now := time.Now().Unix()
+			var ex struct {
+				Data []struct {
+					Exemplars []struct {
+						Labels map[string]string `json:"labels"`
+					} `json:"exemplars"`
+				} `json:"data"`
+			}
+			gm.getJSON(t, fmt.Sprintf("/api/v1/query_exemplars?query=istio_request_duration_milliseconds_bucket&start=%d&end=%d", now-600, now+60), &ex)
+			for _, s := range ex.Data {
+				for _, e := range s.Exemplars {
+					resp, err := http.Get("http://" + gm.HTTPAddr + "/api/traces/" + e.Labels["trace_id"])
+					if err != nil {
+						return err
+					}
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("no exemplar whose trace is stored (%d series)", len(ex.Data))
+		})
+	})
 	t.Run("the graph draws the demo like Kiali, and streams it", func(t *testing.T) {
 		want := "details v1,productpage v1,ratings v1,reviews v1,reviews v2,reviews v3,traffic-generator v1"
 		eventually(t, 60*time.Second, func() error {
