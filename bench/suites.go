@@ -60,6 +60,16 @@ func suites() []suite {
 			Bench: ".",
 		},
 		{
+			Title: "Trace store at 10M spans: trace-by-id and search latency",
+			About: "One durable store filled with 1,250,000 traces (10M spans, ~100 blocks and a head), then 2,000 random " +
+				"trace-by-id lookups and 400 searches (service; service+attribute; service+operation+min duration; error=true; " +
+				"limit 20), p50/p99.",
+			Pkg:     "./tracing/store/",
+			Bench:   "BenchmarkLatency",
+			Args:    []string{"-benchtime", "1x", "-timeout", "30m", "-bench-latency-traces", "1250000"},
+			Metrics: []string{"p50-ms", "p99-ms", "stored-spans"},
+		},
+		{
 			Title: "Metrics: aggregation, TSDB appends, remote-write and OTLP in",
 			About: "BenchmarkConsume: requests/s into the in-memory Istio aggregates. BenchmarkFlush: appending every series to the " +
 				"embedded TSDB, with memory per series (compare Prometheus's ~4.7 KB per head series). BenchmarkRestore: reloading " +
