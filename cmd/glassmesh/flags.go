@@ -26,7 +26,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.configPath, "config", defaultConfig, "mesh config: a directory of YAML files or one file, watched for changes; absent means an empty mesh")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "where glassmesh keeps its state")
 	fs.StringVar(&f.httpAddr, "http-addr", ":20001", "address of the UI and every HTTP API; a port of 0 picks a free one (logged)")
-	fs.StringVar(&f.grpcAddr, "grpc-addr", ":15010", "address of the xDS server (ADS state-of-the-world and delta, and the per-type services); a port of 0 picks a free one (logged)")
+	fs.StringVar(&f.grpcAddr, "grpc-addr", ":15010", "gRPC address for everything a sidecar or app sends: xDS (ADS state-of-the-world and delta, per-type services), Envoy access logs and metrics, OTLP traces and metrics, Jaeger remote storage; a port of 0 picks a free one (logged)")
 	fs.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token that mutating API calls must present; empty means no token is needed")
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format: text or json")

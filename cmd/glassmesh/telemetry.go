@@ -38,8 +38,8 @@ type telemetryFlags struct {
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
-	fs.StringVar(&f.otlpGRPCAddr, "otlp-grpc-addr", ":4317", "OTLP/gRPC receiver address (metrics; OTLP is also served on --grpc-addr); empty disables")
-	fs.StringVar(&f.otlpHTTPAddr, "otlp-http-addr", ":4318", "OTLP/HTTP receiver address (/v1/metrics); empty disables")
+	fs.StringVar(&f.otlpGRPCAddr, "otlp-grpc-addr", ":4317", "OTLP/gRPC receiver address (traces and metrics; also served on --grpc-addr); empty disables")
+	fs.StringVar(&f.otlpHTTPAddr, "otlp-http-addr", ":4318", "OTLP/HTTP receiver address (/v1/traces and /v1/metrics; protobuf or JSON, gzip); empty disables")
 	fs.DurationVar(&f.metricsInterval, "metrics.interval", 5*time.Second, "how often request metrics are appended to the TSDB (what kill -9 may lose of access-log counts)")
 	fs.StringVar(&f.retentionMetrics, "retention.metrics", "15d", "how long metrics are kept (Go duration, or days like 15d)")
 	fs.IntVar(&f.maxSeriesPerMetric, "metrics.max-series-per-metric", metrics.DefaultMaxSeriesPerMetric, "label sets kept per istio_* metric; new ones beyond it are dropped and counted")
