@@ -270,7 +270,10 @@ func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	frags := splitTraces(td, fragMaxSpans)
+	// The head keeps only the encoded fragments and its index, so the spans
+	// can be borrowed from td rather than copied; td is whole again on return.
+	frags, restore := borrowTraces(td, fragMaxSpans)
+	defer restore()
 	if len(frags) == 0 {
 		return nil
 	}

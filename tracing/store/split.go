@@ -21,7 +21,13 @@ type splitter struct {
 	maxSpans int
 	open     map[pcommon.TraceID]*fragState
 	out      []*fragState
+	// moved, when not nil, makes the splitter move spans instead of
+	// copying them, remembering where each came from so they can be put back.
+	moved *[]movedSpan
 }
+
+// movedSpan is a span moved into a fragment (at) from the caller's batch (from).
+type movedSpan struct{ at, from ptrace.Span }
 
 type fragState struct {
 	fragment
@@ -31,7 +37,24 @@ type fragState struct {
 // splitTraces splits td into per-trace fragments of at most maxSpans spans
 // each (0: unbounded), in first-seen order.
 func splitTraces(td ptrace.Traces, maxSpans int) []fragment {
-	s := splitter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]*fragState)}
+	return split(splitter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]*fragState)}, td)
+}
+
+// borrowTraces is splitTraces without copying the spans: it moves them out
+// of td (a cheap struct move, where a copy allocates every attribute) and
+// returns restore, which moves them back. td must not be read until
+// restore ran, and the fragments not after.
+func borrowTraces(td ptrace.Traces, maxSpans int) (frags []fragment, restore func()) {
+	var moved []movedSpan
+	frags = split(splitter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]*fragState), moved: &moved}, td)
+	return frags, func() {
+		for _, m := range moved {
+			m.at.MoveTo(m.from)
+		}
+	}
+}
+
+func split(s splitter, td ptrace.Traces) []fragment {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		sss := rss.At(i).ScopeSpans()
@@ -68,7 +91,13 @@ func (s *splitter) add(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, i, j int, 
 		dst = nss.Spans()
 		f.rsOf[[2]int{i, j}] = dst
 	}
-	sp.CopyTo(dst.AppendEmpty())
+	if s.moved != nil {
+		at := dst.AppendEmpty()
+		sp.MoveTo(at)
+		*s.moved = append(*s.moved, movedSpan{at: at, from: sp})
+	} else {
+		sp.CopyTo(dst.AppendEmpty())
+	}
 	f.spans++
 }
 
