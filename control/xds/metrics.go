@@ -20,7 +20,7 @@ type metrics struct {
 // unregistered (promauto's behaviour), which tests use.
 func newMetrics(reg prometheus.Registerer) *metrics {
 	f := promauto.With(reg)
-	return &metrics{
+	m := &metrics{
 		connected: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "glassmesh_xds_connected_proxies",
 			Help: "Proxies (distinct node ids) with at least one open xDS stream, by flavour (envoy|proxyless).",
@@ -47,6 +47,19 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Streams cancelled because sending one response took longer than the send timeout.",
 		}),
 	}
+	// Every series exists from the start, so dashboards and alerts see 0,
+	// not "no data", before the first proxy connects.
+	for _, fl := range []string{FlavourEnvoy, FlavourProxyless} {
+		m.connected.WithLabelValues(fl)
+	}
+	for _, t := range []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType} {
+		l := typeLabel(t)
+		m.pushes.WithLabelValues(l)
+		m.pushLatency.WithLabelValues(l)
+		m.acks.WithLabelValues(l)
+		m.nacks.WithLabelValues(l)
+	}
+	return m
 }
 
 // typeLabel gives the short label value for a type URL, so dashboards read

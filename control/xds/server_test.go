@@ -8,7 +8,9 @@ import (
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
 	"github.com/glassmesh/glassmesh/control/translate"
@@ -71,6 +73,7 @@ func TestMetricsCountPushesAcksAndLatency(t *testing.T) {
 	want := `
 # HELP glassmesh_xds_connected_proxies Proxies (distinct node ids) with at least one open xDS stream, by flavour (envoy|proxyless).
 # TYPE glassmesh_xds_connected_proxies gauge
+glassmesh_xds_connected_proxies{flavour="envoy"} 0
 glassmesh_xds_connected_proxies{flavour="proxyless"} 1
 # HELP glassmesh_xds_pushes_total xDS responses sent, by resource type.
 # TYPE glassmesh_xds_pushes_total counter
@@ -83,12 +86,26 @@ glassmesh_xds_pushes_total{type="rds"} 2
 		t.Fatal(err)
 	}
 	// Only the push an Update caused is timed, not the initial answers.
-	if n := testutil.CollectAndCount(s.metrics.pushLatency); n != 1 {
-		t.Fatalf("%d latency series, want 1 (rds)", n)
+	for _, typ := range []string{"lds", "rds", "cds", "eds"} {
+		want := uint64(0)
+		if typ == "rds" {
+			want = 1
+		}
+		var out dto.Metric
+		if err := s.metrics.pushLatency.WithLabelValues(typ).(prometheus.Histogram).Write(&out); err != nil {
+			t.Fatal(err)
+		}
+		if got := out.GetHistogram().GetSampleCount(); got != want {
+			t.Fatalf("%s push latencies observed: %d, want %d", typ, got, want)
+		}
 	}
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
 # HELP glassmesh_xds_nacks_total Responses rejected by proxies, by resource type.
 # TYPE glassmesh_xds_nacks_total counter
+glassmesh_xds_nacks_total{type="cds"} 0
+glassmesh_xds_nacks_total{type="eds"} 0
+glassmesh_xds_nacks_total{type="lds"} 0
+glassmesh_xds_nacks_total{type="rds"} 0
 `), "glassmesh_xds_nacks_total"); err != nil {
 		t.Fatal(err)
 	}
