@@ -4,6 +4,7 @@ BIN       := bin/glassmesh
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 15s
+# -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
 .PHONY: build demo run test lint fuzz bench clean
@@ -18,7 +19,7 @@ run: build
 	./$(BIN) run $(ARGS)
 
 test: lint
-	$(GO) test $(TESTFLAGS) -timeout 15m ./...
+	$(GO) test $(TESTFLAGS) -count=1 -timeout 15m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
