@@ -75,9 +75,9 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--retention.metrics: %w", err)
 	}
-	logger, reg := a.logger.With("component", "metrics"), a.reg
 	t := &telemetry{}
-	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention}, logger, reg); err != nil {
+	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention},
+		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
 	ok := false
@@ -86,6 +86,29 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 			t.close()
 		}
 	}()
+	ingest, err := a.newMetrics(t, f, retention)
+	if err != nil {
+		return nil, err
+	}
+	traces, err := a.newTraces(t, f)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.newPipeline(t); err != nil {
+		return nil, err
+	}
+	if err := t.listen(f, ingest, traces); err != nil {
+		return nil, err
+	}
+	ok = true
+	return t, nil
+}
+
+// newMetrics builds what stands on the TSDB: remote-write, the istio_*
+// aggregator, the PromQL engine, rules, the Prometheus API and ingest.
+func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) (*metrics.Ingest, error) {
+	logger, reg := a.logger.With("component", "metrics"), a.reg
+	var err error
 	// Before anything appends: remote-write hooks the TSDB's write notifications.
 	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, FlushDeadline: 10 * time.Second},
 		t.storage.DB(), logger, reg); err != nil {
@@ -115,30 +138,39 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	ingest.Register(a.mux)
 	receiver.RegisterOTLPMetricsGRPC(a.grpc, ingest.OTLPGRPC())
-	traces, err := a.newTraces(t, f)
-	if err != nil {
-		return nil, err
-	}
+	return ingest, nil
+}
+
+// newPipeline builds the service graph and the access-log path that feeds
+// it and the aggregator: receivers → pipeline → consumers.
+func (a *app) newPipeline(t *telemetry) error {
+	var err error
 	if t.graph, err = topology.New(topology.Config{},
 		topology.EngineQuerier{Engine: t.engine.PromQL(), Queryable: t.storage.Queryable()},
-		t.traces, a.logger.With("component", "topology"), reg); err != nil {
-		return nil, err
+		t.traces, a.logger.With("component", "topology"), a.reg); err != nil {
+		return err
 	}
 	t.graph.Register(a.mux)
 	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
 	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
-		[]metrics.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), reg)
+		[]metrics.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	recv, err := receiver.New(receiver.Config{}, pipe, a.logger.With("component", "receiver"), reg)
+	recv, err := receiver.New(receiver.Config{}, pipe, a.logger.With("component", "receiver"), a.reg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	recv.Register(a.grpc)
+	return nil
+}
+
+// listen opens the OTLP and Zipkin listeners that are enabled.
+func (t *telemetry) listen(f telemetryFlags, ingest *metrics.Ingest, traces *receiver.TraceReceiver) error {
+	var err error
 	if f.otlpGRPCAddr != "" {
 		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
-			return nil, fmt.Errorf("--otlp-grpc-addr: %w", err)
+			return fmt.Errorf("--otlp-grpc-addr: %w", err)
 		}
 		t.otlpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes))
 		receiver.RegisterOTLPMetricsGRPC(t.otlpGRPC, ingest.OTLPGRPC())
@@ -146,7 +178,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	if f.otlpHTTPAddr != "" {
 		if t.otlpHLis, err = net.Listen("tcp", f.otlpHTTPAddr); err != nil {
-			return nil, fmt.Errorf("--otlp-http-addr: %w", err)
+			return fmt.Errorf("--otlp-http-addr: %w", err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle("POST "+metrics.OTLPMetricsPath, ingest.OTLPHandler())
@@ -155,14 +187,13 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	if f.zipkinAddr != "" {
 		if t.zipLis, err = net.Listen("tcp", f.zipkinAddr); err != nil {
-			return nil, fmt.Errorf("--zipkin-addr: %w", err)
+			return fmt.Errorf("--zipkin-addr: %w", err)
 		}
 		mux := http.NewServeMux()
 		mux.Handle(receiver.ZipkinSpansPath, traces.ZipkinHandler())
 		t.zipkin = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}
-	ok = true
-	return t, nil
+	return nil
 }
 
 // maxMessageBytes bounds one gRPC message (OTLP batches, ALS batches).
