@@ -93,89 +93,67 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 }
 
 func newHandler(cfg AppConfig, rep *grpcreport.Reporter, tr *tracing) (handler, func(), error) {
-	var conns []*grpc.ClientConn
-	dial := func(service string) (*grpc.ClientConn, error) {
-		cc, err := grpc.NewClient(Target(service), clientOptions(rep, tr)...)
-		if err == nil {
-			conns = append(conns, cc)
-		}
-		return cc, err
-	}
-	closeAll := func() {
-		for _, c := range conns {
-			c.Close()
-		}
+	d := &dialer{opts: clientOptions(rep, tr)}
+	w, err := serviceWork(cfg.App, d)
+	if err != nil {
+		d.close()
+		return nil, nil, err
 	}
 	me := cfg.App
-	base := func(ctx context.Context) error {
-		if cfg.Latency > 0 {
-			select {
-			case <-time.After(cfg.Latency):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
+	return func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
+		if err := misbehave(ctx, cfg); err != nil {
+			return nil, err
 		}
-		if cfg.FailRate > 0 && rand.Float64() < cfg.FailRate {
-			return status.Errorf(codes.Unavailable, "%s: injected failure", me.Name())
+		fields, err := w(ctx, req)
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	}
-	reply := func(fields map[string]any) (*structpb.Struct, error) {
 		fields["service"], fields["version"] = me.Service, me.Version
 		return structpb.NewStruct(fields)
-	}
-	switch me.Service {
+	}, d.close, nil
+}
+
+// work is what one bookinfo service does for a request.
+type work func(ctx context.Context, req *structpb.Struct) (map[string]any, error)
+
+// serviceWork is the work of app's service; it dials the services it calls.
+func serviceWork(app App, d *dialer) (work, error) {
+	switch app.Service {
 	case "ratings":
-		return func(ctx context.Context, _ *structpb.Struct) (*structpb.Struct, error) {
-			if err := base(ctx); err != nil {
-				return nil, err
-			}
-			return reply(map[string]any{"stars": 4})
-		}, closeAll, nil
+		return func(context.Context, *structpb.Struct) (map[string]any, error) {
+			return map[string]any{"stars": 4}, nil
+		}, nil
 	case "details":
-		return func(ctx context.Context, _ *structpb.Struct) (*structpb.Struct, error) {
-			if err := base(ctx); err != nil {
-				return nil, err
-			}
-			return reply(map[string]any{"author": "William Shakespeare", "year": 1595})
-		}, closeAll, nil
+		return func(context.Context, *structpb.Struct) (map[string]any, error) {
+			return map[string]any{"author": "William Shakespeare", "year": 1595}, nil
+		}, nil
 	case "reviews":
-		var ratings *grpc.ClientConn
-		if me.Version != "v1" { // v1 shows no stars, like Bookinfo's
-			cc, err := dial("ratings")
+		if app.Version == "v1" { // v1 shows no stars, like Bookinfo's
+			return func(context.Context, *structpb.Struct) (map[string]any, error) {
+				return map[string]any{"reviews": 2}, nil
+			}, nil
+		}
+		ratings, err := d.dial("ratings")
+		if err != nil {
+			return nil, err
+		}
+		return func(ctx context.Context, req *structpb.Struct) (map[string]any, error) {
+			r, err := Call(ctx, ratings, "ratings", req)
 			if err != nil {
-				return nil, nil, err
+				return nil, status.Errorf(codes.Unavailable, "ratings: %v", err)
 			}
-			ratings = cc
-		}
-		return func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
-			if err := base(ctx); err != nil {
-				return nil, err
-			}
-			out := map[string]any{"reviews": 2}
-			if ratings != nil {
-				r, err := Call(ctx, ratings, "ratings", req)
-				if err != nil {
-					return nil, status.Errorf(codes.Unavailable, "ratings: %v", err)
-				}
-				out["stars"] = r.Fields["stars"].GetNumberValue()
-			}
-			return reply(out)
-		}, closeAll, nil
+			return map[string]any{"reviews": 2, "stars": r.Fields["stars"].GetNumberValue()}, nil
+		}, nil
 	case "productpage":
-		details, err := dial("details")
+		details, err := d.dial("details")
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-		reviews, err := dial("reviews")
+		reviews, err := d.dial("reviews")
 		if err != nil {
-			closeAll()
-			return nil, nil, err
+			return nil, err
 		}
-		return func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, error) {
-			if err := base(ctx); err != nil {
-				return nil, err
-			}
+		return func(ctx context.Context, req *structpb.Struct) (map[string]any, error) {
 			if _, err := Call(ctx, details, "details", req); err != nil {
 				return nil, status.Errorf(codes.Unavailable, "details: %v", err)
 			}
@@ -183,10 +161,46 @@ func newHandler(cfg AppConfig, rep *grpcreport.Reporter, tr *tracing) (handler, 
 			if err != nil {
 				return nil, status.Errorf(codes.Unavailable, "reviews: %v", err)
 			}
-			return reply(map[string]any{"reviewsVersion": r.Fields["version"].GetStringValue()})
-		}, closeAll, nil
+			return map[string]any{"reviewsVersion": r.Fields["version"].GetStringValue()}, nil
+		}, nil
 	}
-	return nil, nil, fmt.Errorf("demo: unknown service %q", me.Service)
+	return nil, fmt.Errorf("demo: unknown service %q", app.Service)
+}
+
+// misbehave adds the configured latency and fails the configured share of
+// requests, so the demo can show slow and failing versions.
+func misbehave(ctx context.Context, cfg AppConfig) error {
+	if cfg.Latency > 0 {
+		select {
+		case <-time.After(cfg.Latency):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if cfg.FailRate > 0 && rand.Float64() < cfg.FailRate {
+		return status.Errorf(codes.Unavailable, "%s: injected failure", cfg.App.Name())
+	}
+	return nil
+}
+
+// dialer opens an app's outbound connections and closes them all.
+type dialer struct {
+	opts  []grpc.DialOption
+	conns []*grpc.ClientConn
+}
+
+func (d *dialer) dial(service string) (*grpc.ClientConn, error) {
+	cc, err := grpc.NewClient(Target(service), d.opts...)
+	if err == nil {
+		d.conns = append(d.conns, cc)
+	}
+	return cc, err
+}
+
+func (d *dialer) close() {
+	for _, c := range d.conns {
+		c.Close()
+	}
 }
 
 // Register adds a bookinfo service with one method, Get, to a gRPC server.
