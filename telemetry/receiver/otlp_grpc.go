@@ -21,27 +21,30 @@ const (
 // (pmetricotlp.RegisterGRPCServer leaves decoding to grpc-go, which answers
 // INTERNAL before any handler runs).
 func RegisterOTLPMetricsGRPC(s *grpc.Server, srv pmetricotlp.GRPCServer) {
-	registerOTLP(s, otlpMetricService, func(ctx context.Context, body []byte) ([]byte, error) {
-		req := pmetricotlp.NewExportRequest()
-		if err := req.UnmarshalProto(body); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP metrics request: %v", err)
-		}
-		resp, err := srv.Export(ctx, req)
-		if err != nil {
-			return nil, err
-		}
-		return resp.MarshalProto()
-	})
+	registerOTLP(s, otlpMetricService, "metrics", pmetricotlp.NewExportRequest, srv.Export)
 }
 
 // registerOTLPTraces is RegisterOTLPMetricsGRPC for the trace service.
 func registerOTLPTraces(s *grpc.Server, srv ptraceotlp.GRPCServer) {
-	registerOTLP(s, otlpTraceService, func(ctx context.Context, body []byte) ([]byte, error) {
-		req := ptraceotlp.NewExportRequest()
+	registerOTLP(s, otlpTraceService, "traces", ptraceotlp.NewExportRequest, srv.Export)
+}
+
+// otlpRequest and otlpResponse are pdata's OTLP export messages.
+type (
+	otlpRequest  interface{ UnmarshalProto([]byte) error }
+	otlpResponse interface{ MarshalProto() ([]byte, error) }
+)
+
+// registerOTLP decodes service/Export requests itself and hands them to
+// export, answering INVALID_ARGUMENT for bytes that are no request.
+func registerOTLP[Req otlpRequest, Resp otlpResponse](s *grpc.Server, service, what string,
+	newReq func() Req, export func(context.Context, Req) (Resp, error)) {
+	registerRawUnary(s, service, func(ctx context.Context, body []byte) ([]byte, error) {
+		req := newReq()
 		if err := req.UnmarshalProto(body); err != nil {
-			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP traces request: %v", err)
+			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP %s request: %v", what, err)
 		}
-		resp, err := srv.Export(ctx, req)
+		resp, err := export(ctx, req)
 		if err != nil {
 			return nil, err
 		}
@@ -49,8 +52,8 @@ func registerOTLPTraces(s *grpc.Server, srv ptraceotlp.GRPCServer) {
 	})
 }
 
-// registerOTLP registers service/Export taking and answering raw bytes.
-func registerOTLP(s *grpc.Server, service string, export func(context.Context, []byte) ([]byte, error)) {
+// registerRawUnary registers service/Export taking and answering raw bytes.
+func registerRawUnary(s *grpc.Server, service string, export func(context.Context, []byte) ([]byte, error)) {
 	s.RegisterService(&grpc.ServiceDesc{
 		ServiceName: service,
 		HandlerType: (*any)(nil),
