@@ -20,15 +20,15 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func testMesh() *model.Mesh {
-	return model.NewMesh(
-		[]*model.Service{{
+	return model.NewMesh(model.Objects{
+		Services: []*model.Service{{
 			Meta: model.Meta{Namespace: "default", Name: "reviews"},
 			Spec: model.ServiceSpec{
 				Ports:    []model.ServicePort{{Name: "grpc", Port: 9080, Protocol: model.ProtocolGRPC}},
 				Selector: map[string]string{"app": "reviews"},
 			},
 		}},
-		[]*model.Workload{
+		Workloads: []*model.Workload{
 			{
 				Meta: model.Meta{Namespace: "default", Name: "reviews-v2", Labels: map[string]string{"app": "reviews", "version": "v2"}},
 				Spec: model.WorkloadSpec{ServiceAccount: "reviews", Endpoints: []model.Endpoint{
@@ -38,7 +38,7 @@ func testMesh() *model.Mesh {
 			},
 			{Meta: model.Meta{Namespace: "default", Name: "idle"}},
 		},
-		nil, nil)
+	})
 }
 
 // golden compares got with testdata/name, or rewrites it with -update.

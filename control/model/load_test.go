@@ -22,8 +22,14 @@ func TestLoadReadsAValidDirectory(t *testing.T) {
 		t.Errorf("Files = %d, want 5", r.Files)
 	}
 	m := r.Mesh
-	if len(m.Services) != 3 || len(m.Workloads) != 4 || len(m.Routes) != 2 || len(m.Others) != 2 {
-		t.Fatalf("got %d services, %d workloads, %d routes, %d others", len(m.Services), len(m.Workloads), len(m.Routes), len(m.Others))
+	if len(m.Services) != 3 || len(m.Workloads) != 4 || len(m.Routes) != 2 || len(m.SLOs) != 1 || len(m.Canaries) != 1 {
+		t.Fatalf("got %d services, %d workloads, %d routes, %d SLOs, %d canaries", len(m.Services), len(m.Workloads), len(m.Routes), len(m.SLOs), len(m.Canaries))
+	}
+	if s := m.SLO("default", "reviews-availability"); s == nil || s.Spec.Indicator.Availability == nil || s.Spec.Window.Duration != DefaultSLOWindow {
+		t.Errorf("SLO = %+v", s)
+	}
+	if c := m.Canaries[0]; c.Spec.MinRequests != DefaultCanaryMinRequests || c.Spec.MaxInconclusive != DefaultCanaryMaxInconclusive || len(c.Spec.Gates) != 2 {
+		t.Errorf("canary defaults = %+v", c.Spec)
 	}
 	reviews := m.Service("default", "reviews")
 	if reviews == nil || reviews.Origin.File != filepath.Join("testdata", "valid", "services.yaml") || reviews.Origin.Line != 2 {
@@ -80,6 +86,12 @@ func encode(t *testing.T, m *Mesh) []byte {
 	for _, r := range m.Routes {
 		docs = append(docs, document{APIVersion, KindTrafficRoute, r.Meta, r.Spec})
 	}
+	for _, s := range m.SLOs {
+		docs = append(docs, document{APIVersion, KindSLO, s.Meta, s.Spec})
+	}
+	for _, c := range m.Canaries {
+		docs = append(docs, document{APIVersion, KindCanary, c.Meta, c.Spec})
+	}
 	for _, g := range m.Others {
 		docs = append(docs, document{APIVersion, g.Kind, g.Meta, g.Spec})
 	}
@@ -105,6 +117,12 @@ func withoutOrigins(m *Mesh) *Mesh {
 	}
 	for _, r := range m.Routes {
 		r.Origin = Origin{}
+	}
+	for _, s := range m.SLOs {
+		s.Origin = Origin{}
+	}
+	for _, c := range m.Canaries {
+		c.Origin = Origin{}
 	}
 	for _, g := range m.Others {
 		g.Origin = Origin{}

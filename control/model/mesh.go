@@ -1,8 +1,10 @@
 package model
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
+	"strings"
 )
 
 // Diagnostic is an error or a warning about one place in the mesh config.
@@ -32,29 +34,35 @@ type Mesh struct {
 	Services  []*Service      // sorted by namespace/name
 	Workloads []*Workload     // sorted by namespace/name
 	Routes    []*TrafficRoute // sorted by namespace/name
+	SLOs      []*SLO          // sorted by namespace/name
+	Canaries  []*Canary       // sorted by namespace/name
 	Others    []*Generic      // kinds implemented by later releases, sorted by kind, namespace/name
 
 	services  map[string]*Service
 	workloads map[string]*Workload
 	routes    map[string]*TrafficRoute // keyed by the namespace/name of the service they route
+	slos      map[string]*SLO
 }
 
-// NewMesh indexes the given objects. It does not validate them.
-func NewMesh(services []*Service, workloads []*Workload, routes []*TrafficRoute, others []*Generic) *Mesh {
+// NewMesh indexes the objects, which it sorts in place. It does not
+// validate them.
+func NewMesh(objs Objects) *Mesh {
 	m := &Mesh{
-		Services: services, Workloads: workloads, Routes: routes, Others: others,
-		services:  make(map[string]*Service, len(services)),
-		workloads: make(map[string]*Workload, len(workloads)),
-		routes:    make(map[string]*TrafficRoute, len(routes)),
+		Services: objs.Services, Workloads: objs.Workloads, Routes: objs.Routes,
+		SLOs: objs.SLOs, Canaries: objs.Canaries, Others: objs.Others,
+		services:  make(map[string]*Service, len(objs.Services)),
+		workloads: make(map[string]*Workload, len(objs.Workloads)),
+		routes:    make(map[string]*TrafficRoute, len(objs.Routes)),
+		slos:      make(map[string]*SLO, len(objs.SLOs)),
 	}
-	sort.Slice(m.Services, func(i, j int) bool { return m.Services[i].Key() < m.Services[j].Key() })
-	sort.Slice(m.Workloads, func(i, j int) bool { return m.Workloads[i].Key() < m.Workloads[j].Key() })
-	sort.Slice(m.Routes, func(i, j int) bool { return m.Routes[i].Key() < m.Routes[j].Key() })
-	sort.Slice(m.Others, func(i, j int) bool {
-		if m.Others[i].Kind != m.Others[j].Kind {
-			return m.Others[i].Kind < m.Others[j].Kind
-		}
-		return m.Others[i].Meta.Key() < m.Others[j].Meta.Key()
+	byKey := func(a, b interface{ Key() string }) int { return strings.Compare(a.Key(), b.Key()) }
+	slices.SortFunc(m.Services, func(a, b *Service) int { return byKey(a, b) })
+	slices.SortFunc(m.Workloads, func(a, b *Workload) int { return byKey(a, b) })
+	slices.SortFunc(m.Routes, func(a, b *TrafficRoute) int { return byKey(a, b) })
+	slices.SortFunc(m.SLOs, func(a, b *SLO) int { return byKey(a, b) })
+	slices.SortFunc(m.Canaries, func(a, b *Canary) int { return byKey(a, b) })
+	slices.SortFunc(m.Others, func(a, b *Generic) int {
+		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Meta.Key(), b.Meta.Key()))
 	})
 	for _, s := range m.Services {
 		m.services[s.Key()] = s
@@ -65,17 +73,33 @@ func NewMesh(services []*Service, workloads []*Workload, routes []*TrafficRoute,
 	for _, r := range m.Routes {
 		m.routes[r.Namespace+"/"+r.Spec.Service] = r
 	}
+	for _, s := range m.SLOs {
+		m.slos[s.Key()] = s
+	}
 	return m
 }
 
 // Empty is a mesh with nothing in it.
-func Empty() *Mesh { return NewMesh(nil, nil, nil, nil) }
+func Empty() *Mesh { return NewMesh(Objects{}) }
 
 // Service returns the service namespace/name, or nil.
 func (m *Mesh) Service(namespace, name string) *Service { return m.services[namespace+"/"+name] }
 
 // Workload returns the workload namespace/name, or nil.
 func (m *Mesh) Workload(namespace, name string) *Workload { return m.workloads[namespace+"/"+name] }
+
+// SLO returns the SLO namespace/name, or nil.
+func (m *Mesh) SLO(namespace, name string) *SLO { return m.slos[namespace+"/"+name] }
+
+// Route returns the TrafficRoute namespace/name, or nil.
+func (m *Mesh) Route(namespace, name string) *TrafficRoute {
+	for _, r := range m.Routes {
+		if r.Namespace == namespace && r.Name == name {
+			return r
+		}
+	}
+	return nil
+}
 
 // RouteFor returns the TrafficRoute of a service, or nil when it has none.
 func (m *Mesh) RouteFor(svc *Service) *TrafficRoute { return m.routes[svc.Key()] }

@@ -18,7 +18,9 @@ type Objects struct {
 	Services  []*Service
 	Workloads []*Workload
 	Routes    []*TrafficRoute
-	Others    []*Generic // SLO, Canary, PeerAuthentication, AuthorizationPolicy
+	SLOs      []*SLO
+	Canaries  []*Canary
+	Others    []*Generic // PeerAuthentication, AuthorizationPolicy
 }
 
 // Append adds the objects of more after those of o.
@@ -26,17 +28,19 @@ func (o *Objects) Append(more Objects) {
 	o.Services = append(o.Services, more.Services...)
 	o.Workloads = append(o.Workloads, more.Workloads...)
 	o.Routes = append(o.Routes, more.Routes...)
+	o.SLOs = append(o.SLOs, more.SLOs...)
+	o.Canaries = append(o.Canaries, more.Canaries...)
 	o.Others = append(o.Others, more.Others...)
 }
 
 // Len is the number of objects.
 func (o Objects) Len() int {
-	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.Others)
+	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.SLOs) + len(o.Canaries) + len(o.Others)
 }
 
 // genericKinds are accepted and kept, but not implemented yet.
 var genericKinds = map[string]bool{
-	KindSLO: true, KindCanary: true, KindPeerAuthentication: true, KindAuthorizationPolicy: true,
+	KindPeerAuthentication: true, KindAuthorizationPolicy: true,
 }
 
 // header is what every document has besides its kind's fields.
@@ -158,6 +162,16 @@ func parseDocument(file string, root *yaml.Node, objs *Objects) []Diagnostic {
 		d.structure(root, "", reflect.ValueOf(r).Elem(), header)
 		r.Origin = d.origin(root)
 		objs.Routes = append(objs.Routes, r)
+	case kind.Value == KindSLO:
+		s := &SLO{}
+		d.structure(root, "", reflect.ValueOf(s).Elem(), header)
+		s.Origin = d.origin(root)
+		objs.SLOs = append(objs.SLOs, s)
+	case kind.Value == KindCanary:
+		c := &Canary{}
+		d.structure(root, "", reflect.ValueOf(c).Elem(), header)
+		c.Origin = d.origin(root)
+		objs.Canaries = append(objs.Canaries, c)
 	case genericKinds[kind.Value]:
 		objs.Others = append(objs.Others, d.generic(root, kind.Value))
 	default:

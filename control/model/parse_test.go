@@ -117,11 +117,11 @@ spec:
 		want: []string{"p.yaml:5: spec: merge keys (<<) are not supported; write the fields out"},
 	}, {
 		name: "the spec of a kind that is not implemented must be a mapping",
-		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: SLO\nmetadata: {name: a}\nspec: [1]\n",
+		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec: [1]\n",
 		want: []string{"p.yaml:4: spec: expected a mapping, got a list"},
 	}, {
 		name: "the metadata of a kind that is not implemented is checked",
-		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: Canary\nmetadata: {name: a, nmespace: b}\nspec: {anything: [goes]}\n",
+		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: AuthorizationPolicy\nmetadata: {name: a, nmespace: b}\nspec: {anything: [goes]}\n",
 		want: []string{"p.yaml:3: metadata.nmespace: unknown field; did you mean namespace?"},
 	}}
 	for _, tt := range tests {
@@ -195,7 +195,7 @@ spec: {action: ALLOW, rules: [{from: [{principals: [a]}]}], n: 1, f: 1.5, b: tru
 
 func TestParseBoundsAliasExpansion(t *testing.T) {
 	var b strings.Builder
-	b.WriteString("apiVersion: glassmesh.io/v1alpha1\nkind: SLO\nmetadata: {name: a}\nspec:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	b.WriteString("apiVersion: glassmesh.io/v1alpha1\nkind: PeerAuthentication\nmetadata: {name: a}\nspec:\n  a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
 	for i := 1; i < 9; i++ {
 		b.WriteString("  a" + string(rune('0'+i)) + ": &a" + string(rune('0'+i)) + " [")
 		for j := range 10 {

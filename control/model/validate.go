@@ -39,6 +39,12 @@ func Validate(objs Objects) (mesh *Mesh, errs, warns []Diagnostic) {
 	for _, r := range objs.Routes {
 		v.route(r, ix)
 	}
+	for _, s := range objs.SLOs {
+		v.slo(s, ix)
+	}
+	for _, c := range objs.Canaries {
+		v.canary(c, ix)
+	}
 	for _, g := range objs.Others {
 		v.warnf(g.Origin, "kind", "%s is not implemented yet; accepted and ignored", g.Kind)
 	}
@@ -47,7 +53,11 @@ func Validate(objs Objects) (mesh *Mesh, errs, warns []Diagnostic) {
 	if len(v.errs) > 0 {
 		return nil, v.errs, v.warns
 	}
-	return NewMesh(slices.Clone(objs.Services), slices.Clone(objs.Workloads), slices.Clone(objs.Routes), slices.Clone(objs.Others)), nil, v.warns
+	return NewMesh(Objects{
+		Services: slices.Clone(objs.Services), Workloads: slices.Clone(objs.Workloads),
+		Routes: slices.Clone(objs.Routes), SLOs: slices.Clone(objs.SLOs),
+		Canaries: slices.Clone(objs.Canaries), Others: slices.Clone(objs.Others),
+	}), nil, v.warns
 }
 
 // applyDefaults fills in what users may leave out. It is idempotent.
@@ -68,6 +78,28 @@ func applyDefaults(objs Objects) {
 			if len(d) == 1 && d[0].Weight == 0 && !r.Origin.written(indexPath(fmt.Sprintf("spec.rules[%d].destinations", i), 0)+".weight") {
 				d[0].Weight = 100
 			}
+		}
+	}
+	for _, s := range objs.SLOs {
+		defaultNamespace(&s.Meta)
+		if s.Spec.Window.Duration == 0 {
+			s.Spec.Window.Duration = DefaultSLOWindow
+		}
+		// "availability:" with no value is as clear as "availability: {}".
+		if s.Spec.Indicator.Availability == nil && s.Origin.written("spec.indicator.availability") {
+			s.Spec.Indicator.Availability = &AvailabilityIndicator{}
+		}
+	}
+	for _, c := range objs.Canaries {
+		defaultNamespace(&c.Meta)
+		if c.Spec.Interval.Duration == 0 {
+			c.Spec.Interval.Duration = DefaultCanaryInterval
+		}
+		if c.Spec.MinRequests == 0 && !c.Origin.written("spec.minRequests") {
+			c.Spec.MinRequests = DefaultCanaryMinRequests
+		}
+		if c.Spec.MaxInconclusive == 0 {
+			c.Spec.MaxInconclusive = DefaultCanaryMaxInconclusive
 		}
 	}
 	for _, g := range objs.Others {
@@ -118,6 +150,10 @@ type index struct {
 	byNS      map[string][]*Service
 	workloads map[string][]*Workload   // by namespace
 	routes    map[string]*TrafficRoute // the first route of each namespace/service
+	// by namespace/name
+	routesByName map[string]*TrafficRoute
+	slos         map[string]*SLO
+	canaries     map[string]*Canary // the first canary of each namespace/route
 }
 
 // index checks names and their uniqueness, and indexes the objects that
@@ -126,6 +162,7 @@ func (v *validator) index(objs Objects) *index {
 	ix := &index{
 		services: map[string]*Service{}, byNS: map[string][]*Service{},
 		workloads: map[string][]*Workload{}, routes: map[string]*TrafficRoute{},
+		routesByName: map[string]*TrafficRoute{}, slos: map[string]*SLO{}, canaries: map[string]*Canary{},
 	}
 	seen := map[string]Origin{}
 	unique := func(kind string, m Meta, o Origin) bool {
@@ -150,7 +187,17 @@ func (v *validator) index(objs Objects) *index {
 		}
 	}
 	for _, r := range objs.Routes {
-		unique(KindTrafficRoute, r.Meta, r.Origin)
+		if unique(KindTrafficRoute, r.Meta, r.Origin) {
+			ix.routesByName[r.Key()] = r
+		}
+	}
+	for _, s := range objs.SLOs {
+		if unique(KindSLO, s.Meta, s.Origin) {
+			ix.slos[s.Key()] = s
+		}
+	}
+	for _, c := range objs.Canaries {
+		unique(KindCanary, c.Meta, c.Origin)
 	}
 	return ix
 }

@@ -325,15 +325,6 @@ spec:
   selector: {app: idle}
 `,
 		"later.yaml": `apiVersion: glassmesh.io/v1alpha1
-kind: SLO
-metadata: {name: a}
-spec: {service: reviews}
----
-apiVersion: glassmesh.io/v1alpha1
-kind: Canary
-metadata: {name: a}
----
-apiVersion: glassmesh.io/v1alpha1
 kind: PeerAuthentication
 metadata: {name: default, namespace: glassmesh-system}
 spec: {mtls: STRICT}
@@ -348,10 +339,8 @@ metadata: {name: a}
 	}
 	want := []string{
 		"idle.yaml:6: spec.selector: service idle selects no workload",
-		"later.yaml:2: kind: SLO is not implemented yet; accepted and ignored",
-		"later.yaml:7: kind: Canary is not implemented yet; accepted and ignored",
-		"later.yaml:11: kind: PeerAuthentication is not implemented yet; accepted and ignored",
-		"later.yaml:16: kind: AuthorizationPolicy is not implemented yet; accepted and ignored",
+		"later.yaml:2: kind: PeerAuthentication is not implemented yet; accepted and ignored",
+		"later.yaml:7: kind: AuthorizationPolicy is not implemented yet; accepted and ignored",
 		"route.yaml:6: spec.subsets[1]: subset v3 selects no workload",
 		`route.yaml:9: spec.rules[0].retries.retryOn: unknown retry condition "gateway-eror"; Envoy ignores it (known: ` + strings.Join(retryOn, ", ") + ")",
 		"route.yaml:10: spec.rules[0].match: the last rule has a match, so requests that match no rule get no route; drop it to make the last rule the default",
@@ -359,8 +348,8 @@ metadata: {name: a}
 	if got := diagStrings(r.Warnings); !slices.Equal(got, want) {
 		t.Errorf("warnings:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	}
-	if len(r.Mesh.Others) != 4 {
-		t.Errorf("Others = %d, want 4", len(r.Mesh.Others))
+	if len(r.Mesh.Others) != 2 {
+		t.Errorf("Others = %d, want 2", len(r.Mesh.Others))
 	}
 }
 

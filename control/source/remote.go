@@ -31,5 +31,8 @@ func FetchMesh(ctx context.Context, serverURL string) (*model.Mesh, error) {
 		return nil, fmt.Errorf("GET %s: %w", url, err)
 	}
 	r := st.Resources
-	return model.NewMesh(r.Services, r.Workloads, r.TrafficRoutes, r.Others), nil
+	return model.NewMesh(model.Objects{
+		Services: r.Services, Workloads: r.Workloads, Routes: r.TrafficRoutes,
+		SLOs: r.SLOs, Canaries: r.Canaries, Others: r.Others,
+	}), nil
 }

@@ -124,6 +124,8 @@ type Resources struct {
 	Services      []*model.Service      `json:"services"`
 	Workloads     []*model.Workload     `json:"workloads"`
 	TrafficRoutes []*model.TrafficRoute `json:"trafficRoutes"`
+	SLOs          []*model.SLO          `json:"slos"`
+	Canaries      []*model.Canary       `json:"canaries"`
 	Others        []*model.Generic      `json:"others"`
 }
 
@@ -157,6 +159,8 @@ func resourcesOf(m *model.Mesh) Resources {
 		Services:      nonNil(m.Services),
 		Workloads:     nonNil(m.Workloads),
 		TrafficRoutes: nonNil(m.Routes),
+		SLOs:          nonNil(m.SLOs),
+		Canaries:      nonNil(m.Canaries),
 		Others:        nonNil(m.Others),
 	}
 }

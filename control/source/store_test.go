@@ -19,7 +19,7 @@ func meshWith(names ...string) *model.Mesh {
 	for _, n := range names {
 		svcs = append(svcs, &model.Service{Meta: model.Meta{Name: n, Namespace: "default"}})
 	}
-	return model.NewMesh(svcs, nil, nil, nil)
+	return model.NewMesh(model.Objects{Services: svcs})
 }
 
 func TestStoreKeepsTheLastGoodConfig(t *testing.T) {

@@ -80,15 +80,15 @@ func bookinfoMesh() *model.Mesh {
 			Selector: map[string]string{"app": "mongodb"},
 		},
 	}
-	return model.NewMesh(
-		[]*model.Service{
+	return model.NewMesh(model.Objects{
+		Services: []*model.Service{
 			grpcService("default", "productpage", 9080),
 			grpcService("default", "details", 9080),
 			grpcService("default", "reviews", 9080),
 			grpcService("default", "ratings", 9080),
 			mongo,
 		},
-		[]*model.Workload{
+		Workloads: []*model.Workload{
 			workload("default", "productpage", "v1", "127.0.0.1", map[string]uint32{"grpc": 19080}),
 			workload("default", "details", "v1", "127.0.0.1", map[string]uint32{"grpc": 19081}),
 			workload("default", "reviews", "v1", "127.0.0.1", map[string]uint32{"grpc": 19082}),
@@ -97,7 +97,6 @@ func bookinfoMesh() *model.Mesh {
 			workload("default", "ratings", "v1", "127.0.0.1", map[string]uint32{"grpc": 19085}),
 			workload("default", "mongodb", "v1", "127.0.0.1", map[string]uint32{"mongo": 27017}),
 		},
-		[]*model.TrafficRoute{reviewsRoute()},
-		nil,
-	)
+		Routes: []*model.TrafficRoute{reviewsRoute()},
+	})
 }

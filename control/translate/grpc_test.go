@@ -106,13 +106,14 @@ func TestGRPCClientUsesTranslation(t *testing.T) {
 	}}, route.Spec.Rules...)
 	route.Spec.Rules[1].Match.Path.Prefix = "/grpc.health.v1.Health/"
 	route.Spec.Rules[2].Fault.Abort.Percent = 0 // keep plain calls certain to pass
-	m := model.NewMesh(
-		[]*model.Service{grpcService("default", "reviews", 9080)},
-		[]*model.Workload{
+	m := model.NewMesh(model.Objects{
+		Services: []*model.Service{grpcService("default", "reviews", 9080)},
+		Workloads: []*model.Workload{
 			workload("default", "reviews", "v1", "127.0.0.1", map[string]uint32{"grpc": v1.port}),
 			workload("default", "reviews", "v2", "127.0.0.1", map[string]uint32{"grpc": v2.port}),
 		},
-		[]*model.TrafficRoute{route}, nil)
+		Routes: []*model.TrafficRoute{route},
+	})
 	s := mustTranslate(t, m)
 
 	ads := &staticADS{res: s.ByName, nacks: make(chan string, 1)}

@@ -55,13 +55,14 @@ func reviewsOnly(route *model.TrafficRoute) *model.Mesh {
 	if route != nil {
 		routes = append(routes, route)
 	}
-	return model.NewMesh(
-		[]*model.Service{grpcService("default", "reviews", 9080)},
-		[]*model.Workload{
+	return model.NewMesh(model.Objects{
+		Services: []*model.Service{grpcService("default", "reviews", 9080)},
+		Workloads: []*model.Workload{
 			workload("default", "reviews", "v1", "10.0.0.1", map[string]uint32{"grpc": 9080}),
 			workload("default", "reviews", "v2", "10.0.0.2", map[string]uint32{"grpc": 9080}),
 		},
-		routes, nil)
+		Routes: routes,
+	})
 }
 
 const reviewsRC = "reviews.default.svc.cluster.local:9080"
@@ -220,9 +221,9 @@ func TestSidecarHTTPListenersCarryTelemetry(t *testing.T) {
 }
 
 func TestSidecarRouteDomains(t *testing.T) {
-	m := model.NewMesh(
-		[]*model.Service{grpcService("a", "reviews", 9080), grpcService("b", "reviews", 9080), grpcService("a", "ratings", 9080)},
-		nil, nil, nil)
+	m := model.NewMesh(model.Objects{
+		Services: []*model.Service{grpcService("a", "reviews", 9080), grpcService("b", "reviews", 9080), grpcService("a", "ratings", 9080)},
+	})
 	s := mustTranslate(t, m)
 	rc := get[*routev3.RouteConfiguration](t, s.ByName, resource.RouteType, "9080")
 	got := map[string][]string{}
@@ -311,7 +312,7 @@ func TestReferencesResolve(t *testing.T) {
 	for name, m := range map[string]*model.Mesh{
 		"bookinfo":      bookinfoMesh(),
 		"no route":      reviewsOnly(nil),
-		"shared ports":  model.NewMesh([]*model.Service{grpcService("a", "reviews", 9080), grpcService("b", "reviews", 9080)}, nil, nil, nil),
+		"shared ports":  model.NewMesh(model.Objects{Services: []*model.Service{grpcService("a", "reviews", 9080), grpcService("b", "reviews", 9080)}}),
 		"an empty mesh": model.Empty(),
 	} {
 		t.Run(name, func(t *testing.T) {

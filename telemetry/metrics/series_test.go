@@ -2,11 +2,14 @@ package metrics
 
 import (
 	"hash/maphash"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/glassmesh/glassmesh/control/model"
 )
 
 func TestBucketIndex(t *testing.T) {
@@ -114,5 +117,13 @@ func TestKeysOfDifferentLabelSetsDiffer(t *testing.T) {
 	}
 	if len(seen) != len(variants)-1 {
 		t.Errorf("%d distinct keys, want %d (flags \"\" and \"-\" are one set)", len(seen), len(variants)-1)
+	}
+}
+
+// Latency SLOs are computed from these buckets, so the model's list of
+// thresholds an SLO may use must be exactly the histogram's bounds.
+func TestBucketBoundsAreTheLatencySLOThresholds(t *testing.T) {
+	if !slices.Equal(bucketBounds[:], model.LatencyBucketsMs) {
+		t.Errorf("bucketBounds = %v, model.LatencyBucketsMs = %v", bucketBounds, model.LatencyBucketsMs)
 	}
 }
