@@ -1,0 +1,120 @@
+// Time-series and scatter charts on uPlot.
+import uPlot from "uplot";
+import "uplot/dist/uPlot.min.css";
+import type { PromSample } from "./api";
+
+const palette = ["#2563eb", "#dc2626", "#16a34a", "#d97706", "#7c3aed", "#0891b2", "#db2777", "#65a30d", "#9333ea", "#ea580c"];
+
+/** color picks a stable palette colour for index i. */
+export function color(i: number): string {
+  return palette[i % palette.length];
+}
+
+export interface ChartOpts {
+  width: number;
+  height?: number;
+  /** formats a y value for the axis and legend */
+  fmt?: (v: number) => string;
+  /** names a series from its labels */
+  label?: (m: Record<string, string>) => string;
+  /** at most this many series are drawn (the legend says how many were left out) */
+  maxSeries?: number;
+}
+
+/** seriesName is Prometheus's own notation: name{k="v", ...}. */
+export function seriesName(m: Record<string, string>): string {
+  const { __name__, ...rest } = m;
+  const labels = Object.entries(rest)
+    .map(([k, v]) => `${k}="${v}"`)
+    .join(", ");
+  return `${__name__ ?? ""}{${labels}}`;
+}
+
+/**
+ * timeChart draws a Prometheus matrix result into el. Series are aligned on
+ * the union of their timestamps (a range query's are on one step grid).
+ */
+export function timeChart(el: HTMLElement, matrix: PromSample[], o: ChartOpts): uPlot {
+  const max = o.maxSeries ?? 40;
+  const shown = matrix.slice(0, max);
+  const ts = new Set<number>();
+  for (const s of shown) for (const [t] of s.values ?? []) ts.add(t);
+  const xs = [...ts].sort((a, b) => a - b);
+  const at = new Map(xs.map((t, i) => [t, i]));
+  const data: (number | null)[][] = [xs];
+  for (const s of shown) {
+    const ys: (number | null)[] = new Array(xs.length).fill(null);
+    for (const [t, v] of s.values ?? []) {
+      const f = parseFloat(v);
+      ys[at.get(t)!] = isFinite(f) ? f : null;
+    }
+    data.push(ys);
+  }
+  const fmt = o.fmt ?? ((v: number) => String(v));
+  const name = o.label ?? seriesName;
+  const opts: uPlot.Options = {
+    width: o.width,
+    height: o.height ?? 160,
+    legend: { show: true, live: true },
+    cursor: { drag: { x: true, y: false } },
+    scales: { x: { time: true } },
+    axes: [{ size: 28 }, { size: 54, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
+    series: [
+      {},
+      ...shown.map((s, i) => ({
+        label: name(s.metric) || "value",
+        stroke: color(i),
+        width: 1.5,
+        spanGaps: false,
+        value: (_u: uPlot, v: number | null) => (v == null ? "–" : fmt(v)),
+      })),
+    ],
+  };
+  const u = new uPlot(opts, data as uPlot.AlignedData, el);
+  if (matrix.length > max) {
+    el.append(Object.assign(document.createElement("div"), { className: "muted", textContent: `${matrix.length - max} more series not drawn` }));
+  }
+  return u;
+}
+
+export interface Point {
+  t: number; // unix seconds
+  y: number;
+  error: boolean;
+  id: string;
+}
+
+/**
+ * scatterChart draws points (time × value), errors in red; clicking a point
+ * calls onPick with its id.
+ */
+export function scatterChart(el: HTMLElement, points: Point[], o: ChartOpts & { onPick: (id: string) => void }): uPlot {
+  const sorted = [...points].sort((a, b) => a.t - b.t);
+  const xs = sorted.map((p) => p.t);
+  const ok = sorted.map((p) => (p.error ? null : p.y));
+  const bad = sorted.map((p) => (p.error ? p.y : null));
+  const fmt = o.fmt ?? ((v: number) => String(v));
+  const pts = (fill: string) => ({ show: true, size: 8, fill, stroke: fill });
+  const u = new uPlot(
+    {
+      width: o.width,
+      height: o.height ?? 180,
+      scales: { x: { time: true } },
+      cursor: { focus: { prox: 16 }, points: { size: 10 } },
+      axes: [{ size: 28 }, { size: 54, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
+      series: [
+        {},
+        { label: "traces", stroke: "#2563eb", paths: () => null, points: pts("#2563eb"), value: (_u, v) => (v == null ? "–" : fmt(v)) },
+        { label: "with errors", stroke: "#dc2626", paths: () => null, points: pts("#dc2626"), value: (_u, v) => (v == null ? "–" : fmt(v)) },
+      ],
+    },
+    [xs, ok, bad] as uPlot.AlignedData,
+    el,
+  );
+  u.over.addEventListener("click", () => {
+    const i = u.cursor.idx;
+    if (i != null && i >= 0 && sorted[i]) o.onPick(sorted[i].id);
+  });
+  u.over.style.cursor = "pointer";
+  return u;
+}

@@ -1,0 +1,136 @@
+// The graph's side panel: a node's or edge's numbers, its top response codes,
+// charts of rate, errors and latency over the traffic window, the PromQL
+// behind each, and links to the matching traces.
+import { promRange, stepFor, type PromSample } from "../api";
+import { timeChart } from "../charts";
+import { h, loading, errorBox, empty } from "../dom";
+import { ms, pct, rate } from "../format";
+import { edgeQueries, nodeQueries, traceService, type EdgeRow, type Model, type NodeRow, type Queries } from "../graphmodel";
+import { href, seconds } from "../state";
+
+export interface PanelOpts {
+  node?: NodeRow;
+  edge?: EdgeRow;
+  model: Model;
+  dur: string;
+  fresh: boolean;
+  signal: AbortSignal;
+  close: () => void;
+}
+
+/** sidePanel fills el; with fresh=false it only refreshes the numbers, keeping the charts. */
+export function sidePanel(el: HTMLElement, o: PanelOpts): void {
+  const facts = o.edge ? edgeFacts(o.edge) : nodeFacts(o.node!);
+  const live = el.querySelector(".panel-facts");
+  if (!o.fresh && live) {
+    live.replaceChildren(...facts);
+    return;
+  }
+  const title = o.edge ? `${o.edge.source.label} → ${o.edge.target.label}` : o.node!.label;
+  const kind = o.edge ? `${o.edge.protocol} edge` : `${o.node!.type} node`;
+  const dur = seconds(o.dur);
+  const step = stepFor(dur);
+  const win = `${Math.max(60, step * 4)}s`;
+  const q = o.edge ? edgeQueries(o.edge, o.model.graphType, win) : nodeQueries(o.node!, o.model.graphType, win);
+  const closeBtn = h("button", { type: "button", class: "close", "aria-label": "Close details", onclick: o.close }, "✕");
+  el.replaceChildren(
+    closeBtn,
+    h("h2", { id: "panel-title" }, title),
+    h("div", { class: "muted" }, kind),
+    h("div", { class: "panel-facts" }, facts),
+    traceLinks(o),
+    charts(q, o.dur, dur, step, o.signal),
+  );
+  closeBtn.focus({ preventScroll: true });
+}
+
+function nodeFacts(n: NodeRow): Node[] {
+  const r = n.raw;
+  const rows: [string, string][] = [
+    ["namespace", n.namespace],
+    ["health", n.health || "–"],
+    ["inbound", `${rate(n.rpsIn)} rps`],
+    ["outbound", `${rate(n.rpsOut)} rps`],
+  ];
+  if (r.app) rows.push(["app", r.app]);
+  if (r.version) rows.push(["version", r.version]);
+  if (r.workload) rows.push(["workload", r.workload]);
+  if (r.service) rows.push(["service", r.service]);
+  if (r.isRoot) rows.push(["root", "yes: it only calls others"]);
+  return [kv(rows)];
+}
+
+function edgeFacts(e: EdgeRow): Node[] {
+  const out: Node[] = [
+    kv([
+      ["health", e.health || "–"],
+      ["requests", `${rate(e.rps)} rps`],
+      ["errors", pct(e.errPct)],
+      ["p95 latency", isFinite(e.p95) ? ms(e.p95) : "–"],
+    ]),
+  ];
+  if (e.codes.length) {
+    out.push(
+      h("h3", {}, "Responses"),
+      h(
+        "table",
+        { class: "data" },
+        h("thead", {}, h("tr", {}, h("th", {}, e.protocol === "grpc" ? "gRPC status" : "code"), h("th", {}, "flags"), h("th", { class: "num" }, "share"))),
+        h(
+          "tbody",
+          {},
+          e.codes.slice(0, 8).map((c) => h("tr", { class: c.code !== "0" && !/^[23]/.test(c.code) ? "bad" : "" }, h("td", {}, c.code), h("td", {}, c.flag), h("td", { class: "num" }, `${c.pct.toFixed(1)}%`))),
+        ),
+      ),
+    );
+  }
+  return out;
+}
+
+function kv(rows: [string, string][]): HTMLElement {
+  return h("dl", { class: "kv" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
+}
+
+function traceLinks(o: PanelOpts): HTMLElement {
+  const target = o.edge ? o.edge.target : o.node!;
+  const svc = traceService(target);
+  if (!svc || target.type === "unknown") return h("p", {}, "");
+  const lookback = o.dur;
+  const what = o.edge ? "this edge's callee" : svc;
+  return h(
+    "p",
+    {},
+    h("a", { href: href("/traces", { service: svc, lookback, run: 1 }), id: "panel-traces" }, `Traces of ${what}`),
+    " · ",
+    h("a", { href: href("/traces", { service: svc, lookback, tags: "error=true", run: 1 }) }, "failed ones"),
+  );
+}
+
+function charts(q: Queries, durName: string, dur: number, step: number, signal: AbortSignal): HTMLElement {
+  const box = h("div", {});
+  const end = Math.floor(Date.now() / 1000);
+  const start = end - dur;
+  const width = 390;
+  const one = (title: string, queries: { name: string; q: string }[], fmt: (v: number) => string) => {
+    const chart = h("div", { class: "chart" }, loading(title.toLowerCase()));
+    box.append(
+      h("h3", {}, title),
+      chart,
+      ...queries.map((x) => h("a", { class: "promql", href: href("/query", { q: x.q, range: durName, tab: "chart" }), title: "Open in the metrics console" }, h("code", {}, x.q))),
+    );
+    Promise.all(queries.map((x) => promRange(x.q, start, end, step, signal)))
+      .then((rs) => {
+        const matrix: PromSample[] = rs.flatMap((r, i) => (r.result as PromSample[]).map((s) => ({ ...s, metric: { __name__: queries[i].name } })));
+        chart.replaceChildren();
+        if (matrix.length === 0) chart.append(empty("No data in this window."));
+        else timeChart(chart, matrix, { width, height: 130, fmt, label: (m) => m.__name__ });
+      })
+      .catch((err) => {
+        if (!signal.aborted) chart.replaceChildren(errorBox(err));
+      });
+  };
+  one("Request rate", [{ name: "rps", q: q.rate }], (v) => `${rate(v)}/s`);
+  one("Error rate", [{ name: "errors %", q: q.errors }], (v) => pct(v));
+  one("Latency", q.latency.map((l) => ({ name: l.p, q: l.q })), ms);
+  return box;
+}

@@ -1,0 +1,39 @@
+// The text alternative to the graph: sortable tables of edges and nodes.
+import { h } from "../dom";
+import { ms, pct, rate } from "../format";
+import type { EdgeRow, Model, NodeRow } from "../graphmodel";
+import { sortableTable } from "../table";
+
+const badge = (s: string) => h("span", { class: `badge health-${s}` }, s || "–");
+
+/** graphTables lists edges then nodes; a name button opens the side panel. */
+export function graphTables(m: Model, sel: string, select: (id: string) => void): HTMLElement {
+  const pick = (id: string, label: string) =>
+    h("button", { type: "button", class: "linklike", "aria-pressed": String(id === sel), onclick: () => select(id) }, label);
+  const edges = sortableTable<EdgeRow>(
+    m.edges,
+    [
+      { key: "source", title: "From", value: (e) => e.source.label, render: (e) => pick(e.id, e.source.label) },
+      { key: "target", title: "To", value: (e) => e.target.label },
+      { key: "protocol", title: "Protocol", value: (e) => e.protocol },
+      { key: "rps", title: "Requests/s", value: (e) => e.rps, render: (e) => rate(e.rps), num: true },
+      { key: "err", title: "Errors", value: (e) => e.errPct, render: (e) => pct(e.errPct), num: true },
+      { key: "p95", title: "p95", value: (e) => e.p95, render: (e) => ms(e.p95), num: true },
+      { key: "health", title: "Health", value: (e) => e.health, render: (e) => badge(e.health) },
+    ],
+    { id: "edges-table", sortKey: "rps", desc: true, rowClass: (e) => (e.health === "Failure" ? "bad" : "") },
+  );
+  const nodes = sortableTable<NodeRow>(
+    m.nodes.filter((n) => !n.box),
+    [
+      { key: "label", title: "Node", value: (n) => n.label, render: (n) => pick(n.id, n.label) },
+      { key: "type", title: "Type", value: (n) => n.type },
+      { key: "ns", title: "Namespace", value: (n) => n.namespace },
+      { key: "in", title: "In (rps)", value: (n) => n.rpsIn, render: (n) => rate(n.rpsIn), num: true },
+      { key: "out", title: "Out (rps)", value: (n) => n.rpsOut, render: (n) => rate(n.rpsOut), num: true },
+      { key: "health", title: "Health", value: (n) => n.health, render: (n) => badge(n.health) },
+    ],
+    { id: "nodes-table", sortKey: "label" },
+  );
+  return h("div", {}, h("h2", {}, `Edges (${m.edges.length})`), edges, h("h2", {}, `Nodes (${nodes.tBodies[0]?.rows.length ?? 0})`), nodes);
+}
