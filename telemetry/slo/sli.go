@@ -2,6 +2,7 @@ package slo
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"strconv"
 	"strings"
@@ -55,35 +56,38 @@ func sliParts(s *model.SLO, window, matchers, by string, vars map[string]string)
 	in := s.Spec.Indicator
 	switch {
 	case in.Ratio != nil:
-		v := make(map[string]string, len(vars)+1)
-		for k, x := range vars {
-			v[k] = x
-		}
+		v := map[string]string{"service": s.Spec.Service, "namespace": s.Namespace}
+		maps.Copy(v, vars)
 		v["window"] = window
-		e := model.ExpandQuery(in.Ratio.ErrorQuery, v)
-		t := model.ExpandQuery(in.Ratio.TotalQuery, v)
-		total = fmt.Sprintf("%s(%s)", sum, t)
-		return orZero(fmt.Sprintf("%s(%s)", sum, e), total, by), total
+		// Summed, so that the SLI is one series whatever the user's
+		// queries keep of their labels.
+		total = sumOf(sum, model.ExpandQuery(in.Ratio.TotalQuery, v))
+		return orZero(sumOf(sum, model.ExpandQuery(in.Ratio.ErrorQuery, v)), total, by), total
 	case in.Latency != nil:
 		sel := serviceSelector(s, matchers)
-		total = fmt.Sprintf("%s(%s)", sum, rateOnce(durationBuckets, sel, []string{`le="+Inf"`}, window))
+		total = sumOf(sum, rateOnce(durationBuckets, sel, []string{`le="+Inf"`}, window))
 		le := fmt.Sprintf("le=%q", labels.FormatOpenMetricsFloat(in.Latency.ThresholdMs))
-		fast := fmt.Sprintf("%s(%s)", sum, rateOnce(durationBuckets, sel, []string{le}, window))
+		fast := sumOf(sum, rateOnce(durationBuckets, sel, []string{le}, window))
 		// Every bucket of a label set is written together, so fast exists
 		// wherever total does; clamp_min absorbs rate()'s extrapolation,
 		// which can differ slightly between the buckets.
 		return orZero(fmt.Sprintf("clamp_min(%s - %s, 0)", total, fast), total, by), total
 	default: // availability
 		sel := serviceSelector(s, matchers)
-		total = fmt.Sprintf("%s(%s)", sum, rateOnce(requestsTotal, sel, []string{""}, window))
+		total = sumOf(sum, rateOnce(requestsTotal, sel, []string{""}, window))
 		bad := rateOnce(requestsTotal, sel, []string{
 			`response_code=~"5.."`,
 			fmt.Sprintf(`grpc_response_status=~"%s"`, strings.Join(model.ErrorGRPCStatuses, "|")),
 		}, window)
 		// A request that is both 5xx and a gRPC error is one series,
 		// which "or" keeps once.
-		return orZero(fmt.Sprintf("%s(%s)", sum, bad), total, by), total
+		return orZero(sumOf(sum, bad), total, by), total
 	}
+}
+
+// sumOf applies the aggregation sum (such as "sum by (x)") to expr.
+func sumOf(sum, expr string) string {
+	return fmt.Sprintf("%s(\n  %s\n)", sum, strings.ReplaceAll(expr, "\n", "\n  "))
 }
 
 // orZero makes the error rate errs 0 rather than absent where nothing
@@ -119,7 +123,7 @@ func rateOnce(metric, sel string, variants []string, window string) string {
 			terms = append(terms, fmt.Sprintf("rate(%s{%s}[%s])", metric, m, window))
 		}
 	}
-	return strings.Join(terms, " or ")
+	return strings.Join(terms, "\nor ")
 }
 
 // Burn-rate alert windows: the SRE workbook's (and Sloth's default)
