@@ -20,9 +20,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
-	"github.com/glassmesh/glassmesh/control/translate"
 	"github.com/glassmesh/glassmesh/control/xds"
 )
 
@@ -58,6 +58,7 @@ type app struct {
 	files   *source.File
 	xds     *xds.Server
 	tel     *telemetry
+	canary  *canary.Controller
 	grpc    *grpc.Server
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -93,6 +94,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	a.routes()
 	var err error
 	if a.tel, err = a.newTelemetry(f.telemetry); err != nil {
+		return nil, err
+	}
+	if err = a.newCanary(); err != nil {
+		a.tel.close()
 		return nil, err
 	}
 	if a.grpcLis, err = net.Listen("tcp", f.grpcAddr); err != nil {
@@ -133,19 +138,7 @@ func (a *app) routes() {
 // apply is the config pipeline: a clean load is translated and pushed; a
 // load with errors, or one that fails to translate, keeps the last good one.
 func (a *app) apply(r model.Result) {
-	a.store.Apply(r, func(m *model.Mesh) error {
-		snap, err := translate.Translate(m, translate.Options{})
-		if err != nil {
-			return err
-		}
-		if err := snap.Validate(); err != nil {
-			return err
-		}
-		for _, w := range snap.Warnings {
-			a.logger.Warn("translation", "warning", w)
-		}
-		return a.xds.Update(snap)
-	})
+	a.store.Apply(r, a.push)
 	if a.store.Loaded() {
 		a.ready.Store(true)
 	}
@@ -163,6 +156,7 @@ func (a *app) run(ctx context.Context) error {
 	}
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.files.Run(ctx, a.apply) }, func(error) { cancel() })
+	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
 	g.Add(func() error {

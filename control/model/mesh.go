@@ -156,3 +156,15 @@ func matches(labels, selector map[string]string) bool {
 	}
 	return true
 }
+
+// Override is a change a controller made to the config at run time, on top
+// of the files, which are never rewritten: the canary controller's weights.
+type Override struct {
+	Kind      string `json:"kind"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	Path      string `json:"path"`  // the field path, as in diagnostics
+	Value     any    `json:"value"` // what the field holds now
+	By        string `json:"by"`    // who set it, e.g. "Canary default/reviews"
+	Reason    string `json:"reason"`
+}

@@ -21,13 +21,16 @@ import (
 type Store struct {
 	logger *slog.Logger
 
-	mu       sync.RWMutex
-	mesh     *model.Mesh
-	version  string
-	loadedAt time.Time
-	errors   []model.Diagnostic
-	warnings []model.Diagnostic
-	loaded   bool
+	mu        sync.RWMutex
+	base      *model.Mesh // the last good config as loaded
+	mesh      *model.Mesh // base with the overlay applied: what is serving
+	overlay   Overlay
+	overrides []model.Override
+	version   string
+	loadedAt  time.Time
+	errors    []model.Diagnostic
+	warnings  []model.Diagnostic
+	loaded    bool
 
 	reloads     *prometheus.CounterVec
 	errorsGauge prometheus.Gauge
@@ -38,6 +41,7 @@ type Store struct {
 func NewStore(logger *slog.Logger, reg prometheus.Registerer) *Store {
 	s := &Store{
 		logger: logger,
+		base:   model.Empty(),
 		mesh:   model.Empty(),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glassmesh_config_reloads_total",
@@ -59,6 +63,43 @@ func NewStore(logger *slog.Logger, reg prometheus.Registerer) *Store {
 	return s
 }
 
+// Overlay derives the serving mesh from a loaded one, and says what it
+// changed. It must not modify its argument.
+type Overlay func(*model.Mesh) (*model.Mesh, []model.Override)
+
+// SetOverlay sets the overlay applied to every config from now on. Call
+// Reapply to apply it to the serving one.
+func (s *Store) SetOverlay(o Overlay) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.overlay = o
+}
+
+// effective applies the overlay, if any, to m.
+func (s *Store) effective(m *model.Mesh) (*model.Mesh, []model.Override) {
+	if s.overlay == nil {
+		return m, nil
+	}
+	return s.overlay(m)
+}
+
+// Reapply derives the serving mesh again from the last good config, for
+// when the overlay changed. accept is called as in Apply; when it fails the
+// previous serving mesh stays and the error is returned.
+func (s *Store) Reapply(accept func(*model.Mesh) error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, overrides := s.effective(s.base)
+	if accept != nil {
+		if err := accept(m); err != nil {
+			s.logger.Error("mesh overlay rejected; the previous config keeps serving", "error", err, "version", s.version)
+			return err
+		}
+	}
+	s.mesh, s.overrides, s.version = m, overrides, versionOf(m)
+	return nil
+}
+
 // Apply offers a new load result. It returns true when the result became
 // the serving config. accept, when not nil, is called with the new mesh
 // before it is taken; an error from it rejects the mesh like a config error.
@@ -68,8 +109,13 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	errs := r.Errors
-	if len(errs) == 0 && r.Mesh != nil && accept != nil {
-		if err := accept(r.Mesh); err != nil {
+	var serving *model.Mesh
+	var overrides []model.Override
+	if len(errs) == 0 && r.Mesh != nil {
+		serving, overrides = s.effective(r.Mesh)
+	}
+	if serving != nil && accept != nil {
+		if err := accept(serving); err != nil {
 			errs = []model.Diagnostic{{Message: "translation failed: " + err.Error()}}
 		}
 	}
@@ -83,8 +129,8 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 		}
 		return false
 	}
-	s.mesh = r.Mesh
-	s.version = versionOf(r.Mesh)
+	s.base, s.mesh, s.overrides = r.Mesh, serving, overrides
+	s.version = versionOf(serving)
 	s.loadedAt = time.Now()
 	s.reloads.WithLabelValues("success").Inc()
 	s.lastSuccess.Set(float64(s.loadedAt.UnixNano()) / 1e9)
@@ -96,7 +142,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 	return true
 }
 
-// Mesh returns the serving mesh and its version.
+// Mesh returns the serving mesh (overlay applied) and its version.
 func (s *Store) Mesh() (*model.Mesh, string) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -117,6 +163,8 @@ type ConfigStatus struct {
 	Errors    []model.Diagnostic `json:"errors"`
 	Warnings  []model.Diagnostic `json:"warnings"`
 	Resources Resources          `json:"resources"`
+	// Overrides are the run-time changes (canary weights) in Resources.
+	Overrides []model.Override `json:"overrides"`
 }
 
 // Resources is the effective config, by kind.
@@ -138,6 +186,7 @@ func (s *Store) Status() ConfigStatus {
 		Errors:    nonNil(s.errors),
 		Warnings:  nonNil(s.warnings),
 		Resources: resourcesOf(s.mesh),
+		Overrides: nonNil(s.overrides),
 	}
 	if !s.loadedAt.IsZero() {
 		t := s.loadedAt.UTC()

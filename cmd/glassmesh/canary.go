@@ -1,0 +1,71 @@
+package main
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"path/filepath"
+	"strings"
+
+	"github.com/glassmesh/glassmesh/control/canary"
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/translate"
+)
+
+// newCanary builds the canary controller over the metrics engine, makes its
+// weights the store's overlay and serves its API.
+func (a *app) newCanary() error {
+	c, err := canary.New(canary.Config{
+		DataDir: filepath.Join(a.flags.dataDir, "canaries"),
+		Querier: canary.EngineQuerier{Engine: a.tel.engine.PromQL(), Queryable: a.tel.storage.Queryable()},
+	}, a.logger.With("component", "canary"), a.reg)
+	if err != nil {
+		return err
+	}
+	a.canary = c
+	a.store.SetOverlay(c.Overlay)
+	h := canary.Handler{Controller: c, Push: a.reapply}
+	a.mux.HandleFunc("GET /api/canaries", h.List)
+	a.mux.HandleFunc("GET /api/canaries/{namespace}/{name}", h.Get)
+	a.mux.Handle("POST /api/canaries/{namespace}/{name}/{action}", a.requireToken(http.HandlerFunc(h.Act)))
+	return nil
+}
+
+// push translates a mesh and sends it over xDS: the last step of both a
+// config load (apply) and a canary move (reapply).
+func (a *app) push(m *model.Mesh) error {
+	snap, err := translate.Translate(m, translate.Options{})
+	if err != nil {
+		return err
+	}
+	if err := snap.Validate(); err != nil {
+		return err
+	}
+	for _, w := range snap.Warnings {
+		a.logger.Warn("translation", "warning", w)
+	}
+	return a.xds.Update(snap)
+}
+
+// reapply pushes the loaded config again with the overlay's current
+// weights; the canary controller calls it when it moved them.
+func (a *app) reapply() { _ = a.store.Reapply(a.push) }
+
+// requireToken guards a mutating API with the --api-token-file bearer
+// token, when one is set.
+func (a *app) requireToken(h http.Handler) http.Handler {
+	token, _ := a.flags.apiToken() // checked in newApp
+	if token == "" {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="glassmesh"`)
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"error":"this call needs the bearer token of --api-token-file"}` + "\n"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,282 @@
+// Package canary is the progressive-delivery controller. A Canary moves the
+// weight of a TrafficRoute's last rule from a stable subset to a canary
+// subset step by step, as long as every gate passes on the canary's own
+// traffic; a failing gate rolls it back at once, without waiting for the
+// interval to end. The config files are never rewritten: the controller's
+// weights are an overlay on the loaded mesh (source.Store.SetOverlay), and
+// every change is pushed over xDS and recorded with its evidence.
+package canary
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// Config configures a Controller.
+type Config struct {
+	// DataDir holds one state file per canary, so a restarted controller
+	// resumes; empty keeps state in memory only.
+	DataDir string
+	// Querier runs the gates' PromQL. Required.
+	Querier Querier
+	// Tick is how often running canaries are checked for a failing gate
+	// between interval ends (the fast rollback path). Default 1s.
+	Tick time.Duration
+	// MaxDecisions bounds the records kept per canary (oldest go first).
+	// Default 500.
+	MaxDecisions int
+}
+
+// Validate reports a config the controller cannot run with.
+func (c Config) Validate() error {
+	if c.Querier == nil {
+		return errors.New("canary: querier is required")
+	}
+	if c.Tick < 0 || c.MaxDecisions < 0 {
+		return errors.New("canary: tick and max decisions must not be negative")
+	}
+	return nil
+}
+
+// Controller runs every Canary of the mesh config.
+type Controller struct {
+	cfg     Config
+	logger  *slog.Logger
+	metrics *metrics
+	dir     statusDir
+	wake    chan struct{}
+
+	mu       sync.Mutex
+	mesh     *model.Mesh // the latest loaded (file) mesh
+	canaries map[string]*canary
+}
+
+// canary is one canary's state; gen changes with every transition, so an
+// evaluation that raced with one is discarded.
+type canary struct {
+	st   Status
+	spec *model.CanarySpec // nil once the Canary is gone from the config
+	gen  uint64
+}
+
+// New returns a controller with the states saved in cfg.DataDir.
+func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Controller, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Tick == 0 {
+		cfg.Tick = time.Second
+	}
+	if cfg.MaxDecisions == 0 {
+		cfg.MaxDecisions = 500
+	}
+	c := &Controller{
+		cfg: cfg, logger: logger, metrics: newMetrics(reg), dir: statusDir{cfg.DataDir},
+		wake: make(chan struct{}, 1), mesh: model.Empty(), canaries: map[string]*canary{},
+	}
+	saved, err := c.dir.load()
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range saved {
+		c.canaries[st.Key()] = &canary{st: *st}
+		c.metrics.set(st)
+	}
+	return c, nil
+}
+
+// Overlay is a source.Overlay: it takes the loaded mesh's Canaries into
+// account (starting new ones, following changed ones) and returns the mesh
+// with the canaries' weights.
+func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
+	c.mu.Lock()
+	c.sync(m, time.Now())
+	ovs := c.overlaysLocked(m)
+	c.mu.Unlock()
+	c.poke()
+	return apply(m, ovs)
+}
+
+// sync follows the config: a Canary that is new, or whose route, stable or
+// canary subset changed, starts; one that is gone stops (its weights stay
+// only if it had ended).
+func (c *Controller) sync(m *model.Mesh, now time.Time) {
+	c.mesh = m
+	inConfig := map[string]bool{}
+	for _, obj := range m.Canaries {
+		key := obj.Key()
+		inConfig[key] = true
+		route := m.Route(obj.Namespace, obj.Spec.Route)
+		rule := lastRule(route)
+		cur := c.canaries[key]
+		if cur == nil || cur.st.Route != obj.Spec.Route || cur.st.Stable != obj.Spec.Stable || cur.st.Canary != obj.Spec.Canary {
+			c.start(obj, rule, now)
+			continue
+		}
+		spec := obj.Spec
+		cur.spec = &spec
+		cur.st.Steps = slices.Clone(spec.Steps)
+		if !cur.st.State.Done() {
+			c.follow(cur, rule)
+		}
+	}
+	for key, cur := range c.canaries {
+		if inConfig[key] {
+			continue
+		}
+		cur.spec = nil
+		if !cur.st.State.Done() || m.Route(cur.st.Namespace, cur.st.Route) == nil {
+			c.logger.Info("canary removed from the config; its route gets the file's weights", "canary", key)
+			delete(c.canaries, key)
+			c.metrics.forget(&cur.st)
+			c.save(nil, key)
+		}
+	}
+}
+
+// start begins a canary at its first step.
+func (c *Controller) start(obj *model.Canary, rule *model.Rule, now time.Time) {
+	spec := obj.Spec
+	total := fileWeight(rule, spec.Stable) + fileWeight(rule, spec.Canary)
+	cur := &canary{spec: &spec, st: Status{
+		Namespace: obj.Namespace, Name: obj.Name, Route: spec.Route, Stable: spec.Stable, Canary: spec.Canary,
+		Steps: slices.Clone(spec.Steps), State: Progressing, Step: 1, TotalWeight: total,
+		StepStartedAt: now, NextEvaluationAt: now.Add(spec.Interval.Duration), FileRule: fingerprint(rule),
+	}}
+	if old := c.canaries[obj.Key()]; old != nil {
+		cur.gen = old.gen + 1
+	}
+	c.canaries[obj.Key()] = cur
+	before := map[string]uint32{spec.Stable: total - fileWeight(rule, spec.Canary), spec.Canary: fileWeight(rule, spec.Canary)}
+	if total == 0 {
+		cur.st.State, cur.st.Weights = Aborted, before
+		c.record(cur, Decision{At: now, Verdict: Abort, WeightsBefore: before, By: "controller",
+			Reason: fmt.Sprintf("subsets %s and %s have no weight in the route's last rule: there is nothing to shift", spec.Stable, spec.Canary)})
+		return
+	}
+	cur.st.Weights = weightsAt(spec.Stable, spec.Canary, total, spec.Steps[0])
+	c.record(cur, Decision{At: now, Verdict: Start, WeightsBefore: before, By: "controller",
+		Reason: fmt.Sprintf("canary started: step 1 of %d gives %s %d%% of the %d that %s and %s hold in the route's last rule",
+			len(spec.Steps), spec.Canary, spec.Steps[0], total, spec.Stable, spec.Canary)})
+}
+
+// follow applies a config change to a running canary: the steps may have
+// changed, and other destinations' weights may have changed its total.
+func (c *Controller) follow(cur *canary, rule *model.Rule) {
+	st := &cur.st
+	if fp := fingerprint(rule); fp != st.FileRule {
+		c.logger.Warn("the file changed the weights of a route a canary drives; the canary keeps them until it ends",
+			"canary", st.Key(), "route", st.Route)
+	}
+	total := fileWeight(rule, st.Stable) + fileWeight(rule, st.Canary)
+	if total == 0 || total == st.TotalWeight || st.State != Progressing && st.State != Paused {
+		return
+	}
+	st.TotalWeight = total
+	st.Step = min(st.Step, len(st.Steps))
+	st.Weights = weightsAt(st.Stable, st.Canary, total, st.Steps[st.Step-1])
+	c.save(cur, st.Key())
+}
+
+// overlaysLocked is the weights every canary sets: running ones always, ended
+// ones while the file's rule is the one they started from.
+func (c *Controller) overlaysLocked(m *model.Mesh) []overlay {
+	var out []overlay
+	for _, cur := range c.canaries {
+		st := &cur.st
+		route := m.Route(st.Namespace, st.Route)
+		if route == nil {
+			continue
+		}
+		if st.State.Done() && fingerprint(lastRule(route)) != st.FileRule {
+			continue // the file's rule changed since: it wins
+		}
+		out = append(out, overlay{
+			route: route.Key(), weights: cloneWeights(st.Weights),
+			by:     "Canary " + st.Key(),
+			reason: fmt.Sprintf("%s at step %d of %d: %s", st.State, st.Step, len(st.Steps), st.Message),
+		})
+	}
+	slices.SortFunc(out, func(a, b overlay) int { return cmp.Compare(a.route, b.route) })
+	return out
+}
+
+// record appends a decision, updates the message, metrics and log, and
+// saves the state. Called with c.mu held.
+func (c *Controller) record(cur *canary, d Decision) {
+	st := &cur.st
+	d.Step = st.Step
+	if d.WeightsAfter == nil {
+		d.WeightsAfter = cloneWeights(st.Weights)
+	}
+	st.Decisions = append(st.Decisions, d)
+	if n := len(st.Decisions) - c.cfg.MaxDecisions; n > 0 {
+		st.Decisions = slices.Delete(st.Decisions, 0, n)
+	}
+	st.Message = d.Reason
+	cur.gen++
+	c.metrics.decision(st, d.Verdict)
+	c.metrics.set(st)
+	level := slog.LevelInfo
+	if d.Verdict == Rollback || d.Verdict == Abort {
+		level = slog.LevelWarn
+	}
+	c.logger.Log(context.Background(), level, "canary decision", "canary", st.Key(), "verdict", d.Verdict,
+		"step", d.Step, "weights", d.WeightsAfter, "requests", d.Requests, "reason", d.Reason)
+	c.save(cur, st.Key())
+}
+
+// save persists one canary's state, or removes it when cur is nil.
+func (c *Controller) save(cur *canary, key string) {
+	var err error
+	if cur == nil {
+		err = c.dir.remove(key)
+	} else {
+		err = c.dir.save(&cur.st)
+	}
+	if err != nil {
+		c.metrics.saveErrors.Inc()
+		c.logger.Error("saving canary state failed; a restart would lose its last decisions", "canary", key, "error", err)
+	}
+}
+
+// poke wakes Run to look at the canaries now.
+func (c *Controller) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// List returns every canary's status, by namespace/name.
+func (c *Controller) List() []Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]Status, 0, len(c.canaries))
+	for _, cur := range c.canaries {
+		out = append(out, cur.st.clone())
+	}
+	slices.SortFunc(out, func(a, b Status) int { return cmp.Compare(a.Key(), b.Key()) })
+	return out
+}
+
+// Get returns one canary's status.
+func (c *Controller) Get(namespace, name string) (Status, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	cur := c.canaries[namespace+"/"+name]
+	if cur == nil {
+		return Status{}, false
+	}
+	return cur.st.clone(), true
+}

@@ -1,0 +1,192 @@
+package canary
+
+import (
+	"maps"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+func TestAHealthyCanaryWalksEveryStepAndIsPromoted(t *testing.T) {
+	db := newTSDB(t)
+	newTraffic(db).drive(t, 5, func() float64 { return 0 })
+	c, pushed := newController(t, t.TempDir(), db.querier(), loadMesh(t, meshYAML))
+
+	if got, want := pushed(), map[string]uint32{"v1": 60, "v2": 20, "v3": 20}; !maps.Equal(got, want) {
+		t.Errorf("weights at the first step = %v, want %v (25%% of the 80 v1 and v3 hold)", got, want)
+	}
+	st := waitState(t, c, Succeeded, 30*time.Second)
+	var verdicts []string
+	for _, d := range st.Decisions {
+		verdicts = append(verdicts, string(d.Verdict))
+	}
+	if got := strings.Join(verdicts, ","); got != "start,advance,advance,promote" {
+		t.Errorf("verdicts = %s, want start,advance,advance,promote\n%s", got, describe(st))
+	}
+	waitWeights(t, pushed, map[string]uint32{"v2": 20, "v3": 80})
+	last := st.Decisions[len(st.Decisions)-1]
+	if len(last.Gates) != 1 || last.Gates[0].Verdict != GatePass || last.Gates[0].Value == nil || *last.Gates[0].Value != 0 {
+		t.Errorf("promotion gates = %+v, want the SLO gate passing with burn 0", last.Gates)
+	}
+	if last.Requests < 20 {
+		t.Errorf("promotion counted %v canary requests, want at least minRequests", last.Requests)
+	}
+}
+
+func TestAFailingCanaryIsRolledBackBeforeItsIntervalEnds(t *testing.T) {
+	db := newTSDB(t)
+	var failing atomic.Bool
+	newTraffic(db).drive(t, 5, func() float64 {
+		if failing.Load() {
+			return 0.5
+		}
+		return 0
+	})
+	// A long interval: only the fast path can roll back in time.
+	m := loadMesh(t, strings.Replace(meshYAML, "interval: 1s", "interval: 1h", 1))
+	c, pushed := newController(t, t.TempDir(), db.querier(), m)
+	time.Sleep(500 * time.Millisecond)
+	failing.Store(true)
+	start := time.Now()
+	st := waitState(t, c, RolledBack, 30*time.Second)
+	t.Logf("rolled back %s after the canary started failing", time.Since(start).Round(time.Millisecond))
+	waitWeights(t, pushed, map[string]uint32{"v1": 80, "v2": 20})
+	d := st.Decisions[len(st.Decisions)-1]
+	if d.Verdict != Rollback || len(d.Gates) != 1 {
+		t.Fatalf("last decision = %+v", d)
+	}
+	g := d.Gates[0]
+	if g.Gate != "slo reviews-availability" || g.Verdict != GateFail || g.Value == nil || *g.Value <= g.Threshold || g.Threshold != 14.4 {
+		t.Errorf("failing gate = %+v, want the SLO gate over its page burn rate 14.4", g)
+	}
+	if !strings.Contains(d.Reason, `gate "slo reviews-availability" failed`) || !strings.Contains(g.Query, `destination_workload=~"reviews-v3"`) {
+		t.Errorf("the record does not explain itself: reason %q, query %q", d.Reason, g.Query)
+	}
+	if d.WeightsBefore["v3"] != 20 || d.WeightsAfter["v3"] != 0 {
+		t.Errorf("weights before/after = %v/%v", d.WeightsBefore, d.WeightsAfter)
+	}
+}
+
+func TestACanaryWithTooLittleTrafficHoldsThenAborts(t *testing.T) {
+	db := newTSDB(t)
+	newTraffic(db).drive(t, 0.1, func() float64 { return 0 }) // ~1 request/s: under minRequests 20
+	c, pushed := newController(t, t.TempDir(), db.querier(), loadMesh(t, meshYAML))
+	st := waitState(t, c, Aborted, 30*time.Second)
+	var holds int
+	for _, d := range st.Decisions {
+		switch d.Verdict {
+		case Hold:
+			holds++
+			if !strings.Contains(d.Reason, "fewer than minRequests 20") {
+				t.Errorf("hold reason = %q", d.Reason)
+			}
+		case Advance, Rollback, Promote:
+			t.Errorf("a canary without enough traffic got a verdict: %+v", d)
+		}
+	}
+	if holds != 2 || st.Step != 1 {
+		t.Errorf("holds = %d at step %d, want 2 holds at step 1 before the 3rd inconclusive interval aborts\n%s", holds, st.Step, describe(st))
+	}
+	waitWeights(t, pushed, map[string]uint32{"v1": 80, "v2": 20})
+}
+
+func TestARestartedControllerResumesWhereItWas(t *testing.T) {
+	db := newTSDB(t)
+	dir := t.TempDir()
+	m := loadMesh(t, strings.Replace(meshYAML, "interval: 1s", "interval: 1h", 1))
+	c1, err := New(Config{DataDir: dir, Querier: db.querier()}, discard(), nil)
+	if err == nil {
+		c1.Overlay(m)
+		if _, _, err = c1.Act("default", "reviews", Pause, "maintenance"); err == nil {
+			_, _, err = c1.Act("default", "reviews", Resume, "")
+		}
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _ := c1.Get("default", "reviews")
+
+	c2, err := New(Config{DataDir: dir, Querier: db.querier()}, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mesh, _ := c2.Overlay(m)
+	after, _ := c2.Get("default", "reviews")
+	if after.State != Progressing || after.Step != before.Step || !after.StepStartedAt.Equal(before.StepStartedAt) || len(after.Decisions) != 3 {
+		t.Errorf("after restart: %+v\nwant the state before it: %+v", after, before)
+	}
+	if got := weightsOf(mesh, nil); got["v3"] != 20 {
+		t.Errorf("weights after restart = %v, want the canary's 20 for v3", got)
+	}
+}
+
+func TestOperatorActions(t *testing.T) {
+	db := newTSDB(t)
+	m := loadMesh(t, meshYAML)
+	c, err := New(Config{Querier: db.querier()}, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Overlay(m)
+	if _, _, err := c.Act("default", "reviews", Resume, ""); err == nil {
+		t.Error("resume of a progressing canary succeeded")
+	}
+	if _, _, err := c.Act("default", "nope", Promote, ""); err != ErrNotFound {
+		t.Errorf("promote of a missing canary: %v", err)
+	}
+	if _, _, err := c.Act("default", "reviews", "jump", ""); err == nil || !strings.Contains(err.Error(), "unknown action") {
+		t.Errorf("unknown action: %v", err)
+	}
+	st, changed, err := c.Act("default", "reviews", Promote, "looks good")
+	if err != nil || !changed || st.State != Succeeded || st.Weights["v3"] != 80 || st.Decisions[1].By != "api" || st.Decisions[1].Reason != "looks good" {
+		t.Errorf("promote: %v %v %+v", err, changed, st)
+	}
+	if _, _, err := c.Act("default", "reviews", Abort, ""); err == nil {
+		t.Error("abort of a succeeded canary succeeded")
+	}
+}
+
+func TestAnEndedCanarysWeightsStayUntilTheFilesRuleChanges(t *testing.T) {
+	db := newTSDB(t)
+	m := loadMesh(t, meshYAML)
+	c, err := New(Config{Querier: db.querier()}, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Overlay(m)
+	if _, _, err := c.Act("default", "reviews", Promote, ""); err != nil {
+		t.Fatal(err)
+	}
+	// The Canary object is deleted: a promoted canary's weights stay.
+	noCanary := loadMesh(t, meshYAML[:strings.LastIndex(meshYAML, "---")])
+	served, overrides := c.Overlay(noCanary)
+	if got := weightsOf(served, nil); got["v3"] != 80 || len(overrides) != 1 || overrides[0].By != "Canary default/reviews" {
+		t.Errorf("after deleting the promoted Canary: weights %v, overrides %+v", got, overrides)
+	}
+	// The file's rule changes: the file wins.
+	edited := loadMesh(t, strings.Replace(meshYAML[:strings.LastIndex(meshYAML, "---")], "weight: 80}, {subset: v2, weight: 20}", "weight: 70}, {subset: v2, weight: 30}", 1))
+	served, overrides = c.Overlay(edited)
+	if got := weightsOf(served, nil); got["v1"] != 70 || got["v3"] != 0 || len(overrides) != 0 {
+		t.Errorf("after editing the rule: weights %v, overrides %+v", got, overrides)
+	}
+}
+
+func TestApplyLeavesTheLoadedMeshAlone(t *testing.T) {
+	m := loadMesh(t, meshYAML)
+	served, overrides := apply(m, []overlay{{route: "default/reviews", by: "Canary default/reviews", weights: map[string]uint32{"v1": 0, "v3": 80}}})
+	if got := weightsOf(m, nil); !maps.Equal(got, map[string]uint32{"v1": 80, "v2": 20}) {
+		t.Errorf("loaded mesh changed: %v", got)
+	}
+	if got := weightsOf(served, nil); !maps.Equal(got, map[string]uint32{"v2": 20, "v3": 80}) {
+		t.Errorf("served = %v", got)
+	}
+	if len(overrides) != 1 || overrides[0].Path != "spec.rules[0].destinations" {
+		t.Errorf("overrides = %+v", overrides)
+	}
+	if _, _, errs := model.Validate(model.Objects{Services: served.Services, Workloads: served.Workloads, Routes: served.Routes}); len(errs) > 0 {
+		t.Errorf("the overlaid mesh is not valid: %v", errs)
+	}
+}

@@ -1,0 +1,231 @@
+package canary
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
+)
+
+// Querier runs the PromQL of gates.
+type Querier interface {
+	// Query evaluates q at ts and returns the sum of its result (a scalar,
+	// or an instant vector's samples added up); ok is false when the result
+	// is empty, which means no data, not zero.
+	Query(ctx context.Context, q string, ts time.Time) (value float64, ok bool, err error)
+}
+
+// EngineQuerier is a Querier over a PromQL engine and a storage, such as
+// telemetry/metrics' Engine.PromQL() and Storage.Queryable().
+type EngineQuerier struct {
+	Engine    *promql.Engine
+	Queryable storage.Queryable
+}
+
+// Query evaluates q at ts.
+func (e EngineQuerier) Query(ctx context.Context, q string, ts time.Time) (float64, bool, error) {
+	qry, err := e.Engine.NewInstantQuery(ctx, e.Queryable, nil, q, ts)
+	if err != nil {
+		return 0, false, err
+	}
+	defer qry.Close()
+	res := qry.Exec(ctx)
+	if res.Err != nil {
+		return 0, false, res.Err
+	}
+	switch v := res.Value.(type) {
+	case promql.Scalar:
+		return v.V, !math.IsNaN(v.V), nil
+	case promql.Vector:
+		sum, n := 0.0, 0
+		for _, s := range v {
+			if s.H == nil && !math.IsNaN(s.F) {
+				sum += s.F
+				n++
+			}
+		}
+		return sum, n > 0, nil
+	default:
+		return 0, false, fmt.Errorf("want a scalar or an instant vector, got %s", res.Value.Type())
+	}
+}
+
+// target is what one evaluation needs to know about a running canary,
+// copied out of the controller so queries run without its lock.
+type target struct {
+	key       string
+	gen       uint64
+	spec      model.CanarySpec
+	namespace string
+	service   string
+	matchers  string // selects the canary's own requests
+	vars      map[string]string
+	slos      map[string]*model.SLO // the SLOs its gates name
+	status    Status
+}
+
+// evaluation is the evidence of one evaluation of a canary.
+type evaluation struct {
+	at       time.Time
+	window   time.Duration
+	requests float64
+	gates    []GateResult
+}
+
+// failed is the first failing gate, or nil.
+func (e evaluation) failed() *GateResult {
+	for i := range e.gates {
+		if e.gates[i].Verdict == GateFail {
+			return &e.gates[i]
+		}
+	}
+	return nil
+}
+
+// noData is the first gate that had no data or an error, or nil.
+func (e evaluation) noData() *GateResult {
+	for i := range e.gates {
+		if v := e.gates[i].Verdict; v == GateNoData || v == GateError {
+			return &e.gates[i]
+		}
+	}
+	return nil
+}
+
+// queryTimeout bounds one gate query, so one slow query cannot stall every
+// canary's evaluation.
+const queryTimeout = 10 * time.Second
+
+// evaluate runs the canary's request count and gates over its traffic since
+// the step began.
+func evaluate(ctx context.Context, q Querier, t target, now time.Time) evaluation {
+	w := max(now.Sub(t.status.StepStartedAt), time.Second)
+	w = w.Round(time.Second)
+	window := promDuration(w)
+	ev := evaluation{at: now, window: w}
+	if v, ok, err := query(ctx, q, requestsQuery(t.matchers, window), now); err == nil && ok {
+		ev.requests = v
+	}
+	vars := map[string]string{}
+	for k, v := range t.vars {
+		vars[k] = v
+	}
+	vars["interval"] = window
+	for _, g := range t.spec.Gates {
+		if g.SLO != "" {
+			ev.gates = append(ev.gates, sloGate(ctx, q, t, t.slos[g.SLO], window, now))
+		} else {
+			ev.gates = append(ev.gates, queryGate(ctx, q, g, model.ExpandQuery(g.Query, vars), now))
+		}
+	}
+	return ev
+}
+
+func query(ctx context.Context, q Querier, expr string, at time.Time) (float64, bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
+	defer cancel()
+	return q.Query(ctx, expr, at)
+}
+
+// requestsQuery counts the canary's requests in the window, each once
+// (DESIGN.md's reporter rule).
+func requestsQuery(matchers, window string) string {
+	return fmt.Sprintf(`sum(increase(istio_requests_total{reporter="source",%[1]s}[%[2]s]) or increase(istio_requests_total{reporter="destination",source_workload="unknown",%[1]s}[%[2]s]))`, matchers, window)
+}
+
+// sloGate holds the canary's error ratio over the window to the SLO's
+// page-level burn rate: the SRE workbook's 1h/5m page, with the windows
+// scaled down to the step so a verdict comes within an interval.
+func sloGate(ctx context.Context, q Querier, t target, s *model.SLO, window string, now time.Time) GateResult {
+	g := GateResult{Gate: "slo " + s.Name, Threshold: slo.PageBurnRate(s)}
+	errQ, totalQ := slo.SLI(s, window, t.matchers, t.vars)
+	g.Query = fmt.Sprintf("(%s) / (%s) / %g", errQ, totalQ, slo.AllowedErrorRatio(s))
+	bad, okBad, err1 := query(ctx, q, errQ, now)
+	total, okTotal, err2 := query(ctx, q, totalQ, now)
+	switch {
+	case err1 != nil || err2 != nil:
+		g.Verdict, g.Message = GateError, fmt.Sprint(errorOf(err1, err2))
+		return g
+	case !okTotal || total <= 0:
+		g.Verdict, g.Message = GateNoData, "no requests of the canary in the window"
+		return g
+	case !okBad:
+		bad = 0 // no error series yet: no errors
+	}
+	ratio := bad / total
+	burn := ratio / slo.AllowedErrorRatio(s)
+	g.Value = &burn
+	g.Verdict = GatePass
+	if burn > g.Threshold {
+		g.Verdict = GateFail
+	}
+	g.Message = fmt.Sprintf("error ratio %.3g%% over %s burns the error budget (%.3g%%) %.3gx; the page threshold is %.3gx",
+		100*ratio, window, 100*slo.AllowedErrorRatio(s), burn, g.Threshold)
+	return g
+}
+
+func queryGate(ctx context.Context, q Querier, g model.Gate, expanded string, now time.Time) GateResult {
+	r := GateResult{Gate: "query", Query: expanded, Threshold: *g.Max}
+	v, ok, err := query(ctx, q, expanded, now)
+	switch {
+	case err != nil:
+		r.Verdict, r.Message = GateError, err.Error()
+	case !ok:
+		r.Verdict, r.Message = GateNoData, "the query returned no data"
+	default:
+		r.Value = &v
+		r.Verdict = GatePass
+		if v > r.Threshold {
+			r.Verdict = GateFail
+		}
+		r.Message = fmt.Sprintf("%.4g (max %.4g)", v, r.Threshold)
+	}
+	return r
+}
+
+func errorOf(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// promDuration writes d in whole seconds, as PromQL reads it.
+func promDuration(d time.Duration) string {
+	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10) + "s"
+}
+
+// subsetMatchers selects the requests to a subset of a service: its
+// workloads by name, which is exact whatever labels the subset uses.
+func subsetMatchers(m *model.Mesh, svc *model.Service, subset *model.Subset) string {
+	sel := fmt.Sprintf(`destination_service_name=%q,destination_service_namespace=%q`, svc.Name, svc.Namespace)
+	var names []string
+	for _, w := range m.WorkloadsOf(svc, subset.Labels) {
+		names = append(names, regexp.QuoteMeta(w.Name))
+	}
+	if len(names) == 0 {
+		// No workload yet: match nothing rather than the whole service.
+		return sel + `,destination_workload="glassmesh-no-workload"`
+	}
+	return sel + ",destination_workload=~" + strconv.Quote(strings.Join(names, "|"))
+}
+
+// subsetVersion is what $canary and $stable expand to: the subset's version
+// label when it has one (what destination_version holds), else its name.
+func subsetVersion(s *model.Subset) string {
+	if v := s.Labels["version"]; v != "" {
+		return v
+	}
+	return s.Name
+}

@@ -1,0 +1,211 @@
+package canary
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// State is where a canary is in its lifecycle.
+type State string
+
+// States of a canary (DESIGN.md).
+const (
+	Progressing State = "progressing"
+	Paused      State = "paused"
+	Succeeded   State = "succeeded"
+	RolledBack  State = "rolled-back"
+	Aborted     State = "aborted"
+)
+
+// States lists every state, for metrics.
+var States = []State{Progressing, Paused, Succeeded, RolledBack, Aborted}
+
+// Done reports whether the canary has ended: its weights no longer move.
+func (s State) Done() bool { return s == Succeeded || s == RolledBack || s == Aborted }
+
+// Verdict is what one decision did.
+type Verdict string
+
+// Verdicts: the controller's advance, hold, rollback, promote and abort
+// (too many inconclusive intervals), and the start and the operator's pause,
+// resume, promote and abort.
+const (
+	Start    Verdict = "start"
+	Advance  Verdict = "advance"
+	Hold     Verdict = "hold"
+	Rollback Verdict = "rollback"
+	Promote  Verdict = "promote"
+	Abort    Verdict = "abort"
+	Pause    Verdict = "pause"
+	Resume   Verdict = "resume"
+)
+
+// Gate verdicts.
+const (
+	GatePass   = "pass"
+	GateFail   = "fail"
+	GateNoData = "no-data"
+	GateError  = "error"
+)
+
+// GateResult is one gate's evaluation: the query, its value and the
+// threshold it was held to. Value is nil when the query returned nothing.
+type GateResult struct {
+	Gate      string   `json:"gate"`
+	Query     string   `json:"query"`
+	Value     *float64 `json:"value"`
+	Threshold float64  `json:"threshold"`
+	Verdict   string   `json:"verdict"`
+	Message   string   `json:"message,omitempty"`
+}
+
+// Decision is the record of one change or evaluation: the evidence and
+// what was done about it.
+type Decision struct {
+	At            time.Time         `json:"at"`
+	Step          int               `json:"step"`
+	Verdict       Verdict           `json:"verdict"`
+	WeightsBefore map[string]uint32 `json:"weightsBefore"`
+	WeightsAfter  map[string]uint32 `json:"weightsAfter"`
+	// Requests is the canary's requests in Window, counted once each.
+	Requests float64      `json:"requests"`
+	Window   string       `json:"window,omitempty"`
+	Gates    []GateResult `json:"gates"`
+	Reason   string       `json:"reason"`
+	By       string       `json:"by"` // "controller" or "api"
+}
+
+// Status is a canary's state and history, as /api/canaries shows it and as
+// it is persisted in the data dir.
+type Status struct {
+	Namespace string   `json:"namespace"`
+	Name      string   `json:"name"`
+	Route     string   `json:"route"`
+	Stable    string   `json:"stable"`
+	Canary    string   `json:"canary"`
+	Steps     []uint32 `json:"steps"`
+	State     State    `json:"state"`
+	// Step is the 1-based index of the current step in Steps.
+	Step    int               `json:"step"`
+	Weights map[string]uint32 `json:"weights"`
+	// TotalWeight is what stable and canary hold together in the file's
+	// rule: the canary's step percentages are shares of it.
+	TotalWeight      uint32    `json:"totalWeight"`
+	StepStartedAt    time.Time `json:"stepStartedAt"`
+	NextEvaluationAt time.Time `json:"nextEvaluationAt,omitzero"`
+	Inconclusive     int       `json:"inconclusive"`
+	Message          string    `json:"message"`
+	// FileRule fingerprints the route's last rule in the file when the
+	// canary started; once it ends, its weights stay until the file's rule
+	// differs from this.
+	FileRule  string     `json:"fileRule"`
+	Decisions []Decision `json:"decisions"`
+}
+
+// Key is "namespace/name".
+func (s *Status) Key() string { return s.Namespace + "/" + s.Name }
+
+// clone copies the status deeply enough for a reader outside the lock.
+func (s *Status) clone() Status {
+	c := *s
+	c.Weights = cloneWeights(s.Weights)
+	c.Steps = append([]uint32(nil), s.Steps...)
+	c.Decisions = append([]Decision(nil), s.Decisions...)
+	return c
+}
+
+func cloneWeights(w map[string]uint32) map[string]uint32 {
+	c := make(map[string]uint32, len(w))
+	for k, v := range w {
+		c[k] = v
+	}
+	return c
+}
+
+// statusDir keeps one JSON file per canary, written atomically, so a
+// restarted controller resumes where it was.
+type statusDir struct{ dir string }
+
+func (d statusDir) path(key string) string {
+	return filepath.Join(d.dir, strings.ReplaceAll(key, "/", "_")+".json")
+}
+
+// save writes st to its file: temp file, fsync, rename, fsync of the dir.
+func (d statusDir) save(st *Status) error {
+	if d.dir == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(d.dir, 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(d.dir, ".canary-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), d.path(st.Key())); err != nil {
+		return err
+	}
+	dir, err := os.Open(d.dir)
+	if err != nil {
+		return err
+	}
+	defer dir.Close()
+	return dir.Sync()
+}
+
+func (d statusDir) remove(key string) error {
+	if d.dir == "" {
+		return nil
+	}
+	if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// load reads every saved status. A file that does not decode is an error
+// naming it: state is never silently dropped.
+func (d statusDir) load() ([]*Status, error) {
+	if d.dir == "" {
+		return nil, nil
+	}
+	files, err := filepath.Glob(filepath.Join(d.dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	var out []*Status
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		st := &Status{}
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("canary state %s: %w", f, err)
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
