@@ -1,7 +1,251 @@
-import { empty } from "../dom";
+// Canaries: every canary's state and weights; one canary's step timeline,
+// its decisions with each gate's query, value and threshold, and the
+// promote/abort/pause/resume actions (asking for the API token when needed).
+import { getJSON, postJSON, HTTPError } from "../api";
+import { h, loading, errorBox, empty, unavailable } from "../dom";
+import { dateTime, num } from "../format";
 import type { Ctx } from "../router";
+import { href } from "../state";
+import { sortableTable } from "../table";
 
-/** canariesView is not built yet. */
-export function canariesView({ root }: Ctx): void {
-  root.append(empty("This view is not built yet."));
+interface Gate {
+  gate: string;
+  query: string;
+  value: number;
+  threshold: number;
+  verdict: string;
+}
+
+interface Decision {
+  at: string;
+  step: number;
+  verdict: "advance" | "hold" | "rollback" | "promote" | string;
+  weightsBefore: Record<string, number> | null;
+  weightsAfter: Record<string, number> | null;
+  requests: number;
+  gates: Gate[] | null;
+}
+
+/** Canary is one entry of /api/canaries (DESIGN.md). */
+interface Canary {
+  namespace: string;
+  name: string;
+  state: "progressing" | "paused" | "succeeded" | "rolled-back" | "aborted" | string;
+  step: number;
+  weights: Record<string, number> | null;
+  decisions: Decision[] | null;
+}
+
+const tokenKey = "glassmesh.apiToken";
+const stateClass: Record<string, string> = { progressing: "", paused: "warn", succeeded: "ok", "rolled-back": "bad", aborted: "bad" };
+const verdictClass: Record<string, string> = { advance: "ok", promote: "ok", pass: "ok", hold: "warn", inconclusive: "warn", rollback: "bad", fail: "bad" };
+
+const weights = (w: Record<string, number> | null | undefined) =>
+  Object.entries(w ?? {})
+    .map(([k, v]) => `${k} ${v}%`)
+    .join(" · ") || "–";
+
+/** canariesView lists canaries, or shows /canaries/<namespace>/<name>. */
+export function canariesView(ctx: Ctx): () => void {
+  const { root, signal, rest } = ctx;
+  const one = rest.length >= 2 ? { ns: rest[0], name: rest[1] } : null;
+  const body = h("div", { id: "canaries" }, loading(one ? "the canary" : "canaries"));
+  if (one) root.append(h("p", {}, h("a", { href: "/canaries" }, "← All canaries")));
+  root.append(h("h1", {}, one ? `Canary ${one.ns}/${one.name}` : "Canaries"), body);
+  const load = async () => {
+    try {
+      if (one) {
+        const c = await getJSON<Canary>(`/api/canaries/${encodeURIComponent(one.ns)}/${encodeURIComponent(one.name)}`, signal);
+        const steps = await canarySteps(one.ns, one.name, signal);
+        body.replaceChildren(detail(c, steps, load));
+      } else {
+        const r = await getJSON<{ canaries: Canary[] | null }>("/api/canaries", signal);
+        body.replaceChildren(list(r.canaries ?? []));
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof HTTPError && err.status === 404) {
+        // The list's 404 means no API; a canary's 404 may mean no such canary.
+        const missing = one ? await getJSON("/api/canaries", signal).then(() => true, () => false) : false;
+        body.replaceChildren(missing ? errorBox(new Error(`No canary ${one!.ns}/${one!.name}.`)) : unavailable("Canaries", "/api/canaries"));
+      } else body.replaceChildren(errorBox(err, load));
+    }
+  };
+  load();
+  const timer = setInterval(() => {
+    // Do not redraw under an open token prompt or a focused button.
+    if (!root.querySelector("dialog[open]")) load();
+  }, 5000);
+  return () => clearInterval(timer);
+}
+
+function list(cs: Canary[]): HTMLElement {
+  if (cs.length === 0) return empty("No canaries. Add kind: Canary to the mesh config.");
+  return sortableTable<Canary>(
+    cs,
+    [
+      { key: "name", title: "Canary", value: (c) => `${c.namespace}/${c.name}`, render: (c) => h("a", { href: `/canaries/${c.namespace}/${c.name}` }, `${c.namespace}/${c.name}`) },
+      { key: "state", title: "State", value: (c) => c.state, render: (c) => h("span", { class: `badge ${stateClass[c.state] ?? ""}` }, c.state) },
+      { key: "step", title: "Step", value: (c) => c.step, num: true },
+      { key: "weights", title: "Weights", value: (c) => weights(c.weights) },
+      {
+        key: "last",
+        title: "Last decision",
+        value: (c) => c.decisions?.at(-1)?.at ?? "",
+        render: (c) => {
+          const d = latest(c);
+          return d ? h("span", {}, h("span", { class: `badge ${verdictClass[d.verdict] ?? ""}` }, d.verdict), ` ${dateTime(new Date(d.at))}`) : "–";
+        },
+      },
+    ],
+    { id: "canaries-table", rowClass: (c) => (c.state === "rolled-back" || c.state === "aborted" ? "bad" : "") },
+  );
+}
+
+function latest(c: Canary): Decision | undefined {
+  return [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0];
+}
+
+/** canarySteps reads the canary's steps from the serving mesh config, for the timeline. */
+async function canarySteps(ns: string, name: string, signal: AbortSignal): Promise<number[]> {
+  try {
+    const c = await getJSON<{ resources: { canaries?: { metadata: { name: string; namespace: string }; spec: { steps?: number[] } }[] } }>("/api/mesh/config", signal);
+    return c.resources.canaries?.find((x) => x.metadata.name === name && x.metadata.namespace === ns)?.spec.steps ?? [];
+  } catch {
+    return [];
+  }
+}
+
+function detail(c: Canary, steps: number[], reload: () => void): HTMLElement {
+  const decisions = [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
+  const done = c.state === "succeeded" || c.state === "rolled-back" || c.state === "aborted";
+  const msg = h("span", { role: "status", class: "muted" });
+  const action = (name: string, label: string, cls = "", confirmText = "") =>
+    h(
+      "button",
+      {
+        type: "button",
+        class: cls,
+        "data-action": name,
+        disabled: done || (name === "pause" && c.state === "paused") || (name === "resume" && c.state !== "paused"),
+        onclick: async () => {
+          if (confirmText && !confirm(confirmText)) return;
+          msg.textContent = `${label}…`;
+          try {
+            await act(c, name);
+            msg.textContent = `${label}: done`;
+            reload();
+          } catch (err) {
+            msg.textContent = "";
+            msg.replaceWith(errorBox(err));
+          }
+        },
+      },
+      label,
+    );
+  return h(
+    "div",
+    {},
+    h(
+      "div",
+      { class: "toolbar" },
+      h("span", { class: `badge ${stateClass[c.state] ?? ""}`, id: "canary-state" }, c.state),
+      h("span", {}, h("span", { class: "muted" }, "step "), String(c.step)),
+      h("span", {}, h("span", { class: "muted" }, "weights "), weights(c.weights)),
+      action("promote", "Promote", "primary", `Promote ${c.namespace}/${c.name}: send 100% to the canary and end the rollout?`),
+      action("abort", "Abort", "danger", `Abort ${c.namespace}/${c.name}: send 100% back to stable?`),
+      action("pause", "Pause"),
+      action("resume", "Resume"),
+      msg,
+    ),
+    steps.length
+      ? h(
+          "div",
+          { class: "timeline", "aria-label": "Steps" },
+          steps.map((w, i) => h("span", { class: `step ${i < c.step ? "done" : i === c.step && !done ? "current" : ""}`, title: `step ${i}` }, `${w}%`)),
+        )
+      : null,
+    h("h2", {}, `Decisions (${decisions.length})`),
+    decisions.length === 0 ? empty("No decision yet: the first comes after one interval.") : decisions.map(decisionCard),
+  );
+}
+
+function decisionCard(d: Decision): HTMLElement {
+  return h(
+    "div",
+    { class: `card decision ${d.verdict}` },
+    h(
+      "div",
+      { class: "toolbar", style: "padding:0" },
+      h("span", { class: `badge ${verdictClass[d.verdict] ?? ""}` }, d.verdict),
+      h("span", {}, dateTime(new Date(d.at))),
+      h("span", { class: "muted" }, `step ${d.step}`),
+      h("span", {}, `${weights(d.weightsBefore)} → ${weights(d.weightsAfter)}`),
+      h("span", { class: "muted" }, `${d.requests} requests`),
+    ),
+    (d.gates ?? []).length
+      ? h(
+          "table",
+          { class: "data" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Gate"), h("th", {}, "Query"), h("th", { class: "num" }, "Value"), h("th", { class: "num" }, "Threshold"), h("th", {}, "Verdict"))),
+          h(
+            "tbody",
+            {},
+            (d.gates ?? []).map((g) =>
+              h(
+                "tr",
+                { class: g.verdict === "fail" ? "bad" : "" },
+                h("td", {}, g.gate),
+                h("td", {}, h("a", { class: "mono", href: href("/query", { q: g.query, tab: "chart", range: "1h" }) }, g.query)),
+                h("td", { class: "num" }, num(g.value)),
+                h("td", { class: "num" }, num(g.threshold)),
+                h("td", {}, h("span", { class: `badge ${verdictClass[g.verdict] ?? ""}` }, g.verdict)),
+              ),
+            ),
+          ),
+        )
+      : null,
+  );
+}
+
+/** act posts an action, asking for the API token when the server wants one. */
+async function act(c: Canary, name: string): Promise<void> {
+  const url = `/api/canaries/${encodeURIComponent(c.namespace)}/${encodeURIComponent(c.name)}/${name}`;
+  let token = sessionStorage.getItem(tokenKey) ?? undefined;
+  for (let tries = 0; ; tries++) {
+    try {
+      await postJSON(url, token);
+      return;
+    } catch (err) {
+      if (!(err instanceof HTTPError) || (err.status !== 401 && err.status !== 403) || tries >= 2) throw err;
+      token = await askToken(tries > 0 || !!token);
+      if (!token) throw new Error("cancelled: the API needs a token (--api-token-file)");
+      sessionStorage.setItem(tokenKey, token);
+    }
+  }
+}
+
+function askToken(wrong: boolean): Promise<string | undefined> {
+  return new Promise((resolve) => {
+    const input = h("input", { type: "password", id: "api-token", autocomplete: "off", required: true, style: "width:100%" });
+    const dlg = h(
+      "dialog",
+      { "aria-labelledby": "token-title" },
+      h(
+        "form",
+        { method: "dialog", class: "form" },
+        h("strong", { id: "token-title" }, "API token"),
+        h("p", { class: "muted" }, wrong ? "The server refused that token. " : "", "This action needs the bearer token from glassmesh's --api-token-file. It is kept for this tab only."),
+        input,
+        h("div", { class: "row" }, h("button", { type: "submit", class: "primary", value: "ok" }, "Send"), h("button", { type: "button", onclick: () => dlg.close("") }, "Cancel")),
+      ),
+    );
+    dlg.addEventListener("close", () => {
+      dlg.remove();
+      resolve(dlg.returnValue === "ok" ? input.value.trim() || undefined : undefined);
+    });
+    document.body.append(dlg);
+    dlg.showModal();
+    input.focus();
+  });
 }

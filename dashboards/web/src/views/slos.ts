@@ -1,7 +1,140 @@
-import { empty } from "../dom";
+// SLOs: objective, error budget left, burn rate per window, alert state and
+// a chart of the SLI against the objective.
+import { getJSON, HTTPError, promRange, stepFor, type PromSample } from "../api";
+import { timeChart } from "../charts";
+import { h, loading, errorBox, empty, unavailable } from "../dom";
 import type { Ctx } from "../router";
+import { durations, href, param, seconds, setParams } from "../state";
 
-/** slosView is not built yet. */
-export function slosView({ root }: Ctx): void {
-  root.append(empty("This view is not built yet."));
+/** SLO is one entry of /api/slos (DESIGN.md). sli holds good/total ratios per window. */
+export interface SLO {
+  namespace: string;
+  name: string;
+  service: string;
+  objective: number; // percent
+  window: string;
+  sli: Record<string, number> | null;
+  errorBudgetRemaining: number; // ratio of the budget, may be negative
+  burnRates: Record<string, number> | null;
+  alerts: { name: string; severity: string; state: string }[] | null;
+}
+
+const byWindow = (a: string, b: string) => seconds(a) - seconds(b);
+
+/** slosView is the SLOs page. */
+export function slosView({ root, signal }: Ctx): () => void {
+  let range = param("range", "6h");
+  const rangeSel = h("select", { id: "slo-range" }, durations.map((d) => h("option", { value: d, selected: d === range }, d)));
+  const list = h("div", { id: "slo-list" }, loading("SLOs"));
+  root.append(h("div", { class: "toolbar", style: "padding-top:0" }, h("h1", { style: "margin:0" }, "SLOs"), h("label", {}, "Chart range", rangeSel)), list);
+  let charted = "";
+  const load = async () => {
+    try {
+      const r = await getJSON<{ slos: SLO[] | null }>("/api/slos", signal);
+      const slos = r.slos ?? [];
+      if (slos.length === 0) {
+        list.replaceChildren(empty("No SLOs are defined. Add kind: SLO to the mesh config."));
+        return;
+      }
+      const key = slos.map((s) => `${s.namespace}/${s.name}`).join(",") + range;
+      const charts = new Map<string, HTMLElement>();
+      if (key === charted) list.querySelectorAll<HTMLElement>(".slo-chart").forEach((c) => charts.set(c.dataset.slo!, c));
+      list.replaceChildren(...slos.map((s) => card(s, charts.get(`${s.namespace}/${s.name}`))));
+      if (key !== charted) {
+        charted = key;
+        for (const s of slos) drawChart(list.querySelector<HTMLElement>(`.slo-chart[data-slo="${s.namespace}/${s.name}"]`)!, s, range, signal);
+      }
+    } catch (err) {
+      if (signal.aborted) return;
+      if (err instanceof HTTPError && err.status === 404) list.replaceChildren(unavailable("SLOs", "/api/slos"));
+      else list.replaceChildren(errorBox(err, load));
+    }
+  };
+  rangeSel.addEventListener("change", () => {
+    range = rangeSel.value;
+    setParams({ range });
+    charted = "";
+    load();
+  });
+  load();
+  const timer = setInterval(load, 10000);
+  return () => clearInterval(timer);
+}
+
+function card(s: SLO, chart?: HTMLElement): HTMLElement {
+  const budget = s.errorBudgetRemaining;
+  const firing = (s.alerts ?? []).filter((a) => a.state === "firing");
+  const budgetColor = budget < 0.1 ? "var(--bad)" : budget < 0.5 ? "var(--warn)" : "var(--ok)";
+  const windows = Object.keys({ ...(s.sli ?? {}), ...(s.burnRates ?? {}) }).sort(byWindow);
+  return h(
+    "article",
+    { class: "card slo", "data-slo": `${s.namespace}/${s.name}` },
+    h(
+      "div",
+      { class: "toolbar", style: "padding:0" },
+      h("h2", { style: "margin:0" }, s.name),
+      h("span", { class: "muted" }, `${s.namespace} · service ${s.service}`),
+      h("span", {}, `objective ${s.objective}% over ${s.window}`),
+      firing.length ? firing.map((a) => h("span", { class: `badge ${a.severity === "page" ? "bad" : "warn"}` }, `${a.severity} alert firing`)) : h("span", { class: "badge ok" }, "no alert firing"),
+    ),
+    h(
+      "div",
+      { class: "toolbar" },
+      h("span", { class: "muted" }, "error budget left"),
+      h(
+        "div",
+        { class: "bar-track", role: "meter", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": Math.round(budget * 100), "aria-label": "error budget remaining", style: "width:260px" },
+        h("div", { class: "bar-fill", style: `width:${Math.max(0, Math.min(100, budget * 100))}%;background:${budgetColor}` }),
+      ),
+      h("strong", { style: `color:${budgetColor}` }, `${(budget * 100).toFixed(1)}%`),
+    ),
+    windows.length
+      ? h(
+          "table",
+          { class: "data", style: "width:auto" },
+          h("thead", {}, h("tr", {}, h("th", {}, "window"), windows.map((w) => h("th", { class: "num" }, w)))),
+          h(
+            "tbody",
+            {},
+            h("tr", {}, h("th", { scope: "row" }, "SLI"), windows.map((w) => h("td", { class: "num" }, s.sli?.[w] === undefined ? "–" : `${(s.sli[w] * 100).toFixed(3)}%`))),
+            h(
+              "tr",
+              {},
+              h("th", { scope: "row" }, "burn rate"),
+              windows.map((w) => {
+                const b = s.burnRates?.[w];
+                return h("td", { class: "num", style: b !== undefined && b >= 1 ? "color:var(--bad);font-weight:600" : "" }, b === undefined ? "–" : `${b.toFixed(2)}×`);
+              }),
+            ),
+          ),
+        )
+      : null,
+    (s.alerts ?? []).length
+      ? h("div", { class: "muted" }, "alerts: ", (s.alerts ?? []).map((a) => `${a.name} (${a.severity}) ${a.state}`).join(" · "))
+      : null,
+    chart ?? h("div", { class: "slo-chart chart", "data-slo": `${s.namespace}/${s.name}` }),
+  );
+}
+
+function drawChart(el: HTMLElement, s: SLO, range: string, signal: AbortSignal) {
+  const sel = `sloth_service="${s.service}", sloth_slo="${s.name}", namespace="${s.namespace}"`;
+  const q = `100 * (1 - slo:sli_error:ratio_rate5m{${sel}})`;
+  const dur = seconds(range);
+  const end = Math.floor(Date.now() / 1000);
+  el.replaceChildren(loading("the SLI"));
+  promRange(q, end - dur, end, stepFor(dur), signal)
+    .then((r) => {
+      const rows = r.result as PromSample[];
+      el.replaceChildren();
+      if (rows.length === 0) {
+        el.append(empty("No SLI samples yet (the rules write them every evaluation)."));
+        return;
+      }
+      const obj = { metric: { __name__: `objective ${s.objective}%` }, values: (rows[0].values ?? []).map(([t]) => [t, String(s.objective)] as [number, string]) };
+      timeChart(el, [{ ...rows[0], metric: { __name__: "SLI (5m)" } }, obj], { width: Math.max(400, el.clientWidth), height: 150, fmt: (v) => `${v.toFixed(2)}%`, label: (m) => m.__name__ });
+      el.append(h("a", { class: "promql", href: href("/query", { q, range, tab: "chart" }) }, h("code", {}, q)));
+    })
+    .catch((err) => {
+      if (!signal.aborted) el.replaceChildren(errorBox(err));
+    });
 }
