@@ -51,6 +51,7 @@ UI at http://localhost:20001.`,
 		newDemoCmd(),
 		newValidateCmd(),
 		newSidecarCmd(),
+		newCanaryCmd(),
 		newVersionCmd(),
 		newDemoAppCmd(),
 	)
