@@ -6,8 +6,8 @@ import (
 )
 
 func TestBoxesFollowKialisRules(t *testing.T) {
-	nodes := func() []*NodeWrapper {
-		var out []*NodeWrapper
+	nodes := func() []*node {
+		var out []*node
 		for _, n := range []NodeData{
 			{ID: "a1", NodeType: NodeTypeApp, Cluster: "east", Namespace: "shop", App: "cart", Version: "v1"},
 			{ID: "a2", NodeType: NodeTypeApp, Cluster: "east", Namespace: "shop", App: "cart", Version: "v2"},
@@ -18,7 +18,7 @@ func TestBoxesFollowKialisRules(t *testing.T) {
 			{ID: "f", NodeType: NodeTypeWorkload, Cluster: "west", Namespace: "bank", Workload: "backup"},
 			{ID: "u", NodeType: NodeTypeUnknown, Cluster: "unknown", Namespace: "unknown", Workload: "unknown", App: "unknown"},
 		} {
-			out = append(out, &NodeWrapper{Data: &n})
+			out = append(out, &node{data: n})
 		}
 		return out
 	}
@@ -43,7 +43,7 @@ func TestBoxesFollowKialisRules(t *testing.T) {
 			all := append(ns, boxes...)
 			name := map[string]string{}
 			for _, n := range all {
-				d := n.Data
+				d := &n.data
 				name[d.ID] = d.ID
 				switch d.IsBox {
 				case "app":
@@ -56,12 +56,12 @@ func TestBoxesFollowKialisRules(t *testing.T) {
 			for _, b := range boxes {
 				var members []string
 				for _, n := range all {
-					if n.Data.Parent == b.Data.ID {
-						members = append(members, name[n.Data.ID])
+					if n.data.Parent == b.data.ID {
+						members = append(members, name[n.data.ID])
 					}
 				}
 				slices.Sort(members)
-				d := b.Data
+				d := &b.data
 				got = append(got, d.IsBox+":"+d.Cluster+":"+d.Namespace+":"+d.App+"="+join(members))
 			}
 			slices.Sort(got)

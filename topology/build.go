@@ -65,6 +65,7 @@ type node struct {
 	metrics  bool
 	spans    bool
 	hasIn    bool
+	health   bool // healthData is drawn (the health appender; boxes of such nodes)
 }
 
 // edge is a graph edge while it is built.
@@ -121,9 +122,25 @@ func nodeID(ident string) string {
 	return hex.EncodeToString(s[:])
 }
 
-// edgeID is Kiali's edge id: the node id of "source.target.protocol".
-func edgeID(src, dst, proto string) string {
-	return nodeID(src + "." + dst + "." + proto)
+// appendEdgeID appends Kiali's edge id: the node id of
+// "source.target.protocol" (hashed from a stack buffer: one graph has
+// tens of thousands of edges).
+func appendEdgeID(b []byte, src, dst, proto string) []byte {
+	var buf [160]byte
+	s := sha256.Sum256(joinTo(buf[:0], '.', src, dst, proto))
+	return hex.AppendEncode(b, s[:])
+}
+
+// joinTo appends parts separated by sep to b: an id's input without a
+// string concatenation's allocation when b has room.
+func joinTo(b []byte, sep byte, parts ...string) []byte {
+	for i, p := range parts {
+		if i > 0 {
+			b = append(b, sep)
+		}
+		b = append(b, p...)
+	}
+	return b
 }
 
 // getNode returns the node of an identity, making it with mk on first use.
@@ -132,7 +149,9 @@ func (b *builder) getNode(k nodeKey, mk func() NodeData) *node {
 		return n
 	}
 	d := mk()
-	d.ID = nodeID(k.kind + "|" + k.cluster + "|" + k.ns + "|" + k.name + "|" + k.version)
+	var buf [128]byte
+	s := sha256.Sum256(joinTo(buf[:0], '|', k.kind, k.cluster, k.ns, k.name, k.version))
+	d.ID = hex.EncodeToString(s[:])
 	n := &node{data: d}
 	b.nodes[k] = n
 	return n
@@ -219,6 +238,10 @@ func (b *builder) rate(k *rowKey, v *rowVals) (float64, bool) {
 
 // addRows adds the traffic of rows to the graph.
 func (b *builder) addRows(rows []row) {
+	if len(b.edges) == 0 && len(b.nodes) == 0 { // about one edge per row, a node per two
+		b.edges = make(map[edgeKey]*edge, len(rows))
+		b.nodes = make(map[nodeKey]*node, len(rows)/2)
+	}
 	gt := b.o.GraphType
 	if gt == GraphTypeService {
 		b.indexServes(rows)
@@ -306,11 +329,13 @@ func (b *builder) addEdge(src, dst *node, r *row, rate float64) {
 	if k.Security == "mutual_tls" {
 		e.mtls += rate
 	}
-	if e.srcP == "" && k.Src.Principal != metrics.Unknown {
-		e.srcP = k.Src.Principal
+	// Of several principals (a service node's callers) the least, so the
+	// graph does not depend on the order rows come in.
+	if pr := k.Src.Principal; pr != metrics.Unknown && (e.srcP == "" || pr < e.srcP) {
+		e.srcP = pr
 	}
-	if e.dstP == "" && k.Dst.Principal != metrics.Unknown {
-		e.dstP = k.Dst.Principal
+	if pr := k.Dst.Principal; pr != metrics.Unknown && (e.dstP == "" || pr < e.dstP) {
+		e.dstP = pr
 	}
 	if !k.TCP {
 		e.addResp(k, r.val.Requests)

@@ -1,7 +1,6 @@
 package topology
 
 import (
-	"fmt"
 	"math"
 	"slices"
 	"strconv"
@@ -15,10 +14,10 @@ type protoRates struct {
 	classes                        func(code string) (edgeRate, nodeRate string, isErr bool)
 }
 
-var rateNames = map[string]protoRates{
-	"http": {total: "http", pctErr: "httpPercentErr", pctReq: "httpPercentReq", in: "httpIn", out: "httpOut", classes: httpClass},
-	"grpc": {total: "grpc", pctErr: "grpcPercentErr", pctReq: "grpcPercentReq", in: "grpcIn", out: "grpcOut", classes: grpcClass},
-	"tcp":  {total: "tcp", in: "tcpIn", out: "tcpOut", classes: func(string) (string, string, bool) { return "", "", false }},
+var rateNames = [numProto]protoRates{
+	pHTTP: {total: "http", pctErr: "httpPercentErr", pctReq: "httpPercentReq", in: "httpIn", out: "httpOut", classes: httpClass},
+	pGRPC: {total: "grpc", pctErr: "grpcPercentErr", pctReq: "grpcPercentReq", in: "grpcIn", out: "grpcOut", classes: grpcClass},
+	pTCP:  {total: "tcp", in: "tcpIn", out: "tcpOut", classes: func(string) (string, string, bool) { return "", "", false }},
 }
 
 func httpClass(code string) (string, string, bool) {
@@ -45,47 +44,55 @@ func grpcClass(code string) (string, string, bool) {
 	return "grpcErr", "grpcInErr", true
 }
 
-// rateString is Kiali's rateToString: at least prec decimals, more (up to
-// 5) until a significant digit shows.
-func rateString(prec int, v float64) string {
-	p := 0
-	for x := v; x > 0 && x < 1 && p < 5; x *= 10 {
-		p++
-	}
-	return strconv.FormatFloat(v, 'f', max(p, prec), 64)
-}
-
-func pct(v, total float64) string { return strconv.FormatFloat(v/total*100, 'f', 1, 64) }
-
-// emit turns the built graph into Kiali's JSON, appenders applied.
-func (b *builder) emit(tols []Tolerance, at time.Time) *Cytoscape {
+// emit writes the built graph as Kiali's JSON with a trailing newline,
+// appenders applied. The graph goes straight from the builder's nodes and
+// edges to bytes: no intermediate NodeData maps, which were most of a big
+// graph's time and garbage. The bytes are what encoding/json writes for
+// the Cytoscape they decode into (TestEmitIsEncodingJSONOfKialiTypes).
+func (b *builder) emit(tols []Tolerance, at time.Time) []byte {
 	h := newHealthRater(tols)
-	out := &Cytoscape{Timestamp: at.Unix(), Duration: int64(b.o.Duration.Seconds()), GraphType: b.o.GraphType,
-		Elements: Elements{Nodes: make([]*NodeWrapper, 0, len(b.nodes)), Edges: make([]*EdgeWrapper, 0, len(b.edges))}}
-	// One allocation per kind instead of one per element: GC time is
-	// most of a big graph's cost.
-	ews := make([]EdgeWrapper, 0, len(b.edges))
-	for _, e := range b.edges {
-		ews = append(ews, EdgeWrapper{Data: b.edgeData(e, h)})
-		out.Elements.Edges = append(out.Elements.Edges, &ews[len(ews)-1])
-	}
-	nws := make([]NodeWrapper, 0, len(b.nodes))
+	nodes := make([]*node, 0, len(b.nodes)+len(b.nodes)/4)
 	for _, n := range b.nodes {
-		nws = append(nws, NodeWrapper{Data: b.nodeData(n, h)})
-		out.Elements.Nodes = append(out.Elements.Nodes, &nws[len(nws)-1])
+		b.finishNode(n, h)
+		nodes = append(nodes, n)
 	}
-	out.Elements.Nodes = append(out.Elements.Nodes, b.boxes(out.Elements.Nodes)...)
-	slices.SortFunc(out.Elements.Nodes, func(x, y *NodeWrapper) int { return compareNodes(x.Data, y.Data) })
-	slices.SortFunc(out.Elements.Edges, func(x, y *EdgeWrapper) int {
-		if c := strings.Compare(x.Data.Source, y.Data.Source); c != 0 {
+	nodes = append(nodes, b.boxes(nodes)...)
+	slices.SortFunc(nodes, func(x, y *node) int { return compareNodes(&x.data, &y.data) })
+	edges := make([]*edge, 0, len(b.edges))
+	for _, e := range b.edges {
+		edges = append(edges, e)
+	}
+	slices.SortFunc(edges, func(x, y *edge) int {
+		if c := strings.Compare(x.src.data.ID, y.src.data.ID); c != 0 {
 			return c
 		}
-		if c := strings.Compare(x.Data.Target, y.Data.Target); c != 0 {
+		if c := strings.Compare(x.dst.data.ID, y.dst.data.ID); c != 0 {
 			return c
 		}
-		return strings.Compare(x.Data.Traffic.Protocol, y.Data.Traffic.Protocol)
+		return strings.Compare(x.proto, y.proto)
 	})
-	return out
+	// Elements encode to ~600 bytes; one guess that rarely grows.
+	buf := make([]byte, 0, 1024+700*(len(nodes)+len(edges)))
+	buf = append(buf, `{"timestamp":`...)
+	buf = strconv.AppendInt(buf, at.Unix(), 10)
+	buf = append(buf, `,"duration":`...)
+	buf = strconv.AppendInt(buf, int64(b.o.Duration.Seconds()), 10)
+	buf = appendField(buf, "graphType", b.o.GraphType)
+	buf = append(buf, `,"elements":{"nodes":[`...)
+	for i, n := range nodes {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = b.appendNode(buf, n)
+	}
+	buf = append(buf, `],"edges":[`...)
+	for i, e := range edges {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = b.appendEdge(buf, e, h)
+	}
+	return append(buf, "]}}\n"...)
 }
 
 // boxRank orders boxes outermost first, then the other nodes.
@@ -116,17 +123,63 @@ func compareNodes(a, c *NodeData) int {
 	return strings.Compare(a.ID, c.ID)
 }
 
-// edgeData is one edge's JSON.
-func (b *builder) edgeData(e *edge, h *healthRater) *EdgeData {
-	d := &EdgeData{ID: edgeID(e.src.data.ID, e.dst.data.ID, e.proto), Source: e.src.data.ID, Target: e.dst.data.ID,
-		Traffic: ProtocolTraffic{Protocol: e.proto}, DataSource: sourceOf(e.metrics, e.spans)}
-	if e.rate <= 0 {
-		b.edgeAppenders(e, d, h)
-		return d
+// appendEdge appends one edge's {"data": ...}, Kiali's EdgeData.
+func (b *builder) appendEdge(buf []byte, e *edge, h *healthRater) []byte {
+	ap := b.o.Appenders
+	p := protoIndex(e.proto)
+	buf = append(buf, `{"data":{"id":"`...)
+	buf = append(appendEdgeID(buf, e.src.data.ID, e.dst.data.ID, e.proto), '"')
+	buf = appendField(buf, "source", e.src.data.ID)
+	buf = appendField(buf, "target", e.dst.data.ID)
+	requests := e.proto != "tcp" && e.reqs > 0
+	if ap[AppenderSecurityPolicy] {
+		buf = appendOmit(buf, "destPrincipal", e.dstP)
+		if e.mtls > 0 && e.rate > 0 {
+			buf = append(buf, `,"isMTLS":"`...)
+			buf = append(strconv.AppendFloat(buf, e.mtls/e.rate*100, 'f', 0, 64), '"')
+		}
 	}
-	names := rateNames[e.proto]
-	d.Traffic.Rates = make(map[string]string, 4)
-	d.Traffic.Rates[names.total] = rateString(2, e.rate)
+	if requests && ap[AppenderResponseTime] {
+		buf = append(buf, `,"responseTime":"`...)
+		buf = append(strconv.AppendFloat(buf, responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs), 'f', 0, 64), '"')
+	}
+	if ap[AppenderSecurityPolicy] {
+		buf = appendOmit(buf, "sourcePrincipal", e.srcP)
+	}
+	if requests && ap[AppenderThroughput] {
+		v := e.respBytes
+		if b.o.ThroughputType == "request" {
+			v = e.reqBytes
+		}
+		buf = append(buf, `,"throughput":"`...)
+		buf = append(strconv.AppendFloat(buf, v, 'f', 0, 64), '"')
+	}
+	buf = appendString(append(buf, `,"traffic":{"protocol":`...), e.proto)
+	if e.rate > 0 && p >= 0 {
+		var arr [8]rateEntry
+		buf = edgeRates(arr[:0], e, p).appendJSON(append(buf, `,"rates":`...))
+		if e.reqs > 0 && len(e.resp) > 0 {
+			buf = appendResponses(append(buf, `,"responses":`...), e)
+		}
+	}
+	buf = append(buf, '}')
+	if requests && ap[AppenderHealth] {
+		var codes []codeCount
+		for _, c := range e.resp {
+			codes = addCode(codes, c.code, c.reqs)
+		}
+		buf = appendField(buf, "healthStatus", h.status(p, inbound, codes))
+	}
+	buf = appendOmit(buf, "dataSource", sourceOf(e.metrics, e.spans))
+	return append(buf, "}}"...)
+}
+
+// edgeRates is Kiali's rates of an edge with traffic: the total, the
+// rate of each response class, the error share and the edge's share of
+// its source's outbound traffic.
+func edgeRates(rs rateSet, e *edge, p int) rateSet {
+	names := rateNames[p]
+	rs = rs.add(names.total, e.rate, rateFmt)
 	var classes [4]struct {
 		name string
 		v    float64
@@ -150,84 +203,62 @@ func (b *builder) edgeData(e *edge, h *healthRater) *EdgeData {
 	}
 	for _, c := range classes {
 		if c.name != "" && c.v > 0 {
-			d.Traffic.Rates[c.name] = rateString(2, c.v)
+			rs = rs.add(c.name, c.v, rateFmt)
 		}
 	}
 	if names.pctErr != "" && errs > 0 && e.reqs > 0 {
-		d.Traffic.Rates[names.pctErr] = pct(errs, e.reqs)
+		rs = rs.add(names.pctErr, errs/e.reqs*100, pctFmt)
 	}
-	if out := e.src.out[protoIndex(e.proto)]; names.pctReq != "" && out > 0 {
-		d.Traffic.Rates[names.pctReq] = pct(e.rate, out)
-	}
-	if e.reqs > 0 {
-		d.Traffic.Responses = responses(e)
-	}
-	b.edgeAppenders(e, d, h)
-	return d
-}
-
-// responses is Kiali's responses map: per code, the percentage of the
-// edge's requests by flags and by host. An edge has few (code, flags,
-// host) entries, so sums are found by rescanning them.
-func responses(e *edge) Responses {
-	rs := make(Responses, 2)
-	for _, c := range e.resp {
-		rd := rs[c.code]
-		if rd == nil {
-			rd = &ResponseDetail{Flags: make(map[string]string, 1), Hosts: make(map[string]string, 1)}
-			rs[c.code] = rd
-		}
-		if _, done := rd.Flags[c.flags]; !done {
-			sum := 0.0
-			for _, o := range e.resp {
-				if o.code == c.code && o.flags == c.flags {
-					sum += o.reqs
-				}
-			}
-			rd.Flags[c.flags] = pct(sum, e.reqs)
-		}
-		if _, done := rd.Hosts[c.host]; !done {
-			sum := 0.0
-			for _, o := range e.resp {
-				if o.code == c.code && o.host == c.host {
-					sum += o.reqs
-				}
-			}
-			rd.Hosts[c.host] = pct(sum, e.reqs)
-		}
+	if out := e.src.out[p]; names.pctReq != "" && out > 0 {
+		rs = rs.add(names.pctReq, e.rate/out*100, pctFmt)
 	}
 	return rs
 }
 
-// edgeAppenders fills what the appenders add to an edge.
-func (b *builder) edgeAppenders(e *edge, d *EdgeData, h *healthRater) {
-	ap := b.o.Appenders
-	if ap[AppenderSecurityPolicy] && e.mtls > 0 && e.rate > 0 {
-		d.IsMTLS = fmt.Sprintf("%.0f", e.mtls/e.rate*100)
-	}
-	if ap[AppenderSecurityPolicy] {
-		d.SourcePrincipal, d.DestPrincipal = e.srcP, e.dstP
-	}
-	if e.proto == "tcp" || e.reqs <= 0 {
-		return
-	}
-	if ap[AppenderResponseTime] {
-		d.ResponseTime = strconv.FormatFloat(responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs), 'f', 0, 64)
-	}
-	if ap[AppenderThroughput] {
-		v := e.respBytes
-		if b.o.ThroughputType == "request" {
-			v = e.reqBytes
+// appendResponses appends Kiali's responses map: per code, the percentage
+// of the edge's requests by flags and by host. An edge has few (code,
+// flags, host) entries, so sums are found by rescanning them.
+func appendResponses(buf []byte, e *edge) []byte {
+	var cbuf [8]string
+	codes := cbuf[:0]
+	for _, c := range e.resp {
+		if !slices.Contains(codes, c.code) {
+			codes = append(codes, c.code)
 		}
-		d.Throughput = strconv.FormatFloat(v, 'f', 0, 64)
 	}
-	if ap[AppenderHealth] {
-		var codes []codeCount
-		for _, c := range e.resp {
-			codes = addCode(codes, c.code, c.reqs)
+	slices.Sort(codes)
+	buf = append(buf, '{')
+	for i, code := range codes {
+		if i > 0 {
+			buf = append(buf, ',')
 		}
-		d.HealthStatus = h.status(protoIndex(e.proto), inbound, codes)
+		buf = append(appendString(buf, code), `:{"flags":`...)
+		buf = appendShares(buf, e, code, func(c *codeRate) string { return c.flags })
+		buf = appendShares(append(buf, `,"hosts":`...), e, code, func(c *codeRate) string { return c.host })
+		buf = append(buf, '}')
 	}
+	return append(buf, '}')
+}
+
+// appendShares appends the object {by(c): percent of requests} over the
+// edge's entries with code.
+func appendShares(buf []byte, e *edge, code string, by func(*codeRate) string) []byte {
+	var arr [8]rateEntry
+	rs := rateSet(arr[:0])
+	for i := range e.resp {
+		c := &e.resp[i]
+		if c.code != code || rs.has(by(c)) {
+			continue
+		}
+		sum := 0.0
+		for j := range e.resp {
+			if o := &e.resp[j]; o.code == code && by(o) == by(c) {
+				sum += o.reqs
+			}
+		}
+		rs = rs.add(by(c), sum/e.reqs*100, pctFmt)
+	}
+	return rs.appendJSON(buf)
 }
 
 // responseTime is the average or a quantile (histogram_quantile's

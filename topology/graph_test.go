@@ -66,11 +66,18 @@ func mustOptions(t testing.TB, q string) Options {
 
 func buildFixture(t testing.TB, g *Graph, q string, mode pathMode) *Cytoscape {
 	t.Helper()
-	c, err := g.buildFrom(context.Background(), mustOptions(t, q), mode)
+	return buildGraph(t, g, mustOptions(t, q), mode)
+}
+
+// buildGraph builds o's graph from the given path and decodes it
+// strictly into the Kiali types.
+func buildGraph(t testing.TB, g *Graph, o Options, mode pathMode) *Cytoscape {
+	t.Helper()
+	body, err := g.buildFrom(context.Background(), o, mode)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return strictDecode(t, body)
 }
 
 // near checks a rate string within ±1% of want.

@@ -43,7 +43,7 @@ func get(t *testing.T, url string) (int, []byte) {
 
 // strictDecode decodes body into the Kiali mirror types, rejecting any
 // field they do not know.
-func strictDecode(t *testing.T, body []byte) *Cytoscape {
+func strictDecode(t testing.TB, body []byte) *Cytoscape {
 	t.Helper()
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()

@@ -5,42 +5,15 @@ import (
 	"slices"
 )
 
-// nodeData is one node's JSON.
-func (b *builder) nodeData(n *node, h *healthRater) *NodeData {
-	d := n.data
+// finishNode fills the node's flags and statuses once its traffic is
+// complete.
+func (b *builder) finishNode(n *node, h *healthRater) {
+	d := &n.data
 	d.DataSource = sourceOf(n.metrics, n.spans)
-	if n.data.IsIdle {
+	if d.IsIdle {
 		d.DataSource = SourceMetrics
 	}
-	for p := range numProto {
-		if n.in[p] <= 0 && n.out[p] <= 0 {
-			continue
-		}
-		names := rateNames[protoNames[p]]
-		pt := ProtocolTraffic{Protocol: protoNames[p], Rates: make(map[string]string, 3)}
-		if v := n.in[p]; v > 0 {
-			pt.Rates[names.in] = rateString(2, v)
-			inReqs := 0.0
-			for _, c := range n.inCodes[p] {
-				inReqs += c.reqs
-			}
-			var cls []codeCount
-			for _, c := range n.inCodes[p] {
-				if _, name, _ := names.classes(c.code); name != "" {
-					cls = addCode(cls, name, c.reqs*v/inReqs)
-				}
-			}
-			for _, c := range cls {
-				pt.Rates[c.code] = rateString(2, c.reqs)
-			}
-		}
-		if v := n.out[p]; v > 0 {
-			pt.Rates[names.out] = rateString(2, v)
-		}
-		d.Traffic = append(d.Traffic, pt)
-	}
-	d.DestServices = slices.Clone(n.svcs)
-	slices.SortFunc(d.DestServices, func(x, y ServiceName) int {
+	slices.SortFunc(n.svcs, func(x, y ServiceName) int {
 		return cmp.Or(cmp.Compare(x.Cluster, y.Cluster), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))
 	})
 	d.IsRoot = !n.hasIn && n.out != [numProto]float64{}
@@ -48,10 +21,135 @@ func (b *builder) nodeData(n *node, h *healthRater) *NodeData {
 		d.IsOutside = true
 	}
 	if b.o.Appenders[AppenderHealth] {
-		d.HealthData = &HealthData{Requests: HealthRequests{Inbound: codeMap(&n.inCodes), Outbound: codeMap(&n.outCodes)}}
+		n.health = true
 		d.HealthStatus = nodeHealth(h, n)
 	}
-	return &d
+}
+
+// appendNode appends one node's {"data": ...}, Kiali's NodeData.
+func (b *builder) appendNode(buf []byte, n *node) []byte {
+	d := &n.data
+	buf = append(buf, `{"data":{"id":`...)
+	buf = appendString(buf, d.ID)
+	buf = appendOmit(buf, "parent", d.Parent)
+	buf = appendField(buf, "nodeType", d.NodeType)
+	buf = appendField(buf, "cluster", d.Cluster)
+	buf = appendField(buf, "namespace", d.Namespace)
+	buf = appendOmit(buf, "workload", d.Workload)
+	buf = appendOmit(buf, "app", d.App)
+	buf = appendOmit(buf, "version", d.Version)
+	buf = appendOmit(buf, "service", d.Service)
+	for i, s := range n.svcs {
+		if i == 0 {
+			buf = append(buf, `,"destServices":[`...)
+		} else {
+			buf = append(buf, ',')
+		}
+		buf = appendString(append(buf, `{"cluster":`...), s.Cluster)
+		buf = appendField(buf, "namespace", s.Namespace)
+		buf = append(appendField(buf, "name", s.Name), '}')
+	}
+	if len(n.svcs) > 0 {
+		buf = append(buf, ']')
+	}
+	buf = appendNodeTraffic(buf, n)
+	buf = append(buf, `,"healthData":`...)
+	if n.health {
+		buf = appendCodes(append(buf, `{"requests":{"inbound":`...), &n.inCodes)
+		buf = append(appendCodes(append(buf, `,"outbound":`...), &n.outCodes), "}}"...)
+	} else {
+		buf = append(buf, "null"...)
+	}
+	buf = appendOmit(buf, "isBox", d.IsBox)
+	buf = appendFlag(buf, "isDead", d.IsDead)
+	buf = appendFlag(buf, "isIdle", d.IsIdle)
+	buf = appendFlag(buf, "isInaccessible", d.IsInaccessible)
+	buf = appendFlag(buf, "isOutOfMesh", d.IsOutOfMesh)
+	buf = appendFlag(buf, "isOutside", d.IsOutside)
+	buf = appendFlag(buf, "isRoot", d.IsRoot)
+	buf = appendOmit(buf, "healthStatus", d.HealthStatus)
+	buf = appendOmit(buf, "dataSource", d.DataSource)
+	return append(buf, "}}"...)
+}
+
+// appendNodeTraffic appends the node's "traffic": per protocol with
+// traffic, the inbound rate and its response classes, and the outbound
+// rate.
+func appendNodeTraffic(buf []byte, n *node) []byte {
+	first := true
+	for p := range numProto {
+		if n.in[p] <= 0 && n.out[p] <= 0 {
+			continue
+		}
+		if first {
+			buf = append(buf, `,"traffic":[`...)
+			first = false
+		} else {
+			buf = append(buf, ',')
+		}
+		names := rateNames[p]
+		var arr [8]rateEntry
+		rs := rateSet(arr[:0])
+		if v := n.in[p]; v > 0 {
+			rs = rs.add(names.in, v, rateFmt)
+			inReqs := 0.0
+			for _, c := range n.inCodes[p] {
+				inReqs += c.reqs
+			}
+			var carr [4]codeCount
+			cls := carr[:0]
+			for _, c := range n.inCodes[p] {
+				if _, name, _ := names.classes(c.code); name != "" {
+					cls = addCode(cls, name, c.reqs*v/inReqs)
+				}
+			}
+			for _, c := range cls {
+				rs = rs.add(c.code, c.reqs, rateFmt)
+			}
+		}
+		if v := n.out[p]; v > 0 {
+			rs = rs.add(names.out, v, rateFmt)
+		}
+		buf = appendString(append(buf, `{"protocol":`...), protoNames[p])
+		buf = append(rs.appendJSON(append(buf, `,"rates":`...)), '}')
+	}
+	if !first {
+		buf = append(buf, ']')
+	}
+	return buf
+}
+
+// healthOrder is the protocols in the order of their names, as
+// encoding/json writes a map's keys.
+var healthOrder = [numProto]int{pGRPC, pHTTP, pTCP}
+
+// appendCodes appends Kiali's healthData shape, protocol → code →
+// requests/s, for the protocols with request codes.
+func appendCodes(buf []byte, cs *[numProto][]codeCount) []byte {
+	buf = append(buf, '{')
+	first := true
+	for _, p := range healthOrder {
+		codes := cs[p]
+		if len(codes) == 0 {
+			continue
+		}
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(appendString(buf, protoNames[p]), ':', '{')
+		var arr [8]codeCount
+		sorted := append(arr[:0], codes...)
+		slices.SortFunc(sorted, func(x, y codeCount) int { return cmp.Compare(x.code, y.code) })
+		for i, c := range sorted {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendFloat(append(appendString(buf, c.code), ':'), c.reqs)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, '}')
 }
 
 // nodeHealth is Kiali's: the worst of the inbound and (for apps and
@@ -70,43 +168,27 @@ func nodeHealth(h *healthRater, n *node) string {
 	return status
 }
 
-// codeMap is Kiali's healthData shape: protocol → code → requests/s.
-func codeMap(cs *[numProto][]codeCount) map[string]map[string]float64 {
-	m := map[string]map[string]float64{}
-	for p, codes := range cs {
-		if len(codes) == 0 {
-			continue
-		}
-		in := make(map[string]float64, len(codes))
-		for _, c := range codes {
-			in[c.code] = c.reqs
-		}
-		m[protoNames[p]] = in
-	}
-	return m
-}
-
 // boxes adds Kiali's compound nodes, inner boxes first: app boxes (asked
 // for, or always in app graphs) hold two or more nodes of one app;
 // namespace and cluster boxes hold the unboxed nodes (and inner boxes) of
 // one namespace or cluster, and are drawn only when there are several
 // such groups. Unknown namespaces and clusters are never boxed.
-func (b *builder) boxes(nodes []*NodeWrapper) []*NodeWrapper {
-	var out []*NodeWrapper
+func (b *builder) boxes(nodes []*node) []*node {
+	var out []*node
 	gt := b.o.GraphType
 	for _, kind := range []string{"app", "namespace", "cluster"} {
 		asked := slices.Contains(b.o.BoxBy, kind)
 		if !asked && !(kind == "app" && (gt == GraphTypeApp || gt == GraphTypeVersionedApp)) {
 			continue
 		}
-		groups := map[string][]*NodeData{}
+		groups := map[string][]*node{}
 		var order []string
-		for _, nw := range append(slices.Clone(nodes), out...) {
-			if k, ok := boxKey(kind, nw.Data); ok {
+		for _, n := range append(slices.Clone(nodes), out...) {
+			if k, ok := boxKey(kind, &n.data); ok {
 				if groups[k] == nil {
 					order = append(order, k)
 				}
-				groups[k] = append(groups[k], nw.Data)
+				groups[k] = append(groups[k], n)
 			}
 		}
 		if kind != "app" && len(groups) < 2 {
@@ -114,53 +196,51 @@ func (b *builder) boxes(nodes []*NodeWrapper) []*NodeWrapper {
 		}
 		for _, k := range order {
 			if members := groups[k]; len(members) > 1 {
-				slices.SortFunc(members, compareNodes)
-				out = append(out, &NodeWrapper{Data: newBox(kind, k, members)})
+				slices.SortFunc(members, func(x, y *node) int { return compareNodes(&x.data, &y.data) })
+				out = append(out, newBox(kind, k, members))
 			}
 		}
 	}
 	return out
 }
 
-// newBox is the box node of kind holding members, which it parents.
-func newBox(kind, key string, members []*NodeData) *NodeData {
-	m := members[0]
-	box := &NodeData{ID: nodeID(key), NodeType: NodeTypeBox, IsBox: kind, Cluster: m.Cluster}
+// newBox is the box node of kind holding members, which it parents. An
+// app box's health is its members' request codes together and the worst
+// of their statuses.
+func newBox(kind, key string, members []*node) *node {
+	m := &members[0].data
+	box := &node{data: NodeData{ID: nodeID(key), NodeType: NodeTypeBox, IsBox: kind, Cluster: m.Cluster}}
+	bd := &box.data
 	if kind != "cluster" {
-		box.Namespace = m.Namespace
+		bd.Namespace = m.Namespace
 	}
 	for _, mem := range members {
-		mem.Parent = box.ID
+		md := &mem.data
+		md.Parent = bd.ID
 		if kind != "app" {
 			continue
 		}
-		box.App = mem.App
-		if mem.HealthData != nil { // the app's health: its members' together
-			if box.HealthData == nil {
-				box.HealthData = &HealthData{Requests: HealthRequests{Inbound: map[string]map[string]float64{}, Outbound: map[string]map[string]float64{}}}
-				box.HealthStatus = HealthNA
+		bd.App = md.App
+		if mem.health {
+			if !box.health {
+				box.health = true
+				bd.HealthStatus = HealthNA
 			}
-			mergeRates(box.HealthData.Requests.Inbound, mem.HealthData.Requests.Inbound)
-			mergeRates(box.HealthData.Requests.Outbound, mem.HealthData.Requests.Outbound)
-			box.HealthStatus = worst(box.HealthStatus, mem.HealthStatus)
+			for p := range numProto {
+				for _, c := range mem.inCodes[p] {
+					box.inCodes[p] = addCode(box.inCodes[p], c.code, c.reqs)
+				}
+				for _, c := range mem.outCodes[p] {
+					box.outCodes[p] = addCode(box.outCodes[p], c.code, c.reqs)
+				}
+			}
+			bd.HealthStatus = worst(bd.HealthStatus, md.HealthStatus)
 		}
-		box.IsOutOfMesh = box.IsOutOfMesh || mem.IsOutOfMesh
-		box.IsInaccessible = box.IsInaccessible || mem.IsInaccessible
-		box.IsOutside = box.IsOutside || mem.IsOutside
+		bd.IsOutOfMesh = bd.IsOutOfMesh || md.IsOutOfMesh
+		bd.IsInaccessible = bd.IsInaccessible || md.IsInaccessible
+		bd.IsOutside = bd.IsOutside || md.IsOutside
 	}
 	return box
-}
-
-// mergeRates adds src's rates into dst.
-func mergeRates(dst, src map[string]map[string]float64) {
-	for p, codes := range src {
-		if dst[p] == nil {
-			dst[p] = map[string]float64{}
-		}
-		for c, r := range codes {
-			dst[p][c] += r
-		}
-	}
 }
 
 // boxKey is the identity of the box of kind a node belongs in.

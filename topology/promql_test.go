@@ -58,24 +58,15 @@ func TestPromQLPathAgreesWithMemory(t *testing.T) {
 		t.Run(query, func(t *testing.T) {
 			o := mustOptions(t, query)
 			o.QueryTime = at
-			mem, err := g.buildFrom(context.Background(), o, pathMemory)
-			if err != nil {
-				t.Fatal(err)
-			}
-			prom, err := g.buildFrom(context.Background(), o, pathPromQL)
-			if err != nil {
-				t.Fatal(err)
-			}
+			mem := buildGraph(t, g, o, pathMemory)
+			prom := buildGraph(t, g, o, pathPromQL)
 			compareGraphs(t, mem, prom)
 		})
 	}
 	t.Run("the workload graph from PromQL has the fixture's numbers", func(t *testing.T) {
 		o := mustOptions(t, "graphType=workload")
 		o.QueryTime = at
-		prom, err := g.buildFrom(context.Background(), o, pathPromQL)
-		if err != nil {
-			t.Fatal(err)
-		}
+		prom := buildGraph(t, g, o, pathPromQL)
 		_, _, nodes, edges := summary(prom)
 		checkFixtureTraffic(t, nodes, edges)
 	})

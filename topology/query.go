@@ -1,7 +1,10 @@
 package topology
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
 	"strings"
 	"sync"
 	"time"
@@ -10,35 +13,36 @@ import (
 )
 
 // Build returns the graph for o, from the in-memory aggregates when they
-// hold the window, else from the Querier. Calls with the same options
-// (and no explicit QueryTime) within one refresh interval share one
-// computation and its result; the result must not be modified.
+// hold the window, else from the Querier: the served JSON decoded into
+// Kiali's types. Calls with the same options within one refresh interval
+// share one computation and its result; the result must not be modified.
 func (g *Graph) Build(ctx context.Context, o Options) (*Cytoscape, error) {
-	if !o.QueryTime.IsZero() {
-		return g.build(ctx, o)
-	}
-	// The computation outlives the caller that started it: others may be
-	// waiting for it. The Querier's own timeout bounds it.
-	bctx := context.WithoutCancel(ctx)
-	return g.cache.get(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(bctx, o) })
-}
-
-// buildJSON is Build's graph as JSON; callers sharing a result share
-// its encoding too.
-func (g *Graph) buildJSON(ctx context.Context, o Options) ([]byte, error) {
-	if !o.QueryTime.IsZero() {
-		res, err := g.build(ctx, o)
-		if err != nil {
-			return nil, err
-		}
-		return append(res.appendJSON(make([]byte, 0, res.encodedSize())), '\n'), nil
-	}
-	bctx := context.WithoutCancel(ctx)
-	e, err := g.cache.entry(ctx, o.key(), g.now(), o.Refresh, func() (*Cytoscape, error) { return g.build(bctx, o) })
+	e, err := g.cached(ctx, o, o.Refresh)
 	if err != nil {
 		return nil, err
 	}
-	return e.json(), nil
+	return e.graph()
+}
+
+// buildJSON is the graph for o as served (Kiali's JSON and a newline).
+// Every caller of the same options within one refresh interval, HTTP and
+// stream alike, shares one computation and its bytes, which must not be
+// modified.
+func (g *Graph) buildJSON(ctx context.Context, o Options) ([]byte, error) {
+	e, err := g.cached(ctx, o, o.Refresh)
+	if err != nil {
+		return nil, err
+	}
+	return e.body, nil
+}
+
+// cached is the cache entry of o, computed when there is none younger
+// than ttl.
+func (g *Graph) cached(ctx context.Context, o Options, ttl time.Duration) (*cacheEntry, error) {
+	// The computation outlives the caller that started it: others may be
+	// waiting for it. The Querier's own timeout bounds it.
+	bctx := context.WithoutCancel(ctx)
+	return g.cache.entry(ctx, o.key(), g.now(), ttl, func() ([]byte, error) { return g.build(bctx, o) })
 }
 
 // pathMode picks where a graph's traffic comes from.
@@ -50,12 +54,12 @@ const (
 	pathPromQL
 )
 
-func (g *Graph) build(ctx context.Context, o Options) (*Cytoscape, error) {
+func (g *Graph) build(ctx context.Context, o Options) ([]byte, error) {
 	return g.buildFrom(ctx, o, pathAuto)
 }
 
-// buildFrom builds the graph for o from the given path.
-func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) (*Cytoscape, error) {
+// buildFrom builds the graph for o from the given path, as JSON.
+func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) ([]byte, error) {
 	start := time.Now()
 	at := o.QueryTime
 	if at.IsZero() {
@@ -244,34 +248,48 @@ type resultCache struct {
 	m  map[string]*cacheEntry
 }
 
+// cacheEntry is one computed graph: its JSON, and what is derived from
+// it at most once, when first asked for.
 type cacheEntry struct {
 	done chan struct{}
 	at   time.Time
-	res  *Cytoscape
+	body []byte // Kiali's JSON and a newline
 	err  error
 
-	bodyOnce sync.Once // the JSON of res, encoded once for every HTTP caller
-	body     []byte
+	graphOnce sync.Once
+	res       *Cytoscape
+	resErr    error
+
+	gzipOnce sync.Once
+	gz       []byte
 }
 
-// json is the entry's graph encoded, with a trailing newline.
-func (e *cacheEntry) json() []byte {
-	e.bodyOnce.Do(func() { e.body = append(e.res.appendJSON(make([]byte, 0, e.res.encodedSize())), '\n') })
-	return e.body
+// graph is the entry's JSON decoded into Kiali's types.
+func (e *cacheEntry) graph() (*Cytoscape, error) {
+	e.graphOnce.Do(func() {
+		e.res = new(Cytoscape)
+		e.resErr = json.Unmarshal(e.body, e.res)
+	})
+	return e.res, e.resErr
 }
 
-// get returns the cached result of key if younger than ttl, else computes
-// it once for every waiting caller.
-func (c *resultCache) get(ctx context.Context, key string, now time.Time, ttl time.Duration, f func() (*Cytoscape, error)) (*Cytoscape, error) {
-	e, err := c.entry(ctx, key, now, ttl, f)
-	if err != nil {
-		return nil, err
-	}
-	return e.res, nil
+// gzipped is the entry's JSON gzip-compressed (fastest level: the graph
+// compresses ~15× even so, and the time is paid on the request path).
+func (e *cacheEntry) gzipped() []byte {
+	e.gzipOnce.Do(func() {
+		var buf bytes.Buffer
+		buf.Grow(len(e.body) / 8)
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
+		_, _ = zw.Write(e.body)
+		_ = zw.Close()
+		e.gz = buf.Bytes()
+	})
+	return e.gz
 }
 
-// entry is get's cache entry, whose err is nil.
-func (c *resultCache) entry(ctx context.Context, key string, now time.Time, ttl time.Duration, f func() (*Cytoscape, error)) (*cacheEntry, error) {
+// entry returns the cached entry of key if younger than ttl, else
+// computes it once for every waiting caller; its err is nil.
+func (c *resultCache) entry(ctx context.Context, key string, now time.Time, ttl time.Duration, f func() ([]byte, error)) (*cacheEntry, error) {
 	c.mu.Lock()
 	if c.m == nil {
 		c.m = map[string]*cacheEntry{}
@@ -286,14 +304,20 @@ func (c *resultCache) entry(ctx context.Context, key string, now time.Time, ttl 
 		e = &cacheEntry{done: make(chan struct{}), at: now}
 		c.m[key] = e
 		c.mu.Unlock()
-		e.res, e.err = f()
+		e.body, e.err = f()
 		close(e.done)
-		return e, e.err
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e, nil
 	}
 	c.mu.Unlock()
 	select {
 	case <-e.done:
-		return e, e.err
+		if e.err != nil {
+			return nil, e.err
+		}
+		return e, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}

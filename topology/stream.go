@@ -5,23 +5,38 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
 
-// message is one server-sent event, already framed.
-type message []byte
+// message is one server-sent event, already framed, in parts written in
+// order: a graph event's data is the shared cached JSON itself.
+type message [][]byte
 
 func frame(event string, data []byte) message {
-	var b bytes.Buffer
-	b.Grow(len(data) + len(event) + 16)
-	fmt.Fprintf(&b, "event: %s\ndata: ", event)
-	b.Write(data)
-	b.WriteString("\n\n")
-	return b.Bytes()
+	return message{[]byte("event: " + event + "\ndata: "), data, []byte("\n\n")}
+}
+
+// size is the event's length in bytes.
+func (m message) size() int {
+	n := 0
+	for _, p := range m {
+		n += len(p)
+	}
+	return n
+}
+
+// write writes the event to w.
+func (m message) write(w io.Writer) error {
+	for _, p := range m {
+		if _, err := w.Write(p); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // broadcaster computes the graph of one parameter set every refresh and
@@ -102,9 +117,9 @@ func (b *broadcaster) run() {
 	}()
 	t := time.NewTicker(b.o.Refresh)
 	defer t.Stop()
-	var canon []byte
+	var last []byte
 	for {
-		canon = b.tick(ctx, canon)
+		last = b.tick(ctx, last)
 		select {
 		case <-t.C:
 		case <-b.stop:
@@ -113,13 +128,13 @@ func (b *broadcaster) run() {
 	}
 }
 
-// tick builds the graph and publishes it when its canonical form (the
-// JSON without the timestamp) changed, or an error event.
+// tick builds the graph and publishes it when it changed (anything but
+// its timestamp), or an error event. It returns the JSON of the newest
+// published graph.
 func (b *broadcaster) tick(ctx context.Context, prev []byte) []byte {
 	// A cache entry younger than half a refresh is shared with HTTP
 	// callers; an older one would delay the change by a whole interval.
-	bctx := context.WithoutCancel(ctx)
-	res, err := b.g.cache.get(ctx, b.key, b.g.now(), b.o.Refresh/2, func() (*Cytoscape, error) { return b.g.build(bctx, b.o) })
+	e, err := b.g.cached(ctx, b.o, b.o.Refresh/2)
 	if err != nil {
 		if ctx.Err() != nil {
 			return prev
@@ -128,18 +143,20 @@ func (b *broadcaster) tick(ctx context.Context, prev []byte) []byte {
 		b.publish(frame("error", data), false)
 		return prev
 	}
-	c := *res
-	c.Timestamp = 0
-	canon := c.appendJSON(make([]byte, 0, max(len(prev)+len(prev)/8, c.encodedSize())))
-	if bytes.Equal(canon, prev) {
+	if prev != nil && bytes.Equal(sansTimestamp(e.body), sansTimestamp(prev)) {
 		return prev
 	}
-	// The event is the canonical form with the real timestamp: one
-	// encoding instead of two.
-	const zero = `{"timestamp":0`
-	data := append([]byte(`{"timestamp":`+strconv.FormatInt(res.Timestamp, 10)), canon[len(zero):]...)
-	b.publish(frame("graph", data), true)
-	return canon
+	b.publish(frame("graph", bytes.TrimSuffix(e.body, []byte("\n"))), true)
+	return e.body
+}
+
+// sansTimestamp is a graph's JSON after its leading timestamp: the part
+// that says whether the graph changed.
+func sansTimestamp(body []byte) []byte {
+	if i := bytes.IndexByte(body, ','); i >= 0 {
+		return body[i:]
+	}
+	return body
 }
 
 // publish queues m to every subscriber; one whose queue is full is
@@ -190,7 +207,9 @@ func (g *Graph) serveStream(w http.ResponseWriter, r *http.Request) {
 		// An EventSource cannot read an error status: tell it in the
 		// stream, and ask it not to come back soon with the same URL.
 		data, _ := json.Marshal(errorBody{Error: err.Error()})
-		_, _ = w.Write(append([]byte("retry: 60000\n"), frame("error", data)...))
+		if _, err := io.WriteString(w, "retry: 60000\n"); err == nil {
+			_ = frame("error", data).write(w)
+		}
 		return
 	}
 	fl.Flush()
@@ -199,7 +218,7 @@ func (g *Graph) serveStream(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case m := <-s.ch:
-			if _, err := w.Write(m); err != nil {
+			if err := m.write(w); err != nil {
 				return
 			}
 			fl.Flush()
