@@ -36,7 +36,9 @@ type handler struct {
 	index *asset
 }
 
-// Handler serves the web UI: the files of dist/, index.html for every other
+// Handler serves the web UI; mount it at "/" (no method, so that it does
+// not conflict with method-less API patterns such as "/api/v1/"). It serves
+// the files of dist/, index.html for every other
 // path that looks like a client-side route (no file extension, not under
 // /api/ or /assets/), hashed assets with a year-long immutable cache, and
 // gzip when the client accepts it.
@@ -114,12 +116,17 @@ func compressible(ctype string) bool {
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	p := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		// Mounted at "/", this also sees other methods on unknown API paths.
+		if strings.HasPrefix(p, "api/") {
+			http.NotFound(w, r)
+			return
+		}
 		w.Header().Set("Allow", "GET, HEAD")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	p := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
 	a := h.files[p]
 	if a == nil || p == "" {
 		if p != "" && (path.Ext(p) != "" || strings.HasPrefix(p, "api/") || strings.HasPrefix(p, "assets/")) {

@@ -42,6 +42,7 @@ func TestHandler(t *testing.T) {
 		{"an unknown API path is 404, not the SPA", "GET", "/api/nope", 404, "", "", ""},
 		{"HEAD works", "HEAD", "/", 200, "text/html; charset=utf-8", "no-cache", ""},
 		{"POST is refused", "POST", "/", 405, "", "", ""},
+		{"POST to an unknown API path is 404", "POST", "/api/nope", 404, "", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()

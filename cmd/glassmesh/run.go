@@ -24,6 +24,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/control/xds"
+	"github.com/glassmesh/glassmesh/dashboards"
 )
 
 func newRunCmd() *cobra.Command {
@@ -129,10 +130,8 @@ func (a *app) routes() {
 	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	a.mux.Handle("GET /api/mesh/config", a.store)
 	a.mux.Handle("GET /api/xds/proxies", a.xds.Handler())
-	a.mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprint(w, indexPage)
-	})
+	// The web UI: every path no API claims (method-less, see dashboards.Handler).
+	a.mux.Handle("/", dashboards.Handler())
 }
 
 // apply is the config pipeline: a clean load is translated and pushed; a
@@ -177,8 +176,3 @@ func (a *app) run(ctx context.Context) error {
 	a.logger.Info("glassmesh stopped")
 	return err
 }
-
-const indexPage = `<!doctype html><html><head><meta charset="utf-8"><title>glassmesh</title></head>
-<body><h1>glassmesh</h1><p>The web UI arrives with the dashboards issue. APIs now:</p>
-<ul><li><a href="/api/mesh/config">/api/mesh/config</a></li><li><a href="/api/xds/proxies">/api/xds/proxies</a></li>
-<li><a href="/metrics">/metrics</a></li><li><a href="/readyz">/readyz</a></li></ul></body></html>`
