@@ -46,7 +46,7 @@ func TestSLIExpressionsParse(t *testing.T) {
 	}
 }
 
-func TestBurnRates(t *testing.T) {
+func TestPageBurnRateAndAllowedErrorRatio(t *testing.T) {
 	day := 24 * time.Hour
 	for _, tc := range []struct {
 		window    time.Duration
