@@ -66,6 +66,7 @@ type node struct {
 	spans    bool
 	hasIn    bool
 	health   bool // healthData is drawn (the health appender; boxes of such nodes)
+	registry bool // only the mesh registry knows it
 }
 
 // edge is a graph edge while it is built.
@@ -173,26 +174,40 @@ func (b *builder) serviceNode(cluster, ns, name string) *node {
 	})
 }
 
+// peerKey is the identity of a workload peer's node for the graph type:
+// its workload, app or versioned app, or the unknown node.
+func peerKey(p *peer, gt string) nodeKey {
+	switch {
+	case p.Workload == metrics.Unknown:
+		return nodeKey{kind: "unknown"}
+	case gt == GraphTypeWorkload || p.App == metrics.Unknown:
+		return nodeKey{"wk", p.Cluster, p.Namespace, p.Workload, ""}
+	case gt == GraphTypeApp:
+		return nodeKey{"app", p.Cluster, p.Namespace, p.App, ""}
+	}
+	return nodeKey{"vapp", p.Cluster, p.Namespace, p.App, p.Version}
+}
+
 // peerNode is the node of a workload peer for the graph type.
 func (b *builder) peerNode(p *peer, gt string) *node {
-	if p.Workload == metrics.Unknown {
+	k := peerKey(p, gt)
+	switch k.kind {
+	case "unknown":
 		return b.unknownNode()
-	}
-	if gt == GraphTypeWorkload || p.App == metrics.Unknown {
-		return b.getNode(nodeKey{"wk", p.Cluster, p.Namespace, p.Workload, ""}, func() NodeData {
+	case "wk":
+		return b.getNode(k, func() NodeData {
 			d := NodeData{NodeType: NodeTypeWorkload, Cluster: p.Cluster, Namespace: p.Namespace, Workload: p.Workload}
 			if p.App != metrics.Unknown {
 				d.App, d.Version = p.App, p.Version
 			}
 			return d
 		})
-	}
-	if gt == GraphTypeApp {
-		return b.getNode(nodeKey{"app", p.Cluster, p.Namespace, p.App, ""}, func() NodeData {
+	case "app":
+		return b.getNode(k, func() NodeData {
 			return NodeData{NodeType: NodeTypeApp, Cluster: p.Cluster, Namespace: p.Namespace, App: p.App}
 		})
 	}
-	return b.getNode(nodeKey{"vapp", p.Cluster, p.Namespace, p.App, p.Version}, func() NodeData {
+	return b.getNode(k, func() NodeData {
 		return NodeData{NodeType: NodeTypeApp, Cluster: p.Cluster, Namespace: p.Namespace, App: p.App, Version: p.Version}
 	})
 }

@@ -53,6 +53,10 @@ type Config struct {
 	// MinRefresh is the lowest refresh a stream may ask for [1s]; tests
 	// lower it.
 	MinRefresh time.Duration
+	// RegistryCluster is the cluster label of the mesh registry's
+	// services and workloads (see SetMesh), as the pipeline writes it
+	// [DefaultRegistryCluster].
+	RegistryCluster string
 }
 
 // Validate reports settings that cannot work, naming the key.
@@ -109,6 +113,9 @@ func (c Config) withDefaults() Config {
 	if c.MinRefresh == 0 {
 		c.MinRefresh = time.Second
 	}
+	if c.RegistryCluster == "" {
+		c.RegistryCluster = DefaultRegistryCluster
+	}
 	return c
 }
 
@@ -129,8 +136,9 @@ type Graph struct {
 	mu     sync.Mutex
 	series map[rowKey]*series
 
-	cache   resultCache
-	streams streams
+	cache    resultCache
+	streams  streams
+	registry registry
 }
 
 // The pipeline fans requests out to the Graph like to any store.

@@ -9,9 +9,13 @@ import (
 // complete.
 func (b *builder) finishNode(n *node, h *healthRater) {
 	d := &n.data
-	d.DataSource = sourceOf(n.metrics, n.spans)
-	if d.IsIdle {
+	switch {
+	case n.registry:
+		d.DataSource = SourceRegistry
+	case d.IsIdle: // traffic before the window
 		d.DataSource = SourceMetrics
+	default:
+		d.DataSource = sourceOf(n.metrics, n.spans)
 	}
 	slices.SortFunc(n.svcs, func(x, y ServiceName) int {
 		return cmp.Or(cmp.Compare(x.Cluster, y.Cluster), cmp.Compare(x.Namespace, y.Namespace), cmp.Compare(x.Name, y.Name))

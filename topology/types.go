@@ -3,7 +3,8 @@ package topology
 // The types below mirror Kiali's graph JSON (graph/config/cytoscape) field
 // for field, so Kiali's UI and tools read ours. glassmesh adds two fields,
 // both optional for a Kiali reader: "dataSource" on nodes and edges
-// (metrics, spans or both: where the element was seen; not "source",
+// (metrics, spans or both: where the element was seen, or registry for an
+// idle node only the mesh config knows; not "source",
 // which Kiali's edges already use for the source node id) and
 // "healthStatus" (the
 // health Kiali's UI would compute from healthData with the configured
@@ -14,6 +15,9 @@ const (
 	SourceMetrics = "metrics"
 	SourceSpans   = "spans"
 	SourceBoth    = "both"
+	// SourceRegistry marks an idle node of a service or workload in the
+	// mesh config that no traffic was seen of.
+	SourceRegistry = "registry"
 )
 
 // Node types, as Kiali's nodeType.
