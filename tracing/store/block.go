@@ -152,20 +152,40 @@ func writeSpans(path string, h *head, order []int32) ([]indexEntry, []blockDep, 
 }
 
 // blockPostings renumbers the head's posting lists to block entry order.
+// Rather than renumber and sort each list (a sort per term was ~8% of
+// ingest CPU), it transposes them: the terms of each trace, then the traces
+// in block order appended to their terms' lists, which are so sorted by
+// construction; a repeated ordinal is dropped as it is appended.
 func blockPostings(h *head, order []int32) ([]string, [][]int32) {
-	rank := make([]int32, len(order))
-	for i, o := range order {
-		rank[o] = int32(i)
-	}
 	terms := slices.Sorted(maps.Keys(h.post))
-	lists := make([][]int32, len(terms))
-	for i, t := range terms {
-		l := make([]int32, len(*h.post[t]))
-		for j, o := range *h.post[t] {
-			l[j] = rank[o]
+	// start[o]..start[o+1] will hold the term numbers of head trace o.
+	start := make([]int32, len(h.traces)+1)
+	for _, t := range terms {
+		for _, o := range *h.post[t] {
+			start[o+1]++
 		}
-		slices.Sort(l)
-		lists[i] = slices.Compact(l)
+	}
+	for i := 1; i < len(start); i++ {
+		start[i] += start[i-1]
+	}
+	of := make([]int32, start[len(start)-1])
+	next := slices.Clone(start[:len(start)-1])
+	for ti, t := range terms {
+		for _, o := range *h.post[t] {
+			of[next[o]] = int32(ti)
+			next[o]++
+		}
+	}
+	lists := make([][]int32, len(terms))
+	for ti, t := range terms {
+		lists[ti] = make([]int32, 0, len(*h.post[t]))
+	}
+	for rank, o := range order {
+		for _, ti := range of[start[o]:start[o+1]] {
+			if l := lists[ti]; len(l) == 0 || l[len(l)-1] != int32(rank) {
+				lists[ti] = append(l, int32(rank))
+			}
+		}
 	}
 	return terms, lists
 }
