@@ -3,7 +3,10 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"flag"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +21,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
+
+var otlpProfile = flag.String("otlp.cpuprofile", "", "write a 10 s CPU profile of glassmesh taking OTLP load to this file (BenchmarkOTLPIngest)")
 
 const (
 	spansPerTrace   = 8
@@ -107,6 +112,9 @@ func BenchmarkOTLPIngest(b *testing.B) {
 	}
 	defer cc.Close()
 	client := ptraceotlp.NewGRPCClient(cc)
+	if *otlpProfile != "" {
+		profileUnderLoad(b, gm, client, batches)
+	}
 	var wall, cpu time.Duration
 	for i := 0; i < b.N; i++ {
 		cpu0 := procCPU(b, gm.cmd.Process.Pid)
@@ -130,6 +138,37 @@ func BenchmarkOTLPIngest(b *testing.B) {
 	b.ReportMetric(spans/wall.Seconds(), "spans/s")
 	b.ReportMetric(spans/cpu.Seconds(), "spans/cpu-s")
 	b.ReportMetric(float64(procRSS(b, gm.cmd.Process.Pid))/(1<<20), "RSS-MiB")
+}
+
+// profileUnderLoad writes a 10 s CPU profile of gm to *otlpProfile while
+// 4 clients export batches to it.
+func profileUnderLoad(b *testing.B, gm *instance, client ptraceotlp.GRPCClient, batches []ptraceotlp.ExportRequest) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for c := range 4 {
+		wg.Go(func() {
+			for j := c; ctx.Err() == nil; j++ {
+				_, _ = client.Export(ctx, batches[j%len(batches)])
+			}
+		})
+	}
+	defer wg.Wait()
+	defer cancel()
+	resp, err := http.Get("http://" + gm.HTTPAddr + "/debug/pprof/profile?seconds=10")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(*otlpProfile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		b.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // procRSS is a process's resident set size in bytes.
