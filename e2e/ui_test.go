@@ -1,0 +1,230 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// TestUI drives the web UI in headless Chromium against `glassmesh demo`:
+// the pages a user opens first must show the demo's live data. Screenshots
+// of every page go to the test's artifact directory (go test -artifacts).
+func TestUI(t *testing.T) {
+	b := newBrowser(t)
+	dir := filepath.Join(t.TempDir(), "demo-mesh")
+	gm := startCmd(t, "demo", dir, t.TempDir(), "--traffic-rps", "20")
+	b.base = "http://" + gm.HTTPAddr
+
+	t.Run("the graph page draws the demo's nodes from the live stream", func(t *testing.T) {
+		b.open(t, "/graph?ns=default&type=versionedApp&dur=1m")
+		want := "details v1,productpage v1,ratings v1,reviews v1,reviews v2,reviews v3,traffic-generator v1"
+		got := pollUI[string](t, b, 60*time.Second, fmt.Sprintf(
+			`(() => { const n = document.querySelector("#graph-cy")?.dataset.nodes; return n === %q && +document.querySelector("#graph-cy").dataset.edges >= 7 ? n : ""; })()`, want))
+		if got != want {
+			t.Fatalf("nodes %q, want %q", got, want)
+		}
+		b.shot(t, "graph")
+	})
+	t.Run("the table view lists the edges with their rates", func(t *testing.T) {
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`button[data-view="table"]`)))
+		rows := pollUI[[]string](t, b, 20*time.Second,
+			`(() => { const r = [...document.querySelectorAll("#edges-table tbody tr")].map(tr => [...tr.cells].slice(0, 4).map(c => c.textContent).join(" | ")); return r.length >= 7 ? r : null; })()`)
+		if !containsPrefix(rows, "productpage v1 | details v1 | grpc | ") {
+			t.Fatalf("no productpage -> details row in %q", rows)
+		}
+		if !strings.Contains(b.location(t), "view=table") {
+			t.Errorf("the URL does not keep the table view: %s", b.location(t))
+		}
+		b.shot(t, "graph-table")
+	})
+	t.Run("an edge's side panel charts its traffic and shows the PromQL", func(t *testing.T) {
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#edges-table tbody tr:first-child button`)))
+		pollUI[bool](t, b, 20*time.Second, `document.querySelectorAll("#graph-side .uplot").length >= 1`)
+		q := pollUI[string](t, b, 5*time.Second, `document.querySelector("#graph-side .promql code")?.textContent ?? ""`)
+		if !strings.Contains(q, "istio_requests_total") {
+			t.Fatalf("panel PromQL %q", q)
+		}
+		b.shot(t, "graph-panel")
+	})
+	t.Run("a trace search finds traces and a trace shows every span", func(t *testing.T) {
+		b.open(t, "/traces?service=ratings&lookback=15m&run=1")
+		id := pollUI[string](t, b, 30*time.Second, `document.querySelector("#trace-list .trace-item")?.dataset.traceId ?? ""`)
+		b.shot(t, "traces")
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#trace-list .trace-item`)))
+		// The newest trace may still be receiving spans: reload until the
+		// timeline and the API agree.
+		for try := 0; ; try++ {
+			rows := pollUI[int](t, b, 20*time.Second, `document.querySelectorAll("#trace-gantt .row").length`)
+			var tr jaegerTrace
+			gm.getJSON(t, "/api/traces/"+id, &tr)
+			if len(tr.Data) == 1 && rows == len(tr.Data[0].Spans) && rows >= 5 {
+				break
+			}
+			if try == 5 {
+				t.Fatalf("trace %s: %d timeline rows, the API has %d traces with %v spans", id, rows, len(tr.Data), spanCounts(tr))
+			}
+			time.Sleep(time.Second)
+			b.open(t, "/traces/"+id)
+		}
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#trace-gantt .row`)))
+		pollUI[bool](t, b, 5*time.Second, `!!document.querySelector("#trace-gantt .detail table")`)
+		b.shot(t, "trace")
+	})
+	t.Run("a PromQL query renders a table of series", func(t *testing.T) {
+		b.open(t, "/query?q="+url.QueryEscape(`sum by (destination_workload) (rate(istio_requests_total{reporter="source"}[1m]))`))
+		rows := pollUI[[]string](t, b, 20*time.Second,
+			`(() => { const r = [...document.querySelectorAll("#promql-table tbody tr td:first-child")].map(td => td.textContent); return r.length ? r : null; })()`)
+		if !containsPrefix(rows, `{destination_workload="reviews-v1"}`) {
+			t.Fatalf("rows %q", rows)
+		}
+		b.shot(t, "metrics")
+	})
+	t.Run("the proxies page lists every xDS client", func(t *testing.T) {
+		b.open(t, "/proxies")
+		n := pollUI[int](t, b, 20*time.Second, `(() => { const n = document.querySelectorAll("#proxies-table tbody tr").length; return n >= 4 ? n : 0; })()`)
+		if n != 4 {
+			t.Fatalf("%d proxies", n)
+		}
+		b.shot(t, "proxies")
+	})
+	b.checkErrors(t)
+}
+
+// browser is one headless Chromium tab.
+type browser struct {
+	ctx  context.Context
+	base string
+
+	mu   sync.Mutex
+	errs []string // uncaught JavaScript exceptions
+}
+
+// newBrowser starts Debian's chromium, or skips the test without it.
+func newBrowser(t *testing.T) *browser {
+	t.Helper()
+	var path string
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			path = p
+			break
+		}
+	}
+	if path == "" {
+		t.Skip("no chromium on PATH (.ci/run installs Debian's chromium)")
+	}
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(path), chromedp.NoSandbox, chromedp.WindowSize(1366, 768),
+		chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	b := &browser{}
+	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+		if e, ok := ev.(*runtime.EventExceptionThrown); ok && e.ExceptionDetails != nil {
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				msg = d.Exception.Description
+			}
+			b.mu.Lock()
+			b.errs = append(b.errs, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
+			b.mu.Unlock()
+		}
+	}))
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	// The first run starts the browser; it must not carry a timeout.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", path, err)
+	}
+	b.ctx = ctx
+	return b
+}
+
+// do runs steps with a timeout.
+func (b *browser) do(t *testing.T, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		b.shot(t, "failed")
+		t.Fatal(err)
+	}
+}
+
+// open loads a page of the UI and waits for its nav bar.
+func (b *browser) open(t *testing.T, path string) {
+	t.Helper()
+	b.do(t, 20*time.Second, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(`header.top nav`)))
+}
+
+func (b *browser) location(t *testing.T) string {
+	t.Helper()
+	loc, err := chromedp.Run(b.ctx, chromedp.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
+
+// pollUI waits until the JavaScript expression is truthy and returns its value.
+func pollUI[T any](t *testing.T, b *browser, d time.Duration, expr string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, d+5*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(ctx, chromedp.Poll[T](expr, chromedp.WithPollingTimeout(d), chromedp.WithPollingInterval(100*time.Millisecond)))
+	if err != nil {
+		b.shot(t, "failed")
+		text, _ := chromedp.Run(b.ctx, chromedp.Evaluate[string](`document.querySelector("main")?.innerText.slice(0, 2000) ?? ""`))
+		t.Fatalf("waiting for %s: %v\npage %s shows:\n%s", expr, err, b.location(t), text)
+	}
+	return v
+}
+
+// shot saves a screenshot of the viewport under the test's artifact directory.
+func (b *browser) shot(t *testing.T, name string) {
+	t.Helper()
+	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+		return
+	}
+	path := filepath.Join(t.ArtifactDir(), name+".png")
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Logf("screenshot %s: %v", name, err)
+	}
+}
+
+// checkErrors fails the test on any uncaught exception in the pages.
+func (b *browser) checkErrors(t *testing.T) {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.errs) > 0 {
+		t.Errorf("uncaught JavaScript exceptions:\n%s", strings.Join(b.errs, "\n"))
+	}
+}
+
+func containsPrefix(list []string, prefix string) bool {
+	for _, s := range list {
+		if strings.HasPrefix(s, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func spanCounts(tr jaegerTrace) []int {
+	var n []int
+	for _, d := range tr.Data {
+		n = append(n, len(d.Spans))
+	}
+	return n
+}
