@@ -1,0 +1,45 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
+)
+
+func newSLOCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "slo",
+		Short: "Work with the SLOs of a mesh config",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "rules DIR|FILE",
+		Short: "Print the Prometheus rule groups generated for the SLOs of a mesh config",
+		Long: `Rules reads the mesh config at DIR (or the one FILE) like 'glassmesh
+validate', and prints the recording and alerting rules that 'glassmesh run'
+evaluates for its SLOs, as a Prometheus rule file (Sloth's series names and
+labels), for use in another Prometheus or with 'promtool check rules'. Config
+errors are printed as file:line and exit 1.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			r := model.Load(args[0])
+			if len(r.Errors) > 0 {
+				errOut := cmd.ErrOrStderr()
+				for _, d := range r.Errors {
+					fmt.Fprintln(errOut, "error:", d.Error())
+				}
+				fmt.Fprintf(errOut, "%d error(s) in %d file(s)\n", len(r.Errors), r.Files)
+				return exitCode(1)
+			}
+			out, err := slo.RuleFile(slo.Generate(r.Mesh.SLOs))
+			if err != nil {
+				return err
+			}
+			_, err = cmd.OutOrStdout().Write(out)
+			return err
+		},
+	})
+	return cmd
+}
