@@ -19,14 +19,17 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// A block directory holds "spans" (each trace's fragments, contiguous, in
-// trace id order, each a uvarint length and OTLP protobuf), "index" and
-// "meta.json".
+// A block directory holds the WAL segments its spans were written to
+// (hard links "wal-<number>", or copies where links fail), "index" and
+// "meta.json"; a version 1 block held "spans" (each trace's fragments,
+// contiguous, in trace id order, each a uvarint length and OTLP protobuf)
+// instead of the segments.
 const (
 	spansFile = "spans"
 	indexFile = "index"
 	metaFile  = "meta.json"
 	tmpPrefix = ".tmp-"
+	segPrefix = "wal-"
 )
 
 // blockMeta is a block's meta.json.
@@ -58,22 +61,25 @@ type block struct {
 	meta  blockMeta
 	idx   *blockIndex // over the mapped index file
 	unmap func() error
-	f     *os.File
+	f     *os.File   // version 1: the spans file
+	files []*os.File // version 2: the segments, as idx.segs
 	size  int64
 	refs  atomic.Int32
 }
 
 // writeBlock persists head h (no longer written to) as a block under dir
-// and returns the block's directory. Files are fsynced and the directory
-// renamed into place, so a crash leaves either no block or a whole one.
+// and returns the block's directory. The spans are not written again: the
+// block links the WAL segments that hold them and indexes where each
+// trace's fragments are. Files are fsynced and the directory renamed into
+// place, so a crash leaves either no block or a whole one.
 func writeBlock(dir string, h *head) (string, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	meta := blockMeta{
-		Version: 1, MinTime: h.minT, MaxTime: h.maxT, Spans: h.spans, Traces: len(h.traces),
-		WALSegment: h.lastSeg, Operations: map[string][]Operation{},
+		Version: 2, MinTime: h.minT, MaxTime: h.maxT, Spans: h.spans, Traces: len(h.traces),
+		WALSegment: h.lastSeg, Operations: map[string][]Operation{}, Dependencies: blockDeps(h),
 	}
 	meta.ID = fmt.Sprintf("%d-%d-%s", h.minT/1e6, h.maxT/1e6, hex.EncodeToString(rnd[:]))
 	for svc, ops := range h.ops {
@@ -89,12 +95,11 @@ func writeBlock(dir string, h *head) (string, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
-	entries, deps, err := writeSpans(filepath.Join(tmp, spansFile), h, order)
+	segs, err := linkSegments(tmp, h)
 	if err != nil {
 		return "", err
 	}
-	meta.Dependencies = deps
-	iw := newIndexWriter(entries)
+	iw := newIndexWriter(blockEntries(h, order, segs))
 	iw.terms(blockPostings(h, order))
 	overflow := slices.Sorted(maps.Keys(h.overflow))
 	if err := writeFileSync(filepath.Join(tmp, indexFile), iw.finish(overflow)); err != nil {
@@ -111,34 +116,72 @@ func writeBlock(dir string, h *head) (string, error) {
 	return final, nil
 }
 
-// writeSpans writes the spans file and computes dependencies.
-func writeSpans(path string, h *head, order []int32) ([]indexEntry, []blockDep, error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return nil, nil, err
+func segFile(seg int) string { return fmt.Sprintf("%s%08d", segPrefix, seg) }
+
+// linkSegments fsyncs the WAL segments of h and links them into dir
+// (copying them where the file system refuses); it returns their numbers,
+// sorted. Hold h.mu.
+func linkSegments(dir string, h *head) ([]int, error) {
+	segs := make([]int, 0, len(h.files))
+	for s := range h.files {
+		segs = append(segs, int(s))
 	}
-	defer f.Close()
-	w := bufio.NewWriterSize(f, 1<<20)
+	slices.Sort(segs)
+	for _, s := range segs {
+		f := h.files[uint32(s)]
+		if err := f.Sync(); err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(dir, segFile(s))
+		if os.Link(segmentPath(h.walDir, s), dst) == nil {
+			continue
+		}
+		if err := copyFile(dst, f); err != nil {
+			return nil, err
+		}
+	}
+	return segs, nil
+}
+
+func copyFile(dst string, src *os.File) error {
+	st, err := src.Stat()
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, io.NewSectionReader(src, 0, st.Size()))
+	return errors.Join(err, f.Sync(), f.Close())
+}
+
+// blockEntries lists the traces of h in block order with their runs of
+// the fragment table, and the table. Hold h.mu.
+func blockEntries(h *head, order []int32, segs []int) ([]int, []indexEntry, []blockFrag) {
+	file := make(map[uint32]uint32, len(segs))
+	for i, s := range segs {
+		file[uint32(s)] = uint32(i)
+	}
 	entries := make([]indexEntry, len(order))
-	deps := map[blockDep]uint64{}
-	off := uint64(0)
+	var frags []blockFrag
 	for i, o := range order {
 		t := h.traces[o]
-		e := indexEntry{id: t.id, off: off, frags: uint32(len(t.frags)), traceStats: t.traceStats}
-		for _, data := range t.frags {
-			hdr := binary.AppendUvarint(nil, uint64(len(data)))
-			_, _ = w.Write(hdr) // bufio keeps the first error for Flush
-			_, _ = w.Write(data)
-			e.length += uint64(len(hdr) + len(data))
+		entries[i] = indexEntry{id: t.id, first: uint64(len(frags)), frags: uint32(len(t.frags)), traceStats: t.traceStats}
+		for _, r := range t.frags {
+			frags = append(frags, blockFrag{file: file[r.seg], n: r.n, off: uint64(r.off)})
 		}
+	}
+	return segs, entries, frags
+}
+
+// blockDeps counts the calls between services per second. Hold h.mu.
+func blockDeps(h *head) []blockDep {
+	deps := map[blockDep]uint64{}
+	for _, t := range h.traces {
 		t.deps(h.svcNames, func(k depKey, start int64) {
 			deps[blockDep{Parent: k.parent, Child: k.child, Second: start / nanosPerSec}]++
 		})
-		off += e.length
-		entries[i] = e
-	}
-	if err := errors.Join(w.Flush(), f.Sync()); err != nil {
-		return nil, nil, err
 	}
 	list := make([]blockDep, 0, len(deps))
 	for d, n := range deps {
@@ -148,7 +191,7 @@ func writeSpans(path string, h *head, order []int32) ([]indexEntry, []blockDep, 
 	slices.SortFunc(list, func(a, b blockDep) int {
 		return cmp.Or(cmp.Compare(a.Second, b.Second), cmp.Compare(a.Parent, b.Parent), cmp.Compare(a.Child, b.Child))
 	})
-	return entries, list, f.Close()
+	return list
 }
 
 // blockPostings renumbers the head's posting lists to block entry order.
@@ -216,23 +259,57 @@ func openBlock(dir string) (*block, error) {
 	if b.idx, err = decodeIndex(ib); err != nil {
 		return nil, errors.Join(fmt.Errorf("block %s: %w", dir, err), unmap())
 	}
-	if b.f, err = os.Open(filepath.Join(dir, spansFile)); err != nil {
-		return nil, errors.Join(err, unmap())
-	}
 	b.unmap = unmap
-	if st, err := b.f.Stat(); err == nil {
-		b.size = st.Size() + int64(len(ib)+len(mb))
+	b.size = int64(len(ib) + len(mb))
+	if err := b.openData(); err != nil {
+		b.closeFiles()
+		return nil, err
 	}
 	b.refs.Store(1)
 	return b, nil
+}
+
+// openData opens the spans file (version 1) or the segments (version 2).
+func (b *block) openData() error {
+	names := []string{spansFile}
+	if b.idx.version == 2 {
+		names = names[:0]
+		for _, s := range b.idx.segs {
+			names = append(names, segFile(s))
+		}
+	}
+	for _, name := range names {
+		f, err := os.Open(filepath.Join(b.dir, name))
+		if err != nil {
+			return err
+		}
+		if b.idx.version == 1 {
+			b.f = f
+		} else {
+			b.files = append(b.files, f)
+		}
+		if st, err := f.Stat(); err == nil {
+			b.size += st.Size()
+		}
+	}
+	return nil
+}
+
+func (b *block) closeFiles() {
+	if b.f != nil {
+		_ = b.f.Close()
+	}
+	for _, f := range b.files {
+		_ = f.Close()
+	}
+	_ = b.unmap()
 }
 
 func (b *block) acquire() { b.refs.Add(1) }
 
 func (b *block) release() {
 	if b.refs.Add(-1) == 0 {
-		_ = b.f.Close()
-		_ = b.unmap()
+		b.closeFiles()
 	}
 }
 
@@ -241,8 +318,26 @@ func (b *block) fragments(ref int32, fn func(data []byte) error) error {
 	return b.entryFragments(b.idx.entry(int(ref)), fn)
 }
 
-// entryFragments streams the fragments of entry e from the spans file.
+// entryFragments streams the fragments of entry e.
 func (b *block) entryFragments(e indexEntry, fn func(data []byte) error) error {
+	if b.idx.version == 1 {
+		return b.entryFragmentsV1(e, fn)
+	}
+	for k := range uint64(e.frags) {
+		fr := b.idx.frag(int(e.first + k))
+		data := make([]byte, fr.n)
+		if _, err := b.files[fr.file].ReadAt(data, int64(fr.off)); err != nil {
+			return fmt.Errorf("block %s: trace %v: %w", b.dir, e.id, err)
+		}
+		if err := fn(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// entryFragmentsV1 streams the fragments of entry e from the spans file.
+func (b *block) entryFragmentsV1(e indexEntry, fn func(data []byte) error) error {
 	r := bufio.NewReaderSize(io.NewSectionReader(b.f, int64(e.off), int64(e.length)), 64<<10)
 	for range e.frags {
 		n, err := binary.ReadUvarint(r)

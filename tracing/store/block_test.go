@@ -3,6 +3,8 @@ package store
 import (
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 	"time"
@@ -14,13 +16,13 @@ import (
 // against renumbering and sorting each list, on a head whose traces arrive
 // in random id order, interleaved and repeated.
 func TestBlockPostingsSortedByConstruction(t *testing.T) {
-	h := newHead(5, time.Now())
+	h := newHead(5, "", time.Now())
 	rng := rand.New(rand.NewPCG(1, 2))
 	g := newGen(time.Unix(1700000000, 0))
 	for range 300 {
 		n := rng.IntN(200)
 		td := g.batch(n, 1)
-		h.add(genTraceID(n), td, []byte{byte(n)})
+		h.add(genTraceID(n), td, fragRef{n: uint32(n)})
 	}
 	order := make([]int32, len(h.traces))
 	for i := range order {
@@ -48,5 +50,42 @@ func TestBlockPostingsSortedByConstruction(t *testing.T) {
 	}
 	if len(h.traces) < 100 || h.traces[0].id == (pcommon.TraceID{}) {
 		t.Fatalf("fixture too small: %d traces", len(h.traces))
+	}
+}
+
+// TestDurableReadsVersion1Blocks opens a block written by the version 1
+// format (one spans file, contiguous fragments; testdata/v1block holds the
+// conformance fixture) next to new blocks.
+func TestDurableReadsVersion1Blocks(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir(), Retention: 100 * 365 * 24 * time.Hour}
+	dir := filepath.Join(cfg.DataDir, "traces", "blocks", "v1")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	copyDir(t, "testdata/v1block", dir)
+	d := openTest(t, cfg)
+	f := newFixture()
+	writeAll(t, d, f.batches()[0])
+	d.cutNow()
+	if n := len(blockDirs(d)); n != 2 {
+		t.Fatalf("%d blocks, want the old one and a new one", n)
+	}
+	total := 0
+	for _, id := range []pcommon.TraceID{f.t1, f.t2, f.t3, f.t4} {
+		n, _ := getSpans(t, d, TraceRequest{TraceID: id})
+		total += n
+	}
+	if want := 12 + f.batches()[0].SpanCount(); total != want {
+		t.Errorf("%d spans by id, want %d", total, want)
+	}
+	var found int
+	for ids, err := range d.FindTraceIDs(t.Context(), TraceQuery{Service: "db"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		found += len(ids)
+	}
+	if found == 0 {
+		t.Error("search found nothing in the version 1 block")
 	}
 }

@@ -26,9 +26,10 @@ type Config struct {
 	BlockDuration time.Duration
 	// Retention is how long blocks are kept after their last span [72h].
 	Retention time.Duration
-	// MaxHeadBytes bounds the head's memory: beyond it the head is cut
-	// early, and while a cut is still being written WriteTraces returns
-	// ErrOverloaded [256 MiB].
+	// MaxHeadBytes bounds the head, counted as the WAL bytes of its spans
+	// plus its index (only the index is in memory): beyond it the head is
+	// cut early, and while a cut is still being written WriteTraces
+	// returns ErrOverloaded [256 MiB].
 	MaxHeadBytes int64
 	// SyncInterval is the group fsync period of the WAL, at most 100ms [50ms].
 	SyncInterval time.Duration
@@ -87,17 +88,24 @@ func (c Config) Validate() error {
 //
 //	wal/00000001 ...        records: length, CRC-32C, per-trace OTLP protobuf fragments
 //	blocks/<minMs>-<maxMs>-<rand>/
-//	    spans               each trace's fragments, contiguous, in trace id order
-//	    index               trace id → offset (binary search) + per-trace start/duration
-//	                        ranges; posting lists for service, service+operation, span
-//	                        kind, error status, attribute key=value (or key=hash bucket)
+//	    wal-00000001 ...    the WAL segments the block's spans are in (hard links)
+//	    index               trace id → its fragments' positions (binary search) +
+//	                        per-trace start/duration ranges; posting lists for service,
+//	                        service+operation, span kind, error status, attribute
+//	                        key=value (or key=hash bucket)
 //	    meta.json           time range, operations per service, dependencies per second
+//
+// Spans are written once: the head indexes them in memory and reads them
+// back from the WAL, and a block keeps the head's WAL segments as they are
+// (version 1 blocks, which copied each trace's fragments contiguously into
+// a "spans" file, are still read).
 //
 // Durability: WriteTraces returns after the record's write syscall (it
 // survives kill -9); a background syncer fsyncs the WAL every SyncInterval
 // (≤ 100ms), the window an OS crash may lose. Blocks are written to a
-// temporary directory, fsynced and renamed; then the WAL segments they
-// cover are deleted (and skipped on open if the crash came in between) —
+// temporary directory, fsynced and renamed; then the WAL names of the
+// segments they cover are deleted (and skipped on open if the crash came
+// in between; the block keeps its own links) —
 // once every forwarder (Config.Forward) has sent them, or has fallen more
 // than ForwardConfig.MaxLag behind.
 //
@@ -113,6 +121,7 @@ type Durable struct {
 	logger    *slog.Logger
 	m         *metrics
 	blocksDir string
+	walDir    string
 	wal       *wal
 
 	wmu    sync.Mutex // orders WAL appends with head adds and head swaps
@@ -155,19 +164,21 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Durable,
 		return nil, fmt.Errorf("trace store metrics: %w", err)
 	}
 	root := filepath.Join(cfg.DataDir, "traces")
-	d := &Durable{cfg: cfg, logger: logger, m: m, blocksDir: filepath.Join(root, "blocks"), cutCh: make(chan struct{}, 1)}
-	d.head = newHead(cfg.MaxAttrValues, time.Now())
+	d := &Durable{cfg: cfg, logger: logger, m: m, blocksDir: filepath.Join(root, "blocks"), walDir: filepath.Join(root, "wal"), cutCh: make(chan struct{}, 1)}
+	d.head = newHead(cfg.MaxAttrValues, d.walDir, time.Now())
 	covered, err := d.loadBlocks()
 	if err != nil {
 		return nil, err
 	}
-	if err := d.replay(filepath.Join(root, "wal"), covered); err != nil {
+	if err := d.replay(covered); err != nil {
+		d.head.release()
 		d.releaseBlocks()
 		return nil, err
 	}
 	d.covered = covered
 	if err := d.openForwarders(root, walPos{seg: covered + 1}); err != nil {
 		err = errors.Join(err, d.wal.close())
+		d.head.release()
 		d.releaseBlocks()
 		return nil, err
 	}
@@ -224,8 +235,8 @@ func (d *Durable) loadBlocks() (int, error) {
 
 // replay loads the WAL segments not yet covered by a block into the head;
 // the covered ones are left to collectWAL, as forwarders may need them.
-func (d *Durable) replay(dir string, covered int) error {
-	w, segs, err := openWAL(dir, covered+1)
+func (d *Durable) replay(covered int) error {
+	w, segs, err := openWAL(d.walDir, covered+1)
 	if err != nil {
 		return err
 	}
@@ -235,7 +246,10 @@ func (d *Durable) replay(dir string, covered int) error {
 		if s <= covered {
 			continue
 		}
-		torn, err := w.readSegment(s, func(p []byte) error {
+		if err := d.head.useSegment(s); err != nil {
+			return errors.Join(err, w.close())
+		}
+		torn, err := w.readSegment(s, func(p []byte, off int64) error {
 			frags, err := decodePayload(p)
 			if err != nil {
 				d.logger.Warn("skipping undecodable WAL record", "segment", s, "err", err)
@@ -247,7 +261,7 @@ func (d *Durable) replay(dir string, covered int) error {
 					d.logger.Warn("skipping undecodable WAL fragment", "segment", s, "err", err)
 					continue
 				}
-				d.head.add(pcommon.TraceID(f.id), td, f.data)
+				d.head.add(pcommon.TraceID(f.id), td, fragRef{seg: uint32(s), n: uint32(len(f.data)), off: off + int64(f.at)})
 			}
 			return nil
 		})
@@ -287,7 +301,6 @@ func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 		wf[i] = walFrag{id: f.id, data: data}
 	}
 	rec := encodePayload(wf)
-	wf, _ = decodePayload(rec[walHeaderSize:]) // the head keeps slices of rec
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.closed {
@@ -297,13 +310,18 @@ func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 		d.m.overloaded.Inc()
 		return ErrOverloaded
 	}
-	if err := d.wal.append(rec); err != nil {
+	// The head reads its spans back from the segment, so it opens it first.
+	if err := d.head.useSegment(d.wal.current()); err != nil {
+		return fmt.Errorf("trace store: %w", err)
+	}
+	at, err := d.wal.append(rec)
+	if err != nil {
 		return fmt.Errorf("trace store: %w", err)
 	}
 	d.notifyForwarders()
 	spans := 0
 	for i, f := range frags {
-		d.head.add(f.id, f.td, wf[i].data)
+		d.head.add(f.id, f.td, fragRef{seg: uint32(at.seg), n: uint32(len(wf[i].data)), off: at.off + int64(wf[i].at)})
 		spans += f.spans
 	}
 	d.m.spans.Add(float64(spans))
@@ -330,7 +348,7 @@ func (d *Durable) swapHead() bool {
 	d.head.lastSeg = seg
 	d.head.mu.Unlock()
 	d.mu.Lock()
-	d.cutting, d.head = d.head, newHead(d.cfg.MaxAttrValues, time.Now())
+	d.cutting, d.head = d.head, newHead(d.cfg.MaxAttrValues, d.walDir, time.Now())
 	d.mu.Unlock()
 	select {
 	case d.cutCh <- struct{}{}:
@@ -353,6 +371,11 @@ func (d *Durable) Close() error {
 	}
 	d.closed = true
 	err := errors.Join(d.wal.close(), d.closeForwarders())
+	d.mu.Lock()
+	for _, h := range d.heads() {
+		h.release()
+	}
+	d.mu.Unlock()
 	d.releaseBlocks()
 	return err
 }

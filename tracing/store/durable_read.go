@@ -11,7 +11,7 @@ import (
 )
 
 // snapshot is the set of partitions a read works on; it holds a
-// reference to each block so retention cannot close one mid-read.
+// reference to each block and head so neither can close its files mid-read.
 type snapshot struct {
 	blocks []*block
 	heads  []*head
@@ -24,12 +24,18 @@ func (d *Durable) snapshot() snapshot {
 	for _, b := range s.blocks {
 		b.acquire()
 	}
+	for _, h := range s.heads {
+		h.acquire()
+	}
 	return s
 }
 
 func (s snapshot) release() {
 	for _, b := range s.blocks {
 		b.release()
+	}
+	for _, h := range s.heads {
+		h.release()
 	}
 }
 
@@ -77,7 +83,7 @@ func (s snapshot) streamTrace(req TraceRequest, yield func([]ptrace.Traces, erro
 	for _, h := range s.heads {
 		if frags, st, ok := h.lookup(req.TraceID); ok {
 			inWin = inWin || st.overlaps(req.Start, req.End)
-			parts = append(parts, fragsOf(frags))
+			parts = append(parts, h.fragsOf(frags))
 		}
 	}
 	if !inWin || len(parts) == 0 {

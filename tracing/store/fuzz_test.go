@@ -72,6 +72,9 @@ func FuzzBlockIndex(f *testing.F) {
 	d.cutNow()
 	f.Add(mustReadIndex(f, d))
 	_ = d.Close()
+	if v1, err := os.ReadFile("testdata/v1block/index"); err == nil {
+		f.Add(v1)
+	}
 	f.Add([]byte(indexMagic))
 	f.Add([]byte(indexMagic + "\xff\xff\xff\xff\x0f\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -98,8 +101,17 @@ func checkIndex(t *testing.T, b []byte) {
 		}
 	}
 	for i := range idx.ntraces {
-		if _, ok := idx.find(idx.entry(i).id); !ok {
+		e := idx.entry(i)
+		if _, ok := idx.find(e.id); !ok {
 			t.Fatalf("entry %d not found by its id", i)
+		}
+		if idx.version == 1 {
+			continue
+		}
+		for k := range uint64(e.frags) {
+			if fr := idx.frag(int(e.first + k)); int(fr.file) >= len(idx.segs) {
+				t.Fatalf("entry %d: fragment in segment file %d of %d", i, fr.file, len(idx.segs))
+			}
 		}
 	}
 }

@@ -1,9 +1,12 @@
 package store
 
 import (
+	"fmt"
 	"hash/fnv"
+	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -63,9 +66,20 @@ func (s *traceStats) overlaps(start, end time.Time) bool {
 	return s.mayMatch(&q)
 }
 
+// fragRef locates a stored fragment in the WAL: the head reads its spans
+// from there rather than keeping them in memory, and a block keeps the
+// WAL segments (hard links) and these positions.
+type fragRef struct {
+	seg uint32 // WAL segment
+	n   uint32 // length
+	off int64  // in the segment file
+}
+
+const fragRefBytes = 16
+
 type headTrace struct {
 	id    pcommon.TraceID
-	frags [][]byte
+	frags []fragRef
 	links []spanLink // for dependencies without decoding
 	traceStats
 }
@@ -113,11 +127,16 @@ func parentService(links []spanLink, svcOf map[pcommon.SpanID]uint32, id pcommon
 	return 0, false
 }
 
-// head is the newest partition, in memory: each trace's fragments as
-// OTLP protobuf (as written to the WAL) and posting lists from index terms
-// to trace ordinals. Posting lists may hold an ordinal twice.
+// head is the newest partition: in memory, where each trace's fragments
+// are in the WAL and posting lists from index terms to trace ordinals
+// (which may hold an ordinal twice); the spans themselves are read back
+// from the WAL segment files, which the head keeps open. refs counts its
+// users, as for blocks: the files close when the last is released.
 type head struct {
 	attrCap int
+	walDir  string
+	refs    atomic.Int32
+	files   map[uint32]*os.File // WAL segments holding its fragments; guarded by mu
 
 	mu       sync.RWMutex
 	traces   []*headTrace
@@ -129,7 +148,7 @@ type head struct {
 	svcIdx   map[string]uint32
 	svcNames []string
 	spans    int
-	bytes    int64
+	bytes    int64     // WAL bytes of its fragments plus index memory, roughly
 	minT     int64     // unix nanos of the earliest span start
 	maxT     int64     // unix nanos of the latest span end
 	created  time.Time // first write, for the block cut
@@ -137,9 +156,10 @@ type head struct {
 	scratch  []byte
 }
 
-func newHead(attrCap int, now time.Time) *head {
-	return &head{
-		attrCap: attrCap, created: now,
+func newHead(attrCap int, walDir string, now time.Time) *head {
+	h := &head{
+		attrCap: attrCap, walDir: walDir, created: now,
+		files:    make(map[uint32]*os.File),
 		byID:     make(map[pcommon.TraceID]int32),
 		post:     make(map[string]*[]int32),
 		keyVals:  make(map[string][]string),
@@ -147,10 +167,59 @@ func newHead(attrCap int, now time.Time) *head {
 		ops:      make(map[string]map[Operation]struct{}),
 		svcIdx:   make(map[string]uint32),
 	}
+	h.refs.Store(1)
+	return h
 }
 
-// add indexes fragment td of trace id whose encoded form is data.
-func (h *head) add(id pcommon.TraceID, td ptrace.Traces, data []byte) {
+func (h *head) acquire() { h.refs.Add(1) }
+
+func (h *head) release() {
+	if h.refs.Add(-1) != 0 {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range h.files {
+		_ = f.Close()
+	}
+	clear(h.files)
+}
+
+// useSegment opens WAL segment seg for reading unless it is open; call it
+// before adding fragments stored there (once the segment is in a block its
+// WAL name may be deleted, so it cannot be opened later).
+func (h *head) useSegment(seg int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if hasKey(h.files, uint32(seg)) {
+		return nil
+	}
+	f, err := os.Open(segmentPath(h.walDir, seg))
+	if err != nil {
+		return fmt.Errorf("wal: %w", err)
+	}
+	h.files[uint32(seg)] = f
+	return nil
+}
+
+// readFrag reads a fragment of the head from the WAL.
+func (h *head) readFrag(r fragRef) ([]byte, error) {
+	h.mu.RLock()
+	f := h.files[r.seg]
+	h.mu.RUnlock()
+	if f == nil {
+		return nil, fmt.Errorf("wal: segment %d is not open: %w", r.seg, errCorrupt)
+	}
+	buf := make([]byte, r.n)
+	if _, err := f.ReadAt(buf, r.off); err != nil {
+		return nil, fmt.Errorf("wal: segment %d at %d: %w", r.seg, r.off, err)
+	}
+	return buf, nil
+}
+
+// add indexes fragment td of trace id, stored in the WAL at ref (in a
+// segment opened with useSegment).
+func (h *head) add(id pcommon.TraceID, td ptrace.Traces, ref fragRef) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ord, ok := h.byID[id]
@@ -164,8 +233,8 @@ func (h *head) add(id pcommon.TraceID, td ptrace.Traces, data []byte) {
 	if h.spans == 0 {
 		h.created = time.Now()
 	}
-	t.frags = append(t.frags, data)
-	h.bytes += int64(len(data))
+	t.frags = append(t.frags, ref)
+	h.bytes += int64(ref.n) + fragRefBytes
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)

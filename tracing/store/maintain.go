@@ -92,6 +92,7 @@ func (d *Durable) persistCutting() {
 	d.blocks = append(d.blocks, b)
 	d.cutting = nil
 	d.mu.Unlock()
+	h.release()
 	d.gcMu.Lock()
 	d.covered = max(d.covered, h.lastSeg)
 	d.gcMu.Unlock()

@@ -206,13 +206,18 @@ func (h *head) fragments(ref int32, fn func([]byte) error) error {
 	h.mu.RLock()
 	frags := slices.Clone(h.traces[ref].frags)
 	h.mu.RUnlock()
-	return fragsOf(frags)(fn)
+	return h.fragsOf(frags)(fn)
 }
 
-func fragsOf(frags [][]byte) func(fn func([]byte) error) error {
+// fragsOf streams the given fragments of the head, read from the WAL.
+func (h *head) fragsOf(frags []fragRef) func(fn func([]byte) error) error {
 	return func(fn func([]byte) error) error {
-		for _, f := range frags {
-			if err := fn(f); err != nil {
+		for _, r := range frags {
+			data, err := h.readFrag(r)
+			if err != nil {
+				return err
+			}
+			if err := fn(data); err != nil {
 				return err
 			}
 		}
@@ -227,7 +232,7 @@ func (h *head) latest() int64 {
 }
 
 // lookup returns the fragments of one trace in the head.
-func (h *head) lookup(id pcommon.TraceID) ([][]byte, traceStats, bool) {
+func (h *head) lookup(id pcommon.TraceID) ([]fragRef, traceStats, bool) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	o, ok := h.byID[id]

@@ -31,6 +31,7 @@ var (
 type walFrag struct {
 	id   [traceIDSize]byte
 	data []byte
+	at   int // where data starts in the record's payload
 }
 
 // wal appends records to numbered segment files. Appends are write
@@ -82,7 +83,10 @@ func listSegments(dir string) ([]int, error) {
 	return segs, nil
 }
 
-func (w *wal) segPath(n int) string { return filepath.Join(w.dir, fmt.Sprintf("%08d", n)) }
+func (w *wal) segPath(n int) string { return segmentPath(w.dir, n) }
+
+// segmentPath is the file of WAL segment n in dir.
+func segmentPath(dir string, n int) string { return filepath.Join(dir, fmt.Sprintf("%08d", n)) }
 
 func (w *wal) openSegment(n int) error {
 	f, err := os.OpenFile(w.segPath(n), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
@@ -97,21 +101,22 @@ func (w *wal) openSegment(n int) error {
 	return syncDir(w.dir)
 }
 
-// append writes one record whose payload starts at rec[walHeaderSize:];
-// the caller leaves the header room.
-func (w *wal) append(rec []byte) error {
+// append writes one record whose payload starts at rec[walHeaderSize:]
+// (the caller leaves the header room) and returns where the payload is.
+func (w *wal) append(rec []byte) (walPos, error) {
 	if err := frameRecord(rec); err != nil {
-		return err
+		return walPos{}, err
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	at := walPos{seg: w.seg, off: w.size + walHeaderSize}
 	if _, err := w.f.Write(rec); err != nil {
 		w.dropPartial()
-		return fmt.Errorf("wal: segment %d: %w", w.seg, err)
+		return walPos{}, fmt.Errorf("wal: segment %d: %w", w.seg, err)
 	}
 	w.size += int64(len(rec))
 	w.dirty = true
-	return nil
+	return at, nil
 }
 
 // dropPartial removes what a failed append may have written (a disk that
@@ -203,10 +208,11 @@ func (w *wal) close() error {
 	return errors.Join(w.f.Sync(), w.f.Close())
 }
 
-// readSegment calls fn with each record payload of segment n. A torn or
-// corrupt record ends the segment: the file is truncated there (it can only
-// be the tail of a write cut short by a crash) and torn is true.
-func (w *wal) readSegment(n int, fn func(payload []byte) error) (torn bool, err error) {
+// readSegment calls fn with each record payload of segment n and the
+// payload's offset in the file. A torn or corrupt record ends the segment:
+// the file is truncated there (it can only be the tail of a write cut short
+// by a crash) and torn is true.
+func (w *wal) readSegment(n int, fn func(payload []byte, off int64) error) (torn bool, err error) {
 	b, err := os.ReadFile(w.segPath(n))
 	if err != nil {
 		return false, fmt.Errorf("wal: %w", err)
@@ -217,7 +223,7 @@ func (w *wal) readSegment(n int, fn func(payload []byte) error) (torn bool, err 
 		if err != nil {
 			return true, os.Truncate(w.segPath(n), int64(off))
 		}
-		if err := fn(payload); err != nil {
+		if err := fn(payload, int64(off+walHeaderSize)); err != nil {
 			return false, err
 		}
 		off += size
@@ -242,7 +248,8 @@ func decodeRecord(b []byte) ([]byte, int, error) {
 	return payload, walHeaderSize + int(n), nil
 }
 
-// encodePayload builds a record (header room + payload) from fragments.
+// encodePayload builds a record (header room + payload) from fragments
+// and sets where each one's data is in the payload.
 func encodePayload(frags []walFrag) []byte {
 	size := walHeaderSize + binary.MaxVarintLen64
 	for _, f := range frags {
@@ -250,9 +257,10 @@ func encodePayload(frags []walFrag) []byte {
 	}
 	rec := make([]byte, walHeaderSize, size)
 	rec = binary.AppendUvarint(rec, uint64(len(frags)))
-	for _, f := range frags {
+	for i, f := range frags {
 		rec = append(rec, f.id[:]...)
 		rec = binary.AppendUvarint(rec, uint64(len(f.data)))
+		frags[i].at = len(rec) - walHeaderSize
 		rec = append(rec, f.data...)
 	}
 	return rec
@@ -264,6 +272,7 @@ func decodePayload(p []byte) ([]walFrag, error) {
 	if k <= 0 || n > uint64(len(p))/(traceIDSize+1) {
 		return nil, fmt.Errorf("wal payload count: %w", errCorrupt)
 	}
+	size := len(p)
 	p = p[k:]
 	frags := make([]walFrag, 0, n)
 	for range n {
@@ -278,6 +287,7 @@ func decodePayload(p []byte) ([]walFrag, error) {
 		}
 		start := traceIDSize + k
 		f.data = p[start : start+int(l) : start+int(l)]
+		f.at = size - len(p) + start
 		frags = append(frags, f)
 		p = p[start+int(l):]
 	}
