@@ -23,9 +23,12 @@ import (
 type AppConfig struct {
 	App        App
 	FailRate   float64       // share of requests answered with UNAVAILABLE
+	FailAfter  time.Duration // FailRate applies only this long after the app started
 	Latency    time.Duration // added to every request
 	ReportAddr string        // glassmesh's --grpc-addr: calls are reported there (grpcreport); empty: not reported
 	Trace      TraceConfig   // where spans go
+
+	started time.Time // set by RunApp
 }
 
 // reporter starts the app's call reporting to glassmesh, or returns nil
@@ -56,6 +59,7 @@ type handler func(ctx context.Context, req *structpb.Struct) (*structpb.Struct, 
 // calls go through glassmesh (xds:/// targets); the process's xDS bootstrap
 // comes from GRPC_XDS_BOOTSTRAP_CONFIG, set by the demo supervisor.
 func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
+	cfg.started = time.Now()
 	rep, err := reporter(cfg.App, cfg.ReportAddr, logger)
 	if err != nil {
 		return err
@@ -177,7 +181,7 @@ func misbehave(ctx context.Context, cfg AppConfig) error {
 			return ctx.Err()
 		}
 	}
-	if cfg.FailRate > 0 && rand.Float64() < cfg.FailRate {
+	if cfg.FailRate > 0 && time.Since(cfg.started) >= cfg.FailAfter && rand.Float64() < cfg.FailRate {
 		return status.Errorf(codes.Unavailable, "%s: injected failure", cfg.App.Name())
 	}
 	return nil

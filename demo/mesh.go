@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 )
 
 // App is one demo workload: a service version in its own process.
@@ -89,7 +90,8 @@ spec:
 
 const routesYAML = `# How reviews traffic is split. Edit a weight and save: within a second the
 # traffic generator's log shows the new split. Requests with the header
-# x-user: tester always go to v2.
+# x-user: tester always go to v2. The canary in canary.yaml moves v1's share
+# of the last rule to v3 step by step; /api/mesh/config shows its overrides.
 apiVersion: glassmesh.io/v1alpha1
 kind: TrafficRoute
 metadata: {name: reviews, namespace: default}
@@ -102,9 +104,51 @@ spec:
   rules:
     - match: {headers: {x-user: {exact: tester}}}
       destinations: [{subset: v2, weight: 100}]
-    - destinations: [{subset: v1, weight: 50}, {subset: v2, weight: 25}, {subset: v3, weight: 25}]
+    - destinations: [{subset: v1, weight: 75}, {subset: v2, weight: 25}]
       timeout: 5s
       retries: {attempts: 2, perTryTimeout: 2s, retryOn: "unavailable"}
+`
+
+// CanaryInterval is the demo canary's step interval.
+const CanaryInterval = 10 * time.Second
+
+const canaryYAML = `# An SLO for reviews, and a canary of reviews v3 that it gates: every 10 s
+# the canary's own requests are checked against the SLO; healthy, v3 gets
+# the next step of v1's share; burning the error budget 14.4x or faster, all
+# of it goes back to v1 at once. Watch: glassmesh canary status default/reviews
+apiVersion: glassmesh.io/v1alpha1
+kind: SLO
+metadata: {name: reviews-availability, namespace: default}
+spec:
+  service: reviews
+  objective: 99.5
+  window: 30d
+  indicator: {availability: {}}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: SLO
+metadata: {name: productpage-latency, namespace: default}
+spec:
+  service: productpage
+  objective: 99
+  window: 30d
+  indicator: {latency: {thresholdMs: 250}}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: Canary
+metadata: {name: reviews, namespace: default}
+spec:
+  route: reviews
+  stable: v1
+  canary: v3
+  steps: [10, 25, 50, 100]
+  interval: 10s
+  minRequests: 10
+  maxInconclusive: 6
+  gates:
+    - slo: reviews-availability
+    - query: 'histogram_quantile(0.99, sum by (le) (rate(istio_request_duration_milliseconds_bucket{reporter="source",destination_service_name="reviews",destination_version="$canary"}[$interval])))'
+      max: 500
 `
 
 // workloadsFile is rewritten at every start: the apps get free ports.
@@ -123,7 +167,7 @@ func WriteConfig(dir string, apps []App, reset bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, body := range map[string]string{"services.yaml": servicesYAML, "routes.yaml": routesYAML} {
+	for name, body := range map[string]string{"services.yaml": servicesYAML, "routes.yaml": routesYAML, "canary.yaml": canaryYAML} {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err == nil {
 			continue

@@ -24,7 +24,10 @@ type Supervisor struct {
 	Apps      []App    // the workloads to run
 	RPS       float64  // traffic generator rate; 0 runs no traffic
 	ExtraArgs []string // passed to every child (log flags)
-	Logger    *slog.Logger
+	// AppArgs are extra arguments for one app, by workload name (the bad
+	// canary's failures).
+	AppArgs map[string][]string
+	Logger  *slog.Logger
 }
 
 // Run starts the children and keeps them running until ctx ends, then stops
@@ -38,9 +41,8 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	}
 	var children []child
 	for _, a := range s.Apps {
-		children = append(children, child{a.Name(),
-			[]string{"demo-app", "--service", a.Service, "--version", a.Version, "--port", strconv.Itoa(a.Port)},
-			appNode(a)})
+		args := []string{"demo-app", "--service", a.Service, "--version", a.Version, "--port", strconv.Itoa(a.Port)}
+		children = append(children, child{a.Name(), append(args, s.AppArgs[a.Name()]...), appNode(a)})
 	}
 	if s.RPS > 0 {
 		tg := App{Service: TrafficGenerator, Version: "v1"}

@@ -133,6 +133,30 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("stream did not start with a graph event: %q", sc.Text())
 		}
 	})
+	t.Run("the reviews canary advances on its own and the config shows who set the weights", func(t *testing.T) {
+		eventually(t, 120*time.Second, func() error {
+			var st struct {
+				State     string            `json:"state"`
+				Step      int               `json:"step"`
+				Weights   map[string]uint32 `json:"weights"`
+				Decisions []struct{ Verdict, Reason string }
+			}
+			gm.getJSON(t, "/api/canaries/default/reviews", &st)
+			for _, d := range st.Decisions {
+				if d.Verdict == "advance" && st.Weights["v3"] > 8 {
+					return nil
+				}
+			}
+			return fmt.Errorf("no advance yet: %+v", st)
+		})
+		var cfg struct {
+			Overrides []struct{ Name, Path, By string }
+		}
+		gm.getJSON(t, "/api/mesh/config", &cfg)
+		if len(cfg.Overrides) != 1 || cfg.Overrides[0].By != "Canary default/reviews" || cfg.Overrides[0].Path != "spec.rules[1].destinations" {
+			t.Errorf("overrides = %+v", cfg.Overrides)
+		}
+	})
 	t.Run("a fault injected in the config turns the reviews edge red", func(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "routes.yaml"), `apiVersion: glassmesh.io/v1alpha1
 kind: TrafficRoute

@@ -16,9 +16,10 @@ import (
 
 func newDemoCmd() *cobra.Command {
 	var (
-		f     runFlags
-		reset bool
-		rps   float64
+		f         runFlags
+		reset     bool
+		rps       float64
+		badCanary bool
 	)
 	cmd := &cobra.Command{
 		Use:   "demo",
@@ -30,16 +31,24 @@ and ratings as child processes (each its own xDS node) and a traffic generator.
 Edit a weight in the config's routes.yaml and the traffic follows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDemo(cmd.Context(), f, reset, rps, cmd.OutOrStdout())
+			return runDemo(cmd.Context(), f, demoOptions{reset: reset, rps: rps, badCanary: badCanary}, cmd.OutOrStdout())
 		},
 	}
 	f.register(cmd.Flags(), "./demo-mesh")
 	cmd.Flags().BoolVar(&reset, "reset", false, "rewrite the demo config from scratch, dropping edits")
 	cmd.Flags().Float64Var(&rps, "traffic-rps", 20, "requests per second the traffic generator sends to productpage (0: none)")
+	cmd.Flags().BoolVar(&badCanary, "bad-canary", false, "make reviews-v3 fail half its requests 25 s after it starts (after retries, ~1 in 8 calls still fails), so the canary rolls back on its own")
 	return cmd
 }
 
-func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Writer) error {
+// demoOptions are the demo's own flags.
+type demoOptions struct {
+	reset     bool
+	rps       float64
+	badCanary bool
+}
+
+func runDemo(ctx context.Context, f runFlags, o demoOptions, out io.Writer) error {
 	logger, err := f.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -54,8 +63,12 @@ func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Wr
 	}
 	apps := demo.Apps(ports)
 	fmt.Fprintf(out, "[1/4] writing the demo mesh config to %s\n", absPath(f.configPath))
-	if err := demo.WriteConfig(f.configPath, apps, reset); err != nil {
+	if err := demo.WriteConfig(f.configPath, apps, o.reset); err != nil {
 		return fmt.Errorf("demo config: %w", err)
+	}
+	// Every demo shows its canary from the first step: forget the last run's.
+	if err := os.RemoveAll(filepath.Join(f.dataDir, "canaries")); err != nil {
+		return err
 	}
 	a, err := newApp(f, logger)
 	if err != nil {
@@ -63,15 +76,18 @@ func runDemo(ctx context.Context, f runFlags, reset bool, rps float64, out io.Wr
 	}
 	fmt.Fprintf(out, "[2/4] control plane: xDS on %s, HTTP on %s\n", a.grpcLis.Addr(), a.httpLis.Addr())
 	sup := &demo.Supervisor{
-		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), ZipkinURL: a.tel.zipkinURL(), Apps: apps, RPS: rps,
+		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), ZipkinURL: a.tel.zipkinURL(), Apps: apps, RPS: o.rps,
 		ExtraArgs: []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
 		Logger:    logger.With("component", "demo"),
+	}
+	if o.badCanary {
+		sup.AppArgs = map[string][]string{"reviews-v3": {"--fail-rate", "0.5", "--fail-after", "25s"}}
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	a.actors = append(a.actors,
 		actor{func() error { return sup.Run(dctx) }, func(error) { cancel() }},
 		actor{func() error {
-			demoProgress(dctx, a, len(apps)+1, xdsClients(apps, rps), out)
+			demoProgress(dctx, a, len(apps)+1, xdsClients(apps, o.rps), out)
 			<-dctx.Done()
 			return nil
 		}, func(error) { cancel() }},
@@ -104,7 +120,8 @@ func demoProgress(ctx context.Context, a *app, procs, want int, out io.Writer) {
 	fmt.Fprintf(out, "  UI                %s/\n", base)
 	fmt.Fprintf(out, "  connected proxies %s/api/xds/proxies\n", base)
 	fmt.Fprintf(out, "  mesh config       %s/api/mesh/config\n", base)
-	fmt.Fprintf(out, "  edit routing      %s\n\n", filepath.Join(absPath(a.flags.configPath), "routes.yaml"))
+	fmt.Fprintf(out, "  edit routing      %s\n", filepath.Join(absPath(a.flags.configPath), "routes.yaml"))
+	fmt.Fprintf(out, "  canary v1 -> v3   %s/api/canaries/default/reviews  (or: glassmesh canary status default/reviews --server %s)\n\n", base, base)
 }
 
 func newDemoAppCmd() *cobra.Command {
@@ -137,6 +154,7 @@ func newDemoAppCmd() *cobra.Command {
 	fs.IntVar(&cfg.App.Port, "port", 0, "port to listen on, on 127.0.0.1")
 	fs.Float64Var(&cfg.FailRate, "fail-rate", 0, "share of requests to fail with UNAVAILABLE")
 	fs.DurationVar(&cfg.Latency, "latency", 0, "latency added to every request")
+	fs.DurationVar(&cfg.FailAfter, "fail-after", 0, "start failing (--fail-rate) only this long after start")
 	fs.BoolVar(&traffic, "traffic", false, "run the traffic generator instead of an app")
 	fs.StringVar(&cfg.ReportAddr, "report-addr", "", "glassmesh's gRPC address to report calls to")
 	fs.StringVar(&cfg.Trace.OTLPAddr, "traces-otlp", "", "OTLP/gRPC address to send spans to")

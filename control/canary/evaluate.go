@@ -105,11 +105,10 @@ func (e evaluation) noData() *GateResult {
 // canary's evaluation.
 const queryTimeout = 10 * time.Second
 
-// evaluate runs the canary's request count and gates over its traffic since
-// the step began.
-func evaluate(ctx context.Context, q Querier, t target, now time.Time) evaluation {
-	w := max(now.Sub(t.status.StepStartedAt), time.Second)
-	w = w.Round(time.Second)
+// evaluate runs the canary's request count and gates over its traffic in
+// the window that ends now.
+func evaluate(ctx context.Context, q Querier, t target, now time.Time, w time.Duration) evaluation {
+	w = max(w, time.Second).Round(time.Second)
 	window := promDuration(w)
 	ev := evaluation{at: now, window: w}
 	if v, ok, err := query(ctx, q, requestsQuery(t.matchers, window), now); err == nil && ok {

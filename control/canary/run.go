@@ -35,8 +35,16 @@ func (c *Controller) evaluateAll(ctx context.Context) bool {
 	changed := false
 	for _, t := range c.targets() {
 		now := time.Now()
+		// At an interval's end the verdict is on the step's traffic; in
+		// between, the fast path looks at the recent traffic (the last
+		// interval, at most fastWindow), across a step change, so failures
+		// that began just before one count at once.
 		full := !now.Before(t.status.NextEvaluationAt)
-		ev := evaluate(ctx, c.cfg.Querier, t, now)
+		window := min(t.spec.Interval.Duration, fastWindow)
+		if full {
+			window = now.Sub(t.status.StepStartedAt)
+		}
+		ev := evaluate(ctx, c.cfg.Querier, t, now, window)
 		if ctx.Err() != nil {
 			return changed
 		}
@@ -51,6 +59,10 @@ func (c *Controller) evaluateAll(ctx context.Context) bool {
 	}
 	return changed
 }
+
+// fastWindow bounds the window of the fast rollback path, so a long
+// interval's good traffic does not hide a sudden failure.
+const fastWindow = 30 * time.Second
 
 // targets copies what evaluating each progressing canary needs.
 func (c *Controller) targets() []target {
