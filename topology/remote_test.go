@@ -1,0 +1,130 @@
+package topology
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+)
+
+// metricsAPIFixture writes the fixture through the metrics Aggregator into
+// a temp-dir TSDB and serves glassmesh's Prometheus HTTP API over it. It
+// returns the in-process Querier, the API's URL and the flush time.
+func metricsAPIFixture(t *testing.T) (Querier, string, time.Time) {
+	t.Helper()
+	st, err := metrics.OpenStorage(metrics.StorageConfig{DataDir: t.TempDir()}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	agg, err := metrics.NewAggregator(metrics.AggregatorConfig{}, st, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := agg.ConsumeRequests(ctx, requests(fixtureCalls(), time.Now())); err != nil {
+		t.Fatal(err)
+	}
+	if err := agg.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	eng, err := metrics.NewEngine(metrics.EngineConfig{Dir: t.TempDir()}, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	api, err := metrics.NewAPI(metrics.APIConfig{}, metrics.Backend{Queryable: st.Queryable(),
+		ExemplarQueryable: st.ExemplarQueryable(), Appendable: st.AppendableV2(), DB: st.DB()}, eng, nil, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	local := EngineQuerier{Engine: eng.PromQL(), Queryable: st.Queryable()}
+	v, err := local.Query(ctx, "max(timestamp(istio_requests_total))", time.Now())
+	if err != nil || len(v) != 1 {
+		t.Fatalf("flush time: %v %v", v, err)
+	}
+	return local, srv.URL, time.UnixMilli(int64(v[0].F * 1000))
+}
+
+func TestHTTPQuerierDrawsTheGraphTheEngineDraws(t *testing.T) {
+	local, url, at := metricsAPIFixture(t)
+	remote, err := NewHTTPQuerier(HTTPQuerierConfig{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, query := range []string{"graphType=workload", "graphType=versionedApp&boxBy=app&responseTime=99",
+		"graphType=service", "graphType=app&rateTcp=total&namespaces=bookinfo", "injectServiceNodes=true&appenders=health,securityPolicy"} {
+		t.Run(query, func(t *testing.T) {
+			o := mustOptions(t, query)
+			o.QueryTime = at
+			var bodies [2][]byte
+			for i, q := range []Querier{local, remote} {
+				g, err := New(Config{PreferQuerier: true}, q, fixtureSpans(), nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if bodies[i], err = g.buildFrom(context.Background(), o, pathAuto); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !bytes.Equal(bodies[0], bodies[1]) {
+				t.Errorf("remote graph differs:\n got %s\nwant %s", bodies[1], bodies[0])
+			}
+			if !bytes.Contains(bodies[1], []byte(`"edges":[{`)) {
+				t.Errorf("no edges: %s", bodies[1])
+			}
+		})
+	}
+	o := mustOptions(t, "graphType=workload")
+	o.QueryTime = at
+	_, _, nodes, edges := summary(buildGraph(t, mustGraph(t, remote), o, pathPromQL))
+	checkFixtureTraffic(t, nodes, edges)
+}
+
+func mustGraph(t *testing.T, q Querier) *Graph {
+	t.Helper()
+	g, err := New(Config{PreferQuerier: true}, q, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+func TestHTTPQuerierErrorsNameTheQuery(t *testing.T) {
+	_, url, at := metricsAPIFixture(t)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close()
+	for _, tc := range []struct {
+		name, url, query string
+	}{
+		{"a bad query", url, "sum(("},
+		{"a scalar answer", url, "1"},
+		{"a store that is down", down.URL, "up"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			q, err := NewHTTPQuerier(HTTPQuerierConfig{URL: tc.url, Timeout: 5 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := q.Query(context.Background(), tc.query, at); err == nil || !strings.Contains(err.Error(), tc.query) {
+				t.Errorf("error %v does not name %q", err, tc.query)
+			}
+		})
+	}
+	for _, bad := range []HTTPQuerierConfig{{URL: ""}, {URL: "prometheus:9090"}, {URL: "ftp://x"}, {URL: "http://x", Timeout: -1}} {
+		if _, err := NewHTTPQuerier(bad); err == nil || !strings.Contains(err.Error(), "metrics.query-url") {
+			t.Errorf("%+v: %v, want an error naming metrics.query-url", bad, err)
+		}
+	}
+}
