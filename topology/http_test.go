@@ -2,6 +2,7 @@ package topology
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"flag"
 	"io"
@@ -139,5 +140,58 @@ func TestOptionsDefaultsAreKialis(t *testing.T) {
 		o.RateGRPC != "requests" || o.RateTCP != "sent" || o.ResponseTime != "95" || o.ThroughputType != "response" ||
 		o.Refresh != 5*time.Second || len(o.BoxBy) != 0 || !o.Appenders[AppenderHealth] || o.Appenders[AppenderIdleNode] {
 		t.Errorf("defaults %+v", o)
+	}
+}
+
+func TestGraphIsGzippedOnlyWhenAskedAndOnce(t *testing.T) {
+	srv := newFixtureServer(t)
+	url := srv.URL + PathGraph + "?queryTime=1790000000"
+	// A transport that adds no Accept-Encoding and decompresses nothing.
+	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	t.Cleanup(client.CloseIdleConnections)
+	fetch := func(acceptEncoding string) (string, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if acceptEncoding != "" {
+			req.Header.Set("Accept-Encoding", acceptEncoding)
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d: %v", resp.StatusCode, err)
+		}
+		return resp.Header.Get("Content-Encoding"), body
+	}
+	enc, plain := fetch("")
+	if enc != "" {
+		t.Fatalf("Content-Encoding %q without Accept-Encoding", enc)
+	}
+	strictDecode(t, plain)
+	for _, ae := range []string{"gzip", "br, gzip;q=0.5", "deflate , GZIP"} {
+		enc, zipped := fetch(ae)
+		if enc != "gzip" {
+			t.Fatalf("Accept-Encoding %q: Content-Encoding %q", ae, enc)
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(zipped))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unzipped, err := io.ReadAll(zr)
+		if err != nil || !bytes.Equal(unzipped, plain) {
+			t.Errorf("Accept-Encoding %q: the gzipped graph is not the plain one (%v)", ae, err)
+		}
+	}
+	for _, ae := range []string{"gzip;q=0", "br", "identity"} {
+		if enc, _ := fetch(ae); enc != "" {
+			t.Errorf("Accept-Encoding %q: Content-Encoding %q", ae, enc)
+		}
+	}
+	e := &cacheEntry{body: plain}
+	if a, b := e.gzipped(), e.gzipped(); &a[0] != &b[0] {
+		t.Error("a cached graph was compressed twice")
 	}
 }

@@ -196,7 +196,8 @@ func TestRunThinsUntilCancelled(t *testing.T) {
 	}
 }
 
-func TestHTTPCallersShareTheEncodedGraph(t *testing.T) {
+func TestHTTPCallersAndStreamsShareTheEncodedGraph(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	now := fixtureNow
 	g := newFixtureGraph(t, now)
 	g.now = func() time.Time { return now }
@@ -212,4 +213,13 @@ func TestHTTPCallersShareTheEncodedGraph(t *testing.T) {
 	if &a[0] != &b[0] {
 		t.Error("the second caller encoded the graph again")
 	}
+	// A stream of the same parameters within half a refresh sends the
+	// very same bytes as its event's data.
+	bc, s := g.subscribe(o)
+	m := <-s.ch
+	if len(m) != 3 || &m[1][0] != &a[0] || !strings.HasPrefix(string(m[0]), "event: graph\n") {
+		t.Errorf("the stream's event does not share the cached JSON: %q", m[0])
+	}
+	g.unsubscribe(bc, s)
+	_ = g.Close()
 }
