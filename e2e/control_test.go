@@ -95,7 +95,7 @@ func writeFile(t *testing.T, path, body string) {
 
 // xdsClient dials target through glassmesh with grpc-go's real xDS client,
 // as a proxyless node of its own.
-func xdsClient(t *testing.T, xdsAddr, workload, target string) *grpc.ClientConn {
+func xdsClient(t *testing.T, xdsAddr, workload, target string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	bootstrap, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{
 		Namespace: "default", Workload: workload, Instance: workload + "-0", IP: "127.0.0.1",
@@ -108,7 +108,8 @@ func xdsClient(t *testing.T, xdsAddr, workload, target string) *grpc.ClientConn 
 	if builder, err = xds.NewXDSResolverWithConfigForTesting(bootstrap); err != nil {
 		t.Fatal(err)
 	}
-	cc, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+	opts = append(opts, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+	cc, err := grpc.NewClient(target, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
