@@ -51,11 +51,14 @@ func main() {
 	flag.Parse()
 	logger := slog.New(slog.NewTextHandler(os.Stderr, nil))
 
+	// With -only, the other suites keep their sections from the last run.
+	previous := sections(*out)
 	var md bytes.Buffer
 	header(&md)
 	ss := suites()
 	for i, s := range ss {
 		if *only != "" && !strings.Contains(s.Title, *only) {
+			md.WriteString(previous[s.Title])
 			continue
 		}
 		logger.Info(fmt.Sprintf("[%d/%d] %s", i+1, len(ss), s.Title), "pkg", s.Pkg, "bench", s.Bench)
@@ -74,6 +77,25 @@ func main() {
 		os.Exit(1)
 	}
 	logger.Info("wrote " + *out)
+}
+
+// sections reads the "## Title" sections of an earlier BENCHMARKS.md, by
+// title; a missing file has none.
+func sections(path string) map[string]string {
+	out := map[string]string{}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return out
+	}
+	parts := strings.Split("\n"+string(b), "\n## ")
+	for _, p := range parts[1:] {
+		title, _, _ := strings.Cut(p, "\n")
+		out[title] = "## " + p
+		if !strings.HasSuffix(out[title], "\n") {
+			out[title] += "\n"
+		}
+	}
+	return out
 }
 
 func header(w io.Writer) {
