@@ -102,6 +102,17 @@ func suites() []suite {
 			Metrics: []string{"p50-ms", "p99-ms", "B/op", "edges", "body-bytes", "event-bytes"},
 		},
 		{
+			Title: "Canary rollback latency",
+			About: "A canary at its first step (50%) with 40 requests/s from grpc-go's real xDS client; its backend starts failing " +
+				"every request. Time from the first failing request to the served weights at 100% stable (p50/max over 5 runs), and to " +
+				"the client's last 20 calls all at stable. glassmesh runs with the default 5 s --metrics.interval. Target: ≤ 15 s with " +
+				"a 10 s interval; Flagger needs at least its 60 s default interval × threshold.",
+			Pkg:     "./e2e/",
+			Bench:   "BenchmarkCanaryRollback",
+			Args:    []string{"-benchtime", "5x", "-timeout", "30m"},
+			Metrics: []string{"p50-s-to-weights", "max-s-to-weights", "p50-s-to-traffic", "max-s-to-traffic"},
+		},
+		{
 			Title: "Mesh config load",
 			About: "Parsing and validating a config directory (model.Load).",
 			Pkg:   "./control/model/",

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,7 +29,7 @@ type canaryBackend struct {
 	failing atomic.Bool
 }
 
-func newCanaryBackend(t *testing.T, version string) *canaryBackend {
+func newCanaryBackend(t testing.TB, version string) *canaryBackend {
 	t.Helper()
 	b := &canaryBackend{}
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
@@ -105,7 +106,7 @@ type clientTraffic struct {
 	recent []string // versions of the last answers ("error" for failures)
 }
 
-func startClientTraffic(t *testing.T, gm *instance, rps float64) *clientTraffic {
+func startClientTraffic(t testing.TB, gm *instance, rps float64) *clientTraffic {
 	t.Helper()
 	rep, err := grpcreport.NewReporter(grpcreport.Config{Target: gm.GRPCAddr, IP: "127.0.0.1", Instance: "productpage-0",
 		Namespace: "default", Workload: "productpage", Labels: map[string]string{"app": "productpage", "version": "v1"},
@@ -188,7 +189,7 @@ func (c canaryStatus) verdicts() string {
 	return strings.Join(v, ",")
 }
 
-func (in *instance) canary(t *testing.T) canaryStatus {
+func (in *instance) canary(t testing.TB) canaryStatus {
 	t.Helper()
 	var st canaryStatus
 	in.getJSON(t, "/api/canaries/default/reviews", &st)
@@ -197,7 +198,7 @@ func (in *instance) canary(t *testing.T) canaryStatus {
 
 // servedWeights is reviews' last rule as /api/mesh/config serves it (what
 // the xDS server was given).
-func (in *instance) servedWeights(t *testing.T) map[string]uint32 {
+func (in *instance) servedWeights(t testing.TB) map[string]uint32 {
 	t.Helper()
 	var cfg struct {
 		Resources struct {
@@ -222,7 +223,7 @@ func (in *instance) servedWeights(t *testing.T) map[string]uint32 {
 	return out
 }
 
-func (in *instance) waitCanary(t *testing.T, within time.Duration, ok func(canaryStatus) bool) canaryStatus {
+func (in *instance) waitCanary(t testing.TB, within time.Duration, ok func(canaryStatus) bool) canaryStatus {
 	t.Helper()
 	var st canaryStatus
 	eventually(t, within, func() error {
@@ -332,4 +333,58 @@ func TestCanary(t *testing.T) {
 			t.Errorf("served weights after restart = %v, want the canary's (before: %v)", w, before.Weights)
 		}
 	})
+}
+
+// BenchmarkCanaryRollback measures, per run, the time from the first
+// failing canary request to the served weights being back at stable, and to
+// the client's traffic being back at stable, at two canary intervals.
+func BenchmarkCanaryRollback(b *testing.B) {
+	for _, interval := range []string{"10s", "30s"} {
+		b.Run("interval="+interval, func(b *testing.B) {
+			var toWeights, toTraffic []time.Duration
+			for range b.N {
+				w, tr := rollbackOnce(b, interval)
+				toWeights, toTraffic = append(toWeights, w), append(toTraffic, tr)
+			}
+			slices.Sort(toWeights)
+			slices.Sort(toTraffic)
+			b.ReportMetric(toWeights[len(toWeights)/2].Seconds(), "p50-s-to-weights")
+			b.ReportMetric(toWeights[len(toWeights)-1].Seconds(), "max-s-to-weights")
+			b.ReportMetric(toTraffic[len(toTraffic)/2].Seconds(), "p50-s-to-traffic")
+			b.ReportMetric(toTraffic[len(toTraffic)-1].Seconds(), "max-s-to-traffic")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
+
+// rollbackOnce runs one canary to its first step, breaks it, and times the
+// rollback. glassmesh runs with the default 5 s --metrics.interval.
+func rollbackOnce(b *testing.B, interval string) (toWeights, toTraffic time.Duration) {
+	b.StopTimer()
+	defer b.StartTimer()
+	v1, v3 := newCanaryBackend(b, "v1"), newCanaryBackend(b, "v3")
+	dir := b.TempDir()
+	writeFile(b, filepath.Join(dir, "mesh.yaml"), canaryMesh(v1.port, v3.port, interval, "[50, 100]", 10))
+	gm := start(b, dir, "--metrics.interval", "5s")
+	defer gm.stop()
+	ct := startClientTraffic(b, gm, 40)
+	eventually(b, 60*time.Second, func() error {
+		ct.mu.Lock()
+		defer ct.mu.Unlock()
+		if !strings.Contains(strings.Join(ct.recent, ","), "v3") {
+			return fmt.Errorf("no v3 answers yet")
+		}
+		return nil
+	})
+	v3.failing.Store(true)
+	broke := time.Now()
+	gm.waitCanary(b, 120*time.Second, func(s canaryStatus) bool { return s.State == "rolled-back" })
+	toWeights = time.Since(broke)
+	eventually(b, 60*time.Second, func() error {
+		if !ct.allAt("v1") {
+			return fmt.Errorf("client traffic not back at v1")
+		}
+		return nil
+	})
+	return toWeights, time.Since(broke)
 }

@@ -82,7 +82,7 @@ spec:
 `, w1, w2)
 }
 
-func writeFile(t *testing.T, path, body string) {
+func writeFile(t testing.TB, path, body string) {
 	t.Helper()
 	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".tmp")
 	if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
@@ -95,7 +95,7 @@ func writeFile(t *testing.T, path, body string) {
 
 // xdsClient dials target through glassmesh with grpc-go's real xDS client,
 // as a proxyless node of its own.
-func xdsClient(t *testing.T, xdsAddr, workload, target string, opts ...grpc.DialOption) *grpc.ClientConn {
+func xdsClient(t testing.TB, xdsAddr, workload, target string, opts ...grpc.DialOption) *grpc.ClientConn {
 	t.Helper()
 	bootstrap, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{
 		Namespace: "default", Workload: workload, Instance: workload + "-0", IP: "127.0.0.1",
