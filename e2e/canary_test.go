@@ -315,6 +315,40 @@ func TestCanary(t *testing.T) {
 		}
 	})
 
+	t.Run("a bad canary is a config error with file:line and the last good config keeps serving", func(t *testing.T) {
+		v1, v3 := newCanaryBackend(t, "v1"), newCanaryBackend(t, "v3")
+		dir := t.TempDir()
+		good := canaryMesh(v1.port, v3.port, "1h", "[20, 50, 100]", 10)
+		writeFile(t, filepath.Join(dir, "mesh.yaml"), good)
+		gm := start(t, dir)
+		bad := strings.Replace(strings.Replace(good, "steps: [20, 50, 100]", "steps: [20, 10, 120]", 1),
+			"gates: [{slo: reviews-availability}]", "gates: [{slo: nope}, {query: 'rate(x[$interval]', max: 1}]", 1)
+		writeFile(t, filepath.Join(dir, "mesh.yaml"), bad)
+		var cfg struct {
+			Errors []struct {
+				File    string
+				Line    int
+				Path    string
+				Message string
+			}
+		}
+		eventually(t, 30*time.Second, func() error {
+			gm.getJSON(t, "/api/mesh/config", &cfg)
+			if len(cfg.Errors) != 4 {
+				return fmt.Errorf("errors: %+v", cfg.Errors)
+			}
+			return nil
+		})
+		for i, want := range []string{"spec.steps[1]", "spec.steps[2]", "spec.gates[0].slo", "spec.gates[1].query"} {
+			if e := cfg.Errors[i]; e.Path != want || e.Line == 0 || !strings.HasSuffix(e.File, "mesh.yaml") {
+				t.Errorf("error %d = %+v, want one at %s with its line", i, e, want)
+			}
+		}
+		if w := gm.servedWeights(t); w["v3"] != 20 || w["v1"] != 80 {
+			t.Errorf("served weights = %v, want the running canary's first step", w)
+		}
+	})
+
 	t.Run("a restarted glassmesh resumes the canary where it was", func(t *testing.T) {
 		v1, v3 := newCanaryBackend(t, "v1"), newCanaryBackend(t, "v3")
 		dir, data := t.TempDir(), t.TempDir()
