@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -41,7 +42,8 @@ type Manager struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	updating sync.Mutex // serialises Update
+	updating sync.Mutex // serialises Update; guards groups
+	groups   []rulefmt.RuleGroup
 	mu       sync.Mutex // guards slos
 	slos     []*model.SLO
 }
@@ -60,7 +62,8 @@ func NewManager(r Rules, query rules.QueryFunc, logger *slog.Logger) (*Manager, 
 }
 
 // Update generates the rule groups of m's SLOs (none when m is nil) and
-// installs them. On error the rules and SLOs in effect stay.
+// installs them, unless they are the groups in effect (a config push that
+// only moved weights). On error the rules and SLOs in effect stay.
 func (mg *Manager) Update(m *model.Mesh) error {
 	mg.updating.Lock()
 	defer mg.updating.Unlock()
@@ -68,9 +71,17 @@ func (mg *Manager) Update(m *model.Mesh) error {
 	if m != nil {
 		slos = slices.Clone(m.SLOs)
 	}
-	if err := mg.rules.SetGeneratedGroups(RulesSource, Generate(slos)); err != nil {
+	groups := Generate(slos)
+	if mg.groups != nil && reflect.DeepEqual(groups, mg.groups) {
+		mg.mu.Lock()
+		mg.slos = slos
+		mg.mu.Unlock()
+		return nil
+	}
+	if err := mg.rules.SetGeneratedGroups(RulesSource, groups); err != nil {
 		return fmt.Errorf("slo rules: %w", err)
 	}
+	mg.groups = groups
 	mg.mu.Lock()
 	mg.slos = slos
 	mg.mu.Unlock()
