@@ -21,16 +21,19 @@ func newSLOCmd() *cobra.Command {
 validate', and prints the recording and alerting rules that 'glassmesh run'
 evaluates for its SLOs, as a Prometheus rule file (Sloth's series names and
 labels), for use in another Prometheus or with 'promtool check rules'. Config
-errors are printed as file:line and exit 1.`,
+errors and warnings go to stderr as file:line; errors exit 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			r := model.Load(args[0])
+			errOut := cmd.ErrOrStderr() // stdout is the rule file
+			for _, d := range r.Errors {
+				fmt.Fprintln(errOut, "error:", d.Error())
+			}
+			for _, d := range r.Warnings {
+				fmt.Fprintln(errOut, "warning:", d.Error())
+			}
 			if len(r.Errors) > 0 {
-				errOut := cmd.ErrOrStderr()
-				for _, d := range r.Errors {
-					fmt.Fprintln(errOut, "error:", d.Error())
-				}
-				fmt.Fprintf(errOut, "%d error(s) in %d file(s)\n", len(r.Errors), r.Files)
+				fmt.Fprintf(errOut, "%d error(s), %d warning(s) in %d file(s)\n", len(r.Errors), len(r.Warnings), r.Files)
 				return exitCode(1)
 			}
 			out, err := slo.RuleFile(slo.Generate(r.Mesh.SLOs))

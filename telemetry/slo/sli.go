@@ -38,7 +38,8 @@ var onceSelectors = [...]string{
 // source_workload="unknown"), and matchers, a label-matcher fragment such
 // as `destination_version="v3"` (possibly empty), narrows every selector.
 // For ratio indicators the user's queries are returned with $window and
-// vars expanded (model.ExpandQuery); matchers is ignored.
+// vars expanded (model.ExpandQuery; $service and $namespace default to
+// the SLO's), each summed to one series; matchers is ignored.
 func SLI(s *model.SLO, window string, matchers string, vars map[string]string) (errorRate, totalRate string) {
 	errs, total := sliParts(s, window, matchers, "", vars)
 	return errs, fmt.Sprintf("%s or on() vector(0)", total)
