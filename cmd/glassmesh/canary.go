@@ -2,6 +2,7 @@ package main
 
 import (
 	"crypto/subtle"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/translate"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
 // newCanary builds the canary controller over the metrics engine, makes its
@@ -30,9 +32,25 @@ func (a *app) newCanary() error {
 	return nil
 }
 
-// push translates a mesh and sends it over xDS: the last step of both a
-// config load (apply) and a canary move (reapply).
+// newSLOs keeps the SLOs' generated rule groups in the rules manager and
+// serves /api/slos.
+func (a *app) newSLOs() error {
+	mg, err := slo.NewManager(a.tel.rules, a.tel.engine.QueryFunc(a.tel.storage.Queryable()), a.logger.With("component", "slo"))
+	if err != nil {
+		return err
+	}
+	a.slos = mg
+	mg.Register(a.mux)
+	return nil
+}
+
+// push translates a mesh and sends it over xDS, and keeps the SLO rules in
+// step: the last step of both a config load (apply) and a canary move
+// (reapply).
 func (a *app) push(m *model.Mesh) error {
+	if err := a.slos.Update(m); err != nil {
+		return fmt.Errorf("SLO rules: %w", err)
+	}
 	snap, err := translate.Translate(m, translate.Options{})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
 	"github.com/glassmesh/glassmesh/control/xds"
 	"github.com/glassmesh/glassmesh/dashboards"
 )
@@ -60,6 +61,7 @@ type app struct {
 	xds     *xds.Server
 	tel     *telemetry
 	canary  *canary.Controller
+	slos    *slo.Manager
 	grpc    *grpc.Server
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -95,6 +97,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	a.routes()
 	var err error
 	if a.tel, err = a.newTelemetry(f.telemetry); err != nil {
+		return nil, err
+	}
+	if err = a.newSLOs(); err != nil {
+		a.tel.close()
 		return nil, err
 	}
 	if err = a.newCanary(); err != nil {
