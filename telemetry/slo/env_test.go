@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
+	"go.uber.org/goleak"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
@@ -80,3 +81,5 @@ func parseSeries(s string) (labels.Labels, error) {
 	lbls, _, err := parser.NewParser(parser.Options{}).ParseSeriesDesc(s + " 0")
 	return lbls, err
 }
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
