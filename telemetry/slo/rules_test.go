@@ -6,7 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	prommodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
@@ -66,4 +68,42 @@ func TestGenerateGolden(t *testing.T) {
 			t.Fatalf("promtool check rules: %v\n%s", err, b)
 		}
 	})
+}
+
+func TestGenerateForEveryWindow(t *testing.T) {
+	day := 24 * time.Hour
+	for _, window := range []time.Duration{day, 36 * time.Hour, 3 * day, 7 * day, 365 * day} {
+		t.Run("a "+promDuration(window)+" SLO records each series once and reads its own window", func(t *testing.T) {
+			s := testSLO("x", 99, window, model.Indicator{Availability: &model.AvailabilityIndicator{}})
+			groups := Generate([]*model.SLO{s})
+			if len(groups) != 1 {
+				t.Fatalf("%d groups", len(groups))
+			}
+			seen := map[string]bool{}
+			var periodBurn string
+			for _, r := range groups[0].Rules {
+				key := r.Record + r.Alert + "/" + r.Labels[labelWindow] + "/" + r.Labels[labelSeverity]
+				if seen[key] {
+					t.Errorf("%s is generated twice", key)
+				}
+				seen[key] = true
+				if r.Record == PeriodBurnRateMetric {
+					periodBurn = r.Expr
+				}
+			}
+			if want := SLIErrorMetric + promDuration(window) + "{"; !strings.HasPrefix(periodBurn, want) {
+				t.Errorf("period burn rate %q does not read %s", periodBurn, want)
+			}
+			if !seen[SLIErrorMetric+promDuration(window)+"/"+promDuration(window)+"/"] {
+				t.Errorf("no SLI for the window itself")
+			}
+			out, err := RuleFile(groups)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, errs := rulefmt.Parse(out, false, prommodel.LegacyValidation, parser.NewParser(parser.Options{}), slog.New(slog.DiscardHandler)); len(errs) > 0 {
+				t.Fatal(errs)
+			}
+		})
+	}
 }
