@@ -43,19 +43,37 @@
 // adds compound nodes (app boxes only for two or more members, as Kiali).
 // Appenders: responseTime (avg|50|95|99, ms), throughput (request|response,
 // bytes/s), securityPolicy (isMTLS = percent of the edge's traffic with
-// mutual TLS, plus principals), deadNode (drops series without traffic),
-// idleNode (nodes of series that had traffic in memory before the window
-// but none in it), health (healthData plus glassmesh's healthStatus, from
-// Tolerances; Kiali's defaults). Rates are strings with Kiali's precision;
-// ids are the sha256 (hex) of the node identity and of
-// "source.target.protocol", as Kiali's; responseTime and throughput are
-// whole numbers (ms, bytes/s), as Kiali prints them.
+// mutual TLS, plus principals), deadNode (drops series without traffic;
+// with the mesh registry, isDead on nodes whose workloads have no
+// endpoints, and on services that select none with endpoints), idleNode
+// (nodes of series that had traffic in memory before the window but none
+// in it; with the registry, a node of dataSource "registry" for every
+// service and workload of the requested namespaces without traffic),
+// health (healthData plus glassmesh's healthStatus, from Tolerances;
+// Kiali's defaults). Rates are strings with Kiali's precision; ids are
+// the sha256 (hex) of the node identity and of "source.target.protocol",
+// as Kiali's; responseTime and throughput are whole numbers (ms,
+// bytes/s), as Kiali prints them.
+//
+// # Serving
+//
+// A graph is built straight to its JSON (emit: no intermediate maps),
+// byte for byte what encoding/json writes for the Kiali types (tested).
+// The bytes are cached per parameter set (queryTime included) for one
+// refresh interval and shared by every HTTP caller and, as the data of
+// their events, every stream client; gzip is sent only to callers that
+// accept it, compressed once per cached graph. Build decodes the same
+// bytes for callers that want Go values.
 //
 // # Wiring (cmd/glassmesh)
 //
-//	g, err := topology.New(topology.Config{PreferQuerier: queryURL != ""},
-//		topology.EngineQuerier{Engine: engine.PromQL(), Queryable: storage.Queryable()},
+//	q := topology.Querier(topology.EngineQuerier{Engine: engine.PromQL(), Queryable: storage.Queryable()})
+//	if queryURL != "" { // --metrics.query-url
+//		if q, err = topology.NewHTTPQuerier(topology.HTTPQuerierConfig{URL: queryURL}); err != nil { ... }
+//	}
+//	g, err := topology.New(topology.Config{PreferQuerier: queryURL != ""}, q,
 //		spanReader, logger.With("component", "topology"), reg)
+//	g.SetMesh(func() *model.Mesh { m, _ := store.Mesh(); return m })
 //	consumers = append(consumers, g) // the pipeline's fan-out
 //	g.Register(mux)                  // on --http-addr
 //	// run group: execute g.Run(ctx), interrupt cancels ctx;
@@ -63,10 +81,7 @@
 //
 // # Not done
 //
-// There is no registry lookup: isDead, isOutOfMesh, service entries,
-// virtual service flags and Kiali's "unused" nodes need the mesh model,
-// which topology may not import. gRPC sent/received rates use request and
-// response bytes (glassmesh records no gRPC message counts). A Querier for
-// --metrics.query-url (an HTTP Prometheus client) is left to the cmd
-// wiring.
+// Service entries, isOutOfMesh, virtual service flags and Kiali's
+// "unused" nodes are not drawn. gRPC sent/received rates use request and
+// response bytes (glassmesh records no gRPC message counts).
 package topology
