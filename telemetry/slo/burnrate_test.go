@@ -54,7 +54,7 @@ func splitScript(s string) (load, evals string) {
 	return s[:i+1], s[i+1:]
 }
 
-func testEngine(t *testing.T) *promql.Engine {
+func testEngine(t testing.TB) *promql.Engine {
 	t.Helper()
 	eng, err := metrics.NewEngine(metrics.EngineConfig{Dir: t.TempDir()}, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
@@ -67,6 +67,25 @@ func testEngine(t *testing.T) *promql.Engine {
 // evalRules evaluates groups against st at every step from time 0 to end,
 // writing their results (and the ALERTS series) into st.
 func evalRules(t *testing.T, eng *promql.Engine, st storage.Storage, groups []rulefmt.RuleGroup, end, step time.Duration) {
+	t.Helper()
+	loaded := loadGroups(t, eng, st, groups, step)
+	start := time.Unix(0, 0).UTC()
+	for ts := start; !ts.After(start.Add(end)); ts = ts.Add(step) {
+		for _, g := range loaded {
+			g.Eval(context.Background(), ts)
+			for _, r := range g.Rules() {
+				if err := r.LastError(); err != nil {
+					t.Fatalf("rule %s at %s: %v", r.Name(), ts.Sub(start), err)
+				}
+			}
+		}
+	}
+}
+
+// loadGroups turns groups into Prometheus rule groups over st, in order,
+// for a caller to evaluate at the times it chooses, as promtool test rules
+// does.
+func loadGroups(t testing.TB, eng *promql.Engine, st storage.Storage, groups []rulefmt.RuleGroup, interval time.Duration) []*rules.Group {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "slo.rules.yaml")
 	out, err := RuleFile(groups)
@@ -84,7 +103,7 @@ func evalRules(t *testing.T, eng *promql.Engine, st storage.Storage, groups []ru
 		NotifyFunc:   func(context.Context, string, ...*rules.Alert) {},
 		Logger:       slog.New(slog.DiscardHandler),
 	})
-	loaded, errs := m.LoadGroups(step, labels.EmptyLabels(), "", nil, false, file)
+	loaded, errs := m.LoadGroups(interval, labels.EmptyLabels(), "", nil, false, file)
 	if len(errs) > 0 {
 		t.Fatal(errs)
 	}
@@ -98,15 +117,5 @@ func evalRules(t *testing.T, eng *promql.Engine, st storage.Storage, groups []ru
 		}
 	}
 	slices.SortFunc(ordered, func(a, b *rules.Group) int { return strings.Compare(a.Name(), b.Name()) })
-	start := time.Unix(0, 0).UTC()
-	for ts := start; !ts.After(start.Add(end)); ts = ts.Add(step) {
-		for _, g := range ordered {
-			g.Eval(context.Background(), ts)
-			for _, r := range g.Rules() {
-				if err := r.LastError(); err != nil {
-					t.Fatalf("rule %s at %s: %v", r.Name(), ts.Sub(start), err)
-				}
-			}
-		}
-	}
+	return ordered
 }

@@ -22,7 +22,7 @@ type env struct {
 	reg *prometheus.Registry
 }
 
-func newEnv(t *testing.T) *env {
+func newEnv(t testing.TB) *env {
 	t.Helper()
 	e := &env{reg: prometheus.NewRegistry()}
 	var err error
@@ -47,7 +47,7 @@ type counter struct {
 
 // appendCounters writes each counter every 10s over the 10 minutes up to
 // end, starting from 0.
-func (e *env) appendCounters(t *testing.T, end time.Time, cs ...counter) {
+func (e *env) appendCounters(t testing.TB, end time.Time, cs ...counter) {
 	t.Helper()
 	app := e.st.Appendable().Appender(context.Background())
 	for _, c := range cs {
