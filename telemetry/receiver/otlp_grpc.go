@@ -21,12 +21,16 @@ const (
 // (pmetricotlp.RegisterGRPCServer leaves decoding to grpc-go, which answers
 // INTERNAL before any handler runs).
 func RegisterOTLPMetricsGRPC(s *grpc.Server, srv pmetricotlp.GRPCServer) {
-	registerOTLP(s, otlpMetricService, "metrics", pmetricotlp.NewExportRequest, srv.Export)
+	registerOTLP(s, otlpMetricService, "metrics", pmetricotlp.NewExportRequest,
+		func(ctx context.Context, req pmetricotlp.ExportRequest, _ []byte) (pmetricotlp.ExportResponse, error) {
+			return srv.Export(ctx, req)
+		})
 }
 
-// registerOTLPTraces is RegisterOTLPMetricsGRPC for the trace service.
-func registerOTLPTraces(s *grpc.Server, srv ptraceotlp.GRPCServer) {
-	registerOTLP(s, otlpTraceService, "traces", ptraceotlp.NewExportRequest, srv.Export)
+// registerOTLPTraces is RegisterOTLPMetricsGRPC for the trace service; the
+// request's bytes go along with it, so the store need not encode it again.
+func registerOTLPTraces(s *grpc.Server, export func(context.Context, ptraceotlp.ExportRequest, []byte) (ptraceotlp.ExportResponse, error)) {
+	registerOTLP(s, otlpTraceService, "traces", ptraceotlp.NewExportRequest, export)
 }
 
 // otlpRequest and otlpResponse are pdata's OTLP export messages.
@@ -36,15 +40,16 @@ type (
 )
 
 // registerOTLP decodes service/Export requests itself and hands them to
-// export, answering INVALID_ARGUMENT for bytes that are no request.
+// export with their bytes (valid during the call), answering
+// INVALID_ARGUMENT for bytes that are no request.
 func registerOTLP[Req otlpRequest, Resp otlpResponse](s *grpc.Server, service, what string,
-	newReq func() Req, export func(context.Context, Req) (Resp, error)) {
+	newReq func() Req, export func(context.Context, Req, []byte) (Resp, error)) {
 	registerRawUnary(s, service, func(ctx context.Context, body []byte) ([]byte, error) {
 		req := newReq()
 		if err := req.UnmarshalProto(body); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP %s request: %v", what, err)
 		}
-		resp, err := export(ctx, req)
+		resp, err := export(ctx, req, body)
 		if err != nil {
 			return nil, err
 		}

@@ -33,7 +33,8 @@ const (
 // (opentelemetry.proto.collector.trace.v1.TraceService) on s; cmd calls it
 // for the --otlp-grpc-addr server and for the --grpc-addr one.
 func (r *TraceReceiver) RegisterGRPC(s *grpc.Server) {
-	registerOTLPTraces(s, &otlpGRPC{r: r})
+	g := &otlpGRPC{r: r}
+	registerOTLPTraces(s, g.exportEncoded)
 }
 
 // otlpGRPC is the OTLP/gRPC trace service.
@@ -44,22 +45,28 @@ type otlpGRPC struct {
 
 // Export writes the request's spans and answers once they are durable.
 func (g *otlpGRPC) Export(ctx context.Context, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+	return g.exportEncoded(ctx, req, nil)
+}
+
+// exportEncoded is Export given the request's protobuf too (nil: none).
+func (g *otlpGRPC) exportEncoded(ctx context.Context, req ptraceotlp.ExportRequest, raw []byte) (ptraceotlp.ExportResponse, error) {
 	if err := g.r.acquire(ctx); err != nil {
 		g.r.m.refused.WithLabelValues("otlp_grpc", "overloaded").Add(float64(req.Traces().SpanCount()))
 		return ptraceotlp.NewExportResponse(), g.r.grpcStatus(err).Err()
 	}
 	defer g.r.release()
-	resp, err := g.r.export(ctx, "otlp_grpc", req)
+	resp, err := g.r.export(ctx, "otlp_grpc", req, raw)
 	if err != nil {
 		return resp, g.r.grpcStatus(err).Err()
 	}
 	return resp, nil
 }
 
-// export is Export for both transports; the caller holds a slot.
-func (r *TraceReceiver) export(ctx context.Context, transport string, req ptraceotlp.ExportRequest) (ptraceotlp.ExportResponse, error) {
+// export is Export for both transports; the caller holds a slot. raw is
+// the request's protobuf, when there is one.
+func (r *TraceReceiver) export(ctx context.Context, transport string, req ptraceotlp.ExportRequest, raw []byte) (ptraceotlp.ExportResponse, error) {
 	resp := ptraceotlp.NewExportResponse()
-	rejected, why, err := r.write(ctx, transport, req.Traces())
+	rejected, why, err := r.writeEncoded(ctx, transport, req.Traces(), raw)
 	if err != nil {
 		return resp, err
 	}
@@ -123,16 +130,17 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	otlpReq := ptraceotlp.NewExportRequest()
+	var raw []byte
 	if ct == contentTypeJSON {
 		err = otlpReq.UnmarshalJSON(body)
 	} else {
-		err = otlpReq.UnmarshalProto(body)
+		err, raw = otlpReq.UnmarshalProto(body), body
 	}
 	if err != nil {
 		writeOTLPError(w, ct, http.StatusBadRequest, codes.InvalidArgument, "malformed OTLP traces: "+err.Error())
 		return
 	}
-	resp, err := r.export(req.Context(), "otlp_http", otlpReq)
+	resp, err := r.export(req.Context(), "otlp_http", otlpReq, raw)
 	if err != nil {
 		r.writeHTTPWriteError(w, ct, err)
 		return

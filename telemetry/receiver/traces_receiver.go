@@ -38,6 +38,17 @@ type TracesWriter interface {
 	WriteTraces(ctx context.Context, td ptrace.Traces) error
 }
 
+// EncodedTracesWriter is a TracesWriter that can also take the OTLP
+// protobuf the spans were decoded from, to store it without encoding the
+// spans again; tracing/store's Durable is one.
+type EncodedTracesWriter interface {
+	TracesWriter
+	// WriteTracesEncoded is WriteTraces given raw, the unchanged
+	// TracesData or ExportTraceServiceRequest that td was decoded from. It
+	// must keep neither.
+	WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw []byte) error
+}
+
 // TracesConfig configures a TraceReceiver. The zero value is valid.
 type TracesConfig struct {
 	// MaxRequestBytes bounds a decompressed HTTP body; larger ones get
@@ -156,8 +167,15 @@ func (r *TraceReceiver) overloaded(err error) bool {
 // write drops the spans without valid ids, writes the rest and returns how
 // many were rejected and why (the OTLP partial success).
 func (r *TraceReceiver) write(ctx context.Context, transport string, td ptrace.Traces) (rejected int, why string, err error) {
+	return r.writeEncoded(ctx, transport, td, nil)
+}
+
+// writeEncoded is write given td's protobuf too (nil: none), which goes to
+// an EncodedTracesWriter as long as it still encodes td.
+func (r *TraceReceiver) writeEncoded(ctx context.Context, transport string, td ptrace.Traces, raw []byte) (rejected int, why string, err error) {
 	rejected = dropInvalidSpans(td)
 	if rejected > 0 {
+		raw = nil // it still holds the dropped spans
 		why = fmt.Sprintf("%d spans rejected: trace id and span id must be non-zero", rejected)
 		r.m.refused.WithLabelValues(transport, "invalid").Add(float64(rejected))
 	}
@@ -165,7 +183,7 @@ func (r *TraceReceiver) write(ctx context.Context, transport string, td ptrace.T
 	if n == 0 {
 		return rejected, why, nil
 	}
-	if err := r.w.WriteTraces(ctx, td); err != nil {
+	if err := r.writeTraces(ctx, td, raw); err != nil {
 		reason := "error"
 		if r.overloaded(err) {
 			reason = "overloaded"
@@ -175,6 +193,13 @@ func (r *TraceReceiver) write(ctx context.Context, transport string, td ptrace.T
 	}
 	r.m.accepted.WithLabelValues(transport).Add(float64(n))
 	return rejected, why, nil
+}
+
+func (r *TraceReceiver) writeTraces(ctx context.Context, td ptrace.Traces, raw []byte) error {
+	if ew, ok := r.w.(EncodedTracesWriter); ok && raw != nil {
+		return ew.WriteTracesEncoded(ctx, td, raw)
+	}
+	return r.w.WriteTraces(ctx, td)
 }
 
 // dropInvalidSpans removes spans with an empty trace or span id and

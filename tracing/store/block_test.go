@@ -22,7 +22,7 @@ func TestBlockPostingsSortedByConstruction(t *testing.T) {
 	for range 300 {
 		n := rng.IntN(200)
 		td := g.batch(n, 1)
-		h.add(genTraceID(n), td, fragRef{n: uint32(n)})
+		h.add([]storedFrag{{id: genTraceID(n), ref: fragRef{n: uint32(n)}}}, td)
 	}
 	order := make([]int32, len(h.traces))
 	for i := range order {

@@ -261,7 +261,8 @@ func (d *Durable) replay(covered int) error {
 					d.logger.Warn("skipping undecodable WAL fragment", "segment", s, "err", err)
 					continue
 				}
-				d.head.add(pcommon.TraceID(f.id), td, fragRef{seg: uint32(s), n: uint32(len(f.data)), off: off + int64(f.at)})
+				ref := fragRef{seg: uint32(s), n: uint32(len(f.data)), off: off + int64(f.at)}
+				d.head.add([]storedFrag{{id: f.id, ref: ref}}, td)
 			}
 			return nil
 		})
@@ -281,26 +282,32 @@ func (d *Durable) replay(covered int) error {
 // It returns ErrOverloaded while the head is full and the previous one is
 // still being written to disk.
 func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
+	return d.WriteTracesEncoded(ctx, td, nil)
+}
+
+// WriteTracesEncoded is WriteTraces for a batch the caller also holds as
+// OTLP protobuf: raw, a TracesData or ExportTraceServiceRequest that td was
+// decoded from, unchanged (nil: none). The WAL records are cut from raw
+// instead of encoding td again. Neither is kept.
+func (d *Durable) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The head keeps only the encoded fragments and its index, so the spans
-	// can be borrowed from td rather than copied; td is whole again on return.
-	frags, restore := borrowTraces(td, fragMaxSpans)
-	defer restore()
-	if len(frags) == 0 {
+	n := td.SpanCount()
+	if n == 0 {
 		return nil
 	}
-	var mar ptrace.ProtoMarshaler
-	wf := make([]walFrag, len(frags))
-	for i, f := range frags {
-		data, err := mar.MarshalTraces(f.td)
+	rec, frags, ids, err := encodeRecord(raw, fragMaxSpans)
+	if raw == nil || err != nil || !sameTraceIDs(td, ids) {
+		// Not td's encoding after all (or none): encode td.
+		var m ptrace.ProtoMarshaler
+		if raw, err = m.MarshalTraces(td); err == nil {
+			rec, frags, _, err = encodeRecord(raw, fragMaxSpans)
+		}
 		if err != nil {
 			return fmt.Errorf("trace store: encode: %w", err)
 		}
-		wf[i] = walFrag{id: f.id, data: data}
 	}
-	rec := encodePayload(wf)
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.closed {
@@ -319,15 +326,32 @@ func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 		return fmt.Errorf("trace store: %w", err)
 	}
 	d.notifyForwarders()
-	spans := 0
+	stored := make([]storedFrag, len(frags))
 	for i, f := range frags {
-		d.head.add(f.id, f.td, fragRef{seg: uint32(at.seg), n: uint32(len(wf[i].data)), off: at.off + int64(wf[i].at)})
-		spans += f.spans
+		stored[i] = storedFrag{id: f.id, ref: fragRef{seg: uint32(at.seg), n: uint32(f.n), off: at.off + int64(f.at)}}
 	}
-	d.m.spans.Add(float64(spans))
+	d.head.add(stored, td)
+	d.m.spans.Add(float64(n))
 	d.m.bytes.Add(float64(len(rec)))
-	d.m.headSpans.Add(float64(spans))
+	d.m.headSpans.Add(float64(n))
 	return nil
+}
+
+// sameTraceIDs reports whether the spans of td have the trace ids ids, in
+// order: whether a batch cut from raw bytes is td's.
+func sameTraceIDs(td ptrace.Traces, ids []pcommon.TraceID) bool {
+	i := 0
+	for _, rs := range td.ResourceSpans().All() {
+		for _, ss := range rs.ScopeSpans().All() {
+			for _, sp := range ss.Spans().All() {
+				if i >= len(ids) || sp.TraceID() != ids[i] {
+					return false
+				}
+				i++
+			}
+		}
+	}
+	return i == len(ids)
 }
 
 // swapHead starts a new head and WAL segment and hands the old head to the

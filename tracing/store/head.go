@@ -217,11 +217,48 @@ func (h *head) readFrag(r fragRef) ([]byte, error) {
 	return buf, nil
 }
 
-// add indexes fragment td of trace id, stored in the WAL at ref (in a
-// segment opened with useSegment).
-func (h *head) add(id pcommon.TraceID, td ptrace.Traces, ref fragRef) {
+// storedFrag is a fragment of a trace and where it is in the WAL.
+type storedFrag struct {
+	id  pcommon.TraceID
+	ref fragRef
+}
+
+// add records where the fragments of a batch are stored (in segments
+// opened with useSegment) and indexes the batch's spans, td.
+func (h *head) add(frags []storedFrag, td ptrace.Traces) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if h.spans == 0 {
+		h.created = time.Now()
+	}
+	for _, f := range frags {
+		t := h.traces[h.ordOf(f.id)]
+		t.frags = append(t.frags, f.ref)
+		h.bytes += int64(f.ref.n) + fragRefBytes
+	}
+	rss := td.ResourceSpans()
+	for i := range rss.Len() {
+		rs := rss.At(i)
+		svc := serviceOf(rs.Resource())
+		ord, last := int32(-1), pcommon.TraceID{}
+		sss := rs.ScopeSpans()
+		for j := range sss.Len() {
+			spans := sss.At(j).Spans()
+			for k := range spans.Len() {
+				sp := spans.At(k)
+				if id := sp.TraceID(); ord < 0 || id != last {
+					ord, last = h.ordOf(id), id
+					h.postAttrs(rs.Resource().Attributes(), ord)
+				}
+				h.addSpan(h.traces[ord], ord, svc, sp)
+			}
+		}
+	}
+}
+
+// ordOf returns the ordinal of trace id, adding the trace if it is new.
+// Hold mu.
+func (h *head) ordOf(id pcommon.TraceID) int32 {
 	ord, ok := h.byID[id]
 	if !ok {
 		ord = int32(len(h.traces))
@@ -229,25 +266,7 @@ func (h *head) add(id pcommon.TraceID, td ptrace.Traces, ref fragRef) {
 		h.traces = append(h.traces, &headTrace{id: id})
 		h.bytes += traceOverhead
 	}
-	t := h.traces[ord]
-	if h.spans == 0 {
-		h.created = time.Now()
-	}
-	t.frags = append(t.frags, ref)
-	h.bytes += int64(ref.n) + fragRefBytes
-	rss := td.ResourceSpans()
-	for i := 0; i < rss.Len(); i++ {
-		rs := rss.At(i)
-		svc := serviceOf(rs.Resource())
-		h.postAttrs(rs.Resource().Attributes(), ord)
-		sss := rs.ScopeSpans()
-		for j := 0; j < sss.Len(); j++ {
-			spans := sss.At(j).Spans()
-			for k := 0; k < spans.Len(); k++ {
-				h.addSpan(t, ord, svc, spans.At(k))
-			}
-		}
-	}
+	return ord
 }
 
 func (h *head) addSpan(t *headTrace, ord int32, svc string, sp ptrace.Span) {

@@ -21,13 +21,7 @@ type splitter struct {
 	maxSpans int
 	open     map[pcommon.TraceID]*fragState
 	out      []*fragState
-	// moved, when not nil, makes the splitter move spans instead of
-	// copying them, remembering where each came from so they can be put back.
-	moved *[]movedSpan
 }
-
-// movedSpan is a span moved into a fragment (at) from the caller's batch (from).
-type movedSpan struct{ at, from ptrace.Span }
 
 type fragState struct {
 	fragment
@@ -38,20 +32,6 @@ type fragState struct {
 // each (0: unbounded), in first-seen order.
 func splitTraces(td ptrace.Traces, maxSpans int) []fragment {
 	return split(splitter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]*fragState)}, td)
-}
-
-// borrowTraces is splitTraces without copying the spans: it moves them out
-// of td (a cheap struct move, where a copy allocates every attribute) and
-// returns restore, which moves them back. td must not be read until
-// restore ran, and the fragments not after.
-func borrowTraces(td ptrace.Traces, maxSpans int) (frags []fragment, restore func()) {
-	var moved []movedSpan
-	frags = split(splitter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]*fragState), moved: &moved}, td)
-	return frags, func() {
-		for _, m := range moved {
-			m.at.MoveTo(m.from)
-		}
-	}
 }
 
 func split(s splitter, td ptrace.Traces) []fragment {
@@ -91,13 +71,7 @@ func (s *splitter) add(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, i, j int, 
 		dst = nss.Spans()
 		f.rsOf[[2]int{i, j}] = dst
 	}
-	if s.moved != nil {
-		at := dst.AppendEmpty()
-		sp.MoveTo(at)
-		*s.moved = append(*s.moved, movedSpan{at: at, from: sp})
-	} else {
-		sp.CopyTo(dst.AppendEmpty())
-	}
+	sp.CopyTo(dst.AppendEmpty())
 	f.spans++
 }
 

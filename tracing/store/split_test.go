@@ -9,9 +9,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// WriteTraces borrows the batch's spans instead of copying them; the
-// caller's batch must be whole again when it returns, and what was stored
-// must be the spans, not the emptied places they were moved out of.
+// WriteTraces must leave the caller's batch as it was, and store the
+// spans whole.
 func TestWriteTracesLeavesTheBatchWhole(t *testing.T) {
 	d := openTest(t, Config{})
 	td := newGen(time.Now().Add(-time.Minute)).batch(0, 16)
