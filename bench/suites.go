@@ -38,17 +38,19 @@ func suites() []suite {
 		},
 		{
 			Title: "Trace ingestion: OTLP/gRPC spans, durable and indexed",
-			About: "(a) the limit: pdata's OTLP protobuf unmarshal of the same batches (512 spans per request, 8 per trace, " +
-				"10 attributes, ~350 B/span), one core. (b) a glassmesh process takes the batches from 4 concurrent OTLP/gRPC " +
-				"clients on the same machine; each OK means the spans are in the WAL and indexed. spans/cpu-s divides by the CPU " +
-				"time glassmesh used; RSS-MiB is its resident memory at the end. Target: (b) per CPU-second ≥ 0.5 × (a). " +
+			About: "(a) the limit: pdata's OTLP protobuf unmarshal of the same batches (512 spans per request, " +
+				"10 attributes, ~350 B/span), one goroutine, warm (100 batches per op); its spans/cpu-s divides by the CPU time " +
+				"of the benchmark process (GC included), which other load on the machine does not inflate. (b) a glassmesh process " +
+				"takes the batches from 4 concurrent OTLP/gRPC clients on the same machine; each OK means the spans are in the WAL " +
+				"and indexed. spans/cpu-s divides by the CPU time glassmesh used; RSS-MiB is its resident memory at the end. " +
+				"Target: (b) per CPU-second ≥ 0.5 × (a) per CPU-second. " +
 				"For reference, Jaeger v1.76's non-durable memory store took 97–132k spans/s of such spans on a 2-vCPU machine, " +
 				"growing to 16 GB RSS in a minute.",
 			Pkg:   "./e2e/",
 			Bench: "BenchmarkOTLP",
 			Args:  []string{"-benchtime", "5x"},
 			Ratios: []ratio{
-				{Label: "(b) per glassmesh CPU-second / (a) decode per core", Num: "OTLPIngest", Den: "OTLPDecodeLimit", Unit: "spans/cpu-s", DenUnit: "spans/s"},
+				{Label: "(b) per glassmesh CPU-second / (a) decode per CPU-second", Num: "OTLPIngest", Den: "OTLPDecodeLimit", Unit: "spans/cpu-s"},
 			},
 			Metrics: []string{"spans/s", "spans/cpu-s", "RSS-MiB", "B/span"},
 		},
