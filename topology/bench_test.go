@@ -72,12 +72,14 @@ func benchGraph(b testing.TB, n int) (*Graph, time.Time) {
 	return g, now
 }
 
-// reportLatency adds p50/p99 in ms of the timed iterations.
-func reportLatency(b *testing.B, lat []time.Duration) {
+// reportLatency adds p50/p99 in ms of the timed iterations, and the
+// process's CPU time per iteration since cpu0 (processCPU before the loop).
+func reportLatency(b *testing.B, lat []time.Duration, cpu0 time.Duration) {
 	slices.Sort(lat)
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
 	b.ReportMetric(q(0.5), "p50-ms")
 	b.ReportMetric(q(0.99), "p99-ms")
+	b.ReportMetric(float64(processCPU()-cpu0)/1e6/float64(len(lat)), "cpu-ms")
 }
 
 // BenchmarkGraph is one /api/namespaces/graph computation (every
@@ -93,6 +95,7 @@ func BenchmarkGraph(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			var lat []time.Duration
+			cpu0 := processCPU()
 			for b.Loop() {
 				start := time.Now()
 				body, err := g.buildFrom(context.Background(), o, pathMemory)
@@ -101,7 +104,7 @@ func BenchmarkGraph(b *testing.B) {
 				}
 				lat = append(lat, time.Since(start))
 			}
-			reportLatency(b, lat)
+			reportLatency(b, lat, cpu0)
 			b.ReportMetric(float64(4*n), "edges")
 		})
 	}
@@ -120,6 +123,7 @@ func BenchmarkStreamUpdate(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			var lat []time.Duration
+			cpu0 := processCPU()
 			for b.Loop() {
 				start := time.Now()
 				if bc.tick(context.Background(), nil) == nil {
@@ -127,7 +131,7 @@ func BenchmarkStreamUpdate(b *testing.B) {
 				}
 				lat = append(lat, time.Since(start))
 			}
-			reportLatency(b, lat)
+			reportLatency(b, lat, cpu0)
 			b.ReportMetric(float64(bc.last.size()), "event-bytes")
 		})
 	}
@@ -168,6 +172,7 @@ func BenchmarkGraphPromQL(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			var lat []time.Duration
+			cpu0 := processCPU()
 			for b.Loop() {
 				start := time.Now()
 				body, err := g.buildFrom(ctx, o, pathPromQL)
@@ -176,7 +181,7 @@ func BenchmarkGraphPromQL(b *testing.B) {
 				}
 				lat = append(lat, time.Since(start))
 			}
-			reportLatency(b, lat)
+			reportLatency(b, lat, cpu0)
 		})
 	}
 }
@@ -193,6 +198,7 @@ func BenchmarkGraphHTTP(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			var lat []time.Duration
+			cpu0 := processCPU()
 			size := 0
 			for b.Loop() {
 				g.cache = resultCache{}
@@ -205,7 +211,7 @@ func BenchmarkGraphHTTP(b *testing.B) {
 				size = w.Body.Len()
 				lat = append(lat, time.Since(start))
 			}
-			reportLatency(b, lat)
+			reportLatency(b, lat, cpu0)
 			b.ReportMetric(float64(size), "body-bytes")
 		})
 	}

@@ -139,39 +139,50 @@ func compareNodes(a, c *NodeData) int {
 	if r := boxRank(a.IsBox) - boxRank(c.IsBox); r != 0 {
 		return r
 	}
-	for _, p := range [...][2]string{{a.Cluster, c.Cluster}, {a.Namespace, c.Namespace}, {a.App, c.App},
-		{a.Version, c.Version}, {a.Service, c.Service}, {a.Workload, c.Workload}} {
-		if r := strings.Compare(p[0], p[1]); r != 0 {
-			return r
-		}
+	if a.Cluster != c.Cluster {
+		return strings.Compare(a.Cluster, c.Cluster)
+	}
+	if a.Namespace != c.Namespace {
+		return strings.Compare(a.Namespace, c.Namespace)
+	}
+	if a.App != c.App {
+		return strings.Compare(a.App, c.App)
+	}
+	if a.Version != c.Version {
+		return strings.Compare(a.Version, c.Version)
+	}
+	if a.Service != c.Service {
+		return strings.Compare(a.Service, c.Service)
+	}
+	if a.Workload != c.Workload {
+		return strings.Compare(a.Workload, c.Workload)
 	}
 	return strings.Compare(a.ID, c.ID)
 }
 
 // appendEdge appends one edge's {"data": ...}, Kiali's EdgeData.
 func (b *builder) appendEdge(buf []byte, e *edge, h *healthRater) []byte {
-	ap := b.o.Appenders
 	p := protoIndex(e.proto)
 	buf = append(buf, `{"data":{"id":"`...)
 	buf = append(appendEdgeID(buf, e.src.data.ID, e.dst.data.ID, e.proto), '"')
-	buf = appendField(buf, "source", e.src.data.ID)
-	buf = appendField(buf, "target", e.dst.data.ID)
+	buf = appendRawField(buf, "source", e.src.data.ID)
+	buf = appendRawField(buf, "target", e.dst.data.ID)
 	requests := e.proto != "tcp" && e.reqs > 0
-	if ap[AppenderSecurityPolicy] {
+	if b.ap.security {
 		buf = appendOmit(buf, "destPrincipal", e.dstP)
 		if e.mtls > 0 && e.rate > 0 {
 			buf = append(buf, `,"isMTLS":"`...)
 			buf = append(strconv.AppendFloat(buf, e.mtls/e.rate*100, 'f', 0, 64), '"')
 		}
 	}
-	if requests && ap[AppenderResponseTime] {
+	if requests && b.ap.responseTime {
 		buf = append(buf, `,"responseTime":"`...)
 		buf = append(strconv.AppendFloat(buf, responseTime(b.o.ResponseTime, &e.hist, e.durSum, e.reqs), 'f', 0, 64), '"')
 	}
-	if ap[AppenderSecurityPolicy] {
+	if b.ap.security {
 		buf = appendOmit(buf, "sourcePrincipal", e.srcP)
 	}
-	if requests && ap[AppenderThroughput] {
+	if requests && b.ap.throughput {
 		v := e.respBytes
 		if b.o.ThroughputType == "request" {
 			v = e.reqBytes
@@ -188,7 +199,7 @@ func (b *builder) appendEdge(buf []byte, e *edge, h *healthRater) []byte {
 		}
 	}
 	buf = append(buf, '}')
-	if requests && ap[AppenderHealth] {
+	if requests && b.ap.health {
 		var codes []codeCount
 		for _, c := range e.resp {
 			codes = addCode(codes, c.code, c.reqs)

@@ -115,11 +115,26 @@ func appendFloat(b []byte, f float64) []byte {
 	return b
 }
 
+// appendRawField appends `,"name":"v"` for a v known to need no escapes
+// (a hex id).
+func appendRawField(b []byte, name, v string) []byte {
+	return append(append(append(append(append(b, `,"`...), name...), `":"`...), v...), '"')
+}
+
+// plainASCII marks the bytes encoding/json copies into a string as they
+// are: printable ASCII but for the quote, the backslash and <, >, &.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c <= 0x7e; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 // appendString quotes s as encoding/json does: plain printable ASCII is
 // copied, anything else goes through encoding/json (HTML-safe escapes).
 func appendString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+		if !plainASCII[s[i]] {
 			q, _ := json.Marshal(s)
 			return append(b, q...)
 		}

@@ -24,7 +24,7 @@ func (b *builder) finishNode(n *node, h *healthRater) {
 	if b.nsSet != nil && d.NodeType != NodeTypeUnknown && !b.nsSet[d.Namespace] {
 		d.IsOutside = true
 	}
-	if b.o.Appenders[AppenderHealth] {
+	if b.ap.health {
 		n.health = true
 		d.HealthStatus = nodeHealth(h, n)
 	}
@@ -33,9 +33,10 @@ func (b *builder) finishNode(n *node, h *healthRater) {
 // appendNode appends one node's {"data": ...}, Kiali's NodeData.
 func (b *builder) appendNode(buf []byte, n *node) []byte {
 	d := &n.data
-	buf = append(buf, `{"data":{"id":`...)
-	buf = appendString(buf, d.ID)
-	buf = appendOmit(buf, "parent", d.Parent)
+	buf = append(append(append(buf, `{"data":{"id":"`...), d.ID...), '"')
+	if d.Parent != "" {
+		buf = appendRawField(buf, "parent", d.Parent)
+	}
 	buf = appendField(buf, "nodeType", d.NodeType)
 	buf = appendField(buf, "cluster", d.Cluster)
 	buf = appendField(buf, "namespace", d.Namespace)

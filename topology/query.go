@@ -92,7 +92,7 @@ func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) ([]byte
 		}
 		b.addSpans(deps, o.Duration)
 	}
-	b.addRegistry(g.registry.index(g.cfg.RegistryCluster), g.cfg.RegistryCluster, o.Appenders[AppenderDeadNode], o.Appenders[AppenderIdleNode])
+	b.addRegistry(g.registry.index(g.cfg.RegistryCluster), g.cfg.RegistryCluster, b.ap.dead, b.ap.idle)
 	out := b.emit(g.health, at)
 	g.m.buildDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	return out, nil
