@@ -10,9 +10,9 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
-// tsdbFixture writes the fixture through the real metrics Aggregator into
-// a temp-dir TSDB and returns a Querier over it and the sample time.
-func tsdbFixture(t testing.TB) (Querier, time.Time) {
+// fixtureStorage writes the fixture through the real metrics Aggregator
+// into a temp-dir TSDB.
+func fixtureStorage(t testing.TB) *metrics.Storage {
 	t.Helper()
 	st, err := metrics.OpenStorage(metrics.StorageConfig{DataDir: t.TempDir()}, nil, nil)
 	if err != nil {
@@ -30,15 +30,28 @@ func tsdbFixture(t testing.TB) (Querier, time.Time) {
 	if err := agg.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	q := EngineQuerier{Engine: eng, Queryable: st.Queryable()}
-	// Query exactly at the flush so rate() needs no extrapolation at the
-	// end; the Aggregator's zero sample pins the start.
-	v, err := q.Query(ctx, "max(timestamp(istio_requests_total))", time.Now())
+	return st
+}
+
+// flushTime is when the Aggregator wrote the fixture: queries exactly
+// then need no rate() extrapolation at the end of the window (the
+// Aggregator's zero sample pins the start).
+func flushTime(t testing.TB, q Querier) time.Time {
+	t.Helper()
+	v, err := q.Query(context.Background(), "max(timestamp(istio_requests_total))", time.Now())
 	if err != nil || len(v) != 1 {
 		t.Fatalf("flush time: %v %v", v, err)
 	}
-	return q, time.UnixMilli(int64(v[0].F * 1000))
+	return time.UnixMilli(int64(v[0].F * 1000))
+}
+
+// tsdbFixture is a Querier over the fixture's TSDB and the flush time.
+func tsdbFixture(t testing.TB) (Querier, time.Time) {
+	t.Helper()
+	st := fixtureStorage(t)
+	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
+	q := EngineQuerier{Engine: eng, Queryable: st.Queryable()}
+	return q, flushTime(t, q)
 }
 
 func TestPromQLPathAgreesWithMemory(t *testing.T) {

@@ -18,22 +18,7 @@ import (
 // returns the in-process Querier, the API's URL and the flush time.
 func metricsAPIFixture(t *testing.T) (Querier, string, time.Time) {
 	t.Helper()
-	st, err := metrics.OpenStorage(metrics.StorageConfig{DataDir: t.TempDir()}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	agg, err := metrics.NewAggregator(metrics.AggregatorConfig{}, st, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if err := agg.ConsumeRequests(ctx, requests(fixtureCalls(), time.Now())); err != nil {
-		t.Fatal(err)
-	}
-	if err := agg.Flush(ctx); err != nil {
-		t.Fatal(err)
-	}
+	st := fixtureStorage(t)
 	logger := slog.New(slog.DiscardHandler)
 	eng, err := metrics.NewEngine(metrics.EngineConfig{Dir: t.TempDir()}, logger, nil)
 	if err != nil {
@@ -50,11 +35,7 @@ func metricsAPIFixture(t *testing.T) (Querier, string, time.Time) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	local := EngineQuerier{Engine: eng.PromQL(), Queryable: st.Queryable()}
-	v, err := local.Query(ctx, "max(timestamp(istio_requests_total))", time.Now())
-	if err != nil || len(v) != 1 {
-		t.Fatalf("flush time: %v %v", v, err)
-	}
-	return local, srv.URL, time.UnixMilli(int64(v[0].F * 1000))
+	return local, srv.URL, flushTime(t, local)
 }
 
 func TestHTTPQuerierDrawsTheGraphTheEngineDraws(t *testing.T) {
