@@ -138,6 +138,7 @@ type Durable struct {
 	// deleted once every forwarder has passed them.
 	covered int
 	fwd     []*forwarder
+	cutters sync.Pool // of *cutter, whose memory writes reuse
 	cutCh   chan struct{}
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -297,17 +298,25 @@ func (d *Durable) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw 
 	if n == 0 {
 		return nil
 	}
-	rec, frags, ids, err := encodeRecord(raw, fragMaxSpans)
-	if raw == nil || err != nil || !sameTraceIDs(td, ids) {
+	c, _ := d.cutters.Get().(*cutter)
+	if c == nil {
+		c = new(cutter)
+	}
+	defer d.cutters.Put(c)
+	c.reset(fragMaxSpans)
+	rec, err := c.encode(raw)
+	if raw == nil || err != nil || !sameTraceIDs(td, c.ids) {
 		// Not td's encoding after all (or none): encode td.
 		var m ptrace.ProtoMarshaler
 		if raw, err = m.MarshalTraces(td); err == nil {
-			rec, frags, _, err = encodeRecord(raw, fragMaxSpans)
+			c.reset(fragMaxSpans)
+			rec, err = c.encode(raw)
 		}
 		if err != nil {
 			return fmt.Errorf("trace store: encode: %w", err)
 		}
 	}
+	frags := c.frags
 	d.wmu.Lock()
 	defer d.wmu.Unlock()
 	if d.closed {

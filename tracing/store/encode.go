@@ -2,8 +2,8 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
+	"slices"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -23,16 +23,24 @@ import (
 // Encoding each trace's spans again from pdata cost as much as decoding
 // the request; this costs a few copies.
 func encodeRecord(raw []byte, maxSpans int) (rec []byte, frags []rawFrag, ids []pcommon.TraceID, err error) {
-	c := cutter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]int32)}
+	var c cutter
+	c.reset(maxSpans)
+	rec, err = c.encode(raw)
+	return rec, c.frags, c.ids, err
+}
+
+// encode is encodeRecord into c's memory: what it returns, and c.frags
+// and c.ids, are valid until c is reset.
+func (c *cutter) encode(raw []byte) ([]byte, error) {
 	if err := c.scan(raw); err != nil {
-		return nil, nil, nil, err
+		return nil, err
 	}
 	size := walHeaderSize + binary.MaxVarintLen64
 	for i := range c.frags {
 		c.frags[i].n = c.fragLen(&c.frags[i])
 		size += traceIDSize + binary.MaxVarintLen64 + c.frags[i].n
 	}
-	rec = make([]byte, walHeaderSize, size)
+	rec := slices.Grow(c.rec[:0], size)[:walHeaderSize]
 	rec = binary.AppendUvarint(rec, uint64(len(c.frags)))
 	for i := range c.frags {
 		f := &c.frags[i]
@@ -41,7 +49,8 @@ func encodeRecord(raw []byte, maxSpans int) (rec []byte, frags []rawFrag, ids []
 		f.at = len(rec) - walHeaderSize
 		rec = c.appendFrag(rec, f)
 	}
-	return rec, c.frags, c.ids, nil
+	c.rec = rec
+	return rec, nil
 }
 
 // rawFrag is a fragment cut by encodeRecord: a trace's spans (a list
@@ -65,6 +74,7 @@ type rawSpan struct {
 // and of the ScopeSpans other than their lists.
 type rawGroup struct{ rs, ss []byte }
 
+// cutter cuts batches; reset keeps its memory for the next one.
 type cutter struct {
 	maxSpans int
 	open     map[pcommon.TraceID]int32 // trace → its fragment taking spans
@@ -72,6 +82,24 @@ type cutter struct {
 	spans    []rawSpan
 	ids      []pcommon.TraceID // of spans
 	groups   []rawGroup
+	rec      []byte
+}
+
+// maxKeptRecord is the largest record buffer a cutter keeps.
+const maxKeptRecord = 4 << 20
+
+func (c *cutter) reset(maxSpans int) {
+	c.maxSpans = maxSpans
+	if c.open == nil {
+		c.open = make(map[pcommon.TraceID]int32)
+	}
+	clear(c.open)
+	c.frags, c.spans, c.ids = c.frags[:0], c.spans[:0], c.ids[:0]
+	clear(c.groups)
+	c.groups = c.groups[:0]
+	if cap(c.rec) > maxKeptRecord {
+		c.rec = nil
+	}
 }
 
 const (
@@ -83,102 +111,106 @@ const (
 
 var errNotTraces = fmt.Errorf("not OTLP traces: %w", errCorrupt)
 
-// fields calls fn with each field of a message: its number, its value
-// when it is length-delimited, and the whole field's bytes.
-func fields(b []byte, fn func(num protowire.Number, val, field []byte) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return errNotTraces
-		}
-		var val []byte
-		var m int
-		if typ == protowire.BytesType {
-			val, m = protowire.ConsumeBytes(b[n:])
-		} else {
-			m = protowire.ConsumeFieldValue(num, typ, b[n:])
-		}
-		if m < 0 {
-			return errNotTraces
-		}
-		if err := fn(num, val, b[:n+m]); err != nil {
+// nextField splits the first field off b: its number, its value when it
+// is length-delimited (else nil), the whole field, and the rest.
+func nextField(b []byte) (num protowire.Number, val, field, rest []byte, err error) {
+	num, typ, n := protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, nil, nil, nil, errNotTraces
+	}
+	var m int
+	if typ == protowire.BytesType {
+		val, m = protowire.ConsumeBytes(b[n:])
+	} else {
+		m = protowire.ConsumeFieldValue(num, typ, b[n:])
+	}
+	if m < 0 {
+		return 0, nil, nil, nil, errNotTraces
+	}
+	return num, val, b[:n+m], b[n+m:], nil
+}
+
+func (c *cutter) scan(raw []byte) error {
+	for b := raw; len(b) > 0; {
+		num, rs, _, rest, err := nextField(b)
+		if err != nil {
 			return err
 		}
-		b = b[n+m:]
+		b = rest
+		if num != fieldResourceSpans || rs == nil {
+			continue
+		}
+		if err := c.scanResource(rs); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
-func (c *cutter) scan(raw []byte) error {
-	return fields(raw, func(num protowire.Number, rs, _ []byte) error {
-		if num != fieldResourceSpans || rs == nil {
-			return nil
-		}
-		var hdr []byte
-		var sss [][]byte
-		err := fields(rs, func(num protowire.Number, ss, field []byte) error {
-			if num == fieldScopeSpans && ss != nil {
-				sss = append(sss, ss)
-			} else {
-				hdr = append(hdr, field...)
-			}
-			return nil
-		})
+func (c *cutter) scanResource(rs []byte) error {
+	var hdr []byte
+	first := len(c.groups)
+	for b := rs; len(b) > 0; {
+		num, ss, field, rest, err := nextField(b)
 		if err != nil {
 			return err
 		}
-		for _, ss := range sss {
-			if err := c.scanScope(hdr, ss); err != nil {
-				return err
-			}
+		b = rest
+		if num == fieldScopeSpans && ss != nil {
+			c.groups = append(c.groups, rawGroup{ss: ss}) // scanned below, once hdr is whole
+		} else {
+			hdr = append(hdr, field...)
 		}
-		return nil
-	})
+	}
+	for g := first; g < len(c.groups); g++ {
+		ss := c.groups[g].ss
+		c.groups[g] = rawGroup{rs: hdr}
+		if err := c.scanScope(int32(g), ss); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func (c *cutter) scanScope(rsHdr, ss []byte) error {
-	g := int32(len(c.groups))
-	c.groups = append(c.groups, rawGroup{rs: rsHdr})
-	return fields(ss, func(num protowire.Number, span, field []byte) error {
+func (c *cutter) scanScope(g int32, ss []byte) error {
+	for b := ss; len(b) > 0; {
+		num, span, field, rest, err := nextField(b)
+		if err != nil {
+			return err
+		}
+		b = rest
 		if num != fieldSpans || span == nil {
 			c.groups[g].ss = append(c.groups[g].ss, field...)
-			return nil
+			continue
 		}
 		id, err := spanTraceID(span)
 		if err != nil {
 			return err
 		}
 		c.add(id, rawSpan{field: field, group: g, next: -1})
-		return nil
-	})
+	}
+	return nil
 }
 
 // spanTraceID is the first trace id of an encoded span. A decoder takes
 // the last one; the caller checks the ids against the decoded batch.
 func spanTraceID(span []byte) (pcommon.TraceID, error) {
-	var id pcommon.TraceID
-	found := false
-	err := fields(span, func(num protowire.Number, val, _ []byte) error {
+	for b := span; len(b) > 0; {
+		num, val, _, rest, err := nextField(b)
+		if err != nil {
+			return pcommon.TraceID{}, err
+		}
+		b = rest
 		if num != fieldTraceID {
-			return nil
+			continue
 		}
 		if len(val) != traceIDSize {
-			return fmt.Errorf("trace id of %d bytes: %w", len(val), errCorrupt)
+			return pcommon.TraceID{}, fmt.Errorf("trace id of %d bytes: %w", len(val), errCorrupt)
 		}
-		id, found = pcommon.TraceID(val), true
-		return errFound
-	})
-	switch {
-	case err == errFound:
-		return id, nil
-	case err == nil && !found:
-		err = fmt.Errorf("span without a trace id: %w", errCorrupt)
+		return pcommon.TraceID(val), nil
 	}
-	return id, err
+	return pcommon.TraceID{}, fmt.Errorf("span without a trace id: %w", errCorrupt)
 }
-
-// errFound stops a walk through fields early.
-var errFound = errors.New("found")
 
 func (c *cutter) add(id pcommon.TraceID, s rawSpan) {
 	si := int32(len(c.spans))

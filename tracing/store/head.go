@@ -2,9 +2,7 @@ package store
 
 import (
 	"fmt"
-	"hash/fnv"
 	"os"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -153,7 +151,7 @@ type head struct {
 	maxT     int64     // unix nanos of the latest span end
 	created  time.Time // first write, for the block cut
 	lastSeg  int       // the last WAL segment holding its records
-	scratch  []byte
+	termCaches
 }
 
 func newHead(attrCap int, walDir string, now time.Time) *head {
@@ -239,7 +237,7 @@ func (h *head) add(frags []storedFrag, td ptrace.Traces) {
 	rss := td.ResourceSpans()
 	for i := range rss.Len() {
 		rs := rss.At(i)
-		svc := serviceOf(rs.Resource())
+		r := h.resource(serviceOf(rs.Resource()))
 		ord, last := int32(-1), pcommon.TraceID{}
 		sss := rs.ScopeSpans()
 		for j := range sss.Len() {
@@ -248,9 +246,9 @@ func (h *head) add(frags []storedFrag, td ptrace.Traces) {
 				sp := spans.At(k)
 				if id := sp.TraceID(); ord < 0 || id != last {
 					ord, last = h.ordOf(id), id
-					h.postAttrs(rs.Resource().Attributes(), ord)
+					h.postAttrs(rs.Resource().Attributes(), ord, &h.resAttr)
 				}
-				h.addSpan(h.traces[ord], ord, svc, sp)
+				h.addSpan(h.traces[ord], ord, &r, sp)
 			}
 		}
 	}
@@ -267,126 +265,6 @@ func (h *head) ordOf(id pcommon.TraceID) int32 {
 		h.bytes += traceOverhead
 	}
 	return ord
-}
-
-func (h *head) addSpan(t *headTrace, ord int32, svc string, sp ptrace.Span) {
-	t.addSpan(sp)
-	si, ok := h.svcIdx[svc]
-	if !ok {
-		si = uint32(len(h.svcNames))
-		h.svcIdx[svc] = si
-		h.svcNames = append(h.svcNames, svc)
-	}
-	t.links = append(t.links, spanLink{sp.SpanID(), sp.ParentSpanID(), si, int64(sp.StartTimestamp())})
-	h.bytes += linkBytes
-	h.spans++
-	start, end := int64(sp.StartTimestamp()), int64(sp.EndTimestamp())
-	if h.spans == 1 || start < h.minT {
-		h.minT = start
-	}
-	h.maxT = max(h.maxT, end, start)
-	kind := KindName(sp.Kind())
-	h.postTerm(ord, termService, svc)
-	h.postTerm(ord, termOperation, svc, sp.Name())
-	h.postTerm(ord, termKind, kind)
-	if sp.Status().Code() == ptrace.StatusCodeError {
-		h.postTerm(ord, termError)
-	}
-	h.postAttrs(sp.Attributes(), ord)
-	ops := h.ops[svc]
-	if ops == nil {
-		ops = make(map[Operation]struct{})
-		h.ops[svc] = ops
-	}
-	if op := (Operation{Name: sp.Name(), SpanKind: kind}); !hasKey(ops, op) {
-		ops[op] = struct{}{}
-	}
-}
-
-func hasKey[K comparable, V any](m map[K]V, k K) bool {
-	_, ok := m[k]
-	return ok
-}
-
-func (h *head) postAttrs(attrs pcommon.Map, ord int32) {
-	for k, v := range attrs.All() {
-		if k == "error" || k == "span.kind" {
-			continue
-		}
-		val := v.AsString()
-		switch {
-		case hasKey(h.overflow, k):
-			h.postTerm(ord, termHashed, k, valueBucket(val))
-		case h.postTermIfKnown(ord, termAttr, k, val):
-		case len(h.keyVals[k]) >= h.attrCap || len(val) > maxValueLen:
-			h.overflowKey(k)
-			h.postTerm(ord, termHashed, k, valueBucket(val))
-		default:
-			h.keyVals[k] = append(h.keyVals[k], val)
-			h.postTerm(ord, termAttr, k, val)
-		}
-	}
-}
-
-// overflowKey stops indexing the values of attribute key k exactly: it
-// has too many distinct values (or too long ones). From now on its values
-// are indexed by hash bucket, so the key costs at most hashBuckets terms,
-// and a query on it checks the traces of the value's bucket.
-func (h *head) overflowKey(k string) {
-	for _, v := range h.keyVals[k] {
-		exact := termAttr + k + "\x00" + v
-		if l := h.post[exact]; l != nil {
-			for _, o := range *l {
-				h.postTerm(o, termHashed, k, valueBucket(v))
-			}
-			delete(h.post, exact)
-		}
-	}
-	delete(h.keyVals, k)
-	h.overflow[k] = struct{}{}
-}
-
-// valueBucket is the hash bucket of an attribute value of an overflowed key.
-func valueBucket(v string) string {
-	h := fnv.New32a()
-	_, _ = h.Write([]byte(v))
-	return strconv.Itoa(int(h.Sum32() % hashBuckets))
-}
-
-// postTerm adds ord to the posting list of a term, creating it if needed.
-func (h *head) postTerm(ord int32, kind string, parts ...string) {
-	h.post1(ord, true, kind, parts...)
-}
-
-// postTermIfKnown adds ord to the posting list of a term that exists and
-// reports whether it did.
-func (h *head) postTermIfKnown(ord int32, kind string, parts ...string) bool {
-	return h.post1(ord, false, kind, parts...)
-}
-
-func (h *head) post1(ord int32, create bool, kind string, parts ...string) bool {
-	b := append(h.scratch[:0], kind...)
-	for i, p := range parts {
-		if i > 0 {
-			b = append(b, 0)
-		}
-		b = append(b, p...)
-	}
-	h.scratch = b
-	l := h.post[string(b)] // no allocation for the lookup
-	if l == nil {
-		if !create {
-			return false
-		}
-		l = new([]int32)
-		h.post[string(b)] = l
-		h.bytes += termOverhead + int64(len(b))
-	}
-	if n := len(*l); n == 0 || (*l)[n-1] != ord {
-		*l = append(*l, ord)
-		h.bytes += postingBytes
-	}
-	return true
 }
 
 // isOverflow reports whether attribute key k is not indexed.
