@@ -122,10 +122,19 @@ func (b *builder) addRegistry(ix *registryIndex, cluster string, dead, idle bool
 	if ix == nil || (!dead && !idle) {
 		return
 	}
-	existing := make(map[nodeKey]*node, len(b.nodes))
+	existing := make(map[nodeKey][]*node, len(b.nodes)) // one per cluster the traffic named
 	for k, n := range b.nodes {
 		k.cluster = ""
-		existing[k] = n
+		existing[k] = append(existing[k], n)
+	}
+	mark := func(k nodeKey, alive, draw bool, mk func() *node) {
+		ns := existing[k]
+		if len(ns) == 0 && idle && draw {
+			ns = []*node{b.idleNode(mk())}
+		}
+		for _, n := range ns {
+			n.data.IsDead = n.data.IsDead || (dead && !alive)
+		}
 	}
 	gt := b.o.GraphType
 	if gt != GraphTypeService {
@@ -149,13 +158,7 @@ func (b *builder) addRegistry(ix *registryIndex, cluster string, dead, idle bool
 			}
 		}
 		for k, e := range nodes {
-			n := existing[k]
-			if n == nil && idle {
-				n = b.idleNode(b.peerNode(e.p, gt))
-			}
-			if n != nil && dead && !e.alive {
-				n.data.IsDead = true
-			}
+			mark(k, e.alive, true, func() *node { return b.peerNode(e.p, gt) })
 		}
 	}
 	drawServices := gt == GraphTypeService || b.o.InjectServiceNodes
@@ -164,13 +167,7 @@ func (b *builder) addRegistry(ix *registryIndex, cluster string, dead, idle bool
 		if b.nsSet != nil && !b.nsSet[s.ns] {
 			continue
 		}
-		n := existing[nodeKey{"svc", "", s.ns, s.name, ""}]
-		if n == nil && idle && drawServices {
-			n = b.idleNode(b.serviceNode(cluster, s.ns, s.name))
-		}
-		if n != nil && dead && !s.alive {
-			n.data.IsDead = true
-		}
+		mark(nodeKey{"svc", "", s.ns, s.name, ""}, s.alive, drawServices, func() *node { return b.serviceNode(cluster, s.ns, s.name) })
 	}
 }
 
