@@ -35,6 +35,11 @@ func realisticTraces() ptrace.Traces {
 	td := ptrace.NewTraces()
 	services := []string{"productpage", "reviews", "ratings", "details"}
 	now := time.Now()
+	tids := make([][16]byte, tracesPerExport)
+	for i := range tids {
+		_, _ = rand.Read(tids[i][:])
+	}
+	perService := spansPerTrace / len(services) // spans of each trace in each service
 	for _, svc := range services {
 		rs := td.ResourceSpans().AppendEmpty()
 		rs.Resource().Attributes().PutStr("service.name", svc)
@@ -42,10 +47,9 @@ func realisticTraces() ptrace.Traces {
 		rs.Resource().Attributes().PutStr("k8s.pod.name", svc+"-v1-7d4b9c-xk2lp")
 		ss := rs.ScopeSpans().AppendEmpty()
 		ss.Scope().SetName("go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc")
-		for i := 0; i < tracesPerExport*spansPerTrace/len(services); i++ {
-			var tid [16]byte
+		for i := 0; i < tracesPerExport*perService; i++ {
+			tid := tids[i/perService]
 			var sid [8]byte
-			_, _ = rand.Read(tid[:])
 			_, _ = rand.Read(sid[:])
 			s := ss.Spans().AppendEmpty()
 			s.SetTraceID(pcommon.TraceID(tid))
