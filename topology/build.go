@@ -271,8 +271,15 @@ func (b *builder) addRows(rows []row) {
 	if gt == GraphTypeService {
 		b.indexServes(rows)
 	}
+	// Rows come in map order; in key order every sum of the graph adds
+	// its terms in the same order (float addition is not associative),
+	// so the same data draws the same bytes and streams see no change.
+	order := make([]*row, len(rows))
 	for i := range rows {
-		r := &rows[i]
+		order[i] = &rows[i]
+	}
+	slices.SortFunc(order, func(x, y *row) int { return compareRowKeys(&x.key, &y.key) })
+	for _, r := range order {
 		if !b.wanted(&r.key) || (b.ap.dead && r.val.zero()) {
 			continue
 		}

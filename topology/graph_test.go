@@ -1,6 +1,7 @@
 package topology
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/url"
@@ -199,4 +200,39 @@ func checkFixtureTraffic(t *testing.T, nodes map[string]*NodeData, edges map[str
 func mustFloat(s string) float64 {
 	f, _ := strconv.ParseFloat(s, 64)
 	return f
+}
+
+func TestTheSameDataDrawsTheSameBytes(t *testing.T) {
+	// Forty callers of one workload: the node's sums have forty terms,
+	// whose float total depends on their order (rows come in map order).
+	g, err := New(Config{}, nil, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g.now = func() time.Time { return fixtureNow }
+	g.started = fixtureNow.Add(-time.Hour)
+	var calls []call
+	for i := range 40 {
+		name := "c" + strconv.Itoa(i)
+		calls = append(calls, call{src: wk(name+"-v1", name, "v1"), dst: wk("db-v1", "db", "v1"), svc: "db", proto: "http",
+			code: 200, n: 1 + i*37%23, ms: time.Duration(i) * time.Millisecond},
+			call{src: wk(name+"-v1", name, "v1"), dst: wk("db-v1", "db", "v1"), svc: "db", proto: "http", code: 503, n: 1 + i%3})
+	}
+	if err := g.ConsumeRequests(context.Background(), requests(calls, fixtureNow.Add(-time.Minute))); err != nil {
+		t.Fatal(err)
+	}
+	o := mustOptions(t, "duration=7m")
+	first, err := g.buildFrom(context.Background(), o, pathMemory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		again, err := g.buildFrom(context.Background(), o, pathMemory)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(again, first) {
+			t.Fatalf("build %d differs from the first", i+2)
+		}
+	}
 }

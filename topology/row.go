@@ -2,6 +2,7 @@ package topology
 
 import (
 	"strconv"
+	"strings"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
@@ -35,6 +36,56 @@ type rowKey struct {
 	Flags    string
 	Security string
 	TCP      bool
+}
+
+// compareRowKeys is a total order of row keys, destination first.
+func compareRowKeys(a, b *rowKey) int {
+	if c := comparePeers(&a.Dst, &b.Dst); c != 0 {
+		return c
+	}
+	if c := comparePeers(&a.Src, &b.Src); c != 0 {
+		return c
+	}
+	switch {
+	case a.SvcName != b.SvcName:
+		return strings.Compare(a.SvcName, b.SvcName)
+	case a.SvcNS != b.SvcNS:
+		return strings.Compare(a.SvcNS, b.SvcNS)
+	case a.SvcHost != b.SvcHost:
+		return strings.Compare(a.SvcHost, b.SvcHost)
+	case a.Protocol != b.Protocol:
+		return strings.Compare(a.Protocol, b.Protocol)
+	case a.Code != b.Code:
+		return strings.Compare(a.Code, b.Code)
+	case a.Flags != b.Flags:
+		return strings.Compare(a.Flags, b.Flags)
+	case a.Security != b.Security:
+		return strings.Compare(a.Security, b.Security)
+	case a.TCP != b.TCP:
+		if a.TCP {
+			return 1
+		}
+		return -1
+	}
+	return 0
+}
+
+func comparePeers(a, b *peer) int {
+	switch {
+	case a.Workload != b.Workload:
+		return strings.Compare(a.Workload, b.Workload)
+	case a.Namespace != b.Namespace:
+		return strings.Compare(a.Namespace, b.Namespace)
+	case a.App != b.App:
+		return strings.Compare(a.App, b.App)
+	case a.Version != b.Version:
+		return strings.Compare(a.Version, b.Version)
+	case a.Cluster != b.Cluster:
+		return strings.Compare(a.Cluster, b.Cluster)
+	case a.Principal != b.Principal:
+		return strings.Compare(a.Principal, b.Principal)
+	}
+	return 0
 }
 
 // rowVals are a row's values over a window. Every value is a per-second
