@@ -140,7 +140,7 @@ type head struct {
 	traces   []*headTrace
 	byID     map[pcommon.TraceID]int32
 	post     map[string]*[]int32
-	keyVals  map[string][]string // values indexed exactly, per attribute key
+	keys     map[string]*keyState // per attribute key
 	overflow map[string]struct{}
 	ops      map[string]map[Operation]struct{}
 	svcIdx   map[string]uint32
@@ -160,7 +160,7 @@ func newHead(attrCap int, walDir string, now time.Time) *head {
 		files:    make(map[uint32]*os.File),
 		byID:     make(map[pcommon.TraceID]int32),
 		post:     make(map[string]*[]int32),
-		keyVals:  make(map[string][]string),
+		keys:     make(map[string]*keyState),
 		overflow: make(map[string]struct{}),
 		ops:      make(map[string]map[Operation]struct{}),
 		svcIdx:   make(map[string]uint32),

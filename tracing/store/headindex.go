@@ -1,7 +1,6 @@
 package store
 
 import (
-	"hash/fnv"
 	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -24,7 +23,24 @@ type termCaches struct {
 // list it went to. overflowKey, which deletes lists, clears these.
 type cachedTerm struct {
 	key, val string
+	ks       *keyState
 	list     *[]int32
+}
+
+// keyState is the index of one attribute key: its values' posting lists
+// (also in head.post, by term), or once it overflowed its hash buckets'.
+type keyState struct {
+	vals    map[string]*[]int32
+	buckets []*[]int32 // hashBuckets of them once overflowed, made on use
+}
+
+func (h *head) keyState(k string) *keyState {
+	ks := h.keys[k]
+	if ks == nil {
+		ks = &keyState{vals: make(map[string]*[]int32)}
+		h.keys[k] = ks
+	}
+	return ks
 }
 
 // opCache is the last operation indexed and its posting lists.
@@ -125,46 +141,48 @@ func (h *head) postAttrs(attrs pcommon.Map, ord int32, cache *[]cachedTerm) {
 			val = v.AsString()
 		}
 		if c.list == nil || c.key != k || c.val != val {
-			l := h.attrList(k, val)
-			*c = cachedTerm{key: k, val: val, list: l}
+			ks := c.ks
+			if ks == nil || c.key != k {
+				ks = h.keyState(k)
+			}
+			*c = cachedTerm{key: k, val: val, ks: ks, list: h.attrList(ks, k, val)}
 		}
 		h.postTo(c.list, ord)
 	}
 }
 
-// attrList returns the posting list of attribute k=val: its exact term,
-// or its hash bucket's when k overflowed (which may happen now).
-func (h *head) attrList(k, val string) *[]int32 {
-	if hasKey(h.overflow, k) {
-		return h.bucketList(k, val)
+// attrList returns the posting list of attribute k=val (ks is k's): its
+// exact term's, or its hash bucket's when k overflowed (which may happen
+// now).
+func (h *head) attrList(ks *keyState, k, val string) *[]int32 {
+	if ks.vals == nil {
+		return h.bucketList(ks, k, val)
 	}
-	if l := h.listOf(false, termAttr, k, val); l != nil {
+	if l := ks.vals[val]; l != nil {
 		return l
 	}
-	if len(h.keyVals[k]) >= h.attrCap || len(val) > maxValueLen {
-		h.overflowKey(k)
-		return h.bucketList(k, val)
+	if len(ks.vals) >= h.attrCap || len(val) > maxValueLen {
+		h.overflowKey(ks, k)
+		return h.bucketList(ks, k, val)
 	}
-	h.keyVals[k] = append(h.keyVals[k], val)
-	return h.listOf(true, termAttr, k, val)
+	l := h.listOf(true, termAttr, k, val)
+	ks.vals[val] = l
+	return l
 }
 
 // overflowKey stops indexing the values of attribute key k exactly: it
 // has too many distinct values (or too long ones). From now on its values
 // are indexed by hash bucket, so the key costs at most hashBuckets terms,
 // and a query on it checks the traces of the value's bucket.
-func (h *head) overflowKey(k string) {
-	for _, v := range h.keyVals[k] {
-		exact := termAttr + k + "\x00" + v
-		if l := h.post[exact]; l != nil {
-			b := h.bucketList(k, v)
-			for _, o := range *l {
-				h.postTo(b, o)
-			}
-			delete(h.post, exact)
+func (h *head) overflowKey(ks *keyState, k string) {
+	for v, l := range ks.vals {
+		b := h.bucketList(ks, k, v)
+		for _, o := range *l {
+			h.postTo(b, o)
 		}
+		delete(h.post, termAttr+k+"\x00"+v)
 	}
-	delete(h.keyVals, k)
+	ks.vals = nil
 	h.overflow[k] = struct{}{}
 	clear(h.spanAttr)
 	clear(h.resAttr)
@@ -175,21 +193,35 @@ func valueBucket(v string) string {
 	return strconv.Itoa(int(bucketOf(v)))
 }
 
+// bucketOf is FNV-1a (32 bits) of v modulo hashBuckets; blocks on disk
+// hold these buckets, so it must not change.
 func bucketOf(v string) uint32 {
-	f := fnv.New32a()
-	_, _ = f.Write([]byte(v))
-	return f.Sum32() % hashBuckets
+	h := uint32(2166136261)
+	for i := 0; i < len(v); i++ {
+		h ^= uint32(v[i])
+		h *= 16777619
+	}
+	return h % hashBuckets
 }
 
 // bucketList returns the posting list of the hash bucket of k=val,
 // creating it if needed.
-func (h *head) bucketList(k, val string) *[]int32 {
+func (h *head) bucketList(ks *keyState, k, val string) *[]int32 {
+	bucket := bucketOf(val)
+	if ks.buckets == nil {
+		ks.buckets = make([]*[]int32, hashBuckets)
+	}
+	if l := ks.buckets[bucket]; l != nil {
+		return l
+	}
 	b := append(h.scratch[:0], termHashed...)
 	b = append(b, k...)
 	b = append(b, 0)
-	b = strconv.AppendUint(b, uint64(bucketOf(val)), 10)
+	b = strconv.AppendUint(b, uint64(bucket), 10)
 	h.scratch = b
-	return h.listOfKey(b, true)
+	l := h.listOfKey(b, true)
+	ks.buckets[bucket] = l
+	return l
 }
 
 // listOf returns the posting list of a term, creating it if create (else

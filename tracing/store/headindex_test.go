@@ -2,6 +2,7 @@ package store
 
 import (
 	"fmt"
+	"hash/fnv"
 	"maps"
 	"math/rand/v2"
 	"slices"
@@ -129,5 +130,15 @@ func TestHeadIndexAfterOverflowAtAnotherPosition(t *testing.T) {
 	l := h.post[termHashed+"user\x00"+valueBucket("u1")]
 	if l == nil || !slices.Contains(*l, h.byID[pcommon.TraceID{4}]) {
 		t.Fatalf("trace 4 not in the bucket of user=u1: %v", l)
+	}
+}
+
+func TestBucketOfIsFNV1a(t *testing.T) {
+	for _, v := range []string{"", "a", "user-17", "000000000000000d-0003", "\xff\x00é"} {
+		f := fnv.New32a()
+		_, _ = f.Write([]byte(v))
+		if got, want := bucketOf(v), f.Sum32()%hashBuckets; got != want {
+			t.Errorf("bucketOf(%q) = %d, want %d", v, got, want)
+		}
 	}
 }
