@@ -2,11 +2,13 @@ package topology
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/prometheus/model/labels"
@@ -82,21 +84,44 @@ func countOnce(metric string, d time.Duration, namespaces []string) string {
 	return strings.Join(parts, " or ")
 }
 
-// promField says where one query's values go in a row.
+// promField says where one query's values go in a row, and whether a
+// graph's options need them.
 type promField struct {
 	metric string
 	le     bool
+	need   func(o *Options) bool
 	set    func(v *rowVals, le float64, x float64)
 }
 
+func always(*Options) bool { return true }
+
+// needResponseTime is whether the responseTime appender reads quantiles
+// (want true) or the average (want false).
+func needResponseTime(quantile bool) func(o *Options) bool {
+	return func(o *Options) bool {
+		return o.Appenders[AppenderResponseTime] && (o.ResponseTime != "avg") == quantile
+	}
+}
+
+// needBytes is whether the gRPC rate or the throughput appender reads
+// request (or response) bytes.
+func needBytes(rate, throughput string) func(o *Options) bool {
+	return func(o *Options) bool {
+		return o.RateGRPC == rate || o.RateGRPC == "total" || (o.Appenders[AppenderThroughput] && o.ThroughputType == throughput)
+	}
+}
+
+// needTCP: both TCP directions count for dropping series without traffic.
+func needTCP(o *Options) bool { return o.RateTCP != "none" }
+
 var promFields = []promField{
-	{metric: "istio_requests_total", set: func(v *rowVals, _, x float64) { v.Requests += x }},
-	{metric: "istio_request_duration_milliseconds_sum", set: func(v *rowVals, _, x float64) { v.DurSum += x }},
-	{metric: "istio_request_duration_milliseconds_bucket", le: true, set: setBucket},
-	{metric: "istio_request_bytes_sum", set: func(v *rowVals, _, x float64) { v.ReqBytes += x }},
-	{metric: "istio_response_bytes_sum", set: func(v *rowVals, _, x float64) { v.RespBytes += x }},
-	{metric: "istio_tcp_sent_bytes_total", set: func(v *rowVals, _, x float64) { v.TCPSent += x }},
-	{metric: "istio_tcp_received_bytes_total", set: func(v *rowVals, _, x float64) { v.TCPRecv += x }},
+	{metric: "istio_requests_total", need: always, set: func(v *rowVals, _, x float64) { v.Requests += x }},
+	{metric: "istio_request_duration_milliseconds_sum", need: needResponseTime(false), set: func(v *rowVals, _, x float64) { v.DurSum += x }},
+	{metric: "istio_request_duration_milliseconds_bucket", le: true, need: needResponseTime(true), set: setBucket},
+	{metric: "istio_request_bytes_sum", need: needBytes("sent", "request"), set: func(v *rowVals, _, x float64) { v.ReqBytes += x }},
+	{metric: "istio_response_bytes_sum", need: needBytes("received", "response"), set: func(v *rowVals, _, x float64) { v.RespBytes += x }},
+	{metric: "istio_tcp_sent_bytes_total", need: needTCP, set: func(v *rowVals, _, x float64) { v.TCPSent += x }},
+	{metric: "istio_tcp_received_bytes_total", need: needTCP, set: func(v *rowVals, _, x float64) { v.TCPRecv += x }},
 }
 
 // setBucket stores a cumulative bucket rate; decumulate turns them into
@@ -117,21 +142,31 @@ func decumulate(h *[numBuckets]float64) {
 }
 
 // promRows asks the Querier for the rates of every series over [end-d,
-// end], the same rates Kiali queries, one query per metric.
-func (g *Graph) promRows(ctx context.Context, end time.Time, d time.Duration, namespaces []string) ([]row, error) {
-	acc := make(map[rowKey]*rowVals)
-	for _, f := range promFields {
+// end], the same rates Kiali queries: one query per metric the options
+// need, all at once (a remote store answers them in parallel).
+func (g *Graph) promRows(ctx context.Context, o *Options, end time.Time) ([]row, error) {
+	vecs := make([]promql.Vector, len(promFields))
+	errs := make([]error, len(promFields))
+	var wg sync.WaitGroup
+	for i, f := range promFields {
+		if !f.need(o) {
+			continue
+		}
 		by := groupBy
 		if f.le {
 			by += ",le"
 		}
-		q := fmt.Sprintf("sum by (%s) (%s)", by, countOnce(f.metric, d, namespaces))
-		vec, err := g.q.Query(ctx, q, end)
-		if err != nil {
-			return nil, err
-		}
-		for _, s := range vec {
-			k := keyOfLabels(s.Metric)
+		q := fmt.Sprintf("sum by (%s) (%s)", by, countOnce(f.metric, o.Duration, o.Namespaces))
+		wg.Go(func() { vecs[i], errs[i] = g.q.Query(ctx, q, end) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	acc := make(map[rowKey]*rowVals)
+	for i, f := range promFields {
+		for _, s := range vecs[i] {
+			k, leLabel := keyOfLabels(s.Metric)
 			v := acc[k]
 			if v == nil {
 				v = new(rowVals)
@@ -139,7 +174,7 @@ func (g *Graph) promRows(ctx context.Context, end time.Time, d time.Duration, na
 			}
 			le := 0.0
 			if f.le {
-				le, _ = strconv.ParseFloat(s.Metric.Get("le"), 64)
+				le, _ = strconv.ParseFloat(leLabel, 64)
 			}
 			f.set(v, le, s.F)
 		}
@@ -152,35 +187,66 @@ func (g *Graph) promRows(ctx context.Context, end time.Time, d time.Duration, na
 	return rows, nil
 }
 
-// keyOfLabels is the row key of a series, as keyOf is of a request.
-func keyOfLabels(ls labels.Labels) rowKey {
-	k := rowKey{
-		Src: peer{
-			Cluster: ls.Get("source_cluster"), Namespace: ls.Get("source_workload_namespace"),
-			Workload: ls.Get("source_workload"), App: ls.Get("source_app"),
-			Version: ls.Get("source_version"), Principal: ls.Get("source_principal"),
-		},
-		Dst: peer{
-			Cluster: ls.Get("destination_cluster"), Namespace: ls.Get("destination_workload_namespace"),
-			Workload: ls.Get("destination_workload"), App: ls.Get("destination_app"),
-			Version: ls.Get("destination_version"), Principal: ls.Get("destination_principal"),
-		},
-		SvcHost:  ls.Get("destination_service"),
-		SvcName:  ls.Get("destination_service_name"),
-		SvcNS:    ls.Get("destination_service_namespace"),
-		Protocol: ls.Get("request_protocol"),
-		Flags:    ls.Get("response_flags"),
-		Security: ls.Get("connection_security_policy"),
-	}
+// keyOfLabels is the row key of a series, as keyOf is of a request. One
+// pass over the labels (Get walks them each time) and the le bound.
+func keyOfLabels(ls labels.Labels) (rowKey, string) {
+	var k rowKey
+	var code, grpcStatus, le string
+	ls.Range(func(l labels.Label) {
+		switch l.Name {
+		case "source_cluster":
+			k.Src.Cluster = l.Value
+		case "source_workload_namespace":
+			k.Src.Namespace = l.Value
+		case "source_workload":
+			k.Src.Workload = l.Value
+		case "source_app":
+			k.Src.App = l.Value
+		case "source_version":
+			k.Src.Version = l.Value
+		case "source_principal":
+			k.Src.Principal = l.Value
+		case "destination_cluster":
+			k.Dst.Cluster = l.Value
+		case "destination_workload_namespace":
+			k.Dst.Namespace = l.Value
+		case "destination_workload":
+			k.Dst.Workload = l.Value
+		case "destination_app":
+			k.Dst.App = l.Value
+		case "destination_version":
+			k.Dst.Version = l.Value
+		case "destination_principal":
+			k.Dst.Principal = l.Value
+		case "destination_service":
+			k.SvcHost = l.Value
+		case "destination_service_name":
+			k.SvcName = l.Value
+		case "destination_service_namespace":
+			k.SvcNS = l.Value
+		case "request_protocol":
+			k.Protocol = l.Value
+		case "response_flags":
+			k.Flags = l.Value
+		case "connection_security_policy":
+			k.Security = l.Value
+		case "response_code":
+			code = l.Value
+		case "grpc_response_status":
+			grpcStatus = l.Value
+		case "le":
+			le = l.Value
+		}
+	})
 	switch k.Protocol {
 	case "tcp":
 		k.TCP = true
 	case "grpc":
-		code, _ := strconv.Atoi(ls.Get("response_code"))
-		k.Code = codeOf(ls.Get("grpc_response_status"), code)
+		c, _ := strconv.Atoi(code)
+		k.Code = codeOf(grpcStatus, c)
 	default:
-		code, _ := strconv.Atoi(ls.Get("response_code"))
-		k.Code = codeOf("", code)
+		c, _ := strconv.Atoi(code)
+		k.Code = codeOf("", c)
 	}
-	return k
+	return k, le
 }

@@ -67,7 +67,9 @@ func TestPromQLPathAgreesWithMemory(t *testing.T) {
 	}
 	for _, query := range []string{"graphType=workload", "graphType=app", "graphType=versionedApp", "graphType=service",
 		"graphType=workload&injectServiceNodes=true&responseTime=99", "graphType=app&rateTcp=total&rateGrpc=received&responseTime=50",
-		"namespaces=bookinfo&boxBy=app", "namespaces=other"} {
+		"namespaces=bookinfo&boxBy=app", "namespaces=other",
+		"graphType=workload&responseTime=avg&throughputType=request&rateGrpc=sent", "rateTcp=none&rateGrpc=total&appenders=",
+		"appenders=deadNode,health&rateTcp=received"} {
 		t.Run(query, func(t *testing.T) {
 			o := mustOptions(t, query)
 			o.QueryTime = at

@@ -75,7 +75,7 @@ func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) ([]byte
 	label := "memory"
 	if mode == pathPromQL {
 		label = "promql"
-		rows, err := g.promRows(ctx, at, o.Duration, o.Namespaces)
+		rows, err := g.promRows(ctx, &o, at)
 		if err != nil {
 			return nil, err
 		}
