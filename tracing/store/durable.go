@@ -302,7 +302,10 @@ func (d *Durable) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw 
 	if c == nil {
 		c = new(cutter)
 	}
-	defer d.cutters.Put(c)
+	defer func() {
+		c.done()
+		d.cutters.Put(c)
+	}()
 	c.reset(fragMaxSpans)
 	rec, err := c.encode(raw)
 	if raw == nil || err != nil || !sameTraceIDs(td, c.ids) {

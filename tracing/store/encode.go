@@ -88,6 +88,13 @@ type cutter struct {
 // maxKeptRecord is the largest record buffer a cutter keeps.
 const maxKeptRecord = 4 << 20
 
+// done drops c's references into the last batch, so a pooled cutter does
+// not keep a request alive.
+func (c *cutter) done() {
+	clear(c.spans)
+	clear(c.groups)
+}
+
 func (c *cutter) reset(maxSpans int) {
 	c.maxSpans = maxSpans
 	if c.open == nil {
