@@ -274,12 +274,13 @@ func (e *cacheEntry) graph() (*Cytoscape, error) {
 	return e.res, e.resErr
 }
 
-// gzipped is the entry's JSON gzip-compressed (fastest level: the graph
-// compresses ~15× even so, and the time is paid on the request path).
+// gzipped is the entry's JSON gzip-compressed at the fastest level: the
+// time is paid on the request path (~150 ms for the 37 MB of a
+// 10,000-service graph, which shrinks ~6×).
 func (e *cacheEntry) gzipped() []byte {
 	e.gzipOnce.Do(func() {
 		var buf bytes.Buffer
-		buf.Grow(len(e.body) / 8)
+		buf.Grow(len(e.body) / 5)
 		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
 		_, _ = zw.Write(e.body)
 		_ = zw.Close()
