@@ -313,19 +313,23 @@ func (b *block) release() {
 	}
 }
 
-// fragments streams the fragments of entry ref.
+// fragments streams the fragments of entry ref; data is valid until fn
+// returns.
 func (b *block) fragments(ref int32, fn func(data []byte) error) error {
 	return b.entryFragments(b.idx.entry(int(ref)), fn)
 }
 
-// entryFragments streams the fragments of entry e.
+// entryFragments streams the fragments of entry e, read into one buffer:
+// data is valid until fn returns.
 func (b *block) entryFragments(e indexEntry, fn func(data []byte) error) error {
 	if b.idx.version == 1 {
 		return b.entryFragmentsV1(e, fn)
 	}
+	var buf []byte
 	for k := range uint64(e.frags) {
 		fr := b.idx.frag(int(e.first + k))
-		data := make([]byte, fr.n)
+		data := slices.Grow(buf[:0], int(fr.n))[:fr.n]
+		buf = data
 		if _, err := b.files[fr.file].ReadAt(data, int64(fr.off)); err != nil {
 			return fmt.Errorf("block %s: trace %v: %w", b.dir, e.id, err)
 		}

@@ -3,6 +3,7 @@ package store
 import (
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -200,15 +201,15 @@ func (h *head) useSegment(seg int) error {
 	return nil
 }
 
-// readFrag reads a fragment of the head from the WAL.
-func (h *head) readFrag(r fragRef) ([]byte, error) {
+// readFrag reads a fragment of the head from the WAL into buf's memory.
+func (h *head) readFrag(r fragRef, buf []byte) ([]byte, error) {
 	h.mu.RLock()
 	f := h.files[r.seg]
 	h.mu.RUnlock()
 	if f == nil {
 		return nil, fmt.Errorf("wal: segment %d is not open: %w", r.seg, errCorrupt)
 	}
-	buf := make([]byte, r.n)
+	buf = slices.Grow(buf[:0], int(r.n))[:r.n]
 	if _, err := f.ReadAt(buf, r.off); err != nil {
 		return nil, fmt.Errorf("wal: segment %d at %d: %w", r.seg, r.off, err)
 	}

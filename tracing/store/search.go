@@ -20,7 +20,8 @@ type candidate struct {
 // partition is one searchable piece of the store: the head or a block.
 type partition interface {
 	candidates(q *TraceQuery) ([]candidate, error)
-	// fragments streams the stored fragments of a candidate.
+	// fragments streams the stored fragments of a candidate; data is
+	// valid until fn returns.
 	fragments(ref int32, fn func(data []byte) error) error
 	// latest bounds the start of every span in the partition (unix nanos).
 	latest() int64
@@ -209,14 +210,17 @@ func (h *head) fragments(ref int32, fn func([]byte) error) error {
 	return h.fragsOf(frags)(fn)
 }
 
-// fragsOf streams the given fragments of the head, read from the WAL.
+// fragsOf streams the given fragments of the head, read from the WAL
+// into one buffer: data is valid until fn returns.
 func (h *head) fragsOf(frags []fragRef) func(fn func([]byte) error) error {
 	return func(fn func([]byte) error) error {
+		var buf []byte
 		for _, r := range frags {
-			data, err := h.readFrag(r)
+			data, err := h.readFrag(r, buf)
 			if err != nil {
 				return err
 			}
+			buf = data
 			if err := fn(data); err != nil {
 				return err
 			}
