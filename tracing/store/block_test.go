@@ -89,3 +89,25 @@ func TestDurableReadsVersion1Blocks(t *testing.T) {
 		t.Error("search found nothing in the version 1 block")
 	}
 }
+
+// The head reads fragments from its mapping of the WAL, and from the file
+// past the end of the mapping.
+func TestHeadReadsInAndPastItsMapping(t *testing.T) {
+	d := openTest(t, Config{})
+	d.wmu.Lock()
+	d.head.mapBytes = 8192 // a few traces' worth
+	d.wmu.Unlock()
+	g := newGen(time.Now().Add(-time.Minute))
+	writeAll(t, d, g.batch(0, 10), g.batch(1, 10))
+	d.head.mu.RLock()
+	mapped := len(d.head.maps)
+	d.head.mu.RUnlock()
+	if mapped != 1 {
+		t.Fatalf("%d segments mapped, want 1", mapped)
+	}
+	for i := range 20 {
+		if n, _ := getSpans(t, d, TraceRequest{TraceID: genTraceID(i)}); n != 8 {
+			t.Errorf("trace %d: %d spans, want 8", i, n)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -166,7 +167,7 @@ func Open(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Durable,
 	}
 	root := filepath.Join(cfg.DataDir, "traces")
 	d := &Durable{cfg: cfg, logger: logger, m: m, blocksDir: filepath.Join(root, "blocks"), walDir: filepath.Join(root, "wal"), cutCh: make(chan struct{}, 1)}
-	d.head = newHead(cfg.MaxAttrValues, d.walDir, time.Now())
+	d.head = d.newHead()
 	covered, err := d.loadBlocks()
 	if err != nil {
 		return nil, err
@@ -366,6 +367,14 @@ func sameTraceIDs(td ptrace.Traces, ids []pcommon.TraceID) bool {
 	return i == len(ids)
 }
 
+// newHead makes an empty head that maps each WAL segment it reads as far
+// as a head can fill one: MaxHeadBytes and one more record.
+func (d *Durable) newHead() *head {
+	h := newHead(d.cfg.MaxAttrValues, d.walDir, time.Now())
+	h.mapBytes = int(min(d.cfg.MaxHeadBytes+maxRecordSize+walHeaderSize, math.MaxInt32))
+	return h
+}
+
 // swapHead starts a new head and WAL segment and hands the old head to the
 // background cutter; it fails when a cut is still in progress. Hold wmu.
 func (d *Durable) swapHead() bool {
@@ -384,7 +393,7 @@ func (d *Durable) swapHead() bool {
 	d.head.lastSeg = seg
 	d.head.mu.Unlock()
 	d.mu.Lock()
-	d.cutting, d.head = d.head, newHead(d.cfg.MaxAttrValues, d.walDir, time.Now())
+	d.cutting, d.head = d.head, d.newHead()
 	d.mu.Unlock()
 	select {
 	case d.cutCh <- struct{}{}:

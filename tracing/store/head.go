@@ -136,6 +136,12 @@ type head struct {
 	walDir  string
 	refs    atomic.Int32
 	files   map[uint32]*os.File // WAL segments holding its fragments; guarded by mu
+	// maps are the segments mapped mapBytes long (0: none), beyond their
+	// end while they grow: reads of written bytes need no syscall, and a
+	// fragment past the mapping is read from the file.
+	mapBytes int
+	maps     map[uint32][]byte
+	unmaps   []func() error
 
 	mu       sync.RWMutex
 	traces   []*headTrace
@@ -159,6 +165,7 @@ func newHead(attrCap int, walDir string, now time.Time) *head {
 	h := &head{
 		attrCap: attrCap, walDir: walDir, created: now,
 		files:    make(map[uint32]*os.File),
+		maps:     make(map[uint32][]byte),
 		byID:     make(map[pcommon.TraceID]int32),
 		post:     make(map[string]*[]int32),
 		keys:     make(map[string]*keyState),
@@ -178,6 +185,11 @@ func (h *head) release() {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for _, unmap := range h.unmaps {
+		_ = unmap()
+	}
+	clear(h.maps)
+	h.unmaps = nil
 	for _, f := range h.files {
 		_ = f.Close()
 	}
@@ -198,22 +210,31 @@ func (h *head) useSegment(seg int) error {
 		return fmt.Errorf("wal: %w", err)
 	}
 	h.files[uint32(seg)] = f
+	if m, unmap := mapReserve(f, h.mapBytes); m != nil {
+		h.maps[uint32(seg)] = m
+		h.unmaps = append(h.unmaps, unmap)
+	}
 	return nil
 }
 
-// readFrag reads a fragment of the head from the WAL into buf's memory.
-func (h *head) readFrag(r fragRef, buf []byte) ([]byte, error) {
+// readFrag reads a fragment of the head from the WAL: from its mapping,
+// or else into *buf (grown as needed). The bytes are valid while the head
+// is held and until the next read into *buf.
+func (h *head) readFrag(r fragRef, buf *[]byte) ([]byte, error) {
 	h.mu.RLock()
-	f := h.files[r.seg]
+	f, m := h.files[r.seg], h.maps[r.seg]
 	h.mu.RUnlock()
+	if end := r.off + int64(r.n); r.off >= 0 && end <= int64(len(m)) {
+		return m[r.off:end:end], nil
+	}
 	if f == nil {
 		return nil, fmt.Errorf("wal: segment %d is not open: %w", r.seg, errCorrupt)
 	}
-	buf = slices.Grow(buf[:0], int(r.n))[:r.n]
-	if _, err := f.ReadAt(buf, r.off); err != nil {
+	*buf = slices.Grow((*buf)[:0], int(r.n))[:r.n]
+	if _, err := f.ReadAt(*buf, r.off); err != nil {
 		return nil, fmt.Errorf("wal: segment %d at %d: %w", r.seg, r.off, err)
 	}
-	return buf, nil
+	return *buf, nil
 }
 
 // storedFrag is a fragment of a trace and where it is in the WAL.

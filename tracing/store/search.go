@@ -216,11 +216,10 @@ func (h *head) fragsOf(frags []fragRef) func(fn func([]byte) error) error {
 	return func(fn func([]byte) error) error {
 		var buf []byte
 		for _, r := range frags {
-			data, err := h.readFrag(r, buf)
+			data, err := h.readFrag(r, &buf)
 			if err != nil {
 				return err
 			}
-			buf = data
 			if err := fn(data); err != nil {
 				return err
 			}
