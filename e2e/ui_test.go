@@ -14,6 +14,8 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/glassmesh/glassmesh/dashboards"
 )
 
 // TestUI drives the web UI in headless Chromium against `glassmesh demo`:
@@ -96,6 +98,29 @@ func TestUI(t *testing.T) {
 			t.Fatalf("%d proxies", n)
 		}
 		b.shot(t, "proxies")
+	})
+	t.Run("the Grafana dashboards' queries answer on demo data", func(t *testing.T) {
+		qs, err := dashboards.GrafanaQueries()
+		if err != nil {
+			t.Fatal(err)
+		}
+		vars := map[string]string{"namespace": "default", "service": "reviews", "workload": "reviews-v2", "reporter": "source", "slo": ".*"}
+		core := 0
+		for _, q := range qs {
+			expr := q.Expand(vars, "1m")
+			res := gm.query(t, expr) // fails the test on a query error
+			// Core panels: the mesh, service and workload traffic panels
+			// (error-only, TCP and SLO panels may rightly be empty here).
+			if strings.Contains(expr, "istio_request") && !strings.Contains(expr, `response_code=~"5.."`) && q.Dashboard != "slo.json" {
+				core++
+				if len(res) == 0 {
+					t.Errorf("%s / %s: empty result on demo data:\n%s", q.Dashboard, q.Panel, expr)
+				}
+			}
+		}
+		if core < 20 {
+			t.Errorf("only %d core panel queries", core)
+		}
 	})
 	b.checkErrors(t)
 }
