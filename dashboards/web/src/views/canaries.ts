@@ -11,9 +11,10 @@ import { sortableTable } from "../table";
 interface Gate {
   gate: string;
   query: string;
-  value: number;
+  value: number | null; // null: the query returned nothing
   threshold: number;
-  verdict: string;
+  verdict: "pass" | "fail" | "no-data" | "error" | string;
+  message?: string;
 }
 
 interface Decision {
@@ -23,22 +24,43 @@ interface Decision {
   weightsBefore: Record<string, number> | null;
   weightsAfter: Record<string, number> | null;
   requests: number;
+  window?: string;
   gates: Gate[] | null;
+  reason?: string;
+  by?: string; // "controller" or "api"
 }
 
 /** Canary is one entry of /api/canaries (DESIGN.md). */
 interface Canary {
   namespace: string;
   name: string;
+  route?: string;
+  stable?: string;
+  canary?: string;
+  steps?: number[] | null;
   state: "progressing" | "paused" | "succeeded" | "rolled-back" | "aborted" | string;
-  step: number;
+  step: number; // 1-based index into steps
+  nextEvaluationAt?: string;
+  inconclusive?: number;
+  message?: string;
   weights: Record<string, number> | null;
   decisions: Decision[] | null;
 }
 
 const tokenKey = "glassmesh.apiToken";
 const stateClass: Record<string, string> = { progressing: "", paused: "warn", succeeded: "ok", "rolled-back": "bad", aborted: "bad" };
-const verdictClass: Record<string, string> = { advance: "ok", promote: "ok", pass: "ok", hold: "warn", inconclusive: "warn", rollback: "bad", fail: "bad" };
+const verdictClass: Record<string, string> = {
+  advance: "ok",
+  promote: "ok",
+  pass: "ok",
+  hold: "warn",
+  pause: "warn",
+  "no-data": "warn",
+  rollback: "bad",
+  abort: "bad",
+  fail: "bad",
+  error: "bad",
+};
 
 const weights = (w: Record<string, number> | null | undefined) =>
   Object.entries(w ?? {})
@@ -56,8 +78,7 @@ export function canariesView(ctx: Ctx): () => void {
     try {
       if (one) {
         const c = await getJSON<Canary>(`/api/canaries/${encodeURIComponent(one.ns)}/${encodeURIComponent(one.name)}`, signal);
-        const steps = await canarySteps(one.ns, one.name, signal);
-        body.replaceChildren(detail(c, steps, load));
+        body.replaceChildren(detail(c, load));
       } else {
         const r = await getJSON<{ canaries: Canary[] | null }>("/api/canaries", signal);
         body.replaceChildren(list(r.canaries ?? []));
@@ -86,7 +107,7 @@ function list(cs: Canary[]): HTMLElement {
     [
       { key: "name", title: "Canary", value: (c) => `${c.namespace}/${c.name}`, render: (c) => h("a", { href: `/canaries/${c.namespace}/${c.name}` }, `${c.namespace}/${c.name}`) },
       { key: "state", title: "State", value: (c) => c.state, render: (c) => h("span", { class: `badge ${stateClass[c.state] ?? ""}` }, c.state) },
-      { key: "step", title: "Step", value: (c) => c.step, num: true },
+      { key: "step", title: "Step", value: (c) => c.step, render: (c) => (c.steps?.length ? `${c.step} of ${c.steps.length}` : String(c.step)), num: true },
       { key: "weights", title: "Weights", value: (c) => weights(c.weights) },
       {
         key: "last",
@@ -106,17 +127,8 @@ function latest(c: Canary): Decision | undefined {
   return [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0];
 }
 
-/** canarySteps reads the canary's steps from the serving mesh config, for the timeline. */
-async function canarySteps(ns: string, name: string, signal: AbortSignal): Promise<number[]> {
-  try {
-    const c = await getJSON<{ resources: { canaries?: { metadata: { name: string; namespace: string }; spec: { steps?: number[] } }[] } }>("/api/mesh/config", signal);
-    return c.resources.canaries?.find((x) => x.metadata.name === name && x.metadata.namespace === ns)?.spec.steps ?? [];
-  } catch {
-    return [];
-  }
-}
-
-function detail(c: Canary, steps: number[], reload: () => void): HTMLElement {
+function detail(c: Canary, reload: () => void): HTMLElement {
+  const steps = c.steps ?? [];
   const decisions = [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
   const done = c.state === "succeeded" || c.state === "rolled-back" || c.state === "aborted";
   const msg = h("span", { role: "status", class: "muted" });
@@ -150,7 +162,8 @@ function detail(c: Canary, steps: number[], reload: () => void): HTMLElement {
       "div",
       { class: "toolbar" },
       h("span", { class: `badge ${stateClass[c.state] ?? ""}`, id: "canary-state" }, c.state),
-      h("span", {}, h("span", { class: "muted" }, "step "), String(c.step)),
+      h("span", {}, h("span", { class: "muted" }, "step "), steps.length ? `${c.step} of ${steps.length}` : String(c.step)),
+      c.stable && c.canary ? h("span", {}, h("span", { class: "muted" }, "stable "), c.stable, h("span", { class: "muted" }, " canary "), c.canary) : null,
       h("span", {}, h("span", { class: "muted" }, "weights "), weights(c.weights)),
       action("promote", "Promote", "primary", `Promote ${c.namespace}/${c.name}: send 100% to the canary and end the rollout?`),
       action("abort", "Abort", "danger", `Abort ${c.namespace}/${c.name}: send 100% back to stable?`),
@@ -162,9 +175,11 @@ function detail(c: Canary, steps: number[], reload: () => void): HTMLElement {
       ? h(
           "div",
           { class: "timeline", "aria-label": "Steps" },
-          steps.map((w, i) => h("span", { class: `step ${i < c.step ? "done" : i === c.step && !done ? "current" : ""}`, title: `step ${i}` }, `${w}%`)),
+          steps.map((w, i) => h("span", { class: `step ${i + 1 < c.step || (i + 1 === c.step && c.state === "succeeded") ? "done" : i + 1 === c.step && !done ? "current" : ""}`, title: `step ${i + 1}` }, `${w}%`)),
         )
       : null,
+    c.message ? h("p", { id: "canary-message" }, c.message) : null,
+    !done && c.nextEvaluationAt ? h("p", { class: "muted" }, `next evaluation ${dateTime(new Date(c.nextEvaluationAt))}`, c.inconclusive ? ` · ${c.inconclusive} inconclusive interval(s) in a row` : "") : null,
     h("h2", {}, `Decisions (${decisions.length})`),
     decisions.length === 0 ? empty("No decision yet: the first comes after one interval.") : decisions.map(decisionCard),
   );
@@ -181,8 +196,10 @@ function decisionCard(d: Decision): HTMLElement {
       h("span", {}, dateTime(new Date(d.at))),
       h("span", { class: "muted" }, `step ${d.step}`),
       h("span", {}, `${weights(d.weightsBefore)} → ${weights(d.weightsAfter)}`),
-      h("span", { class: "muted" }, `${d.requests} requests`),
+      h("span", { class: "muted" }, `${Math.round(d.requests)} requests${d.window ? ` in ${d.window}` : ""}`),
+      d.by ? h("span", { class: "muted" }, `by ${d.by}`) : null,
     ),
+    d.reason ? h("div", {}, d.reason) : null,
     (d.gates ?? []).length
       ? h(
           "table",
@@ -194,12 +211,12 @@ function decisionCard(d: Decision): HTMLElement {
             (d.gates ?? []).map((g) =>
               h(
                 "tr",
-                { class: g.verdict === "fail" ? "bad" : "" },
+                { class: g.verdict === "fail" || g.verdict === "error" ? "bad" : "" },
                 h("td", {}, g.gate),
                 h("td", {}, h("a", { class: "mono", href: href("/query", { q: g.query, tab: "chart", range: "1h" }) }, g.query)),
-                h("td", { class: "num" }, num(g.value)),
+                h("td", { class: "num" }, g.value === null || g.value === undefined ? "no data" : num(g.value)),
                 h("td", { class: "num" }, num(g.threshold)),
-                h("td", {}, h("span", { class: `badge ${verdictClass[g.verdict] ?? ""}` }, g.verdict)),
+                h("td", {}, h("span", { class: `badge ${verdictClass[g.verdict] ?? ""}` }, g.verdict), g.message ? h("div", { class: "muted" }, g.message) : null),
               ),
             ),
           ),

@@ -6,15 +6,16 @@ import { h, loading, errorBox, empty, unavailable } from "../dom";
 import type { Ctx } from "../router";
 import { durations, href, param, seconds, setParams } from "../state";
 
-/** SLO is one entry of /api/slos (DESIGN.md). sli holds good/total ratios per window. */
+/** SLO is one entry of /api/slos (DESIGN.md); sli holds the error ratio (bad/total) per window. */
 export interface SLO {
   namespace: string;
   name: string;
   service: string;
+  indicator?: string; // availability, latency or ratio
   objective: number; // percent
   window: string;
   sli: Record<string, number> | null;
-  errorBudgetRemaining: number; // ratio of the budget, may be negative
+  errorBudgetRemaining: number | null; // share of the budget left, below 0 overspent, null without data
   burnRates: Record<string, number> | null;
   alerts: { name: string; severity: string; state: string }[] | null;
 }
@@ -62,9 +63,9 @@ export function slosView({ root, signal }: Ctx): () => void {
 }
 
 function card(s: SLO, chart?: HTMLElement): HTMLElement {
-  const budget = s.errorBudgetRemaining;
+  const budget = s.errorBudgetRemaining ?? NaN;
   const firing = (s.alerts ?? []).filter((a) => a.state === "firing");
-  const budgetColor = budget < 0.1 ? "var(--bad)" : budget < 0.5 ? "var(--warn)" : "var(--ok)";
+  const budgetColor = isNaN(budget) ? "var(--muted)" : budget < 0.1 ? "var(--bad)" : budget < 0.5 ? "var(--warn)" : "var(--ok)";
   const windows = Object.keys({ ...(s.sli ?? {}), ...(s.burnRates ?? {}) }).sort(byWindow);
   return h(
     "article",
@@ -73,7 +74,7 @@ function card(s: SLO, chart?: HTMLElement): HTMLElement {
       "div",
       { class: "toolbar", style: "padding:0" },
       h("h2", { style: "margin:0" }, s.name),
-      h("span", { class: "muted" }, `${s.namespace} · service ${s.service}`),
+      h("span", { class: "muted" }, `${s.namespace} · service ${s.service}${s.indicator ? ` · ${s.indicator}` : ""}`),
       h("span", {}, `objective ${s.objective}% over ${s.window}`),
       firing.length ? firing.map((a) => h("span", { class: `badge ${a.severity === "page" ? "bad" : "warn"}` }, `${a.severity} alert firing`)) : h("span", { class: "badge ok" }, "no alert firing"),
     ),
@@ -83,10 +84,10 @@ function card(s: SLO, chart?: HTMLElement): HTMLElement {
       h("span", { class: "muted" }, "error budget left"),
       h(
         "div",
-        { class: "bar-track", role: "meter", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": Math.round(budget * 100), "aria-label": "error budget remaining", style: "width:260px" },
-        h("div", { class: "bar-fill", style: `width:${Math.max(0, Math.min(100, budget * 100))}%;background:${budgetColor}` }),
+        { class: "bar-track", role: "meter", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": isNaN(budget) ? null : Math.round(budget * 100), "aria-label": "error budget remaining", style: "width:260px" },
+        h("div", { class: "bar-fill", style: `width:${isNaN(budget) ? 0 : Math.max(0, Math.min(100, budget * 100))}%;background:${budgetColor}` }),
       ),
-      h("strong", { style: `color:${budgetColor}` }, `${(budget * 100).toFixed(1)}%`),
+      h("strong", { style: `color:${budgetColor}` }, isNaN(budget) ? "no data yet" : `${(budget * 100).toFixed(1)}%`),
     ),
     windows.length
       ? h(
@@ -96,7 +97,8 @@ function card(s: SLO, chart?: HTMLElement): HTMLElement {
           h(
             "tbody",
             {},
-            h("tr", {}, h("th", { scope: "row" }, "SLI"), windows.map((w) => h("td", { class: "num" }, s.sli?.[w] === undefined ? "–" : `${(s.sli[w] * 100).toFixed(3)}%`))),
+            h("tr", {}, h("th", { scope: "row" }, "good"), windows.map((w) => h("td", { class: "num" }, s.sli?.[w] === undefined ? "–" : `${(100 - s.sli[w] * 100).toFixed(3)}%`))),
+            h("tr", {}, h("th", { scope: "row" }, "errors"), windows.map((w) => h("td", { class: "num" }, s.sli?.[w] === undefined ? "–" : `${(s.sli[w] * 100).toFixed(3)}%`))),
             h(
               "tr",
               {},
