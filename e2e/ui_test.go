@@ -24,7 +24,9 @@ import (
 func TestUI(t *testing.T) {
 	b := newBrowser(t)
 	dir := filepath.Join(t.TempDir(), "demo-mesh")
-	gm := startCmd(t, "demo", dir, t.TempDir(), "--traffic-rps", "20")
+	// --bad-canary: reviews-v3 starts failing 25 s in, so the demo's canary
+	// rolls back on its own while the other pages are checked.
+	gm := startCmd(t, "demo", dir, t.TempDir(), "--traffic-rps", "20", "--bad-canary")
 	b.base = "http://" + gm.HTTPAddr
 
 	t.Run("the graph page draws the demo's nodes from the live stream", func(t *testing.T) {
@@ -121,6 +123,25 @@ func TestUI(t *testing.T) {
 		if core < 20 {
 			t.Errorf("only %d core panel queries", core)
 		}
+	})
+	t.Run("the SLO page shows the demo's SLOs", func(t *testing.T) {
+		b.open(t, "/slos")
+		names := pollUI[string](t, b, 20*time.Second, `[...document.querySelectorAll("article.slo h2")].map(e => e.textContent).sort().join(",")`)
+		if names != "productpage-latency,reviews-availability" {
+			t.Fatalf("SLOs %q", names)
+		}
+		b.shot(t, "slos")
+	})
+	t.Run("the canary page shows the rolled-back canary and its failing gate", func(t *testing.T) {
+		b.open(t, "/canaries")
+		b.do(t, 20*time.Second, chromedp.Click(chromedp.CSS(`#canaries-table a[href="/canaries/default/reviews"]`)))
+		pollUI[bool](t, b, 90*time.Second, `document.querySelector("#canary-state")?.textContent === "rolled-back"`)
+		gate := pollUI[string](t, b, 10*time.Second, `document.querySelector(".decision.rollback tr.bad td")?.textContent ?? ""`)
+		if gate == "" {
+			t.Fatal("no failing gate in the rollback decision")
+		}
+		t.Logf("failing gate: %s", gate)
+		b.shot(t, "canary")
 	})
 	b.checkErrors(t)
 }

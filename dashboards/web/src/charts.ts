@@ -19,6 +19,8 @@ export interface ChartOpts {
   label?: (m: Record<string, string>) => string;
   /** at most this many series are drawn (the legend says how many were left out) */
   maxSeries?: number;
+  /** the time range shown (unix seconds), so a series with few samples is not stretched */
+  xRange?: [number, number];
 }
 
 /** seriesName is Prometheus's own notation: name{k="v", ...}. */
@@ -57,8 +59,8 @@ export function timeChart(el: HTMLElement, matrix: PromSample[], o: ChartOpts): 
     height: o.height ?? 160,
     legend: { show: true, live: true },
     cursor: { drag: { x: true, y: false } },
-    scales: { x: { time: true } },
-    axes: [{ size: 28 }, { size: 54, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
+    scales: { x: o.xRange ? { time: true, range: () => o.xRange! } : { time: true } },
+    axes: [{ size: 28 }, { size: 64, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
     series: [
       {},
       ...shown.map((s, i) => ({
@@ -101,7 +103,7 @@ export function scatterChart(el: HTMLElement, points: Point[], o: ChartOpts & { 
       height: o.height ?? 180,
       scales: { x: { time: true } },
       cursor: { focus: { prox: 16 }, points: { size: 10 } },
-      axes: [{ size: 28 }, { size: 54, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
+      axes: [{ size: 28 }, { size: 64, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
       series: [
         {},
         { label: "traces", stroke: "#2563eb", paths: () => null, points: pts("#2563eb"), value: (_u, v) => (v == null ? "–" : fmt(v)) },

@@ -175,7 +175,7 @@ function detail(c: Canary, reload: () => void): HTMLElement {
       ? h(
           "div",
           { class: "timeline", "aria-label": "Steps" },
-          steps.map((w, i) => h("span", { class: `step ${i + 1 < c.step || (i + 1 === c.step && c.state === "succeeded") ? "done" : i + 1 === c.step && !done ? "current" : ""}`, title: `step ${i + 1}` }, `${w}%`)),
+          steps.map((w, i) => h("span", { class: `step ${i + 1 < c.step || (i + 1 === c.step && c.state === "succeeded") ? "done" : i + 1 === c.step ? (done ? "failed" : "current") : ""}`, title: `step ${i + 1}` }, `${w}%`)),
         )
       : null,
     c.message ? h("p", { id: "canary-message" }, c.message) : null,

@@ -123,7 +123,7 @@ function charts(q: Queries, durName: string, dur: number, step: number, signal: 
         const matrix: PromSample[] = rs.flatMap((r, i) => (r.result as PromSample[]).map((s) => ({ ...s, metric: { __name__: queries[i].name } })));
         chart.replaceChildren();
         if (matrix.length === 0) chart.append(empty("No data in this window."));
-        else timeChart(chart, matrix, { width, height: 130, fmt, label: (m) => m.__name__ });
+        else timeChart(chart, matrix, { width, height: 130, fmt, xRange: [start, end], label: (m) => m.__name__ });
       })
       .catch((err) => {
         if (!signal.aborted) chart.replaceChildren(errorBox(err));

@@ -119,7 +119,7 @@ export function metricsView({ root, signal }: Ctx): void {
     }
     const box = h("div", { class: "card", id: "promql-chart" });
     out.replaceChildren(box, exemplars(ex.data ?? []));
-    timeChart(box, rows, { width: Math.max(400, box.clientWidth - 24), height: 300, fmt: num });
+    timeChart(box, rows, { width: Math.max(400, box.clientWidth - 24), height: 300, fmt: num, xRange: [end - dur, end] });
   };
 
   function setTab(t: "table" | "chart") {

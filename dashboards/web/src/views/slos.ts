@@ -133,7 +133,7 @@ function drawChart(el: HTMLElement, s: SLO, range: string, signal: AbortSignal) 
         return;
       }
       const obj = { metric: { __name__: `objective ${s.objective}%` }, values: (rows[0].values ?? []).map(([t]) => [t, String(s.objective)] as [number, string]) };
-      timeChart(el, [{ ...rows[0], metric: { __name__: "SLI (5m)" } }, obj], { width: Math.max(400, el.clientWidth), height: 150, fmt: (v) => `${v.toFixed(2)}%`, label: (m) => m.__name__ });
+      timeChart(el, [{ ...rows[0], metric: { __name__: "SLI (5m)" } }, obj], { width: Math.max(400, el.clientWidth), height: 150, xRange: [end - dur, end], fmt: (v) => `${v.toFixed(2)}%`, label: (m) => m.__name__ });
       el.append(h("a", { class: "promql", href: href("/query", { q, range, tab: "chart" }) }, h("code", {}, q)));
     })
     .catch((err) => {
