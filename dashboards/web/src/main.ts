@@ -1,12 +1,14 @@
 import "./style.css";
 import { h } from "./dom";
-import { start, type Route } from "./router";
-import { graphView } from "./views/graph";
-import { tracesView } from "./views/traces";
-import { metricsView } from "./views/metrics";
+import { lazy, start, type Route } from "./router";
 import { proxiesView } from "./views/proxies";
-import { slosView } from "./views/slos";
 import { canariesView } from "./views/canaries";
+
+// Pages that draw graphs or charts load their libraries on first use.
+const graphView = lazy(() => import("./views/graph").then((m) => m.graphView));
+const tracesView = lazy(() => import("./views/traces").then((m) => m.tracesView));
+const metricsView = lazy(() => import("./views/metrics").then((m) => m.metricsView));
+const slosView = lazy(() => import("./views/slos").then((m) => m.slosView));
 
 const routes: Route[] = [
   { path: "graph", title: "Graph", view: graphView, nav: true },

@@ -60,3 +60,35 @@ function render(main: HTMLElement): void {
   const cleanup = route.view({ root: main, signal: abort.signal, rest: segs.slice(1).map(decodeURIComponent) });
   if (cleanup) current.cleanup = cleanup;
 }
+
+/**
+ * lazy loads a view's module on first use, so the graph's cytoscape and the
+ * charts' uPlot are fetched only by the pages that draw them.
+ */
+export function lazy(load: () => Promise<View>): View {
+  return (ctx) => {
+    let cleanup: void | (() => void);
+    let done = false;
+    const wait = document.createElement("div");
+    wait.className = "state loading";
+    wait.setAttribute("role", "status");
+    wait.textContent = "Loading…";
+    ctx.root.append(wait);
+    load().then(
+      (view) => {
+        wait.remove();
+        if (!ctx.signal.aborted) cleanup = view(ctx);
+        if (done) cleanup?.();
+      },
+      (err) => {
+        wait.className = "state error";
+        wait.setAttribute("role", "alert");
+        wait.textContent = `Could not load this page (${err instanceof Error ? err.message : err}); reload to try again.`;
+      },
+    );
+    return () => {
+      done = true;
+      cleanup?.();
+    };
+  };
+}
