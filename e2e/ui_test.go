@@ -14,6 +14,9 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/glassmesh/glassmesh/dashboards"
 )
@@ -100,6 +103,20 @@ func TestUI(t *testing.T) {
 			t.Fatalf("%d proxies", n)
 		}
 		b.shot(t, "proxies")
+	})
+	t.Run("the proxies page highlights a NACK with its error", func(t *testing.T) {
+		c := newDeltaClient(t, gm.GRPCAddr, "nacking-client") // disconnects when this subtest ends
+		c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: resource.RouteType, ResourceNamesSubscribe: []string{"reviews.default.svc.cluster.local:9080"}})
+		r := c.recv(10 * time.Second)
+		c.send(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: r.TypeUrl, ResponseNonce: r.Nonce,
+			ErrorDetail: &statuspb.Status{Code: 3, Message: "ui test rejects this route"}})
+		b.open(t, "/proxies")
+		row := pollUI[string](t, b, 20*time.Second, `document.querySelector("#proxies-table tr.bad")?.innerText ?? ""`)
+		if !strings.Contains(row, "nacking-client") || !strings.Contains(row, "ui test rejects this route") {
+			t.Fatalf("NACK row %q", row)
+		}
+		pollUI[bool](t, b, 5*time.Second, `!!document.querySelector("#proxies [role=alert]")`)
+		b.shot(t, "proxies-nack")
 	})
 	t.Run("the Grafana dashboards' queries answer on demo data", func(t *testing.T) {
 		qs, err := dashboards.GrafanaQueries()

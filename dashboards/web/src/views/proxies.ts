@@ -93,7 +93,7 @@ function proxyTable(list: Proxy[]): HTMLElement {
   return h(
     "div",
     {},
-    nacks.length ? h("div", { class: "state error", role: "alert" }, `${nacks.length} proxy${nacks.length === 1 ? "" : "ies"} rejected config (NACK): ${nacks.map((p) => p.workload || p.id).join(", ")}`) : null,
+    nacks.length ? h("div", { class: "state error", role: "alert" }, `${nacks.length} ${nacks.length === 1 ? "proxy" : "proxies"} rejected config (NACK): ${nacks.map((p) => p.workload || p.id).join(", ")}`) : null,
     sortableTable<Proxy>(
       list,
       [
