@@ -34,12 +34,13 @@ func TestUI(t *testing.T) {
 
 	t.Run("the graph page draws the demo's nodes from the live stream", func(t *testing.T) {
 		b.open(t, "/graph?ns=default&type=versionedApp&dur=1m")
+		// Every demo app; failing canary calls may add nodes of their own.
 		want := "details v1,productpage v1,ratings v1,reviews v1,reviews v2,reviews v3,traffic-generator v1"
 		got := pollUI[string](t, b, 60*time.Second, fmt.Sprintf(
-			`(() => { const n = document.querySelector("#graph-cy")?.dataset.nodes; return n === %q && +document.querySelector("#graph-cy").dataset.edges >= 7 ? n : ""; })()`, want))
-		if got != want {
-			t.Fatalf("nodes %q, want %q", got, want)
-		}
+			`(() => { const el = document.querySelector("#graph-cy"); const n = (el?.dataset.nodes ?? "").split(","); return %q.split(",").every(w => n.includes(w)) && +el.dataset.edges >= 7 ? n.join(",") : ""; })()`, want))
+		t.Logf("graph nodes: %s", got)
+		// The stream sends a new graph when the traffic's numbers change.
+		pollUI[bool](t, b, 20*time.Second, `+document.querySelector("#graph-cy").dataset.updates >= 2`)
 		b.shot(t, "graph")
 	})
 	t.Run("the table view lists the edges with their rates", func(t *testing.T) {
@@ -61,6 +62,8 @@ func TestUI(t *testing.T) {
 		if !strings.Contains(q, "istio_requests_total") {
 			t.Fatalf("panel PromQL %q", q)
 		}
+		// Exemplars link the edge's slowest requests to their traces.
+		pollUI[bool](t, b, 10*time.Second, `!!document.querySelector("#panel-exemplars a[href^='/traces/']")`)
 		b.shot(t, "graph-panel")
 	})
 	t.Run("a trace search finds traces and a trace shows every span", func(t *testing.T) {

@@ -193,6 +193,8 @@ export function errorMatcher(protocol: string): string {
 
 /** Queries are the PromQL for one node or edge's charts. */
 export interface Queries {
+  /** the label matchers, for exemplar look-ups */
+  selector: string;
   rate: string;
   errors: string;
   latency: { p: string; q: string }[];
@@ -202,6 +204,7 @@ function build(sel: string[], protocol: string, win: string): Queries {
   const s = sel.join(", ");
   const total = `sum(rate(istio_requests_total{${s}}[${win}]))`;
   return {
+    selector: s,
     rate: total,
     errors: `100 * sum(rate(istio_requests_total{${s}, ${errorMatcher(protocol)}}[${win}])) / ${total}`,
     latency: ["0.5", "0.95", "0.99"].map((p) => ({

@@ -155,6 +155,7 @@ export function graphView(ctx: Ctx): () => void {
     const names = m.nodes.filter((n) => !n.box).map((n) => n.label);
     cyEl.dataset.nodes = names.sort().join(",");
     cyEl.dataset.edges = String(m.edges.length);
+    cyEl.dataset.updates = String(Number(cyEl.dataset.updates ?? 0) + 1);
     cyEl.setAttribute("aria-label", `Service graph: ${names.length} nodes, ${m.edges.length} edges. The table view lists them.`);
     overlay.replaceChildren(m.nodes.length === 0 ? empty(`No traffic in namespace ${st.ns} in the last ${st.dur}.`) : "");
     live.className = "live on";

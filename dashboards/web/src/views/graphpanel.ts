@@ -1,10 +1,10 @@
 // The graph's side panel: a node's or edge's numbers, its top response codes,
 // charts of rate, errors and latency over the traffic window, the PromQL
 // behind each, and links to the matching traces.
-import { promRange, stepFor, type PromSample } from "../api";
+import { getJSON, promRange, stepFor, type PromSample } from "../api";
 import { timeChart } from "../charts";
 import { h, loading, errorBox, empty } from "../dom";
-import { ms, pct, rate } from "../format";
+import { ms, pct, rate, time } from "../format";
 import { edgeQueries, nodeQueries, traceService, type EdgeRow, type Model, type NodeRow, type Queries } from "../graphmodel";
 import { href, seconds } from "../state";
 
@@ -132,5 +132,46 @@ function charts(q: Queries, durName: string, dur: number, step: number, signal: 
   one("Request rate", [{ name: "rps", q: q.rate }], (v) => `${rate(v)}/s`);
   one("Error rate", [{ name: "errors %", q: q.errors }], (v) => pct(v));
   one("Latency", q.latency.map((l) => ({ name: l.p, q: l.q })), ms);
+  box.append(h("h3", {}, "Slowest sampled requests"), slowest(q.selector, start, end, signal));
   return box;
+}
+
+interface ExemplarSeries {
+  exemplars: { labels: Record<string, string>; value: string; timestamp: number }[];
+}
+
+/** slowest lists the slowest requests whose exemplars carry a trace id, linked to their traces. */
+function slowest(selector: string, start: number, end: number, signal: AbortSignal): HTMLElement {
+  const el = h("div", { id: "panel-exemplars" }, loading("exemplars"));
+  // Exemplars may sit on either side's report (proxyless apps attach them
+  // to the callee's), so look at both.
+  const sel = selector
+    .split(", ")
+    .filter((m) => !m.startsWith("reporter="))
+    .join(", ");
+  const p = new URLSearchParams({ query: `istio_request_duration_milliseconds_bucket{${sel}}`, start: String(start), end: String(end) });
+  getJSON<{ data: ExemplarSeries[] | null }>(`/api/v1/query_exemplars?${p}`, signal)
+    .then((r) => {
+      const seen = new Set<string>();
+      const list = (r.data ?? [])
+        .flatMap((s) => s.exemplars)
+        .filter((e) => e.labels.trace_id && !seen.has(e.labels.trace_id) && seen.add(e.labels.trace_id))
+        .sort((a, b) => parseFloat(b.value) - parseFloat(a.value))
+        .slice(0, 5);
+      el.replaceChildren(
+        list.length === 0
+          ? empty("No exemplars in this window.")
+          : h(
+              "ul",
+              {},
+              list.map((e) =>
+                h("li", {}, h("a", { href: `/traces/${e.labels.trace_id}`, class: "mono" }, e.labels.trace_id.slice(0, 16)), ` ${ms(parseFloat(e.value))} at ${time(new Date(e.timestamp * 1000))}`),
+              ),
+            ),
+      );
+    })
+    .catch((err) => {
+      if (!signal.aborted) el.replaceChildren(errorBox(err));
+    });
+  return el;
 }
