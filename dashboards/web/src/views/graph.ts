@@ -15,6 +15,9 @@ import { graphTables } from "./graphtable";
 
 cytoscape.use(dagre);
 
+/** Above this many nodes the graph uses a cheaper layout and hides edge labels. */
+const bigGraph = 250;
+
 const healthColor: Record<string, string> = { Healthy: "#16a34a", Degraded: "#d97706", Failure: "#dc2626" };
 const graphTypes: [string, string][] = [
   ["versionedApp", "Versioned app"],
@@ -77,6 +80,7 @@ export function graphView(ctx: Ctx): () => void {
     minZoom: 0.1,
     maxZoom: 3,
     boxSelectionEnabled: false,
+    hideEdgesOnViewport: true, // pan and zoom stay smooth on big meshes
   });
   let model: Model | null = null;
   let structure = "";
@@ -149,7 +153,15 @@ export function graphView(ctx: Ctx): () => void {
     });
     if (key !== structure) {
       structure = key;
-      cy.layout({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions).run();
+      const big = m.nodes.length > bigGraph;
+      // Dagre reads best but is quadratic-ish; large meshes get the linear
+      // breadth-first layering, without edge labels until zoomed in.
+      cy.style().selector("edge").style("label", big ? "" : "data(label)").update();
+      cy.layout(
+        big
+          ? ({ name: "breadthfirst", directed: true, spacingFactor: 0.9, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions)
+          : ({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions),
+      ).run();
     }
     if (st.sel) cy.getElementById(st.sel).select();
     const names = m.nodes.filter((n) => !n.box).map((n) => n.label);
@@ -157,7 +169,13 @@ export function graphView(ctx: Ctx): () => void {
     cyEl.dataset.edges = String(m.edges.length);
     cyEl.dataset.updates = String(Number(cyEl.dataset.updates ?? 0) + 1);
     cyEl.setAttribute("aria-label", `Service graph: ${names.length} nodes, ${m.edges.length} edges. The table view lists them.`);
-    overlay.replaceChildren(m.nodes.length === 0 ? empty(`No traffic in namespace ${st.ns} in the last ${st.dur}.`) : "");
+    overlay.replaceChildren(
+      m.nodes.length === 0
+        ? empty(`No traffic in namespace ${st.ns} in the last ${st.dur}.`)
+        : m.nodes.length > bigGraph
+          ? h("div", { class: "state" }, `${m.nodes.length} nodes: edge labels are hidden; the `, h("button", { type: "button", class: "linklike", onclick: () => setView("table") }, "table"), " lists every number.")
+          : "",
+    );
     live.className = "live on";
     live.textContent = `live · updated ${time(new Date(g.timestamp * 1000))}`;
     drawTable();
