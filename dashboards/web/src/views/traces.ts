@@ -24,7 +24,14 @@ export function tracesView(ctx: Ctx): void {
     service: h("select", { name: "service", id: "tr-service", required: true }, h("option", { value: param("service") }, param("service") || "loading…")),
     operation: h("select", { name: "operation", id: "tr-operation" }, h("option", { value: "" }, "all operations")),
     tags: h("input", { name: "tags", id: "tr-tags", placeholder: "error=true http.status_code=500", value: param("tags") }),
-    lookback: h("select", { name: "lookback", id: "tr-lookback" }, lookbacks.map((l) => h("option", { value: l, selected: l === param("lookback", "1h") }, `last ${l}`))),
+    lookback: h(
+      "select",
+      { name: "lookback", id: "tr-lookback" },
+      lookbacks.map((l) => h("option", { value: l, selected: l === param("lookback", "1h") }, `last ${l}`)),
+      h("option", { value: "custom", selected: param("lookback") === "custom" }, "custom range"),
+    ),
+    start: h("input", { name: "start", id: "tr-start", type: "datetime-local", step: 1, value: localInput(param("start")) }),
+    end: h("input", { name: "end", id: "tr-end", type: "datetime-local", step: 1, value: localInput(param("end")) }),
     minDuration: h("input", { name: "minDuration", id: "tr-min", placeholder: "e.g. 5ms", value: param("minDuration"), size: 6 }),
     maxDuration: h("input", { name: "maxDuration", id: "tr-max", placeholder: "e.g. 1s", value: param("maxDuration"), size: 6 }),
     limit: h("input", { name: "limit", id: "tr-limit", type: "number", min: 1, max: 1500, value: param("limit", "20") }),
@@ -36,7 +43,8 @@ export function tracesView(ctx: Ctx): void {
     h("label", {}, "Service", f.service),
     h("label", {}, "Operation", f.operation),
     h("label", {}, "Tags (key=value, space-separated)", f.tags),
-    h("label", {}, "Lookback", f.lookback),
+    h("label", {}, "Time range", f.lookback),
+    h("div", { class: "row", id: "tr-range" }, h("label", {}, "From", f.start), h("label", {}, "To", f.end)),
     h("div", { class: "row" }, h("label", {}, "Min duration", f.minDuration), h("label", {}, "Max duration", f.maxDuration)),
     h("label", {}, "Limit", f.limit),
     h("button", { type: "submit", class: "primary", id: "tr-find" }, "Find traces"),
@@ -49,7 +57,19 @@ export function tracesView(ctx: Ctx): void {
     search?.abort();
     search = new AbortController();
     const s = AbortSignal.any([signal, search.signal]);
-    const q = new URLSearchParams({ service: f.service.value, lookback: f.lookback.value, limit: f.limit.value || "20" });
+    const q = new URLSearchParams({ service: f.service.value, limit: f.limit.value || "20" });
+    if (f.lookback.value !== "custom") q.set("lookback", f.lookback.value);
+    else {
+      // Jaeger takes start and end in microseconds.
+      const from = Date.parse(f.start.value);
+      const to = f.end.value ? Date.parse(f.end.value) : Date.now();
+      if (isNaN(from) || isNaN(to) || from >= to) {
+        results.replaceChildren(errorBox(new Error("pick a From time before the To time")));
+        return;
+      }
+      q.set("start", String(from * 1000));
+      q.set("end", String(to * 1000));
+    }
     if (f.operation.value) q.set("operation", f.operation.value);
     if (f.minDuration.value) q.set("minDuration", f.minDuration.value);
     if (f.maxDuration.value) q.set("maxDuration", f.maxDuration.value);
@@ -78,6 +98,8 @@ export function tracesView(ctx: Ctx): void {
         operation: f.operation.value,
         tags: f.tags.value.trim(),
         lookback: f.lookback.value,
+        start: f.lookback.value === "custom" && f.start.value ? Date.parse(f.start.value) : null,
+        end: f.lookback.value === "custom" && f.end.value ? Date.parse(f.end.value) : null,
         minDuration: f.minDuration.value,
         maxDuration: f.maxDuration.value,
         limit: f.limit.value === "20" ? null : f.limit.value,
@@ -87,6 +109,15 @@ export function tracesView(ctx: Ctx): void {
     );
     run();
   });
+  const showRange = () => (form.querySelector<HTMLElement>("#tr-range")!.hidden = f.lookback.value !== "custom");
+  f.lookback.addEventListener("change", () => {
+    if (f.lookback.value === "custom" && !f.start.value) {
+      f.start.value = localInput(String(Date.now() - 3600_000));
+      f.end.value = localInput(String(Date.now()));
+    }
+    showRange();
+  });
+  showRange();
   f.service.addEventListener("change", () => loadOperations(f.service.value, f.operation, "", signal));
 
   jaeger<string[]>("/api/services", signal)
@@ -116,6 +147,14 @@ async function loadOperations(service: string, sel: HTMLSelectElement, want: str
   } catch {
     /* operations are optional; the search still works */
   }
+}
+
+/** localInput formats epoch milliseconds (as a string) for a datetime-local input. */
+function localInput(msStr: string): string {
+  const t = Number(msStr);
+  if (!msStr || !isFinite(t)) return "";
+  const d = new Date(t - new Date(t).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 19);
 }
 
 /** parseTags reads `k=v k2="v 2"` into Jaeger's tags object. */
