@@ -1,24 +1,16 @@
-// The live service graph: Kiali's graph over SSE, drawn with cytoscape
-// (dagre layout, re-run only when the set of nodes or edges changes, so
-// positions stay put while the numbers update), with a sortable table one
-// click away and a side panel per node or edge.
-import cytoscape from "cytoscape";
-import dagre from "cytoscape-dagre";
+// The live service graph page: Kiali's graph over SSE (drawn by
+// graphdraw.ts), its type, namespace and window selectors, a sortable table
+// one click away and a side panel per node or edge.
 import { promList } from "../api";
 import { h, errorBox, loading, empty } from "../dom";
-import { pct, rate, ms, time } from "../format";
-import { readGraph, type KGraph, type Model, type EdgeRow, type NodeRow } from "../graphmodel";
+import { time } from "../format";
+import { readGraph, type KGraph, type Model } from "../graphmodel";
 import { param, setParams, durations } from "../state";
 import type { Ctx } from "../router";
 import { sidePanel } from "./graphpanel";
 import { graphTables } from "./graphtable";
+import { bigGraph, GraphCanvas, healthColor } from "./graphdraw";
 
-cytoscape.use(dagre);
-
-/** Above this many nodes the graph uses a cheaper layout and hides edge labels. */
-const bigGraph = 250;
-
-const healthColor: Record<string, string> = { Healthy: "#16a34a", Degraded: "#d97706", Failure: "#dc2626" };
 const graphTypes: [string, string][] = [
   ["versionedApp", "Versioned app"],
   ["app", "App"],
@@ -73,17 +65,8 @@ export function graphView(ctx: Ctx): () => void {
   const body = h("div", { class: "graph-body" }, canvas, tableEl, side);
   root.append(h("div", { class: "graph-page" }, toolbar, body));
 
-  const cy = cytoscape({
-    container: cyEl,
-    style: cyStyle(),
-    wheelSensitivity: 0.3,
-    minZoom: 0.1,
-    maxZoom: 3,
-    boxSelectionEnabled: false,
-    hideEdgesOnViewport: true, // pan and zoom stay smooth on big meshes
-  });
+  const cy = new GraphCanvas(cyEl);
   let model: Model | null = null;
-  let structure = "";
   let es: EventSource | null = null;
 
   function setView(v: "graph" | "table") {
@@ -93,8 +76,7 @@ export function graphView(ctx: Ctx): () => void {
     canvas.hidden = v !== "graph";
     tableEl.hidden = v !== "table";
     if (v === "graph") {
-      cy.resize();
-      cy.fit(undefined, 30);
+      cy.resize(true);
     }
     drawTable();
   }
@@ -102,8 +84,7 @@ export function graphView(ctx: Ctx): () => void {
   function select(id: string) {
     st.sel = id;
     setParams({ sel: id || null });
-    cy.elements().unselect();
-    if (id) cy.getElementById(id).select();
+    cy.select(id);
     drawPanel(true);
   }
 
@@ -135,40 +116,7 @@ export function graphView(ctx: Ctx): () => void {
   function update(g: KGraph) {
     const m = readGraph(g);
     model = m;
-    const els = elements(m);
-    const key = els
-      .map((e) => `${e.data.id}>${e.data.parent ?? ""}`)
-      .sort()
-      .join(",");
-    const ids = new Set(els.map((e) => e.data.id));
-    cy.batch(() => {
-      cy.elements().forEach((el) => {
-        if (!ids.has(el.id())) cy.remove(el);
-      });
-      for (const e of els) {
-        const el = cy.getElementById(e.data.id!);
-        if (el.nonempty()) el.data(e.data);
-        else cy.add(e);
-      }
-    });
-    if (key !== structure) {
-      structure = key;
-      const big = m.nodes.length > bigGraph;
-      // Dagre reads best but is quadratic-ish; large meshes get the linear
-      // breadth-first layering, without edge labels until zoomed in.
-      cy.style().selector("edge").style("label", big ? "" : "data(label)").update();
-      cy.layout(
-        big
-          ? ({ name: "breadthfirst", directed: true, spacingFactor: 0.9, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions)
-          : ({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions),
-      ).run();
-    }
-    if (st.sel) cy.getElementById(st.sel).select();
-    const names = m.nodes.filter((n) => !n.box).map((n) => n.label);
-    cyEl.dataset.nodes = names.sort().join(",");
-    cyEl.dataset.edges = String(m.edges.length);
-    cyEl.dataset.updates = String(Number(cyEl.dataset.updates ?? 0) + 1);
-    cyEl.setAttribute("aria-label", `Service graph: ${names.length} nodes, ${m.edges.length} edges. The table view lists them.`);
+    cy.draw(m, st.sel);
     overlay.replaceChildren(
       m.nodes.length === 0
         ? empty(`No traffic in namespace ${st.ns} in the last ${st.dur}.`)
@@ -185,8 +133,7 @@ export function graphView(ctx: Ctx): () => void {
   function connect() {
     es?.close();
     model = null;
-    structure = "";
-    cy.elements().remove();
+    cy.clear();
     overlay.replaceChildren(loading("the graph"));
     drawTable();
     const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: "5s" });
@@ -230,13 +177,7 @@ export function graphView(ctx: Ctx): () => void {
     setParams({ dur: st.dur });
     connect();
   });
-  cy.on("tap", "node, edge", (e) => {
-    if (e.target.data("box")) return;
-    select(e.target.id());
-  });
-  cy.on("tap", (e) => {
-    if (e.target === cy) select("");
-  });
+  cy.onSelect(select);
 
   loadNamespaces(nsSelect, st.ns, signal);
   setView(st.view === "table" ? "table" : "graph");
@@ -267,109 +208,3 @@ async function loadNamespaces(sel: HTMLSelectElement, current: string, signal: A
   }
 }
 
-function edgeLabel(e: EdgeRow): string {
-  const parts = [`${rate(e.rps)} rps`];
-  if (e.protocol !== "tcp") parts.push(pct(e.errPct));
-  if (isFinite(e.p95)) parts.push(ms(e.p95));
-  return parts.join(" · ");
-}
-
-function nodeShape(n: NodeRow): string {
-  switch (n.type) {
-    case "service":
-      return "triangle";
-    case "workload":
-      return "ellipse";
-    case "unknown":
-      return "diamond";
-    default:
-      return "round-rectangle";
-  }
-}
-
-function elements(m: Model): cytoscape.ElementDefinition[] {
-  const nodes = [...m.nodes]
-    .sort((a, b) => a.label.localeCompare(b.label))
-    .map((n) => ({
-      group: "nodes" as const,
-      data: {
-        id: n.id,
-        parent: n.raw.parent,
-        label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : ""),
-        color: healthColor[n.health] ?? "#94a3b8",
-        shape: nodeShape(n),
-        box: n.box,
-      },
-      classes: n.box ? "box" : "",
-    }));
-  const edges = [...m.edges]
-    .sort((a, b) => (a.source.label + a.target.label).localeCompare(b.source.label + b.target.label))
-    .map((e) => ({
-      group: "edges" as const,
-      data: {
-        id: e.id,
-        source: e.source.id,
-        target: e.target.id,
-        label: edgeLabel(e),
-        color: healthColor[e.health] ?? "#94a3b8",
-        width: Math.min(6, 1.5 + Math.log10(1 + e.rps * 10)),
-      },
-    }));
-  return [...nodes, ...edges];
-}
-
-function cyStyle(): cytoscape.StylesheetJson {
-  return [
-    {
-      selector: "node",
-      style: {
-        label: "data(label)",
-        shape: "data(shape)" as unknown as cytoscape.Css.NodeShape,
-        "background-color": "#ffffff",
-        "border-width": 3,
-        "border-color": "data(color)",
-        width: 34,
-        height: 34,
-        "font-size": 12,
-        "text-valign": "bottom",
-        "text-margin-y": 4,
-        color: "#1f2933",
-        "text-background-color": "#ffffff",
-        "text-background-opacity": 0.8,
-        "text-background-padding": "1px",
-      },
-    },
-    {
-      selector: "node.box",
-      style: {
-        shape: "round-rectangle",
-        "background-color": "#f1f5f9",
-        "border-width": 1,
-        "border-style": "dashed",
-        "border-color": "#94a3b8",
-        "text-valign": "top",
-        "text-margin-y": -4,
-        padding: "14px",
-        "font-weight": "bold",
-      },
-    },
-    {
-      selector: "edge",
-      style: {
-        width: "data(width)",
-        "line-color": "data(color)",
-        "target-arrow-color": "data(color)",
-        "target-arrow-shape": "triangle",
-        "curve-style": "bezier",
-        label: "data(label)",
-        "font-size": 10,
-        color: "#374151",
-        "text-background-color": "#ffffff",
-        "text-background-opacity": 0.85,
-        "text-background-padding": "2px",
-        "text-rotation": "autorotate",
-      },
-    },
-    { selector: ":selected", style: { "overlay-color": "#2563eb", "overlay-opacity": 0.18, "overlay-padding": 6 } },
-  ];
-}

@@ -1,0 +1,212 @@
+// Drawing the service graph with cytoscape: elements and styles from the
+// model, and a layout that runs only when the set of nodes or edges changes,
+// so positions stay put while the numbers update.
+import cytoscape from "cytoscape";
+import dagre from "cytoscape-dagre";
+import { ms, pct, rate } from "../format";
+import type { EdgeRow, Model, NodeRow } from "../graphmodel";
+
+cytoscape.use(dagre);
+
+/** Above this many nodes the graph uses a cheaper layout and hides edge labels. */
+export const bigGraph = 250;
+
+/** healthColor is Kiali's health status as a colour. */
+export const healthColor: Record<string, string> = { Healthy: "#16a34a", Degraded: "#d97706", Failure: "#dc2626" };
+
+/** GraphCanvas is one cytoscape instance in el. */
+export class GraphCanvas {
+  private cy: cytoscape.Core;
+  private structure = "";
+
+  constructor(private el: HTMLElement) {
+    this.cy = cytoscape({
+      container: el,
+      style: cyStyle(),
+      wheelSensitivity: 0.3,
+      minZoom: 0.1,
+      maxZoom: 3,
+      boxSelectionEnabled: false,
+      hideEdgesOnViewport: true, // pan and zoom stay smooth on big meshes
+    });
+  }
+
+  /** onSelect calls f with the tapped node or edge id, or "" for the background. */
+  onSelect(f: (id: string) => void): void {
+    this.cy.on("tap", "node, edge", (e) => {
+      if (!e.target.data("box")) f(e.target.id());
+    });
+    this.cy.on("tap", (e) => {
+      if (e.target === this.cy) f("");
+    });
+  }
+
+  /** draw shows m: elements are added, removed or updated in place. */
+  draw(m: Model, selected: string): void {
+    const cy = this.cy;
+    const els = elements(m);
+    const key = els
+      .map((e) => `${e.data.id}>${e.data.parent ?? ""}`)
+      .sort()
+      .join(",");
+    const ids = new Set(els.map((e) => e.data.id));
+    cy.batch(() => {
+      cy.elements().forEach((el) => {
+        if (!ids.has(el.id())) cy.remove(el);
+      });
+      for (const e of els) {
+        const el = cy.getElementById(e.data.id!);
+        if (el.nonempty()) el.data(e.data);
+        else cy.add(e);
+      }
+    });
+    if (key !== this.structure) {
+      this.structure = key;
+      const big = m.nodes.length > bigGraph;
+      // Dagre reads best but grows much faster than linearly; large meshes
+      // get the linear breadth-first layering, without edge labels.
+      cy.style().selector("edge").style("label", big ? "" : "data(label)").update();
+      cy.layout(
+        big
+          ? ({ name: "breadthfirst", directed: true, spacingFactor: 0.9, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions)
+          : ({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions),
+      ).run();
+    }
+    this.select(selected);
+    // What the canvas shows, for screen readers and the browser tests.
+    const names = m.nodes.filter((n) => !n.box).map((n) => n.label);
+    this.el.dataset.nodes = names.sort().join(",");
+    this.el.dataset.edges = String(m.edges.length);
+    this.el.dataset.updates = String(Number(this.el.dataset.updates ?? 0) + 1);
+    this.el.setAttribute("aria-label", `Service graph: ${names.length} nodes, ${m.edges.length} edges. The table view lists them.`);
+  }
+
+  /** select highlights one element ("" for none). */
+  select(id: string): void {
+    this.cy.elements().unselect();
+    if (id) this.cy.getElementById(id).select();
+  }
+
+  /** clear removes everything, so the next draw lays out afresh. */
+  clear(): void {
+    this.cy.elements().remove();
+    this.structure = "";
+  }
+
+  /** resize follows a change of the container's size. */
+  resize(fit = false): void {
+    this.cy.resize();
+    if (fit) this.cy.fit(undefined, 30);
+  }
+
+  destroy(): void {
+    this.cy.destroy();
+  }
+}
+
+function edgeLabel(e: EdgeRow): string {
+  const parts = [`${rate(e.rps)} rps`];
+  if (e.protocol !== "tcp") parts.push(pct(e.errPct));
+  if (isFinite(e.p95)) parts.push(ms(e.p95));
+  return parts.join(" · ");
+}
+
+function nodeShape(n: NodeRow): string {
+  switch (n.type) {
+    case "service":
+      return "triangle";
+    case "workload":
+      return "ellipse";
+    case "unknown":
+      return "diamond";
+    default:
+      return "round-rectangle";
+  }
+}
+
+function elements(m: Model): cytoscape.ElementDefinition[] {
+  const nodes = [...m.nodes]
+    .sort((a, b) => a.label.localeCompare(b.label))
+    .map((n) => ({
+      group: "nodes" as const,
+      data: {
+        id: n.id,
+        parent: n.raw.parent,
+        label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : ""),
+        color: healthColor[n.health] ?? "#94a3b8",
+        shape: nodeShape(n),
+        box: n.box,
+      },
+      classes: n.box ? "box" : "",
+    }));
+  const edges = [...m.edges]
+    .sort((a, b) => (a.source.label + a.target.label).localeCompare(b.source.label + b.target.label))
+    .map((e) => ({
+      group: "edges" as const,
+      data: {
+        id: e.id,
+        source: e.source.id,
+        target: e.target.id,
+        label: edgeLabel(e),
+        color: healthColor[e.health] ?? "#94a3b8",
+        width: Math.min(6, 1.5 + Math.log10(1 + e.rps * 10)),
+      },
+    }));
+  return [...nodes, ...edges];
+}
+
+function cyStyle(): cytoscape.StylesheetJson {
+  return [
+    {
+      selector: "node",
+      style: {
+        label: "data(label)",
+        shape: "data(shape)" as unknown as cytoscape.Css.NodeShape,
+        "background-color": "#ffffff",
+        "border-width": 3,
+        "border-color": "data(color)",
+        width: 34,
+        height: 34,
+        "font-size": 12,
+        "text-valign": "bottom",
+        "text-margin-y": 4,
+        color: "#1f2933",
+        "text-background-color": "#ffffff",
+        "text-background-opacity": 0.8,
+        "text-background-padding": "1px",
+      },
+    },
+    {
+      selector: "node.box",
+      style: {
+        shape: "round-rectangle",
+        "background-color": "#f1f5f9",
+        "border-width": 1,
+        "border-style": "dashed",
+        "border-color": "#94a3b8",
+        "text-valign": "top",
+        "text-margin-y": -4,
+        padding: "14px",
+        "font-weight": "bold",
+      },
+    },
+    {
+      selector: "edge",
+      style: {
+        width: "data(width)",
+        "line-color": "data(color)",
+        "target-arrow-color": "data(color)",
+        "target-arrow-shape": "triangle",
+        "curve-style": "bezier",
+        label: "data(label)",
+        "font-size": 10,
+        color: "#374151",
+        "text-background-color": "#ffffff",
+        "text-background-opacity": 0.85,
+        "text-background-padding": "2px",
+        "text-rotation": "autorotate",
+      },
+    },
+    { selector: ":selected", style: { "overlay-color": "#2563eb", "overlay-opacity": 0.18, "overlay-padding": 6 } },
+  ];
+}
