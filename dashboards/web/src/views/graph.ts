@@ -178,6 +178,9 @@ export function graphView(ctx: Ctx): () => void {
     connect();
   });
   cy.onSelect(select);
+  side.addEventListener("keydown", (e) => {
+    if (e.key === "Escape") select("");
+  });
 
   loadNamespaces(nsSelect, st.ns, signal);
   setView(st.view === "table" ? "table" : "graph");
