@@ -90,10 +90,8 @@ func sections(path string) map[string]string {
 	parts := strings.Split("\n"+string(b), "\n## ")
 	for _, p := range parts[1:] {
 		title, _, _ := strings.Cut(p, "\n")
-		out[title] = "## " + p
-		if !strings.HasSuffix(out[title], "\n") {
-			out[title] += "\n"
-		}
+		// Split took the newline before "## "; sections end in a blank line.
+		out[title] = strings.TrimRight("## "+p, "\n") + "\n\n"
 	}
 	return out
 }

@@ -118,6 +118,13 @@ func suites() []suite {
 			Metrics: []string{"p50-s-to-weights", "max-s-to-weights", "p50-s-to-traffic", "max-s-to-traffic"},
 		},
 		{
+			Title: "SLO rule evaluation",
+			About: "One evaluation of the generated rule groups of 1,000 availability SLOs (10 minutes of traffic each) through the real storage and PromQL engine; cost per SLO.",
+			Pkg:   "./telemetry/slo/",
+			Bench: "BenchmarkRuleEvaluation",
+			Args:  []string{"-benchtime", "3x", "-timeout", "30m"},
+		},
+		{
 			Title: "Mesh config load",
 			About: "Parsing and validating a config directory (model.Load).",
 			Pkg:   "./control/model/",

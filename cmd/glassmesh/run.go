@@ -23,9 +23,9 @@ import (
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
-	"github.com/glassmesh/glassmesh/telemetry/slo"
 	"github.com/glassmesh/glassmesh/control/xds"
 	"github.com/glassmesh/glassmesh/dashboards"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
 func newRunCmd() *cobra.Command {
