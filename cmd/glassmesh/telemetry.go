@@ -35,6 +35,7 @@ type telemetryFlags struct {
 	zipkinAddr         string
 	retentionTraces    string
 	exportOTLP         []string
+	metricsQueryURL    string
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
@@ -50,6 +51,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
+	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "draw the service graph from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own traffic, e.g. when several replicas remote-write to it")
 }
 
 // telemetry is the assembled telemetry side: storage, aggregation, the
@@ -94,7 +96,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := a.newPipeline(t); err != nil {
+	if err := a.newPipeline(t, f); err != nil {
 		return nil, err
 	}
 	if err := t.listen(f, ingest, traces); err != nil {
@@ -143,15 +145,23 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 
 // newPipeline builds the service graph and the access-log path that feeds
 // it and the aggregator: receivers → pipeline → consumers.
-func (a *app) newPipeline(t *telemetry) error {
+func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
+	var q topology.Querier = topology.EngineQuerier{Engine: t.engine.PromQL(), Queryable: t.storage.Queryable()}
+	cfg := topology.Config{}
+	if f.metricsQueryURL != "" {
+		remote, err := topology.NewHTTPQuerier(topology.HTTPQuerierConfig{URL: f.metricsQueryURL})
+		if err != nil {
+			return err // names the flag
+		}
+		q, cfg.PreferQuerier = remote, true
+	}
 	var err error
-	if t.graph, err = topology.New(topology.Config{},
-		topology.EngineQuerier{Engine: t.engine.PromQL(), Queryable: t.storage.Queryable()},
-		t.traces, a.logger.With("component", "topology"), a.reg); err != nil {
+	if t.graph, err = topology.New(cfg, q, t.traces, a.logger.With("component", "topology"), a.reg); err != nil {
 		return err
 	}
 	t.graph.Register(a.mux)
 	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
+	t.graph.SetMesh(mesh)
 	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
 		[]metrics.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
 	if err != nil {
