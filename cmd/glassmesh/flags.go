@@ -20,6 +20,7 @@ type runFlags struct {
 	logLevel     string
 	logFormat    string
 	telemetry    telemetryFlags
+	ca           caFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
@@ -31,6 +32,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format: text or json")
 	f.telemetry.register(fs)
+	f.ca.register(fs)
 }
 
 func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {

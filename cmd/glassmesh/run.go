@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/keepalive"
 
+	"github.com/glassmesh/glassmesh/control/ca"
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
@@ -62,6 +63,7 @@ type app struct {
 	tel     *telemetry
 	canary  *canary.Controller
 	slos    *slo.Manager
+	ca      *ca.CA
 	grpc    *grpc.Server
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -97,6 +99,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	a.routes()
 	var err error
 	if a.tel, err = a.newTelemetry(f.telemetry); err != nil {
+		return nil, err
+	}
+	if err = a.newCA(); err != nil {
+		a.tel.close()
 		return nil, err
 	}
 	if err = a.newSLOs(); err != nil {

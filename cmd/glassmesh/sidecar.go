@@ -17,7 +17,7 @@ func newSidecarCmd() *cobra.Command {
 		Use:   "sidecar",
 		Short: "Configure one workload's sidecar or proxyless gRPC app",
 	}
-	cmd.AddCommand(newSidecarBootstrapCmd())
+	cmd.AddCommand(newSidecarBootstrapCmd(), newSidecarCertsCmd())
 	return cmd
 }
 
