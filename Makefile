@@ -7,7 +7,7 @@ FUZZTIME  ?= 15s
 # -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
-.PHONY: build demo run test lint fuzz bench clean
+.PHONY: build demo run test lint fuzz bench ui clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
@@ -36,6 +36,10 @@ fuzz:
 # Benchmarks and side-by-side comparisons; writes BENCHMARKS.md.
 bench:
 	$(GO) run ./bench -out BENCHMARKS.md
+
+# Rebuild the web UI into dashboards/dist (commit the result; go build needs no npm).
+ui:
+	cd dashboards/web && npm ci && npm run build
 
 clean:
 	rm -rf bin
