@@ -111,8 +111,8 @@ func evaluate(ctx context.Context, q Querier, t target, now time.Time, w time.Du
 	w = max(w, time.Second).Round(time.Second)
 	window := promDuration(w)
 	ev := evaluation{at: now, window: w}
-	if v, ok, err := query(ctx, q, requestsQuery(t.matchers, window), now); err == nil && ok {
-		ev.requests = v
+	if v, ok, err := query(ctx, q, slo.RequestRate(t.matchers, window), now); err == nil && ok {
+		ev.requests = v * w.Seconds()
 	}
 	vars := map[string]string{}
 	for k, v := range t.vars {
@@ -133,12 +133,6 @@ func query(ctx context.Context, q Querier, expr string, at time.Time) (float64, 
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
 	return q.Query(ctx, expr, at)
-}
-
-// requestsQuery counts the canary's requests in the window, each once
-// (DESIGN.md's reporter rule).
-func requestsQuery(matchers, window string) string {
-	return fmt.Sprintf(`sum(increase(istio_requests_total{reporter="source",%[1]s}[%[2]s]) or increase(istio_requests_total{reporter="destination",source_workload="unknown",%[1]s}[%[2]s]))`, matchers, window)
 }
 
 // sloGate holds the canary's error ratio over the window to the SLO's

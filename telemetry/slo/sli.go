@@ -110,6 +110,13 @@ func serviceSelector(s *model.SLO, matchers string) string {
 	return sel
 }
 
+// RequestRate is PromQL for the per-second rate of requests selected by
+// matchers (a label-matcher fragment) over window, each request counted
+// once; empty when there were none.
+func RequestRate(matchers, window string) string {
+	return fmt.Sprintf("sum(%s)", rateOnce(requestsTotal, strings.Trim(matchers, " ,\t\n"), []string{""}, window))
+}
+
 // rateOnce is the union of the per-series rates of metric over window, for
 // each reporter half and each variant (extra matchers), so that the sum
 // of it counts each request once.
