@@ -162,6 +162,35 @@ func (ct *clientTraffic) allAt(version string) bool {
 	return true
 }
 
+// answered reports whether any of the last calls was answered by version.
+func (ct *clientTraffic) answered(version string) bool {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	return slices.Contains(ct.recent, version)
+}
+
+// waitAllAt waits until the last 20 calls were all answered by version.
+func (ct *clientTraffic) waitAllAt(t testing.TB, version string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, func() error {
+		if !ct.allAt(version) {
+			return fmt.Errorf("client traffic not all at %s yet", version)
+		}
+		return nil
+	})
+}
+
+// waitAnswered waits until version answers some of the calls.
+func (ct *clientTraffic) waitAnswered(t testing.TB, version string, within time.Duration) {
+	t.Helper()
+	eventually(t, within, func() error {
+		if !ct.answered(version) {
+			return fmt.Errorf("no %s answers yet", version)
+		}
+		return nil
+	})
+}
+
 // canaryStatus is what the tests read of /api/canaries/{ns}/{name}.
 type canaryStatus struct {
 	State     string            `json:"state"`
@@ -246,12 +275,7 @@ func TestCanary(t *testing.T) {
 		if got := st.verdicts(); !strings.HasPrefix(got, "start,") || strings.Count(got, "advance") != 2 || !strings.HasSuffix(got, ",promote") || strings.Contains(got, "rollback") {
 			t.Errorf("verdicts = %s, want start, (holds), two advances, promote", got)
 		}
-		eventually(t, 30*time.Second, func() error {
-			if !ct.allAt("v3") {
-				return fmt.Errorf("client traffic not all at v3 yet")
-			}
-			return nil
-		})
+		ct.waitAllAt(t, "v3", 30*time.Second)
 		if w := gm.servedWeights(t); w["v3"] != 100 || w["v1"] != 0 {
 			t.Errorf("served weights = %v, want v3 100", w)
 		}
@@ -266,13 +290,8 @@ func TestCanary(t *testing.T) {
 		ct := startClientTraffic(t, gm, 40)
 		// Let the canary's traffic flow, then break it mid-step.
 		eventually(t, 30*time.Second, func() error {
-			if ct.allAt("v1") || ct.allAt("v3") {
-				return fmt.Errorf("traffic not split yet")
-			}
-			ct.mu.Lock()
-			defer ct.mu.Unlock()
-			if !strings.Contains(strings.Join(ct.recent, ","), "v3") {
-				return fmt.Errorf("no v3 answers yet")
+			if ct.allAt("v1") || ct.allAt("v3") || !ct.answered("v3") {
+				return fmt.Errorf("traffic not split between v1 and v3 yet")
 			}
 			return nil
 		})
@@ -283,12 +302,7 @@ func TestCanary(t *testing.T) {
 		if w := gm.servedWeights(t); w["v1"] != 100 || w["v3"] != 0 {
 			t.Errorf("served weights after rollback = %v, want v1 100", w)
 		}
-		eventually(t, 30*time.Second, func() error {
-			if !ct.allAt("v1") {
-				return fmt.Errorf("client traffic not back at v1")
-			}
-			return nil
-		})
+		ct.waitAllAt(t, "v1", 30*time.Second)
 		t.Logf("first failing request -> weights at stable %s, -> client traffic at stable %s", toState.Round(time.Millisecond), time.Since(broke).Round(time.Millisecond))
 		d := st.Decisions[len(st.Decisions)-1]
 		if d.Verdict != "rollback" || len(d.Gates) != 1 || d.Gates[0].Gate != "slo reviews-availability" || d.Gates[0].Verdict != "fail" ||
@@ -402,23 +416,11 @@ func rollbackOnce(b *testing.B, interval string) (toWeights, toTraffic time.Dura
 	gm := start(b, dir, "--metrics.interval", "5s")
 	defer gm.stop()
 	ct := startClientTraffic(b, gm, 40)
-	eventually(b, 60*time.Second, func() error {
-		ct.mu.Lock()
-		defer ct.mu.Unlock()
-		if !strings.Contains(strings.Join(ct.recent, ","), "v3") {
-			return fmt.Errorf("no v3 answers yet")
-		}
-		return nil
-	})
+	ct.waitAnswered(b, "v3", 60*time.Second)
 	v3.failing.Store(true)
 	broke := time.Now()
 	gm.waitCanary(b, 120*time.Second, func(s canaryStatus) bool { return s.State == "rolled-back" })
 	toWeights = time.Since(broke)
-	eventually(b, 60*time.Second, func() error {
-		if !ct.allAt("v1") {
-			return fmt.Errorf("client traffic not back at v1")
-		}
-		return nil
-	})
+	ct.waitAllAt(b, "v1", 60*time.Second)
 	return toWeights, time.Since(broke)
 }
