@@ -179,7 +179,7 @@ func (c *Controller) follow(cur *canary, rule *model.Rule) {
 			"canary", st.Key(), "route", st.Route)
 	}
 	total := fileWeight(rule, st.Stable) + fileWeight(rule, st.Canary)
-	if total == 0 || total == st.TotalWeight || st.State != Progressing && st.State != Paused {
+	if total == 0 || total == st.TotalWeight {
 		return
 	}
 	st.TotalWeight = total

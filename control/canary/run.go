@@ -132,15 +132,15 @@ func verdict(t target, ev evaluation, full bool) (Decision, bool) {
 		return d, false
 	}
 	st := t.status
+	missing := ev.noData()
 	switch {
 	case !enough:
 		d.Verdict = Hold
 		d.Reason = fmt.Sprintf("inconclusive: %.0f canary requests over %s, fewer than minRequests %d (%d of %d inconclusive intervals)",
 			ev.requests, ev.window, t.spec.MinRequests, st.Inconclusive+1, t.spec.MaxInconclusive)
-	case ev.noData() != nil:
-		g := ev.noData()
+	case missing != nil:
 		d.Verdict = Hold
-		d.Reason = fmt.Sprintf("inconclusive: gate %q: %s (%d of %d inconclusive intervals)", g.Gate, g.Message, st.Inconclusive+1, t.spec.MaxInconclusive)
+		d.Reason = fmt.Sprintf("inconclusive: gate %q: %s (%d of %d inconclusive intervals)", missing.Gate, missing.Message, st.Inconclusive+1, t.spec.MaxInconclusive)
 	case st.Step >= len(st.Steps):
 		d.Verdict = Promote
 		d.Reason = fmt.Sprintf("every gate passed at the last step on %.0f canary requests over %s: promoted", ev.requests, ev.window)
