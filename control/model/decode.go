@@ -90,6 +90,14 @@ func (d *decoder) decode(n *yaml.Node, path string, v reflect.Value) {
 		v.SetString(n.Value)
 	case reflect.Uint32:
 		d.unsigned(n, path, v)
+	case reflect.Bool:
+		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" {
+			d.errorf(n, path, "expected true or false, got %s", describe(n))
+			return
+		}
+		var b bool
+		_ = n.Decode(&b) // a !!bool scalar always decodes
+		v.SetBool(b)
 	case reflect.Float64:
 		var f float64
 		if n.Kind != yaml.ScalarNode || (n.ShortTag() != "!!int" && n.ShortTag() != "!!float") || n.Decode(&f) != nil {

@@ -102,6 +102,8 @@ type TrafficRouteSpec struct {
 	Service string   `yaml:"service" json:"service"`
 	Subsets []Subset `yaml:"subsets,omitempty" json:"subsets,omitempty"`
 	Rules   []Rule   `yaml:"rules" json:"rules"`
+	// TrafficPolicy applies to every subset of the service; see TrafficPolicy.
+	TrafficPolicy *TrafficPolicy `yaml:"trafficPolicy,omitempty" json:"trafficPolicy,omitempty"`
 }
 
 // Subset is a named group of a service's workloads, chosen by labels.
