@@ -42,6 +42,7 @@ func (v *validator) route(r *TrafficRoute, ix *index) {
 		ix.routes[key] = r
 	}
 	v.subsets(r, svc, ix)
+	v.trafficPolicy(r, svc)
 	if len(r.Spec.Rules) == 0 {
 		v.errorf(o, "spec.rules", "at least one rule is required")
 	}
