@@ -9,7 +9,6 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -58,21 +57,12 @@ func sidecarCluster(sp servicePort, name string) *clusterv3.Cluster {
 		MaxConnections: max, MaxPendingRequests: max, MaxRequests: max, MaxRetries: max,
 		TrackRemaining: true,
 	}}}
+	sidecarPolicy(c, sp)
 	return c
 }
 
 // http2Options makes Envoy speak HTTP/2 to a cluster's endpoints.
-func http2Options() map[string]*anypb.Any {
-	return map[string]*anypb.Any{httpOptionsExtKey: mustAny(&httpv3.HttpProtocolOptions{
-		UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{
-			ExplicitHttpConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig{
-				ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-					Http2ProtocolOptions: &corev3.Http2ProtocolOptions{},
-				},
-			},
-		},
-	})}
-}
+func http2Options() map[string]*anypb.Any { return protocolOptions(true, nil) }
 
 // inboundCluster is a sidecar's static cluster to its app on 127.0.0.1.
 func inboundCluster(port uint32, h2 bool) *clusterv3.Cluster {

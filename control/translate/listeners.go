@@ -49,6 +49,7 @@ type hcmConfig struct {
 	rds        string                      // route configuration name over ADS, or
 	inline     *routev3.RouteConfiguration // an inline one
 	fault      bool                        // put the fault filter before the router
+	rateLimit  bool                        // and the local_ratelimit filter (sidecars only)
 	telemetry  telemetry
 }
 
@@ -63,6 +64,9 @@ func httpConnectionManager(c hcmConfig) *hcmv3.HttpConnectionManager {
 		h.HttpFilters = append(h.HttpFilters, &hcmv3.HttpFilter{
 			Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},
 		})
+	}
+	if c.rateLimit {
+		h.HttpFilters = append(h.HttpFilters, localRateLimitFilter())
 	}
 	// The router must be last, for Envoy and grpc-go alike.
 	h.HttpFilters = append(h.HttpFilters, &hcmv3.HttpFilter{

@@ -265,7 +265,7 @@ func proxylessRouteConfig(sp servicePort, routes []*routev3.Route) *routev3.Rout
 		VirtualHosts: []*routev3.VirtualHost{{
 			Name:    name,
 			Domains: append(ProxylessListenerNames(sp.svc, sp.port.Port), "*"),
-			Routes:  routes,
+			Routes:  policyRoutes(sp, routes, false),
 		}},
 	}
 }

@@ -22,6 +22,7 @@ type outboundPort struct {
 	port       uint32
 	tcpCluster string // "" for HTTP ports
 	fault      bool
+	rateLimit  bool
 }
 
 // outbound is what every sidecar has in common: its outbound listeners (less
@@ -74,11 +75,12 @@ func (t *translator) sidecarOutbound(byName Resources) *outbound {
 			}
 			rc := sidecarRouteConfig(n, httpSPs)
 			add(byName, resource.RouteType, rc.Name, rc)
-			fault := false
+			fault, rateLimit := false, false
 			for _, sp := range httpSPs {
 				fault = fault || usesFault(sp.route)
+				rateLimit = rateLimit || usesRateLimit(sp.route)
 			}
-			o.ports = append(o.ports, outboundPort{port: n, fault: fault})
+			o.ports = append(o.ports, outboundPort{port: n, fault: fault, rateLimit: rateLimit})
 		default:
 			for _, sp := range tcpSPs[1:] {
 				t.warnf("%s: TCP port %d is also used by %s; sidecars send it to %s", sp.key(), n, tcpSPs[0].svc.Key(), tcpSPs[0].svc.Key())
@@ -109,7 +111,8 @@ func sidecarRouteConfig(port uint32, sps []servicePort) *routev3.RouteConfigurat
 			domains = append(domains, n, n+p)
 		}
 		rc.VirtualHosts = append(rc.VirtualHosts, &routev3.VirtualHost{
-			Name: sp.svc.FQDN() + p, Domains: domains, Routes: sp.routes,
+			Name: sp.svc.FQDN() + p, Domains: domains, Routes: policyRoutes(sp, sp.routes, true),
+			TypedPerFilterConfig: vhostPolicy(sp),
 		})
 	}
 	// Hosts outside the mesh pass through to where they were headed.
@@ -164,7 +167,7 @@ func (o *outbound) resources(serviceName string, in []inboundPort) Resources {
 		name := fmt.Sprintf("0.0.0.0_%d", op.port)
 		chain := tcpChain("outbound|"+name, op.tcpCluster, o.telemetry)
 		if op.tcpCluster == "" {
-			chain = hcmChain(hcmConfig{statPrefix: "outbound_" + name, rds: SidecarRouteName(op.port), fault: op.fault, telemetry: tel})
+			chain = hcmChain(hcmConfig{statPrefix: "outbound_" + name, rds: SidecarRouteName(op.port), fault: op.fault, rateLimit: op.rateLimit, telemetry: tel})
 		}
 		add(r, resource.ListenerType, name, &listenerv3.Listener{
 			Name:             name,

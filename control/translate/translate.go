@@ -152,7 +152,7 @@ func (t *translator) shared(out Resources) {
 			name := ClusterName(sp.svc, sp.port.Port, subset)
 			add(out, resource.EndpointType, name, t.loadAssignment(sp, subset, name))
 			if !sp.isTCP() {
-				add(out, resource.ClusterType, name, edsCluster(name))
+				add(out, resource.ClusterType, name, proxylessCluster(sp, name))
 			}
 		}
 		if sp.isTCP() {
