@@ -87,10 +87,9 @@ func apply(m *model.Mesh, ovs []overlay) (*model.Mesh, []model.Override) {
 			Value: c.Spec.Rules[last].Destinations, By: o.by, Reason: o.reason,
 		})
 	}
-	return model.NewMesh(model.Objects{
-		Services: slices.Clone(m.Services), Workloads: slices.Clone(m.Workloads), Routes: routes,
-		SLOs: slices.Clone(m.SLOs), Canaries: slices.Clone(m.Canaries), Others: slices.Clone(m.Others),
-	}), overrides
+	objs := m.Objects()
+	objs.Routes = routes
+	return model.NewMesh(objs), overrides
 }
 
 // setWeights returns dests with the given subsets' weights replaced, in the

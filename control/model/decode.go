@@ -14,9 +14,6 @@ import (
 // "billion laughs" document is an error rather than an outage.
 const maxNodes = 1 << 20
 
-// maxDepth bounds the nesting of the free-form specs of Generic kinds.
-const maxDepth = 64
-
 var durationType = reflect.TypeFor[Duration]()
 
 // decoder turns the nodes of one YAML document into one object, strictly:
@@ -211,60 +208,6 @@ func (d *decoder) pairs(n *yaml.Node, path string, f func(key string, k, v *yaml
 		d.fields.lines[at] = k.Line
 		f(k.Value, k, val, at)
 	}
-}
-
-// freeform reads any YAML value into plain Go values (map[string]any, []any,
-// string, int64, float64, bool, nil), as JSON would hold them.
-func (d *decoder) freeform(n *yaml.Node, path string, depth int) any {
-	if n = d.resolve(n, path); n == nil {
-		return nil
-	}
-	if depth > maxDepth {
-		d.errorf(n, path, "nested more than %d levels deep", maxDepth)
-		return nil
-	}
-	switch n.Kind {
-	case yaml.MappingNode:
-		m := make(map[string]any, len(n.Content)/2)
-		d.pairs(n, path, func(key string, _, val *yaml.Node, at string) {
-			m[key] = d.freeform(val, at, depth+1)
-		})
-		return m
-	case yaml.SequenceNode:
-		s := make([]any, len(n.Content))
-		for i, item := range n.Content {
-			at := indexPath(path, i)
-			d.fields.lines[at] = item.Line
-			s[i] = d.freeform(item, at, depth+1)
-		}
-		return s
-	}
-	return scalar(n)
-}
-
-// scalar converts a scalar node by its resolved tag.
-func scalar(n *yaml.Node) any {
-	switch n.ShortTag() {
-	case "!!null":
-		return nil
-	case "!!bool":
-		var b bool
-		if n.Decode(&b) == nil {
-			return b
-		}
-	case "!!int":
-		var i int64
-		if n.Decode(&i) == nil {
-			return i
-		}
-		fallthrough
-	case "!!float":
-		var f float64
-		if n.Decode(&f) == nil && !math.IsNaN(f) && !math.IsInf(f, 0) {
-			return f
-		}
-	}
-	return n.Value
 }
 
 func isNull(n *yaml.Node) bool { return n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" }

@@ -92,8 +92,11 @@ func encode(t *testing.T, m *Mesh) []byte {
 	for _, c := range m.Canaries {
 		docs = append(docs, document{APIVersion, KindCanary, c.Meta, c.Spec})
 	}
-	for _, g := range m.Others {
-		docs = append(docs, document{APIVersion, g.Kind, g.Meta, g.Spec})
+	for _, p := range m.PeerAuthentications {
+		docs = append(docs, document{APIVersion, KindPeerAuthentication, p.Meta, p.Spec})
+	}
+	for _, p := range m.AuthzPolicies {
+		docs = append(docs, document{APIVersion, KindAuthorizationPolicy, p.Meta, p.Spec})
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
@@ -124,8 +127,11 @@ func withoutOrigins(m *Mesh) *Mesh {
 	for _, c := range m.Canaries {
 		c.Origin = Origin{}
 	}
-	for _, g := range m.Others {
-		g.Origin = Origin{}
+	for _, p := range m.PeerAuthentications {
+		p.Origin = Origin{}
+	}
+	for _, p := range m.AuthzPolicies {
+		p.Origin = Origin{}
 	}
 	return m
 }

@@ -1,7 +1,6 @@
 package model
 
 import (
-	"cmp"
 	"fmt"
 	"slices"
 	"strings"
@@ -36,7 +35,9 @@ type Mesh struct {
 	Routes    []*TrafficRoute // sorted by namespace/name
 	SLOs      []*SLO          // sorted by namespace/name
 	Canaries  []*Canary       // sorted by namespace/name
-	Others    []*Generic      // kinds implemented by later releases, sorted by kind, namespace/name
+	// PeerAuthentications and AuthzPolicies, sorted by namespace/name.
+	PeerAuthentications []*PeerAuthentication
+	AuthzPolicies       []*AuthorizationPolicy
 
 	services  map[string]*Service
 	workloads map[string]*Workload
@@ -49,7 +50,8 @@ type Mesh struct {
 func NewMesh(objs Objects) *Mesh {
 	m := &Mesh{
 		Services: objs.Services, Workloads: objs.Workloads, Routes: objs.Routes,
-		SLOs: objs.SLOs, Canaries: objs.Canaries, Others: objs.Others,
+		SLOs: objs.SLOs, Canaries: objs.Canaries,
+		PeerAuthentications: objs.PeerAuths, AuthzPolicies: objs.AuthzPols,
 		services:  make(map[string]*Service, len(objs.Services)),
 		workloads: make(map[string]*Workload, len(objs.Workloads)),
 		routes:    make(map[string]*TrafficRoute, len(objs.Routes)),
@@ -61,9 +63,8 @@ func NewMesh(objs Objects) *Mesh {
 	slices.SortFunc(m.Routes, func(a, b *TrafficRoute) int { return byKey(a, b) })
 	slices.SortFunc(m.SLOs, func(a, b *SLO) int { return byKey(a, b) })
 	slices.SortFunc(m.Canaries, func(a, b *Canary) int { return byKey(a, b) })
-	slices.SortFunc(m.Others, func(a, b *Generic) int {
-		return cmp.Or(cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Meta.Key(), b.Meta.Key()))
-	})
+	slices.SortFunc(m.PeerAuthentications, func(a, b *PeerAuthentication) int { return byKey(a, b) })
+	slices.SortFunc(m.AuthzPolicies, func(a, b *AuthorizationPolicy) int { return byKey(a, b) })
 	for _, s := range m.Services {
 		m.services[s.Key()] = s
 	}
@@ -146,6 +147,15 @@ func (s *Service) Port(name string) *ServicePort {
 		}
 	}
 	return nil
+}
+
+// Objects returns the mesh's objects, in new slices, for building a
+// changed mesh with NewMesh.
+func (m *Mesh) Objects() Objects {
+	return Objects{
+		Services: m.Services, Workloads: m.Workloads, Routes: m.Routes, SLOs: m.SLOs, Canaries: m.Canaries,
+		PeerAuths: m.PeerAuthentications, AuthzPols: m.AuthzPolicies,
+	}.clone()
 }
 
 func matches(labels, selector map[string]string) bool {

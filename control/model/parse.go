@@ -20,7 +20,8 @@ type Objects struct {
 	Routes    []*TrafficRoute
 	SLOs      []*SLO
 	Canaries  []*Canary
-	Others    []*Generic // PeerAuthentication, AuthorizationPolicy
+	PeerAuths []*PeerAuthentication
+	AuthzPols []*AuthorizationPolicy
 }
 
 // Append adds the objects of more after those of o.
@@ -30,17 +31,20 @@ func (o *Objects) Append(more Objects) {
 	o.Routes = append(o.Routes, more.Routes...)
 	o.SLOs = append(o.SLOs, more.SLOs...)
 	o.Canaries = append(o.Canaries, more.Canaries...)
-	o.Others = append(o.Others, more.Others...)
+	o.PeerAuths = append(o.PeerAuths, more.PeerAuths...)
+	o.AuthzPols = append(o.AuthzPols, more.AuthzPols...)
+}
+
+// clone returns o with new slices of the same objects.
+func (o Objects) clone() Objects {
+	var c Objects
+	c.Append(o)
+	return c
 }
 
 // Len is the number of objects.
 func (o Objects) Len() int {
-	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.SLOs) + len(o.Canaries) + len(o.Others)
-}
-
-// genericKinds are accepted and kept, but not implemented yet.
-var genericKinds = map[string]bool{
-	KindPeerAuthentication: true, KindAuthorizationPolicy: true,
+	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.SLOs) + len(o.Canaries) + len(o.PeerAuths) + len(o.AuthzPols)
 }
 
 // header is what every document has besides its kind's fields.
@@ -49,7 +53,6 @@ var header = map[string]bool{"apiVersion": true, "kind": true}
 // Parse reads the documents of one YAML file; file names it in diagnostics.
 // Empty documents are skipped. Every field is checked: unknown fields and
 // values of the wrong type are errors naming file:line and the field path.
-// The free-form specs of kinds that are not implemented yet are not checked.
 // Objects holds every document that had a known kind, even if some of its
 // fields had errors (those fields keep their zero value, and Validate does
 // not report them again). Parse never returns warnings.
@@ -172,8 +175,16 @@ func parseDocument(file string, root *yaml.Node, objs *Objects) []Diagnostic {
 		d.structure(root, "", reflect.ValueOf(c).Elem(), header)
 		c.Origin = d.origin(root)
 		objs.Canaries = append(objs.Canaries, c)
-	case genericKinds[kind.Value]:
-		objs.Others = append(objs.Others, d.generic(root, kind.Value))
+	case kind.Value == KindPeerAuthentication:
+		p := &PeerAuthentication{}
+		d.structure(root, "", reflect.ValueOf(p).Elem(), header)
+		p.Origin = d.origin(root)
+		objs.PeerAuths = append(objs.PeerAuths, p)
+	case kind.Value == KindAuthorizationPolicy:
+		p := &AuthorizationPolicy{}
+		d.structure(root, "", reflect.ValueOf(p).Elem(), header)
+		p.Origin = d.origin(root)
+		objs.AuthzPols = append(objs.AuthzPols, p)
 	default:
 		d.errorf(kind, "kind", "unknown kind %s; want one of %s", strconv.Quote(kind.Value), knownKinds)
 	}
@@ -209,25 +220,4 @@ func (d *decoder) header(root *yaml.Node) (apiVersion, kind *yaml.Node) {
 		}
 	}
 	return apiVersion, kind
-}
-
-// generic reads a kind that is not implemented yet: metadata strictly (it is
-// the same for every kind), spec as free-form data, other fields ignored.
-func (d *decoder) generic(root *yaml.Node, kind string) *Generic {
-	g := &Generic{Kind: kind}
-	d.pairs(root, "", func(key string, _, v *yaml.Node, at string) {
-		switch key {
-		case "metadata":
-			d.decode(v, at, reflect.ValueOf(&g.Meta).Elem())
-		case "spec":
-			spec := d.freeform(v, at, 0)
-			if m, ok := spec.(map[string]any); ok {
-				g.Spec = m
-			} else if spec != nil {
-				d.errorf(v, at, "expected a mapping, got %s", describe(v))
-			}
-		}
-	})
-	g.Origin = d.origin(root)
-	return g
 }

@@ -45,19 +45,18 @@ func Validate(objs Objects) (mesh *Mesh, errs, warns []Diagnostic) {
 	for _, c := range objs.Canaries {
 		v.canary(c, ix)
 	}
-	for _, g := range objs.Others {
-		v.warnf(g.Origin, "kind", "%s is not implemented yet; accepted and ignored", g.Kind)
+	for _, p := range objs.PeerAuths {
+		v.peerAuthentication(p, ix)
+	}
+	for _, p := range objs.AuthzPols {
+		v.authorizationPolicy(p, ix)
 	}
 	sortDiagnostics(v.errs)
 	sortDiagnostics(v.warns)
 	if len(v.errs) > 0 {
 		return nil, v.errs, v.warns
 	}
-	return NewMesh(Objects{
-		Services: slices.Clone(objs.Services), Workloads: slices.Clone(objs.Workloads),
-		Routes: slices.Clone(objs.Routes), SLOs: slices.Clone(objs.SLOs),
-		Canaries: slices.Clone(objs.Canaries), Others: slices.Clone(objs.Others),
-	}), nil, v.warns
+	return NewMesh(objs.clone()), nil, v.warns
 }
 
 // applyDefaults fills in what users may leave out. It is idempotent.
@@ -102,8 +101,14 @@ func applyDefaults(objs Objects) {
 			c.Spec.MaxInconclusive = DefaultCanaryMaxInconclusive
 		}
 	}
-	for _, g := range objs.Others {
-		defaultNamespace(&g.Meta)
+	for _, p := range objs.PeerAuths {
+		defaultNamespace(&p.Meta)
+	}
+	for _, p := range objs.AuthzPols {
+		defaultNamespace(&p.Meta)
+		if p.Spec.Action == "" {
+			p.Spec.Action = ActionAllow
+		}
 	}
 }
 

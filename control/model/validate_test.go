@@ -339,8 +339,7 @@ metadata: {name: a}
 	}
 	want := []string{
 		"idle.yaml:6: spec.selector: service idle selects no workload",
-		"later.yaml:2: kind: PeerAuthentication is not implemented yet; accepted and ignored",
-		"later.yaml:7: kind: AuthorizationPolicy is not implemented yet; accepted and ignored",
+		"later.yaml:6: spec.rules: an ALLOW policy without rules allows nothing: every request to the workloads it selects is denied",
 		"route.yaml:6: spec.subsets[1]: subset v3 selects no workload",
 		`route.yaml:9: spec.rules[0].retries.retryOn: unknown retry condition "gateway-eror"; Envoy ignores it (known: ` + strings.Join(retryOn, ", ") + ")",
 		"route.yaml:10: spec.rules[0].match: the last rule has a match, so requests that match no rule get no route; drop it to make the last rule the default",
@@ -348,8 +347,8 @@ metadata: {name: a}
 	if got := diagStrings(r.Warnings); !slices.Equal(got, want) {
 		t.Errorf("warnings:\n got %s\nwant %s", strings.Join(got, "\n     "), strings.Join(want, "\n     "))
 	}
-	if len(r.Mesh.Others) != 2 {
-		t.Errorf("Others = %d, want 2", len(r.Mesh.Others))
+	if len(r.Mesh.PeerAuthentications) != 1 || len(r.Mesh.AuthzPolicies) != 1 {
+		t.Errorf("policies = %d + %d, want 1 + 1", len(r.Mesh.PeerAuthentications), len(r.Mesh.AuthzPolicies))
 	}
 }
 

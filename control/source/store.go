@@ -169,12 +169,13 @@ type ConfigStatus struct {
 
 // Resources is the effective config, by kind.
 type Resources struct {
-	Services      []*model.Service      `json:"services"`
-	Workloads     []*model.Workload     `json:"workloads"`
-	TrafficRoutes []*model.TrafficRoute `json:"trafficRoutes"`
-	SLOs          []*model.SLO          `json:"slos"`
-	Canaries      []*model.Canary       `json:"canaries"`
-	Others        []*model.Generic      `json:"others"`
+	Services              []*model.Service             `json:"services"`
+	Workloads             []*model.Workload            `json:"workloads"`
+	TrafficRoutes         []*model.TrafficRoute        `json:"trafficRoutes"`
+	SLOs                  []*model.SLO                 `json:"slos"`
+	Canaries              []*model.Canary              `json:"canaries"`
+	PeerAuthentications   []*model.PeerAuthentication  `json:"peerAuthentications"`
+	AuthorizationPolicies []*model.AuthorizationPolicy `json:"authorizationPolicies"`
 }
 
 // Status returns what /api/mesh/config shows.
@@ -205,12 +206,13 @@ func (s *Store) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func resourcesOf(m *model.Mesh) Resources {
 	return Resources{
-		Services:      nonNil(m.Services),
-		Workloads:     nonNil(m.Workloads),
-		TrafficRoutes: nonNil(m.Routes),
-		SLOs:          nonNil(m.SLOs),
-		Canaries:      nonNil(m.Canaries),
-		Others:        nonNil(m.Others),
+		Services:              nonNil(m.Services),
+		Workloads:             nonNil(m.Workloads),
+		TrafficRoutes:         nonNil(m.Routes),
+		SLOs:                  nonNil(m.SLOs),
+		Canaries:              nonNil(m.Canaries),
+		PeerAuthentications:   nonNil(m.PeerAuthentications),
+		AuthorizationPolicies: nonNil(m.AuthzPolicies),
 	}
 }
 
