@@ -257,7 +257,7 @@ func TestResilienceMaxRequests(t *testing.T) {
 		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "max requests") {
 			t.Fatalf("call %d: got %v, want UNAVAILABLE max requests", limit+1, err)
 		}
-		t.Logf("refused in %s: %v", took.Round(time.Millisecond), err)
+		t.Logf("refused in %s: %v", took.Round(time.Microsecond), err)
 	})
 	t.Run("the held calls succeed and the limit frees up", func(t *testing.T) {
 		release()
