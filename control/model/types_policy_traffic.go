@@ -47,7 +47,8 @@ type ConsistentHash struct {
 }
 
 // ConnectionPool limits the connections and requests to a service, per
-// client (per sidecar, per proxyless channel). Zero means unlimited.
+// client: per sidecar, or per proxyless process (grpc-go counts max
+// requests per cluster across all its channels). Zero means unlimited.
 type ConnectionPool struct {
 	TCP  *TCPSettings  `yaml:"tcp,omitempty" json:"tcp,omitempty"`
 	HTTP *HTTPSettings `yaml:"http,omitempty" json:"http,omitempty"`
