@@ -50,6 +50,7 @@ type hcmConfig struct {
 	inline     *routev3.RouteConfiguration // an inline one
 	fault      bool                        // put the fault filter before the router
 	rateLimit  bool                        // and the local_ratelimit filter (sidecars only)
+	authz      []*hcmv3.HttpFilter         // RBAC filters, first of all
 	telemetry  telemetry
 }
 
@@ -60,6 +61,7 @@ func httpConnectionManager(c hcmConfig) *hcmv3.HttpConnectionManager {
 	} else {
 		h.RouteSpecifier = &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{ConfigSource: adsSource(), RouteConfigName: c.rds}}
 	}
+	h.HttpFilters = append(h.HttpFilters, c.authz...)
 	if c.fault {
 		h.HttpFilters = append(h.HttpFilters, &hcmv3.HttpFilter{
 			Name: faultFilterName, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: mustAny(&faultv3.HTTPFault{})},

@@ -50,7 +50,12 @@ func (t *translator) sidecarOutbound(byName Resources) *outbound {
 	for _, sp := range t.ports {
 		byPort[sp.port.Port] = append(byPort[sp.port.Port], sp)
 		for _, subset := range sp.subsets() {
-			o.clusters = append(o.clusters, sidecarCluster(sp, ClusterName(sp.svc, sp.port.Port, subset)))
+			name := ClusterName(sp.svc, sp.port.Port, subset)
+			c := sidecarCluster(sp, name)
+			if sans := t.upstreamSANs(sp, subset, name); sans != nil {
+				c.TransportSocket = sidecarUpstreamTLS(sans, sp.isH2())
+			}
+			o.clusters = append(o.clusters, c)
 		}
 	}
 	o.clusters = append(o.clusters, passthroughCluster())
@@ -153,7 +158,7 @@ func (t *translator) inbound(w *model.Workload) []inboundPort {
 
 // resources are one sidecar's listeners and clusters. Sidecars of unknown
 // workloads get no inbound listener.
-func (o *outbound) resources(serviceName string, in []inboundPort) Resources {
+func (o *outbound) resources(serviceName string, in []inboundPort, sec inboundSecurity) Resources {
 	tel := telemetry{cluster: o.telemetry, serviceName: serviceName}
 	r := Resources{}
 	add(r, resource.ListenerType, VirtualOutboundListener, &listenerv3.Listener{
@@ -192,15 +197,18 @@ func (o *outbound) resources(serviceName string, in []inboundPort) Resources {
 			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: mustAny(&originaldstv3.OriginalDst{})},
 		}},
 	}
+	if sec.mode == model.MTLSPermissive {
+		l.ListenerFilters = append(l.ListenerFilters, tlsInspector())
+	}
 	for _, ip := range in {
 		cluster := InboundClusterName(ip.port)
-		chain := tcpChain(cluster, cluster, o.telemetry)
-		if ip.http {
-			chain = hcmChain(hcmConfig{statPrefix: fmt.Sprintf("inbound_0.0.0.0_%d", ip.port), inline: inboundRouteConfig(ip.port), telemetry: tel})
+		mk := func() *listenerv3.FilterChain {
+			if !ip.http {
+				return tcpChain(cluster, cluster, o.telemetry)
+			}
+			return hcmChain(hcmConfig{statPrefix: fmt.Sprintf("inbound_0.0.0.0_%d", ip.port), inline: inboundRouteConfig(ip.port), authz: sec.authz, telemetry: tel})
 		}
-		chain.Name = fmt.Sprintf("inbound|%d", ip.port)
-		chain.FilterChainMatch = &listenerv3.FilterChainMatch{DestinationPort: wrapperspb.UInt32(ip.port)}
-		l.FilterChains = append(l.FilterChains, chain)
+		l.FilterChains = append(l.FilterChains, inboundChains(sec.mode, ip.port, mk)...)
 		add(r, resource.ClusterType, cluster, inboundCluster(ip.port, ip.h2))
 	}
 	add(r, resource.ListenerType, l.Name, l)

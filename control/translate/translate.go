@@ -32,11 +32,17 @@ type Options struct {
 	// TelemetryCluster is the sidecar cluster that receives access logs and
 	// spans; "" means DefaultTelemetryCluster.
 	TelemetryCluster string
+	// TrustDomain is the SPIFFE trust domain of workload identities; ""
+	// means DefaultTrustDomain.
+	TrustDomain string
 }
 
 func (o Options) withDefaults() Options {
 	if o.TelemetryCluster == "" {
 		o.TelemetryCluster = DefaultTelemetryCluster
+	}
+	if o.TrustDomain == "" {
+		o.TrustDomain = DefaultTrustDomain
 	}
 	return o
 }
@@ -106,6 +112,7 @@ type translator struct {
 	mesh     *model.Mesh
 	opts     Options
 	ports    []servicePort
+	sans     map[string][]string // upstreamSANs by cluster name
 	warnings []string
 }
 
@@ -136,9 +143,9 @@ func Translate(m *model.Mesh, opts Options) (*Snapshot, error) {
 	s := &Snapshot{ByName: Resources{}, Sidecars: map[string]Resources{}}
 	t.shared(s.ByName)
 	outbound := t.sidecarOutbound(s.ByName)
-	s.Sidecars[""] = outbound.resources("unknown", nil)
+	s.Sidecars[""] = outbound.resources("unknown", nil, inboundSecurity{})
 	for _, w := range m.Workloads {
-		s.Sidecars[SidecarKey(w)] = outbound.resources(serviceName(w), t.inbound(w))
+		s.Sidecars[SidecarKey(w)] = outbound.resources(serviceName(w), t.inbound(w), t.inboundSecurity(w))
 	}
 	s.Warnings = t.warnings
 	return s, nil
@@ -152,7 +159,11 @@ func (t *translator) shared(out Resources) {
 			name := ClusterName(sp.svc, sp.port.Port, subset)
 			add(out, resource.EndpointType, name, t.loadAssignment(sp, subset, name))
 			if !sp.isTCP() {
-				add(out, resource.ClusterType, name, proxylessCluster(sp, name))
+				c := proxylessCluster(sp, name)
+				if sans := t.upstreamSANs(sp, subset, name); sans != nil {
+					c.TransportSocket = proxylessUpstreamTLS(sans)
+				}
+				add(out, resource.ClusterType, name, c)
 			}
 		}
 		if sp.isTCP() {
@@ -164,6 +175,7 @@ func (t *translator) shared(out Resources) {
 			add(out, resource.ListenerType, name, proxylessListener(name, rc.Name, usesFault(sp.route)))
 		}
 	}
+	t.serverListeners(out)
 }
 
 // serviceName is how a workload names itself in spans: its app label, or

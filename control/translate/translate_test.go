@@ -146,14 +146,20 @@ func TestTCPPort(t *testing.T) {
 		}
 		get[*clusterv3.Cluster](t, s.Sidecars[""], resource.ClusterType, cluster)
 	})
-	t.Run("the workload's inbound side proxies TCP to the app", func(t *testing.T) {
+	t.Run("the workload's inbound side proxies TCP to the app, over mTLS or plaintext", func(t *testing.T) {
 		l := get[*listenerv3.Listener](t, s.Sidecars["default/mongodb-v1"], resource.ListenerType, VirtualInboundListener)
-		if n := len(l.FilterChains); n != 1 {
-			t.Fatalf("%d inbound chains, want 1", n)
+		// PERMISSIVE by default: one chain for TLS, one for the rest.
+		if n := len(l.FilterChains); n != 2 {
+			t.Fatalf("%d inbound chains, want 2", n)
 		}
-		tp := unpack(t, l.FilterChains[0].Filters[0].GetTypedConfig(), &tcpproxyv3.TcpProxy{})
-		if tp.GetCluster() != "inbound|27017||" {
-			t.Errorf("inbound tcp_proxy cluster = %q", tp.GetCluster())
+		for _, c := range l.FilterChains {
+			tp := unpack(t, c.Filters[0].GetTypedConfig(), &tcpproxyv3.TcpProxy{})
+			if tp.GetCluster() != "inbound|27017||" {
+				t.Errorf("inbound tcp_proxy cluster = %q", tp.GetCluster())
+			}
+		}
+		if l.FilterChains[0].TransportSocket == nil || l.FilterChains[1].TransportSocket != nil {
+			t.Errorf("want the first chain TLS and the second plaintext")
 		}
 	})
 }
