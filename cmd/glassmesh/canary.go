@@ -51,8 +51,11 @@ func (a *app) push(m *model.Mesh) error {
 	if err := a.slos.Update(m); err != nil {
 		return fmt.Errorf("SLO rules: %w", err)
 	}
-	snap, err := translate.Translate(m, translate.Options{})
+	snap, err := translate.Translate(m, translate.Options{TrustDomain: a.ca.TrustDomain()})
 	if err != nil {
+		return err
+	}
+	if err := a.addSecrets(snap, m); err != nil {
 		return err
 	}
 	if err := snap.Validate(); err != nil {

@@ -64,6 +64,7 @@ type app struct {
 	canary  *canary.Controller
 	slos    *slo.Manager
 	ca      *ca.CA
+	secrets *ca.Secrets
 	grpc    *grpc.Server
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -168,6 +169,7 @@ func (a *app) run(ctx context.Context) error {
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.files.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
+	g.Add(func() error { return a.rotateSecrets(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
 	g.Add(func() error {

@@ -54,11 +54,6 @@ const (
 // hostPort asks for.
 func ServerListenerName(hostPort string) string { return ServerListenerPrefix + hostPort }
 
-// SPIFFEID is the identity of a service account.
-func SPIFFEID(trustDomain, namespace, serviceAccount string) string {
-	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
-}
-
 // upstreamSANs are the SPIFFE ids a client must find in the certificate of
 // a service port subset's server, or nil when clients talk plaintext to it:
 // mTLS only when every workload behind the subset is STRICT. A subset that
@@ -79,7 +74,7 @@ func (t *translator) upstreamSANs(sp servicePort, subset, cluster string) []stri
 	for _, w := range ws {
 		if mode, _ := t.mesh.MTLSMode(w); mode == model.MTLSStrict {
 			strict = append(strict, w.Key())
-			ids[SPIFFEID(t.opts.TrustDomain, w.Namespace, w.Spec.ServiceAccount)] = true
+			ids[model.SPIFFEID(t.opts.TrustDomain, w.Namespace, w.Spec.ServiceAccount)] = true
 		} else {
 			other = append(other, w.Key())
 		}
