@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"time"
 
 	"github.com/glassmesh/glassmesh/control/model"
 )
@@ -25,11 +26,24 @@ type BootstrapOptions struct {
 	// proxyless bootstrap gets a file_watcher certificate provider named
 	// "default" over them; "" means none.
 	CertsDir string
+	// CertsRefresh is how often grpc-go reads those files again; 0 means
+	// DefaultCertsRefresh. It must be well under half the certificates'
+	// lifetime, when `sidecar certs --watch` renews them.
+	CertsRefresh time.Duration
 }
+
+// DefaultCertsRefresh is BootstrapOptions.CertsRefresh's default.
+const DefaultCertsRefresh = 10 * time.Second
 
 func (o BootstrapOptions) withDefaults() (BootstrapOptions, error) {
 	if o.XDSAddr == "" {
 		o.XDSAddr = DefaultXDSAddr
+	}
+	if o.CertsRefresh == 0 {
+		o.CertsRefresh = DefaultCertsRefresh
+	}
+	if o.CertsRefresh < 0 {
+		return o, fmt.Errorf("certificate refresh interval %s: must be positive", o.CertsRefresh)
 	}
 	host, port, err := net.SplitHostPort(o.XDSAddr)
 	if err != nil || port == "" {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strconv"
 
 	"github.com/glassmesh/glassmesh/control/model"
 )
@@ -103,7 +104,7 @@ func ProxylessBootstrapFor(node NodeInfo, opts BootstrapOptions) ([]byte, error)
 				CertificateFile:   filepath.Join(dir, CertChainFile),
 				PrivateKeyFile:    filepath.Join(dir, KeyFile),
 				CACertificateFile: filepath.Join(dir, RootCertFile),
-				RefreshInterval:   "60s",
+				RefreshInterval:   strconv.FormatFloat(opts.CertsRefresh.Seconds(), 'f', -1, 64) + "s",
 			},
 		}}
 	}

@@ -2,6 +2,7 @@ package sidecarconfig_test
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"google.golang.org/grpc/xds"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/translate"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
@@ -110,5 +112,17 @@ func TestGRPCAcceptsProxylessBootstrap(t *testing.T) {
 				t.Errorf("LABELS = %v", md[model.NodeMetaLabels])
 			}
 		})
+	}
+}
+
+// The names a proxyless bootstrap gives must be the ones translated
+// resources refer to, or grpc-go rejects the TLS contexts and never finds
+// its server listener.
+func TestProxylessNamesMatchTheTranslation(t *testing.T) {
+	if sidecarconfig.CertificateProvider != translate.CertProviderInstance {
+		t.Errorf("bootstrap certificate provider %q, translation uses %q", sidecarconfig.CertificateProvider, translate.CertProviderInstance)
+	}
+	if got := fmt.Sprintf(sidecarconfig.ServerListenerTemplate, "10.0.0.1:9080"); got != translate.ServerListenerName("10.0.0.1:9080") {
+		t.Errorf("bootstrap template gives %q, translation %q", got, translate.ServerListenerName("10.0.0.1:9080"))
 	}
 }

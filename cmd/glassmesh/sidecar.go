@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
@@ -25,6 +26,7 @@ func newSidecarBootstrapCmd() *cobra.Command {
 	var (
 		workload, xdsAddr, configPath, server, certsDir string
 		proxyless                                       bool
+		certsRefresh                                    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
@@ -54,7 +56,7 @@ from a running glassmesh (--server).`,
 				}
 				m = r.Mesh
 			}
-			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir}
+			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir, CertsRefresh: certsRefresh}
 			if proxyless {
 				b, err := sidecarconfig.ProxylessBootstrap(m, ns, name, opts)
 				if err != nil {
@@ -82,6 +84,7 @@ from a running glassmesh (--server).`,
 	fs.StringVar(&configPath, "config", "./mesh", "mesh config dir or file to read the workload from")
 	fs.StringVar(&server, "server", "", "read the workload from a running glassmesh at this URL instead of --config")
 	fs.StringVar(&certsDir, "certs-dir", "", "directory of the workload's certificate files (for mTLS, when enabled)")
+	fs.DurationVar(&certsRefresh, "certs-refresh", sidecarconfig.DefaultCertsRefresh, "with --proxyless --certs-dir: how often grpc-go reads the certificate files again (well under half of --cert-ttl)")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd
 }
