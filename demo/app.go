@@ -209,7 +209,7 @@ func (d *dialer) close() {
 
 // Register adds a bookinfo service with one method, Get, to a gRPC server.
 // Messages are google.protobuf.Struct, so the demo needs no generated code.
-func Register(srv *grpc.Server, service string, h func(context.Context, *structpb.Struct) (*structpb.Struct, error)) {
+func Register(srv grpc.ServiceRegistrar, service string, h func(context.Context, *structpb.Struct) (*structpb.Struct, error)) {
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: serviceName(service),
 		HandlerType: (*any)(nil),

@@ -54,12 +54,12 @@ spec:
 }
 
 // startResilience writes mesh to a new config directory, starts glassmesh
-// on it and checks that the mesh loaded without errors.
-func startResilience(t *testing.T, mesh string) *instance {
+// on it (with extra flags) and checks that the mesh loaded without errors.
+func startResilience(t *testing.T, mesh string, extra ...string) *instance {
 	t.Helper()
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mesh.yaml"), mesh)
-	gm := start(t, dir)
+	gm := start(t, dir, extra...)
 	var st meshConfig
 	gm.getJSON(t, "/api/mesh/config", &st)
 	if len(st.Errors) != 0 {
