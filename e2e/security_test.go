@@ -7,6 +7,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -231,7 +232,9 @@ func TestSecurityProxylessMTLSAndAuthorization(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := lis.Addr().(*net.TCPAddr).Port
-	gm := startResilience(t, securityMesh(port), "--cert-ttl", certTTL.String())
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), securityMesh(port))
+	gm := start(t, dir, "--cert-ttl", certTTL.String())
 
 	srv := startSecureServer(t, gm, lis, watchCerts(t, gm, "reviews-v1"))
 	select {
@@ -298,6 +301,38 @@ func TestSecurityProxylessMTLSAndAuthorization(t *testing.T) {
 		})
 		if _, err := callReviews(productpage); err != nil {
 			t.Errorf("productpage is still allowed: %v", err)
+		}
+	})
+
+	t.Run("a policy naming an unknown namespace is a clear error and the last good policy keeps serving", func(t *testing.T) {
+		writeFile(t, filepath.Join(dir, "bad.yaml"), `apiVersion: glassmesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: open-up, namespace: default}
+spec:
+  selector: {app: reviews}
+  rules:
+    - from: [{namespaces: [shop]}]
+`)
+		var st meshConfig
+		eventually(t, 20*time.Second, func() error {
+			gm.getJSON(t, "/api/mesh/config", &st)
+			if len(st.Errors) == 0 {
+				return errors.New("no config error yet")
+			}
+			return nil
+		})
+		if e := st.Errors[0]; filepath.Base(e.File) != "bad.yaml" || !strings.Contains(e.Message, `unknown namespace "shop"`) {
+			t.Errorf("error %+v, want bad.yaml naming the unknown namespace", e)
+		}
+		if _, err := callReviews(productpage); err != nil {
+			t.Errorf("productpage after the bad edit: %v", err)
+		}
+		ratings := secureClient(t, gm, "ratings", watchCerts(t, gm, "ratings"))
+		if _, err := callReviews(ratings); status.Code(err) != codes.PermissionDenied {
+			t.Errorf("ratings after the bad edit: %v, want still PERMISSION_DENIED", err)
+		}
+		if err := os.Remove(filepath.Join(dir, "bad.yaml")); err != nil {
+			t.Fatal(err)
 		}
 	})
 
