@@ -7,6 +7,8 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -355,5 +357,104 @@ spec:
 			t.Fatalf("the server saw %d client certificate(s) in %s with a %s TTL, want renewed ones", n, time.Since(began).Round(time.Second), certTTL)
 		}
 		t.Logf("%d calls over %s, none failed; the server saw %d distinct client certificates", calls, time.Since(began).Round(time.Second), srv.clientSerials())
+	})
+}
+
+// testPKI is a CA and certificates it signed, written as PEM files.
+type testPKI struct {
+	dir  string
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+}
+
+func newTestPKI(t *testing.T) *testPKI {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test xDS CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	p := &testPKI{dir: t.TempDir(), cert: cert, key: key}
+	writeFile(t, filepath.Join(p.dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	return p
+}
+
+// issue writes a leaf for 127.0.0.1 with the given usage into dir as
+// certFile and keyFile.
+func (p *testPKI) issue(t *testing.T, dir, certFile, keyFile string, usage x509.ExtKeyUsage) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{usage}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, key.Public(), p.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	writeFile(t, filepath.Join(dir, certFile), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, filepath.Join(dir, keyFile), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
+}
+
+// TestSecurityXDSOverMTLS: with --grpc-tls-*, glassmesh's gRPC port takes
+// only TLS clients holding a certificate of the client CA, and a proxyless
+// app bootstrapped with --xds-ca gets its config over it.
+func TestSecurityXDSOverMTLS(t *testing.T) {
+	pki := newTestPKI(t)
+	pki.issue(t, pki.dir, "server.pem", "server-key.pem", x509.ExtKeyUsageServerAuth)
+	certs := t.TempDir()
+	pki.issue(t, certs, sidecarconfig.CertChainFile, sidecarconfig.KeyFile, x509.ExtKeyUsageClientAuth)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), reviewsService+"---\n"+reviewsWorkloads(backend(t, "reviews", "v1"), backend(t, "reviews", "v2")))
+	gm := start(t, dir, "--grpc-tls-cert", filepath.Join(pki.dir, "server.pem"), "--grpc-tls-key", filepath.Join(pki.dir, "server-key.pem"),
+		"--grpc-tls-client-ca", filepath.Join(pki.dir, "ca.pem"))
+
+	client := func(opts sidecarconfig.BootstrapOptions) *grpc.ClientConn {
+		opts.XDSAddr = gm.GRPCAddr
+		b, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{Namespace: "default", Workload: "productpage",
+			Instance: "productpage", IP: "127.0.0.1", Labels: map[string]string{"app": "productpage"}}, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		builder, err := xds.NewXDSResolverWithConfigForTesting(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cc, err := grpc.NewClient(demo.Target("reviews"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		return cc
+	}
+	call := func(cc *grpc.ClientConn, within time.Duration) error {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		defer cancel()
+		_, err := demo.Call(ctx, cc, "reviews", nil, grpc.WaitForReady(true))
+		return err
+	}
+	t.Run("an app with the xDS CA and a client certificate gets its config over mTLS", func(t *testing.T) {
+		if err := call(client(sidecarconfig.BootstrapOptions{XDSCA: filepath.Join(pki.dir, "ca.pem"), CertsDir: certs}), 20*time.Second); err != nil {
+			t.Fatalf("call through xDS over mTLS: %v", err)
+		}
+	})
+	t.Run("plaintext xDS clients and TLS clients without a certificate get nothing", func(t *testing.T) {
+		for name, opts := range map[string]sidecarconfig.BootstrapOptions{
+			"plaintext":             {},
+			"no client certificate": {XDSCA: filepath.Join(pki.dir, "ca.pem")},
+		} {
+			if err := call(client(opts), 3*time.Second); err == nil {
+				t.Errorf("%s: the call went through", name)
+			} else {
+				t.Logf("%s: %v", name, err)
+			}
+		}
 	})
 }

@@ -30,6 +30,10 @@ type BootstrapOptions struct {
 	// DefaultCertsRefresh. It must be well under half the certificates'
 	// lifetime, when `sidecar certs --watch` renews them.
 	CertsRefresh time.Duration
+	// XDSCA is a PEM CA file: when set, a proxyless bootstrap speaks TLS to
+	// the xDS server (glassmesh's --grpc-tls-*), trusting that CA, with the
+	// workload certificate of CertsDir as its client certificate.
+	XDSCA string
 }
 
 // DefaultCertsRefresh is BootstrapOptions.CertsRefresh's default.

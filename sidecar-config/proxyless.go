@@ -40,7 +40,8 @@ type xdsServer struct {
 }
 
 type channelCreds struct {
-	Type string `json:"type"`
+	Type   string             `json:"type"`
+	Config *fileWatcherConfig `json:"config,omitempty"`
 }
 
 type grpcNode struct {
@@ -56,10 +57,10 @@ type certificateProvider struct {
 }
 
 type fileWatcherConfig struct {
-	CertificateFile   string `json:"certificate_file"`
-	PrivateKeyFile    string `json:"private_key_file"`
-	CACertificateFile string `json:"ca_certificate_file"`
-	RefreshInterval   string `json:"refresh_interval"`
+	CertificateFile   string `json:"certificate_file,omitempty"`
+	PrivateKeyFile    string `json:"private_key_file,omitempty"`
+	CACertificateFile string `json:"ca_certificate_file,omitempty"`
+	RefreshInterval   string `json:"refresh_interval,omitempty"`
 }
 
 // ProxylessBootstrap is the grpc-go xDS bootstrap (GRPC_XDS_BOOTSTRAP) of a
@@ -74,16 +75,36 @@ func ProxylessBootstrap(m *model.Mesh, namespace, name string, opts BootstrapOpt
 
 // ProxylessBootstrapFor is ProxylessBootstrap for an identity given
 // directly, for apps and tests that have no mesh config at hand. It speaks
-// plaintext xDS (xds_v3) to opts.XDSAddr.
+// xDS v3 to opts.XDSAddr: in plaintext, or with opts.XDSCA over TLS (gRFC
+// A65), presenting the workload's certificate from opts.CertsDir when set.
 func ProxylessBootstrapFor(node NodeInfo, opts BootstrapOptions) ([]byte, error) {
 	opts, err := opts.withDefaults()
 	if err != nil {
 		return nil, err
 	}
+	var dir string
+	if opts.CertsDir != "" {
+		if dir, err = filepath.Abs(opts.CertsDir); err != nil {
+			return nil, fmt.Errorf("certs dir: %w", err)
+		}
+	}
+	refresh := strconv.FormatFloat(opts.CertsRefresh.Seconds(), 'f', -1, 64) + "s"
+	creds := channelCreds{Type: "insecure"}
+	if opts.XDSCA != "" {
+		ca, err := filepath.Abs(opts.XDSCA)
+		if err != nil {
+			return nil, fmt.Errorf("xDS CA: %w", err)
+		}
+		creds = channelCreds{Type: "tls", Config: &fileWatcherConfig{CACertificateFile: ca, RefreshInterval: refresh}}
+		if dir != "" {
+			creds.Config.CertificateFile = filepath.Join(dir, CertChainFile)
+			creds.Config.PrivateKeyFile = filepath.Join(dir, KeyFile)
+		}
+	}
 	b := grpcBootstrap{
 		XDSServers: []xdsServer{{
 			ServerURI:      opts.XDSAddr,
-			ChannelCreds:   []channelCreds{{Type: "insecure"}},
+			ChannelCreds:   []channelCreds{creds},
 			ServerFeatures: []string{"xds_v3"},
 		}},
 		Node: grpcNode{
@@ -93,18 +114,14 @@ func ProxylessBootstrapFor(node NodeInfo, opts BootstrapOptions) ([]byte, error)
 		},
 		ServerListenerResourceNameTemplate: ServerListenerTemplate,
 	}
-	if opts.CertsDir != "" {
-		dir, err := filepath.Abs(opts.CertsDir)
-		if err != nil {
-			return nil, fmt.Errorf("certs dir: %w", err)
-		}
+	if dir != "" {
 		b.CertificateProviders = map[string]certificateProvider{CertificateProvider: {
 			PluginName: "file_watcher",
 			Config: fileWatcherConfig{
 				CertificateFile:   filepath.Join(dir, CertChainFile),
 				PrivateKeyFile:    filepath.Join(dir, KeyFile),
 				CACertificateFile: filepath.Join(dir, RootCertFile),
-				RefreshInterval:   strconv.FormatFloat(opts.CertsRefresh.Seconds(), 'f', -1, 64) + "s",
+				RefreshInterval:   refresh,
 			},
 		}}
 	}

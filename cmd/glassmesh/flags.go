@@ -21,6 +21,7 @@ type runFlags struct {
 	logFormat    string
 	telemetry    telemetryFlags
 	ca           caFlags
+	grpcTLS      grpcTLSFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
@@ -33,6 +34,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format: text or json")
 	f.telemetry.register(fs)
 	f.ca.register(fs)
+	f.grpcTLS.register(fs)
 }
 
 func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {

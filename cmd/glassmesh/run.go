@@ -90,15 +90,22 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	a.store = source.NewStore(logger, reg)
 	a.files = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
 	a.xds = xds.New(xds.Config{}, logger.With("component", "xds"), reg)
-	a.grpc = grpc.NewServer(
-		grpc.MaxConcurrentStreams(1<<20),
+	grpcOpts := []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-	)
+	}
+	creds, err := f.grpcTLS.serverOption()
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		grpcOpts = append(grpcOpts, creds)
+	}
+	a.grpc = grpc.NewServer(grpcOpts...)
 	a.xds.Register(a.grpc)
 
 	a.routes()
-	var err error
 	if a.tel, err = a.newTelemetry(f.telemetry); err != nil {
 		return nil, err
 	}

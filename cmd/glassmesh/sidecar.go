@@ -24,9 +24,9 @@ func newSidecarCmd() *cobra.Command {
 
 func newSidecarBootstrapCmd() *cobra.Command {
 	var (
-		workload, xdsAddr, configPath, server, certsDir string
-		proxyless                                       bool
-		certsRefresh                                    time.Duration
+		workload, xdsAddr, configPath, server, certsDir, xdsCA string
+		proxyless                                              bool
+		certsRefresh                                           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
@@ -56,7 +56,7 @@ from a running glassmesh (--server).`,
 				}
 				m = r.Mesh
 			}
-			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir, CertsRefresh: certsRefresh}
+			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir, CertsRefresh: certsRefresh, XDSCA: xdsCA}
 			if proxyless {
 				b, err := sidecarconfig.ProxylessBootstrap(m, ns, name, opts)
 				if err != nil {
@@ -84,6 +84,7 @@ from a running glassmesh (--server).`,
 	fs.StringVar(&configPath, "config", "./mesh", "mesh config dir or file to read the workload from")
 	fs.StringVar(&server, "server", "", "read the workload from a running glassmesh at this URL instead of --config")
 	fs.StringVar(&certsDir, "certs-dir", "", "directory of the workload's certificate files (for mTLS, when enabled)")
+	fs.StringVar(&xdsCA, "xds-ca", "", "with --proxyless: PEM CA of glassmesh's --grpc-tls-cert; the app then speaks TLS to --xds-addr (with the --certs-dir certificate as its client certificate)")
 	fs.DurationVar(&certsRefresh, "certs-refresh", sidecarconfig.DefaultCertsRefresh, "with --proxyless --certs-dir: how often grpc-go reads the certificate files again (well under half of --cert-ttl)")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd
