@@ -22,6 +22,34 @@ func suites() []suite {
 			Metrics: []string{"ms/update", "clients", "resp/client/update", "heap-inuse-B/client", "heap-live-B/client"},
 		},
 		{
+			Title: "xDS fan-out with mTLS and RBAC",
+			About: "A translated mesh of 100 gRPC services × 10 workloads (each its own service account and address, a v1/v2 route per service), " +
+				"1,000 proxyless clients (one per workload) subscribed to every service's listener, route, clusters and endpoints and to their own " +
+				"server Listener. With mtls-rbac=true the mesh is STRICT mesh-wide (clusters carry TLS with SPIFFE SAN checks, server listeners " +
+				"require client certificates) and every service has an ALLOW policy for two callers and a DENY policy for one path (RBAC filters). " +
+				"ms/update is a weight change from translation to the last client's ACK; translate-ms the translation alone; sync-KiB/client " +
+				"the bytes each client receives to sync.",
+			Pkg:   "./control/xds/",
+			Bench: "BenchmarkFanoutSecurity",
+			Args:  []string{"-benchtime", "5x", "-timeout", "30m"},
+			Ratios: []ratio{
+				{Label: "with / without mTLS+RBAC, push time", Num: "FanoutSecurity/mtls-rbac=true/clients=1000", Den: "FanoutSecurity/mtls-rbac=false/clients=1000", Unit: "ms/update"},
+				{Label: "with / without mTLS+RBAC, push size", Num: "FanoutSecurity/mtls-rbac=true/clients=1000", Den: "FanoutSecurity/mtls-rbac=false/clients=1000", Unit: "sync-KiB/client"},
+			},
+			Metrics: []string{"ms/update", "translate-ms", "sync-KiB/client", "clients"},
+		},
+		{
+			Title: "Mesh CA: SVID issuance and a rotation wave",
+			About: "Issue: the built-in CA (ECDSA P-256) making a key and signing (Envoy sidecars over SDS) or signing a CSR " +
+				"(`glassmesh sidecar certs`, proxyless apps), one core. RotationWave: 1,000 workloads, each its own service account, renewed " +
+				"at once: issue-ms issues the 1,000 certificates; push-ms is from the xDS update to the last of 1,000 connected sidecars " +
+				"(raw ADS streams, SDS) ACKing its new secret.",
+			Pkg:     "./control/...",
+			Bench:   "BenchmarkIssue|BenchmarkRotationWave",
+			Args:    []string{"-benchtime", "3s", "-timeout", "30m"},
+			Metrics: []string{"SVIDs/s", "ns/op", "issue-ms", "push-ms", "workloads/s"},
+		},
+		{
 			Title: "ALS ingestion: Envoy access logs to queryable istio_* metrics",
 			About: "(a) the limit: decoding StreamAccessLogsMessage protos alone (100 HTTPAccessLogEntry per message, one core). " +
 				"(b) glassmesh end to end: a glassmesh process receives the same kind of batches over 4 ALS streams (gRPC on loopback), " +

@@ -23,7 +23,7 @@ import (
 
 func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func csrPEM(t *testing.T, uris ...string) (*x509.CertificateRequest, []byte) {
+func csrPEM(t testing.TB, uris ...string) (*x509.CertificateRequest, []byte) {
 	t.Helper()
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	tmpl := &x509.CertificateRequest{Subject: pkix.Name{CommonName: "evil"}}

@@ -40,10 +40,24 @@ func NewSecrets(c *CA) *Secrets {
 		ca:   c,
 		now:  time.Now,
 		byID: map[string]*secretPair{},
-		root: &tlsv3.Secret{Name: SecretRoot, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-			TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: c.RootPEM()}},
-		}}},
+		root: c.RootSecret(),
 	}
+}
+
+// RootSecret is the trust bundle as an SDS secret (SecretRoot).
+func (c *CA) RootSecret() *tlsv3.Secret {
+	return &tlsv3.Secret{Name: SecretRoot, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+		TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: c.RootPEM()}},
+	}}}
+}
+
+// CertSecret is an issued certificate and its key (Issue's) as an SDS
+// secret (SecretCert).
+func CertSecret(c Certificate) *tlsv3.Secret {
+	return &tlsv3.Secret{Name: SecretCert, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: c.ChainPEM}},
+		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: c.KeyPEM}},
+	}}}
 }
 
 // For returns the certificate secret (SecretCert) of the identity id and
@@ -60,13 +74,7 @@ func (s *Secrets) For(id string) (cert, root *tlsv3.Secret, err error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing %s: %w", id, err)
 	}
-	p := &secretPair{
-		cert: &tlsv3.Secret{Name: SecretCert, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-			CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: c.ChainPEM}},
-			PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: c.KeyPEM}},
-		}}},
-		renewAt: now.Add(c.NotAfter.Sub(now) / 2),
-	}
+	p := &secretPair{cert: CertSecret(c), renewAt: now.Add(c.NotAfter.Sub(now) / 2)}
 	s.byID[id] = p
 	return p.cert, s.root, nil
 }
