@@ -10,11 +10,12 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	xdscreds "google.golang.org/grpc/credentials/xds"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/xds" // also registers the xds:/// resolver and balancers
 	"google.golang.org/protobuf/types/known/structpb"
-
-	_ "google.golang.org/grpc/xds" // registers the xds:/// resolver and balancers
 
 	"github.com/glassmesh/glassmesh/telemetry/grpcreport"
 )
@@ -27,6 +28,10 @@ type AppConfig struct {
 	Latency    time.Duration // added to every request
 	ReportAddr string        // glassmesh's --grpc-addr: calls are reported there (grpcreport); empty: not reported
 	Trace      TraceConfig   // where spans go
+	// Secure serves with xds.NewGRPCServer and dials with xDS credentials:
+	// the app's listener, mTLS and authorization then come from glassmesh,
+	// with the certificates of the bootstrap's file_watcher provider.
+	Secure bool
 
 	started time.Time // set by RunApp
 }
@@ -42,9 +47,18 @@ func reporter(app App, addr string, logger *slog.Logger) (*grpcreport.Reporter, 
 		Namespace: n.Namespace, Workload: n.Workload, Labels: n.Labels}, logger)
 }
 
+// transportCredentials are an app's client credentials: xDS ones (TLS
+// when glassmesh says so, else plaintext) when secure.
+func transportCredentials(secure bool) (credentials.TransportCredentials, error) {
+	if !secure {
+		return insecure.NewCredentials(), nil
+	}
+	return xdscreds.NewClientCredentials(xdscreds.ClientOptions{FallbackCreds: insecure.NewCredentials()})
+}
+
 // clientOptions are the dial options of an app's outbound calls.
-func clientOptions(r *grpcreport.Reporter, tr *tracing) []grpc.DialOption {
-	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}, tr.dialOptions()...)
+func clientOptions(creds credentials.TransportCredentials, r *grpcreport.Reporter, tr *tracing) []grpc.DialOption {
+	opts := append([]grpc.DialOption{grpc.WithTransportCredentials(creds)}, tr.dialOptions()...)
 	if r != nil {
 		opts = append(opts, grpc.WithChainUnaryInterceptor(r.UnaryClientInterceptor()),
 			grpc.WithChainStreamInterceptor(r.StreamClientInterceptor()))
@@ -86,18 +100,48 @@ func RunApp(ctx context.Context, cfg AppConfig, logger *slog.Logger) error {
 		sopts = append(sopts, grpc.ChainUnaryInterceptor(rep.UnaryServerInterceptor()),
 			grpc.ChainStreamInterceptor(rep.StreamServerInterceptor()))
 	}
-	srv := grpc.NewServer(sopts...)
+	srv, err := newServer(cfg, sopts, logger)
+	if err != nil {
+		return err
+	}
 	Register(srv, cfg.App.Service, h)
 	go func() {
 		<-ctx.Done()
 		srv.GracefulStop()
 	}()
-	logger.Info("demo app serving", "addr", lis.Addr().String())
+	logger.Info("demo app serving", "addr", lis.Addr().String(), "xdsSecurity", cfg.Secure)
 	return srv.Serve(lis)
 }
 
+// server is what both gRPC server kinds offer the demo.
+type server interface {
+	grpc.ServiceRegistrar
+	Serve(net.Listener) error
+	GracefulStop()
+}
+
+// newServer is a plain gRPC server, or with cfg.Secure an xDS-enabled one
+// that serves once glassmesh sent its Listener.
+func newServer(cfg AppConfig, opts []grpc.ServerOption, logger *slog.Logger) (server, error) {
+	if !cfg.Secure {
+		return grpc.NewServer(opts...), nil
+	}
+	creds, err := xdscreds.NewServerCredentials(xdscreds.ServerOptions{FallbackCreds: insecure.NewCredentials()})
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, grpc.Creds(creds), xds.ServingModeCallback(func(addr net.Addr, a xds.ServingModeChangeArgs) {
+		logger.Info("demo app serving mode", "addr", addr.String(), "mode", a.Mode.String(), "error", a.Err)
+	}))
+	return xds.NewGRPCServer(opts...)
+}
+
 func newHandler(cfg AppConfig, rep *grpcreport.Reporter, tr *tracing) (handler, func(), error) {
-	d := &dialer{opts: clientOptions(rep, tr)}
+	creds, err := transportCredentials(cfg.Secure)
+	if err != nil {
+		return nil, nil, err
+	}
+	d := &dialer{opts: clientOptions(creds, rep, tr)}
 	w, err := serviceWork(cfg.App, d)
 	if err != nil {
 		d.close()

@@ -21,12 +21,6 @@ type App struct {
 // Name is the workload name, e.g. "reviews-v2".
 func (a App) Name() string { return a.Service + "-" + a.Version }
 
-// Dials reports whether the app calls other services, and so connects to
-// glassmesh as an xDS client (leaf services only serve).
-func (a App) Dials() bool {
-	return a.Service == "productpage" || (a.Service == "reviews" && a.Version != "v1")
-}
-
 // Namespace of every demo workload.
 const Namespace = "default"
 
@@ -151,6 +145,24 @@ spec:
       max: 500
 `
 
+// securityYAML makes the demo namespace mutual-TLS only and lets only
+// reviews call ratings: every call carries SPIFFE identities, which the
+// graph's security view and the metrics' principals show.
+const securityYAML = `apiVersion: glassmesh.io/v1alpha1
+kind: PeerAuthentication
+metadata: {name: default, namespace: default}
+spec: {mtls: STRICT}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: AuthorizationPolicy
+metadata: {name: ratings, namespace: default}
+spec:
+  selector: {app: ratings}
+  action: ALLOW
+  rules:
+    - from: [{principals: ["cluster.local/ns/default/sa/reviews"]}]
+`
+
 // workloadsFile is rewritten at every start: the apps get free ports.
 const workloadsFile = "workloads.yaml"
 
@@ -167,7 +179,7 @@ func WriteConfig(dir string, apps []App, reset bool) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	for name, body := range map[string]string{"services.yaml": servicesYAML, "routes.yaml": routesYAML, "canary.yaml": canaryYAML} {
+	for name, body := range map[string]string{"services.yaml": servicesYAML, "routes.yaml": routesYAML, "canary.yaml": canaryYAML, "security.yaml": securityYAML} {
 		p := filepath.Join(dir, name)
 		if _, err := os.Stat(p); err == nil {
 			continue

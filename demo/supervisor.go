@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"syscall"
@@ -27,7 +28,14 @@ type Supervisor struct {
 	// AppArgs are extra arguments for one app, by workload name (the bad
 	// canary's failures).
 	AppArgs map[string][]string
-	Logger  *slog.Logger
+	// CertsDir, when set, gives every child a SPIFFE certificate: the
+	// supervisor runs `Exe sidecar certs --watch` per child into
+	// CertsDir/<workload>, from the CA at ServerURL (with TokenFile's
+	// token), and the child serves and dials with xDS security.
+	CertsDir  string
+	ServerURL string
+	TokenFile string
+	Logger    *slog.Logger
 }
 
 // Run starts the children and keeps them running until ctx ends, then stops
@@ -51,16 +59,34 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			appNode(tg)})
 	}
 	for _, c := range children {
-		bootstrap, err := sidecarconfig.ProxylessBootstrapFor(c.node, sidecarconfig.BootstrapOptions{XDSAddr: s.XDSAddr})
+		opts := sidecarconfig.BootstrapOptions{XDSAddr: s.XDSAddr}
+		args := append(c.args, "--report-addr", s.XDSAddr, "--traces-otlp", s.XDSAddr, "--traces-zipkin", s.ZipkinURL)
+		if s.CertsDir != "" {
+			opts.CertsDir = filepath.Join(s.CertsDir, c.node.Workload)
+			certs := []string{"sidecar", "certs", "--workload", c.node.Namespace + "/" + c.node.Workload, "--dir", opts.CertsDir,
+				"--server", s.ServerURL, "--watch"}
+			if s.TokenFile != "" {
+				certs = append(certs, "--token-file", s.TokenFile)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				s.keepRunning(ctx, c.name+" certs", append(certs, s.ExtraArgs...), os.Environ())
+			}()
+			args = append(args, "--xds-security")
+		}
+		bootstrap, err := sidecarconfig.ProxylessBootstrapFor(c.node, opts)
 		if err != nil {
 			return fmt.Errorf("demo: bootstrap for %s: %w", c.name, err)
 		}
 		env := append(os.Environ(), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(bootstrap), "GRPC_XDS_BOOTSTRAP=")
-		args := append(c.args, "--report-addr", s.XDSAddr, "--traces-otlp", s.XDSAddr, "--traces-zipkin", s.ZipkinURL)
 		args = append(args, s.ExtraArgs...)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if opts.CertsDir != "" && !waitForFile(ctx, filepath.Join(opts.CertsDir, sidecarconfig.RootCertFile)) {
+				return
+			}
 			s.keepRunning(ctx, c.name, args, env)
 		}()
 	}
@@ -97,6 +123,21 @@ func (s *Supervisor) keepRunning(ctx context.Context, name string, args, env []s
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):
+		}
+	}
+}
+
+// waitForFile waits until path exists (the first certificates of a
+// child), or ctx ends.
+func waitForFile(ctx context.Context, path string) bool {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }

@@ -19,6 +19,7 @@ type TrafficConfig struct {
 	Report      time.Duration // how often to log what the traffic saw
 	ReportAddr  string        // glassmesh's --grpc-addr, where calls are reported
 	Trace       TraceConfig   // where spans go; each call is the root of a trace
+	Secure      bool          // dial with xDS credentials (mTLS when glassmesh says so)
 }
 
 // RunTraffic calls productpage through glassmesh at a steady rate until ctx
@@ -37,7 +38,11 @@ func RunTraffic(ctx context.Context, cfg TrafficConfig, logger *slog.Logger) err
 		return err
 	}
 	defer tr.shutdown()
-	cc, err := grpc.NewClient(Target("productpage"), clientOptions(rep, tr)...)
+	creds, err := transportCredentials(cfg.Secure)
+	if err != nil {
+		return err
+	}
+	cc, err := grpc.NewClient(Target("productpage"), clientOptions(creds, rep, tr)...)
 	if err != nil {
 		return err
 	}

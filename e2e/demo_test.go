@@ -17,7 +17,7 @@ func TestDemo(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "demo-mesh")
 	gm := startCmd(t, "demo", dir, t.TempDir(), "--traffic-rps", "20")
 
-	t.Run("every client app is an xDS node", func(t *testing.T) {
+	t.Run("every app is an xDS node: servers get their listener, mTLS and authorization from glassmesh", func(t *testing.T) {
 		eventually(t, 60*time.Second, func() error {
 			var px proxies
 			gm.getJSON(t, "/api/xds/proxies", &px)
@@ -26,7 +26,7 @@ func TestDemo(t *testing.T) {
 				names = append(names, p.Workload)
 			}
 			sort.Strings(names)
-			if got := strings.Join(names, ","); got != "productpage-v1,reviews-v2,reviews-v3,traffic-generator" {
+			if got := strings.Join(names, ","); got != "details-v1,productpage-v1,ratings-v1,reviews-v1,reviews-v2,reviews-v3,traffic-generator" {
 				return fmt.Errorf("proxies: %s", got)
 			}
 			return nil
@@ -48,6 +48,39 @@ func TestDemo(t *testing.T) {
 			}
 			return nil
 		})
+	})
+	t.Run("every call is mutual TLS between SPIFFE identities, and the graph says so", func(t *testing.T) {
+		eventually(t, 60*time.Second, func() error {
+			r := gm.query(t, `sum by (connection_security_policy) (rate(istio_requests_total{reporter="source"}[1m]))`)
+			if len(r) != 1 || r[0].Metric["connection_security_policy"] != "mutual_tls" {
+				return fmt.Errorf("traffic by security policy: %+v, want only mutual_tls", r)
+			}
+			return nil
+		})
+		r := gm.query(t, `sum by (source_principal) (rate(istio_requests_total{reporter="source", destination_workload="ratings-v1"}[1m]))`)
+		for _, s := range r {
+			if p := s.Metric["source_principal"]; p != "spiffe://cluster.local/ns/default/sa/reviews" {
+				t.Errorf("ratings called by %s; only reviews may", p)
+			}
+		}
+		var g struct {
+			Elements struct {
+				Edges []struct {
+					Data struct {
+						IsMTLS string `json:"isMTLS"`
+					} `json:"data"`
+				} `json:"edges"`
+			} `json:"elements"`
+		}
+		gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=workload&appenders=securityPolicy", &g)
+		if len(g.Elements.Edges) == 0 {
+			t.Fatal("no edges")
+		}
+		for _, e := range g.Elements.Edges {
+			if e.Data.IsMTLS != "100" {
+				t.Errorf("an edge is %q%% mTLS, want 100", e.Data.IsMTLS)
+			}
+		}
 	})
 	t.Run("a trace stitches productpage, reviews and the B3 app ratings under one root", func(t *testing.T) {
 		eventually(t, 60*time.Second, func() error {

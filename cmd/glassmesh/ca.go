@@ -105,6 +105,7 @@ func newSidecarCertsCmd() *cobra.Command {
 		cfg       sidecarconfig.CertsConfig
 		tokenFile string
 		watch     bool
+		logFlags  runFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "certs",
@@ -126,7 +127,7 @@ until stopped.`,
 				}
 				cfg.Token = tok
 			}
-			logger, err := (&runFlags{logLevel: "info", logFormat: "text"}).logger(cmd.ErrOrStderr())
+			logger, err := logFlags.logger(cmd.ErrOrStderr())
 			if err != nil {
 				return err
 			}
@@ -147,5 +148,7 @@ until stopped.`,
 	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:20001", "URL of glassmesh's HTTP API")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the bearer token of --api-token-file")
 	fs.BoolVar(&watch, "watch", false, "keep running and renew the certificate at half its lifetime")
+	fs.StringVar(&logFlags.logLevel, "log.level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&logFlags.logFormat, "log.format", "text", "log format: text or json")
 	return cmd
 }

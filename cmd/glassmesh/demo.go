@@ -27,8 +27,11 @@ func newDemoCmd() *cobra.Command {
 		Long: `demo runs everything 'glassmesh run' does, writes a Bookinfo-like mesh config
 into --config (kept across runs unless --reset; workloads.yaml is rewritten
 because the apps get free ports), starts productpage, details, reviews v1/v2/v3
-and ratings as child processes (each its own xDS node) and a traffic generator.
-Edit a weight in the config's routes.yaml and the traffic follows.`,
+and ratings as child processes (each its own xDS node, serving with
+xds.NewGRPCServer) and a traffic generator. Each gets a SPIFFE certificate
+from the mesh CA through 'glassmesh sidecar certs --watch'; security.yaml makes
+the namespace mutual-TLS only and lets only reviews call ratings. Edit a weight
+in the config's routes.yaml and the traffic follows.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), f, demoOptions{reset: reset, rps: rps, badCanary: badCanary}, cmd.OutOrStdout())
@@ -77,6 +80,7 @@ func runDemo(ctx context.Context, f runFlags, o demoOptions, out io.Writer) erro
 	fmt.Fprintf(out, "[2/4] control plane: xDS on %s, HTTP on %s\n", a.grpcLis.Addr(), a.httpLis.Addr())
 	sup := &demo.Supervisor{
 		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), ZipkinURL: a.tel.zipkinURL(), Apps: apps, RPS: o.rps,
+		CertsDir: filepath.Join(f.dataDir, "demo-certs"), ServerURL: "http://" + dialAddr(a.httpLis.Addr()), TokenFile: f.apiTokenFile,
 		ExtraArgs: []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
 		Logger:    logger.With("component", "demo"),
 	}
@@ -97,7 +101,7 @@ func runDemo(ctx context.Context, f runFlags, o demoOptions, out io.Writer) erro
 
 // demoProgress reports the apps connecting, then the URLs to open.
 func demoProgress(ctx context.Context, a *app, procs, want int, out io.Writer) {
-	fmt.Fprintf(out, "[3/4] starting %d demo processes; the %d that call others connect to glassmesh as xDS clients\n", procs, want)
+	fmt.Fprintf(out, "[3/4] starting %d demo processes, each an xDS node with its own SPIFFE certificate (sidecar certs --watch), mTLS STRICT\n", procs)
 	deadline := time.Now().Add(60 * time.Second)
 	last := -1
 	for time.Now().Before(deadline) {
@@ -142,7 +146,7 @@ func newDemoAppCmd() *cobra.Command {
 				return err
 			}
 			if traffic {
-				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05, ReportAddr: cfg.ReportAddr, Trace: cfg.Trace},
+				return demo.RunTraffic(cmd.Context(), demo.TrafficConfig{RPS: rps, TesterShare: 0.05, ReportAddr: cfg.ReportAddr, Trace: cfg.Trace, Secure: cfg.Secure},
 					logger.With("workload", demo.TrafficGenerator))
 			}
 			return demo.RunApp(cmd.Context(), cfg, logger.With("workload", cfg.App.Name()))
@@ -160,6 +164,7 @@ func newDemoAppCmd() *cobra.Command {
 	fs.StringVar(&cfg.Trace.OTLPAddr, "traces-otlp", "", "OTLP/gRPC address to send spans to")
 	fs.StringVar(&cfg.Trace.ZipkinURL, "traces-zipkin", "", "Zipkin endpoint the B3 app (ratings) sends spans to")
 	fs.Float64Var(&rps, "rps", 20, "traffic generator rate")
+	fs.BoolVar(&cfg.Secure, "xds-security", false, "serve with xds.NewGRPCServer and dial with xDS credentials: listener, mTLS and authorization from glassmesh (needs --certs-dir in the bootstrap)")
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format")
 	return cmd
@@ -209,15 +214,13 @@ func absPath(p string) string {
 }
 
 // xdsClients counts the demo processes that connect to glassmesh.
+// xdsClients is how many demo processes become xDS nodes: every app (its
+// server asks for its Listener, and callers for routes) and the traffic
+// generator.
 func xdsClients(apps []demo.App, rps float64) int {
-	n := 0
+	n := len(apps)
 	if rps > 0 {
 		n++ // the traffic generator
-	}
-	for _, a := range apps {
-		if a.Dials() {
-			n++
-		}
 	}
 	return n
 }
