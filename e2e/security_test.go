@@ -377,7 +377,7 @@ func newTestPKI(t *testing.T) *testPKI {
 	tmpl := &x509.Certificate{
 		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test xDS CA"},
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
@@ -386,6 +386,8 @@ func newTestPKI(t *testing.T) *testPKI {
 	cert, _ := x509.ParseCertificate(der)
 	p := &testPKI{dir: t.TempDir(), cert: cert, key: key}
 	writeFile(t, filepath.Join(p.dir, "ca.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	kb, _ := x509.MarshalPKCS8PrivateKey(key)
+	writeFile(t, filepath.Join(p.dir, "ca-key.pem"), string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})))
 	return p
 }
 
@@ -544,4 +546,58 @@ func TestSecuritySDS(t *testing.T) {
 		t.Errorf("renewal pushed %s after the first; the certificate lives %s", took, certTTL)
 	}
 	t.Logf("renewed certificate pushed %s after the first (TTL %s, renewal due at half)", took.Round(10*time.Millisecond), certTTL)
+}
+
+// TestSecuritySDSBoundToCertificate: with --grpc-tls-client-ca set to the
+// mesh CA, a workload connects to xDS with its own SVID and may act only as
+// a workload of that identity: it gets its own SDS secrets, and a stream
+// whose node names another workload is refused.
+func TestSecuritySDSBoundToCertificate(t *testing.T) {
+	pki := newTestPKI(t)
+	pki.issue(t, pki.dir, "server.pem", "server-key.pem", x509.ExtKeyUsageServerAuth)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), securityMesh(19080))
+	ca := filepath.Join(pki.dir, "ca.pem")
+	gm := start(t, dir, "--ca-cert", ca, "--ca-key", filepath.Join(pki.dir, "ca-key.pem"),
+		"--grpc-tls-cert", filepath.Join(pki.dir, "server.pem"), "--grpc-tls-key", filepath.Join(pki.dir, "server-key.pem"), "--grpc-tls-client-ca", ca)
+	certs := watchCerts(t, gm, "productpage")
+	pair, err := tls.LoadX509KeyPair(filepath.Join(certs, sidecarconfig.CertChainFile), filepath.Join(certs, sidecarconfig.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(pki.cert)
+	cc, err := grpc.NewClient(gm.GRPCAddr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
+		Certificates: []tls.Certificate{pair}, RootCAs: roots, ServerName: "127.0.0.1",
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	secretsAs := func(workload, app string) (*discoveryv3.DiscoveryResponse, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Send(&discoveryv3.DiscoveryRequest{Node: envoyNode(workload, app, "127.0.0.1"), TypeUrl: resource.SecretType,
+			ResourceNames: []string{translate.SDSCertName, translate.SDSRootName}}); err != nil {
+			return nil, err
+		}
+		return st.Recv()
+	}
+	t.Run("its own workload: the secrets come", func(t *testing.T) {
+		resp, err := secretsAs("productpage", "productpage")
+		if err != nil || len(resp.Resources) != 2 {
+			t.Fatalf("productpage's secrets: %v (%d resources)", err, len(resp.GetResources()))
+		}
+	})
+	t.Run("another workload: PERMISSION_DENIED naming both identities", func(t *testing.T) {
+		_, err := secretsAs("reviews-v1", "reviews")
+		if status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), "sa/productpage") || !strings.Contains(err.Error(), "sa/reviews") {
+			t.Fatalf("as reviews-v1 with productpage's certificate: %v, want PERMISSION_DENIED naming both", err)
+		}
+		t.Logf("refused: %v", err)
+	})
 }

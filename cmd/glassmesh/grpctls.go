@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -12,6 +13,9 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/peer"
+
+	"github.com/glassmesh/glassmesh/control/model"
 )
 
 // grpcTLSFlags secure --grpc-addr: xDS, SDS, access logs and OTLP.
@@ -99,4 +103,42 @@ func (k *keyPair) get() (*tls.Certificate, error) {
 	}
 	k.cert, k.mtimes = &c, mtimes
 	return k.cert, nil
+}
+
+// authorizeNode lets an xDS client that presents a SPIFFE certificate
+// (with --grpc-tls-client-ca, workloads' own SVIDs) act only as a workload
+// of that identity, so it gets no other workload's config or SDS keys.
+// Clients without a certificate, or with one that carries no SPIFFE id (an
+// operator's), may name any node: --grpc-tls-client-ca decides whether
+// such clients connect at all.
+func (a *app) authorizeNode(ctx context.Context, namespace, workload string) error {
+	p, ok := peer.FromContext(ctx)
+	if !ok {
+		return nil
+	}
+	info, ok := p.AuthInfo.(credentials.TLSInfo)
+	if !ok || len(info.State.PeerCertificates) == 0 {
+		return nil
+	}
+	var id string
+	for _, u := range info.State.PeerCertificates[0].URIs {
+		if u.Scheme == "spiffe" {
+			id = u.String()
+		}
+	}
+	if id == "" {
+		return nil
+	}
+	m, _ := a.store.Mesh()
+	var w *model.Workload
+	if m != nil {
+		w = m.Workload(namespace, workload)
+	}
+	if w == nil {
+		return fmt.Errorf("the client's certificate is %s, and its node names workload %s/%s, which the mesh config does not have", id, namespace, workload)
+	}
+	if want := a.ca.ID(w.Namespace, w.Spec.ServiceAccount); id != want {
+		return fmt.Errorf("the client's certificate is %s, but its node names workload %s/%s, which is %s", id, namespace, workload, want)
+	}
+	return nil
 }

@@ -89,7 +89,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux()}
 	a.store = source.NewStore(logger, reg)
 	a.files = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
-	a.xds = xds.New(xds.Config{}, logger.With("component", "xds"), reg)
+	a.xds = xds.New(xds.Config{Authorize: a.authorizeNode}, logger.With("component", "xds"), reg)
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"time"
 
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	clusterservice "github.com/envoyproxy/go-control-plane/envoy/service/cluster/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
@@ -20,6 +21,12 @@ import (
 // errSendStalled is the cause a guarded stream is cancelled with.
 var errSendStalled = errors.New("xds: sending a response blocked longer than the send timeout")
 
+// deniedError is the cause of a stream cancelled because its node may not
+// be who the client is (Config.Authorize); it holds the status to return.
+type deniedError struct{ err error }
+
+func (d deniedError) Error() string { return d.err.Error() }
+
 type (
 	sotwStream  = grpc.BidiStreamingServer[discovery.DiscoveryRequest, discovery.DiscoveryResponse]
 	deltaStream = grpc.BidiStreamingServer[discovery.DeltaDiscoveryRequest, discovery.DeltaDiscoveryResponse]
@@ -30,9 +37,31 @@ type (
 // flow-control window, and from then on its Send would wait forever.
 type guardedStream[Req, Resp any] struct {
 	grpc.BidiStreamingServer[Req, Resp]
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	timeout time.Duration
+	ctx       context.Context
+	cancel    context.CancelCauseFunc
+	timeout   time.Duration
+	authorize func(ctx context.Context, namespace, workload string) error
+}
+
+// Recv receives the next request, refusing a node the client may not act
+// as (Config.Authorize): a node is named in the first request and may be
+// in any later one.
+func (g *guardedStream[Req, Resp]) Recv() (*Req, error) {
+	m, err := g.BidiStreamingServer.Recv()
+	if err != nil || g.authorize == nil {
+		return m, err
+	}
+	if n, ok := any(m).(interface{ GetNode() *core.Node }); ok && n.GetNode() != nil {
+		id := identify(n.GetNode())
+		if err := g.authorize(g.ctx, id.namespace, id.workload); err != nil {
+			// go-control-plane ends a stream whose Recv fails without a
+			// status; the cause carries it to guard, which returns it.
+			denied := status.Error(codes.PermissionDenied, err.Error())
+			g.cancel(deniedError{denied})
+			return nil, denied
+		}
+	}
+	return m, nil
 }
 
 // Context returns the stream's context, cancelled by a stalled Send too.
@@ -55,7 +84,7 @@ func guard[Req, Resp any](s *Server, st grpc.BidiStreamingServer[Req, Resp], han
 	}
 	ctx, cancel := context.WithCancelCause(st.Context())
 	defer cancel(nil)
-	gs := &guardedStream[Req, Resp]{BidiStreamingServer: st, ctx: ctx, cancel: cancel, timeout: s.cfg.SendTimeout}
+	gs := &guardedStream[Req, Resp]{BidiStreamingServer: st, ctx: ctx, cancel: cancel, timeout: s.cfg.SendTimeout, authorize: s.cfg.Authorize}
 	done := make(chan error, 1)
 	go func() {
 		defer s.wg.Done()
@@ -63,8 +92,16 @@ func guard[Req, Resp any](s *Server, st grpc.BidiStreamingServer[Req, Resp], han
 	}()
 	select {
 	case err := <-done:
+		if d, ok := context.Cause(ctx).(deniedError); ok {
+			return d.err
+		}
 		return err
 	case <-ctx.Done():
+	}
+	if d, ok := context.Cause(ctx).(deniedError); ok {
+		<-done
+		s.log.Warn("xds stream refused", "error", d.err)
+		return d.err
 	}
 	if !errors.Is(context.Cause(ctx), errSendStalled) {
 		return <-done // the client left or the server stops: ends promptly

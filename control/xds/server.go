@@ -40,6 +40,11 @@ type Config struct {
 	// client stopped reading) before its stream is cancelled, so it cannot
 	// hold memory forever. Zero means DefaultSendTimeout.
 	SendTimeout time.Duration
+	// Authorize, when set, is asked whether the client of a stream (its
+	// context carries the peer and its TLS state) may act as the workload
+	// its node names; an error ends the stream with PERMISSION_DENIED and
+	// that message. Nil lets every node be whoever it says.
+	Authorize func(ctx context.Context, namespace, workload string) error
 }
 
 // Validate reports a configuration that cannot work.
