@@ -27,6 +27,7 @@ import (
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -546,6 +547,21 @@ func TestSecuritySDS(t *testing.T) {
 		t.Errorf("renewal pushed %s after the first; the certificate lives %s", took, certTTL)
 	}
 	t.Logf("renewed certificate pushed %s after the first (TTL %s, renewal due at half)", took.Round(10*time.Millisecond), certTTL)
+
+	// Envoys whose sds_config names the SDS service rather than ADS get the
+	// same secrets there.
+	sds, err := secretservice.NewSecretDiscoveryServiceClient(cc).StreamSecrets(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sds.Send(&discoveryv3.DiscoveryRequest{Node: node, TypeUrl: resource.SecretType,
+		ResourceNames: []string{translate.SDSCertName, translate.SDSRootName}}); err != nil {
+		t.Fatal(err)
+	}
+	st = sds
+	if leaf, _ := recv(); leaf.SerialNumber.Cmp(renewed.SerialNumber) != 0 {
+		t.Errorf("the SDS service sent certificate %s, ADS %s", leaf.SerialNumber, renewed.SerialNumber)
+	}
 }
 
 // TestSecuritySDSBoundToCertificate: with --grpc-tls-client-ca set to the

@@ -11,6 +11,7 @@ import (
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -150,6 +151,10 @@ type (
 		endpointservice.UnimplementedEndpointDiscoveryServiceServer
 		s *Server
 	}
+	sdsService struct {
+		secretservice.UnimplementedSecretDiscoveryServiceServer
+		s *Server
+	}
 )
 
 // StreamAggregatedResources serves SotW ADS.
@@ -185,3 +190,9 @@ func (e edsService) StreamEndpoints(st sotwStream) error { return e.s.sotw(st, r
 
 // DeltaEndpoints serves delta EDS.
 func (e edsService) DeltaEndpoints(st deltaStream) error { return e.s.delta(st, resource.EndpointType) }
+
+// StreamSecrets serves SotW SDS.
+func (x sdsService) StreamSecrets(st sotwStream) error { return x.s.sotw(st, resource.SecretType) }
+
+// DeltaSecrets serves delta SDS.
+func (x sdsService) DeltaSecrets(st deltaStream) error { return x.s.delta(st, resource.SecretType) }

@@ -23,6 +23,7 @@ import (
 	endpointservice "github.com/envoyproxy/go-control-plane/envoy/service/endpoint/v3"
 	listenerservice "github.com/envoyproxy/go-control-plane/envoy/service/listener/v3"
 	routeservice "github.com/envoyproxy/go-control-plane/envoy/service/route/v3"
+	secretservice "github.com/envoyproxy/go-control-plane/envoy/service/secret/v3"
 	sotw "github.com/envoyproxy/go-control-plane/pkg/server/sotw/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,14 +103,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) *Server {
 	return s
 }
 
-// Register adds ADS (SotW and delta) and the LDS, RDS, CDS and EDS services
-// to g.
+// Register adds ADS (SotW and delta) and the LDS, RDS, CDS, EDS and SDS
+// services to g.
 func (s *Server) Register(g grpc.ServiceRegistrar) {
 	discovery.RegisterAggregatedDiscoveryServiceServer(g, adsService{s: s})
 	listenerservice.RegisterListenerDiscoveryServiceServer(g, ldsService{s: s})
 	routeservice.RegisterRouteDiscoveryServiceServer(g, rdsService{s: s})
 	clusterservice.RegisterClusterDiscoveryServiceServer(g, cdsService{s: s})
 	endpointservice.RegisterEndpointDiscoveryServiceServer(g, edsService{s: s})
+	secretservice.RegisterSecretDiscoveryServiceServer(g, sdsService{s: s})
 }
 
 // Update makes snap the served config. Only resources whose encoding changed
