@@ -3,10 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
@@ -43,6 +46,26 @@ func TestUI(t *testing.T) {
 		pollUI[bool](t, b, 20*time.Second, `+document.querySelector("#graph-cy").dataset.updates >= 2`)
 		b.shot(t, "graph")
 	})
+	t.Run("the graph's nodes can be reached and opened by keyboard", func(t *testing.T) {
+		b.do(t, 10*time.Second, chromedp.Focus(chromedp.CSS(`#graph-cy`)))
+		// Two steps from the start, so the order is not only a first pick.
+		b.do(t, 10*time.Second, chromedp.KeyEvent(kb.ArrowRight), chromedp.KeyEvent(kb.ArrowRight))
+		node := pollUI[string](t, b, 5*time.Second, `document.querySelector("#graph-cy").dataset.focused ?? ""`)
+		if got := pollUI[string](t, b, 5*time.Second, `document.querySelector("#graph-focus").textContent`); !strings.Contains(got, node) {
+			t.Errorf("the focus announcement %q does not name %q", got, node)
+		}
+		b.do(t, 10*time.Second, chromedp.KeyEvent(kb.Enter))
+		title := pollUI[string](t, b, 10*time.Second, `document.querySelector("#graph-side:not([hidden]) #panel-title")?.textContent ?? ""`)
+		if title != node {
+			t.Fatalf("Enter on %q opened the panel of %q", node, title)
+		}
+		if loc := b.location(t); !strings.Contains(loc, "sel=") {
+			t.Errorf("the URL does not keep the selection: %s", loc)
+		}
+		b.shot(t, "graph-keyboard")
+		b.do(t, 10*time.Second, chromedp.KeyEvent(kb.Escape))
+		pollUI[bool](t, b, 5*time.Second, `document.querySelector("#graph-side").hidden && document.activeElement?.id === "graph-cy"`)
+	})
 	t.Run("the table view lists the edges with their rates", func(t *testing.T) {
 		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`button[data-view="table"]`)))
 		rows := pollUI[[]string](t, b, 20*time.Second,
@@ -64,7 +87,19 @@ func TestUI(t *testing.T) {
 		}
 		// Exemplars link the edge's slowest requests to their traces.
 		pollUI[bool](t, b, 10*time.Second, `!!document.querySelector("#panel-exemplars a[href^='/traces/']")`)
+		// The same exemplars are points on the latency chart that open their trace.
+		// Marks may overlap: take one that is on top at its own centre.
+		href := pollUI[string](t, b, 10*time.Second, `(() => {
+			for (const a of document.querySelectorAll("#graph-side .uplot a.mark[href^='/traces/']:not([hidden])")) {
+				a.scrollIntoView({ block: "center" });
+				const r = a.getBoundingClientRect();
+				if (document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === a) return a.getAttribute("href");
+			}
+			return "";
+		})()`)
 		b.shot(t, "graph-panel")
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#graph-side .uplot a.mark[href="`+href+`"]`)))
+		pollUI[bool](t, b, 20*time.Second, fmt.Sprintf(`location.pathname === %q && document.querySelectorAll("#trace-gantt .row").length > 0`, href))
 	})
 	t.Run("a trace search finds traces and a trace shows every span", func(t *testing.T) {
 		b.open(t, "/traces?service=ratings&lookback=15m&run=1")
@@ -86,6 +121,21 @@ func TestUI(t *testing.T) {
 			time.Sleep(time.Second)
 			b.open(t, "/traces/"+id)
 		}
+		// The trace's service graph has a node for every service it crossed.
+		var tr jaegerTrace
+		gm.getJSON(t, "/api/traces/"+id, &tr)
+		services := map[string]bool{}
+		for _, s := range tr.Data[0].Spans {
+			services[tr.Data[0].Processes[s.ProcessID].ServiceName] = true
+		}
+		want := slices.Sorted(maps.Keys(services))
+		nodes := pollUI[string](t, b, 20*time.Second, `document.querySelector("#trace-graph")?.dataset.nodes ?? ""`)
+		if nodes != strings.Join(want, ",") {
+			t.Errorf("trace graph nodes %q, the trace's services %q", nodes, want)
+		}
+		if edges := pollUI[string](t, b, 5*time.Second, `document.querySelector("#trace-graph").dataset.edges`); edges == "0" && len(want) > 1 {
+			t.Errorf("no edges between the trace's %d services", len(want))
+		}
 		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#trace-gantt .row`)))
 		pollUI[bool](t, b, 5*time.Second, `!!document.querySelector("#trace-gantt .detail table")`)
 		b.shot(t, "trace")
@@ -101,9 +151,11 @@ func TestUI(t *testing.T) {
 	})
 	t.Run("the proxies page lists every xDS client", func(t *testing.T) {
 		b.open(t, "/proxies")
-		n := pollUI[int](t, b, 20*time.Second, `(() => { const n = document.querySelectorAll("#proxies-table tbody tr").length; return n >= 4 ? n : 0; })()`)
-		if n != 4 {
-			t.Fatalf("%d proxies", n)
+		// Every demo app is a proxyless xDS client (they serve with xDS credentials).
+		want := "details-v1,productpage-v1,ratings-v1,reviews-v1,reviews-v2,reviews-v3,traffic-generator"
+		got := pollUI[string](t, b, 20*time.Second, `(() => { const w = [...document.querySelectorAll("#proxies-table tbody tr td:first-child")].map(td => td.textContent).sort(); return w.length >= 7 ? w.join(",") : ""; })()`)
+		if got != want {
+			t.Fatalf("proxies %q, want %q", got, want)
 		}
 		b.shot(t, "proxies")
 	})
@@ -176,7 +228,7 @@ type browser struct {
 }
 
 // newBrowser starts Debian's chromium, or skips the test without it.
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	var path string
 	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
@@ -215,7 +267,7 @@ func newBrowser(t *testing.T) *browser {
 }
 
 // do runs steps with a timeout.
-func (b *browser) do(t *testing.T, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(t testing.TB, d time.Duration, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, d)
 	defer cancel()
@@ -226,12 +278,12 @@ func (b *browser) do(t *testing.T, d time.Duration, steps ...chromedp.Action[chr
 }
 
 // open loads a page of the UI and waits for its nav bar.
-func (b *browser) open(t *testing.T, path string) {
+func (b *browser) open(t testing.TB, path string) {
 	t.Helper()
 	b.do(t, 20*time.Second, chromedp.Navigate(b.base+path), chromedp.WaitVisible(chromedp.CSS(`header.top nav`)))
 }
 
-func (b *browser) location(t *testing.T) string {
+func (b *browser) location(t testing.TB) string {
 	t.Helper()
 	loc, err := chromedp.Run(b.ctx, chromedp.Location())
 	if err != nil {
@@ -241,7 +293,7 @@ func (b *browser) location(t *testing.T) string {
 }
 
 // pollUI waits until the JavaScript expression is truthy and returns its value.
-func pollUI[T any](t *testing.T, b *browser, d time.Duration, expr string) T {
+func pollUI[T any](t testing.TB, b *browser, d time.Duration, expr string) T {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, d+5*time.Second)
 	defer cancel()
@@ -255,7 +307,7 @@ func pollUI[T any](t *testing.T, b *browser, d time.Duration, expr string) T {
 }
 
 // shot saves a screenshot of the viewport under the test's artifact directory.
-func (b *browser) shot(t *testing.T, name string) {
+func (b *browser) shot(t testing.TB, name string) {
 	t.Helper()
 	png, err := chromedp.Run(b.ctx, chromedp.CaptureScreenshot())
 	if err != nil {
@@ -269,7 +321,7 @@ func (b *browser) shot(t *testing.T, name string) {
 }
 
 // checkErrors fails the test on any uncaught exception in the pages.
-func (b *browser) checkErrors(t *testing.T) {
+func (b *browser) checkErrors(t testing.TB) {
 	t.Helper()
 	b.mu.Lock()
 	defer b.mu.Unlock()

@@ -21,6 +21,16 @@ export interface ChartOpts {
   maxSeries?: number;
   /** the time range shown (unix seconds), so a series with few samples is not stretched */
   xRange?: [number, number];
+  /** points drawn over the lines as links, such as exemplars opening their traces */
+  marks?: Mark[];
+}
+
+/** Mark is one linked point on a time chart. */
+export interface Mark {
+  t: number; // unix seconds
+  y: number;
+  href: string;
+  label: string;
 }
 
 /** seriesName is Prometheus's own notation: name{k="v", ...}. */
@@ -54,12 +64,23 @@ export function timeChart(el: HTMLElement, matrix: PromSample[], o: ChartOpts): 
   }
   const fmt = o.fmt ?? ((v: number) => String(v));
   const name = o.label ?? seriesName;
+  const marks = o.marks ?? [];
+  // Links, not canvas dots: they can be clicked, focused and tested.
+  const links = marks.map((m) => Object.assign(document.createElement("a"), { className: "mark", href: m.href, title: m.label, ariaLabel: m.label }));
+  const scales: uPlot.Scales = { x: o.xRange ? { time: true, range: () => o.xRange! } : { time: true } };
+  if (marks.length) {
+    // The y axis reaches the marks too: an exemplar is often above p99.
+    const lo = Math.min(...marks.map((m) => m.y));
+    const hi = Math.max(...marks.map((m) => m.y));
+    scales.y = { range: (_u, min, max) => uPlot.rangeNum(Math.min(min ?? lo, lo), Math.max(max ?? hi, hi), 0.1, true) };
+  }
   const opts: uPlot.Options = {
     width: o.width,
     height: o.height ?? 160,
     legend: { show: true, live: true },
     cursor: { drag: { x: true, y: false } },
-    scales: { x: o.xRange ? { time: true, range: () => o.xRange! } : { time: true } },
+    scales,
+    hooks: marks.length ? { draw: [(u) => placeMarks(u, marks, links)] } : {},
     axes: [{ size: 28 }, { size: 64, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
     series: [
       {},
@@ -73,10 +94,25 @@ export function timeChart(el: HTMLElement, matrix: PromSample[], o: ChartOpts): 
     ],
   };
   const u = new uPlot(opts, data as uPlot.AlignedData, el);
+  u.over.append(...links);
+  placeMarks(u, marks, links);
   if (matrix.length > max) {
     el.append(Object.assign(document.createElement("div"), { className: "muted", textContent: `${matrix.length - max} more series not drawn` }));
   }
   return u;
+}
+
+/** placeMarks moves each mark's link to its point; ones outside the plot are hidden. */
+function placeMarks(u: uPlot, marks: Mark[], links: HTMLAnchorElement[]): void {
+  links.forEach((a, i) => {
+    const m = marks[i];
+    const x = u.valToPos(m.t, "x");
+    const y = u.valToPos(m.y, "y");
+    const inside = x >= 0 && y >= 0 && x <= u.over.clientWidth && y <= u.over.clientHeight;
+    a.hidden = !inside;
+    a.style.left = `${x}px`;
+    a.style.top = `${y}px`;
+  });
 }
 
 export interface Point {

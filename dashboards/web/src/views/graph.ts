@@ -51,13 +51,16 @@ export function graphView(ctx: Ctx): () => void {
     live,
   );
 
-  const cyEl = h("div", { class: "cy", id: "graph-cy", role: "img", "aria-label": "Service graph (loading)" });
+  const cyEl = h("div", { class: "cy", id: "graph-cy", role: "img", tabindex: 0, "aria-label": "Service graph (loading)", "aria-describedby": "graph-keys" });
+  const focusNote = h("span", { id: "graph-focus", role: "status", "aria-live": "polite" });
   const overlay = h("div", { class: "overlay" }, loading("the graph"));
   const legend = h(
     "div",
-    { class: "legend", "aria-hidden": "true" },
-    Object.entries(healthColor).map(([k, c]) => h("span", {}, h("span", { class: "dot", style: `background:${c}` }), k)),
+    { class: "legend" },
+    Object.entries(healthColor).map(([k, c]) => h("span", {}, h("span", { class: "dot", style: `background:${c}`, "aria-hidden": "true" }), k)),
     h("span", {}, "edge label: rps · errors · p95"),
+    h("span", { id: "graph-keys" }, "keys: arrows move between nodes, Enter opens, Esc closes"),
+    focusNote,
   );
   const canvas = h("div", { class: "graph-canvas" }, cyEl, overlay, legend);
   const tableEl = h("div", { class: "graph-table", id: "graph-table" });
@@ -178,8 +181,13 @@ export function graphView(ctx: Ctx): () => void {
     connect();
   });
   cy.onSelect(select);
+  cy.onFocus = (label) => (focusNote.textContent = `· ${label}`);
   side.addEventListener("keydown", (e) => {
-    if (e.key === "Escape") select("");
+    if (e.key !== "Escape") return;
+    // Back where the keyboard user came from: the canvas or the table.
+    const fromCanvas = st.view === "graph";
+    select("");
+    if (fromCanvas) cyEl.focus({ preventScroll: true });
   });
 
   loadNamespaces(nsSelect, st.ns, signal);

@@ -18,6 +18,7 @@ export const healthColor: Record<string, string> = { Healthy: "#16a34a", Degrade
 export class GraphCanvas {
   private cy: cytoscape.Core;
   private structure = "";
+  private focused = ""; // the node the arrow keys are on
 
   constructor(private el: HTMLElement) {
     this.cy = cytoscape({
@@ -31,7 +32,12 @@ export class GraphCanvas {
     });
   }
 
-  /** onSelect calls f with the tapped node or edge id, or "" for the background. */
+  /**
+   * onSelect calls f with the tapped node or edge id, or "" for the
+   * background. By keyboard (the canvas is focusable): arrow keys move
+   * between nodes in reading order, Enter opens the focused one, Escape
+   * clears the selection.
+   */
   onSelect(f: (id: string) => void): void {
     this.cy.on("tap", "node, edge", (e) => {
       if (!e.target.data("box")) f(e.target.id());
@@ -39,7 +45,42 @@ export class GraphCanvas {
     this.cy.on("tap", (e) => {
       if (e.target === this.cy) f("");
     });
+    this.el.addEventListener("keydown", (e) => {
+      const step = { ArrowRight: 1, ArrowDown: 1, ArrowLeft: -1, ArrowUp: -1 }[e.key];
+      if (step) {
+        e.preventDefault();
+        this.moveFocus(step);
+      } else if (e.key === "Enter" && this.focused) {
+        e.preventDefault();
+        f(this.focused);
+      } else if (e.key === "Escape") {
+        f("");
+      }
+    });
   }
+
+  /** moveFocus steps the keyboard focus by step nodes, top to bottom, left to right. */
+  private moveFocus(step: number): void {
+    const nodes = this.cy
+      .nodes()
+      .filter((n) => !n.data("box"))
+      .toArray() as cytoscape.NodeSingular[];
+    nodes.sort((a, b) => a.position("y") - b.position("y") || a.position("x") - b.position("x"));
+    if (nodes.length === 0) return;
+    const i = nodes.findIndex((n) => n.id() === this.focused);
+    const next = i < 0 ? (step > 0 ? nodes[0] : nodes[nodes.length - 1]) : nodes[(i + step + nodes.length) % nodes.length];
+    this.cy.nodes(".kbd").removeClass("kbd");
+    next.addClass("kbd");
+    this.focused = next.id();
+    // Keep the focused node on screen without changing the zoom.
+    const p = next.renderedPosition();
+    if (p.x < 0 || p.y < 0 || p.x > this.cy.width() || p.y > this.cy.height()) this.cy.center(next);
+    this.el.dataset.focused = next.data("name");
+    this.onFocus?.(next.data("name"));
+  }
+
+  /** onFocus, when set, hears the label of the node the arrow keys moved to. */
+  onFocus?: (label: string) => void;
 
   /** draw shows m: elements are added, removed or updated in place. */
   draw(m: Model, selected: string): void {
@@ -66,11 +107,21 @@ export class GraphCanvas {
       // Dagre reads best but grows much faster than linearly; large meshes
       // get the linear breadth-first layering, without edge labels.
       cy.style().selector("edge").style("label", big ? "" : "data(label)").update();
+      this.el.dataset.layout = big ? "breadthfirst" : "dagre";
+      // When the browser has painted the new structure, for the render
+      // benchmark: milliseconds since the page's navigation started.
+      const drawn = m.nodes.filter((n) => !n.box).length;
+      cy.one("render", () => {
+        this.el.dataset.drawnNodes = String(drawn);
+        this.el.dataset.drawnAt = performance.now().toFixed(0);
+      });
+      const t0 = performance.now();
       cy.layout(
         big
           ? ({ name: "breadthfirst", directed: true, spacingFactor: 0.9, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions)
           : ({ name: "dagre", rankDir: "LR", nodeSep: 30, rankSep: 110, padding: 30, fit: true, animate: false } as cytoscape.LayoutOptions),
       ).run();
+      this.el.dataset.layoutMs = (performance.now() - t0).toFixed(0);
     }
     this.select(selected);
     // What the canvas shows, for screen readers and the browser tests.
@@ -91,6 +142,7 @@ export class GraphCanvas {
   clear(): void {
     this.cy.elements().remove();
     this.structure = "";
+    this.focused = "";
   }
 
   /** resize follows a change of the container's size. */
@@ -132,6 +184,7 @@ function elements(m: Model): cytoscape.ElementDefinition[] {
       data: {
         id: n.id,
         parent: n.raw.parent,
+        name: n.label,
         label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : ""),
         color: healthColor[n.health] ?? "#94a3b8",
         shape: nodeShape(n),
@@ -208,5 +261,6 @@ function cyStyle(): cytoscape.StylesheetJson {
       },
     },
     { selector: ":selected", style: { "overlay-color": "#2563eb", "overlay-opacity": 0.18, "overlay-padding": 6 } },
+    { selector: "node.kbd", style: { "underlay-color": "#2563eb", "underlay-opacity": 0.35, "underlay-padding": 8 } as cytoscape.Css.Node },
   ];
 }

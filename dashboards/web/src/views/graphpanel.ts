@@ -2,7 +2,7 @@
 // charts of rate, errors and latency over the traffic window, the PromQL
 // behind each, and links to the matching traces.
 import { getJSON, promRange, stepFor, type PromSample } from "../api";
-import { timeChart } from "../charts";
+import { timeChart, type Mark } from "../charts";
 import { h, loading, errorBox, empty } from "../dom";
 import { ms, pct, rate, time } from "../format";
 import { edgeQueries, nodeQueries, traceService, type EdgeRow, type Model, type NodeRow, type Queries } from "../graphmodel";
@@ -33,15 +33,18 @@ export function sidePanel(el: HTMLElement, o: PanelOpts): void {
   const win = `${Math.max(60, step * 4)}s`;
   const q = o.edge ? edgeQueries(o.edge, o.model.graphType, win) : nodeQueries(o.node!, o.model.graphType, win);
   const closeBtn = h("button", { type: "button", class: "close", "aria-label": "Close details", onclick: o.close }, "✕");
+  // Focus goes to the title, not the close button: the Enter that opened
+  // the panel must not also press it. Escape closes (graph.ts).
+  const heading = h("h2", { id: "panel-title", tabindex: -1 }, title);
   el.replaceChildren(
     closeBtn,
-    h("h2", { id: "panel-title" }, title),
+    heading,
     h("div", { class: "muted" }, kind),
     h("div", { class: "panel-facts" }, facts),
     traceLinks(o),
     charts(q, o.dur, dur, step, o.signal),
   );
-  closeBtn.focus({ preventScroll: true });
+  heading.focus({ preventScroll: true });
 }
 
 function nodeFacts(n: NodeRow): Node[] {
@@ -111,19 +114,21 @@ function charts(q: Queries, durName: string, dur: number, step: number, signal: 
   const end = Math.floor(Date.now() / 1000);
   const start = end - dur;
   const width = 390;
-  const one = (title: string, queries: { name: string; q: string }[], fmt: (v: number) => string) => {
+  // The slowest sampled requests: listed, and drawn on the latency chart.
+  const ex = exemplars(q.selector, start, end, signal);
+  const one = (title: string, queries: { name: string; q: string }[], fmt: (v: number) => string, marks?: Promise<Mark[]>) => {
     const chart = h("div", { class: "chart" }, loading(title.toLowerCase()));
     box.append(
       h("h3", {}, title),
       chart,
       ...queries.map((x) => h("a", { class: "promql", href: href("/query", { q: x.q, range: durName, tab: "chart" }), title: "Open in the metrics console" }, h("code", {}, x.q))),
     );
-    Promise.all(queries.map((x) => promRange(x.q, start, end, step, signal)))
-      .then((rs) => {
+    Promise.all([Promise.all(queries.map((x) => promRange(x.q, start, end, step, signal))), marks?.catch(() => []) ?? []])
+      .then(([rs, marks]) => {
         const matrix: PromSample[] = rs.flatMap((r, i) => (r.result as PromSample[]).map((s) => ({ ...s, metric: { __name__: queries[i].name } })));
         chart.replaceChildren();
         if (matrix.length === 0) chart.append(empty("No data in this window."));
-        else timeChart(chart, matrix, { width, height: 130, fmt, xRange: [start, end], label: (m) => m.__name__ });
+        else timeChart(chart, matrix, { width, height: 130, fmt, xRange: [start, end], label: (m) => m.__name__, marks });
       })
       .catch((err) => {
         if (!signal.aborted) chart.replaceChildren(errorBox(err));
@@ -131,18 +136,31 @@ function charts(q: Queries, durName: string, dur: number, step: number, signal: 
   };
   one("Request rate", [{ name: "rps", q: q.rate }], (v) => `${rate(v)}/s`);
   one("Error rate", [{ name: "errors %", q: q.errors }], (v) => pct(v));
-  one("Latency", q.latency.map((l) => ({ name: l.p, q: l.q })), ms);
-  box.append(h("h3", {}, "Slowest sampled requests"), slowest(q.selector, start, end, signal));
+  one(
+    "Latency",
+    q.latency.map((l) => ({ name: l.p, q: l.q })),
+    ms,
+    ex.then((list) => list.map((e) => ({ t: e.timestamp, y: parseFloat(e.value), href: `/traces/${e.labels.trace_id}`, label: `trace ${e.labels.trace_id.slice(0, 16)}: ${ms(parseFloat(e.value))}` }))),
+  );
+  box.append(h("h3", {}, "Slowest sampled requests"), slowest(ex, signal));
   return box;
 }
 
 interface ExemplarSeries {
-  exemplars: { labels: Record<string, string>; value: string; timestamp: number }[];
+  exemplars: Exemplar[];
 }
 
-/** slowest lists the slowest requests whose exemplars carry a trace id, linked to their traces. */
-function slowest(selector: string, start: number, end: number, signal: AbortSignal): HTMLElement {
-  const el = h("div", { id: "panel-exemplars" }, loading("exemplars"));
+interface Exemplar {
+  labels: Record<string, string>;
+  value: string;
+  timestamp: number;
+}
+
+/**
+ * exemplars fetches the selector's latency exemplars that carry a trace id:
+ * the slowest few, one per trace.
+ */
+async function exemplars(selector: string, start: number, end: number, signal: AbortSignal): Promise<Exemplar[]> {
   // Exemplars may sit on either side's report (proxyless apps attach them
   // to the callee's), so look at both.
   const sel = selector
@@ -150,28 +168,32 @@ function slowest(selector: string, start: number, end: number, signal: AbortSign
     .filter((m) => !m.startsWith("reporter="))
     .join(", ");
   const p = new URLSearchParams({ query: `istio_request_duration_milliseconds_bucket{${sel}}`, start: String(start), end: String(end) });
-  getJSON<{ data: ExemplarSeries[] | null }>(`/api/v1/query_exemplars?${p}`, signal)
-    .then((r) => {
-      const seen = new Set<string>();
-      const list = (r.data ?? [])
-        .flatMap((s) => s.exemplars)
-        .filter((e) => e.labels.trace_id && !seen.has(e.labels.trace_id) && seen.add(e.labels.trace_id))
-        .sort((a, b) => parseFloat(b.value) - parseFloat(a.value))
-        .slice(0, 5);
-      el.replaceChildren(
-        list.length === 0
-          ? empty("No exemplars in this window.")
-          : h(
-              "ul",
-              {},
-              list.map((e) =>
-                h("li", {}, h("a", { href: `/traces/${e.labels.trace_id}`, class: "mono" }, e.labels.trace_id.slice(0, 16)), ` ${ms(parseFloat(e.value))} at ${time(new Date(e.timestamp * 1000))}`),
-              ),
+  const r = await getJSON<{ data: ExemplarSeries[] | null }>(`/api/v1/query_exemplars?${p}`, signal);
+  const seen = new Set<string>();
+  return (r.data ?? [])
+    .flatMap((s) => s.exemplars)
+    .filter((e) => e.labels.trace_id && !seen.has(e.labels.trace_id) && seen.add(e.labels.trace_id))
+    .sort((a, b) => parseFloat(b.value) - parseFloat(a.value))
+    .slice(0, 5);
+}
+
+/** slowest lists the exemplars, linked to their traces. */
+function slowest(ex: Promise<Exemplar[]>, signal: AbortSignal): HTMLElement {
+  const el = h("div", { id: "panel-exemplars" }, loading("exemplars"));
+  ex.then((list) => {
+    el.replaceChildren(
+      list.length === 0
+        ? empty("No exemplars in this window.")
+        : h(
+            "ul",
+            {},
+            list.map((e) =>
+              h("li", {}, h("a", { href: `/traces/${e.labels.trace_id}`, class: "mono" }, e.labels.trace_id.slice(0, 16)), ` ${ms(parseFloat(e.value))} at ${time(new Date(e.timestamp * 1000))}`),
             ),
-      );
-    })
-    .catch((err) => {
-      if (!signal.aborted) el.replaceChildren(errorBox(err));
-    });
+          ),
+    );
+  }).catch((err) => {
+    if (!signal.aborted) el.replaceChildren(errorBox(err));
+  });
   return el;
 }

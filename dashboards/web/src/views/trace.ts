@@ -6,6 +6,7 @@ import { dateTime, us } from "../format";
 import type { Ctx } from "../router";
 import { href } from "../state";
 import { lastSearchKey, serviceColor } from "./traces";
+import { traceGraph, type TraceCall, type TraceService } from "./tracegraph";
 
 interface Row {
   span: JaegerSpan;
@@ -22,7 +23,7 @@ export function traceView({ root, signal }: Ctx, id: string): void {
       const data = await jaeger<JaegerTrace[]>(`/api/traces/${encodeURIComponent(id)}`, signal);
       const t = data?.[0];
       if (!t || !t.spans?.length) throw new Error(`trace ${id} has no spans`);
-      root.replaceChildren(render(t));
+      root.replaceChildren(render(t, signal));
     } catch (err) {
       if (signal.aborted) return;
       const msg = err instanceof HTTPError && err.status === 404 ? new Error(`Trace ${id} is not stored (it may have aged out of retention).`) : err;
@@ -59,7 +60,7 @@ function order(t: JaegerTrace): Row[] {
   return rows;
 }
 
-function render(t: JaegerTrace): HTMLElement {
+function render(t: JaegerTrace, signal: AbortSignal): HTMLElement {
   const rows = order(t);
   const start = Math.min(...t.spans.map((s) => s.startTime));
   const end = Math.max(...t.spans.map((s) => s.startTime + s.duration));
@@ -67,17 +68,7 @@ function render(t: JaegerTrace): HTMLElement {
   const root = rows[0];
   const errors = rows.filter((r) => r.error).length;
 
-  // The service graph of this one trace: caller → callee pairs with counts.
-  const byID = new Map(rows.map((r) => [r.span.spanID, r]));
-  const calls = new Map<string, number>();
-  for (const r of rows) {
-    const parent = (r.span.references ?? []).map((x) => byID.get(x.spanID)).find(Boolean);
-    if (parent && parent.service !== r.service) {
-      const k = `${parent.service} → ${r.service}`;
-      calls.set(k, (calls.get(k) ?? 0) + 1);
-    }
-  }
-
+  const { services, calls } = serviceGraph(rows);
   const ticks = [0, 0.25, 0.5, 0.75, 1].map((f) => h("span", { style: `left:${f * 100}%` }, us(total * f)));
   const gantt = h(
     "div",
@@ -108,17 +99,50 @@ function render(t: JaegerTrace): HTMLElement {
       h("span", {}, h("span", { class: "muted" }, "Depth "), String(Math.max(...rows.map((r) => r.depth)) + 1)),
       errors ? h("span", { class: "badge bad" }, `${errors} error${errors === 1 ? "" : "s"}`) : h("span", { class: "badge ok" }, "no errors"),
     ),
-    calls.size
-      ? h(
-          "div",
-          { class: "card", id: "trace-services" },
-          h("strong", {}, "Calls between services: "),
-          [...calls].map(([k, n]) => h("span", { class: "svc-chip", style: `border-color:${serviceColor(k.split(" → ")[1])}` }, `${k} ×${n}`)),
-        )
-      : null,
+    h(
+      "section",
+      { class: "card", id: "trace-services", "aria-labelledby": "trace-services-title" },
+      h("h2", { id: "trace-services-title" }, "Services"),
+      traceGraph(services, calls, serviceColor, signal),
+      calls.length
+        ? h(
+            "div",
+            {},
+            calls.map((c) =>
+              h("span", { class: `svc-chip${c.errors ? " bad" : ""}`, style: `border-color:${serviceColor(c.to)}` }, `${c.from} → ${c.to} ×${c.calls}${c.errors ? ` (${c.errors} failed)` : ""}`),
+            ),
+          )
+        : h("div", { class: "muted" }, `Every span ran in ${root.service}.`),
+    ),
     (t.warnings ?? []).length ? h("div", { class: "state error" }, (t.warnings ?? []).join("; ")) : null,
     gantt,
   );
+}
+
+/**
+ * serviceGraph is the trace's services (span and error counts) and its
+ * parent service → child service calls; a span calling within its own
+ * service adds no edge.
+ */
+function serviceGraph(rows: Row[]): { services: TraceService[]; calls: TraceCall[] } {
+  const byID = new Map(rows.map((r) => [r.span.spanID, r]));
+  const services = new Map<string, TraceService>();
+  const calls = new Map<string, TraceCall>();
+  for (const r of rows) {
+    const s = services.get(r.service) ?? { name: r.service, spans: 0, errors: 0, root: false };
+    services.set(r.service, s);
+    s.spans++;
+    if (r.error) s.errors++;
+    if (r.depth === 0) s.root = true;
+    const parent = (r.span.references ?? []).map((x) => byID.get(x.spanID)).find(Boolean);
+    if (!parent || parent.service === r.service) continue;
+    const k = `${parent.service}\n${r.service}`;
+    const c = calls.get(k) ?? { from: parent.service, to: r.service, calls: 0, errors: 0 };
+    calls.set(k, c);
+    c.calls++;
+    if (r.error) c.errors++;
+  }
+  return { services: [...services.values()], calls: [...calls.values()] };
 }
 
 function spanRow(r: Row, t: JaegerTrace, start: number, total: number): HTMLElement {
