@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/chromedp"
+
+	"github.com/glassmesh/glassmesh/dashboards"
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/topology"
+)
+
+// meshRequests is topology's benchmark mesh (bench_test.go's
+// syntheticMesh) in one batch at `at`: n services of 2 versions each over
+// 10 namespaces, each workload calling two other services, both reporters.
+func meshRequests(n int, at time.Time) []metrics.Request {
+	peer := func(i, v int) metrics.Peer {
+		app, ns := "svc"+strconv.Itoa(i), "ns"+strconv.Itoa(i%10)
+		ver := "v" + strconv.Itoa(v+1)
+		return metrics.Peer{Workload: app + "-" + ver, Namespace: ns, App: app, Version: ver,
+			Principal: "spiffe://cluster.local/ns/" + ns + "/sa/" + app, CanonicalService: app, CanonicalRevision: ver, Cluster: "east"}
+	}
+	var batch []metrics.Request
+	for i := range n {
+		for v := range 2 {
+			for j, to := range []int{(i + 1) % n, (i*7 + 3) % n} {
+				dst := peer(to, (v+j)%2)
+				code := 200
+				if i%50 == 0 {
+					code = 503
+				}
+				r := metrics.Request{Time: at, Reporter: metrics.ReporterSource, Source: peer(i, v), Dest: dst,
+					DestinationService: dst.App + "." + dst.Namespace + ".svc.cluster.local", DestinationServiceName: dst.App,
+					DestinationServiceNamespace: dst.Namespace, Protocol: metrics.ProtocolHTTP, ResponseCode: code,
+					ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls", Duration: time.Duration(5+i%40) * time.Millisecond,
+					RequestBytes: 200, ResponseBytes: 2000}
+				batch = append(batch, r)
+				r.Reporter = metrics.ReporterDestination
+				batch = append(batch, r)
+			}
+		}
+	}
+	return batch
+}
+
+// meshUIServer serves the embedded UI and the live graph API of a
+// topology.Graph holding the synthetic mesh of n services: the same
+// handlers glassmesh mounts, without the rest of the process.
+func meshUIServer(b testing.TB, n int) string {
+	b.Helper()
+	// One-minute buckets so that a graph just created covers the page's
+	// 1m window from memory (glassmesh's own path for a running mesh).
+	g, err := topology.New(topology.Config{BucketWidth: time.Minute}, nil, nil, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := g.ConsumeRequests(context.Background(), meshRequests(n, time.Now().Add(-5*time.Second))); err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	mux.Handle("/", dashboards.Handler())
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// BenchmarkUIGraph opens the graph page of a 1,000-service mesh in headless
+// Chromium with the browser cache off, and measures the time from
+// navigation start until cytoscape has painted every node (the canvas's
+// first "render" event after the layout). It also reports the gzip -9
+// sizes of the built UI: the app shell, what the graph page loaded, and
+// every asset.
+func BenchmarkUIGraph(b *testing.B) {
+	const services = 1000
+	base := meshUIServer(b, services) // closed after the browser, which holds a stream open
+	br := newBrowser(b)
+	br.base = base
+	br.do(b, 10*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+		_, err := cdp.Call(ctx, t, network.SetCacheDisabled, network.SetCacheDisabledParams{CacheDisabled: true})
+		return err
+	}))
+	var ns []string
+	for i := range 10 {
+		ns = append(ns, "ns"+strconv.Itoa(i))
+	}
+	var loaded []string
+	for _, c := range []struct {
+		typ   string
+		nodes int
+	}{{"app", services}, {"versionedApp", 2 * services}} {
+		b.Run(fmt.Sprintf("type=%s/services=%d", c.typ, services), func(b *testing.B) {
+			var lat, layout []float64
+			for range b.N {
+				br.do(b, 10*time.Second, chromedp.Navigate("about:blank"))
+				br.do(b, 20*time.Second, chromedp.Navigate(br.base+"/graph?type="+c.typ+"&dur=1m&ns="+strings.Join(ns, ",")))
+				ms := pollUI[float64](b, br, 120*time.Second, fmt.Sprintf(
+					`(() => { const d = document.querySelector("#graph-cy")?.dataset; return d && +d.drawnNodes === %d ? +d.drawnAt : 0; })()`, c.nodes))
+				lat = append(lat, ms)
+				layout = append(layout, pollUI[float64](b, br, time.Second, `+document.querySelector("#graph-cy").dataset.layoutMs`))
+				if l := pollUI[string](b, br, time.Second, `document.querySelector("#graph-cy").dataset.layout`); l != "breadthfirst" {
+					b.Fatalf("%d nodes drawn with the %s layout, want breadthfirst", c.nodes, l)
+				}
+			}
+			slices.Sort(lat)
+			b.ReportMetric(lat[len(lat)/2], "p50-ms")
+			b.ReportMetric(lat[len(lat)-1], "max-ms")
+			slices.Sort(layout)
+			b.ReportMetric(layout[len(layout)/2], "p50-layout-ms")
+			b.ReportMetric(float64(c.nodes), "nodes")
+			loaded = pollUI[[]string](b, br, time.Second,
+				`performance.getEntriesByType("resource").map(e => new URL(e.name).pathname).filter(p => p.startsWith("/assets/"))`)
+		})
+	}
+	b.Run("bundle", func(b *testing.B) {
+		dist := filepath.Join("..", "dashboards", "dist")
+		shell := []string{"index.html"}
+		html, err := os.ReadFile(filepath.Join(dist, "index.html"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		all, err := filepath.Glob(filepath.Join(dist, "assets", "*"))
+		if err != nil || len(all) == 0 {
+			b.Fatalf("no assets in %s: %v", dist, err)
+		}
+		for i, p := range all {
+			all[i] = "assets/" + filepath.Base(p)
+			if bytes.Contains(html, []byte("/"+all[i])) {
+				shell = append(shell, all[i])
+			}
+		}
+		page := []string{"index.html"}
+		for _, p := range loaded {
+			page = append(page, strings.TrimPrefix(p, "/"))
+		}
+		var kb [3]float64
+		for range b.N {
+			kb = [3]float64{gzipKB(b, dist, shell), gzipKB(b, dist, page), gzipKB(b, dist, append(all, "index.html"))}
+		}
+		b.ReportMetric(kb[0], "gzip-kB-shell")
+		b.ReportMetric(kb[1], "gzip-kB-graph-page")
+		b.ReportMetric(kb[2], "gzip-kB-all")
+		b.Logf("graph page loaded %s", strings.Join(page, " "))
+	})
+}
+
+// gzipKB is the sum of the files' gzip -9 sizes in kB (1000 bytes).
+func gzipKB(b *testing.B, dir string, files []string) float64 {
+	b.Helper()
+	total := 0
+	for _, f := range files {
+		body, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+		_, _ = zw.Write(body)
+		_ = zw.Close()
+		total += buf.Len()
+	}
+	return float64(total) / 1000
+}
