@@ -19,6 +19,7 @@ export class GraphCanvas {
   private cy: cytoscape.Core;
   private structure = "";
   private focused = ""; // the node the arrow keys are on
+  private flat = false; // drawn without compound boxes
 
   constructor(private el: HTMLElement) {
     this.cy = cytoscape({
@@ -85,7 +86,15 @@ export class GraphCanvas {
   /** draw shows m: elements are added, removed or updated in place. */
   draw(m: Model, selected: string): void {
     const cy = this.cy;
-    const els = elements(m);
+    const start = performance.now();
+    // Big graphs are drawn flat: compound boxes cost the layout and the
+    // renderer more than the thousands of nodes in them.
+    const big = m.nodes.length > bigGraph;
+    if (big !== this.flat) {
+      cy.elements().remove(); // a node's parent cannot change in place
+      this.flat = big;
+    }
+    const els = elements(m, big);
     const key = els
       .map((e) => `${e.data.id}>${e.data.parent ?? ""}`)
       .sort()
@@ -103,11 +112,11 @@ export class GraphCanvas {
     });
     if (key !== this.structure) {
       this.structure = key;
-      const big = m.nodes.length > bigGraph;
       // Dagre reads best but grows much faster than linearly; large meshes
       // get the linear breadth-first layering, without edge labels.
       cy.style().selector("edge").style("label", big ? "" : "data(label)").update();
       this.el.dataset.layout = big ? "breadthfirst" : "dagre";
+      this.el.dataset.drawStartAt = start.toFixed(0);
       // When the browser has painted the new structure, for the render
       // benchmark: milliseconds since the page's navigation started.
       const drawn = m.nodes.filter((n) => !n.box).length;
@@ -176,14 +185,15 @@ function nodeShape(n: NodeRow): string {
   }
 }
 
-function elements(m: Model): cytoscape.ElementDefinition[] {
-  const nodes = [...m.nodes]
+function elements(m: Model, flat: boolean): cytoscape.ElementDefinition[] {
+  const nodes = m.nodes
+    .filter((n) => !(flat && n.box))
     .sort((a, b) => a.label.localeCompare(b.label))
     .map((n) => ({
       group: "nodes" as const,
       data: {
         id: n.id,
-        parent: n.raw.parent,
+        parent: flat ? undefined : n.raw.parent,
         name: n.label,
         label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : ""),
         color: healthColor[n.health] ?? "#94a3b8",
