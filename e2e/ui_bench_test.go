@@ -59,8 +59,9 @@ func meshRequests(n int, at time.Time) []metrics.Request {
 
 // meshUIServer serves the embedded UI and the live graph API of a
 // topology.Graph holding the synthetic mesh of n services: the same
-// handlers glassmesh mounts, without the rest of the process.
-func meshUIServer(b testing.TB, n int) string {
+// handlers glassmesh mounts, without the rest of the process. fresh adds
+// another minute's traffic, so the 1m window never empties.
+func meshUIServer(b testing.TB, n int) (url string, fresh func()) {
 	b.Helper()
 	// One-minute buckets so that a graph just created covers the page's
 	// 1m window from memory (glassmesh's own path for a running mesh).
@@ -68,15 +69,18 @@ func meshUIServer(b testing.TB, n int) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := g.ConsumeRequests(context.Background(), meshRequests(n, time.Now().Add(-5*time.Second))); err != nil {
-		b.Fatal(err)
+	fresh = func() {
+		if err := g.ConsumeRequests(context.Background(), meshRequests(n, time.Now().Add(-time.Second))); err != nil {
+			b.Fatal(err)
+		}
 	}
+	fresh()
 	mux := http.NewServeMux()
 	g.Register(mux)
 	mux.Handle("/", dashboards.Handler())
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
-	return srv.URL
+	return srv.URL, fresh
 }
 
 // BenchmarkUIGraph opens the graph page of a 1,000-service mesh in headless
@@ -89,7 +93,7 @@ func meshUIServer(b testing.TB, n int) string {
 // every asset.
 func BenchmarkUIGraph(b *testing.B) {
 	const services = 1000
-	base := meshUIServer(b, services) // closed after the browser, which holds a stream open
+	base, fresh := meshUIServer(b, services) // closed after the browser, which holds a stream open
 	br := newBrowser(b)
 	br.base = base
 	br.do(b, 10*time.Second, chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
@@ -108,8 +112,9 @@ func BenchmarkUIGraph(b *testing.B) {
 		b.Run(fmt.Sprintf("type=%s/services=%d", c.typ, services), func(b *testing.B) {
 			var lat, layout, data []float64
 			for range b.N {
-				br.do(b, 10*time.Second, chromedp.Navigate("about:blank"))
-				br.do(b, 20*time.Second, chromedp.Navigate(br.base+"/graph?type="+c.typ+"&dur=1m&ns="+strings.Join(ns, ",")))
+				br.do(b, 30*time.Second, chromedp.Navigate("about:blank"))
+				fresh()
+				br.do(b, 60*time.Second, chromedp.Navigate(br.base+"/graph?type="+c.typ+"&dur=1m&ns="+strings.Join(ns, ",")))
 				ms := pollUI[float64](b, br, 120*time.Second, fmt.Sprintf(
 					`(() => { const d = document.querySelector("#graph-cy")?.dataset; return d && +d.drawnNodes === %d ? +d.drawnAt : 0; })()`, c.nodes))
 				lat = append(lat, ms)
