@@ -279,8 +279,9 @@ type crdConfig struct {
 // mesh configs (YAML files, the demo's mesh, and extra below) against its
 // kind's schema: objects the model reads without errors must pass entirely;
 // objects it reads with validation errors (a fixture of a broken config, or
-// a demo template) must still have the schema's types. The same holds for
-// the objects as glassmesh writes them in JSON.
+// a demo template) must still have the schema's types; objects the parser
+// rejects are skipped. Valid objects must pass as glassmesh writes them in
+// JSON too, and every field of every spec must be set by one of them.
 func TestCRDSchemasAcceptConfigs(t *testing.T) {
 	schemas := map[string]*Schema{}
 	for _, c := range mustCRDs(t) {
@@ -290,14 +291,18 @@ func TestCRDSchemasAcceptConfigs(t *testing.T) {
 	checked := 0
 	set := map[string]bool{} // fields some valid object sets, as Kind.spec.a[].b
 	for _, cfg := range configs {
-		clean, objs := cleanDocs(cfg)
+		states, objs := docStates(cfg)
 		for _, file := range slices.Sorted(maps.Keys(cfg.files)) {
 			for _, doc := range documents(t, file, cfg.files[file]) {
 				s := schemas[doc.kind]
 				if s == nil {
 					continue
 				}
-				strict := clean[docKey{file, doc.line}]
+				state := states[docKey{file, doc.line}]
+				if state == docUnread {
+					continue // the parser's own errors cover it
+				}
+				strict := state == docClean
 				if strict {
 					markSet(s, doc.value, doc.kind, set)
 				}
@@ -308,7 +313,7 @@ func TestCRDSchemasAcceptConfigs(t *testing.T) {
 			}
 		}
 		for _, o := range objs {
-			if !clean[docKey{o.origin.File, o.origin.Line}] {
+			if states[docKey{o.origin.File, o.origin.Line}] != docClean {
 				continue
 			}
 			b, err := json.Marshal(o.value)
@@ -356,11 +361,11 @@ func TestCRDRequiredFieldsAreRequiredByValidate(t *testing.T) {
 		}
 	}
 	for _, cfg := range repoConfigs(t) {
-		clean, _ := cleanDocs(cfg)
+		states, _ := docStates(cfg)
 		for _, file := range slices.Sorted(maps.Keys(cfg.files)) {
 			docs := documents(t, file, cfg.files[file])
 			for i, doc := range docs {
-				if schemas[doc.kind] == nil || !clean[docKey{file, doc.line}] {
+				if schemas[doc.kind] == nil || states[docKey{file, doc.line}] != docClean {
 					continue
 				}
 				forEachRequired(schemas[doc.kind], doc.value, doc.kind, func(at string, remove func() (restore func())) {
@@ -438,19 +443,27 @@ func encodeDocs(t *testing.T, docs []doc) string {
 	return b.String()
 }
 
-// cleanDocs reads a config as glassmesh does and says which documents
-// (by file and line) have no error, and returns the objects read.
-func cleanDocs(cfg crdConfig) (map[docKey]bool, []parsedObject) {
+// docState is what glassmesh makes of one document.
+type docState int
+
+const (
+	docUnread  docState = iota // not an object, or the parser reported errors
+	docInvalid                 // read, but Validate reports errors: its types are right
+	docClean                   // read and valid
+)
+
+// docStates reads a config as glassmesh does and says what became of each
+// document (by file and line), and returns the objects read.
+func docStates(cfg crdConfig) (map[docKey]docState, []parsedObject) {
 	var all Objects
-	var errs []Diagnostic
+	var perrs []Diagnostic
 	for _, file := range slices.Sorted(maps.Keys(cfg.files)) {
-		objs, perrs := Parse(file, []byte(cfg.files[file]))
+		objs, errs := Parse(file, []byte(cfg.files[file]))
 		all.Append(objs)
-		errs = append(errs, perrs...)
+		perrs = append(perrs, errs...)
 	}
 	_, verrs, _ := Validate(all.clone())
-	errs = append(errs, verrs...)
-	clean := map[docKey]bool{}
+	states := map[docKey]docState{}
 	var out []parsedObject
 	v := reflect.ValueOf(all)
 	for i := range v.NumField() {
@@ -459,20 +472,24 @@ func cleanDocs(cfg crdConfig) (map[docKey]bool, []parsedObject) {
 			origin := o.Elem().FieldByName("Origin").Interface().(Origin)
 			kind := o.Type().Elem().Name()
 			out = append(out, parsedObject{kind: kind, origin: origin, value: o.Interface()})
-			clean[docKey{origin.File, origin.Line}] = true
+			states[docKey{origin.File, origin.Line}] = docClean
 		}
 	}
 	// An error belongs to the last document starting at or before its line.
-	for _, e := range errs {
-		best := 0
-		for k := range clean {
-			if k.file == e.File && k.line <= e.Line && k.line > best {
-				best = k.line
+	mark := func(errs []Diagnostic, state docState) {
+		for _, e := range errs {
+			best := docKey{e.File, 0}
+			for k := range states {
+				if k.file == e.File && k.line <= e.Line && k.line > best.line {
+					best = k
+				}
 			}
+			states[best] = min(states[best], state)
 		}
-		clean[docKey{e.File, best}] = false
 	}
-	return clean, out
+	mark(verrs, docInvalid)
+	mark(perrs, docUnread)
+	return states, out
 }
 
 // configErrors are the errors glassmesh finds in a config.
