@@ -2,7 +2,11 @@ package model
 
 import (
 	"bytes"
+	"embed"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"math"
 	"reflect"
 	"strings"
@@ -172,9 +176,13 @@ func crdKinds() []crdKind {
 // from the Go spec types: field names from their json tags, and the
 // constraints of fieldRules. deploy/crds holds them as files.
 func CRDs() ([]CRD, error) {
+	docs, err := typeDocs()
+	if err != nil {
+		return nil, err
+	}
 	var out []CRD
 	for _, k := range crdKinds() {
-		spec, err := specSchema(k.spec, fieldRules())
+		spec, err := specSchema(k.spec, fieldRules(), docs)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", k.kind, err)
 		}
@@ -352,15 +360,85 @@ func fieldRules() map[reflect.Type]map[string]rule {
 }
 
 // specSchema builds the schema of a spec type.
-func specSchema(t reflect.Type, rules map[reflect.Type]map[string]rule) (*Schema, error) {
-	b := schemaBuilder{rules: rules}
+func specSchema(t reflect.Type, rules map[reflect.Type]map[string]rule, docs map[string]string) (*Schema, error) {
+	b := schemaBuilder{rules: rules, docs: docs}
 	s := b.schema(t, "spec")
 	return s, b.err
 }
 
 type schemaBuilder struct {
 	rules map[reflect.Type]map[string]rule
+	docs  map[string]string // see typeDocs
 	err   error
+}
+
+// typeSources are the files of the kinds' types, whose doc comments become
+// the schemas' descriptions (what kubectl explain shows).
+//
+//go:embed types.go types_policy_security.go types_policy_traffic.go types_slo.go
+var typeSources embed.FS
+
+// typeDocs maps "Type" and "Type.Field" to their doc comments (or a
+// field's line comment), each as one line.
+func typeDocs() (map[string]string, error) {
+	entries, err := typeSources.ReadDir(".")
+	if err != nil {
+		return nil, err
+	}
+	docs := map[string]string{}
+	text := func(g *ast.CommentGroup) string { return strings.Join(strings.Fields(g.Text()), " ") }
+	for _, e := range entries {
+		src, err := typeSources.ReadFile(e.Name())
+		if err != nil {
+			return nil, err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), e.Name(), src, parser.ParseComments)
+		if err != nil {
+			return nil, fmt.Errorf("reading the docs of the kinds' types: %w", err)
+		}
+		for _, d := range f.Decls {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.TYPE {
+				continue
+			}
+			for _, spec := range g.Specs {
+				ts := spec.(*ast.TypeSpec)
+				docs[ts.Name.Name] = text(ts.Doc)
+				if len(g.Specs) == 1 && ts.Doc == nil {
+					docs[ts.Name.Name] = text(g.Doc)
+				}
+				st, ok := ts.Type.(*ast.StructType)
+				if !ok {
+					continue
+				}
+				for _, field := range st.Fields.List {
+					doc := text(field.Doc)
+					if doc == "" {
+						doc = text(field.Comment)
+					}
+					for _, n := range field.Names {
+						docs[ts.Name.Name+"."+n.Name] = doc
+					}
+				}
+			}
+		}
+	}
+	return docs, nil
+}
+
+// description is the doc of field f of struct t, or else of its type.
+func (b *schemaBuilder) description(t reflect.Type, f reflect.StructField) string {
+	if d := b.docs[t.Name()+"."+f.Name]; d != "" {
+		return d
+	}
+	ft := f.Type
+	for ft.Kind() == reflect.Pointer || ft.Kind() == reflect.Slice || ft.Kind() == reflect.Map {
+		ft = ft.Elem()
+	}
+	if ft.PkgPath() != t.PkgPath() {
+		return ""
+	}
+	return b.docs[ft.Name()]
 }
 
 // schema is the schema of values of type t, at path (for errors).
@@ -412,6 +490,7 @@ func (b *schemaBuilder) object(t reflect.Type, path string) *Schema {
 			continue
 		}
 		p := b.schema(f.Type, path+"."+name)
+		p.Description = b.description(t, f)
 		r, ok := rules[name]
 		if ok {
 			r.apply(p)
