@@ -106,6 +106,14 @@ func TestCRDs(t *testing.T) {
 		}
 	})
 
+	t.Run("descriptions come from every types file", func(t *testing.T) {
+		files, _ := filepath.Glob("types*.go")
+		embedded, err := typeSources.ReadDir(".")
+		if err != nil || len(embedded) != len(files) {
+			t.Errorf("crd.go embeds %d of the %d files %v (%v); add the new one to its go:embed line", len(embedded), len(files), files, err)
+		}
+	})
+
 	t.Run("json and yaml names of spec fields agree", func(t *testing.T) {
 		rules := fieldRules()
 		for _, k := range crdKinds() {
