@@ -13,6 +13,8 @@ import (
 // runFlags are the flags shared by run and demo.
 type runFlags struct {
 	configPath   string
+	source       string
+	kubeconfig   string
 	dataDir      string
 	httpAddr     string
 	grpcAddr     string
@@ -26,6 +28,8 @@ type runFlags struct {
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.configPath, "config", defaultConfig, "mesh config: a directory of YAML files or one file, watched for changes; absent means an empty mesh")
+	fs.StringVar(&f.source, "source", "file", "where the mesh config comes from: file (--config) or kubernetes (Services, Pods, EndpointSlices and the glassmesh.io custom resources)")
+	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --source kubernetes: kubeconfig file; empty means in-cluster, else $KUBECONFIG or ~/.kube/config")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "where glassmesh keeps its state")
 	fs.StringVar(&f.httpAddr, "http-addr", ":20001", "address of the UI and every HTTP API; a port of 0 picks a free one (logged)")
 	fs.StringVar(&f.grpcAddr, "grpc-addr", ":15010", "gRPC address for everything a sidecar or app sends: xDS (ADS state-of-the-world and delta, per-type services), Envoy access logs and metrics, OTLP traces and metrics, Jaeger remote storage; a port of 0 picks a free one (logged)")

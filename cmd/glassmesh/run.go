@@ -58,7 +58,7 @@ type app struct {
 	reg    *prometheus.Registry
 
 	store   *source.Store
-	files   *source.File
+	config  configSource
 	xds     *xds.Server
 	tel     *telemetry
 	canary  *canary.Controller
@@ -75,6 +75,12 @@ type app struct {
 	actors []actor
 }
 
+// configSource feeds the config pipeline: the file watcher or the
+// Kubernetes informers.
+type configSource interface {
+	Run(ctx context.Context, out func(model.Result)) error
+}
+
 type actor struct {
 	execute   func() error
 	interrupt func(error)
@@ -88,7 +94,18 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux()}
 	a.store = source.NewStore(logger, reg)
-	a.files = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
+	switch f.source {
+	case "file":
+		a.config = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
+	case "kubernetes":
+		k, err := source.NewKubernetes(source.KubernetesConfig{Kubeconfig: f.kubeconfig}, logger.With("component", "source"))
+		if err != nil {
+			return nil, fmt.Errorf("--source kubernetes: %w", err)
+		}
+		a.config = k
+	default:
+		return nil, fmt.Errorf("--source: %q is not file or kubernetes", f.source)
+	}
 	a.xds = xds.New(xds.Config{Authorize: a.authorizeNode}, logger.With("component", "xds"), reg)
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
@@ -165,7 +182,7 @@ func (a *app) apply(r model.Result) {
 
 func (a *app) run(ctx context.Context) error {
 	a.logger.Info("glassmesh starting", append([]any{"version", version,
-		"http", a.httpLis.Addr().String(), "grpc", a.grpcLis.Addr().String(), "config", a.flags.configPath,
+		"http", a.httpLis.Addr().String(), "grpc", a.grpcLis.Addr().String(), "source", a.flags.source, "config", a.flags.configPath,
 		"dataDir", a.flags.dataDir}, a.tel.addrs()...)...)
 	defer a.tel.close()
 	var g run.Group
@@ -174,7 +191,7 @@ func (a *app) run(ctx context.Context) error {
 		g.Add(ac.execute, ac.interrupt)
 	}
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
-	g.Add(func() error { return a.files.Run(ctx, a.apply) }, func(error) { cancel() })
+	g.Add(func() error { return a.config.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.rotateSecrets(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })

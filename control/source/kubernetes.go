@@ -1,0 +1,335 @@
+package source
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// CustomResources are the plural resource names of the glassmesh kinds,
+// as deploy/crds defines them.
+var CustomResources = []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
+
+// KubernetesConfig configures the Kubernetes source.
+type KubernetesConfig struct {
+	// Kubeconfig is a kubeconfig file; "" means in-cluster config when
+	// running in a pod, else the default loading rules ($KUBECONFIG,
+	// ~/.kube/config).
+	Kubeconfig string
+	// Rest, when set, is used instead of Kubeconfig (tests).
+	Rest *rest.Config
+	// Debounce is how long a change waits for more before the model is
+	// rebuilt [100ms]: a rollout changes many pods at once.
+	Debounce time.Duration
+}
+
+// RestConfig resolves the API server connection of cfg.
+func (cfg KubernetesConfig) RestConfig() (*rest.Config, error) {
+	if cfg.Rest != nil {
+		return cfg.Rest, nil
+	}
+	if cfg.Kubeconfig == "" {
+		if c, err := rest.InClusterConfig(); err == nil {
+			return c, nil
+		}
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = cfg.Kubeconfig
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+}
+
+// Kubernetes builds the mesh from a Kubernetes API server, with informers
+// (list once, then watch; nothing polls): core Services, Pods and
+// EndpointSlices give services and workloads, and the glassmesh custom
+// resources everything else (and services and workloads outside the
+// cluster). Custom resource kinds are watched from the moment their CRD is
+// established, so installing the CRDs after glassmesh started works.
+type Kubernetes struct {
+	cfg    KubernetesConfig
+	logger *slog.Logger
+
+	core    informers.SharedInformerFactory
+	dynamic dynamicinformer.DynamicSharedInformerFactory
+	crds    cache.SharedIndexInformer
+
+	mu      sync.Mutex
+	watched map[string]cache.SharedIndexInformer // custom resource informers by plural
+	kick    chan struct{}
+}
+
+// NewKubernetes connects to the API server cfg names.
+func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, error) {
+	rc, err := cfg.RestConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = 100 * time.Millisecond
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	dyn, err := dynamic.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes: %w", err)
+	}
+	k := &Kubernetes{
+		cfg: cfg, logger: logger,
+		core:    informers.NewSharedInformerFactory(cs, 0),
+		dynamic: dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
+		watched: map[string]cache.SharedIndexInformer{},
+		kick:    make(chan struct{}, 1),
+	}
+	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	k.crds = dynamicinformer.NewFilteredDynamicInformer(dyn, crdGVR, metav1.NamespaceAll, 0, cache.Indexers{}, nil).Informer()
+	return k, nil
+}
+
+// changed asks for a rebuild.
+func (k *Kubernetes) changed() {
+	select {
+	case k.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (k *Kubernetes) handler() cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { k.changed() },
+		UpdateFunc: func(any, any) { k.changed() },
+		DeleteFunc: func(any) { k.changed() },
+	}
+}
+
+// slimPod keeps of a pod what the mesh reads, so the cache of 10,000 pods
+// stays small.
+func slimPod(obj any) (any, error) {
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return obj, nil
+	}
+	return &corev1.Pod{
+		TypeMeta: p.TypeMeta,
+		ObjectMeta: metav1.ObjectMeta{
+			Name: p.Name, Namespace: p.Namespace, Labels: p.Labels, OwnerReferences: p.OwnerReferences,
+			ResourceVersion: p.ResourceVersion, DeletionTimestamp: p.DeletionTimestamp, UID: p.UID,
+		},
+		Spec:   corev1.PodSpec{ServiceAccountName: p.Spec.ServiceAccountName},
+		Status: corev1.PodStatus{Phase: p.Status.Phase, PodIP: p.Status.PodIP},
+	}, nil
+}
+
+// Run watches the API server and calls out with a new model whenever what
+// it reads changes, the first time once every informer has synced. It
+// returns when ctx ends.
+func (k *Kubernetes) Run(ctx context.Context, out func(model.Result)) error {
+	svc := k.core.Core().V1().Services().Informer()
+	pods := k.core.Core().V1().Pods().Informer()
+	if err := pods.SetTransform(slimPod); err != nil {
+		return err
+	}
+	slices := k.core.Discovery().V1().EndpointSlices().Informer()
+	for _, inf := range []cache.SharedIndexInformer{svc, pods, slices} {
+		if _, err := inf.AddEventHandler(k.handler()); err != nil {
+			return err
+		}
+	}
+	if _, err := k.crds.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { k.watchCRD(ctx, obj) },
+		UpdateFunc: func(_, obj any) { k.watchCRD(ctx, obj) },
+	}); err != nil {
+		return err
+	}
+	k.core.Start(ctx.Done())
+	go k.crds.Run(ctx.Done())
+	k.logger.Info("kubernetes source: syncing")
+	if !cache.WaitForCacheSync(ctx.Done(), svc.HasSynced, pods.HasSynced, slices.HasSynced, k.crds.HasSynced) {
+		return ctx.Err()
+	}
+	// CRDs established at start-up are known now; wait for their
+	// informers too, so the first model is complete.
+	k.mu.Lock()
+	var synced []cache.InformerSynced
+	for _, inf := range k.watched {
+		synced = append(synced, inf.HasSynced)
+	}
+	k.mu.Unlock()
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return ctx.Err()
+	}
+	if len(synced) == 0 {
+		k.logger.Warn("kubernetes source: no glassmesh CRDs are installed; only Services and Pods are read (kubectl apply -f deploy/crds/)")
+	}
+	last := ""
+	last = k.emit(out, last)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-k.kick:
+		}
+		// Let a burst (a rollout, kubectl apply -f dir) settle.
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(k.cfg.Debounce):
+		}
+		select {
+		case <-k.kick:
+		default:
+		}
+		last = k.emit(out, last)
+	}
+}
+
+// watchCRD starts the informer of a glassmesh CRD once it is established.
+func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
+	u, ok := obj.(*unstructured.Unstructured)
+	if !ok {
+		return
+	}
+	group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
+	plural, _, _ := unstructured.NestedString(u.Object, "spec", "names", "plural")
+	if group != model.CRDGroup || !knownResource(plural) || !established(u) {
+		return
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if _, ok := k.watched[plural]; ok {
+		return
+	}
+	inf := k.dynamic.ForResource(schema.GroupVersionResource{Group: model.CRDGroup, Version: model.CRDVersion, Resource: plural}).Informer()
+	if _, err := inf.AddEventHandler(k.handler()); err != nil {
+		k.logger.Error("kubernetes source: watching a custom resource", "resource", plural, "error", err)
+		return
+	}
+	k.watched[plural] = inf
+	k.dynamic.Start(ctx.Done())
+	k.logger.Info("kubernetes source: watching custom resources", "resource", plural+"."+model.CRDGroup)
+	k.changed()
+}
+
+func knownResource(plural string) bool {
+	for _, r := range CustomResources {
+		if r == plural {
+			return true
+		}
+	}
+	return false
+}
+
+func established(u *unstructured.Unstructured) bool {
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		m, ok := c.(map[string]any)
+		if ok && m["type"] == "Established" && m["status"] == "True" {
+			return true
+		}
+	}
+	return false
+}
+
+// emit builds the model from the caches and sends it, unless nothing it
+// reads changed since last (the digest of every object's resource version).
+func (k *Kubernetes) emit(out func(model.Result), last string) string {
+	r := k.build()
+	if r.Digest == last {
+		return last
+	}
+	out(r)
+	return r.Digest
+}
+
+// build reads every cache into one Result.
+func (k *Kubernetes) build() model.Result {
+	hash := sha256.New()
+	var versions []string
+	note := func(kind string, o metav1.Object) {
+		versions = append(versions, kind+"/"+o.GetNamespace()+"/"+o.GetName()+"@"+o.GetResourceVersion())
+	}
+	var objs model.Objects
+	var diags []model.Diagnostic
+	files := 0
+
+	for _, obj := range k.core.Core().V1().Services().Informer().GetStore().List() {
+		s := obj.(*corev1.Service)
+		note("services", s)
+		if ms := serviceFromKubernetes(s); ms != nil {
+			objs.Services = append(objs.Services, ms)
+			files++
+		}
+	}
+	var pods []*corev1.Pod
+	for _, obj := range k.core.Core().V1().Pods().Informer().GetStore().List() {
+		p := obj.(*corev1.Pod)
+		note("pods", p)
+		pods = append(pods, p)
+	}
+	var slices []*discoveryv1.EndpointSlice
+	for _, obj := range k.core.Discovery().V1().EndpointSlices().Informer().GetStore().List() {
+		s := obj.(*discoveryv1.EndpointSlice)
+		note("endpointslices", s)
+		slices = append(slices, s)
+	}
+	workloads := workloadsFromKubernetes(pods, slices)
+	objs.Workloads = append(objs.Workloads, workloads...)
+	files += len(workloads)
+
+	k.mu.Lock()
+	plurals := make([]string, 0, len(k.watched))
+	for p := range k.watched {
+		plurals = append(plurals, p)
+	}
+	sort.Strings(plurals)
+	for _, plural := range plurals {
+		for _, obj := range k.watched[plural].GetStore().List() {
+			u := obj.(*unstructured.Unstructured)
+			note(plural, u)
+			o, d := parseCustomResource(plural, u)
+			objs.Append(o)
+			diags = append(diags, d...)
+			files++
+		}
+	}
+	k.mu.Unlock()
+
+	sort.Strings(versions)
+	hash.Write([]byte(strings.Join(versions, "\n")))
+	res := model.Result{Files: files, Errors: diags, Digest: hex.EncodeToString(hash.Sum(nil))}
+	mesh, errs, warns := model.Validate(objs)
+	res.Errors = append(res.Errors, errs...)
+	res.Warnings = warns
+	for _, ds := range [][]model.Diagnostic{res.Errors, res.Warnings} {
+		for i := range ds {
+			if strings.HasPrefix(ds[i].File, originPrefix) {
+				ds[i].Line = 0 // lines of the YAML made from an object mean nothing
+			}
+		}
+	}
+	if len(res.Errors) == 0 {
+		res.Mesh = mesh
+	}
+	return res
+}

@@ -1,0 +1,205 @@
+package source
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// How objects read from Kubernetes become the mesh model. Pure functions of
+// the informers' contents, so they are tested without an API server.
+
+// originPrefix starts the File of every Origin and Diagnostic of an object
+// read from Kubernetes: kubernetes:<resource>/<namespace>/<name>.
+const originPrefix = "kubernetes:"
+
+func origin(resource, namespace, name string) model.Origin {
+	return model.Origin{File: originPrefix + resource + "/" + namespace + "/" + name}
+}
+
+// serviceFromKubernetes is a core Service as the mesh sees it: its TCP
+// ports with the protocol Istio's rules give them (appProtocol, else the
+// port name's prefix: grpc, http2, http, else TCP), and its selector. Services
+// without a selector or of type ExternalName select no pods: nil.
+func serviceFromKubernetes(s *corev1.Service) *model.Service {
+	if s.Spec.Type == corev1.ServiceTypeExternalName || len(s.Spec.Selector) == 0 {
+		return nil
+	}
+	out := &model.Service{
+		Meta:   model.Meta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
+		Spec:   model.ServiceSpec{Selector: s.Spec.Selector},
+		Origin: origin("services", s.Namespace, s.Name),
+	}
+	for _, p := range s.Spec.Ports {
+		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
+			continue
+		}
+		name := p.Name
+		if name == "" {
+			name = fmt.Sprintf("port-%d", p.Port) // a Service of one port may leave it unnamed
+		}
+		appProtocol := ""
+		if p.AppProtocol != nil {
+			appProtocol = *p.AppProtocol
+		}
+		out.Spec.Ports = append(out.Spec.Ports, model.ServicePort{Name: name, Port: uint32(p.Port), Protocol: portProtocol(name, appProtocol)})
+	}
+	if len(out.Spec.Ports) == 0 {
+		return nil
+	}
+	return out
+}
+
+// portProtocol follows Istio's protocol selection: appProtocol first, then
+// the port name up to its first "-".
+func portProtocol(name, appProtocol string) string {
+	p := strings.ToLower(appProtocol)
+	if p == "" {
+		p, _, _ = strings.Cut(strings.ToLower(name), "-")
+	}
+	switch p {
+	case "grpc", "grpc-web":
+		return model.ProtocolGRPC
+	case "http2", "h2c", "kubernetes.io/h2c":
+		return model.ProtocolHTTP2
+	case "http", "https", "kubernetes.io/ws":
+		return model.ProtocolHTTP
+	}
+	return model.ProtocolTCP
+}
+
+// workloadName is the workload a pod belongs to, Istio's way: its
+// Deployment (the ReplicaSet's name less the pod-template-hash), StatefulSet,
+// DaemonSet or Job, else the pod itself.
+func workloadName(p *corev1.Pod) string {
+	for _, o := range p.OwnerReferences {
+		if o.Controller == nil || !*o.Controller {
+			continue
+		}
+		if o.Kind == "ReplicaSet" {
+			if h := p.Labels["pod-template-hash"]; h != "" {
+				return strings.TrimSuffix(o.Name, "-"+h)
+			}
+		}
+		return o.Name
+	}
+	return p.Name
+}
+
+// podLabelsDropped are labels controllers stamp on each pod, not the
+// workload's own.
+var podLabelsDropped = map[string]bool{
+	"pod-template-hash": true, "controller-revision-hash": true,
+	"statefulset.kubernetes.io/pod-name": true, "pod-template-generation": true,
+}
+
+// workloadsFromKubernetes groups running pods into workloads (Deployment
+// and the like) with one endpoint per pod. Endpoint ports come from the
+// EndpointSlices that list the pod, keyed by their service port names, as
+// the model keys them. A workload takes the labels and service account of
+// its alphabetically first pod.
+func workloadsFromKubernetes(pods []*corev1.Pod, slices []*discoveryv1.EndpointSlice) []*model.Workload {
+	type podKey struct{ namespace, name string }
+	ports := map[podKey]map[string]uint32{}
+	for _, s := range slices {
+		for _, e := range s.Endpoints {
+			if e.TargetRef == nil || e.TargetRef.Kind != "Pod" {
+				continue
+			}
+			k := podKey{s.Namespace, e.TargetRef.Name}
+			if ports[k] == nil {
+				ports[k] = map[string]uint32{}
+			}
+			for _, p := range s.Ports {
+				if p.Name == nil || p.Port == nil || (p.Protocol != nil && *p.Protocol != corev1.ProtocolTCP) {
+					continue
+				}
+				name := *p.Name
+				if name == "" {
+					name = fmt.Sprintf("port-%d", *p.Port)
+				}
+				if _, taken := ports[k][name]; !taken {
+					ports[k][name] = uint32(*p.Port)
+				}
+			}
+		}
+	}
+	running := make([]*corev1.Pod, 0, len(pods))
+	for _, p := range pods {
+		if p.Status.PodIP != "" && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+			running = append(running, p)
+		}
+	}
+	sort.Slice(running, func(i, j int) bool {
+		if running[i].Namespace != running[j].Namespace {
+			return running[i].Namespace < running[j].Namespace
+		}
+		return running[i].Name < running[j].Name
+	})
+	byKey := map[string]*model.Workload{}
+	var out []*model.Workload
+	for _, p := range running {
+		name := workloadName(p)
+		key := p.Namespace + "/" + name
+		w, ok := byKey[key]
+		if !ok {
+			labels := map[string]string{}
+			for k, v := range p.Labels {
+				if !podLabelsDropped[k] {
+					labels[k] = v
+				}
+			}
+			sa := p.Spec.ServiceAccountName
+			if sa == "" {
+				sa = model.DefaultServiceAccount
+			}
+			w = &model.Workload{
+				Meta:   model.Meta{Name: name, Namespace: p.Namespace, Labels: labels},
+				Spec:   model.WorkloadSpec{ServiceAccount: sa},
+				Origin: origin("pods", p.Namespace, p.Name),
+			}
+			byKey[key] = w
+			out = append(out, w)
+		}
+		if ps := ports[podKey{p.Namespace, p.Name}]; len(ps) > 0 {
+			w.Spec.Endpoints = append(w.Spec.Endpoints, model.Endpoint{Address: p.Status.PodIP, Ports: ps})
+		}
+	}
+	return out
+}
+
+// parseCustomResource turns a glassmesh custom resource into model
+// objects with the file parser, so a CR is checked exactly as a file is
+// (unknown fields, types). Only metadata the model knows is kept. Line
+// numbers of the YAML made here mean nothing to a user, so diagnostics
+// keep the object and field path only.
+func parseCustomResource(resource string, u *unstructured.Unstructured) (model.Objects, []model.Diagnostic) {
+	doc := map[string]any{
+		"apiVersion": u.GetAPIVersion(),
+		"kind":       u.GetKind(),
+		"metadata":   map[string]any{"name": u.GetName(), "namespace": u.GetNamespace()},
+	}
+	if l := u.GetLabels(); len(l) > 0 {
+		doc["metadata"].(map[string]any)["labels"] = l
+	}
+	if spec, ok := u.Object["spec"]; ok {
+		doc["spec"] = spec
+	}
+	file := originPrefix + resource + "/" + u.GetNamespace() + "/" + u.GetName()
+	b, err := yaml.Marshal(doc)
+	if err != nil {
+		return model.Objects{}, []model.Diagnostic{{File: file, Message: err.Error()}}
+	}
+	objs, diags := model.Parse(file, b)
+	for i := range diags {
+		diags[i].Line = 0
+	}
+	return objs, diags
+}
