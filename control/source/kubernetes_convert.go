@@ -100,18 +100,19 @@ var podLabelsDropped = map[string]bool{
 	"statefulset.kubernetes.io/pod-name": true, "pod-template-generation": true,
 }
 
-// workloadsFromKubernetes groups running pods into workloads (Deployment
+// workloadsFromKubernetes groups pods that have an address into workloads (Deployment
 // and the like) with one endpoint per pod. Endpoint ports come from the
 // EndpointSlices that list the pod, keyed by their service port names, as
-// the model keys them. A workload takes the labels and service account of
+// the model keys them, and only while the slice says the pod is ready. A
+// workload takes the labels and service account of
 // its alphabetically first pod.
 func workloadsFromKubernetes(pods []*corev1.Pod, slices []*discoveryv1.EndpointSlice) []*model.Workload {
 	type podKey struct{ namespace, name string }
 	ports := map[podKey]map[string]uint32{}
 	for _, s := range slices {
 		for _, e := range s.Endpoints {
-			if e.TargetRef == nil || e.TargetRef.Kind != "Pod" {
-				continue
+			if e.TargetRef == nil || e.TargetRef.Kind != "Pod" || (e.Conditions.Ready != nil && !*e.Conditions.Ready) {
+				continue // not ready: it gets no traffic
 			}
 			k := podKey{s.Namespace, e.TargetRef.Name}
 			if ports[k] == nil {
@@ -133,7 +134,9 @@ func workloadsFromKubernetes(pods []*corev1.Pod, slices []*discoveryv1.EndpointS
 	}
 	running := make([]*corev1.Pod, 0, len(pods))
 	for _, p := range pods {
-		if p.Status.PodIP != "" && p.DeletionTimestamp == nil && p.Status.Phase == corev1.PodRunning {
+		// Pending pods with an address count: a new workload's first pod
+		// asks for its certificate before it runs.
+		if p.Status.PodIP != "" && p.DeletionTimestamp == nil && (p.Status.Phase == corev1.PodRunning || p.Status.Phase == corev1.PodPending) {
 			running = append(running, p)
 		}
 	}

@@ -69,6 +69,8 @@ func TestWorkloadsFromKubernetes(t *testing.T) {
 		pod("reviews-v2-7d9f-abcde", "reviews-v2-7d9f", "7d9f", "10.0.0.2", corev1.PodRunning),
 		pod("reviews-v2-7d9f-fghij", "reviews-v2-7d9f", "7d9f", "10.0.0.3", corev1.PodRunning),
 		pod("reviews-v2-7d9f-pendi", "reviews-v2-7d9f", "7d9f", "", corev1.PodPending),
+		pod("reviews-v2-7d9f-start", "reviews-v2-7d9f", "7d9f", "10.0.0.4", corev1.PodPending),
+		pod("reviews-v2-7d9f-done1", "reviews-v2-7d9f", "7d9f", "10.0.0.5", corev1.PodSucceeded),
 		pod("debug", "", "", "10.0.0.9", corev1.PodRunning),
 	}
 	slice := &discoveryv1.EndpointSlice{
@@ -76,6 +78,8 @@ func TestWorkloadsFromKubernetes(t *testing.T) {
 		Endpoints: []discoveryv1.Endpoint{
 			{Addresses: []string{"10.0.0.2"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-v2-7d9f-abcde"}},
 			{Addresses: []string{"10.0.0.3"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-v2-7d9f-fghij"}},
+			{Addresses: []string{"10.0.0.4"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "reviews-v2-7d9f-start"},
+				Conditions: discoveryv1.EndpointConditions{Ready: ptr(false)}},
 		},
 		Ports: []discoveryv1.EndpointPort{{Name: ptr("grpc-api"), Port: ptr(int32(19080)), Protocol: ptr(corev1.ProtocolTCP)}},
 	}
@@ -91,7 +95,7 @@ func TestWorkloadsFromKubernetes(t *testing.T) {
 		t.Errorf("labels %v: want the pod's own, without the template hash", reviews.Labels)
 	}
 	if len(reviews.Spec.Endpoints) != 2 || reviews.Spec.Endpoints[0].Address != "10.0.0.2" || reviews.Spec.Endpoints[0].Ports["grpc-api"] != 19080 {
-		t.Errorf("endpoints %+v, want the two running pods with the slice's port", reviews.Spec.Endpoints)
+		t.Errorf("endpoints %+v, want the two ready pods with the slice's port (not the starting one)", reviews.Spec.Endpoints)
 	}
 	if debug.Name != "debug" || len(debug.Spec.Endpoints) != 0 {
 		t.Errorf("bare pod: %+v, want a workload of its own name and no endpoints (no Service lists it)", debug)
