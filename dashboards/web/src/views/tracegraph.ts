@@ -116,6 +116,10 @@ function draw(
       spacingFactor: 1.1,
       padding: 16,
       animate: false,
+      // Left to right: calls read like the timeline, and the wide, low box
+      // fits. Laid out top-down in the box turned on its side, then turned.
+      boundingBox: { x1: 0, y1: 0, w: el.clientHeight || 220, h: el.clientWidth || 800 },
+      transform: (_n: cytoscape.NodeSingular, p: cytoscape.Position) => ({ x: p.y, y: p.x }),
     } as cytoscape.LayoutOptions,
     minZoom: 0.3,
     maxZoom: 2,
