@@ -27,6 +27,10 @@ type CertsConfig struct {
 	Workload string // namespace/name
 	Dir      string
 	Client   *http.Client // nil: http.DefaultClient
+	// KeyMode is key.pem's file mode; 0 means 0600. An injected pod's
+	// certificate sidecar makes it readable to the app's user (0644) on a
+	// memory volume only that pod mounts.
+	KeyMode os.FileMode
 }
 
 // Certs is one fetched SVID.
@@ -88,21 +92,29 @@ func FetchCerts(ctx context.Context, cfg CertsConfig) (Certs, error) {
 		return Certs{}, err
 	}
 	c.key = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
-	return c, c.write(cfg.Dir)
+	mode := cfg.KeyMode
+	if mode == 0 {
+		mode = 0o600
+	}
+	return c, c.write(cfg.Dir, mode)
 }
 
 // write replaces the three files, each in one rename. The key goes first:
 // a reader that catches the new key with the old chain fails to pair them
 // and keeps its previous pair (grpc-go's file_watcher does).
-func (c Certs) write(dir string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+func (c Certs) write(dir string, keyMode os.FileMode) error {
+	dirMode := os.FileMode(0o700)
+	if keyMode&0o044 != 0 {
+		dirMode = 0o755 // others read the files
+	}
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
 	for _, f := range []struct {
 		name string
 		data []byte
 		mode os.FileMode
-	}{{KeyFile, c.key, 0o600}, {CertChainFile, []byte(c.CertChain), 0o644}, {RootCertFile, []byte(c.RootCert), 0o644}} {
+	}{{KeyFile, c.key, keyMode}, {CertChainFile, []byte(c.CertChain), 0o644}, {RootCertFile, []byte(c.RootCert), 0o644}} {
 		tmp := filepath.Join(dir, "."+f.name+".tmp")
 		if err := os.WriteFile(tmp, f.data, f.mode); err != nil {
 			return err

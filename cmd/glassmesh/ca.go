@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -106,6 +107,7 @@ func newSidecarCertsCmd() *cobra.Command {
 		tokenFile string
 		watch     bool
 		logFlags  runFlags
+		keyMode   uint32
 	)
 	cmd := &cobra.Command{
 		Use:   "certs",
@@ -131,6 +133,7 @@ until stopped.`,
 			if err != nil {
 				return err
 			}
+			cfg.KeyMode = os.FileMode(keyMode)
 			if watch {
 				return sidecarconfig.WatchCerts(cmd.Context(), cfg, logger)
 			}
@@ -148,6 +151,7 @@ until stopped.`,
 	fs.StringVar(&cfg.Server, "server", "http://127.0.0.1:20001", "URL of glassmesh's HTTP API")
 	fs.StringVar(&tokenFile, "token-file", "", "file holding the bearer token of --api-token-file")
 	fs.BoolVar(&watch, "watch", false, "keep running and renew the certificate at half its lifetime")
+	fs.Uint32Var(&keyMode, "key-mode", 0o600, "file mode of key.pem (octal, e.g. 0644 when another user in the pod reads it)")
 	fs.StringVar(&logFlags.logLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&logFlags.logFormat, "log.format", "text", "log format: text or json")
 	return cmd

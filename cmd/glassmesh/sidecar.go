@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -18,15 +19,16 @@ func newSidecarCmd() *cobra.Command {
 		Use:   "sidecar",
 		Short: "Configure one workload's sidecar or proxyless gRPC app",
 	}
-	cmd.AddCommand(newSidecarBootstrapCmd(), newSidecarCertsCmd())
+	cmd.AddCommand(newSidecarBootstrapCmd(), newSidecarCertsCmd(), newSidecarInjectCmd())
 	return cmd
 }
 
 func newSidecarBootstrapCmd() *cobra.Command {
 	var (
-		workload, xdsAddr, configPath, server, certsDir, xdsCA string
-		proxyless                                              bool
-		certsRefresh                                           time.Duration
+		workload, xdsAddr, configPath, server, certsDir, xdsCA, ip, instance, out string
+		proxyless                                                                 bool
+		certsRefresh                                                              time.Duration
+		labels                                                                    map[string]string
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
@@ -35,45 +37,61 @@ func newSidecarBootstrapCmd() *cobra.Command {
 Envoy v3 bootstrap (node identity, ADS to glassmesh, the glassmesh-telemetry
 cluster for access logs and traces, admin on 127.0.0.1:15000), or with
 --proxyless the JSON a grpc-go app reads from GRPC_XDS_BOOTSTRAP(_CONFIG).
-The workload's address and labels come from the mesh config (--config) or
-from a running glassmesh (--server).`,
+The workload's address and labels come from the mesh config (--config), from
+a running glassmesh (--server), or, as injected pods do, from --ip,
+--instance and --label.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ns, name, ok := strings.Cut(workload, "/")
 			if !ok || ns == "" || name == "" {
 				return fmt.Errorf("--workload: want NAMESPACE/NAME, got %q", workload)
 			}
-			var m *model.Mesh
-			if server != "" {
-				var err error
-				if m, err = source.FetchMesh(cmd.Context(), server); err != nil {
+			var node sidecarconfig.NodeInfo
+			switch {
+			case ip != "":
+				node = sidecarconfig.NodeInfo{IP: ip, Instance: instance, Namespace: ns, Workload: name, Labels: labels}
+				if node.Instance == "" {
+					node.Instance = name
+				}
+			case server != "":
+				m, err := source.FetchMesh(cmd.Context(), server)
+				if err != nil {
 					return fmt.Errorf("--server: %w", err)
 				}
-			} else {
+				if node, err = sidecarconfig.NodeFor(m, ns, name); err != nil {
+					return err
+				}
+			default:
 				r := model.Load(configPath)
 				if len(r.Errors) > 0 {
 					return fmt.Errorf("--config %s: %d error(s), first: %s", configPath, len(r.Errors), r.Errors[0].Error())
 				}
-				m = r.Mesh
+				var err error
+				if node, err = sidecarconfig.NodeFor(r.Mesh, ns, name); err != nil {
+					return err
+				}
 			}
 			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir, CertsRefresh: certsRefresh, XDSCA: xdsCA}
+			var b []byte
 			if proxyless {
-				b, err := sidecarconfig.ProxylessBootstrap(m, ns, name, opts)
+				var err error
+				if b, err = sidecarconfig.ProxylessBootstrapFor(node, opts); err != nil {
+					return err
+				}
+			} else {
+				bs, err := sidecarconfig.EnvoyBootstrapFor(node, opts)
 				if err != nil {
 					return err
 				}
-				_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
-				return err
+				if b, err = (protojson.MarshalOptions{Multiline: true, Indent: "  "}).Marshal(bs); err != nil {
+					return err
+				}
+				b = append(b, '\n')
 			}
-			bs, err := sidecarconfig.EnvoyBootstrap(m, ns, name, opts)
-			if err != nil {
-				return err
+			if out != "" {
+				return os.WriteFile(out, b, 0o644)
 			}
-			b, err := protojson.MarshalOptions{Multiline: true, Indent: "  "}.Marshal(bs)
-			if err != nil {
-				return err
-			}
-			_, err = fmt.Fprintln(cmd.OutOrStdout(), string(b))
+			_, err := cmd.OutOrStdout().Write(b)
 			return err
 		},
 	}
@@ -83,6 +101,10 @@ from a running glassmesh (--server).`,
 	fs.StringVar(&xdsAddr, "xds-addr", "127.0.0.1:15010", "where the workload reaches glassmesh's xDS server")
 	fs.StringVar(&configPath, "config", "./mesh", "mesh config dir or file to read the workload from")
 	fs.StringVar(&server, "server", "", "read the workload from a running glassmesh at this URL instead of --config")
+	fs.StringVar(&ip, "ip", "", "the instance's address: identify it by --ip, --instance and --label instead of reading the config (injected pods)")
+	fs.StringVar(&instance, "instance", "", "with --ip: the instance name (a pod's name) [the workload's name]")
+	fs.StringToStringVar(&labels, "label", nil, "with --ip: the workload's labels, key=value (repeatable)")
+	fs.StringVar(&out, "out", "", "write the bootstrap to this file instead of standard output")
 	fs.StringVar(&certsDir, "certs-dir", "", "directory of the workload's certificate files (for mTLS, when enabled)")
 	fs.StringVar(&xdsCA, "xds-ca", "", "with --proxyless: PEM CA of glassmesh's --grpc-tls-cert; the app then speaks TLS to --xds-addr (with the --certs-dir certificate as its client certificate)")
 	fs.DurationVar(&certsRefresh, "certs-refresh", sidecarconfig.DefaultCertsRefresh, "with --proxyless --certs-dir: how often grpc-go reads the certificate files again (well under half of --cert-ttl)")

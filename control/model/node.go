@@ -54,3 +54,26 @@ func ParseNodeID(id string) (NodeIDParts, bool) {
 func SPIFFEID(trustDomain, namespace, serviceAccount string) string {
 	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
 }
+
+// ControllerLabels are labels Kubernetes controllers stamp on each pod;
+// they are not the workload's own.
+var ControllerLabels = map[string]bool{
+	"pod-template-hash": true, "controller-revision-hash": true,
+	"statefulset.kubernetes.io/pod-name": true, "pod-template-generation": true,
+}
+
+// PodWorkload names the workload of a Kubernetes pod, Istio's way: its
+// controller (for a ReplicaSet, the Deployment: the ReplicaSet's name less
+// the pod-template-hash label), else the pod's name, else its generateName
+// less the trailing dash. controllerKind is "" for a pod without one.
+func PodWorkload(name, generateName string, labels map[string]string, controllerKind, controllerName string) string {
+	switch {
+	case controllerKind == "ReplicaSet" && labels["pod-template-hash"] != "":
+		return strings.TrimSuffix(controllerName, "-"+labels["pod-template-hash"])
+	case controllerKind != "":
+		return controllerName
+	case name != "":
+		return name
+	}
+	return strings.TrimSuffix(generateName, "-")
+}

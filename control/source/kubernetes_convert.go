@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
@@ -75,31 +76,6 @@ func portProtocol(name, appProtocol string) string {
 	return model.ProtocolTCP
 }
 
-// workloadName is the workload a pod belongs to, Istio's way: its
-// Deployment (the ReplicaSet's name less the pod-template-hash), StatefulSet,
-// DaemonSet or Job, else the pod itself.
-func workloadName(p *corev1.Pod) string {
-	for _, o := range p.OwnerReferences {
-		if o.Controller == nil || !*o.Controller {
-			continue
-		}
-		if o.Kind == "ReplicaSet" {
-			if h := p.Labels["pod-template-hash"]; h != "" {
-				return strings.TrimSuffix(o.Name, "-"+h)
-			}
-		}
-		return o.Name
-	}
-	return p.Name
-}
-
-// podLabelsDropped are labels controllers stamp on each pod, not the
-// workload's own.
-var podLabelsDropped = map[string]bool{
-	"pod-template-hash": true, "controller-revision-hash": true,
-	"statefulset.kubernetes.io/pod-name": true, "pod-template-generation": true,
-}
-
 // workloadsFromKubernetes groups pods that have an address into workloads (Deployment
 // and the like) with one endpoint per pod. Endpoint ports come from the
 // EndpointSlices that list the pod, keyed by their service port names, as
@@ -149,13 +125,17 @@ func workloadsFromKubernetes(pods []*corev1.Pod, slices []*discoveryv1.EndpointS
 	byKey := map[string]*model.Workload{}
 	var out []*model.Workload
 	for _, p := range running {
-		name := workloadName(p)
+		kind, owner := "", ""
+		if c := metav1.GetControllerOfNoCopy(p); c != nil {
+			kind, owner = c.Kind, c.Name
+		}
+		name := model.PodWorkload(p.Name, p.GenerateName, p.Labels, kind, owner)
 		key := p.Namespace + "/" + name
 		w, ok := byKey[key]
 		if !ok {
 			labels := map[string]string{}
 			for k, v := range p.Labels {
-				if !podLabelsDropped[k] {
+				if !model.ControllerLabels[k] {
 					labels[k] = v
 				}
 			}
