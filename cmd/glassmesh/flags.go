@@ -24,6 +24,7 @@ type runFlags struct {
 	telemetry    telemetryFlags
 	ca           caFlags
 	grpcTLS      grpcTLSFlags
+	webhook      webhookFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
@@ -39,6 +40,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	f.telemetry.register(fs)
 	f.ca.register(fs)
 	f.grpcTLS.register(fs)
+	f.webhook.register(fs)
 }
 
 func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {

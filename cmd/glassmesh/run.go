@@ -130,6 +130,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		a.tel.close()
 		return nil, err
 	}
+	if err = a.newWebhook(); err != nil {
+		a.tel.close()
+		return nil, err
+	}
 	if err = a.newSLOs(); err != nil {
 		a.tel.close()
 		return nil, err
@@ -194,6 +198,7 @@ func (a *app) run(ctx context.Context) error {
 	g.Add(func() error { return a.config.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.rotateSecrets(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.publishCABundle(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
 	g.Add(func() error {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -78,26 +79,28 @@ func (c *CA) issue(pub any, id string) (Certificate, error) {
 	if err != nil || u.Scheme != "spiffe" || u.Host != c.cfg.TrustDomain || !strings.HasPrefix(u.Path, "/") {
 		return Certificate{}, fmt.Errorf("%q is not a SPIFFE id in trust domain %s", id, c.cfg.TrustDomain)
 	}
-	now := time.Now()
-	notAfter := now.Add(c.cfg.TTL)
-	if notAfter.After(c.cert.NotAfter) {
-		notAfter = c.cert.NotAfter
-	}
-	c.mu.Lock()
-	c.serial.Add(c.serial, big.NewInt(1))
-	serial := new(big.Int).Set(c.serial)
-	c.mu.Unlock()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{Organization: []string{"glassmesh"}},
-		NotBefore:    now.Add(-clockSkew),
-		NotAfter:     notAfter,
-		KeyUsage:     x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
+	return c.sign(pub, &x509.Certificate{
+		Subject:  pkix.Name{Organization: []string{"glassmesh"}},
+		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		// Both: a workload is a client of some services and a server to others.
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
 		BasicConstraintsValid: true,
 		URIs:                  []*url.URL{u},
+	}, id)
+}
+
+// sign completes tmpl (serial, validity from now for the TTL, cut short by
+// the CA's own expiry) and signs pub with it.
+func (c *CA) sign(pub any, tmpl *x509.Certificate, id string) (Certificate, error) {
+	now := time.Now()
+	tmpl.NotBefore, tmpl.NotAfter = now.Add(-clockSkew), now.Add(c.cfg.TTL)
+	if tmpl.NotAfter.After(c.cert.NotAfter) {
+		tmpl.NotAfter = c.cert.NotAfter
 	}
+	c.mu.Lock()
+	c.serial.Add(c.serial, big.NewInt(1))
+	tmpl.SerialNumber = new(big.Int).Set(c.serial)
+	c.mu.Unlock()
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, pub, c.signer)
 	if err != nil {
 		return Certificate{}, err
@@ -108,7 +111,7 @@ func (c *CA) issue(pub any, id string) (Certificate, error) {
 			chain = append(chain, encodeCerts(p)...)
 		}
 	}
-	return Certificate{SPIFFEID: id, ChainPEM: chain, RootPEM: c.RootPEM(), NotBefore: tmpl.NotBefore, NotAfter: notAfter}, nil
+	return Certificate{SPIFFEID: id, ChainPEM: chain, RootPEM: c.RootPEM(), NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter}, nil
 }
 
 // Resolver finds the service account of a workload in the serving config.
@@ -180,4 +183,41 @@ func writeError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// IssueServing makes a key and a TLS server certificate for host names and
+// addresses (no SPIFFE id), for glassmesh's own endpoints that clients
+// outside the mesh call with the mesh root as their CA bundle: the
+// sidecar injection webhook, which the Kubernetes API server calls.
+func (c *CA) IssueServing(dnsNames []string, ips []net.IP) (Certificate, error) {
+	if len(dnsNames) == 0 && len(ips) == 0 {
+		return Certificate{}, errors.New("a serving certificate needs a host name or an address")
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Certificate{}, err
+	}
+	cert, err := c.sign(key.Public(), &x509.Certificate{
+		Subject:     pkix.Name{Organization: []string{"glassmesh"}, CommonName: firstOf(dnsNames)},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    dnsNames,
+		IPAddresses: ips,
+	}, "")
+	if err != nil {
+		return Certificate{}, err
+	}
+	kb, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return Certificate{}, err
+	}
+	cert.KeyPEM = pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kb})
+	return cert, nil
+}
+
+func firstOf(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
 }

@@ -3,6 +3,7 @@ package ca
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"net"
 	"testing"
 	"time"
 )
@@ -93,4 +94,33 @@ func BenchmarkIssue(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "SVIDs/s")
 	})
+}
+
+func TestIssueServingVerifiesForItsNames(t *testing.T) {
+	c, err := New(Config{DataDir: t.TempDir(), TTL: time.Hour}, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.IssueServing(nil, nil); err == nil {
+		t.Error("a serving certificate without names was issued")
+	}
+	cert, err := c.IssueServing([]string{"glassmesh.glassmesh-system.svc"}, []net.IP{net.ParseIP("127.0.0.1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.X509KeyPair(cert.ChainPEM, cert.KeyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, _ := x509.ParseCertificate(pair.Certificate[0])
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(c.RootPEM())
+	for _, host := range []string{"glassmesh.glassmesh-system.svc", "127.0.0.1"} {
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: host}); err != nil {
+			t.Errorf("%s: %v", host, err)
+		}
+	}
+	if len(leaf.URIs) != 0 {
+		t.Errorf("a serving certificate with URI SANs %v", leaf.URIs)
+	}
 }

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/glassmesh/glassmesh/control/source"
+	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
+)
+
+// webhookFlags configure the sidecar injection webhook.
+type webhookFlags struct {
+	addr    string
+	dns     []string
+	config  string
+	inject  sidecarconfig.InjectConfig
+	enabled bool
+}
+
+func (f *webhookFlags) register(fs *pflag.FlagSet) {
+	f.inject = sidecarconfig.DefaultInjectConfig()
+	fs.StringVar(&f.addr, "webhook-addr", "", "serve the sidecar injection webhook (HTTPS, "+sidecarconfig.WebhookPath+") here, with a certificate from the mesh CA; empty: off")
+	fs.StringSliceVar(&f.dns, "webhook-dns", []string{"glassmesh.glassmesh-system.svc"}, "host names (or addresses) of the webhook's certificate: how the API server reaches it")
+	fs.StringVar(&f.config, "webhook-config", "glassmesh-injector", "with --source kubernetes: the MutatingWebhookConfiguration whose caBundle glassmesh sets to the mesh root")
+	fs.StringVar(&f.inject.Image, "inject.image", f.inject.Image, "glassmesh's image, for injected bootstrap and certificate containers")
+	fs.StringVar(&f.inject.EnvoyImage, "inject.envoy-image", f.inject.EnvoyImage, "the injected proxy's image")
+	fs.StringVar(&f.inject.ProxyInitImage, "inject.proxy-init-image", f.inject.ProxyInitImage, "image with iptables for the injected traffic capture")
+	fs.StringVar(&f.inject.XDSAddr, "inject.xds-addr", f.inject.XDSAddr, "glassmesh's gRPC address as injected pods reach it")
+	fs.StringVar(&f.inject.ServerURL, "inject.server", f.inject.ServerURL, "glassmesh's HTTP API as injected pods reach it")
+}
+
+// webhookCert is the webhook's serving certificate, issued by the mesh CA
+// and issued again past half of its life.
+type webhookCert struct {
+	a   *app
+	dns []string
+	ips []net.IP
+
+	mu      sync.Mutex
+	cert    *tls.Certificate
+	renewAt time.Time
+}
+
+func (w *webhookCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.cert != nil && time.Now().Before(w.renewAt) {
+		return w.cert, nil
+	}
+	c, err := w.a.ca.IssueServing(w.dns, w.ips)
+	if err != nil {
+		return nil, err
+	}
+	pair, err := tls.X509KeyPair(c.ChainPEM, c.KeyPEM)
+	if err != nil {
+		return nil, err
+	}
+	w.cert, w.renewAt = &pair, time.Now().Add(time.Until(c.NotAfter)/2)
+	return w.cert, nil
+}
+
+// newWebhook listens for the injection webhook, when --webhook-addr is set.
+func (a *app) newWebhook() error {
+	f := &a.flags.webhook
+	if f.addr == "" {
+		return nil
+	}
+	wc := &webhookCert{a: a}
+	for _, n := range f.dns {
+		if ip := net.ParseIP(n); ip != nil {
+			wc.ips = append(wc.ips, ip)
+		} else {
+			wc.dns = append(wc.dns, n)
+		}
+	}
+	if _, err := wc.get(nil); err != nil {
+		return fmt.Errorf("--webhook-dns: %w", err)
+	}
+	lis, err := net.Listen("tcp", f.addr)
+	if err != nil {
+		return fmt.Errorf("--webhook-addr: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST "+sidecarconfig.WebhookPath, sidecarconfig.WebhookHandler(f.inject, a.logger.With("component", "inject")))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: wc.get}}
+	a.logger.Info("sidecar injection webhook listening", "addr", lis.Addr().String(), "path", sidecarconfig.WebhookPath)
+	a.actors = append(a.actors, actor{
+		execute: func() error {
+			if err := srv.ServeTLS(lis, "", ""); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+		interrupt: func(error) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = srv.Shutdown(ctx)
+		},
+	})
+	f.enabled = true
+	return nil
+}
+
+// publishCABundle sets the mesh root as the caBundle of every webhook of
+// the injection MutatingWebhookConfiguration, so the API server trusts the
+// webhook's certificate. It retries until ctx ends: the configuration may
+// be applied after glassmesh starts.
+func (a *app) publishCABundle(ctx context.Context) error {
+	f := a.flags.webhook
+	if !f.enabled || a.flags.source != "kubernetes" || f.config == "" {
+		<-ctx.Done() // a run group member ends only with the group
+		return nil
+	}
+	rc, err := source.KubernetesConfig{Kubeconfig: a.flags.kubeconfig}.RestConfig()
+	if err != nil {
+		return err
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	root := a.ca.RootPEM()
+	for {
+		err := func() error {
+			mwc, err := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, f.config, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			changed := false
+			for i := range mwc.Webhooks {
+				if string(mwc.Webhooks[i].ClientConfig.CABundle) != string(root) {
+					mwc.Webhooks[i].ClientConfig.CABundle, changed = root, true
+				}
+			}
+			if changed {
+				if _, err = cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Update(ctx, mwc, metav1.UpdateOptions{}); err != nil {
+					return err
+				}
+				a.logger.Info("set the injection webhook's CA bundle", "config", f.config)
+			}
+			return nil
+		}()
+		if err != nil && ctx.Err() == nil {
+			a.logger.Warn("cannot set the injection webhook's CA bundle yet; retrying", "config", f.config, "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(map[bool]time.Duration{true: 10 * time.Minute, false: 5 * time.Second}[err == nil]):
+		}
+	}
+}
