@@ -31,7 +31,7 @@ func (f *webhookFlags) register(fs *pflag.FlagSet) {
 	f.inject = sidecarconfig.DefaultInjectConfig()
 	fs.StringVar(&f.addr, "webhook-addr", "", "serve the sidecar injection webhook (HTTPS, "+sidecarconfig.WebhookPath+") here, with a certificate from the mesh CA; empty: off")
 	fs.StringSliceVar(&f.dns, "webhook-dns", []string{"glassmesh.glassmesh-system.svc"}, "host names (or addresses) of the webhook's certificate: how the API server reaches it")
-	fs.StringVar(&f.config, "webhook-config", "glassmesh-injector", "with --source kubernetes: the MutatingWebhookConfiguration whose caBundle glassmesh sets to the mesh root")
+	fs.StringVar(&f.config, "webhook-config", "glassmesh-sidecar-injector", "with --source kubernetes: the MutatingWebhookConfiguration whose caBundle glassmesh sets to the mesh root")
 	fs.StringVar(&f.inject.Image, "inject.image", f.inject.Image, "glassmesh's image, for injected bootstrap and certificate containers")
 	fs.StringVar(&f.inject.EnvoyImage, "inject.envoy-image", f.inject.EnvoyImage, "the injected proxy's image")
 	fs.StringVar(&f.inject.ProxyInitImage, "inject.proxy-init-image", f.inject.ProxyInitImage, "image with iptables for the injected traffic capture")
