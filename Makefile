@@ -7,7 +7,7 @@ FUZZTIME  ?= 15s
 # -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
-.PHONY: build demo run test lint fuzz bench ui clean
+.PHONY: build demo run test test-k8s lint fuzz bench ui clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
@@ -20,6 +20,12 @@ run: build
 
 test: lint
 	$(GO) test $(TESTFLAGS) -count=1 -timeout 15m ./...
+	$(MAKE) test-k8s
+
+# Tests against a real kube-apiserver (in-process) and etcd (Debian's
+# etcd-server on PATH); their own module, so the main build stays light.
+test-k8s:
+	cd e2e/k8s && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
