@@ -7,7 +7,7 @@ FUZZTIME  ?= 15s
 # -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
-.PHONY: build demo run test test-k8s lint fuzz bench ui clean
+.PHONY: build demo run test test-k8s test-deploy lint fuzz bench ui clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
@@ -21,11 +21,17 @@ run: build
 test: lint
 	$(GO) test $(TESTFLAGS) -count=1 -timeout 15m ./...
 	$(MAKE) test-k8s
+	$(MAKE) test-deploy
 
 # Tests against a real kube-apiserver (in-process) and etcd (Debian's
 # etcd-server on PATH); their own module, so the main build stays light.
 test-k8s:
 	cd e2e/k8s && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+
+# The Helm chart, plain manifests and Dockerfile (deploy/helmtest, its own
+# module: helm's packages take minutes to build cold).
+test-deploy:
+	cd deploy/helmtest && $(GO) vet ./... && $(GO) test -count=1 ./...
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -l:"; echo "$$out"; exit 1; fi
