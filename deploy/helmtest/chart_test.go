@@ -92,7 +92,10 @@ func TestRenderDefault(t *testing.T) {
 	if c.Image != "ghcr.io/glassmesh/glassmesh:latest" {
 		t.Errorf("image %q", c.Image)
 	}
-	want := append(slices.Clone(baseArgs), "--trust-domain=cluster.local", "--cert-ttl=24h", "--log.level=info", "--log.format=json")
+	want := append(slices.Clone(baseArgs), "--trust-domain=cluster.local", "--cert-ttl=24h", "--log.level=info", "--log.format=json",
+		"--webhook-addr=:15017", "--webhook-dns=glassmesh.glassmesh-system.svc", "--webhook-config=glassmesh-sidecar-injector",
+		"--inject.image=ghcr.io/glassmesh/glassmesh:latest", "--inject.xds-addr=glassmesh.glassmesh-system.svc:15010",
+		"--inject.server=http://glassmesh.glassmesh-system.svc:20001")
 	if !slices.Equal(c.Args, want) {
 		t.Errorf("args:\n got %q\nwant %q", c.Args, want)
 	}
@@ -583,4 +586,17 @@ func volume(spec corev1.PodSpec, name string) *corev1.Volume {
 		}
 	}
 	return nil
+}
+
+func TestRenderWebhookImages(t *testing.T) {
+	out, err := Render(map[string]any{"webhook": map[string]any{"envoyImage": "envoy:x", "proxyInitImage": "init:y"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := one[*appsv1.Deployment](t, decodeAll(t, "webhook images", out)).Spec.Template.Spec.Containers[0].Args
+	for _, a := range []string{"--inject.envoy-image=envoy:x", "--inject.proxy-init-image=init:y", "--webhook-addr=:15017"} {
+		if !slices.Contains(args, a) {
+			t.Errorf("args %q lack %s", args, a)
+		}
+	}
 }

@@ -49,6 +49,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --ca-cert=/etc/glassmesh/ca/tls.crt
 - --ca-key=/etc/glassmesh/ca/tls.key
 {{- end }}
+{{- if .Values.webhook.enabled }}
+{{- $host := printf "%s.%s.svc" (include "glassmesh.fullname" .) .Release.Namespace }}
+- --webhook-addr=:15017
+- --webhook-dns={{ $host }}
+- --webhook-config={{ include "glassmesh.fullname" . }}-sidecar-injector
+- --inject.image={{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
+- --inject.xds-addr={{ $host }}:15010
+- --inject.server=http://{{ $host }}:20001
+{{- with .Values.webhook.envoyImage }}
+- --inject.envoy-image={{ . }}
+{{- end }}
+{{- with .Values.webhook.proxyInitImage }}
+- --inject.proxy-init-image={{ . }}
+{{- end }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . }}
 {{- end }}
