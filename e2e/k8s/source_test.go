@@ -1,0 +1,295 @@
+package k8s
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/resolver"
+	"google.golang.org/grpc/xds"
+	"google.golang.org/protobuf/types/known/structpb"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
+
+	"github.com/glassmesh/glassmesh/demo"
+	"github.com/glassmesh/glassmesh/e2e/k8s/kubetest"
+	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
+)
+
+// glassmeshBinary builds glassmesh.
+func glassmeshBinary(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(os.TempDir(), "glassmesh-k8s-e2e")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/glassmesh")
+	build.Dir = "../.." // in the main module, with its own go.sum
+	out, err := build.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// runGlassmesh starts `glassmesh run --source kubernetes` on the test API
+// server and returns its HTTP and gRPC addresses.
+func runGlassmesh(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
+	t.Helper()
+	args := append([]string{"run", "--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--data-dir", t.TempDir(),
+		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--otlp-grpc-addr", "", "--otlp-http-addr", "",
+		"--zipkin-addr", "127.0.0.1:0", "--log.format", "json"}, extra...)
+	cmd := exec.Command(glassmeshBinary(t), args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	addrs := make(chan [2]string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var l struct{ Msg, HTTP, GRPC string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
+				addrs <- [2]string{l.HTTP, l.GRPC}
+			}
+		}
+	}()
+	select {
+	case a := <-addrs:
+		return a[0], a[1]
+	case <-time.After(60 * time.Second):
+		t.Fatal("glassmesh did not start")
+	}
+	return "", ""
+}
+
+// within polls f until it returns nil, for at most d.
+func within(t *testing.T, d time.Duration, what string, f func() error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	eventually(t, ctx, what, f)
+}
+
+// hostIP is an address of this machine outside the loopback range, which
+// EndpointSlices refuse; the test's pods "run" there.
+func hostIP(t *testing.T) string {
+	t.Helper()
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok && n.IP.To4() != nil && !n.IP.IsLoopback() && !n.IP.IsLinkLocalUnicast() {
+			return n.IP.String()
+		}
+	}
+	t.Skip("no non-loopback IPv4 address to run the test's pods on")
+	return ""
+}
+
+// backend serves reviews answering with version on a free port of ip.
+func backend(t *testing.T, ip, version string) int {
+	t.Helper()
+	lis, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := grpc.NewServer()
+	demo.Register(srv, "reviews", func(context.Context, *structpb.Struct) (*structpb.Struct, error) {
+		return structpb.NewStruct(map[string]any{"version": version})
+	})
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	return lis.Addr().(*net.TCPAddr).Port
+}
+
+// runningPod creates a pod of Deployment reviews-<version> at ip and sets
+// its status as a kubelet would (there is none), with its own EndpointSlice
+// of Service reviews pointing at port.
+func runningPod(t *testing.T, cs kubernetes.Interface, ns, ip, version string, port int) {
+	t.Helper()
+	ctx := context.Background()
+	name := "reviews-" + version + "-5d8f9-abcde"
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels: map[string]string{"app": "reviews", "version": version, "pod-template-hash": "5d8f9"},
+			OwnerReferences: []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet", Name: "reviews-" + version + "-5d8f9",
+				UID: types.UID("00000000-0000-0000-0000-00000000000" + version[1:]), Controller: ptr.To(true)}}},
+		Spec: corev1.PodSpec{ServiceAccountName: "reviews", Containers: []corev1.Container{{Name: "app", Image: "example/reviews"}}},
+	}
+	created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	created.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}}
+	if _, err := cs.CoreV1().Pods(ns).UpdateStatus(ctx, created, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "reviews-" + version, Namespace: ns, Labels: map[string]string{discoveryv1.LabelServiceName: "reviews"}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints: []discoveryv1.Endpoint{{Addresses: []string{ip}, Conditions: discoveryv1.EndpointConditions{Ready: ptr.To(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: name, Namespace: ns}}},
+		Ports: []discoveryv1.EndpointPort{{Name: ptr.To("grpc"), Port: ptr.To(int32(port)), Protocol: ptr.To(corev1.ProtocolTCP)}},
+	}
+	if _, err := cs.DiscoveryV1().EndpointSlices(ns).Create(ctx, slice, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var trafficRoutes = schema.GroupVersionResource{Group: "glassmesh.io", Version: "v1alpha1", Resource: "trafficroutes"}
+
+func route(ns string, v1, v2 int64) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "glassmesh.io/v1alpha1", "kind": "TrafficRoute",
+		"metadata": map[string]any{"name": "reviews", "namespace": ns},
+		"spec": map[string]any{
+			"service": "reviews",
+			"subsets": []any{map[string]any{"name": "v1", "labels": map[string]any{"version": "v1"}}, map[string]any{"name": "v2", "labels": map[string]any{"version": "v2"}}},
+			"rules":   []any{map[string]any{"destinations": []any{map[string]any{"subset": "v1", "weight": v1}, map[string]any{"subset": "v2", "weight": v2}}}},
+		},
+	}}
+}
+
+// TestKubernetesSourceDrivesXDS: Services, Pods, EndpointSlices and a
+// TrafficRoute created through a real API server become the xDS that
+// grpc-go's real client follows, and a live edit of the route moves its
+// traffic; an invalid edit keeps the old routing.
+func TestKubernetesSourceDrivesXDS(t *testing.T) {
+	if _, err := kubetest.InstallCRDs(context.Background(), server.Config, crdDir); err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(server.Config)
+	dyn := dynamic.NewForConfigOrDie(server.Config)
+	ns := newNamespace(t, cs)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"},
+			Ports: []corev1.ServicePort{{Name: "grpc", Port: 9080}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ip := hostIP(t)
+	runningPod(t, cs, ns, ip, "v1", backend(t, ip, "v1"))
+	runningPod(t, cs, ns, ip, "v2", backend(t, ip, "v2"))
+	if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Create(ctx, route(ns, 100, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, grpcAddr := runGlassmesh(t)
+
+	b, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{Namespace: ns, Workload: "productpage", Instance: "productpage-0",
+		IP: "127.0.0.1", Labels: map[string]string{"app": "productpage"}}, sidecarconfig.BootstrapOptions{XDSAddr: grpcAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var builder resolver.Builder
+	if builder, err = xds.NewXDSResolverWithConfigForTesting(b); err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("xds:///reviews."+ns+":9080", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	split := func(n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			out, err := demo.Call(cctx, cc, "reviews", nil, grpc.WaitForReady(true))
+			cancel()
+			if err != nil {
+				got["error"]++
+				continue
+			}
+			got[out.Fields["version"].GetStringValue()]++
+		}
+		return got
+	}
+	began := time.Now()
+	within(t, 60*time.Second, "first routing", func() error {
+		if got := split(10); got["v1"] != 10 {
+			return fmt.Errorf("calls %v, want all v1", got)
+		}
+		return nil
+	})
+	t.Logf("all traffic at v1 %s after glassmesh started", time.Since(began).Round(10*time.Millisecond))
+
+	t.Run("a weight change through the API server moves the traffic", func(t *testing.T) {
+		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := route(ns, 0, 100)
+		r.SetResourceVersion(cur.GetResourceVersion())
+		edited := time.Now()
+		if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		within(t, 25*time.Second, "traffic at v2", func() error {
+			if got := split(10); got["v2"] != 10 {
+				return fmt.Errorf("calls %v, want all v2", got)
+			}
+			return nil
+		})
+		t.Logf("traffic at v2 %s after the update", time.Since(edited).Round(10*time.Millisecond))
+	})
+	t.Run("an invalid route keeps the last good routing, and /api/mesh/config names the object", func(t *testing.T) {
+		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := route(ns, 30, 30) // weights sum to 60: the schema allows it, glassmesh does not
+		r.SetResourceVersion(cur.GetResourceVersion())
+		if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		want := regexp.MustCompile(`kubernetes:trafficroutes/` + ns + `/reviews`)
+		within(t, 25*time.Second, "the bad route reported", func() error {
+			resp, err := http.Get("http://" + httpAddr + "/api/mesh/config")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var st struct {
+				Errors []struct{ File, Path, Message string }
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				return err
+			}
+			for _, e := range st.Errors {
+				if want.MatchString(e.File) && strings.Contains(e.Message, "100") {
+					return nil
+				}
+			}
+			return fmt.Errorf("errors %+v", st.Errors)
+		})
+		if got := split(10); got["v2"] != 10 {
+			t.Errorf("calls %v after the bad edit, want still all v2", got)
+		}
+	})
+}
