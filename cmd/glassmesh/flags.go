@@ -15,6 +15,7 @@ type runFlags struct {
 	configPath   string
 	source       string
 	kubeconfig   string
+	namespaces   []string
 	dataDir      string
 	httpAddr     string
 	grpcAddr     string
@@ -30,6 +31,7 @@ type runFlags struct {
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.configPath, "config", defaultConfig, "mesh config: a directory of YAML files or one file, watched for changes; absent means an empty mesh")
 	fs.StringVar(&f.source, "source", "file", "where the mesh config comes from: file (--config) or kubernetes (Services, Pods, EndpointSlices and the glassmesh.io custom resources)")
+	fs.StringSliceVar(&f.namespaces, "kubernetes.namespaces", nil, "with --source kubernetes: only these namespaces (and glassmesh-system) make the mesh; empty: all")
 	fs.StringVar(&f.kubeconfig, "kubeconfig", "", "with --source kubernetes: kubeconfig file; empty means in-cluster, else $KUBECONFIG or ~/.kube/config")
 	fs.StringVar(&f.dataDir, "data-dir", "./data", "where glassmesh keeps its state")
 	fs.StringVar(&f.httpAddr, "http-addr", ":20001", "address of the UI and every HTTP API; a port of 0 picks a free one (logged)")

@@ -98,7 +98,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	case "file":
 		a.config = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
 	case "kubernetes":
-		k, err := source.NewKubernetes(source.KubernetesConfig{Kubeconfig: f.kubeconfig}, logger.With("component", "source"))
+		k, err := source.NewKubernetes(source.KubernetesConfig{Kubeconfig: f.kubeconfig, Namespaces: f.namespaces}, logger.With("component", "source"))
 		if err != nil {
 			return nil, fmt.Errorf("--source kubernetes: %w", err)
 		}

@@ -42,6 +42,22 @@ type KubernetesConfig struct {
 	// Debounce is how long a change waits for more before the model is
 	// rebuilt [100ms]: a rollout changes many pods at once.
 	Debounce time.Duration
+	// Namespaces, when set, limits the mesh to objects of these namespaces
+	// (and glassmesh-system, home of mesh-wide policies); empty means all.
+	Namespaces []string
+}
+
+// inScope says whether objects of namespace ns belong to the mesh.
+func (cfg KubernetesConfig) inScope(ns string) bool {
+	if len(cfg.Namespaces) == 0 || ns == model.MeshNamespace {
+		return true
+	}
+	for _, n := range cfg.Namespaces {
+		if n == ns {
+			return true
+		}
+	}
+	return false
 }
 
 // RestConfig resolves the API server connection of cfg.
@@ -275,6 +291,9 @@ func (k *Kubernetes) build() model.Result {
 
 	for _, obj := range k.core.Core().V1().Services().Informer().GetStore().List() {
 		s := obj.(*corev1.Service)
+		if !k.cfg.inScope(s.Namespace) {
+			continue
+		}
 		note("services", s)
 		if ms := serviceFromKubernetes(s); ms != nil {
 			objs.Services = append(objs.Services, ms)
@@ -284,12 +303,18 @@ func (k *Kubernetes) build() model.Result {
 	var pods []*corev1.Pod
 	for _, obj := range k.core.Core().V1().Pods().Informer().GetStore().List() {
 		p := obj.(*corev1.Pod)
+		if !k.cfg.inScope(p.Namespace) {
+			continue
+		}
 		note("pods", p)
 		pods = append(pods, p)
 	}
 	var slices []*discoveryv1.EndpointSlice
 	for _, obj := range k.core.Discovery().V1().EndpointSlices().Informer().GetStore().List() {
 		s := obj.(*discoveryv1.EndpointSlice)
+		if !k.cfg.inScope(s.Namespace) {
+			continue
+		}
 		note("endpointslices", s)
 		slices = append(slices, s)
 	}
@@ -306,6 +331,9 @@ func (k *Kubernetes) build() model.Result {
 	for _, plural := range plurals {
 		for _, obj := range k.watched[plural].GetStore().List() {
 			u := obj.(*unstructured.Unstructured)
+			if !k.cfg.inScope(u.GetNamespace()) {
+				continue
+			}
 			note(plural, u)
 			o, d := parseCustomResource(plural, u)
 			objs.Append(o)

@@ -200,7 +200,9 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 	if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Create(ctx, route(ns, 100, 0), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	httpAddr, grpcAddr := runGlassmesh(t)
+	// Other tests leave objects in their namespaces (no namespace controller
+	// deletes them), some invalid on purpose: this mesh is this namespace.
+	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns)
 
 	b, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{Namespace: ns, Workload: "productpage", Instance: "productpage-0",
 		IP: "127.0.0.1", Labels: map[string]string{"app": "productpage"}}, sidecarconfig.BootstrapOptions{XDSAddr: grpcAddr})
