@@ -14,7 +14,6 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/glassmesh/glassmesh/control/ca"
 	"github.com/glassmesh/glassmesh/control/model"
@@ -129,7 +128,7 @@ func benchFanoutSecurity(b *testing.B, secure bool, n int) {
 	s.Register(g)
 	addr, stop := serve(b, g)
 	defer func() { s.Stop(); stop() }()
-	c, disconnect := connectFanoutEach(b, addr, nodes, names)
+	c, disconnect := connectFanout(b, addr, nodes, func(i int) map[string][]string { return names[i] }, true)
 	defer disconnect()
 	syncBytes := c.bytes.Load()
 
@@ -137,7 +136,7 @@ func benchFanoutSecurity(b *testing.B, secure bool, n int) {
 	var updates, translating time.Duration
 	for i := range b.N {
 		weights[i%fanoutServices] = uint32(1 + (i/fanoutServices)%99)
-		updates += timeUpdate(b, &c.fanoutCounters, n, func() error {
+		updates += timeUpdate(b, c, n, func() error {
 			snap, took := translateAt()
 			translating += took
 			return s.Update(snap)
@@ -152,83 +151,6 @@ func benchFanoutSecurity(b *testing.B, secure bool, n int) {
 
 func isServerListener(name string) bool {
 	return len(name) > len(translate.ServerListenerPrefix) && name[:len(translate.ServerListenerPrefix)] == translate.ServerListenerPrefix
-}
-
-// byteCounters are fanoutCounters plus the bytes of every response.
-type byteCounters struct {
-	fanoutCounters
-	bytes atomic.Int64
-}
-
-// connectFanoutEach is connectFanout with subscriptions per client.
-func connectFanoutEach(b *testing.B, addr string, nodes []string, names []map[string][]string) (*byteCounters, func()) {
-	c := &byteCounters{fanoutCounters: fanoutCounters{done: make(chan struct{}, 1)}}
-	c.rdsWant.Store(int64(len(nodes)))
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	var conns []*grpc.ClientConn
-	disconnect := func() {
-		cancel()
-		for _, cc := range conns {
-			_ = cc.Close()
-		}
-		wg.Wait()
-	}
-	for range fanoutConns {
-		cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
-		if err != nil {
-			disconnect()
-			b.Fatal(err)
-		}
-		conns = append(conns, cc)
-	}
-	for i, id := range nodes {
-		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(ctx)
-		if err != nil {
-			disconnect()
-			b.Fatal(err)
-		}
-		wg.Go(func() { runFanoutClientCounting(st, id, names[i], c) })
-	}
-	if err := waitSynced(&c.fanoutCounters, len(nodes)); err != nil {
-		disconnect()
-		b.Fatal(err)
-	}
-	return c, disconnect
-}
-
-func runFanoutClientCounting(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], node string, names map[string][]string, c *byteCounters) {
-	for i, typ := range allTypes {
-		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ]}
-		if i == 0 {
-			req.Node = proxylessNode(node)
-		}
-		if st.Send(req) != nil {
-			return
-		}
-	}
-	seen := map[string]bool{}
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			return
-		}
-		c.bytes.Add(int64(proto.Size(r)))
-		typ := r.GetTypeUrl()
-		if st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}) != nil {
-			return
-		}
-		c.responses.Add(1)
-		if !seen[typ] {
-			if seen[typ] = true; len(seen) == len(allTypes) {
-				c.ready.Add(1)
-			}
-		}
-		if typ == resource.RouteType && c.rdsAcks.Add(1) == c.rdsWant.Load() {
-			c.done <- struct{}{}
-		}
-	}
 }
 
 // BenchmarkRotationWave renews the certificates of 1,000 workloads (each

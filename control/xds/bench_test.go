@@ -18,6 +18,7 @@ import (
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // fanoutClients adds a BenchmarkFanout size, e.g. -xds.fanout=10000.
@@ -94,6 +95,9 @@ type fanoutCounters struct {
 	rdsWant   atomic.Int64 // signal done when rdsAcks reaches this
 	responses atomic.Int64
 	done      chan struct{}
+	// bytes sums the responses' sizes when countBytes is set.
+	countBytes bool
+	bytes      atomic.Int64
 }
 
 // runFanoutClient subscribes to names (shared by every client, so the
@@ -114,6 +118,9 @@ func runFanoutClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, dis
 		r, err := st.Recv()
 		if err != nil {
 			return
+		}
+		if c.countBytes {
+			c.bytes.Add(int64(proto.Size(r)))
 		}
 		typ := r.GetTypeUrl()
 		ack := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}
@@ -191,7 +198,7 @@ func benchFanout(b *testing.B, backend fanoutBackend, n int) {
 	}
 	addr, stop := serveBench(b, backend)
 	defer stop()
-	c, disconnect := connectFanout(b, addr, nodes, names)
+	c, disconnect := connectFanout(b, addr, nodes, func(int) map[string][]string { return names }, false)
 	defer disconnect()
 	inuse1, live1 := heapStats()
 
@@ -227,10 +234,11 @@ func timeUpdate(b *testing.B, c *fanoutCounters, n int, set func() error) time.D
 	return time.Since(start)
 }
 
-// connectFanout starts one client per node over a few shared connections
-// and waits until all are in sync. disconnect ends them and waits.
-func connectFanout(b *testing.B, addr string, nodes []string, names map[string][]string) (c *fanoutCounters, disconnect func()) {
-	c = &fanoutCounters{done: make(chan struct{}, 1)}
+// connectFanout starts one client per node, subscribed to names(i), over a
+// few shared connections and waits until all are in sync; countBytes makes
+// them sum the responses' sizes. disconnect ends them and waits.
+func connectFanout(b *testing.B, addr string, nodes []string, names func(i int) map[string][]string, countBytes bool) (c *fanoutCounters, disconnect func()) {
+	c = &fanoutCounters{done: make(chan struct{}, 1), countBytes: countBytes}
 	c.rdsWant.Store(int64(len(nodes)))
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
@@ -257,7 +265,7 @@ func connectFanout(b *testing.B, addr string, nodes []string, names map[string][
 			disconnect()
 			b.Fatal(err)
 		}
-		wg.Go(func() { runFanoutClient(st, id, names, c) })
+		wg.Go(func() { runFanoutClient(st, id, names(i), c) })
 	}
 	if err := waitSynced(c, len(nodes)); err != nil {
 		disconnect()
