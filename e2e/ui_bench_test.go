@@ -20,42 +20,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/glassmesh/glassmesh/dashboards"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/topology"
 )
-
-// meshRequests is topology's benchmark mesh (bench_test.go's
-// syntheticMesh) in one batch at `at`: n services of 2 versions each over
-// 10 namespaces, each workload calling two other services, both reporters.
-func meshRequests(n int, at time.Time) []metrics.Request {
-	peer := func(i, v int) metrics.Peer {
-		app, ns := "svc"+strconv.Itoa(i), "ns"+strconv.Itoa(i%10)
-		ver := "v" + strconv.Itoa(v+1)
-		return metrics.Peer{Workload: app + "-" + ver, Namespace: ns, App: app, Version: ver,
-			Principal: "spiffe://cluster.local/ns/" + ns + "/sa/" + app, CanonicalService: app, CanonicalRevision: ver, Cluster: "east"}
-	}
-	var batch []metrics.Request
-	for i := range n {
-		for v := range 2 {
-			for j, to := range []int{(i + 1) % n, (i*7 + 3) % n} {
-				dst := peer(to, (v+j)%2)
-				code := 200
-				if i%50 == 0 {
-					code = 503
-				}
-				r := metrics.Request{Time: at, Reporter: metrics.ReporterSource, Source: peer(i, v), Dest: dst,
-					DestinationService: dst.App + "." + dst.Namespace + ".svc.cluster.local", DestinationServiceName: dst.App,
-					DestinationServiceNamespace: dst.Namespace, Protocol: metrics.ProtocolHTTP, ResponseCode: code,
-					ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls", Duration: time.Duration(5+i%40) * time.Millisecond,
-					RequestBytes: 200, ResponseBytes: 2000}
-				batch = append(batch, r)
-				r.Reporter = metrics.ReporterDestination
-				batch = append(batch, r)
-			}
-		}
-	}
-	return batch
-}
 
 // meshUIServer serves the embedded UI and the live graph API of a
 // topology.Graph holding the synthetic mesh of n services: the same
@@ -70,7 +36,7 @@ func meshUIServer(b testing.TB, n int) (url string, fresh func()) {
 		b.Fatal(err)
 	}
 	fresh = func() {
-		if err := g.ConsumeRequests(context.Background(), meshRequests(n, time.Now().Add(-time.Second))); err != nil {
+		if err := g.ConsumeRequests(context.Background(), topology.SyntheticRequests(n, 0, time.Now().Add(-time.Second))); err != nil {
 			b.Fatal(err)
 		}
 	}

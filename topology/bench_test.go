@@ -16,41 +16,11 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
-// syntheticMesh is n services of 2 versions each over 10 namespaces; each
-// workload calls two other services (one version each): ~2 edges per
-// workload, 4n series. Every series gets a request each minute of the
-// last 10m, both reporters.
+// syntheticMesh is SyntheticRequests for each minute of the last 10m.
 func syntheticMesh(n int, now time.Time) [][]metrics.Request {
-	peer := func(i, v int) metrics.Peer {
-		app, ns := "svc"+strconv.Itoa(i), "ns"+strconv.Itoa(i%10)
-		ver := "v" + strconv.Itoa(v+1)
-		return metrics.Peer{Workload: app + "-" + ver, Namespace: ns, App: app, Version: ver,
-			Principal: "spiffe://cluster.local/ns/" + ns + "/sa/" + app, CanonicalService: app, CanonicalRevision: ver, Cluster: "east"}
-	}
 	var batches [][]metrics.Request
 	for m := range 10 {
-		at := now.Add(-time.Duration(m)*time.Minute - 5*time.Second)
-		var batch []metrics.Request
-		for i := range n {
-			for v := range 2 {
-				for j, to := range []int{(i + 1) % n, (i*7 + 3) % n} {
-					dst := peer(to, (v+j)%2)
-					code := 200
-					if (i+m)%50 == 0 {
-						code = 503
-					}
-					r := metrics.Request{Time: at, Reporter: metrics.ReporterSource, Source: peer(i, v), Dest: dst,
-						DestinationService: dst.App + "." + dst.Namespace + ".svc.cluster.local", DestinationServiceName: dst.App,
-						DestinationServiceNamespace: dst.Namespace, Protocol: metrics.ProtocolHTTP, ResponseCode: code,
-						ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls", Duration: time.Duration(5+i%40) * time.Millisecond,
-						RequestBytes: 200, ResponseBytes: 2000}
-					batch = append(batch, r)
-					r.Reporter = metrics.ReporterDestination
-					batch = append(batch, r)
-				}
-			}
-		}
-		batches = append(batches, batch)
+		batches = append(batches, SyntheticRequests(n, m, now.Add(-time.Duration(m)*time.Minute-5*time.Second)))
 	}
 	return batches
 }
