@@ -275,6 +275,7 @@ func (k *Kubernetes) emit(out func(model.Result), last string) string {
 		return last
 	}
 	out(r)
+	k.report(r)
 	return r.Digest
 }
 
