@@ -25,8 +25,14 @@ import (
 // Config configures a Controller.
 type Config struct {
 	// DataDir holds one state file per canary, so a restarted controller
-	// resumes; empty keeps state in memory only.
+	// resumes; empty keeps state in memory only. Ignored when Store is set.
 	DataDir string
+	// Store, when set, persists the states instead of DataDir: the Canary
+	// objects' status when several replicas share the Kubernetes API.
+	Store StateStore
+	// Follower starts the controller as a follower (see Follow): with
+	// several replicas, each starts so until it wins the leader election.
+	Follower bool
 	// Querier runs the gates' PromQL. Required.
 	Querier Querier
 	// Tick is how often running canaries are checked for a failing gate
@@ -53,10 +59,11 @@ type Controller struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *metrics
-	dir     statusDir
+	store   StateStore
 	wake    chan struct{}
 
 	mu       sync.Mutex
+	leading  bool        // decides, evaluates and saves; else follows the store
 	mesh     *model.Mesh // the latest loaded (file) mesh
 	canaries map[string]*canary
 }
@@ -80,19 +87,92 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Controlle
 	if cfg.MaxDecisions == 0 {
 		cfg.MaxDecisions = 500
 	}
+	if cfg.Store == nil {
+		cfg.Store = DirStore{cfg.DataDir}
+	}
 	c := &Controller{
-		cfg: cfg, logger: logger, metrics: newMetrics(reg), dir: statusDir{cfg.DataDir},
+		cfg: cfg, logger: logger, metrics: newMetrics(reg), store: cfg.Store, leading: !cfg.Follower,
 		wake: make(chan struct{}, 1), mesh: model.Empty(), canaries: map[string]*canary{},
 	}
-	saved, err := c.dir.load()
-	if err != nil {
+	if err := c.adopt(); err != nil {
 		return nil, err
 	}
+	return c, nil
+}
+
+// adopt replaces the canaries' states with the saved ones. Called with
+// c.mu held (or before c is shared).
+func (c *Controller) adopt() error {
+	saved, err := c.store.Load()
+	if err != nil {
+		return err
+	}
+	keep := map[string]*canary{}
 	for _, st := range saved {
-		c.canaries[st.Key()] = &canary{st: *st}
+		cur := &canary{st: *st}
+		if old := c.canaries[st.Key()]; old != nil {
+			cur.gen = old.gen + 1
+		}
+		keep[st.Key()] = cur
 		c.metrics.set(st)
 	}
-	return c, nil
+	for key, old := range c.canaries {
+		if keep[key] == nil {
+			c.metrics.forget(&old.st)
+		}
+	}
+	c.canaries = keep
+	c.attachSpecs()
+	return nil
+}
+
+// attachSpecs points each state at its Canary in the latest mesh. Called
+// with c.mu held.
+func (c *Controller) attachSpecs() {
+	for _, cur := range c.canaries {
+		cur.spec = nil
+	}
+	for _, obj := range c.mesh.Canaries {
+		if cur := c.canaries[obj.Key()]; cur != nil {
+			spec := obj.Spec
+			cur.spec = &spec
+		}
+	}
+}
+
+// Lead makes this controller the one that decides: it takes the saved
+// states (the last leader's decisions), follows the config from them and
+// evaluates from now on. Called when this replica wins the election.
+func (c *Controller) Lead() error {
+	c.mu.Lock()
+	err := c.adopt()
+	if err == nil {
+		c.leading = true
+		c.sync(c.mesh, time.Now())
+		c.logger.Info("canary controller leading", "canaries", len(c.canaries))
+	}
+	c.mu.Unlock()
+	c.poke()
+	return err
+}
+
+// Follow stops deciding: the overlay serves the saved states (the
+// leader's), read again whenever the config or the store changes.
+// Called when this replica loses the election.
+func (c *Controller) Follow() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.leading {
+		c.logger.Info("canary controller following the leader's decisions")
+	}
+	c.leading = false
+}
+
+// Leading reports whether this controller decides.
+func (c *Controller) Leading() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.leading
 }
 
 // Overlay is a source.Overlay: it takes the loaded mesh's Canaries into
@@ -100,7 +180,15 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Controlle
 // with the canaries' weights.
 func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
 	c.mu.Lock()
-	c.sync(m, time.Now())
+	if c.leading {
+		c.sync(m, time.Now())
+	} else {
+		c.mesh = m
+		if err := c.adopt(); err != nil {
+			c.logger.Error("reading the leader's canary states failed; serving the last ones read", "error", err)
+			c.attachSpecs()
+		}
+	}
 	ovs := c.overlaysLocked(m)
 	c.mu.Unlock()
 	c.poke()
@@ -238,11 +326,14 @@ func (c *Controller) record(cur *canary, d Decision) {
 
 // save persists one canary's state, or removes it when cur is nil.
 func (c *Controller) save(cur *canary, key string) {
+	if !c.leading {
+		return // the leader's store is not ours to write
+	}
 	var err error
 	if cur == nil {
-		err = c.dir.remove(key)
+		err = c.store.Remove(key)
 	} else {
-		err = c.dir.save(&cur.st)
+		err = c.store.Save(&cur.st)
 	}
 	if err != nil {
 		c.metrics.saveErrors.Inc()

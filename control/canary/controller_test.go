@@ -1,6 +1,8 @@
 package canary
 
 import (
+	"context"
+	"errors"
 	"maps"
 	"strings"
 	"sync/atomic"
@@ -189,4 +191,86 @@ func TestApplyLeavesTheLoadedMeshAlone(t *testing.T) {
 	if _, _, errs := model.Validate(model.Objects{Services: served.Services, Workloads: served.Workloads, Routes: served.Routes}); len(errs) > 0 {
 		t.Errorf("the overlaid mesh is not valid: %v", errs)
 	}
+}
+
+// Two replicas share the canaries' states (here a directory; the Canary
+// objects' status on Kubernetes): the follower serves the leader's weights
+// and refuses actions; when the leader goes, the follower leads and finishes
+// the canary from the recorded step instead of starting it again.
+func TestAFollowerServesTheLeadersWeightsAndTakesOver(t *testing.T) {
+	db := newTSDB(t)
+	tr := newTraffic(db)
+	tr.drive(t, 10, func() float64 { return 0 })
+	m := loadMesh(t, strings.Replace(meshYAML, "steps: [25, 50, 100]", "steps: [10, 20, 30, 40, 50, 100]", 1))
+	store := DirStore{t.TempDir()}
+
+	leader, err := New(Config{Store: store, Querier: db.querier(), Tick: 100 * time.Millisecond}, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leader.Overlay(m)
+	ctx, stopLeader := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = leader.Run(ctx, func() { leader.Overlay(m) }) }()
+	t.Cleanup(func() { stopLeader(); <-done })
+
+	follower, err := New(Config{Store: store, Querier: db.querier(), Tick: 100 * time.Millisecond, Follower: true}, discard(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = follower.Run(t.Context(), func() {}) }()
+
+	// Wait for the leader to reach step 3, then compare what each serves.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := leader.Get("default", "reviews")
+		if st.Step >= 3 && st.State == Progressing {
+			break
+		}
+		if time.Now().After(deadline) || st.State.Done() {
+			t.Fatalf("leader at step %d (%s), want step 3 progressing; decisions:\n%s", st.Step, st.State, describe(st))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stopLeader()
+	<-done
+	served := weightsOf(leader.Overlay(m))
+	leader.Follow()
+	led, _ := leader.Get("default", "reviews")
+	if got := weightsOf(follower.Overlay(m)); !maps.Equal(got, served) || got["v3"] == 0 {
+		t.Errorf("follower serves %v, the leader %v", got, served)
+	}
+	if _, _, err := follower.Act("default", "reviews", Pause, ""); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("an action on the follower: err = %v, want ErrNotLeader", err)
+	}
+	if len(follower.List()) != 1 {
+		t.Errorf("follower lists %d canaries, want 1", len(follower.List()))
+	}
+
+	if err := follower.Lead(); err != nil {
+		t.Fatal(err)
+	}
+	st := waitState(t, follower, Succeeded, 30*time.Second)
+	if st.Decisions[0].Verdict != Start || countVerdicts(st, Start) != 1 {
+		t.Errorf("the new leader started the canary again; decisions:\n%s", describe(st))
+	}
+	if n := countVerdicts(st, Advance); n != 5 {
+		t.Errorf("%d advances over both leaders, want 5 (steps 10→…→100); decisions:\n%s", n, describe(st))
+	}
+	if len(st.Decisions) < len(led.Decisions) || !st.Decisions[len(led.Decisions)-1].At.Equal(led.Decisions[len(led.Decisions)-1].At) {
+		t.Errorf("the new leader's history does not continue the old one's; decisions:\n%s", describe(st))
+	}
+	if _, _, err := leader.Act("default", "reviews", Pause, ""); !errors.Is(err, ErrNotLeader) {
+		t.Errorf("an action on the old leader: err = %v, want ErrNotLeader", err)
+	}
+}
+
+func countVerdicts(st Status, v Verdict) int {
+	n := 0
+	for _, d := range st.Decisions {
+		if d.Verdict == v {
+			n++
+		}
+	}
+	return n
 }

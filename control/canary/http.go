@@ -52,6 +52,10 @@ func (h Handler) Act(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ErrConflict):
 		writeError(w, http.StatusConflict, err.Error())
 		return
+	case errors.Is(err, ErrNotLeader):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, err.Error())
+		return
 	case err != nil:
 		writeError(w, http.StatusBadRequest, err.Error())
 		return

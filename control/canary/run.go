@@ -68,6 +68,9 @@ const fastWindow = 30 * time.Second
 func (c *Controller) targets() []target {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.leading {
+		return nil
+	}
 	var out []target
 	for key, cur := range c.canaries {
 		if cur.st.State != Progressing || cur.spec == nil {
@@ -162,7 +165,7 @@ func (c *Controller) decide(t target, d Decision) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur := c.canaries[t.key]
-	if cur == nil || cur.gen != t.gen || cur.st.State != Progressing {
+	if !c.leading || cur == nil || cur.gen != t.gen || cur.st.State != Progressing {
 		return false
 	}
 	return c.transition(cur, d)
@@ -224,6 +227,8 @@ func equalWeights(a, b map[string]uint32) bool {
 var (
 	ErrNotFound = errors.New("canary not found")
 	ErrConflict = errors.New("canary is not in a state that allows this")
+	// ErrNotLeader: another replica decides; send the action to it.
+	ErrNotLeader = errors.New("this replica is not the leader: another glassmesh replica runs the canaries; retry (the Service sends you to another replica) or call the leader (see the Lease glassmesh-leader)")
 )
 
 // Act applies an operator's action (promote, abort, pause or resume) and
@@ -231,6 +236,9 @@ var (
 func (c *Controller) Act(namespace, name string, action Verdict, reason string) (Status, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.leading {
+		return Status{}, false, ErrNotLeader
+	}
 	cur := c.canaries[namespace+"/"+name]
 	if cur == nil {
 		return Status{}, false, ErrNotFound

@@ -128,6 +128,32 @@ func cloneWeights(w map[string]uint32) map[string]uint32 {
 	return c
 }
 
+// StateStore persists canary states, so a restarted controller, or the
+// next leader of several replicas, resumes where the last one was. The
+// controller calls it with its lock held: Save and Remove must not block
+// for long (a store over the network queues the write).
+type StateStore interface {
+	// Load returns every saved state.
+	Load() ([]*Status, error)
+	// Save persists one state (the controller keeps st; copy what is kept).
+	Save(st *Status) error
+	// Remove forgets the state of a canary gone from the config.
+	Remove(key string) error
+}
+
+// DirStore is the StateStore of one replica: a JSON file per canary in a
+// directory, written atomically. Empty Dir keeps nothing.
+type DirStore struct{ Dir string }
+
+// Load implements StateStore.
+func (d DirStore) Load() ([]*Status, error) { return statusDir{d.Dir}.load() }
+
+// Save implements StateStore.
+func (d DirStore) Save(st *Status) error { return statusDir{d.Dir}.save(st) }
+
+// Remove implements StateStore.
+func (d DirStore) Remove(key string) error { return statusDir{d.Dir}.remove(key) }
+
 // statusDir keeps one JSON file per canary, written atomically, so a
 // restarted controller resumes where it was.
 type statusDir struct{ dir string }
