@@ -92,6 +92,8 @@ type Kubernetes struct {
 	mu      sync.Mutex
 	watched map[string]cache.SharedIndexInformer // custom resource informers by plural
 	kick    chan struct{}
+
+	status statusWriter // the leader's status writes (kubernetes_status.go)
 }
 
 // NewKubernetes connects to the API server cfg names.

@@ -1,7 +1,343 @@
 package source
 
-import "github.com/glassmesh/glassmesh/control/model"
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
 
-// report writes what a build found about each object back to the API
-// server (status conditions and Events); see kubernetes_status.go.
-func (k *Kubernetes) report(r model.Result) {}
+	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/glassmesh/glassmesh/control/model"
+)
+
+// What glassmesh writes back to the API server, on the leader only: a Valid
+// condition in the status of every glassmesh object (and a Warning Event
+// when one becomes invalid, naming the field), and the canaries' states
+// (kubernetes_canary.go). Writes are queued and made by one goroutine, so
+// a slow API server never holds up a config push; the latest wanted write
+// of an object replaces an older one still queued.
+
+// ConditionValid is the condition type glassmesh sets on its objects.
+const ConditionValid = "Valid"
+
+// Reasons of the Valid condition.
+const (
+	ReasonValid   = "Valid"
+	ReasonInvalid = "Invalid"
+)
+
+// EventController is the reportingController of glassmesh's Events.
+const EventController = "glassmesh.io/control-plane"
+
+// statusWriter is the queue of status writes and Events. The zero value is
+// idle until SetLeading(true).
+type statusWriter struct {
+	mu       sync.Mutex
+	leading  bool
+	identity string
+	started  bool
+	last     *model.Result
+	pending  map[string]statusWrite // by write.key
+	kick     chan struct{}
+	dyn      dynamic.Interface
+	cs       kubernetes.Interface
+}
+
+// statusWrite is one queued status patch, and the Event that goes with it.
+type statusWrite struct {
+	what      string // "conditions" or "canary": writes of one object that do not replace each other
+	gvr       schema.GroupVersionResource
+	namespace string
+	name      string
+	patch     []byte // a JSON merge patch of the status subresource
+	event     *eventsv1.Event
+}
+
+// SetLeading turns the writes on (this replica won the leader election;
+// identity names it in Events) or off. Turning them on reports the last
+// build's findings at once.
+func (k *Kubernetes) SetLeading(leading bool, identity string) error {
+	w := &k.status
+	w.mu.Lock()
+	if leading && !w.started {
+		if err := k.startWriter(); err != nil {
+			w.mu.Unlock()
+			return err
+		}
+	}
+	w.leading, w.identity = leading, identity
+	if !leading {
+		w.pending = nil
+	}
+	last := w.last
+	w.mu.Unlock()
+	if leading && last != nil {
+		k.report(*last)
+	}
+	return nil
+}
+
+// startWriter makes the clients and starts the goroutine that writes.
+// Called with k.status.mu held.
+func (k *Kubernetes) startWriter() error {
+	rc, err := k.cfg.RestConfig()
+	if err != nil {
+		return err
+	}
+	w := &k.status
+	if w.dyn, err = dynamic.NewForConfig(rc); err != nil {
+		return err
+	}
+	if w.cs, err = kubernetes.NewForConfig(rc); err != nil {
+		return err
+	}
+	w.kick = make(chan struct{}, 1)
+	w.started = true
+	go k.writeLoop()
+	return nil
+}
+
+// enqueue queues writes, replacing older ones of the same objects.
+func (w *statusWriter) enqueue(ws ...statusWrite) {
+	if len(ws) == 0 {
+		return
+	}
+	w.mu.Lock()
+	if !w.leading {
+		w.mu.Unlock()
+		return
+	}
+	if w.pending == nil {
+		w.pending = map[string]statusWrite{}
+	}
+	for _, x := range ws {
+		w.pending[x.key()] = x
+	}
+	w.mu.Unlock()
+	select {
+	case w.kick <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop makes the queued writes. A failed write is retried (with the
+// newest wanted content) after a second, unless the object is gone.
+func (k *Kubernetes) writeLoop() {
+	w := &k.status
+	for range w.kick {
+		w.mu.Lock()
+		batch := w.pending
+		w.pending = nil
+		w.mu.Unlock()
+		keys := make([]string, 0, len(batch))
+		for key := range batch {
+			keys = append(keys, key)
+		}
+		sort.Strings(keys)
+		var failed []statusWrite
+		for _, key := range keys {
+			if err := k.writeOne(batch[key]); err != nil {
+				k.logger.Warn("kubernetes source: writing status failed; will retry", "object", key, "error", err)
+				failed = append(failed, batch[key])
+			}
+		}
+		if len(failed) > 0 {
+			time.AfterFunc(time.Second, func() {
+				w.mu.Lock()
+				for _, x := range failed {
+					key := x.key()
+					if _, newer := w.pending[key]; !newer && w.leading {
+						if w.pending == nil {
+							w.pending = map[string]statusWrite{}
+						}
+						w.pending[key] = x
+					}
+				}
+				w.mu.Unlock()
+				select {
+				case w.kick <- struct{}{}:
+				default:
+				}
+			})
+		}
+	}
+}
+
+func (x statusWrite) key() string { return x.gvr.Resource + "/" + x.namespace + "/" + x.name + "#" + x.what }
+
+func (k *Kubernetes) writeOne(x statusWrite) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	w := &k.status
+	_, err := w.dyn.Resource(x.gvr).Namespace(x.namespace).Patch(ctx, x.name, types.MergePatchType, x.patch, metav1.PatchOptions{FieldManager: "glassmesh"}, "status")
+	if apierrors.IsNotFound(err) {
+		return nil // deleted since: nothing to say about it
+	}
+	if err != nil {
+		return err
+	}
+	if x.event != nil {
+		if _, err := w.cs.EventsV1().Events(x.namespace).Create(ctx, x.event, metav1.CreateOptions{}); err != nil {
+			k.logger.Warn("kubernetes source: creating an Event failed", "object", x.namespace+"/"+x.name, "error", err)
+		}
+	}
+	return nil
+}
+
+// report compares what a build found about each glassmesh object with the
+// Valid condition it carries, and queues the writes that bring them in line.
+func (k *Kubernetes) report(r model.Result) {
+	w := &k.status
+	w.mu.Lock()
+	w.last = &r
+	leading, identity := w.leading, w.identity
+	w.mu.Unlock()
+	if !leading {
+		return
+	}
+	byOrigin := map[string][]string{}
+	for _, d := range r.Errors {
+		byOrigin[d.File] = append(byOrigin[d.File], fieldMessage(d))
+	}
+	othersInvalid := 0
+	for origin := range byOrigin {
+		if strings.HasPrefix(origin, originPrefix) {
+			othersInvalid++
+		}
+	}
+	now := time.Now()
+	var writes []statusWrite
+	k.mu.Lock()
+	for _, plural := range CustomResources {
+		inf := k.watched[plural]
+		if inf == nil {
+			continue
+		}
+		for _, obj := range inf.GetStore().List() {
+			u := obj.(*unstructured.Unstructured)
+			if !k.cfg.inScope(u.GetNamespace()) {
+				continue
+			}
+			errs := byOrigin[origin(plural, u.GetNamespace(), u.GetName()).File]
+			cond := validCondition(errs, othersInvalid, u.GetGeneration())
+			if x, ok := conditionWrite(plural, u, cond, now, identity); ok {
+				writes = append(writes, x)
+			}
+		}
+	}
+	k.mu.Unlock()
+	w.enqueue(writes...)
+}
+
+// fieldMessage is "path: message", the diagnostic without the origin.
+func fieldMessage(d model.Diagnostic) string {
+	if d.Path == "" {
+		return d.Message
+	}
+	return d.Path + ": " + d.Message
+}
+
+// validCondition is the Valid condition an object should carry.
+func validCondition(errs []string, invalidObjects int, generation int64) metav1.Condition {
+	c := metav1.Condition{Type: ConditionValid, ObservedGeneration: generation}
+	if len(errs) > 0 {
+		c.Status, c.Reason = metav1.ConditionFalse, ReasonInvalid
+		c.Message = strings.Join(errs, "; ") + " (the last good config keeps serving)"
+		return c
+	}
+	c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonValid, "accepted"
+	if invalidObjects > 0 {
+		c.Message = fmt.Sprintf("valid, but not serving yet: %d invalid object(s) keep the last good config serving", invalidObjects)
+	}
+	return c
+}
+
+// maxConditionMessage keeps a condition's message within what the API
+// server takes (metav1.Condition allows 32768).
+const maxConditionMessage = 4096
+
+// conditionWrite is the write that gives u the condition want, if it does
+// not carry it yet: the status patch and, when it became invalid or its
+// errors changed, a Warning Event.
+func conditionWrite(plural string, u *unstructured.Unstructured, want metav1.Condition, now time.Time, identity string) (statusWrite, bool) {
+	if len(want.Message) > maxConditionMessage {
+		want.Message = want.Message[:maxConditionMessage-3] + "..."
+	}
+	have, found := currentCondition(u, want.Type)
+	if found && have.Status == want.Status && have.Reason == want.Reason && have.Message == want.Message && have.ObservedGeneration == want.ObservedGeneration {
+		return statusWrite{}, false
+	}
+	want.LastTransitionTime = metav1.NewTime(now.Truncate(time.Second))
+	if found && have.Status == want.Status {
+		want.LastTransitionTime = have.LastTransitionTime
+	}
+	patch, _ := json.Marshal(map[string]any{"status": map[string]any{
+		"observedGeneration": u.GetGeneration(),
+		"conditions":         []metav1.Condition{want},
+	}})
+	gvr := schema.GroupVersionResource{Group: model.CRDGroup, Version: model.CRDVersion, Resource: plural}
+	x := statusWrite{what: "conditions", gvr: gvr, namespace: u.GetNamespace(), name: u.GetName(), patch: patch}
+	if want.Status == metav1.ConditionFalse && (!found || have.Status != want.Status || have.Message != want.Message) {
+		x.event = invalidEvent(u, want.Message, now, identity)
+	}
+	return x, true
+}
+
+// currentCondition reads one condition of u's status.
+func currentCondition(u *unstructured.Unstructured, typ string) (metav1.Condition, bool) {
+	list, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, item := range list {
+		b, err := json.Marshal(item)
+		if err != nil {
+			continue
+		}
+		var c metav1.Condition
+		if json.Unmarshal(b, &c) == nil && c.Type == typ {
+			return c, true
+		}
+	}
+	return metav1.Condition{}, false
+}
+
+// maxEventNote is the API server's limit on an Event's note.
+const maxEventNote = 1024
+
+// invalidEvent is the Warning Event for an object found invalid.
+func invalidEvent(u *unstructured.Unstructured, message string, now time.Time, identity string) *eventsv1.Event {
+	if len(message) > maxEventNote {
+		message = message[:maxEventNote-3] + "..."
+	}
+	if identity == "" {
+		identity = "glassmesh"
+	}
+	return &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{
+			GenerateName: u.GetName() + ".",
+			Namespace:    u.GetNamespace(),
+		},
+		EventTime:           metav1.NewMicroTime(now),
+		ReportingController: EventController,
+		ReportingInstance:   identity,
+		Action:              "Validate",
+		Reason:              ReasonInvalid,
+		Type:                corev1.EventTypeWarning,
+		Note:                message,
+		Regarding: corev1.ObjectReference{
+			APIVersion: u.GetAPIVersion(), Kind: u.GetKind(),
+			Namespace: u.GetNamespace(), Name: u.GetName(),
+			UID: u.GetUID(), ResourceVersion: u.GetResourceVersion(),
+		},
+	}
+}
