@@ -22,7 +22,8 @@ import (
 type suite struct {
 	Title   string
 	About   string   // what is measured, and the target
-	Pkg     string   // package path
+	Dir     string   // directory to run in (a module of its own), "" for the repo root
+	Pkg     string   // package path, relative to Dir
 	Bench   string   // -bench regexp
 	Args    []string // extra go test args (-benchtime, custom flags)
 	Ratios  []ratio  // comparisons to print
@@ -110,11 +111,16 @@ func run(s suite) ([]result, string, error) {
 	// the first one it does not know (a test binary's custom flag).
 	args := append([]string{"test", "-run", "^$", "-bench", s.Bench, "-benchmem", s.Pkg}, s.Args...)
 	cmd := exec.Command("go", args...)
+	cmd.Dir = s.Dir
 	var buf bytes.Buffer
 	cmd.Stdout = io.MultiWriter(&buf, os.Stderr)
 	cmd.Stderr = os.Stderr
 	err := cmd.Run()
-	return parse(&buf), "go " + shellJoin(args), err
+	cmdline := "go " + shellJoin(args)
+	if s.Dir != "" {
+		cmdline = "cd " + s.Dir + " && " + cmdline
+	}
+	return parse(&buf), cmdline, err
 }
 
 // shellJoin quotes the arguments a shell would mangle.
