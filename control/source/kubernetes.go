@@ -91,6 +91,7 @@ type Kubernetes struct {
 
 	mu      sync.Mutex
 	watched map[string]cache.SharedIndexInformer // custom resource informers by plural
+	imports map[string]cache.SharedIndexInformer // informers of imported resources (HTTPRoutes, TrafficSplits) by plural
 	kick    chan struct{}
 
 	status statusWriter // the leader's status writes (kubernetes_status.go)
@@ -118,6 +119,7 @@ func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, erro
 		core:    informers.NewSharedInformerFactory(cs, 0),
 		dynamic: dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
 		watched: map[string]cache.SharedIndexInformer{},
+		imports: map[string]cache.SharedIndexInformer{},
 		kick:    make(chan struct{}, 1),
 	}
 	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -193,11 +195,15 @@ func (k *Kubernetes) Run(ctx context.Context, out func(model.Result)) error {
 	for _, inf := range k.watched {
 		synced = append(synced, inf.HasSynced)
 	}
+	crs := len(synced)
+	for _, inf := range k.imports {
+		synced = append(synced, inf.HasSynced)
+	}
 	k.mu.Unlock()
 	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
 		return ctx.Err()
 	}
-	if len(synced) == 0 {
+	if crs == 0 {
 		k.logger.Warn("kubernetes source: no glassmesh CRDs are installed; only Services and Pods are read (kubectl apply -f deploy/crds/)")
 	}
 	last := ""
@@ -222,7 +228,10 @@ func (k *Kubernetes) Run(ctx context.Context, out func(model.Result)) error {
 	}
 }
 
-// watchCRD starts the informer of a glassmesh CRD once it is established.
+// watchCRD starts the informer of a glassmesh CRD once it is established,
+// and of an imported resource's (HTTPRoute, TrafficSplit) at the version
+// its CRD stores, or else the first it serves. Imported CRDs may well be
+// absent: that is normal.
 func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
@@ -230,23 +239,53 @@ func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
 	}
 	group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
 	plural, _, _ := unstructured.NestedString(u.Object, "spec", "names", "plural")
-	if group != model.CRDGroup || !knownResource(plural) || !established(u) {
+	version, informers := "", k.watched
+	switch {
+	case !established(u):
+		return
+	case group == model.CRDGroup && knownResource(plural):
+		version = model.CRDVersion
+	case group != "" && importedResources[plural] == group:
+		version, informers = servedVersion(u), k.imports
+	}
+	if version == "" {
 		return
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, ok := k.watched[plural]; ok {
+	if _, ok := informers[plural]; ok {
 		return
 	}
-	inf := k.dynamic.ForResource(schema.GroupVersionResource{Group: model.CRDGroup, Version: model.CRDVersion, Resource: plural}).Informer()
+	inf := k.dynamic.ForResource(schema.GroupVersionResource{Group: group, Version: version, Resource: plural}).Informer()
 	if _, err := inf.AddEventHandler(k.handler()); err != nil {
 		k.logger.Error("kubernetes source: watching a custom resource", "resource", plural, "error", err)
 		return
 	}
-	k.watched[plural] = inf
+	informers[plural] = inf
 	k.dynamic.Start(ctx.Done())
-	k.logger.Info("kubernetes source: watching custom resources", "resource", plural+"."+model.CRDGroup)
+	k.logger.Info("kubernetes source: watching custom resources", "resource", plural+"."+group, "version", version)
 	k.changed()
+}
+
+// servedVersion is the version of a CRD to read: its storage version when
+// served, else the first served one ("" when none is).
+func servedVersion(u *unstructured.Unstructured) string {
+	versions, _, _ := unstructured.NestedSlice(u.Object, "spec", "versions")
+	first := ""
+	for _, v := range versions {
+		m, _ := v.(map[string]any)
+		if served, _ := m["served"].(bool); !served {
+			continue
+		}
+		name, _ := m["name"].(string)
+		if storage, _ := m["storage"].(bool); storage {
+			return name
+		}
+		if first == "" {
+			first = name
+		}
+	}
+	return first
 }
 
 func knownResource(plural string) bool {
@@ -292,12 +331,14 @@ func (k *Kubernetes) build() model.Result {
 	var diags []model.Diagnostic
 	files := 0
 
+	selectors := map[string]map[string]string{}
 	for _, obj := range k.core.Core().V1().Services().Informer().GetStore().List() {
 		s := obj.(*corev1.Service)
 		if !k.cfg.inScope(s.Namespace) {
 			continue
 		}
 		note("services", s)
+		selectors[s.Namespace+"/"+s.Name] = s.Spec.Selector
 		if ms := serviceFromKubernetes(s); ms != nil {
 			objs.Services = append(objs.Services, ms)
 			files++
@@ -344,14 +385,18 @@ func (k *Kubernetes) build() model.Result {
 			files++
 		}
 	}
+	imports, errs, warns := k.importRoutes(selectors, note)
 	k.mu.Unlock()
+	diags = append(diags, errs...)
+	warns = append(warns, mergeImported(&objs, imports)...)
+	files += len(imports)
 
 	sort.Strings(versions)
 	hash.Write([]byte(strings.Join(versions, "\n")))
 	res := model.Result{Files: files, Errors: diags, Digest: hex.EncodeToString(hash.Sum(nil))}
-	mesh, errs, warns := model.Validate(objs)
-	res.Errors = append(res.Errors, errs...)
-	res.Warnings = warns
+	mesh, verrs, vwarns := model.Validate(objs)
+	res.Errors = append(res.Errors, verrs...)
+	res.Warnings = append(warns, vwarns...)
 	for _, ds := range [][]model.Diagnostic{res.Errors, res.Warnings} {
 		for i := range ds {
 			if strings.HasPrefix(ds[i].File, originPrefix) {
@@ -363,4 +408,35 @@ func (k *Kubernetes) build() model.Result {
 		res.Mesh = mesh
 	}
 	return res
+}
+
+// importRoutes converts the HTTPRoutes and TrafficSplits in the caches into
+// TrafficRoutes. selectors holds the core Services' selectors by
+// namespace/name. k.mu is held.
+func (k *Kubernetes) importRoutes(selectors map[string]map[string]string, note func(string, metav1.Object)) (out []imported, errs, warns []model.Diagnostic) {
+	sel := func(namespace, name string) (map[string]string, bool) {
+		s, ok := selectors[namespace+"/"+name]
+		return s, ok
+	}
+	plurals := make([]string, 0, len(k.imports))
+	for p := range k.imports {
+		plurals = append(plurals, p)
+	}
+	sort.Strings(plurals)
+	for _, plural := range plurals {
+		for _, obj := range k.imports[plural].GetStore().List() {
+			u := obj.(*unstructured.Unstructured)
+			if !k.cfg.inScope(u.GetNamespace()) {
+				continue
+			}
+			note(plural, u)
+			o := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName())
+			routes, e, w := importObject(plural == httpRoutesPlural, u.Object, o, sel)
+			errs, warns = append(errs, e...), append(warns, w...)
+			for _, r := range routes {
+				out = append(out, imported{route: r, created: u.GetCreationTimestamp().Time})
+			}
+		}
+	}
+	return out, errs, warns
 }

@@ -9,6 +9,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	"github.com/glassmesh/glassmesh/control/model"
@@ -185,4 +186,49 @@ func parseCustomResource(resource string, u *unstructured.Unstructured) (model.O
 		diags[i].Line = 0
 	}
 	return objs, diags
+}
+
+// ImportManifests is the model.Importer of `glassmesh validate` on a
+// directory of Kubernetes manifests: core v1 Services become mesh Services
+// as the Kubernetes source converts them, HTTPRoutes and TrafficSplits
+// become TrafficRoutes as the source imports them (a native TrafficRoute
+// wins), and every other kind is skipped.
+func ImportManifests(objs *model.Objects, ms []model.Manifest) (errs, warns []model.Diagnostic, skipped []model.Manifest) {
+	selectors := map[string]map[string]string{}
+	var routes []model.Manifest
+	for _, m := range ms {
+		group, _, _ := strings.Cut(m.APIVersion, "/")
+		switch {
+		case m.APIVersion == "v1" && m.Kind == "Service":
+			var s corev1.Service
+			if err := runtime.DefaultUnstructuredConverter.FromUnstructured(m.Object, &s); err != nil {
+				errs = append(errs, model.Diagnostic{File: m.Origin.File, Line: m.Origin.Line, Message: "not a Service: " + err.Error()})
+				continue
+			}
+			s.Namespace = m.Namespace
+			selectors[s.Namespace+"/"+s.Name] = s.Spec.Selector
+			if ms := serviceFromKubernetes(&s); ms != nil {
+				ms.Origin = m.Origin
+				objs.Services = append(objs.Services, ms)
+			}
+		case group == gatewayGroup && m.Kind == "HTTPRoute", group == smiSplitGroup && m.Kind == "TrafficSplit":
+			routes = append(routes, m)
+		default:
+			skipped = append(skipped, m)
+		}
+	}
+	sel := func(namespace, name string) (map[string]string, bool) {
+		s, ok := selectors[namespace+"/"+name]
+		return s, ok
+	}
+	var imports []imported
+	for _, m := range routes {
+		rs, e, w := importObject(m.Kind == "HTTPRoute", m.Object, m.Origin, sel)
+		errs, warns = append(errs, e...), append(warns, w...)
+		for _, r := range rs {
+			imports = append(imports, imported{route: r})
+		}
+	}
+	warns = append(warns, mergeImported(objs, imports)...)
+	return errs, warns, skipped
 }

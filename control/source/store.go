@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 
@@ -165,6 +166,12 @@ type ConfigStatus struct {
 	Resources Resources          `json:"resources"`
 	// Overrides are the run-time changes (canary weights) in Resources.
 	Overrides []model.Override `json:"overrides"`
+	// Origins says where each object in Resources came from, keyed by
+	// "<Kind>/<namespace>/<name>": a file (with ":<line>" when known) or
+	// kubernetes:<resource>/<namespace>/<name>, such as
+	// kubernetes:httproutes.gateway.networking.k8s.io/default/reviews for
+	// a TrafficRoute imported from an HTTPRoute.
+	Origins map[string]string `json:"origins"`
 }
 
 // Resources is the effective config, by kind.
@@ -188,6 +195,7 @@ func (s *Store) Status() ConfigStatus {
 		Warnings:  nonNil(s.warnings),
 		Resources: resourcesOf(s.mesh),
 		Overrides: nonNil(s.overrides),
+		Origins:   originsOf(s.mesh),
 	}
 	if !s.loadedAt.IsZero() {
 		t := s.loadedAt.UTC()
@@ -214,6 +222,41 @@ func resourcesOf(m *model.Mesh) Resources {
 		PeerAuthentications:   nonNil(m.PeerAuthentications),
 		AuthorizationPolicies: nonNil(m.AuthzPolicies),
 	}
+}
+
+// originsOf maps every object of m to where it came from. Origins stay out
+// of the objects' JSON, so the version does not depend on file paths.
+func originsOf(m *model.Mesh) map[string]string {
+	out := map[string]string{}
+	add := func(kind string, meta model.Meta, o model.Origin) {
+		v := o.File
+		if o.Line > 0 {
+			v += ":" + strconv.Itoa(o.Line)
+		}
+		out[kind+"/"+meta.Namespace+"/"+meta.Name] = v
+	}
+	for _, o := range m.Services {
+		add(model.KindService, o.Meta, o.Origin)
+	}
+	for _, o := range m.Workloads {
+		add(model.KindWorkload, o.Meta, o.Origin)
+	}
+	for _, o := range m.Routes {
+		add(model.KindTrafficRoute, o.Meta, o.Origin)
+	}
+	for _, o := range m.SLOs {
+		add(model.KindSLO, o.Meta, o.Origin)
+	}
+	for _, o := range m.Canaries {
+		add(model.KindCanary, o.Meta, o.Origin)
+	}
+	for _, o := range m.PeerAuthentications {
+		add(model.KindPeerAuthentication, o.Meta, o.Origin)
+	}
+	for _, o := range m.AuthzPolicies {
+		add(model.KindAuthorizationPolicy, o.Meta, o.Origin)
+	}
+	return out
 }
 
 // versionOf is a content hash, so replicas loading the same config agree.

@@ -85,3 +85,42 @@ func TestStoreServesConfigStatus(t *testing.T) {
 		t.Errorf("resources lack the service: %s", body["resources"])
 	}
 }
+
+func TestStoreStatusSaysWhereEachObjectCameFrom(t *testing.T) {
+	objs := model.Objects{
+		Services: []*model.Service{{Meta: model.Meta{Name: "reviews", Namespace: "default"}, Origin: model.Origin{File: "mesh/services.yaml", Line: 12}}},
+		Routes: []*model.TrafficRoute{{Meta: model.Meta{Name: "httproute-reviews", Namespace: "default"}, Spec: model.TrafficRouteSpec{Service: "reviews"},
+			Origin: origin("httproutes.gateway.networking.k8s.io", "default", "reviews")}},
+	}
+	s := NewStore(slog.New(slog.DiscardHandler), nil)
+	s.Apply(model.Result{Mesh: model.NewMesh(objs)}, nil)
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest("GET", "/api/mesh/config", nil))
+	var body struct {
+		Origins map[string]string `json:"origins"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"Service/default/reviews":                "mesh/services.yaml:12",
+		"TrafficRoute/default/httproute-reviews": "kubernetes:httproutes.gateway.networking.k8s.io/default/reviews",
+	}
+	if len(body.Origins) != len(want) {
+		t.Errorf("origins %v, want %v", body.Origins, want)
+	}
+	for k, v := range want {
+		if body.Origins[k] != v {
+			t.Errorf("origins[%s] = %q, want %q", k, body.Origins[k], v)
+		}
+	}
+
+	t.Run("the version does not depend on where objects came from", func(t *testing.T) {
+		_, v1 := s.Mesh()
+		objs.Services[0].Origin = model.Origin{File: "elsewhere.yaml", Line: 1}
+		s.Apply(model.Result{Mesh: model.NewMesh(objs)}, nil)
+		if _, v2 := s.Mesh(); v1 != v2 {
+			t.Errorf("version changed from %s to %s with the file name", v1, v2)
+		}
+	})
+}

@@ -1,0 +1,269 @@
+package model
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"math"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Manifest is one object of a Kubernetes manifest file that is not of a
+// glassmesh kind (a core Service, an HTTPRoute, a Deployment, ...), kept as
+// JSON-like values (map[string]any, []any, string, int64, float64, bool,
+// nil) for an Importer to read.
+type Manifest struct {
+	APIVersion string
+	Kind       string
+	// Name and Namespace are the object's metadata; Namespace is
+	// DefaultNamespace when the object names none, as kubectl applies it.
+	Name, Namespace string
+	Object          map[string]any
+	// Origin is the file and line of the object, and knows the line of
+	// each of its fields (Origin.LineOf).
+	Origin Origin
+}
+
+// Importer turns the manifests that are not glassmesh kinds into mesh
+// objects, which it adds to objs (holding the glassmesh objects read, with
+// defaults applied). It returns its errors and warnings, and the manifests
+// it does not read, which are skipped. The model itself knows no other API;
+// control/source provides the importer.
+type Importer func(objs *Objects, ms []Manifest) (errs, warns []Diagnostic, skipped []Manifest)
+
+// Skipped counts skipped manifests by kind.
+type Skipped map[string]int
+
+// Total is how many manifests were skipped.
+func (s Skipped) Total() int {
+	n := 0
+	for _, c := range s {
+		n += c
+	}
+	return n
+}
+
+// String lists the kinds, most frequent first: "Deployment×2, ConfigMap×1".
+func (s Skipped) String() string {
+	kinds := make([]string, 0, len(s))
+	for k := range s {
+		kinds = append(kinds, k)
+	}
+	slices.SortFunc(kinds, func(a, b string) int {
+		if s[a] != s[b] {
+			return s[b] - s[a]
+		}
+		return strings.Compare(a, b)
+	})
+	for i, k := range kinds {
+		kinds[i] = k + "×" + strconv.Itoa(s[k])
+	}
+	return strings.Join(kinds, ", ")
+}
+
+// LoadManifests reads path as Load does (the *.yaml and *.yml files of a
+// directory, recursively, or one file), but as Kubernetes manifests, the
+// way `kubectl apply -f` takes them: documents of the glassmesh kinds are
+// parsed and checked as Load parses them, `kind: List` documents are read
+// item by item, and every other object goes to imp (nil skips them all).
+// The result is validated as a whole, as the Kubernetes source would see
+// the same objects applied.
+func LoadManifests(path string, imp Importer) (Result, Skipped) {
+	files, errs := configFiles(path)
+	res := Result{Files: len(files), Errors: errs}
+	var objs Objects
+	var ms []Manifest
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			res.Errors = append(res.Errors, Diagnostic{File: f, Message: err.Error()})
+			continue
+		}
+		o, m, errs := ParseManifests(f, data)
+		objs.Append(o)
+		ms = append(ms, m...)
+		res.Errors = append(res.Errors, errs...)
+	}
+	skipped := Skipped{}
+	if imp != nil {
+		errs, warns, rest := imp(&objs, ms)
+		res.Errors = append(res.Errors, errs...)
+		res.Warnings = append(res.Warnings, warns...)
+		ms = rest
+	}
+	for _, m := range ms {
+		skipped[m.Kind]++
+	}
+	mesh, errs, warns := Validate(objs)
+	res.Errors = append(res.Errors, errs...)
+	res.Warnings = append(res.Warnings, warns...)
+	sortDiagnostics(res.Errors)
+	sortDiagnostics(res.Warnings)
+	if len(res.Errors) == 0 {
+		res.Mesh = mesh
+	}
+	return res, skipped
+}
+
+// ParseManifests reads the documents of one manifest file; file names it in
+// diagnostics. Documents whose apiVersion is of the glassmesh.io group, or
+// that have none, are parsed as Parse parses them; lists (`kind: List` and
+// other *List kinds with items) are read item by item; every other object
+// is returned as a Manifest. Errors name file:line.
+func ParseManifests(file string, data []byte) (Objects, []Manifest, []Diagnostic) {
+	var objs Objects
+	var ms []Manifest
+	var errs []Diagnostic
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := decodeNode(dec, &doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			errs = append(errs, syntaxError(file, err))
+			break
+		}
+		if len(doc.Content) == 0 {
+			continue
+		}
+		errs = append(errs, manifestDocument(file, doc.Content[0], &objs, &ms, 0)...)
+	}
+	applyDefaults(objs)
+	return objs, ms, errs
+}
+
+// maxListDepth bounds lists of lists.
+const maxListDepth = 8
+
+// manifestDocument reads one document, or one item of a list, into objs or
+// ms.
+func manifestDocument(file string, root *yaml.Node, objs *Objects, ms *[]Manifest, depth int) []Diagnostic {
+	d := newDecoder(file, root)
+	n := d.resolve(root, "")
+	if n == nil || n.Kind != yaml.MappingNode {
+		return parseDocument(file, root, objs) // reports what is wrong with it
+	}
+	apiVersion, kind := scalarField(n, "apiVersion"), scalarField(n, "kind")
+	group, _, _ := strings.Cut(apiVersion, "/")
+	if apiVersion == "" || !strings.Contains(apiVersion, "/") && apiVersion != "v1" || group == CRDGroup || kind == "" {
+		return parseDocument(file, root, objs)
+	}
+	value := d.generic(n, "")
+	if len(d.errs) > 0 {
+		return d.errs
+	}
+	obj, _ := value.(map[string]any)
+	if _, ok := obj["items"].([]any); ok && strings.HasSuffix(kind, "List") {
+		if depth >= maxListDepth {
+			d.errorf(n, "items", "lists nested more than %d deep", maxListDepth)
+			return d.errs
+		}
+		var errs []Diagnostic
+		for _, item := range listItems(n) {
+			errs = append(errs, manifestDocument(file, item, objs, ms, depth+1)...)
+		}
+		return errs
+	}
+	m := Manifest{APIVersion: apiVersion, Kind: kind, Object: obj, Origin: d.origin(n)}
+	if meta, ok := obj["metadata"].(map[string]any); ok {
+		m.Name, _ = meta["name"].(string)
+		m.Namespace, _ = meta["namespace"].(string)
+	}
+	if m.Namespace == "" {
+		m.Namespace = DefaultNamespace
+	}
+	*ms = append(*ms, m)
+	return nil
+}
+
+// scalarField is the string value of a top-level key of a mapping, or "".
+func scalarField(n *yaml.Node, key string) string {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Value == key {
+			if v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" {
+				return v.Value
+			}
+			return ""
+		}
+	}
+	return ""
+}
+
+// listItems returns the item nodes of a list document.
+func listItems(n *yaml.Node) []*yaml.Node {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i]; k.Kind == yaml.ScalarNode && k.Value == "items" {
+			v := n.Content[i+1]
+			for v.Kind == yaml.AliasNode && v.Alias != nil {
+				v = v.Alias
+			}
+			return v.Content
+		}
+	}
+	return nil
+}
+
+// generic reads any node into JSON-like values, recording the line of
+// every field as the typed decoding does.
+func (d *decoder) generic(n *yaml.Node, path string) any {
+	if n = d.resolve(n, path); n == nil {
+		return nil
+	}
+	switch n.Kind {
+	case yaml.MappingNode:
+		m := make(map[string]any, len(n.Content)/2)
+		d.pairs(n, path, func(key string, _, val *yaml.Node, at string) {
+			m[key] = d.generic(val, at)
+		})
+		return m
+	case yaml.SequenceNode:
+		s := make([]any, len(n.Content))
+		for i, item := range n.Content {
+			at := indexPath(path, i)
+			d.fields.lines[at] = item.Line
+			s[i] = d.generic(item, at)
+		}
+		return s
+	case yaml.ScalarNode:
+		return scalarValue(n)
+	}
+	d.errorf(n, path, "unexpected %s", describe(n))
+	return nil
+}
+
+// scalarValue is a scalar as encoding/json would give it, except that
+// integers stay integers (int64), as in Kubernetes' unstructured objects.
+func scalarValue(n *yaml.Node) any {
+	switch n.ShortTag() {
+	case "!!null":
+		return nil
+	case "!!bool":
+		var b bool
+		if n.Decode(&b) == nil {
+			return b
+		}
+	case "!!int":
+		var i int64
+		if n.Decode(&i) == nil {
+			return i
+		}
+		var f float64
+		if n.Decode(&f) == nil {
+			return f
+		}
+	case "!!float":
+		var f float64
+		if n.Decode(&f) == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return f
+		}
+	}
+	return n.Value
+}
