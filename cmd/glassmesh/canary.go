@@ -16,10 +16,18 @@ import (
 // newCanary builds the canary controller over the metrics engine, makes its
 // weights the store's overlay and serves its API.
 func (a *app) newCanary() error {
-	c, err := canary.New(canary.Config{
+	cfg := canary.Config{
 		DataDir: filepath.Join(a.flags.dataDir, "canaries"),
 		Querier: canary.EngineQuerier{Engine: a.tel.engine.PromQL(), Queryable: a.tel.storage.Queryable()},
-	}, a.logger.With("component", "canary"), a.reg)
+	}
+	if a.kube != nil {
+		// Several replicas: the states live in the Canary objects' status,
+		// and this replica follows until it wins the election (leader.go).
+		cfg.Store, cfg.Follower = a.kube.CanaryStates(), true
+	} else {
+		a.leaderGauge.Set(1)
+	}
+	c, err := canary.New(cfg, a.logger.With("component", "canary"), a.reg)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ type runFlags struct {
 	ca           caFlags
 	grpcTLS      grpcTLSFlags
 	webhook      webhookFlags
+	leader       leaderFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
@@ -43,6 +44,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	f.ca.register(fs)
 	f.grpcTLS.register(fs)
 	f.webhook.register(fs)
+	f.leader.register(fs)
 }
 
 func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {

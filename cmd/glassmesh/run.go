@@ -59,6 +59,7 @@ type app struct {
 
 	store   *source.Store
 	config  configSource
+	kube    *source.Kubernetes // the config source, with --source kubernetes
 	xds     *xds.Server
 	tel     *telemetry
 	canary  *canary.Controller
@@ -70,6 +71,9 @@ type app struct {
 	httpLis net.Listener
 	mux     *http.ServeMux
 	ready   atomic.Bool
+
+	leading     atomic.Bool // holds the leader Lease (leader.go)
+	leaderGauge prometheus.Gauge
 
 	// actors are extra run-group members (the demo adds its apps).
 	actors []actor
@@ -94,6 +98,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux()}
 	a.store = source.NewStore(logger, reg)
+	a.leaderGauge = newLeaderGauge(reg)
 	switch f.source {
 	case "file":
 		a.config = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
@@ -102,7 +107,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--source kubernetes: %w", err)
 		}
-		a.config = k
+		a.config, a.kube = k, k
 	default:
 		return nil, fmt.Errorf("--source: %q is not file or kubernetes", f.source)
 	}
@@ -197,6 +202,7 @@ func (a *app) run(ctx context.Context) error {
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.config.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
+	g.Add(func() error { return a.elect(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.rotateSecrets(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.publishCABundle(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })

@@ -32,6 +32,7 @@ type telemetryFlags struct {
 	rulesInterval      time.Duration
 	alertmanagerURLs   []string
 	remoteWriteURLs    []string
+	remoteWriteLabels  map[string]string
 	zipkinAddr         string
 	retentionTraces    string
 	exportOTLP         []string
@@ -48,6 +49,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
+	fs.StringToStringVar(&f.remoteWriteLabels, "remote-write.external-label", nil, "label=value added to every series remote-written, e.g. replica=$(POD_NAME) so several replicas' series stay apart in the store (repeatable, or comma-separated)")
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
@@ -112,7 +114,7 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	logger, reg := a.logger.With("component", "metrics"), a.reg
 	var err error
 	// Before anything appends: remote-write hooks the TSDB's write notifications.
-	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, FlushDeadline: 10 * time.Second},
+	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: f.remoteWriteLabels, FlushDeadline: 10 * time.Second},
 		t.storage.DB(), logger, reg); err != nil {
 		return nil, err
 	}

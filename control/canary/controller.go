@@ -64,6 +64,8 @@ type Controller struct {
 
 	mu       sync.Mutex
 	leading  bool        // decides, evaluates and saves; else follows the store
+	takeOver bool        // leading, but the saved states are to be adopted with the first config
+	loaded   bool        // a config has arrived (Overlay)
 	mesh     *model.Mesh // the latest loaded (file) mesh
 	canaries map[string]*canary
 }
@@ -142,14 +144,22 @@ func (c *Controller) attachSpecs() {
 
 // Lead makes this controller the one that decides: it takes the saved
 // states (the last leader's decisions), follows the config from them and
-// evaluates from now on. Called when this replica wins the election.
+// evaluates from now on. Called when this replica wins the election. Before
+// the first config arrived the saved states may not be readable yet (an
+// informer still syncing), so the take-over waits for it.
 func (c *Controller) Lead() error {
 	c.mu.Lock()
-	err := c.adopt()
+	var err error
+	if c.loaded {
+		if err = c.adopt(); err == nil {
+			c.sync(c.mesh, time.Now())
+		}
+	} else {
+		c.takeOver = true
+	}
 	if err == nil {
 		c.leading = true
-		c.sync(c.mesh, time.Now())
-		c.logger.Info("canary controller leading", "canaries", len(c.canaries))
+		c.logger.Info("canary controller leading", "canaries", len(c.canaries), "waitingForConfig", c.takeOver)
 	}
 	c.mu.Unlock()
 	c.poke()
@@ -165,7 +175,7 @@ func (c *Controller) Follow() {
 	if c.leading {
 		c.logger.Info("canary controller following the leader's decisions")
 	}
-	c.leading = false
+	c.leading, c.takeOver = false, false
 }
 
 // Leading reports whether this controller decides.
@@ -180,6 +190,14 @@ func (c *Controller) Leading() bool {
 // with the canaries' weights.
 func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
 	c.mu.Lock()
+	c.loaded = true
+	if c.takeOver {
+		c.mesh = m
+		if err := c.adopt(); err != nil {
+			c.logger.Error("reading the last leader's canary states failed; canaries start over", "error", err)
+		}
+		c.takeOver = false
+	}
 	if c.leading {
 		c.sync(m, time.Now())
 	} else {

@@ -66,7 +66,7 @@ func (c RemoteWriteConfig) Validate() error {
 	}
 	for name, value := range c.ExternalLabels {
 		if !model.UTF8Validation.IsValidLabelName(name) || !model.LabelValue(value).IsValid() {
-			errs = append(errs, fmt.Errorf("remote-write.external-labels: invalid label %q=%q", name, value))
+			errs = append(errs, fmt.Errorf("remote-write.external-label: invalid label %q=%q", name, value))
 		}
 	}
 	return errors.Join(errs...)

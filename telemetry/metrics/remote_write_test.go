@@ -229,7 +229,7 @@ func TestRemoteWriteConfigValidate(t *testing.T) {
 		{"a URL without host is named", RemoteWriteConfig{URLs: []string{"http:///write"}}, "missing host"},
 		{"a URL given twice is named", RemoteWriteConfig{URLs: []string{"http://a", "http://a"}}, "given twice"},
 		{"a negative deadline is named", RemoteWriteConfig{BatchSendDeadline: -1}, "remote-write.batch-send-deadline"},
-		{"a bad external label is named", RemoteWriteConfig{ExternalLabels: map[string]string{"": "x"}}, "remote-write.external-labels"},
+		{"a bad external label is named", RemoteWriteConfig{ExternalLabels: map[string]string{"": "x"}}, "remote-write.external-label:"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
