@@ -77,8 +77,18 @@ func (s canaryStates) Save(st *canary.Status) error {
 	if n := len(c.Decisions) - MaxStatusDecisions; n > 0 {
 		c.Decisions = c.Decisions[n:]
 	}
-	b, err := json.Marshal(map[string]any{"status": &c})
+	b, err := json.Marshal(&c)
 	if err != nil {
+		return err
+	}
+	var status map[string]any
+	if err := json.Unmarshal(b, &status); err != nil {
+		return err
+	}
+	if c.NextEvaluationAt.IsZero() {
+		status["nextEvaluationAt"] = nil // a merge patch leaves out what it does not null
+	}
+	if b, err = json.Marshal(map[string]any{"status": status}); err != nil {
 		return err
 	}
 	s.k.status.enqueue(statusWrite{what: "canary", gvr: canaryGVR, namespace: st.Namespace, name: st.Name, patch: b})
