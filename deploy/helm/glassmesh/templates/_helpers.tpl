@@ -36,6 +36,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- range .Values.remoteWrite }}
 - --remote-write-url={{ . }}
 {{- end }}
+{{- if .Values.remoteWrite }}
+{{- /* each replica's series apart in the store; the kubelet expands $(POD_NAME) */}}
+- --remote-write.external-label=replica=$(POD_NAME)
+{{- end }}
 {{- range .Values.tracesExportOTLP }}
 - --traces.export-otlp={{ . }}
 {{- end }}
