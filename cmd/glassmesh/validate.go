@@ -6,6 +6,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
 )
 
 func newValidateCmd() *cobra.Command {
@@ -14,16 +15,30 @@ func newValidateCmd() *cobra.Command {
 		Short: "Validate mesh config; print every error as file:line and exit 1 if there is any",
 		Long: `Validate reads every *.yaml and *.yml file under DIR (or the one FILE),
 checks it the way 'glassmesh run' would, prints each error and warning as
-file:line: field.path: message, and exits 1 when there are errors.`,
+file:line: field.path: message, and exits 1 when there are errors.
+
+DIR may also be a directory of Kubernetes manifests, as 'kubectl apply -f'
+takes it: the glassmesh.io kinds mixed with core Services (read as
+'--source kubernetes' reads them), Gateway API HTTPRoutes and SMI
+TrafficSplits (imported as TrafficRoutes) and 'kind: List' documents;
+objects of other kinds (Deployments, ConfigMaps, ...) are skipped and
+counted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r := model.Load(args[0])
+			r, skipped := model.LoadManifests(args[0], source.ImportManifests)
 			out := cmd.OutOrStdout()
 			for _, d := range r.Errors {
 				fmt.Fprintln(out, "error:", d.Error())
 			}
 			for _, d := range r.Warnings {
 				fmt.Fprintln(out, "warning:", d.Error())
+			}
+			if n := skipped.Total(); n > 0 {
+				objects := "objects"
+				if n == 1 {
+					objects = "object"
+				}
+				fmt.Fprintf(out, "skipped %d %s of other kinds: %s\n", n, objects, skipped)
 			}
 			if len(r.Errors) > 0 {
 				fmt.Fprintf(out, "%d error(s), %d warning(s) in %d file(s)\n", len(r.Errors), len(r.Warnings), r.Files)

@@ -139,8 +139,16 @@ func ParseManifests(file string, data []byte) (Objects, []Manifest, []Diagnostic
 	return objs, ms, errs
 }
 
-// maxListDepth bounds lists of lists.
-const maxListDepth = 8
+// Bounds on what one manifest may be, so hostile input (aliases that
+// refer to themselves, deep nesting) is an error rather than an outage.
+// The largest manifests in use (CRDs with big schemas) are ~50,000 nodes
+// and ~30 levels deep.
+const (
+	maxListDepth     = 8       // lists of lists
+	maxManifestDepth = 100     // nested mappings and lists
+	maxManifestNodes = 1 << 17 // values in one document, aliases expanded
+	maxLineDepth     = 24      // deeper fields' lines are their ancestor's
+)
 
 // manifestDocument reads one document, or one item of a list, into objs or
 // ms.
@@ -155,7 +163,7 @@ func manifestDocument(file string, root *yaml.Node, objs *Objects, ms *[]Manifes
 	if apiVersion == "" || !strings.Contains(apiVersion, "/") && apiVersion != "v1" || group == CRDGroup || kind == "" {
 		return parseDocument(file, root, objs)
 	}
-	value := d.generic(n, "")
+	value := d.generic(n, "", 0)
 	if len(d.errs) > 0 {
 		return d.errs
 	}
@@ -212,27 +220,47 @@ func listItems(n *yaml.Node) []*yaml.Node {
 }
 
 // generic reads any node into JSON-like values, recording the line of
-// every field as the typed decoding does.
-func (d *decoder) generic(n *yaml.Node, path string) any {
-	if n = d.resolve(n, path); n == nil {
+// every field down to maxLineDepth as the typed decoding does.
+func (d *decoder) generic(n *yaml.Node, path string, depth int) any {
+	if n = d.resolve(n, path); n == nil || len(d.errs) > 0 {
 		return nil
 	}
-	switch n.Kind {
-	case yaml.MappingNode:
+	switch {
+	case depth > maxManifestDepth:
+		d.errorf(n, path, "nested more than %d levels deep", maxManifestDepth)
+		return nil
+	case d.nodes > maxManifestNodes:
+		d.errorf(n, path, "the document expands to more than %d values (through aliases?)", maxManifestNodes)
+		return nil
+	}
+	deep := depth > maxLineDepth // no more lines or paths: LineOf finds the ancestor's
+	switch {
+	case n.Kind == yaml.MappingNode && deep:
+		m := make(map[string]any, len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if k := d.resolve(n.Content[i], path); k != nil && k.Kind == yaml.ScalarNode {
+				m[k.Value] = d.generic(n.Content[i+1], path, depth+1)
+			}
+		}
+		return m
+	case n.Kind == yaml.MappingNode:
 		m := make(map[string]any, len(n.Content)/2)
 		d.pairs(n, path, func(key string, _, val *yaml.Node, at string) {
-			m[key] = d.generic(val, at)
+			m[key] = d.generic(val, at, depth+1)
 		})
 		return m
-	case yaml.SequenceNode:
+	case n.Kind == yaml.SequenceNode:
 		s := make([]any, len(n.Content))
 		for i, item := range n.Content {
-			at := indexPath(path, i)
-			d.fields.lines[at] = item.Line
-			s[i] = d.generic(item, at)
+			at := path
+			if !deep {
+				at = indexPath(path, i)
+				d.fields.lines[at] = item.Line
+			}
+			s[i] = d.generic(item, at, depth+1)
 		}
 		return s
-	case yaml.ScalarNode:
+	case n.Kind == yaml.ScalarNode:
 		return scalarValue(n)
 	}
 	d.errorf(n, path, "unexpected %s", describe(n))

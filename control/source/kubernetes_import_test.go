@@ -2,6 +2,10 @@ package source
 
 import (
 	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -260,4 +264,46 @@ func TestMergeImported(t *testing.T) {
 			t.Errorf("validation: %s", messages(errs))
 		}
 	})
+}
+
+var updateGolden = flag.Bool("update", false, "rewrite the golden files of the manifest tests")
+
+// TestImportManifests loads the manifest directories under
+// control/model/testdata/manifests as `glassmesh validate` does and
+// compares what it finds with the .golden file next to each.
+func TestImportManifests(t *testing.T) {
+	for _, dir := range []string{"valid", "invalid"} {
+		t.Run(dir, func(t *testing.T) {
+			root := filepath.Join("..", "model", "testdata", "manifests")
+			r, skipped := model.LoadManifests(filepath.Join(root, dir), ImportManifests)
+			var b strings.Builder
+			for _, d := range r.Errors {
+				fmt.Fprintln(&b, "error:", strings.TrimPrefix(d.Error(), root+"/"))
+			}
+			for _, d := range r.Warnings {
+				fmt.Fprintln(&b, "warning:", strings.TrimPrefix(d.Error(), root+"/"))
+			}
+			fmt.Fprintf(&b, "skipped: %s\n", skipped)
+			if r.Mesh != nil {
+				routes, _ := yaml.Marshal(r.Mesh.Routes)
+				fmt.Fprintf(&b, "services: %d\nroutes:\n%s", len(r.Mesh.Services), routes)
+				for _, s := range r.Mesh.Services {
+					fmt.Fprintf(&b, "service %s from %s:%d\n", s.Key(), strings.TrimPrefix(s.Origin.File, root+"/"), s.Origin.Line)
+				}
+			}
+			golden := filepath.Join(root, dir+".golden")
+			if *updateGolden {
+				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("got\n%s\nwant (%s; -update rewrites it)\n%s", b.String(), golden, want)
+			}
+		})
+	}
 }
