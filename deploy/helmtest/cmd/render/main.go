@@ -1,0 +1,122 @@
+// Command render prints glassmesh's Helm chart rendered with helm's Go
+// packages, like `helm template`, for test harnesses that must not import
+// helm themselves (e2e/k8s applies the output to a real API server):
+//
+//	go run ./cmd/render [--set replicaCount=2] [--namespace NS] [--release NAME] [--crds]
+//
+// With the defaults (release glassmesh in glassmesh-system) the output is
+// exactly helmtest.Render's. --crds prints the chart's crds/ files instead
+// (Helm installs them first, unrendered).
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"helm.sh/helm/v3/pkg/chart"
+	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/engine"
+	"helm.sh/helm/v3/pkg/strvals"
+
+	"github.com/glassmesh/glassmesh/deploy/helmtest"
+)
+
+type setFlags []string
+
+func (s *setFlags) String() string     { return strings.Join(*s, ",") }
+func (s *setFlags) Set(v string) error { *s = append(*s, v); return nil }
+
+func main() {
+	var sets setFlags
+	flag.Var(&sets, "set", "a value as `helm --set` takes it, key=value[,key=value]; repeatable")
+	namespace := flag.String("namespace", helmtest.Namespace, "the release's namespace")
+	release := flag.String("release", helmtest.ReleaseName, "the release's name")
+	crds := flag.Bool("crds", false, "print the chart's crds/ instead of its templates")
+	flag.Parse()
+	if err := run(sets, *namespace, *release, *crds); err != nil {
+		fmt.Fprintln(os.Stderr, "render:", err)
+		os.Exit(1)
+	}
+}
+
+func run(sets []string, namespace, release string, crds bool) error {
+	ch, err := helmtest.Load()
+	if err != nil {
+		return err
+	}
+	if crds {
+		files := helmtest.CRDs(ch)
+		names := make([]string, 0, len(files))
+		for name := range files {
+			names = append(names, name)
+		}
+		sort.Strings(names)
+		for _, name := range names {
+			fmt.Printf("---\n# Source: %s\n%s\n", name, strings.Trim(string(files[name]), "\n"))
+		}
+		return nil
+	}
+	values := map[string]any{}
+	for _, s := range sets {
+		if err := strvals.ParseInto(s, values); err != nil {
+			return fmt.Errorf("--set %s: %w", s, err)
+		}
+	}
+	var out []byte
+	if namespace == helmtest.Namespace && release == helmtest.ReleaseName {
+		out, err = helmtest.Render(values)
+	} else {
+		out, err = render(ch, values, release, namespace)
+	}
+	if err != nil {
+		return err
+	}
+	_, err = os.Stdout.Write(out)
+	return err
+}
+
+// render is helmtest.RenderChart as another release in another namespace.
+func render(ch *chart.Chart, values map[string]any, release, namespace string) ([]byte, error) {
+	opts := chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}
+	vals, err := chartutil.ToRenderValues(ch, values, opts, chartutil.DefaultCapabilities)
+	if err != nil {
+		return nil, fmt.Errorf("values: %w", err)
+	}
+	files, err := engine.Render(ch, vals)
+	if err != nil {
+		return nil, fmt.Errorf("render: %w", err)
+	}
+	names := make([]string, 0, len(files))
+	for name := range files {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	for _, name := range names {
+		if strings.HasSuffix(name, "NOTES.txt") || strings.HasPrefix(filepath.Base(name), "_") {
+			continue
+		}
+		for _, doc := range strings.Split(files[name], "\n---") {
+			if strings.TrimSpace(stripComments(doc)) == "" {
+				continue
+			}
+			fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", name, strings.Trim(doc, "\n"))
+		}
+	}
+	return []byte(b.String()), nil
+}
+
+func stripComments(doc string) string {
+	var b strings.Builder
+	for _, line := range strings.Split(doc, "\n") {
+		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
+			b.WriteString(line)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
