@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	authorizationv1client "k8s.io/client-go/kubernetes/typed/authorization/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/clientcmd"
@@ -92,6 +94,8 @@ type Kubernetes struct {
 	mu      sync.Mutex
 	watched map[string]cache.SharedIndexInformer // custom resource informers by plural
 	imports map[string]cache.SharedIndexInformer // informers of imported resources (HTTPRoutes, TrafficSplits) by plural
+	denied  map[string]bool                      // imported resources glassmesh may not list and watch
+	access  authorizationv1client.SelfSubjectAccessReviewInterface
 	kick    chan struct{}
 
 	status statusWriter // the leader's status writes (kubernetes_status.go)
@@ -120,6 +124,8 @@ func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, erro
 		dynamic: dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
 		watched: map[string]cache.SharedIndexInformer{},
 		imports: map[string]cache.SharedIndexInformer{},
+		denied:  map[string]bool{},
+		access:  cs.AuthorizationV1().SelfSubjectAccessReviews(),
 		kick:    make(chan struct{}, 1),
 	}
 	crdGVR := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
@@ -239,21 +245,30 @@ func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
 	}
 	group, _, _ := unstructured.NestedString(u.Object, "spec", "group")
 	plural, _, _ := unstructured.NestedString(u.Object, "spec", "names", "plural")
-	version, informers := "", k.watched
+	version, informers, imported := "", k.watched, false
 	switch {
 	case !established(u):
 		return
 	case group == model.CRDGroup && knownResource(plural):
 		version = model.CRDVersion
 	case group != "" && importedResources[plural] == group:
-		version, informers = servedVersion(u), k.imports
+		version, informers, imported = servedVersion(u), k.imports, true
 	}
 	if version == "" {
 		return
 	}
 	k.mu.Lock()
+	_, watching := informers[plural]
+	k.mu.Unlock()
+	if watching {
+		return
+	}
+	// An informer that may not list never syncs, and the first model
+	// waits for it: imports are optional, so check first.
+	mayWatch := !imported || k.mayWatch(ctx, group, plural)
+	k.mu.Lock()
 	defer k.mu.Unlock()
-	if _, ok := informers[plural]; ok {
+	if _, ok := informers[plural]; ok || !mayWatch {
 		return
 	}
 	inf := k.dynamic.ForResource(schema.GroupVersionResource{Group: group, Version: version, Resource: plural}).Informer()
@@ -265,6 +280,34 @@ func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
 	k.dynamic.Start(ctx.Done())
 	k.logger.Info("kubernetes source: watching custom resources", "resource", plural+"."+group, "version", version)
 	k.changed()
+}
+
+// mayWatch asks the API server whether glassmesh may list and watch a
+// resource in every namespace; when not, it says once what RBAC rule is
+// missing.
+func (k *Kubernetes) mayWatch(ctx context.Context, group, plural string) bool {
+	for _, verb := range []string{"list", "watch"} {
+		r, err := k.access.Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: plural},
+		}}, metav1.CreateOptions{})
+		if err == nil && r.Status.Allowed {
+			continue
+		}
+		k.mu.Lock()
+		first := !k.denied[plural]
+		k.denied[plural] = true
+		k.mu.Unlock()
+		if first {
+			reason := "denied"
+			if err != nil {
+				reason = err.Error()
+			}
+			k.logger.Warn("kubernetes source: not importing "+plural+"."+group+": glassmesh may not list and watch them (add get, list, watch on them to its ClusterRole)",
+				"verb", verb, "reason", reason)
+		}
+		return false
+	}
+	return true
 }
 
 // servedVersion is the version of a CRD to read: its storage version when
