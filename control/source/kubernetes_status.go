@@ -175,7 +175,9 @@ func (k *Kubernetes) writeLoop() {
 	}
 }
 
-func (x statusWrite) key() string { return x.gvr.Resource + "/" + x.namespace + "/" + x.name + "#" + x.what }
+func (x statusWrite) key() string {
+	return x.gvr.Resource + "/" + x.namespace + "/" + x.name + "#" + x.what
+}
 
 func (k *Kubernetes) writeOne(x statusWrite) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -323,10 +325,9 @@ func invalidEvent(u *unstructured.Unstructured, message string, now time.Time, i
 		identity = "glassmesh"
 	}
 	return &eventsv1.Event{
-		ObjectMeta: metav1.ObjectMeta{
-			GenerateName: u.GetName() + ".",
-			Namespace:    u.GetNamespace(),
-		},
+		// Named as client-go's recorder names them (events.k8s.io refuses a
+		// generateName ending in ".").
+		ObjectMeta:          metav1.ObjectMeta{Name: fmt.Sprintf("%s.%x", u.GetName(), now.UnixNano()), Namespace: u.GetNamespace()},
 		EventTime:           metav1.NewMicroTime(now),
 		ReportingController: EventController,
 		ReportingInstance:   identity,

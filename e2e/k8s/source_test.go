@@ -71,9 +71,12 @@ func runGlassmesh(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
-			var l struct{ Msg, HTTP, GRPC string }
+			var l struct{ Msg, Level, HTTP, GRPC string }
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
 				addrs <- [2]string{l.HTTP, l.GRPC}
+			}
+			if l.Level == "WARN" || l.Level == "ERROR" {
+				t.Logf("glassmesh: %s", sc.Text())
 			}
 		}
 	}()
@@ -202,7 +205,7 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 	}
 	// Other tests leave objects in their namespaces (no namespace controller
 	// deletes them), some invalid on purpose: this mesh is this namespace.
-	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns)
+	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns, "--leader-elect.namespace", ns)
 
 	b, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{Namespace: ns, Workload: "productpage", Instance: "productpage-0",
 		IP: "127.0.0.1", Labels: map[string]string{"app": "productpage"}}, sidecarconfig.BootstrapOptions{XDSAddr: grpcAddr})
@@ -294,4 +297,65 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 			t.Errorf("calls %v after the bad edit, want still all v2", got)
 		}
 	})
+	t.Run("the invalid route gets a Valid=False condition and a Warning Event naming the field", func(t *testing.T) {
+		within(t, 25*time.Second, "the condition", func() error {
+			c, _, err := validCondition(ctx, dyn, trafficRoutes, ns, "reviews")
+			if err != nil {
+				return err
+			}
+			if c["status"] != "False" || c["reason"] != "Invalid" || !strings.Contains(fmt.Sprint(c["message"]), "spec.rules[0].destinations") {
+				return fmt.Errorf("condition %v", c)
+			}
+			return nil
+		})
+		within(t, 25*time.Second, "the Event", func() error {
+			evs, err := cs.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+			if err != nil {
+				return err
+			}
+			for _, e := range evs.Items {
+				if e.Regarding.Kind == "TrafficRoute" && e.Regarding.Name == "reviews" && e.Type == corev1.EventTypeWarning &&
+					e.Reason == "Invalid" && strings.Contains(e.Note, "spec.rules[0].destinations") {
+					return nil
+				}
+			}
+			return fmt.Errorf("no Warning Event for the route among %d events", len(evs.Items))
+		})
+		// Mended, it is Valid again.
+		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := route(ns, 50, 50)
+		r.SetResourceVersion(cur.GetResourceVersion())
+		if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		within(t, 25*time.Second, "Valid=True", func() error {
+			c, gen, err := validCondition(ctx, dyn, trafficRoutes, ns, "reviews")
+			if err != nil {
+				return err
+			}
+			if c["status"] != "True" || c["observedGeneration"] != gen {
+				return fmt.Errorf("condition %v at generation %d", c, gen)
+			}
+			return nil
+		})
+	})
+}
+
+// validCondition is the Valid condition glassmesh wrote on an object, and
+// the object's generation.
+func validCondition(ctx context.Context, dyn dynamic.Interface, gvr schema.GroupVersionResource, ns, name string) (map[string]any, int64, error) {
+	u, err := dyn.Resource(gvr).Namespace(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		return nil, 0, err
+	}
+	conds, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
+	for _, c := range conds {
+		if m, ok := c.(map[string]any); ok && m["type"] == "Valid" {
+			return m, u.GetGeneration(), nil
+		}
+	}
+	return nil, 0, fmt.Errorf("no Valid condition in %v", u.Object["status"])
 }

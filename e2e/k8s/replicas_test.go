@@ -1,0 +1,293 @@
+package k8s
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/glassmesh/glassmesh/e2e/k8s/kubetest"
+)
+
+var canaries = schema.GroupVersionResource{Group: "glassmesh.io", Version: "v1alpha1", Resource: "canaries"}
+
+// replica is one `glassmesh run` of several sharing the API server.
+type replica struct {
+	name     string
+	cmd      *exec.Cmd
+	httpAddr string
+}
+
+// startReplica runs glassmesh as one replica of a leader-elected set (a
+// short lease, so a killed leader is replaced within seconds).
+func startReplica(t *testing.T, name, ns string) *replica {
+	t.Helper()
+	args := []string{"run", "--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--data-dir", t.TempDir(),
+		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--otlp-grpc-addr", "", "--otlp-http-addr", "",
+		"--zipkin-addr", "", "--log.format", "json", "--kubernetes.namespaces", ns,
+		"--leader-elect.namespace", ns, "--leader-elect.identity", name,
+		"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms"}
+	r := &replica{name: name, cmd: exec.Command(glassmeshBinary(t), args...)}
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := r.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			var l struct{ Msg, HTTP string }
+			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
+				addr <- l.HTTP
+			}
+			if strings.Contains(sc.Text(), "leading") || strings.Contains(sc.Text(), "following") || strings.Contains(sc.Text(), "canary decision") {
+				t.Logf("%s: %s", name, sc.Text())
+			}
+		}
+	}()
+	select {
+	case r.httpAddr = <-addr:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("replica %s did not start", name)
+	}
+	return r
+}
+
+// leader reads the replica's glassmesh_leader gauge.
+func (r *replica) leader() (bool, error) {
+	resp, err := http.Get("http://" + r.httpAddr + "/metrics")
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return false, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "glassmesh_leader "); ok {
+			return v == "1", nil
+		}
+	}
+	return false, fmt.Errorf("%s: no glassmesh_leader in /metrics", r.name)
+}
+
+// servedWeights is the weights reviews' last rule has in the replica's
+// serving config (/api/mesh/config: the canary overlay applied).
+func (r *replica) servedWeights(ns string) (map[string]int64, error) {
+	resp, err := http.Get("http://" + r.httpAddr + "/api/mesh/config")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var st struct {
+		Resources struct {
+			TrafficRoutes []struct {
+				Metadata struct{ Name, Namespace string }
+				Spec     struct {
+					Rules []struct {
+						Destinations []struct {
+							Subset string
+							Weight int64
+						}
+					}
+				}
+			}
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return nil, err
+	}
+	for _, tr := range st.Resources.TrafficRoutes {
+		if tr.Metadata.Namespace == ns && tr.Metadata.Name == "reviews" && len(tr.Spec.Rules) > 0 {
+			out := map[string]int64{}
+			for _, d := range tr.Spec.Rules[len(tr.Spec.Rules)-1].Destinations {
+				out[d.Subset] = d.Weight
+			}
+			return out, nil
+		}
+	}
+	return nil, fmt.Errorf("%s serves no route %s/reviews", r.name, ns)
+}
+
+// canaryState is what the leader recorded in the Canary's status.
+type canaryState struct {
+	State     string
+	Step      int
+	Weights   map[string]int64
+	Decisions []struct {
+		At      time.Time
+		Verdict string
+		Step    int
+	}
+}
+
+func readCanary(ctx context.Context, dyn dynamic.Interface, ns string) (canaryState, error) {
+	var st canaryState
+	u, err := dyn.Resource(canaries).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+	if err != nil {
+		return st, err
+	}
+	raw, _, _ := unstructured.NestedMap(u.Object, "status")
+	b, _ := json.Marshal(raw)
+	err = json.Unmarshal(b, &st)
+	return st, err
+}
+
+// TestTwoReplicasOneLeaderRunsTheCanary: two glassmesh replicas share the
+// API server; one wins the Lease and runs the canary, recording each
+// decision in the Canary's status, while the other serves the same weights.
+// The leader is killed (no hand-over: the lease has to expire); the other
+// takes over and finishes the canary from the recorded step.
+func TestTwoReplicasOneLeaderRunsTheCanary(t *testing.T) {
+	if _, err := kubetest.InstallCRDs(context.Background(), server.Config, crdDir); err != nil {
+		t.Fatal(err)
+	}
+	cs := kubernetes.NewForConfigOrDie(server.Config)
+	dyn := dynamic.NewForConfigOrDie(server.Config)
+	ns := newNamespace(t, cs)
+	ctx := context.Background()
+	if _, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: ns},
+		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"},
+			Ports: []corev1.ServicePort{{Name: "grpc", Port: 9080}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ip := hostIP(t)
+	runningPod(t, cs, ns, ip, "v1", 19081)
+	runningPod(t, cs, ns, ip, "v2", 19082)
+	if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Create(ctx, route(ns, 100, 0), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Ten steps of 2 s, no gates and no traffic needed: what is tested is
+	// who decides and that the decisions carry over, not the gates.
+	steps := []any{int64(10), int64(20), int64(30), int64(40), int64(50), int64(60), int64(70), int64(80), int64(90), int64(100)}
+	if _, err := dyn.Resource(canaries).Namespace(ns).Create(ctx, &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "glassmesh.io/v1alpha1", "kind": "Canary",
+		"metadata": map[string]any{"name": "reviews", "namespace": ns},
+		"spec": map[string]any{"route": "reviews", "stable": "v1", "canary": "v2", "steps": steps,
+			"interval": "2s", "minRequests": int64(0), "maxInconclusive": int64(3)},
+	}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	a := startReplica(t, "replica-a", ns)
+	within(t, 60*time.Second, "replica-a leads", func() error {
+		if ok, err := a.leader(); !ok {
+			return fmt.Errorf("not leading (%v)", err)
+		}
+		return nil
+	})
+	b := startReplica(t, "replica-b", ns)
+	within(t, 60*time.Second, "the canary at step 3, recorded in its status", func() error {
+		st, err := readCanary(ctx, dyn, ns)
+		if err != nil {
+			return err
+		}
+		if st.Step < 3 || st.State != "progressing" {
+			return fmt.Errorf("status %s at step %d", st.State, st.Step)
+		}
+		return nil
+	})
+	if ok, err := b.leader(); ok || err != nil {
+		t.Fatalf("replica-b leads too (%v): two leaders", err)
+	}
+	within(t, 25*time.Second, "the follower serving the leader's weights", func() error {
+		st, err := readCanary(ctx, dyn, ns)
+		if err != nil {
+			return err
+		}
+		wa, errA := a.servedWeights(ns)
+		wb, errB := b.servedWeights(ns)
+		if errA != nil || errB != nil {
+			return fmt.Errorf("%v %v", errA, errB)
+		}
+		if wb["v2"] == 0 || wb["v2"] != st.Weights["v2"] || wa["v2"] != wb["v2"] {
+			return fmt.Errorf("leader serves %v, follower %v, status says %v", wa, wb, st.Weights)
+		}
+		return nil
+	})
+	resp, err := http.Post("http://"+b.httpAddr+"/api/canaries/"+ns+"/reviews/pause", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("an action on the follower: %s, want 503", resp.Status)
+	}
+
+	// Kill the leader: no hand-over, the lease must expire.
+	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = a.cmd.Wait()
+	killed := time.Now()
+	before, err := readCanary(ctx, dyn, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("killed the leader at step %d of 10", before.Step)
+	within(t, 60*time.Second, "replica-b leads", func() error {
+		if ok, err := b.leader(); !ok {
+			return fmt.Errorf("not leading (%v)", err)
+		}
+		return nil
+	})
+	t.Logf("replica-b leads %s after the kill (lease 3 s)", time.Since(killed).Round(10*time.Millisecond))
+	within(t, 90*time.Second, "the canary succeeded", func() error {
+		st, err := readCanary(ctx, dyn, ns)
+		if err != nil {
+			return err
+		}
+		if st.State != "succeeded" {
+			return fmt.Errorf("status %s at step %d", st.State, st.Step)
+		}
+		return nil
+	})
+	st, err := readCanary(ctx, dyn, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	after := 0
+	for _, d := range st.Decisions {
+		count[d.Verdict]++
+		if d.At.After(killed) {
+			after++
+		}
+	}
+	if count["start"] != 1 || count["advance"] != 9 || count["promote"] != 1 {
+		t.Errorf("decisions %v, want 1 start, 9 advances and 1 promote over both leaders: %+v", count, st.Decisions)
+	}
+	if after == 0 || after > 10-before.Step+1 {
+		t.Errorf("%d decisions after the kill at step %d: the new leader did not resume from the recorded step: %+v", after, before.Step, st.Decisions)
+	}
+	if w, err := b.servedWeights(ns); err != nil || w["v2"] != 100 {
+		t.Errorf("replica-b serves %v (%v), want all at v2", w, err)
+	}
+	// The Canary is valid: the leader says so in its status too.
+	if c, _, err := validCondition(ctx, dyn, canaries, ns, "reviews"); err != nil || c["status"] != "True" {
+		t.Errorf("Valid condition %v (%v)", c, err)
+	}
+}
