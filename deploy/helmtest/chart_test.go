@@ -430,6 +430,8 @@ func checkRBAC(t *testing.T, objs []runtime.Object, webhook bool) {
 	read("", "services", "pods", "namespaces")
 	read("discovery.k8s.io", "endpointslices")
 	read("apiextensions.k8s.io", "customresourcedefinitions")
+	read("gateway.networking.k8s.io", "httproutes") // imported as TrafficRoutes
+	read("split.smi-spec.io", "trafficsplits")
 	kinds := []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
 	read("glassmesh.io", kinds...)
 	for _, k := range kinds {
