@@ -165,7 +165,7 @@ func TestRenderAllOptions(t *testing.T) {
 	want := append(slices.Clone(baseArgs),
 		"--trust-domain=example.org", "--cert-ttl=12h", "--log.level=debug", "--log.format=json",
 		"--remote-write-url=http://mimir.obs:9009/api/v1/push",
-		"--remote-write-url=http://thanos.obs:19291/api/v1/receive",
+		"--remote-write-url=http://thanos.obs:19291/api/v1/receive", "--remote-write.external-label=replica=$(POD_NAME)",
 		"--traces.export-otlp=http://tempo.obs:4318",
 		"--traces.export-otlp=grpc://jaeger.obs:4317",
 		"--metrics.query-url=http://mimir.obs:9009/prometheus",
