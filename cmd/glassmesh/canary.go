@@ -20,6 +20,10 @@ func (a *app) newCanary() error {
 		DataDir: filepath.Join(a.flags.dataDir, "canaries"),
 		Querier: canary.EngineQuerier{Engine: a.tel.engine.PromQL(), Queryable: a.tel.storage.Queryable()},
 	}
+	if a.tel.remoteQuery != nil {
+		// Several replicas remote-write to the store: judge on all traffic.
+		cfg.Querier = canary.VectorQuerier(a.tel.remoteQuery.Query)
+	}
 	if a.kube != nil {
 		// Several replicas: the states live in the Canary objects' status,
 		// and this replica follows until it wins the election (leader.go).

@@ -59,19 +59,21 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 // telemetry is the assembled telemetry side: storage, aggregation, the
 // receivers and the Prometheus API.
 type telemetry struct {
-	storage  *metrics.Storage
-	agg      *metrics.Aggregator
-	engine   *metrics.Engine
-	rules    *metrics.Rules
-	remote   *metrics.RemoteWrite
-	traces   *store.Durable
-	graph    *topology.Graph
-	otlpGRPC *grpc.Server
-	otlpHTTP *http.Server
-	otlpGLis net.Listener
-	otlpHLis net.Listener
-	zipkin   *http.Server
-	zipLis   net.Listener
+	// remoteQuery is --metrics.query-url's store, when given.
+	remoteQuery *topology.HTTPQuerier
+	storage     *metrics.Storage
+	agg         *metrics.Aggregator
+	engine      *metrics.Engine
+	rules       *metrics.Rules
+	remote      *metrics.RemoteWrite
+	traces      *store.Durable
+	graph       *topology.Graph
+	otlpGRPC    *grpc.Server
+	otlpHTTP    *http.Server
+	otlpGLis    net.Listener
+	otlpHLis    net.Listener
+	zipkin      *http.Server
+	zipLis      net.Listener
 }
 
 func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
@@ -156,6 +158,7 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 			return err // names the flag
 		}
 		q, cfg.PreferQuerier = remote, true
+		t.remoteQuery = remote
 	}
 	var err error
 	if t.graph, err = topology.New(cfg, q, t.traces, a.logger.With("component", "topology"), a.reg); err != nil {

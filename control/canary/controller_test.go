@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/promql"
+
 	"github.com/glassmesh/glassmesh/control/model"
 )
 
@@ -273,4 +275,28 @@ func countVerdicts(st Status, v Verdict) int {
 		}
 	}
 	return n
+}
+
+// A VectorQuerier (how gates read a remote store's Prometheus API) judges
+// like the engine: here over the same engine's vectors, a failing canary is
+// rolled back and a query with no data is not zero.
+func TestVectorQuerierJudgesLikeTheEngine(t *testing.T) {
+	db := newTSDB(t)
+	newTraffic(db).drive(t, 5, func() float64 { return 0.5 })
+	vq := VectorQuerier(func(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+		qry, err := db.eng.PromQL().NewInstantQuery(ctx, db.st.Queryable(), nil, q, ts)
+		if err != nil {
+			return nil, err
+		}
+		defer qry.Close()
+		return qry.Exec(ctx).Vector()
+	})
+	if _, ok, err := vq.Query(t.Context(), `absent_metric_xyz`, time.Now()); ok || err != nil {
+		t.Errorf("no data: ok %v err %v, want not ok", ok, err)
+	}
+	c, _ := newController(t, t.TempDir(), vq, loadMesh(t, meshYAML))
+	st := waitState(t, c, RolledBack, 30*time.Second)
+	if d := st.Decisions[len(st.Decisions)-1]; d.Verdict != Rollback || d.Requests < 20 {
+		t.Errorf("last decision %+v, want a rollback on at least minRequests", d)
+	}
 }

@@ -59,6 +59,28 @@ func (e EngineQuerier) Query(ctx context.Context, q string, ts time.Time) (float
 	}
 }
 
+// VectorQuerier is a Querier over an instant-query function that answers
+// vectors, such as a Prometheus-compatible store's HTTP API
+// (topology.HTTPQuerier's Query): with several replicas remote-writing to
+// it, gates judge the canary on all its traffic, not the leader's share.
+type VectorQuerier func(ctx context.Context, q string, ts time.Time) (promql.Vector, error)
+
+// Query evaluates q at ts and adds up the result.
+func (f VectorQuerier) Query(ctx context.Context, q string, ts time.Time) (float64, bool, error) {
+	vec, err := f(ctx, q, ts)
+	if err != nil {
+		return 0, false, err
+	}
+	sum, n := 0.0, 0
+	for _, s := range vec {
+		if s.H == nil && !math.IsNaN(s.F) {
+			sum += s.F
+			n++
+		}
+	}
+	return sum, n > 0, nil
+}
+
 // target is what one evaluation needs to know about a running canary,
 // copied out of the controller so queries run without its lock.
 type target struct {
