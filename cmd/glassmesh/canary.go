@@ -27,7 +27,8 @@ func (a *app) newCanary() error {
 	if a.kube != nil {
 		// Several replicas: the states live in the Canary objects' status,
 		// and this replica follows until it wins the election (leader.go).
-		cfg.Store, cfg.Follower = a.kube.CanaryStates(), true
+		cfg.Store = canary.ObjectStore{List: a.kube.CanaryStatuses, Patch: a.kube.PatchCanaryStatus}
+		cfg.Follower = true
 	} else {
 		a.leaderGauge.Set(1)
 	}

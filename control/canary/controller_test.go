@@ -2,9 +2,11 @@ package canary
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -200,11 +202,15 @@ func TestApplyLeavesTheLoadedMeshAlone(t *testing.T) {
 // and refuses actions; when the leader goes, the follower leads and finishes
 // the canary from the recorded step instead of starting it again.
 func TestAFollowerServesTheLeadersWeightsAndTakesOver(t *testing.T) {
+	t.Run("states in a directory", func(t *testing.T) { followerTakesOver(t, DirStore{t.TempDir()}) })
+	t.Run("states in objects (Kubernetes status)", func(t *testing.T) { followerTakesOver(t, newObjects().store()) })
+}
+
+func followerTakesOver(t *testing.T, store StateStore) {
 	db := newTSDB(t)
 	tr := newTraffic(db)
 	tr.drive(t, 10, func() float64 { return 0 })
 	m := loadMesh(t, strings.Replace(meshYAML, "steps: [25, 50, 100]", "steps: [10, 20, 30, 40, 50, 100]", 1))
-	store := DirStore{t.TempDir()}
 
 	leader, err := New(Config{Store: store, Querier: db.querier(), Tick: 100 * time.Millisecond}, discard(), nil)
 	if err != nil {
@@ -298,5 +304,95 @@ func TestVectorQuerierJudgesLikeTheEngine(t *testing.T) {
 	st := waitState(t, c, RolledBack, 30*time.Second)
 	if d := st.Decisions[len(st.Decisions)-1]; d.Verdict != Rollback || d.Requests < 20 {
 		t.Errorf("last decision %+v, want a rollback on at least minRequests", d)
+	}
+}
+
+// objects stands in for the API server's objects: each canary's state as
+// JSON, changed by JSON merge patches of top-level fields (RFC 7386, which
+// is all ObjectStore sends).
+type objects struct {
+	mu   sync.Mutex
+	docs map[string]map[string]any
+}
+
+func newObjects() *objects { return &objects{docs: map[string]map[string]any{}} }
+
+func (o *objects) store() ObjectStore {
+	return ObjectStore{
+		List: func() (map[string][]byte, error) {
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			out := map[string][]byte{}
+			for k, d := range o.docs {
+				b, err := json.Marshal(d)
+				if err != nil {
+					return nil, err
+				}
+				out[k] = b
+			}
+			return out, nil
+		},
+		Patch: func(ns, name string, patch []byte) error {
+			var p map[string]any
+			if err := json.Unmarshal(patch, &p); err != nil {
+				return err
+			}
+			o.mu.Lock()
+			defer o.mu.Unlock()
+			d := o.docs[ns+"/"+name]
+			if d == nil {
+				d = map[string]any{"conditions": []any{"kept"}} // someone else's field
+				o.docs[ns+"/"+name] = d
+			}
+			for k, v := range p {
+				if v == nil {
+					delete(d, k)
+				} else {
+					d[k] = v
+				}
+			}
+			return nil
+		},
+	}
+}
+
+func TestObjectStoreRoundTrip(t *testing.T) {
+	objs := newObjects()
+	s := objs.store()
+	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	st := &Status{Namespace: "shop", Name: "reviews", Route: "reviews", Stable: "v1", Canary: "v2", Steps: []uint32{10, 100},
+		State: Progressing, Step: 1, Weights: map[string]uint32{"v1": 90, "v2": 10}, TotalWeight: 100,
+		StepStartedAt: at, NextEvaluationAt: at.Add(time.Minute)}
+	for i := range MaxObjectDecisions + 20 {
+		st.Decisions = append(st.Decisions, Decision{At: at.Add(time.Duration(i) * time.Second), Verdict: Hold})
+	}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Load()
+	if err != nil || len(got) != 1 {
+		t.Fatalf("load: %v %v", got, err)
+	}
+	g := got[0]
+	if g.Key() != "shop/reviews" || g.Step != 1 || g.Weights["v2"] != 10 || !g.NextEvaluationAt.Equal(st.NextEvaluationAt) {
+		t.Errorf("read back %+v", g)
+	}
+	if len(g.Decisions) != MaxObjectDecisions || !g.Decisions[0].At.Equal(st.Decisions[20].At) {
+		t.Errorf("%d decisions from %v, want the last %d", len(g.Decisions), g.Decisions[0].At, MaxObjectDecisions)
+	}
+	// Ended: nextEvaluationAt is removed, not left behind by the patch.
+	st.State, st.NextEvaluationAt = Succeeded, time.Time{}
+	if err := s.Save(st); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Load(); got[0].State != Succeeded || !got[0].NextEvaluationAt.IsZero() {
+		t.Errorf("after the end: %s, next evaluation %v", got[0].State, got[0].NextEvaluationAt)
+	}
+	if objs.docs["shop/reviews"]["conditions"] == nil {
+		t.Error("the patch removed a field it does not own")
+	}
+	objs.docs["shop/broken"] = map[string]any{"state": 7}
+	if _, err := s.Load(); err == nil || !strings.Contains(err.Error(), "shop/broken") {
+		t.Errorf("a state that does not decode: err = %v, want one naming it", err)
 	}
 }

@@ -154,6 +154,66 @@ func (d DirStore) Save(st *Status) error { return statusDir{d.Dir}.save(st) }
 // Remove implements StateStore.
 func (d DirStore) Remove(key string) error { return statusDir{d.Dir}.remove(key) }
 
+// ObjectStore is a StateStore over objects that hold each canary's state as
+// JSON, such as the Canary objects' status on Kubernetes (control/source's
+// CanaryStatuses and PatchCanaryStatus): the state of several replicas.
+type ObjectStore struct {
+	// List returns the JSON of every saved state, by "namespace/name".
+	List func() (map[string][]byte, error)
+	// Patch writes (or queues) a JSON merge patch of one canary's state:
+	// the fields to set, null for those to remove.
+	Patch func(namespace, name string, patch []byte) error
+}
+
+// MaxObjectDecisions bounds the decisions an ObjectStore keeps per canary:
+// a Kubernetes object must stay well within etcd's 1.5 MB.
+const MaxObjectDecisions = 100
+
+// Load implements StateStore.
+func (o ObjectStore) Load() ([]*Status, error) {
+	objs, err := o.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Status, 0, len(objs))
+	for key, b := range objs {
+		st := &Status{}
+		if err := json.Unmarshal(b, st); err != nil {
+			return nil, fmt.Errorf("canary state of %s: %w", key, err)
+		}
+		st.Namespace, st.Name, _ = strings.Cut(key, "/")
+		out = append(out, st)
+	}
+	return out, nil
+}
+
+// Save implements StateStore: the whole state (the last MaxObjectDecisions
+// decisions) as one merge patch.
+func (o ObjectStore) Save(st *Status) error {
+	c := *st
+	if n := len(c.Decisions) - MaxObjectDecisions; n > 0 {
+		c.Decisions = c.Decisions[n:]
+	}
+	b, err := json.Marshal(&c)
+	if err != nil {
+		return err
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return err
+	}
+	if c.NextEvaluationAt.IsZero() {
+		fields["nextEvaluationAt"] = nil // a merge patch leaves alone what it does not null
+	}
+	if b, err = json.Marshal(fields); err != nil {
+		return err
+	}
+	return o.Patch(st.Namespace, st.Name, b)
+}
+
+// Remove implements StateStore: the state goes with its object.
+func (o ObjectStore) Remove(string) error { return nil }
+
 // statusDir keeps one JSON file per canary, written atomically, so a
 // restarted controller resumes where it was.
 type statusDir struct{ dir string }

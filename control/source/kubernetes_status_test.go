@@ -8,8 +8,6 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-
-	"github.com/glassmesh/glassmesh/control/canary"
 )
 
 func trafficRoute(generation int64, conditions ...any) *unstructured.Unstructured {
@@ -101,34 +99,5 @@ func TestValidConditionMessages(t *testing.T) {
 	x, _ := conditionWrite("trafficroutes", trafficRoute(1), long, time.Now(), "")
 	if len(x.patch) > 2*maxConditionMessage || len(x.event.Note) > maxEventNote || x.event.ReportingInstance == "" {
 		t.Errorf("a long message is not cut: patch %d bytes, note %d", len(x.patch), len(x.event.Note))
-	}
-}
-
-// The canary state survives the trip through a Canary's status.
-func TestCanaryStatusRoundTrip(t *testing.T) {
-	at := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
-	in := canary.Status{Namespace: "shop", Name: "reviews", Route: "reviews", Stable: "v1", Canary: "v2", Steps: []uint32{10, 50, 100},
-		State: canary.Progressing, Step: 2, Weights: map[string]uint32{"v1": 50, "v2": 50}, TotalWeight: 100,
-		StepStartedAt: at, NextEvaluationAt: at.Add(time.Minute), FileRule: "abc",
-		Decisions: []canary.Decision{{At: at, Step: 1, Verdict: canary.Start, By: "controller"}, {At: at, Step: 2, Verdict: canary.Advance, By: "controller"}}}
-	b, _ := json.Marshal(&in)
-	var status map[string]any
-	if err := json.Unmarshal(b, &status); err != nil {
-		t.Fatal(err)
-	}
-	u := &unstructured.Unstructured{Object: map[string]any{
-		"metadata": map[string]any{"name": "reviews", "namespace": "shop"},
-		"status":   status,
-	}}
-	u.Object["status"].(map[string]any)["conditions"] = []any{map[string]any{"type": "Valid", "status": "True"}}
-	out, err := canaryStatusOf(u)
-	if err != nil || out == nil {
-		t.Fatalf("%v %v", out, err)
-	}
-	if out.Key() != "shop/reviews" || out.Step != 2 || out.Weights["v2"] != 50 || !out.NextEvaluationAt.Equal(in.NextEvaluationAt) || len(out.Decisions) != 2 {
-		t.Errorf("read back %+v", out)
-	}
-	if st, err := canaryStatusOf(trafficRoute(1)); st != nil || err != nil {
-		t.Errorf("an object without a state: %v %v", st, err)
 	}
 }
