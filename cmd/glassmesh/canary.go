@@ -48,7 +48,13 @@ func (a *app) newCanary() error {
 // newSLOs keeps the SLOs' generated rule groups in the rules manager and
 // serves /api/slos.
 func (a *app) newSLOs() error {
-	mg, err := slo.NewManager(a.tel.rules, a.tel.engine.QueryFunc(a.tel.storage.Queryable()), a.logger.With("component", "slo"))
+	query := a.tel.engine.QueryFunc(a.tel.storage.Queryable())
+	if a.tel.remoteQuery != nil {
+		// The store's recordings, when it runs the SLO rules over every
+		// replica's series; else this replica's own.
+		query = slo.PreferQuery(a.tel.remoteQuery.Query, query)
+	}
+	mg, err := slo.NewManager(a.tel.rules, query, a.logger.With("component", "slo"))
 	if err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/glassmesh/glassmesh/control/model"
@@ -115,6 +116,21 @@ type AlertStatus struct {
 	State    string `json:"state"`    // inactive, pending, firing, or unknown before the first evaluation
 }
 
+// PreferQuery answers from primary, a shared store (--metrics.query-url)
+// that holds every replica's series, and from fallback, the local TSDB,
+// when primary fails or holds none of what was asked: the store may not run
+// the SLO rules. Where the store holds several replicas' recordings of one
+// SLO (each replica's rules over its own share of traffic), Status shows
+// the worst.
+func PreferQuery(primary, fallback rules.QueryFunc) rules.QueryFunc {
+	return func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
+		if vec, err := primary(ctx, q, t); err == nil && len(vec) > 0 {
+			return vec, nil
+		}
+		return fallback(ctx, q, t)
+	}
+}
+
 // statusQuery selects every series Status reads, for all SLOs at once.
 var statusQuery = fmt.Sprintf(`{__name__=~"%s.+|%s"}`, SLIErrorMetric, PeriodBudgetRemainingMetric)
 
@@ -169,9 +185,14 @@ func status(s *model.SLO, series []labelsValue, alerts []AlertStatus) Status {
 		switch name := x.metric.Get(labels.MetricName); {
 		case name == PeriodBudgetRemainingMetric:
 			v := x.value
-			st.ErrorBudgetRemaining = &v
+			if st.ErrorBudgetRemaining == nil || v < *st.ErrorBudgetRemaining {
+				st.ErrorBudgetRemaining = &v
+			}
 		case strings.HasPrefix(name, SLIErrorMetric):
 			w := x.metric.Get(labelWindow)
+			if prev, ok := st.SLI[w]; ok && prev >= x.value {
+				continue // several replicas' recordings (a shared store): the worst
+			}
 			st.SLI[w] = x.value
 			st.BurnRates[w] = x.value / allowed
 		}

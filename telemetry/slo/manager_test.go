@@ -3,11 +3,15 @@ package slo
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
@@ -161,4 +165,54 @@ func TestManagerServesSLOs(t *testing.T) {
 			t.Errorf("%d alerting rules left", n)
 		}
 	})
+}
+
+// With a shared store, Status reads the store's series when it has them
+// (several replicas' recordings: the worst counts) and the local TSDB's
+// when it has none or fails.
+func TestStatusesPreferTheStore(t *testing.T) {
+	e := newEnv(t)
+	r := e.newRules(t)
+	avail := testSLOs()[0]
+	id := ID(avail)
+	sample := func(name, window, replica string, v float64) promql.Sample {
+		l := labels.FromStrings(labels.MetricName, name, labelID, id, labelWindow, window, "replica", replica)
+		return promql.Sample{Metric: l, F: v}
+	}
+	store := promql.Vector{
+		sample(SLIErrorMetric+"5m", "5m", "a", 0.01), sample(SLIErrorMetric+"5m", "5m", "b", 0.05),
+		sample(PeriodBudgetRemainingMetric, "30d", "a", 0.4), sample(PeriodBudgetRemainingMetric, "30d", "b", 0.2),
+	}
+	local := promql.Vector{sample(SLIErrorMetric+"5m", "5m", "", 0.5)}
+	var storeErr error
+	var storeVec promql.Vector
+	q := PreferQuery(
+		func(context.Context, string, time.Time) (promql.Vector, error) { return storeVec, storeErr },
+		func(context.Context, string, time.Time) (promql.Vector, error) { return local, nil })
+	mg, err := NewManager(r, q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := mg.Update(model.NewMesh(model.Objects{SLOs: []*model.SLO{avail}})); err != nil {
+		t.Fatal(err)
+	}
+	sli := func() (float64, *float64) {
+		st, err := mg.Statuses(t.Context())
+		if err != nil || len(st) != 1 {
+			t.Fatalf("%v %v", st, err)
+		}
+		return st[0].SLI["5m"], st[0].ErrorBudgetRemaining
+	}
+	storeVec = store
+	if v, budget := sli(); v != 0.05 || budget == nil || *budget != 0.2 {
+		t.Errorf("from the store: SLI %v budget %v, want the worst replica's 0.05 and 0.2", v, budget)
+	}
+	storeVec = nil
+	if v, _ := sli(); v != 0.5 {
+		t.Errorf("the store has nothing: SLI %v, want the local 0.5", v)
+	}
+	storeVec, storeErr = store, errors.New("store down")
+	if v, _ := sli(); v != 0.5 {
+		t.Errorf("the store fails: SLI %v, want the local 0.5", v)
+	}
 }
