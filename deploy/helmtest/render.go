@@ -53,10 +53,15 @@ func Render(values map[string]any) ([]byte, error) {
 
 // RenderChart is Render for an already loaded chart.
 func RenderChart(ch *chart.Chart, values map[string]any) ([]byte, error) {
+	return RenderRelease(ch, values, ReleaseName, Namespace)
+}
+
+// RenderRelease is RenderChart as another release in another namespace.
+func RenderRelease(ch *chart.Chart, values map[string]any, release, namespace string) ([]byte, error) {
 	if values == nil {
 		values = map[string]any{}
 	}
-	opts := chartutil.ReleaseOptions{Name: ReleaseName, Namespace: Namespace, Revision: 1, IsInstall: true}
+	opts := chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}
 	vals, err := chartutil.ToRenderValues(ch, values, opts, chartutil.DefaultCapabilities)
 	if err != nil {
 		return nil, fmt.Errorf("values: %w", err)

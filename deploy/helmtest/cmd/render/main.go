@@ -13,13 +13,9 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
-	"helm.sh/helm/v3/pkg/chart"
-	"helm.sh/helm/v3/pkg/chartutil"
-	"helm.sh/helm/v3/pkg/engine"
 	"helm.sh/helm/v3/pkg/strvals"
 
 	"github.com/glassmesh/glassmesh/deploy/helmtest"
@@ -66,57 +62,10 @@ func run(sets []string, namespace, release string, crds bool) error {
 			return fmt.Errorf("--set %s: %w", s, err)
 		}
 	}
-	var out []byte
-	if namespace == helmtest.Namespace && release == helmtest.ReleaseName {
-		out, err = helmtest.Render(values)
-	} else {
-		out, err = render(ch, values, release, namespace)
-	}
+	out, err := helmtest.RenderRelease(ch, values, release, namespace)
 	if err != nil {
 		return err
 	}
 	_, err = os.Stdout.Write(out)
 	return err
-}
-
-// render is helmtest.RenderChart as another release in another namespace.
-func render(ch *chart.Chart, values map[string]any, release, namespace string) ([]byte, error) {
-	opts := chartutil.ReleaseOptions{Name: release, Namespace: namespace, Revision: 1, IsInstall: true}
-	vals, err := chartutil.ToRenderValues(ch, values, opts, chartutil.DefaultCapabilities)
-	if err != nil {
-		return nil, fmt.Errorf("values: %w", err)
-	}
-	files, err := engine.Render(ch, vals)
-	if err != nil {
-		return nil, fmt.Errorf("render: %w", err)
-	}
-	names := make([]string, 0, len(files))
-	for name := range files {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	for _, name := range names {
-		if strings.HasSuffix(name, "NOTES.txt") || strings.HasPrefix(filepath.Base(name), "_") {
-			continue
-		}
-		for _, doc := range strings.Split(files[name], "\n---") {
-			if strings.TrimSpace(stripComments(doc)) == "" {
-				continue
-			}
-			fmt.Fprintf(&b, "---\n# Source: %s\n%s\n", name, strings.Trim(doc, "\n"))
-		}
-	}
-	return []byte(b.String()), nil
-}
-
-func stripComments(doc string) string {
-	var b strings.Builder
-	for _, line := range strings.Split(doc, "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(line), "#") {
-			b.WriteString(line)
-			b.WriteByte('\n')
-		}
-	}
-	return b.String()
 }
