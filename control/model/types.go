@@ -3,7 +3,10 @@
 // validated. It imports nothing of glassmesh.
 package model
 
-import "time"
+import (
+	"strconv"
+	"time"
+)
 
 // APIVersion is the only apiVersion glassmesh accepts.
 const APIVersion = "glassmesh.io/v1alpha1"
@@ -46,6 +49,14 @@ type Origin struct {
 	Line int    `json:"line"`
 
 	fields *fieldLines
+}
+
+// String is "file:line", or the file alone when the line is unknown.
+func (o Origin) String() string {
+	if o.Line > 0 {
+		return o.File + ":" + strconv.Itoa(o.Line)
+	}
+	return o.File
 }
 
 // Service is a named service and its ports.

@@ -303,18 +303,11 @@ func mergeImported(objs *model.Objects, imports []imported) []model.Diagnostic {
 		key := r.Namespace + "/" + r.Spec.Service
 		if first, ok := owner[key]; ok {
 			warns = append(warns, model.Diagnostic{File: r.Origin.File, Line: r.Origin.Line, Message: fmt.Sprintf(
-				"not imported: service %s already has TrafficRoute %s (from %s), which wins", key, first.Key(), describeOrigin(first.Origin))})
+				"not imported: service %s already has TrafficRoute %s (from %s), which wins", key, first.Key(), first.Origin)})
 			continue
 		}
 		owner[key] = r
 		objs.Routes = append(objs.Routes, r)
 	}
 	return warns
-}
-
-func describeOrigin(o model.Origin) string {
-	if o.Line > 0 {
-		return fmt.Sprintf("%s:%d", o.File, o.Line)
-	}
-	return o.File
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
@@ -229,11 +228,7 @@ func resourcesOf(m *model.Mesh) Resources {
 func originsOf(m *model.Mesh) map[string]string {
 	out := map[string]string{}
 	add := func(kind string, meta model.Meta, o model.Origin) {
-		v := o.File
-		if o.Line > 0 {
-			v += ":" + strconv.Itoa(o.Line)
-		}
-		out[kind+"/"+meta.Namespace+"/"+meta.Name] = v
+		out[kind+"/"+meta.Namespace+"/"+meta.Name] = o.String()
 	}
 	for _, o := range m.Services {
 		add(model.KindService, o.Meta, o.Origin)
