@@ -1,9 +1,6 @@
 package model
 
 import (
-	"bytes"
-	"errors"
-	"io"
 	"math"
 	"os"
 	"slices"
@@ -118,23 +115,7 @@ func LoadManifests(path string, imp Importer) (Result, Skipped) {
 func ParseManifests(file string, data []byte) (Objects, []Manifest, []Diagnostic) {
 	var objs Objects
 	var ms []Manifest
-	var errs []Diagnostic
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	for {
-		var doc yaml.Node
-		err := decodeNode(dec, &doc)
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			errs = append(errs, syntaxError(file, err))
-			break
-		}
-		if len(doc.Content) == 0 {
-			continue
-		}
-		errs = append(errs, manifestDocument(file, doc.Content[0], &objs, &ms, 0)...)
-	}
+	errs := eachDocument(file, data, func(doc *yaml.Node) []Diagnostic { return manifestDocument(file, doc, &objs, &ms, 0) })
 	applyDefaults(objs)
 	return objs, ms, errs
 }

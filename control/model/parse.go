@@ -58,26 +58,30 @@ var header = map[string]bool{"apiVersion": true, "kind": true}
 // not report them again). Parse never returns warnings.
 func Parse(file string, data []byte) (Objects, []Diagnostic) {
 	var objs Objects
+	errs := eachDocument(file, data, func(doc *yaml.Node) []Diagnostic { return parseDocument(file, doc, &objs) })
+	applyDefaults(objs)
+	return objs, errs
+}
+
+// eachDocument calls parse with the root of every non-empty YAML document
+// of data and gathers its diagnostics; a syntax error ends the reading
+// (the scanner cannot resume after one).
+func eachDocument(file string, data []byte, parse func(doc *yaml.Node) []Diagnostic) []Diagnostic {
 	var errs []Diagnostic
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		var doc yaml.Node
 		err := decodeNode(dec, &doc)
 		if errors.Is(err, io.EOF) {
-			break
+			return errs
 		}
 		if err != nil {
-			// The YAML scanner cannot resume after a syntax error.
-			errs = append(errs, syntaxError(file, err))
-			break
+			return append(errs, syntaxError(file, err))
 		}
-		if len(doc.Content) == 0 {
-			continue
+		if len(doc.Content) > 0 {
+			errs = append(errs, parse(doc.Content[0])...)
 		}
-		errs = append(errs, parseDocument(file, doc.Content[0], &objs)...)
 	}
-	applyDefaults(objs)
-	return objs, errs
 }
 
 // decodeNode reads the next document. yaml.v3 reports some malformed input
