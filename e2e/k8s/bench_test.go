@@ -6,21 +6,18 @@ package k8s
 // (bench/suites.go); `make test` does not (no -bench there).
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -376,60 +373,11 @@ func benchWriteRoutes(dir string, weights []int) error {
 
 // ---- a glassmesh process ----
 
-var benchBinary = sync.OnceValues(func() (string, error) {
-	bin := filepath.Join(os.TempDir(), "glassmesh-k8s-bench")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/glassmesh")
-	build.Dir = "../.." // the main module
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
 // benchRunGlassmesh starts `glassmesh run ARGS` and returns its xDS address;
 // the process ends with the benchmark.
 func benchRunGlassmesh(b *testing.B, args ...string) (grpcAddr string) {
 	b.Helper()
-	bin, err := benchBinary()
-	if err != nil {
-		b.Fatal(err)
-	}
-	args = append([]string{"run", "--data-dir", b.TempDir(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
-		"--otlp-grpc-addr", "", "--otlp-http-addr", "", "--zipkin-addr", "127.0.0.1:0", "--log.format", "json"}, args...)
-	cmd := exec.Command(bin, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var l struct{ Msg, Level, GRPC, Error string }
-			if json.Unmarshal(sc.Bytes(), &l) != nil {
-				continue
-			}
-			switch {
-			case l.Msg == "glassmesh starting":
-				addr <- l.GRPC
-			case l.Level == "ERROR":
-				fmt.Fprintf(os.Stderr, "bench: glassmesh: %s\n", sc.Bytes())
-			}
-		}
-	}()
-	select {
-	case a := <-addr:
-		return a
-	case <-time.After(60 * time.Second):
-		b.Fatal("glassmesh did not start")
-	}
-	return ""
+	return startGlassmesh(b, "bench: glassmesh", nil, args...).grpcAddr
 }
 
 // ---- simulated proxyless clients ----

@@ -1,76 +1,41 @@
 package k8s
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/glassmesh/glassmesh/e2e/k8s/kubetest"
 )
 
 var canaries = schema.GroupVersionResource{Group: "glassmesh.io", Version: "v1alpha1", Resource: "canaries"}
 
 // replica is one `glassmesh run` of several sharing the API server.
 type replica struct {
-	name     string
-	cmd      *exec.Cmd
-	httpAddr string
+	*process
+	name string
 }
 
 // startReplica runs glassmesh as one replica of a leader-elected set (a
 // short lease, so a killed leader is replaced within seconds).
 func startReplica(t *testing.T, name, ns string) *replica {
 	t.Helper()
-	args := []string{"run", "--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--data-dir", t.TempDir(),
-		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--otlp-grpc-addr", "", "--otlp-http-addr", "",
-		"--zipkin-addr", "", "--log.format", "json", "--kubernetes.namespaces", ns,
+	show := func(line string) bool {
+		return strings.Contains(line, "leading") || strings.Contains(line, "following") || strings.Contains(line, "canary decision")
+	}
+	p := startGlassmesh(t, name, show, "--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--kubernetes.namespaces", ns,
 		"--leader-elect.namespace", ns, "--leader-elect.identity", name,
-		"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms"}
-	r := &replica{name: name, cmd: exec.Command(glassmeshBinary(t), args...)}
-	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := r.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.cmd.Process.Kill(); _ = r.cmd.Wait() })
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			var l struct{ Msg, HTTP string }
-			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
-				addr <- l.HTTP
-			}
-			if strings.Contains(sc.Text(), "leading") || strings.Contains(sc.Text(), "following") || strings.Contains(sc.Text(), "canary decision") {
-				t.Logf("%s: %s", name, sc.Text())
-			}
-		}
-	}()
-	select {
-	case r.httpAddr = <-addr:
-	case <-time.After(60 * time.Second):
-		t.Fatalf("replica %s did not start", name)
-	}
-	return r
+		"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms")
+	return &replica{process: p, name: name}
 }
 
 // leader reads the replica's glassmesh_leader gauge.
@@ -160,26 +125,10 @@ func readCanary(ctx context.Context, dyn dynamic.Interface, ns string) (canarySt
 // The leader is killed (no hand-over: the lease has to expire); the other
 // takes over and finishes the canary from the recorded step.
 func TestTwoReplicasOneLeaderRunsTheCanary(t *testing.T) {
-	if _, err := kubetest.InstallCRDs(context.Background(), server.Config, crdDir); err != nil {
-		t.Fatal(err)
-	}
-	cs := kubernetes.NewForConfigOrDie(server.Config)
-	dyn := dynamic.NewForConfigOrDie(server.Config)
-	ns := newNamespace(t, cs)
+	// No backends: weights are read from /api/mesh/config, not from calls.
+	ports := map[string]int{"v1": 19081, "v2": 19082}
+	_, dyn, ns := reviewsMesh(t, func(_, version string) int { return ports[version] })
 	ctx := context.Background()
-	if _, err := cs.CoreV1().Services(ns).Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "reviews", Namespace: ns},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "reviews"},
-			Ports: []corev1.ServicePort{{Name: "grpc", Port: 9080}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	ip := hostIP(t)
-	runningPod(t, cs, ns, ip, "v1", 19081)
-	runningPod(t, cs, ns, ip, "v2", 19082)
-	if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Create(ctx, route(ns, 100, 0), metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	// Ten steps of 2 s, no gates and no traffic needed: what is tested is
 	// who decides and that the decisions carry over, not the gates.
 	steps := []any{int64(10), int64(20), int64(30), int64(40), int64(50), int64(60), int64(70), int64(80), int64(90), int64(100)}

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -36,38 +37,56 @@ import (
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
-// glassmeshBinary builds glassmesh.
-func glassmeshBinary(t *testing.T) string {
-	t.Helper()
+// buildGlassmesh builds glassmesh once per test binary, in the main
+// module (with its own go.sum).
+var buildGlassmesh = sync.OnceValues(func() (string, error) {
 	bin := filepath.Join(os.TempDir(), "glassmesh-k8s-e2e")
 	build := exec.Command("go", "build", "-o", bin, "./cmd/glassmesh")
-	build.Dir = "../.." // in the main module, with its own go.sum
-	out, err := build.CombinedOutput()
+	build.Dir = "../.."
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// glassmeshBinary is the path of the glassmesh built for these tests.
+func glassmeshBinary(tb testing.TB) string {
+	tb.Helper()
+	bin, err := buildGlassmesh()
 	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+		tb.Fatal(err)
 	}
 	return bin
 }
 
-// runGlassmesh starts `glassmesh run --source kubernetes` on the test API
-// server and returns its HTTP and gRPC addresses.
-func runGlassmesh(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
-	t.Helper()
-	args := append([]string{"run", "--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--data-dir", t.TempDir(),
-		"--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0", "--otlp-grpc-addr", "", "--otlp-http-addr", "",
-		"--zipkin-addr", "127.0.0.1:0", "--log.format", "json"}, extra...)
-	cmd := exec.Command(glassmeshBinary(t), args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	stderr, err := cmd.StderrPipe()
+// process is a running `glassmesh run`.
+type process struct {
+	cmd                *exec.Cmd
+	httpAddr, grpcAddr string
+}
+
+// startGlassmesh runs `glassmesh run ARGS` with a data dir of its own, free
+// ports and JSON logs, and returns once it logged its addresses. Its WARN
+// and ERROR lines, and the lines show picks (nil: none), go to tb's log,
+// prefixed with name. It is killed when tb ends.
+func startGlassmesh(tb testing.TB, name string, show func(line string) bool, args ...string) *process {
+	tb.Helper()
+	args = append([]string{"run", "--data-dir", tb.TempDir(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+		"--otlp-grpc-addr", "", "--otlp-http-addr", "", "--zipkin-addr", "127.0.0.1:0", "--log.format", "json"}, args...)
+	p := &process{cmd: exec.Command(glassmeshBinary(tb), args...)}
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+	if err := p.cmd.Start(); err != nil {
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	addrs := make(chan [2]string, 1)
+	logged := make(chan struct{})
+	tb.Cleanup(func() { _ = p.cmd.Process.Kill(); _ = p.cmd.Wait(); <-logged })
 	go func() {
+		defer close(logged) // no logging once tb has ended
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
@@ -75,18 +94,26 @@ func runGlassmesh(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
 				addrs <- [2]string{l.HTTP, l.GRPC}
 			}
-			if l.Level == "WARN" || l.Level == "ERROR" {
-				t.Logf("glassmesh: %s", sc.Text())
+			if l.Level == "WARN" || l.Level == "ERROR" || (show != nil && show(sc.Text())) {
+				tb.Logf("%s: %s", name, sc.Text())
 			}
 		}
 	}()
 	select {
 	case a := <-addrs:
-		return a[0], a[1]
+		p.httpAddr, p.grpcAddr = a[0], a[1]
 	case <-time.After(60 * time.Second):
-		t.Fatal("glassmesh did not start")
+		tb.Fatalf("%s did not start", name)
 	}
-	return "", ""
+	return p
+}
+
+// runGlassmesh starts `glassmesh run --source kubernetes` on the test API
+// server and returns its HTTP and gRPC addresses.
+func runGlassmesh(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
+	t.Helper()
+	p := startGlassmesh(t, "glassmesh", nil, append([]string{"--source", "kubernetes", "--kubeconfig", server.Kubeconfig}, extra...)...)
+	return p.httpAddr, p.grpcAddr
 }
 
 // within polls f until it returns nil, for at most d.
@@ -178,11 +205,11 @@ func route(ns string, v1, v2 int64) *unstructured.Unstructured {
 	}}
 }
 
-// TestKubernetesSourceDrivesXDS: Services, Pods, EndpointSlices and a
-// TrafficRoute created through a real API server become the xDS that
-// grpc-go's real client follows, and a live edit of the route moves its
-// traffic; an invalid edit keeps the old routing.
-func TestKubernetesSourceDrivesXDS(t *testing.T) {
+// reviewsMesh installs the CRDs and makes a namespace of its own with
+// Service reviews, running pods reviews-v1 and -v2 (serving on the ports
+// port gives them) and TrafficRoute reviews with all traffic at v1.
+func reviewsMesh(t *testing.T, port func(ip, version string) int) (kubernetes.Interface, dynamic.Interface, string) {
+	t.Helper()
 	if _, err := kubetest.InstallCRDs(context.Background(), server.Config, crdDir); err != nil {
 		t.Fatal(err)
 	}
@@ -198,11 +225,21 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ip := hostIP(t)
-	runningPod(t, cs, ns, ip, "v1", backend(t, ip, "v1"))
-	runningPod(t, cs, ns, ip, "v2", backend(t, ip, "v2"))
+	runningPod(t, cs, ns, ip, "v1", port(ip, "v1"))
+	runningPod(t, cs, ns, ip, "v2", port(ip, "v2"))
 	if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Create(ctx, route(ns, 100, 0), metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return cs, dyn, ns
+}
+
+// TestKubernetesSourceDrivesXDS: Services, Pods, EndpointSlices and a
+// TrafficRoute created through a real API server become the xDS that
+// grpc-go's real client follows, and a live edit of the route moves its
+// traffic; an invalid edit keeps the old routing.
+func TestKubernetesSourceDrivesXDS(t *testing.T) {
+	cs, dyn, ns := reviewsMesh(t, func(ip, version string) int { return backend(t, ip, version) })
+	ctx := context.Background()
 	// Other tests leave objects in their namespaces (no namespace controller
 	// deletes them), some invalid on purpose: this mesh is this namespace.
 	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns, "--leader-elect.namespace", ns)
