@@ -410,24 +410,13 @@ func (k *Kubernetes) build() model.Result {
 	files += len(workloads)
 
 	k.mu.Lock()
-	plurals := make([]string, 0, len(k.watched))
-	for p := range k.watched {
-		plurals = append(plurals, p)
-	}
-	sort.Strings(plurals)
-	for _, plural := range plurals {
-		for _, obj := range k.watched[plural].GetStore().List() {
-			u := obj.(*unstructured.Unstructured)
-			if !k.cfg.inScope(u.GetNamespace()) {
-				continue
-			}
-			note(plural, u)
-			o, d := parseCustomResource(plural, u)
-			objs.Append(o)
-			diags = append(diags, d...)
-			files++
-		}
-	}
+	k.eachObject(k.watched, func(plural string, u *unstructured.Unstructured) {
+		note(plural, u)
+		o, d := parseCustomResource(plural, u)
+		objs.Append(o)
+		diags = append(diags, d...)
+		files++
+	})
 	imports, errs, warns := k.importRoutes(selectors, note)
 	k.mu.Unlock()
 	diags = append(diags, errs...)
@@ -461,25 +450,32 @@ func (k *Kubernetes) importRoutes(selectors map[string]map[string]string, note f
 		s, ok := selectors[namespace+"/"+name]
 		return s, ok
 	}
-	plurals := make([]string, 0, len(k.imports))
-	for p := range k.imports {
+	k.eachObject(k.imports, func(plural string, u *unstructured.Unstructured) {
+		note(plural, u)
+		o := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName())
+		routes, e, w := importObject(plural == httpRoutesPlural, u.Object, o, sel)
+		errs, warns = append(errs, e...), append(warns, w...)
+		for _, r := range routes {
+			out = append(out, imported{route: r, created: u.GetCreationTimestamp().Time})
+		}
+	})
+	return out, errs, warns
+}
+
+// eachObject calls f with every object of the mesh's namespaces that the
+// informers hold, by plural in order, then as the caches list them. k.mu
+// is held.
+func (k *Kubernetes) eachObject(informers map[string]cache.SharedIndexInformer, f func(plural string, u *unstructured.Unstructured)) {
+	plurals := make([]string, 0, len(informers))
+	for p := range informers {
 		plurals = append(plurals, p)
 	}
 	sort.Strings(plurals)
 	for _, plural := range plurals {
-		for _, obj := range k.imports[plural].GetStore().List() {
-			u := obj.(*unstructured.Unstructured)
-			if !k.cfg.inScope(u.GetNamespace()) {
-				continue
-			}
-			note(plural, u)
-			o := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName())
-			routes, e, w := importObject(plural == httpRoutesPlural, u.Object, o, sel)
-			errs, warns = append(errs, e...), append(warns, w...)
-			for _, r := range routes {
-				out = append(out, imported{route: r, created: u.GetCreationTimestamp().Time})
+		for _, obj := range informers[plural].GetStore().List() {
+			if u := obj.(*unstructured.Unstructured); k.cfg.inScope(u.GetNamespace()) {
+				f(plural, u)
 			}
 		}
 	}
-	return out, errs, warns
 }

@@ -222,23 +222,13 @@ func (k *Kubernetes) report(r model.Result) {
 	now := time.Now()
 	var writes []statusWrite
 	k.mu.Lock()
-	for _, plural := range CustomResources {
-		inf := k.watched[plural]
-		if inf == nil {
-			continue
+	k.eachObject(k.watched, func(plural string, u *unstructured.Unstructured) {
+		errs := byOrigin[origin(plural, u.GetNamespace(), u.GetName()).File]
+		cond := validCondition(errs, othersInvalid, u.GetGeneration())
+		if x, ok := conditionWrite(plural, u, cond, now, identity); ok {
+			writes = append(writes, x)
 		}
-		for _, obj := range inf.GetStore().List() {
-			u := obj.(*unstructured.Unstructured)
-			if !k.cfg.inScope(u.GetNamespace()) {
-				continue
-			}
-			errs := byOrigin[origin(plural, u.GetNamespace(), u.GetName()).File]
-			cond := validCondition(errs, othersInvalid, u.GetGeneration())
-			if x, ok := conditionWrite(plural, u, cond, now, identity); ok {
-				writes = append(writes, x)
-			}
-		}
-	}
+	})
 	k.mu.Unlock()
 	w.enqueue(writes...)
 }
