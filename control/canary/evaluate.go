@@ -46,14 +46,8 @@ func (e EngineQuerier) Query(ctx context.Context, q string, ts time.Time) (float
 	case promql.Scalar:
 		return v.V, !math.IsNaN(v.V), nil
 	case promql.Vector:
-		sum, n := 0.0, 0
-		for _, s := range v {
-			if s.H == nil && !math.IsNaN(s.F) {
-				sum += s.F
-				n++
-			}
-		}
-		return sum, n > 0, nil
+		sum, ok := sumVector(v)
+		return sum, ok, nil
 	default:
 		return 0, false, fmt.Errorf("want a scalar or an instant vector, got %s", res.Value.Type())
 	}
@@ -71,14 +65,20 @@ func (f VectorQuerier) Query(ctx context.Context, q string, ts time.Time) (float
 	if err != nil {
 		return 0, false, err
 	}
-	sum, n := 0.0, 0
-	for _, s := range vec {
+	sum, ok := sumVector(vec)
+	return sum, ok, nil
+}
+
+// sumVector adds up a vector's float samples; ok is false when it has none
+// (no data, which is not zero).
+func sumVector(v promql.Vector) (sum float64, ok bool) {
+	for _, s := range v {
 		if s.H == nil && !math.IsNaN(s.F) {
 			sum += s.F
-			n++
+			ok = true
 		}
 	}
-	return sum, n > 0, nil
+	return sum, ok
 }
 
 // target is what one evaluation needs to know about a running canary,
