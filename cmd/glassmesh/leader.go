@@ -114,9 +114,7 @@ func (a *app) lead(leading bool) error {
 	a.leading.Store(leading)
 	if leading {
 		a.leaderGauge.Set(1)
-		if err := a.kube.SetLeading(true, a.flags.leader.identity); err != nil {
-			return err
-		}
+		a.kube.SetLeading(true, a.flags.leader.identity)
 		if err := a.canary.Lead(); err != nil {
 			return err
 		}
@@ -124,7 +122,7 @@ func (a *app) lead(leading bool) error {
 	} else {
 		a.leaderGauge.Set(0)
 		a.canary.Follow()
-		_ = a.kube.SetLeading(false, a.flags.leader.identity)
+		a.kube.SetLeading(false, a.flags.leader.identity)
 		a.logger.Info("following: serving the leader's canary decisions", "identity", a.flags.leader.identity)
 	}
 	a.reapply()

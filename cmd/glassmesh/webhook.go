@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/glassmesh/glassmesh/control/source"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
@@ -122,7 +121,7 @@ func (a *app) publishCABundle(ctx context.Context) error {
 		<-ctx.Done() // a run group member ends only with the group
 		return nil
 	}
-	rc, err := source.KubernetesConfig{Kubeconfig: a.flags.kubeconfig}.RestConfig()
+	rc, err := a.kubeConfig()
 	if err != nil {
 		return err
 	}

@@ -120,6 +120,7 @@ func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, erro
 	}
 	k := &Kubernetes{
 		cfg: cfg, logger: logger,
+		status:  statusWriter{dyn: dyn, cs: cs, kick: make(chan struct{}, 1)},
 		core:    informers.NewSharedInformerFactory(cs, 0),
 		dynamic: dynamicinformer.NewDynamicSharedInformerFactory(dyn, 0),
 		watched: map[string]cache.SharedIndexInformer{},

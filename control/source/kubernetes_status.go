@@ -41,8 +41,8 @@ const (
 // EventController is the reportingController of glassmesh's Events.
 const EventController = "glassmesh.io/control-plane"
 
-// statusWriter is the queue of status writes and Events. The zero value is
-// idle until SetLeading(true).
+// statusWriter is the queue of status writes and Events, with the source's
+// clients; idle until SetLeading(true).
 type statusWriter struct {
 	mu       sync.Mutex
 	leading  bool
@@ -68,14 +68,12 @@ type statusWrite struct {
 // SetLeading turns the writes on (this replica won the leader election;
 // identity names it in Events) or off. Turning them on reports the last
 // build's findings at once.
-func (k *Kubernetes) SetLeading(leading bool, identity string) error {
+func (k *Kubernetes) SetLeading(leading bool, identity string) {
 	w := &k.status
 	w.mu.Lock()
 	if leading && !w.started {
-		if err := k.startWriter(); err != nil {
-			w.mu.Unlock()
-			return err
-		}
+		w.started = true
+		go k.writeLoop()
 	}
 	w.leading, w.identity = leading, identity
 	if !leading {
@@ -86,27 +84,6 @@ func (k *Kubernetes) SetLeading(leading bool, identity string) error {
 	if leading && last != nil {
 		k.report(*last)
 	}
-	return nil
-}
-
-// startWriter makes the clients and starts the goroutine that writes.
-// Called with k.status.mu held.
-func (k *Kubernetes) startWriter() error {
-	rc, err := k.cfg.RestConfig()
-	if err != nil {
-		return err
-	}
-	w := &k.status
-	if w.dyn, err = dynamic.NewForConfig(rc); err != nil {
-		return err
-	}
-	if w.cs, err = kubernetes.NewForConfig(rc); err != nil {
-		return err
-	}
-	w.kick = make(chan struct{}, 1)
-	w.started = true
-	go k.writeLoop()
-	return nil
 }
 
 // enqueue queues writes, replacing older ones of the same objects.
