@@ -30,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 	"k8s.io/utils/ptr"
 
 	"github.com/glassmesh/glassmesh/demo"
@@ -282,16 +283,8 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 	t.Logf("all traffic at v1 %s after glassmesh started", time.Since(began).Round(10*time.Millisecond))
 
 	t.Run("a weight change through the API server moves the traffic", func(t *testing.T) {
-		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := route(ns, 0, 100)
-		r.SetResourceVersion(cur.GetResourceVersion())
 		edited := time.Now()
-		if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		updateRoute(t, dyn, ns, 0, 100)
 		within(t, 25*time.Second, "traffic at v2", func() error {
 			if got := split(10); got["v2"] != 10 {
 				return fmt.Errorf("calls %v, want all v2", got)
@@ -301,15 +294,7 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 		t.Logf("traffic at v2 %s after the update", time.Since(edited).Round(10*time.Millisecond))
 	})
 	t.Run("an invalid route keeps the last good routing, and /api/mesh/config names the object", func(t *testing.T) {
-		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := route(ns, 30, 30) // weights sum to 60: the schema allows it, glassmesh does not
-		r.SetResourceVersion(cur.GetResourceVersion())
-		if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		updateRoute(t, dyn, ns, 30, 30) // weights sum to 60: the schema allows it, glassmesh does not
 		want := regexp.MustCompile(`kubernetes:trafficroutes/` + ns + `/reviews`)
 		within(t, 25*time.Second, "the bad route reported", func() error {
 			resp, err := http.Get("http://" + httpAddr + "/api/mesh/config")
@@ -359,15 +344,7 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 			return fmt.Errorf("no Warning Event for the route among %d events", len(evs.Items))
 		})
 		// Mended, it is Valid again.
-		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := route(ns, 50, 50)
-		r.SetResourceVersion(cur.GetResourceVersion())
-		if _, err := dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		updateRoute(t, dyn, ns, 50, 50)
 		within(t, 25*time.Second, "Valid=True", func() error {
 			c, gen, err := validCondition(ctx, dyn, trafficRoutes, ns, "reviews")
 			if err != nil {
@@ -379,6 +356,27 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 			return nil
 		})
 	})
+}
+
+// updateRoute sets the weights of TrafficRoute reviews, reading it again
+// when its resourceVersion moved between read and write: glassmesh writes
+// its status meanwhile.
+func updateRoute(t *testing.T, dyn dynamic.Interface, ns string, v1, v2 int64) {
+	t.Helper()
+	ctx := context.Background()
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		cur, err := dyn.Resource(trafficRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		r := route(ns, v1, v2)
+		r.SetResourceVersion(cur.GetResourceVersion())
+		_, err = dyn.Resource(trafficRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
 
 // validCondition is the Valid condition glassmesh wrote on an object, and
