@@ -1,14 +1,19 @@
 package main
 
 import (
+	"context"
 	"crypto/subtle"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/control/translate"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
@@ -39,10 +44,90 @@ func (a *app) newCanary() error {
 	a.canary = c
 	a.store.SetOverlay(c.Overlay)
 	h := canary.Handler{Controller: c, Push: a.reapply}
+	if a.kube != nil {
+		// A follower takes actions to the leader through the Canary.
+		h.Forward = canary.Forwarder{
+			Ask: func(ctx context.Context, namespace, name string, request []byte) error {
+				err := a.kube.RequestCanaryAction(ctx, namespace, name, request)
+				if errors.Is(err, source.ErrObjectNotFound) {
+					return fmt.Errorf("%w: %w", canary.ErrNotFound, err)
+				}
+				return err
+			},
+			Get:     a.kube.CanaryStatus,
+			Replica: a.flags.leader.identity,
+		}.Forward
+	}
 	a.mux.HandleFunc("GET /api/canaries", h.List)
 	a.mux.HandleFunc("GET /api/canaries/{namespace}/{name}", h.Get)
 	a.mux.Handle("POST /api/canaries/{namespace}/{name}/{action}", a.requireToken(http.HandlerFunc(h.Act)))
 	return nil
+}
+
+// canaryActions carries out, on the leader, the actions asked through the
+// Canaries' glassmesh.io/action annotation (a follower's forwarded API
+// call, or kubectl annotate): each is answered in the Canary's status and
+// the annotation removed.
+type canaryActions struct {
+	mu    sync.Mutex
+	taken map[string]string // canary → the annotation answered, until it is gone
+}
+
+func (ca *canaryActions) forget() {
+	ca.mu.Lock()
+	ca.taken = nil
+	ca.mu.Unlock()
+}
+
+// serveCanaryActions answers the pending action requests; called after
+// each config load and on taking the lead.
+func (a *app) serveCanaryActions() {
+	if a.kube == nil || !a.leading.Load() {
+		return
+	}
+	ca := &a.canaryActions
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	pending := a.kube.PendingCanaryActions()
+	seen := map[string]bool{}
+	changed := false
+	for _, p := range pending {
+		key := p.Namespace + "/" + p.Name
+		seen[key] = true
+		if ca.taken[key] == p.Value {
+			continue // answered; its removal is on its way
+		}
+		req, perr := canary.ParseActionRequest(p.Value)
+		var answer []byte
+		if req.ID == "" || req.ID != p.AnsweredID {
+			ans, moved, err := a.canary.Answer(p.Namespace, p.Name, req, perr)
+			if err != nil {
+				return // not leading any more: the next leader answers
+			}
+			a.logger.Info("canary action asked on the Canary", "canary", key, "action", req.Action, "by", req.By, "replica", req.Replica, "code", ans.Code, "error", ans.Error)
+			changed = changed || moved
+			if answer, err = json.Marshal(ans); err != nil {
+				a.logger.Error("encoding a canary action's answer", "canary", key, "error", err)
+				continue
+			}
+		}
+		if err := a.kube.AnswerCanaryAction(p, answer); err != nil {
+			a.logger.Error("answering a canary action", "canary", key, "error", err)
+			continue
+		}
+		if ca.taken == nil {
+			ca.taken = map[string]string{}
+		}
+		ca.taken[key] = p.Value
+	}
+	for key := range ca.taken {
+		if !seen[key] {
+			delete(ca.taken, key)
+		}
+	}
+	if changed {
+		a.reapply()
+	}
 }
 
 // newSLOs keeps the SLOs' generated rule groups in the rules manager and

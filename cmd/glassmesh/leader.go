@@ -112,6 +112,7 @@ func (a *app) lead(leading bool) error {
 		return nil
 	}
 	a.leading.Store(leading)
+	a.canaryActions.forget() // writes queued as leader were dropped
 	if leading {
 		a.leaderGauge.Set(1)
 		a.kube.SetLeading(true, a.flags.leader.identity)
@@ -119,6 +120,7 @@ func (a *app) lead(leading bool) error {
 			return err
 		}
 		a.logger.Info("leading: running canaries and writing status", "identity", a.flags.leader.identity)
+		defer a.serveCanaryActions() // asked while no one led
 	} else {
 		a.leaderGauge.Set(0)
 		a.canary.Follow()

@@ -72,8 +72,9 @@ type app struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 
-	leading     atomic.Bool // holds the leader Lease (leader.go)
-	leaderGauge prometheus.Gauge
+	leading       atomic.Bool // holds the leader Lease (leader.go)
+	canaryActions canaryActions
+	leaderGauge   prometheus.Gauge
 
 	// actors are extra run-group members (the demo adds its apps).
 	actors []actor
@@ -187,6 +188,7 @@ func (a *app) apply(r model.Result) {
 	if a.store.Loaded() {
 		a.ready.Store(true)
 	}
+	a.serveCanaryActions()
 }
 
 func (a *app) run(ctx context.Context) error {

@@ -1,10 +1,12 @@
 package canary
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
+	"time"
 )
 
 // Handler serves the canary API (DESIGN.md) on a mux that routes with
@@ -15,6 +17,12 @@ import (
 type Handler struct {
 	Controller *Controller
 	Push       func()
+	// Forward, when set, takes an action this replica cannot carry out
+	// (a follower's) to the leader and returns the leader's state after it
+	// (Forwarder.Forward); else such an action gets 503.
+	Forward func(ctx context.Context, namespace, name string, action Verdict, reason string) (Status, error)
+	// ForwardTimeout bounds the wait for the leader's answer. Default 10s.
+	ForwardTimeout time.Duration
 }
 
 // List serves GET /api/canaries.
@@ -44,26 +52,48 @@ func (h Handler) Act(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	st, changed, err := h.Controller.Act(r.PathValue("namespace"), r.PathValue("name"), Verdict(r.PathValue("action")), body.Reason)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		writeError(w, http.StatusNotFound, err.Error())
-		return
-	case errors.Is(err, ErrConflict):
-		writeError(w, http.StatusConflict, err.Error())
-		return
-	case errors.Is(err, ErrNotLeader):
-		w.Header().Set("Retry-After", "1")
-		writeError(w, http.StatusServiceUnavailable, err.Error())
-		return
-	case err != nil:
-		writeError(w, http.StatusBadRequest, err.Error())
+	ns, name, action := r.PathValue("namespace"), r.PathValue("name"), Verdict(r.PathValue("action"))
+	st, changed, err := h.Controller.Act(ns, name, action, body.Reason)
+	if errors.Is(err, ErrNotLeader) && h.Forward != nil {
+		timeout := h.ForwardTimeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), timeout)
+		st, err = h.Forward(ctx, ns, name, action, body.Reason)
+		cancel()
+	}
+	if err != nil {
+		if code := httpStatus(err); code == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		writeError(w, httpStatus(err), err.Error())
 		return
 	}
 	if changed && h.Push != nil {
 		h.Push()
 	}
 	writeJSON(w, http.StatusOK, st)
+}
+
+// httpStatus is the API's status code for an action's error.
+func httpStatus(err error) int {
+	var ae *AnswerError
+	switch {
+	case errors.As(err, &ae):
+		return ae.Code
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, ErrNotLeader):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrNoAnswer):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrForward):
+		return http.StatusBadGateway
+	}
+	return http.StatusBadRequest
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

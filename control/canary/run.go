@@ -228,12 +228,19 @@ var (
 	ErrNotFound = errors.New("canary not found")
 	ErrConflict = errors.New("canary is not in a state that allows this")
 	// ErrNotLeader: another replica decides; send the action to it.
-	ErrNotLeader = errors.New("this replica is not the leader: another glassmesh replica runs the canaries; retry (the Service sends you to another replica) or call the leader (see the Lease glassmesh-leader)")
+	ErrNotLeader = errors.New("this replica is not the leader: another glassmesh replica runs the canaries")
 )
 
-// Act applies an operator's action (promote, abort, pause or resume) and
-// reports whether the weights changed, in which case the caller pushes.
+// Act applies an operator's action (promote, abort, pause or resume) asked
+// through the API and reports whether the weights changed, in which case
+// the caller pushes.
 func (c *Controller) Act(namespace, name string, action Verdict, reason string) (Status, bool, error) {
+	return c.ActBy(namespace, name, action, reason, "api")
+}
+
+// ActBy is Act for an action asked by another way: by says which in the
+// decision ("api", "annotation").
+func (c *Controller) ActBy(namespace, name string, action Verdict, reason, by string) (Status, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.leading {
@@ -259,8 +266,11 @@ func (c *Controller) Act(namespace, name string, action Verdict, reason string) 
 	}
 	if reason == "" {
 		reason = string(action) + " requested through the API"
+		if by == ByAnnotation {
+			reason = string(action) + " requested by the " + AnnotationAction + " annotation"
+		}
 	}
-	changed := c.transition(cur, Decision{At: time.Now(), Verdict: action, By: "api", Reason: reason})
+	changed := c.transition(cur, Decision{At: time.Now(), Verdict: action, By: by, Reason: reason})
 	c.poke()
 	return st.clone(), changed, nil
 }

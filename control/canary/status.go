@@ -78,7 +78,7 @@ type Decision struct {
 	Window   string       `json:"window,omitempty"`
 	Gates    []GateResult `json:"gates"`
 	Reason   string       `json:"reason"`
-	By       string       `json:"by"` // "controller" or "api"
+	By       string       `json:"by"` // "controller", "api" or "annotation"
 }
 
 // Status is a canary's state and history, as /api/canaries shows it and as

@@ -303,6 +303,12 @@ func canaryStatus() *Schema {
 			"fileRule":         str,
 			"decisions": {Type: "array", Description: "Decisions are the canary's history: every change and evaluation with its evidence.",
 				Items: &Schema{Type: "object", PreserveUnknown: true}},
+			"lastAction": {Type: "object", PreserveUnknown: true,
+				Description: "LastAction is the leader's answer to the last action asked through the glassmesh.io/action annotation: id, action, code (200, or the API's error status) and error.",
+				Properties: map[string]*Schema{
+					"id": str, "action": str, "reason": str, "by": str, "replica": str, "error": str,
+					"code": integer, "at": {Type: "string", Format: "date-time"},
+				}},
 		},
 	}
 }

@@ -63,6 +63,9 @@ type statusWrite struct {
 	name      string
 	patch     []byte // a JSON merge patch of the status subresource
 	event     *eventsv1.Event
+	// object: patch is a JSON patch of the object itself, not a merge
+	// patch of its status; a failed "test" in it means nothing to do.
+	object bool
 }
 
 // SetLeading turns the writes on (this replica won the leader election;
@@ -160,7 +163,16 @@ func (k *Kubernetes) writeOne(x statusWrite) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w := &k.status
-	_, err := w.dyn.Resource(x.gvr).Namespace(x.namespace).Patch(ctx, x.name, types.MergePatchType, x.patch, metav1.PatchOptions{FieldManager: "glassmesh"}, "status")
+	res := w.dyn.Resource(x.gvr).Namespace(x.namespace)
+	var err error
+	if x.object {
+		_, err = res.Patch(ctx, x.name, types.JSONPatchType, x.patch, metav1.PatchOptions{FieldManager: "glassmesh"})
+		if apierrors.IsInvalid(err) {
+			return nil // its "test" failed: the object changed since, nothing to undo
+		}
+	} else {
+		_, err = res.Patch(ctx, x.name, types.MergePatchType, x.patch, metav1.PatchOptions{FieldManager: "glassmesh"}, "status")
+	}
 	if apierrors.IsNotFound(err) {
 		return nil // deleted since: nothing to say about it
 	}

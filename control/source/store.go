@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -120,6 +121,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 		}
 	}
 	s.loaded = true
+	before := s.warnings
 	s.errors, s.warnings = errs, r.Warnings
 	s.errorsGauge.Set(float64(len(errs)))
 	if len(errs) > 0 || r.Mesh == nil {
@@ -135,7 +137,11 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 	s.reloads.WithLabelValues("success").Inc()
 	s.lastSuccess.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	for _, w := range r.Warnings {
-		s.logger.Warn("mesh config", "warning", w.Error())
+		// Once per warning: a config that changes often (status writes on
+		// Kubernetes) would repeat the same ones on every load.
+		if !slices.ContainsFunc(before, func(b model.Diagnostic) bool { return b.Error() == w.Error() }) {
+			s.logger.Warn("mesh config", "warning", w.Error())
+		}
 	}
 	s.logger.Info("mesh config loaded", "version", s.version, "files", r.Files,
 		"services", len(r.Mesh.Services), "workloads", len(r.Mesh.Workloads), "routes", len(r.Mesh.Routes))

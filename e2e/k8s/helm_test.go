@@ -430,6 +430,7 @@ func checkServiceAccess(t *testing.T, cs kubernetes.Interface, ns, sa, injector 
 		access{verb: "list", resource: "pods", namespace: "some-app"}, // all namespaces, and each
 		access{verb: "update", group: "glassmesh.io", resource: "trafficroutes/status", namespace: "some-app"},
 		access{verb: "update", group: "glassmesh.io", resource: "canaries/status", namespace: "some-app"},
+		access{verb: "patch", group: "glassmesh.io", resource: "canaries", namespace: "some-app"}, // the action annotation
 		access{verb: "create", resource: "events", namespace: "some-app"},
 		access{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: ns},
 		access{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: ns},
@@ -443,6 +444,8 @@ func checkServiceAccess(t *testing.T, cs kubernetes.Interface, ns, sa, injector 
 		{verb: "delete", resource: "pods", namespace: "some-app"},
 		{verb: "create", resource: "pods", namespace: "some-app"},
 		{verb: "update", group: "glassmesh.io", resource: "trafficroutes", namespace: "some-app"},
+		{verb: "patch", group: "glassmesh.io", resource: "trafficroutes", namespace: "some-app"},
+		{verb: "update", group: "glassmesh.io", resource: "canaries", namespace: "some-app"},
 		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "some-app"},
 		{verb: "update", group: "admissionregistration.k8s.io", resource: "mutatingwebhookconfigurations", name: "someone-elses"},
 		{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},

@@ -14,6 +14,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 )
 
@@ -104,7 +105,13 @@ type canaryState struct {
 		At      time.Time
 		Verdict string
 		Step    int
+		By      string
 	}
+	LastAction *struct {
+		ID, Action, By, Replica, Error string
+		Code                           int
+	}
+	annotated bool // carries a glassmesh.io/action request
 }
 
 func readCanary(ctx context.Context, dyn dynamic.Interface, ns string) (canaryState, error) {
@@ -116,13 +123,35 @@ func readCanary(ctx context.Context, dyn dynamic.Interface, ns string) (canarySt
 	raw, _, _ := unstructured.NestedMap(u.Object, "status")
 	b, _ := json.Marshal(raw)
 	err = json.Unmarshal(b, &st)
+	_, st.annotated = u.GetAnnotations()["glassmesh.io/action"]
 	return st, err
+}
+
+// act posts a canary action to a replica's API.
+func (r *replica) act(ns, action string) (int, canaryState, error) {
+	var st canaryState
+	resp, err := http.Post("http://"+r.httpAddr+"/api/canaries/"+ns+"/reviews/"+action, "application/json", strings.NewReader(`{"reason":"e2e"}`))
+	if err != nil {
+		return 0, st, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return resp.StatusCode, st, err
+	}
+	if resp.StatusCode == http.StatusOK {
+		err = json.Unmarshal(b, &st)
+	} else {
+		err = fmt.Errorf("%s", b)
+	}
+	return resp.StatusCode, st, err
 }
 
 // TestTwoReplicasOneLeaderRunsTheCanary: two glassmesh replicas share the
 // API server; one wins the Lease and runs the canary, recording each
-// decision in the Canary's status, while the other serves the same weights.
-// The leader is killed (no hand-over: the lease has to expire); the other
+// decision in the Canary's status, while the other serves the same weights
+// and forwards the actions asked of it to the leader through the Canary (as
+// kubectl annotate can). The leader is killed (no hand-over: the lease has to expire); the other
 // takes over and finishes the canary from the recorded step.
 func TestTwoReplicasOneLeaderRunsTheCanary(t *testing.T) {
 	// No backends: weights are read from /api/mesh/config, not from calls.
@@ -177,14 +206,48 @@ func TestTwoReplicasOneLeaderRunsTheCanary(t *testing.T) {
 		}
 		return nil
 	})
-	resp, err := http.Post("http://"+b.httpAddr+"/api/canaries/"+ns+"/reviews/pause", "application/json", nil)
-	if err != nil {
+	// An action asked of the follower is the leader's to carry out: the
+	// follower forwards it through the Canary and answers with the state
+	// the leader recorded.
+	asked := time.Now()
+	code, got, err := b.act(ns, "pause")
+	if code != http.StatusOK || got.State != "paused" {
+		t.Fatalf("pause on the follower: %d %s (%v), want 200 and paused", code, got.State, err)
+	}
+	if d := got.Decisions[len(got.Decisions)-1]; d.Verdict != "pause" || d.By != "api" {
+		t.Errorf("the last decision is %+v, want the pause by the api", d)
+	}
+	t.Logf("the follower's pause answered in %s", time.Since(asked).Round(time.Millisecond))
+	within(t, 25*time.Second, "the answered request removed", func() error {
+		st, err := readCanary(ctx, dyn, ns)
+		if err != nil {
+			return err
+		}
+		if st.annotated || st.LastAction == nil || st.LastAction.Replica != "replica-b" || st.LastAction.Code != http.StatusOK {
+			return fmt.Errorf("annotated %v, last action %+v", st.annotated, st.LastAction)
+		}
+		return nil
+	})
+	// The leader answers what cannot be done as the API would, through
+	// the follower.
+	if code, _, err := b.act(ns, "pause"); code != http.StatusConflict {
+		t.Errorf("pausing a paused canary on the follower: %d (%v), want 409", code, err)
+	}
+	// An operator asks with kubectl annotate: resume.
+	if _, err := dyn.Resource(canaries).Namespace(ns).Patch(ctx, "reviews", types.MergePatchType,
+		[]byte(`{"metadata":{"annotations":{"glassmesh.io/action":"resume"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Errorf("an action on the follower: %s, want 503", resp.Status)
-	}
+	within(t, 25*time.Second, "the annotation's resume carried out", func() error {
+		st, err := readCanary(ctx, dyn, ns)
+		if err != nil {
+			return err
+		}
+		if st.State != "progressing" || st.annotated || st.LastAction == nil || st.LastAction.Action != "resume" || st.LastAction.By != "annotation" {
+			return fmt.Errorf("%s, annotated %v, last action %+v", st.State, st.annotated, st.LastAction)
+		}
+		return nil
+	})
 
 	// Kill the leader: no hand-over, the lease must expire.
 	if err := a.cmd.Process.Signal(syscall.SIGKILL); err != nil {
@@ -226,8 +289,8 @@ func TestTwoReplicasOneLeaderRunsTheCanary(t *testing.T) {
 			after++
 		}
 	}
-	if count["start"] != 1 || count["advance"] != 9 || count["promote"] != 1 {
-		t.Errorf("decisions %v, want 1 start, 9 advances and 1 promote over both leaders: %+v", count, st.Decisions)
+	if count["start"] != 1 || count["advance"] != 9 || count["promote"] != 1 || count["pause"] != 1 || count["resume"] != 1 {
+		t.Errorf("decisions %v, want 1 start, 9 advances, 1 pause, 1 resume and 1 promote over both leaders: %+v", count, st.Decisions)
 	}
 	if after == 0 || after > 10-before.Step+1 {
 		t.Errorf("%d decisions after the kill at step %d: the new leader did not resume from the recorded step: %+v", after, before.Step, st.Decisions)
