@@ -280,6 +280,9 @@ func addWeight(ws []weighted, subset string, w int64) []weighted {
 // native TrafficRoute for the same service wins over any import, and among
 // imports the oldest object wins (then the first by origin), as Gateway
 // API resolves conflicts. Each dropped import is a warning naming both.
+// notImported starts the warning of an import that lost to another route.
+const notImported = "not imported: "
+
 func mergeImported(objs *model.Objects, imports []imported) []model.Diagnostic {
 	slices.SortStableFunc(imports, func(a, b imported) int {
 		if c := a.created.Compare(b.created); c != 0 {
@@ -303,7 +306,7 @@ func mergeImported(objs *model.Objects, imports []imported) []model.Diagnostic {
 		key := r.Namespace + "/" + r.Spec.Service
 		if first, ok := owner[key]; ok {
 			warns = append(warns, model.Diagnostic{File: r.Origin.File, Line: r.Origin.Line, Message: fmt.Sprintf(
-				"not imported: service %s already has TrafficRoute %s (from %s), which wins", key, first.Key(), first.Origin)})
+				notImported+"service %s already has TrafficRoute %s (from %s), which wins", key, first.Key(), first.Origin)})
 			continue
 		}
 		owner[key] = r

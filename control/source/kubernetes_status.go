@@ -44,15 +44,16 @@ const EventController = "glassmesh.io/control-plane"
 // statusWriter is the queue of status writes and Events, with the source's
 // clients; idle until SetLeading(true).
 type statusWriter struct {
-	mu       sync.Mutex
-	leading  bool
-	identity string
-	started  bool
-	last     *model.Result
-	pending  map[string]statusWrite // by write.key
-	kick     chan struct{}
-	dyn      dynamic.Interface
-	cs       kubernetes.Interface
+	mu        sync.Mutex
+	leading   bool
+	identity  string
+	started   bool
+	last      *model.Result
+	pending   map[string]statusWrite // by write.key
+	forbidden map[string]bool        // resources whose writes RBAC refused (logged once)
+	kick      chan struct{}
+	dyn       dynamic.Interface
+	cs        kubernetes.Interface
 }
 
 // statusWrite is one queued status patch, and the Event that goes with it.
@@ -66,6 +67,10 @@ type statusWrite struct {
 	// object: patch is a JSON patch of the object itself, not a merge
 	// patch of its status; a failed "test" in it means nothing to do.
 	object bool
+	// conflictDrops: patch carries the resourceVersion it was made from;
+	// a conflict drops it (the object changed, and its next report writes
+	// again from the new one).
+	conflictDrops bool
 }
 
 // SetLeading turns the writes on (this replica won the leader election;
@@ -173,10 +178,26 @@ func (k *Kubernetes) writeOne(x statusWrite) error {
 	} else {
 		_, err = res.Patch(ctx, x.name, types.MergePatchType, x.patch, metav1.PatchOptions{FieldManager: "glassmesh"}, "status")
 	}
-	if apierrors.IsNotFound(err) {
+	switch {
+	case apierrors.IsNotFound(err):
 		return nil // deleted since: nothing to say about it
-	}
-	if err != nil {
+	case apierrors.IsConflict(err) && x.conflictDrops:
+		return nil
+	case apierrors.IsForbidden(err):
+		// Retrying cannot help until RBAC changes; the next report tries
+		// again. Said once per resource.
+		w.mu.Lock()
+		first := !w.forbidden[x.gvr.Resource]
+		if w.forbidden == nil {
+			w.forbidden = map[string]bool{}
+		}
+		w.forbidden[x.gvr.Resource] = true
+		w.mu.Unlock()
+		if first {
+			k.logger.Warn("kubernetes source: not allowed to write this resource's status (RBAC); skipped", "object", x.key(), "error", err)
+		}
+		return nil
+	case err != nil:
 		return err
 	}
 	if x.event != nil {
@@ -218,6 +239,7 @@ func (k *Kubernetes) report(r model.Result) {
 			writes = append(writes, x)
 		}
 	})
+	writes = append(writes, k.httpRouteStatusWrites(r, othersInvalid, now)...)
 	k.mu.Unlock()
 	w.enqueue(writes...)
 }

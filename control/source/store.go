@@ -121,13 +121,21 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 		}
 	}
 	s.loaded = true
-	before := s.warnings
+	errsBefore, warnsBefore := s.errors, s.warnings
 	s.errors, s.warnings = errs, r.Warnings
+	// Each error and warning is logged once while it lasts: a config that
+	// is read again and again (every status write on Kubernetes) would
+	// repeat them.
+	isNew := func(before []model.Diagnostic, d model.Diagnostic) bool {
+		return !slices.ContainsFunc(before, func(b model.Diagnostic) bool { return b.Error() == d.Error() })
+	}
 	s.errorsGauge.Set(float64(len(errs)))
 	if len(errs) > 0 || r.Mesh == nil {
 		s.reloads.WithLabelValues("failure").Inc()
 		for _, e := range errs {
-			s.logger.Error("mesh config rejected; the last good config keeps serving", "error", e.Error(), "version", s.version)
+			if isNew(errsBefore, e) {
+				s.logger.Error("mesh config rejected; the last good config keeps serving", "error", e.Error(), "version", s.version)
+			}
 		}
 		return false
 	}
@@ -137,9 +145,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 	s.reloads.WithLabelValues("success").Inc()
 	s.lastSuccess.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	for _, w := range r.Warnings {
-		// Once per warning: a config that changes often (status writes on
-		// Kubernetes) would repeat the same ones on every load.
-		if !slices.ContainsFunc(before, func(b model.Diagnostic) bool { return b.Error() == w.Error() }) {
+		if isNew(warnsBefore, w) {
 			s.logger.Warn("mesh config", "warning", w.Error())
 		}
 	}

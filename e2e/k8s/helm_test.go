@@ -431,6 +431,7 @@ func checkServiceAccess(t *testing.T, cs kubernetes.Interface, ns, sa, injector 
 		access{verb: "update", group: "glassmesh.io", resource: "trafficroutes/status", namespace: "some-app"},
 		access{verb: "update", group: "glassmesh.io", resource: "canaries/status", namespace: "some-app"},
 		access{verb: "patch", group: "glassmesh.io", resource: "canaries", namespace: "some-app"}, // the action annotation
+		access{verb: "patch", group: "gateway.networking.k8s.io", resource: "httproutes/status", namespace: "some-app"},
 		access{verb: "create", resource: "events", namespace: "some-app"},
 		access{verb: "get", group: "coordination.k8s.io", resource: "leases", namespace: ns},
 		access{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: ns},
@@ -446,6 +447,7 @@ func checkServiceAccess(t *testing.T, cs kubernetes.Interface, ns, sa, injector 
 		{verb: "update", group: "glassmesh.io", resource: "trafficroutes", namespace: "some-app"},
 		{verb: "patch", group: "glassmesh.io", resource: "trafficroutes", namespace: "some-app"},
 		{verb: "update", group: "glassmesh.io", resource: "canaries", namespace: "some-app"},
+		{verb: "patch", group: "gateway.networking.k8s.io", resource: "httproutes", namespace: "some-app"},
 		{verb: "create", group: "coordination.k8s.io", resource: "leases", namespace: "some-app"},
 		{verb: "update", group: "admissionregistration.k8s.io", resource: "mutatingwebhookconfigurations", name: "someone-elses"},
 		{verb: "create", group: "rbac.authorization.k8s.io", resource: "clusterrolebindings"},

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/retry"
 )
 
 // gatewayAPIVersion is the Gateway API release whose HTTPRoute CRD the
@@ -176,4 +178,93 @@ func TestImportHTTPRoute(t *testing.T) {
 			return nil
 		})
 	})
+
+	t.Run("the route's status says glassmesh accepted it, next to another controller's entry", func(t *testing.T) {
+		within(t, 25*time.Second, "glassmesh's entry in status.parents", func() error {
+			return wantParent(ctx, dyn, ns, "True", "Accepted", "True", "ResolvedRefs")
+		})
+		// Another controller (a gateway's) writes its entry; glassmesh's
+		// next writes keep it.
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			parents, _, _ := unstructured.NestedSlice(cur.Object, "status", "parents")
+			parents = append(parents, map[string]any{
+				"parentRef": map[string]any{"group": "gateway.networking.k8s.io", "kind": "Gateway", "name": "edge"}, "controllerName": "example.net/gateway",
+				"conditions": []any{map[string]any{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z"}},
+			})
+			_ = unstructured.SetNestedSlice(cur.Object, parents, "status", "parents")
+			_, err = dyn.Resource(httpRoutes).Namespace(ns).UpdateStatus(ctx, cur, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		// Written once, then left alone (no write loop).
+		cur, _ := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		time.Sleep(2 * time.Second)
+		again, _ := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		if cur.GetResourceVersion() != again.GetResourceVersion() {
+			t.Errorf("the route keeps changing (resourceVersion %s → %s): a status write loop?", cur.GetResourceVersion(), again.GetResourceVersion())
+		}
+	})
+
+	t.Run("a backend that does not exist: the route's status says so and the last good routing serves", func(t *testing.T) {
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			rules, _, _ := unstructured.NestedSlice(cur.Object, "spec", "rules")
+			refs := rules[0].(map[string]any)["backendRefs"].([]any)
+			refs[1].(map[string]any)["name"] = "reviews-v9"
+			_ = unstructured.SetNestedSlice(cur.Object, rules, "spec", "rules")
+			_, err = dyn.Resource(httpRoutes).Namespace(ns).Update(ctx, cur, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		within(t, 25*time.Second, "Accepted False, ResolvedRefs False", func() error {
+			return wantParent(ctx, dyn, ns, "False", "InvalidBackendRefs", "False", "BackendNotFound")
+		})
+		cur, _ := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+		parents, _, _ := unstructured.NestedSlice(cur.Object, "status", "parents")
+		if len(parents) != 2 {
+			t.Errorf("status.parents %v, want glassmesh's and the gateway's", parents)
+		}
+		if _, err := weights(); err == nil || !strings.Contains(err.Error(), "reviews-v9") {
+			t.Errorf("config errors: %v, want one naming reviews-v9", err)
+		}
+	})
+}
+
+// wantParent checks glassmesh's entry in the reviews HTTPRoute's
+// status.parents: its Accepted and ResolvedRefs status and reason.
+func wantParent(ctx context.Context, dyn dynamic.Interface, ns, accepted, acceptedReason, refs, refsReason string) error {
+	u, err := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	parents, _, _ := unstructured.NestedSlice(u.Object, "status", "parents")
+	for _, p := range parents {
+		m := p.(map[string]any)
+		if m["controllerName"] != "glassmesh.io/mesh" {
+			continue
+		}
+		got := map[string]string{}
+		conds, _ := m["conditions"].([]any)
+		for _, c := range conds {
+			cm := c.(map[string]any)
+			got[cm["type"].(string)] = fmt.Sprintf("%s/%s", cm["status"], cm["reason"])
+			if cm["observedGeneration"] != u.GetGeneration() {
+				return fmt.Errorf("condition %v observed generation %v, want %d", cm["type"], cm["observedGeneration"], u.GetGeneration())
+			}
+		}
+		if got["Accepted"] != accepted+"/"+acceptedReason || got["ResolvedRefs"] != refs+"/"+refsReason {
+			return fmt.Errorf("glassmesh's conditions %v", got)
+		}
+		return nil
+	}
+	return fmt.Errorf("no glassmesh entry in status.parents %v", parents)
 }
