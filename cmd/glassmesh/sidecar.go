@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 	"google.golang.org/protobuf/encoding/protojson"
 
-	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
@@ -62,7 +61,7 @@ a running glassmesh (--server), or, as injected pods do, from --ip,
 					return err
 				}
 			default:
-				r := model.Load(configPath)
+				r, _ := source.LoadConfig(configPath)
 				if len(r.Errors) > 0 {
 					return fmt.Errorf("--config %s: %d error(s), first: %s", configPath, len(r.Errors), r.Errors[0].Error())
 				}

@@ -5,7 +5,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
@@ -24,7 +24,7 @@ labels), for use in another Prometheus or with 'promtool check rules'. Config
 errors and warnings go to stderr as file:line; errors exit 1.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r := model.Load(args[0])
+			r, _ := source.LoadConfig(args[0])
 			errOut := cmd.ErrOrStderr() // stdout is the rule file
 			for _, d := range r.Errors {
 				fmt.Fprintln(errOut, "error:", d.Error())

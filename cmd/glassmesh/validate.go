@@ -5,7 +5,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
 )
 
@@ -25,7 +24,7 @@ objects of other kinds (Deployments, ConfigMaps, ...) are skipped and
 counted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			r, skipped := model.LoadManifests(args[0], source.ImportManifests)
+			r, skipped := source.LoadConfig(args[0])
 			out := cmd.OutOrStdout()
 			for _, d := range r.Errors {
 				fmt.Fprintln(out, "error:", d.Error())

@@ -3,6 +3,7 @@ package model
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -45,8 +46,7 @@ func Load(path string) Result {
 			res.Errors = append(res.Errors, Diagnostic{File: f, Message: err.Error()})
 			continue
 		}
-		hash.Write([]byte(f + "\x00" + strconv.Itoa(len(data)) + "\x00"))
-		hash.Write(data)
+		hashFile(hash, f, data)
 		o, errs := Parse(f, data)
 		objs.Append(o)
 		res.Errors = append(res.Errors, errs...)
@@ -60,6 +60,12 @@ func Load(path string) Result {
 		res.Mesh = mesh
 	}
 	return res
+}
+
+// hashFile adds a file read to a Result's digest.
+func hashFile(h hash.Hash, name string, data []byte) {
+	h.Write([]byte(name + "\x00" + strconv.Itoa(len(data)) + "\x00"))
+	h.Write(data)
 }
 
 // configFiles lists the files Load reads at path, and what could not be

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"math"
 	"os"
 	"slices"
@@ -75,17 +77,20 @@ func LoadManifests(path string, imp Importer) (Result, Skipped) {
 	res := Result{Files: len(files), Errors: errs}
 	var objs Objects
 	var ms []Manifest
+	hash := sha256.New()
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
 			res.Errors = append(res.Errors, Diagnostic{File: f, Message: err.Error()})
 			continue
 		}
+		hashFile(hash, f, data)
 		o, m, errs := ParseManifests(f, data)
 		objs.Append(o)
 		ms = append(ms, m...)
 		res.Errors = append(res.Errors, errs...)
 	}
+	res.Digest = hex.EncodeToString(hash.Sum(nil))
 	skipped := Skipped{}
 	if imp != nil {
 		errs, warns, rest := imp(&objs, ms)

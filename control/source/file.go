@@ -36,10 +36,22 @@ type FileConfig struct {
 }
 
 // File is a mesh config source backed by a directory (or one file) on disk,
-// watched for changes.
+// watched for changes. It reads what LoadConfig reads: the glassmesh kinds,
+// and Kubernetes manifests of core Services, HTTPRoutes and TrafficSplits
+// (a GitOps directory as kubectl applies it); other kinds are skipped.
 type File struct {
-	cfg    FileConfig
-	logger *slog.Logger
+	cfg     FileConfig
+	logger  *slog.Logger
+	skipped string // the kinds skipped last time, said when they change
+}
+
+// LoadConfig reads the mesh config at path (a directory or one file): the
+// glassmesh kinds, and Kubernetes manifests the way the Kubernetes source
+// reads the same objects applied (core Services, Gateway API HTTPRoutes
+// and SMI TrafficSplits imported as TrafficRoutes, List documents); the
+// objects of other kinds are skipped and counted.
+func LoadConfig(path string) (model.Result, model.Skipped) {
+	return model.LoadManifests(path, ImportManifests)
 }
 
 // NewFile returns a File source; nothing happens until Run.
@@ -120,8 +132,15 @@ func (f *File) emit(out func(model.Result), last string, skipSame bool) string {
 	if _, err := os.Stat(f.cfg.Path); errors.Is(err, fs.ErrNotExist) {
 		r = model.Result{Mesh: model.Empty()}
 	} else {
-		r = model.Load(f.cfg.Path)
+		var skipped model.Skipped
+		r, skipped = LoadConfig(f.cfg.Path)
 		digest = r.Digest
+		if k := skipped.String(); k != f.skipped {
+			f.skipped = k
+			if k != "" {
+				f.logger.Info("mesh config: objects of other kinds skipped", "path", f.cfg.Path, "skipped", k)
+			}
+		}
 	}
 	if skipSame && digest == last {
 		f.logger.Debug("mesh config unchanged", "path", f.cfg.Path)

@@ -260,3 +260,49 @@ func TestFileRunReturnsWhenCancelled(t *testing.T) {
 	}
 	goleak.VerifyNone(t)
 }
+
+// A GitOps directory as kubectl applies it works as the mesh config: core
+// Services and an HTTPRoute are read (the route imported, with its file and
+// line as origin), a Deployment is skipped; and an edit to the HTTPRoute
+// reloads.
+func TestFileReadsKubernetesManifests(t *testing.T) {
+	dir := t.TempDir()
+	svc := func(name string, labels string) string {
+		return fmt.Sprintf("apiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: shop}\nspec:\n  selector: %s\n  ports: [{name: grpc, port: 9080}]\n", name, labels)
+	}
+	write(t, filepath.Join(dir, "services.yaml"), svc("reviews", "{app: reviews}")+"---\n"+
+		svc("reviews-v1", "{app: reviews, version: v1}")+"---\n"+svc("reviews-v2", "{app: reviews, version: v2}"))
+	write(t, filepath.Join(dir, "deploy.yaml"), "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: reviews-v1, namespace: shop}\nspec: {}\n")
+	route := func(v1, v2 int) string {
+		return fmt.Sprintf(`apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: reviews, namespace: shop}
+spec:
+  parentRefs: [{group: "", kind: Service, name: reviews}]
+  rules:
+    - backendRefs:
+        - {name: reviews-v1, port: 9080, weight: %d}
+        - {name: reviews-v2, port: 9080, weight: %d}
+`, v1, v2)
+	}
+	write(t, filepath.Join(dir, "route.yaml"), route(3, 1))
+	weights := func(v1, v2 uint32) func(model.Result) bool {
+		return func(r model.Result) bool {
+			if r.Mesh == nil || len(r.Mesh.Routes) != 1 {
+				return false
+			}
+			d := r.Mesh.Routes[0].Spec.Rules[0].Destinations
+			return len(d) == 2 && d[0].Weight == v1 && d[1].Weight == v2
+		}
+	}
+	r := start(t, dir)
+	got := r.await(t, "the HTTPRoute imported at 75/25", weights(75, 25))
+	if len(got.Errors) > 0 || len(got.Mesh.Services) != 3 {
+		t.Fatalf("errors %v, %d services", got.Errors, len(got.Mesh.Services))
+	}
+	if o := got.Mesh.Routes[0].Origin; !strings.HasSuffix(o.File, "route.yaml") || o.Line != 1 {
+		t.Errorf("origin %v, want route.yaml:1", o)
+	}
+	write(t, filepath.Join(dir, "route.yaml"), route(1, 1))
+	r.await(t, "the edit at 50/50", weights(50, 50))
+}
