@@ -162,7 +162,7 @@ func parentsWrite(u *unstructured.Unstructured, want []metav1.Condition, now tim
 		}
 		conds := make([]any, 0, len(want))
 		for _, c := range want {
-			old, found := conditionIn(have, c.Type)
+			old, found := findCondition(list(have, "conditions"), c.Type)
 			if !found || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message || old.ObservedGeneration != c.ObservedGeneration {
 				changed = true
 			}
@@ -207,19 +207,4 @@ func parentKey(ref any, namespace string) string {
 	}
 	port, _, _ := integer(ref, "port")
 	return fmt.Sprintf("%s/%s/%s/%s/%s:%d", group, kind, ns, str(ref, "name"), str(ref, "sectionName"), port)
-}
-
-// conditionIn reads one condition of a status.parents entry.
-func conditionIn(entry map[string]any, typ string) (metav1.Condition, bool) {
-	for _, item := range list(entry, "conditions") {
-		b, err := json.Marshal(item)
-		if err != nil {
-			continue
-		}
-		var c metav1.Condition
-		if json.Unmarshal(b, &c) == nil && c.Type == typ {
-			return c, true
-		}
-	}
-	return metav1.Condition{}, false
 }

@@ -300,8 +300,12 @@ func conditionWrite(plural string, u *unstructured.Unstructured, want metav1.Con
 
 // currentCondition reads one condition of u's status.
 func currentCondition(u *unstructured.Unstructured, typ string) (metav1.Condition, bool) {
-	list, _, _ := unstructured.NestedSlice(u.Object, "status", "conditions")
-	for _, item := range list {
+	return findCondition(list(u.Object, "status", "conditions"), typ)
+}
+
+// findCondition reads the condition of type typ in a conditions list.
+func findCondition(conditions []any, typ string) (metav1.Condition, bool) {
+	for _, item := range conditions {
 		b, err := json.Marshal(item)
 		if err != nil {
 			continue
