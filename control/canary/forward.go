@@ -121,7 +121,7 @@ type Forwarder struct {
 	// Ask writes the request (JSON) into the Canary's annotation.
 	Ask func(ctx context.Context, namespace, name string, request []byte) error
 	// Get returns the canary's persisted state (JSON, ObjectStore's) as
-	// this replica sees it, and whether the canary exists.
+	// this replica sees it, and whether this replica sees the canary.
 	Get func(namespace, name string) ([]byte, bool)
 	// Replica names this replica in the request.
 	Replica string
@@ -168,9 +168,7 @@ func (f Forwarder) Forward(ctx context.Context, namespace, name string, action V
 				st.Namespace, st.Name = namespace, name
 				return st, nil
 			}
-		} else {
-			return Status{}, ErrNotFound
-		}
+		} // not in this replica's cache yet (Ask found it): wait
 		select {
 		case <-ctx.Done():
 			return Status{}, fmt.Errorf("%w: %s is asked on the Canary (annotation %s) and will be carried out when the leader takes it", ErrNoAnswer, action, AnnotationAction)
