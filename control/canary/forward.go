@@ -158,7 +158,7 @@ func (f Forwarder) Forward(ctx context.Context, namespace, name string, action V
 				LastAction *ActionAnswer `json:"lastAction"`
 			}
 			if err := json.Unmarshal(raw, &got); err != nil {
-				return Status{}, fmt.Errorf("canary state of %s/%s: %w", namespace, name, err)
+				return Status{}, fmt.Errorf("%w: canary state of %s/%s: %w", ErrForward, namespace, name, err)
 			}
 			if a := got.LastAction; a != nil && a.ID == req.ID {
 				if a.Code != http.StatusOK {
