@@ -91,6 +91,7 @@ func (a *app) serveCanaryActions() {
 	pending := a.kube.PendingCanaryActions()
 	seen := map[string]bool{}
 	changed := false
+answering:
 	for _, p := range pending {
 		key := p.Namespace + "/" + p.Name
 		seen[key] = true
@@ -102,7 +103,7 @@ func (a *app) serveCanaryActions() {
 		if req.ID == "" || req.ID != p.AnsweredID {
 			ans, moved, err := a.canary.Answer(p.Namespace, p.Name, req, perr)
 			if err != nil {
-				return // not leading any more: the next leader answers
+				break answering // not leading (yet, or any more): the leader answers
 			}
 			a.logger.Info("canary action asked on the Canary", "canary", key, "action", req.Action, "by", req.By, "replica", req.Replica, "code", ans.Code, "error", ans.Error)
 			changed = changed || moved
