@@ -90,7 +90,7 @@ func (a *app) serveCanaryActions() {
 	defer ca.mu.Unlock()
 	pending := a.kube.PendingCanaryActions()
 	seen := map[string]bool{}
-	changed := false
+	changed, complete := false, true
 answering:
 	for _, p := range pending {
 		key := p.Namespace + "/" + p.Name
@@ -103,6 +103,7 @@ answering:
 		if req.ID == "" || req.ID != p.AnsweredID {
 			ans, moved, err := a.canary.Answer(p.Namespace, p.Name, req, perr)
 			if err != nil {
+				complete = false
 				break answering // not leading (yet, or any more): the leader answers
 			}
 			a.logger.Info("canary action asked on the Canary", "canary", key, "action", req.Action, "by", req.By, "replica", req.Replica, "code", ans.Code, "error", ans.Error)
@@ -122,8 +123,8 @@ answering:
 		ca.taken[key] = p.Value
 	}
 	for key := range ca.taken {
-		if !seen[key] {
-			delete(ca.taken, key)
+		if complete && !seen[key] {
+			delete(ca.taken, key) // its annotation is gone
 		}
 	}
 	if changed {
