@@ -122,9 +122,11 @@ answering:
 		}
 		ca.taken[key] = p.Value
 	}
-	for key := range ca.taken {
-		if complete && !seen[key] {
-			delete(ca.taken, key) // its annotation is gone
+	if complete {
+		for key := range ca.taken {
+			if !seen[key] {
+				delete(ca.taken, key) // its annotation is gone
+			}
 		}
 	}
 	if changed {
