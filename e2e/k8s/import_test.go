@@ -158,13 +158,17 @@ func TestImportHTTPRoute(t *testing.T) {
 	})
 
 	t.Run("an edit of the HTTPRoute changes the TrafficRoute", func(t *testing.T) {
-		cur, err := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r := httpRoute(ns, 1, 0)
-		r.SetResourceVersion(cur.GetResourceVersion())
-		if _, err := dyn.Resource(httpRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{}); err != nil {
+		// glassmesh writes the route's status meanwhile: retry on conflict.
+		if err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			cur, err := dyn.Resource(httpRoutes).Namespace(ns).Get(ctx, "reviews", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			r := httpRoute(ns, 1, 0)
+			r.SetResourceVersion(cur.GetResourceVersion())
+			_, err = dyn.Resource(httpRoutes).Namespace(ns).Update(ctx, r, metav1.UpdateOptions{})
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
 		within(t, 25*time.Second, "the new weights", func() error {
