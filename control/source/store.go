@@ -1,6 +1,7 @@
 package source
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -140,6 +141,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 		return false
 	}
 	s.base, s.mesh, s.overrides = r.Mesh, serving, overrides
+	versionBefore := s.version
 	s.version = versionOf(serving)
 	s.loadedAt = time.Now()
 	s.reloads.WithLabelValues("success").Inc()
@@ -149,7 +151,11 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 			s.logger.Warn("mesh config", "warning", w.Error())
 		}
 	}
-	s.logger.Info("mesh config loaded", "version", s.version, "files", r.Files,
+	level := slog.LevelInfo
+	if s.version == versionBefore {
+		level = slog.LevelDebug // read again, same config (a status write on Kubernetes)
+	}
+	s.logger.Log(context.Background(), level, "mesh config loaded", "version", s.version, "files", r.Files,
 		"services", len(r.Mesh.Services), "workloads", len(r.Mesh.Workloads), "routes", len(r.Mesh.Routes))
 	return true
 }
