@@ -3,7 +3,6 @@ package model
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hash"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -34,24 +33,12 @@ type Result struct {
 // followed. A missing path is an error; callers that treat it as an empty
 // mesh check for it first.
 func Load(path string) Result {
-	files, errs := configFiles(path)
-	var (
-		objs Objects
-		res  = Result{Files: len(files), Errors: errs}
-		hash = sha256.New()
-	)
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			res.Errors = append(res.Errors, Diagnostic{File: f, Message: err.Error()})
-			continue
-		}
-		hashFile(hash, f, data)
-		o, errs := Parse(f, data)
+	var objs Objects
+	res := readFiles(path, func(file string, data []byte) []Diagnostic {
+		o, errs := Parse(file, data)
 		objs.Append(o)
-		res.Errors = append(res.Errors, errs...)
-	}
-	res.Digest = hex.EncodeToString(hash.Sum(nil))
+		return errs
+	})
 	mesh, errs, warns := Validate(objs)
 	res.Errors = append(res.Errors, errs...)
 	res.Warnings = warns
@@ -62,10 +49,25 @@ func Load(path string) Result {
 	return res
 }
 
-// hashFile adds a file read to a Result's digest.
-func hashFile(h hash.Hash, name string, data []byte) {
-	h.Write([]byte(name + "\x00" + strconv.Itoa(len(data)) + "\x00"))
-	h.Write(data)
+// readFiles reads the files of the config at path (configFiles), calling
+// parse with each one's content: a Result with the files read, the digest
+// of their names and contents, and the read and parse errors.
+func readFiles(path string, parse func(file string, data []byte) []Diagnostic) Result {
+	files, errs := configFiles(path)
+	res := Result{Files: len(files), Errors: errs}
+	hash := sha256.New()
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			res.Errors = append(res.Errors, Diagnostic{File: f, Message: err.Error()})
+			continue
+		}
+		hash.Write([]byte(f + "\x00" + strconv.Itoa(len(data)) + "\x00"))
+		hash.Write(data)
+		res.Errors = append(res.Errors, parse(f, data)...)
+	}
+	res.Digest = hex.EncodeToString(hash.Sum(nil))
+	return res
 }
 
 // configFiles lists the files Load reads at path, and what could not be

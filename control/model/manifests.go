@@ -1,10 +1,7 @@
 package model
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"math"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -73,24 +70,14 @@ func (s Skipped) String() string {
 // The result is validated as a whole, as the Kubernetes source would see
 // the same objects applied.
 func LoadManifests(path string, imp Importer) (Result, Skipped) {
-	files, errs := configFiles(path)
-	res := Result{Files: len(files), Errors: errs}
 	var objs Objects
 	var ms []Manifest
-	hash := sha256.New()
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			res.Errors = append(res.Errors, Diagnostic{File: f, Message: err.Error()})
-			continue
-		}
-		hashFile(hash, f, data)
-		o, m, errs := ParseManifests(f, data)
+	res := readFiles(path, func(file string, data []byte) []Diagnostic {
+		o, m, errs := ParseManifests(file, data)
 		objs.Append(o)
 		ms = append(ms, m...)
-		res.Errors = append(res.Errors, errs...)
-	}
-	res.Digest = hex.EncodeToString(hash.Sum(nil))
+		return errs
+	})
 	skipped := Skipped{}
 	if imp != nil {
 		errs, warns, rest := imp(&objs, ms)
