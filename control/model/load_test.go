@@ -189,6 +189,20 @@ func BenchmarkLoad(b *testing.B) {
 	b.ReportMetric(float64(2000*b.N)/b.Elapsed().Seconds(), "files/s")
 }
 
+// BenchmarkLoadManifests loads the same directory as the file source reads
+// it (source.LoadConfig; its importer is not called for glassmesh kinds).
+func BenchmarkLoadManifests(b *testing.B) {
+	dir := b.TempDir()
+	writeManyFiles(b, dir, 1000)
+	b.ResetTimer()
+	for b.Loop() {
+		if r, _ := LoadManifests(dir, nil); len(r.Errors) > 0 {
+			b.Fatal(r.Errors[0])
+		}
+	}
+	b.ReportMetric(float64(2000*b.N)/b.Elapsed().Seconds(), "files/s")
+}
+
 // writeManyFiles writes n services and their n workloads, one file each,
 // spread over subdirectories.
 func writeManyFiles(tb testing.TB, dir string, n int) {
