@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/leaderelection"
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
@@ -68,11 +67,7 @@ func (a *app) elect(ctx context.Context) error {
 	if f.renew >= f.lease || f.retry >= f.renew {
 		return fmt.Errorf("--leader-elect: want retry-period (%s) < renew-deadline (%s) < lease-duration (%s)", f.retry, f.renew, f.lease)
 	}
-	rc, err := a.kubeConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := a.newKubeClient() // its own rate limit: status writes never delay a renewal
 	if err != nil {
 		return err
 	}
@@ -140,7 +135,12 @@ func newLeaderGauge(reg prometheus.Registerer) prometheus.Gauge {
 	return g
 }
 
-// kubeConfig is the API server connection of --source kubernetes.
-func (a *app) kubeConfig() (*rest.Config, error) {
-	return source.KubernetesConfig{Kubeconfig: a.flags.kubeconfig}.RestConfig()
+// newKubeClient is a new client of the API server of --source kubernetes,
+// with a rate limit of its own.
+func (a *app) newKubeClient() (*kubernetes.Clientset, error) {
+	rc, err := source.KubernetesConfig{Kubeconfig: a.flags.kubeconfig}.RestConfig()
+	if err != nil {
+		return nil, err
+	}
+	return kubernetes.NewForConfig(rc)
 }

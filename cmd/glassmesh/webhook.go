@@ -12,7 +12,6 @@ import (
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
@@ -121,11 +120,7 @@ func (a *app) publishCABundle(ctx context.Context) error {
 		<-ctx.Done() // a run group member ends only with the group
 		return nil
 	}
-	rc, err := a.kubeConfig()
-	if err != nil {
-		return err
-	}
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := a.newKubeClient()
 	if err != nil {
 		return err
 	}
