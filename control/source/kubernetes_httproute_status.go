@@ -38,41 +38,6 @@ const (
 	reasonRefNotPermitted = "RefNotPermitted"
 )
 
-// httpRouteStatusWrites are the writes that bring each HTTPRoute's
-// glassmesh entries in status.parents in line with the build r. k.mu is
-// held.
-func (k *Kubernetes) httpRouteStatusWrites(r model.Result, othersInvalid int, now time.Time) []statusWrite {
-	inf := k.imports[httpRoutesPlural]
-	if inf == nil {
-		return nil
-	}
-	var writes []statusWrite
-	for _, obj := range inf.GetStore().List() {
-		u := obj.(*unstructured.Unstructured)
-		if !k.cfg.inScope(u.GetNamespace()) {
-			continue
-		}
-		file := origin(httpRoutesPlural+"."+gatewayGroup, u.GetNamespace(), u.GetName()).File
-		var errs []model.Diagnostic
-		for _, d := range r.Errors {
-			if d.File == file {
-				errs = append(errs, d)
-			}
-		}
-		conflict := ""
-		for _, d := range r.Warnings {
-			if d.File == file && strings.HasPrefix(d.Message, notImported) {
-				conflict = d.Message
-			}
-		}
-		want := routeConditions(errs, conflict, othersInvalid, u.GetGeneration())
-		if x, ok := parentsWrite(u, want, now); ok {
-			writes = append(writes, x)
-		}
-	}
-	return writes
-}
-
 // routeConditions are the Accepted and ResolvedRefs conditions of a route
 // with the given import errors, or losing to another route (conflict).
 func routeConditions(errs []model.Diagnostic, conflict string, othersInvalid int, generation int64) []metav1.Condition {

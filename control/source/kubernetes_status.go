@@ -219,12 +219,19 @@ func (k *Kubernetes) report(r model.Result) {
 	if !leading {
 		return
 	}
-	byOrigin := map[string][]string{}
+	// What the build says of each object, by origin.
+	errs := map[string][]model.Diagnostic{}
 	for _, d := range r.Errors {
-		byOrigin[d.File] = append(byOrigin[d.File], fieldMessage(d))
+		errs[d.File] = append(errs[d.File], d)
+	}
+	conflicts := map[string]string{} // imports that lost their service to another route
+	for _, d := range r.Warnings {
+		if strings.HasPrefix(d.Message, notImported) {
+			conflicts[d.File] = d.Message
+		}
 	}
 	othersInvalid := 0
-	for origin := range byOrigin {
+	for origin := range errs {
 		if strings.HasPrefix(origin, originPrefix) {
 			othersInvalid++
 		}
@@ -233,13 +240,25 @@ func (k *Kubernetes) report(r model.Result) {
 	var writes []statusWrite
 	k.mu.Lock()
 	k.eachObject(k.watched, func(plural string, u *unstructured.Unstructured) {
-		errs := byOrigin[origin(plural, u.GetNamespace(), u.GetName()).File]
-		cond := validCondition(errs, othersInvalid, u.GetGeneration())
+		var msgs []string
+		for _, d := range errs[origin(plural, u.GetNamespace(), u.GetName()).File] {
+			msgs = append(msgs, fieldMessage(d))
+		}
+		cond := validCondition(msgs, othersInvalid, u.GetGeneration())
 		if x, ok := conditionWrite(plural, u, cond, now, identity); ok {
 			writes = append(writes, x)
 		}
 	})
-	writes = append(writes, k.httpRouteStatusWrites(r, othersInvalid, now)...)
+	k.eachObject(k.imports, func(plural string, u *unstructured.Unstructured) {
+		if plural != httpRoutesPlural {
+			return // TrafficSplits have no status
+		}
+		file := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName()).File // as importRoutes names it
+		want := routeConditions(errs[file], conflicts[file], othersInvalid, u.GetGeneration())
+		if x, ok := parentsWrite(u, want, now); ok {
+			writes = append(writes, x)
+		}
+	})
 	k.mu.Unlock()
 	w.enqueue(writes...)
 }
