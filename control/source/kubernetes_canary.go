@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/glassmesh/glassmesh/control/model"
 )
@@ -28,29 +29,43 @@ var canaryGVR = schema.GroupVersionResource{Group: model.CRDGroup, Version: mode
 // CanaryStatuses returns the status, as JSON, of every Canary in scope that
 // carries a canary state, by "namespace/name". It reads the informer cache.
 func (k *Kubernetes) CanaryStatuses() (map[string][]byte, error) {
-	k.mu.Lock()
-	inf := k.watched["canaries"]
-	k.mu.Unlock()
 	out := map[string][]byte{}
-	if inf == nil {
-		return out, nil
-	}
-	for _, obj := range inf.GetStore().List() {
-		u := obj.(*unstructured.Unstructured)
-		if !k.cfg.inScope(u.GetNamespace()) {
-			continue
-		}
+	var err error
+	k.eachCanary(func(u *unstructured.Unstructured) {
 		raw, ok, _ := unstructured.NestedMap(u.Object, "status")
-		if !ok || raw["state"] == nil {
-			continue
+		if !ok || raw["state"] == nil || err != nil {
+			return
 		}
-		b, err := json.Marshal(raw)
-		if err != nil {
-			return nil, err
+		var b []byte
+		if b, err = json.Marshal(raw); err == nil {
+			out[u.GetNamespace()+"/"+u.GetName()] = b
 		}
-		out[u.GetNamespace()+"/"+u.GetName()] = b
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// canaryInformer is the Canaries' informer; nil until their CRD is
+// established.
+func (k *Kubernetes) canaryInformer() cache.SharedIndexInformer {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.watched["canaries"]
+}
+
+// eachCanary calls f with every Canary in scope in the informer cache.
+func (k *Kubernetes) eachCanary(f func(u *unstructured.Unstructured)) {
+	inf := k.canaryInformer()
+	if inf == nil {
+		return
+	}
+	for _, obj := range inf.GetStore().List() {
+		if u := obj.(*unstructured.Unstructured); k.cfg.inScope(u.GetNamespace()) {
+			f(u)
+		}
+	}
 }
 
 // PatchCanaryStatus queues a JSON merge patch of a Canary's status (an
@@ -105,9 +120,7 @@ func (k *Kubernetes) CanaryStatus(namespace, name string) ([]byte, bool) {
 }
 
 func (k *Kubernetes) canary(namespace, name string) *unstructured.Unstructured {
-	k.mu.Lock()
-	inf := k.watched["canaries"]
-	k.mu.Unlock()
+	inf := k.canaryInformer()
 	if inf == nil || !k.cfg.inScope(namespace) {
 		return nil
 	}
@@ -129,24 +142,15 @@ type PendingCanaryAction struct {
 }
 
 // PendingCanaryActions lists the action requests on Canaries in scope,
-// from the informer cache, oldest Canary first.
+// from the informer cache, by namespace/name.
 func (k *Kubernetes) PendingCanaryActions() []PendingCanaryAction {
-	k.mu.Lock()
-	inf := k.watched["canaries"]
-	k.mu.Unlock()
-	if inf == nil {
-		return nil
-	}
 	var out []PendingCanaryAction
-	for _, obj := range inf.GetStore().List() {
-		u := obj.(*unstructured.Unstructured)
-		v, ok := u.GetAnnotations()[annotationAction]
-		if !ok || !k.cfg.inScope(u.GetNamespace()) {
-			continue
+	k.eachCanary(func(u *unstructured.Unstructured) {
+		if v, ok := u.GetAnnotations()[annotationAction]; ok {
+			id, _, _ := unstructured.NestedString(u.Object, "status", "lastAction", "id")
+			out = append(out, PendingCanaryAction{Namespace: u.GetNamespace(), Name: u.GetName(), Value: v, AnsweredID: id})
 		}
-		id, _, _ := unstructured.NestedString(u.Object, "status", "lastAction", "id")
-		out = append(out, PendingCanaryAction{Namespace: u.GetNamespace(), Name: u.GetName(), Value: v, AnsweredID: id})
-	}
+	})
 	sort.Slice(out, func(i, j int) bool {
 		return out[i].Namespace+"/"+out[i].Name < out[j].Namespace+"/"+out[j].Name
 	})
