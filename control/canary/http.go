@@ -64,10 +64,11 @@ func (h Handler) Act(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	if err != nil {
-		if code := httpStatus(err); code == http.StatusServiceUnavailable {
+		code := httpStatus(err)
+		if code == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}
-		writeError(w, httpStatus(err), err.Error())
+		writeError(w, code, err.Error())
 		return
 	}
 	if changed && h.Push != nil {
