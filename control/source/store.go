@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -122,19 +121,26 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 		}
 	}
 	s.loaded = true
-	errsBefore, warnsBefore := s.errors, s.warnings
-	s.errors, s.warnings = errs, r.Warnings
 	// Each error and warning is logged once while it lasts: a config that
 	// is read again and again (every status write on Kubernetes) would
 	// repeat them.
-	isNew := func(before []model.Diagnostic, d model.Diagnostic) bool {
-		return !slices.ContainsFunc(before, func(b model.Diagnostic) bool { return b.Error() == d.Error() })
+	type said struct {
+		err bool
+		msg string
 	}
+	logged := make(map[said]bool, len(s.errors)+len(s.warnings))
+	for _, d := range s.errors {
+		logged[said{true, d.Error()}] = true
+	}
+	for _, d := range s.warnings {
+		logged[said{false, d.Error()}] = true
+	}
+	s.errors, s.warnings = errs, r.Warnings
 	s.errorsGauge.Set(float64(len(errs)))
 	if len(errs) > 0 || r.Mesh == nil {
 		s.reloads.WithLabelValues("failure").Inc()
 		for _, e := range errs {
-			if isNew(errsBefore, e) {
+			if !logged[said{true, e.Error()}] {
 				s.logger.Error("mesh config rejected; the last good config keeps serving", "error", e.Error(), "version", s.version)
 			}
 		}
@@ -147,7 +153,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 	s.reloads.WithLabelValues("success").Inc()
 	s.lastSuccess.Set(float64(s.loadedAt.UnixNano()) / 1e9)
 	for _, w := range r.Warnings {
-		if isNew(warnsBefore, w) {
+		if !logged[said{false, w.Error()}] {
 			s.logger.Warn("mesh config", "warning", w.Error())
 		}
 	}

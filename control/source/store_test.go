@@ -124,3 +124,37 @@ func TestStoreStatusSaysWhereEachObjectCameFrom(t *testing.T) {
 		}
 	})
 }
+
+// A config read again and again (every status write on Kubernetes) says each
+// error and warning once while it lasts, and a reload that changes nothing
+// says so at debug only.
+func TestStoreLogsEachDiagnosticOnce(t *testing.T) {
+	var logs strings.Builder
+	s := NewStore(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo})), nil)
+	warn := model.Diagnostic{File: "a.yaml", Path: "spec.selector", Message: "selects no workload"}
+	bad := model.Diagnostic{File: "b.yaml", Path: "spec.x", Message: "boom"}
+	count := func(s string) int { return strings.Count(logs.String(), s) }
+
+	for range 3 {
+		s.Apply(model.Result{Mesh: meshWith("a"), Warnings: []model.Diagnostic{warn}}, nil)
+	}
+	if n := count("selects no workload"); n != 1 {
+		t.Errorf("the warning logged %d times over 3 loads, want 1:\n%s", n, logs.String())
+	}
+	if n := count("mesh config loaded"); n != 1 {
+		t.Errorf("%d info lines for 3 loads of one config, want 1:\n%s", n, logs.String())
+	}
+	for range 2 {
+		s.Apply(model.Result{Errors: []model.Diagnostic{bad}}, nil)
+	}
+	if n := count("boom"); n != 1 {
+		t.Errorf("the error logged %d times over 2 loads, want 1", n)
+	}
+	// Gone and back: said again, as the warning after a load without it.
+	s.Apply(model.Result{Mesh: meshWith("a")}, nil)
+	s.Apply(model.Result{Errors: []model.Diagnostic{bad}}, nil)
+	s.Apply(model.Result{Mesh: meshWith("b"), Warnings: []model.Diagnostic{warn}}, nil)
+	if n, w := count("boom"), count("selects no workload"); n != 2 || w != 2 {
+		t.Errorf("after going away: error logged %d times, warning %d, want 2 each:\n%s", n, w, logs.String())
+	}
+}
