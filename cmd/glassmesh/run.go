@@ -83,7 +83,7 @@ type app struct {
 // configSource feeds the config pipeline: the file watcher or the
 // Kubernetes informers.
 type configSource interface {
-	Run(ctx context.Context, out func(model.Result)) error
+	Run(ctx context.Context, out source.Sink) error
 }
 
 type actor struct {
@@ -183,12 +183,13 @@ func (a *app) routes() {
 
 // apply is the config pipeline: a clean load is translated and pushed; a
 // load with errors, or one that fails to translate, keeps the last good one.
-func (a *app) apply(r model.Result) {
-	a.store.Apply(r, a.push)
+func (a *app) apply(r model.Result) []source.ObjectStatus {
+	setAside, _ := a.store.Apply(r, a.push)
 	if a.store.Loaded() {
 		a.ready.Store(true)
 	}
 	a.serveCanaryActions()
+	return setAside
 }
 
 func (a *app) run(ctx context.Context) error {

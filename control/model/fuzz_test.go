@@ -3,6 +3,8 @@ package model
 import (
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +35,46 @@ func FuzzParse(f *testing.F) {
 				if d.File != "fuzz.yaml" || d.Line <= 0 {
 					t.Errorf("diagnostic without a place: %+v", d)
 				}
+			}
+		}
+	})
+}
+
+// FuzzContain contains an arbitrary file beside a valid one, against a
+// valid last good config: whatever the file holds, the serving mesh must
+// validate cleanly, the valid file's change must apply, and every error
+// must belong to an object set aside or to the held file.
+func FuzzContain(f *testing.F) {
+	f.Add([]byte(teamA(60, 60)))
+	f.Add([]byte(teamA(50, 50)))
+	f.Add([]byte("kind: [Service\n"))
+	f.Add([]byte(teamB(7000)))
+	f.Add([]byte(teamA(50, 50)[strings.LastIndex(teamA(50, 50), "apiVersion:"):]))
+	prevA, errs := Parse("a.yaml", []byte(teamA(50, 50)))
+	prevB, errs2 := Parse("b.yaml", []byte(teamB(8001)))
+	prevA.Append(prevB)
+	prev, verrs, _ := Validate(prevA)
+	if len(errs)+len(errs2)+len(verrs) > 0 {
+		f.Fatal(errs, errs2, verrs)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		objs, readErrs := Parse("a.yaml", data)
+		b, _ := Parse("b.yaml", []byte(teamB(8002)))
+		objs.Append(b)
+		c := Contain(objs, readErrs, prev)
+		if _, errs, _ := Validate(c.Mesh.Objects()); len(errs) > 0 {
+			t.Fatalf("the contained mesh does not validate: %v", errs)
+		}
+		if c.Whole {
+			t.Fatal("a file's errors held the whole config")
+		}
+		if w := c.Mesh.Workload("team-b", "b-v1"); w == nil || w.Spec.Endpoints[0].Ports["grpc"] != 8002 && !slices.ContainsFunc(c.SetAside, func(s SetAside) bool { return s.Key() == "Workload/team-b/b-v1" }) {
+			t.Fatalf("team-b's change did not apply: %+v", w)
+		}
+		for _, e := range c.Errors {
+			owned := slices.ContainsFunc(c.SetAside, func(s SetAside) bool { return s.Key() == e.Object })
+			if !owned && !slices.Contains(c.HeldFiles, e.File) {
+				t.Errorf("error %v belongs to nothing set aside or held", e)
 			}
 		}
 	})

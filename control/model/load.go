@@ -16,6 +16,12 @@ import (
 type Result struct {
 	// Mesh is nil when there are errors.
 	Mesh *Mesh
+	// Objects are every object read, valid or not (defaults applied), and
+	// ReadErrors the errors of reading, parsing and importing them (a
+	// subset of Errors, which adds validation's): what Contain needs to
+	// make the most of a load with errors.
+	Objects    Objects
+	ReadErrors []Diagnostic
 	// Errors and Warnings are sorted by file and line.
 	Errors, Warnings []Diagnostic
 	// Files is how many files were read.
@@ -40,6 +46,7 @@ func Load(path string) Result {
 		return errs
 	})
 	mesh, errs, warns := Validate(objs)
+	res.Objects, res.ReadErrors = objs, slices.Clone(res.Errors)
 	res.Errors = append(res.Errors, errs...)
 	res.Warnings = warns
 	sortDiagnostics(res.Errors)

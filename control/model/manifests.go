@@ -89,6 +89,7 @@ func LoadManifests(path string, imp Importer) (Result, Skipped) {
 		skipped[m.Kind]++
 	}
 	mesh, errs, warns := Validate(objs)
+	res.Objects, res.ReadErrors = objs, slices.Clone(res.Errors)
 	res.Errors = append(res.Errors, errs...)
 	res.Warnings = append(res.Warnings, warns...)
 	sortDiagnostics(res.Errors)

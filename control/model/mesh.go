@@ -12,6 +12,10 @@ type Diagnostic struct {
 	Line    int    `json:"line"`
 	Path    string `json:"path"`
 	Message string `json:"message"`
+	// Object is the object the diagnostic belongs to, as
+	// "<Kind>/<namespace>/<name>"; empty when it belongs to no one object
+	// (a file that is not YAML, a document of no known kind).
+	Object string `json:"object,omitempty"`
 }
 
 // Error formats the diagnostic as "file:line: path: message".

@@ -153,46 +153,68 @@ func parseDocument(file string, root *yaml.Node, objs *Objects) []Diagnostic {
 		}
 		return d.errs
 	}
+	var meta *Meta // of the object the document became
+	defer func() { d.attribute(kind.Value, meta) }()
 	switch {
 	case kind.Value == KindService:
 		s := &Service{}
 		d.structure(root, "", reflect.ValueOf(s).Elem(), header)
 		s.Origin = d.origin(root)
+		meta = &s.Meta
 		objs.Services = append(objs.Services, s)
 	case kind.Value == KindWorkload:
 		w := &Workload{}
 		d.structure(root, "", reflect.ValueOf(w).Elem(), header)
 		w.Origin = d.origin(root)
+		meta = &w.Meta
 		objs.Workloads = append(objs.Workloads, w)
 	case kind.Value == KindTrafficRoute:
 		r := &TrafficRoute{}
 		d.structure(root, "", reflect.ValueOf(r).Elem(), header)
 		r.Origin = d.origin(root)
+		meta = &r.Meta
 		objs.Routes = append(objs.Routes, r)
 	case kind.Value == KindSLO:
 		s := &SLO{}
 		d.structure(root, "", reflect.ValueOf(s).Elem(), header)
 		s.Origin = d.origin(root)
+		meta = &s.Meta
 		objs.SLOs = append(objs.SLOs, s)
 	case kind.Value == KindCanary:
 		c := &Canary{}
 		d.structure(root, "", reflect.ValueOf(c).Elem(), header)
 		c.Origin = d.origin(root)
+		meta = &c.Meta
 		objs.Canaries = append(objs.Canaries, c)
 	case kind.Value == KindPeerAuthentication:
 		p := &PeerAuthentication{}
 		d.structure(root, "", reflect.ValueOf(p).Elem(), header)
 		p.Origin = d.origin(root)
+		meta = &p.Meta
 		objs.PeerAuths = append(objs.PeerAuths, p)
 	case kind.Value == KindAuthorizationPolicy:
 		p := &AuthorizationPolicy{}
 		d.structure(root, "", reflect.ValueOf(p).Elem(), header)
 		p.Origin = d.origin(root)
+		meta = &p.Meta
 		objs.AuthzPols = append(objs.AuthzPols, p)
 	default:
 		d.errorf(kind, "kind", "unknown kind %s; want one of %s", strconv.Quote(kind.Value), knownKinds)
 	}
 	return d.errs
+}
+
+// attribute names the object a document became (meta; nil when none) in
+// each of the document's diagnostics, so containment sets that object
+// aside and not its whole file.
+func (d *decoder) attribute(kind string, meta *Meta) {
+	if meta == nil {
+		return
+	}
+	key := ObjectKey(kind, *meta)
+	for i := range d.errs {
+		d.errs[i].Object = key
+	}
 }
 
 var knownKinds = strings.Join([]string{

@@ -9,13 +9,29 @@ import (
 type fieldLines struct {
 	lines map[string]int // field path -> line
 	bad   []string       // field paths that failed to decode
+	// hidden: the lines are of a document made from the object (a
+	// Kubernetes object), which mean nothing to its author.
+	hidden bool
+}
+
+// WithoutLines is o with no line numbers to report, for objects parsed
+// from YAML made out of another representation. What fields were written
+// (and failed) is kept.
+func (o Origin) WithoutLines() Origin {
+	o.Line = 0
+	if o.fields != nil {
+		f := *o.fields
+		f.hidden = true
+		o.fields = &f
+	}
+	return o
 }
 
 // LineOf returns the line of the field path (as in Diagnostic.Path) in the
 // object's file: the line of the field itself when it was written, else of
 // its nearest written ancestor, else the object's own line.
 func (o Origin) LineOf(path string) int {
-	if o.fields != nil {
+	if o.fields != nil && !o.fields.hidden {
 		for p := path; p != ""; p = parentPath(p) {
 			if l, ok := o.fields.lines[p]; ok {
 				return l

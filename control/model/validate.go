@@ -27,36 +27,49 @@ var (
 // The Mesh is nil when there are errors. Diagnostics are sorted by file and
 // line. Sources that do not parse YAML (Kubernetes) call it directly.
 func Validate(objs Objects) (mesh *Mesh, errs, warns []Diagnostic) {
+	mesh, errs, warns, _ = validate(objs)
+	return mesh, errs, warns
+}
+
+// validate is Validate, also saying which objects (by pointer) have errors.
+func validate(objs Objects) (*Mesh, []Diagnostic, []Diagnostic, map[any]bool) {
 	applyDefaults(objs)
-	v := &validator{}
+	v := &validator{bad: map[any]bool{}}
 	ix := v.index(objs)
 	for _, s := range objs.Services {
+		v.at(KindService, s, s.Meta)
 		v.service(s, ix)
 	}
 	for _, w := range objs.Workloads {
+		v.at(KindWorkload, w, w.Meta)
 		v.workload(w, ix)
 	}
 	for _, r := range objs.Routes {
+		v.at(KindTrafficRoute, r, r.Meta)
 		v.route(r, ix)
 	}
 	for _, s := range objs.SLOs {
+		v.at(KindSLO, s, s.Meta)
 		v.slo(s, ix)
 	}
 	for _, c := range objs.Canaries {
+		v.at(KindCanary, c, c.Meta)
 		v.canary(c, ix)
 	}
 	for _, p := range objs.PeerAuths {
+		v.at(KindPeerAuthentication, p, p.Meta)
 		v.peerAuthentication(p, ix)
 	}
 	for _, p := range objs.AuthzPols {
+		v.at(KindAuthorizationPolicy, p, p.Meta)
 		v.authorizationPolicy(p, ix)
 	}
 	sortDiagnostics(v.errs)
 	sortDiagnostics(v.warns)
 	if len(v.errs) > 0 {
-		return nil, v.errs, v.warns
+		return nil, v.errs, v.warns, v.bad
 	}
-	return NewMesh(objs.clone()), nil, v.warns
+	return NewMesh(objs.clone()), nil, v.warns, v.bad
 }
 
 // applyDefaults fills in what users may leave out. It is idempotent.
@@ -127,20 +140,31 @@ func (o Origin) written(path string) bool {
 	return ok
 }
 
-// validator collects the diagnostics of one Validate call.
+// validator collects the diagnostics of one Validate call. Every check
+// runs on behalf of one object (set by at): the one that holds the field
+// or the reference, which is the object its diagnostics belong to.
 type validator struct {
 	errs, warns []Diagnostic
+	cur         any    // the object being checked
+	curKey      string // its ObjectKey
+	bad         map[any]bool
+}
+
+// at makes obj the object the following diagnostics belong to.
+func (v *validator) at(kind string, obj any, m Meta) {
+	v.cur, v.curKey = obj, ObjectKey(kind, m)
 }
 
 func (v *validator) errorf(o Origin, path, format string, args ...any) {
 	if o.failed(path) {
 		return
 	}
-	v.errs = append(v.errs, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: fmt.Sprintf(format, args...)})
+	v.errs = append(v.errs, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: fmt.Sprintf(format, args...), Object: v.curKey})
+	v.bad[v.cur] = true
 }
 
 func (v *validator) warnf(o Origin, path, format string, args ...any) {
-	v.warns = append(v.warns, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: fmt.Sprintf(format, args...)})
+	v.warns = append(v.warns, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: fmt.Sprintf(format, args...), Object: v.curKey})
 }
 
 func sortDiagnostics(ds []Diagnostic) {
@@ -170,7 +194,8 @@ func (v *validator) index(objs Objects) *index {
 		routesByName: map[string]*TrafficRoute{}, slos: map[string]*SLO{}, canaries: map[string]*Canary{},
 	}
 	seen := map[string]Origin{}
-	unique := func(kind string, m Meta, o Origin) bool {
+	unique := func(kind string, obj any, m Meta, o Origin) bool {
+		v.at(kind, obj, m)
 		v.name(m, o)
 		key := kind + " " + m.Key()
 		if first, dup := seen[key]; dup {
@@ -181,28 +206,28 @@ func (v *validator) index(objs Objects) *index {
 		return true
 	}
 	for _, s := range objs.Services {
-		if unique(KindService, s.Meta, s.Origin) {
+		if unique(KindService, s, s.Meta, s.Origin) {
 			ix.services[s.Key()] = s
 			ix.byNS[s.Namespace] = append(ix.byNS[s.Namespace], s)
 		}
 	}
 	for _, w := range objs.Workloads {
-		if unique(KindWorkload, w.Meta, w.Origin) {
+		if unique(KindWorkload, w, w.Meta, w.Origin) {
 			ix.workloads[w.Namespace] = append(ix.workloads[w.Namespace], w)
 		}
 	}
 	for _, r := range objs.Routes {
-		if unique(KindTrafficRoute, r.Meta, r.Origin) {
+		if unique(KindTrafficRoute, r, r.Meta, r.Origin) {
 			ix.routesByName[r.Key()] = r
 		}
 	}
 	for _, s := range objs.SLOs {
-		if unique(KindSLO, s.Meta, s.Origin) {
+		if unique(KindSLO, s, s.Meta, s.Origin) {
 			ix.slos[s.Key()] = s
 		}
 	}
 	for _, c := range objs.Canaries {
-		unique(KindCanary, c.Meta, c.Origin)
+		unique(KindCanary, c, c.Meta, c.Origin)
 	}
 	return ix
 }

@@ -45,6 +45,11 @@ type File struct {
 	skipped string // the kinds skipped last time, said when they change
 }
 
+// Sink takes each new load of a source: it decides what serves, and
+// returns the objects whose newest version does not (for the source to
+// report where it can, as Kubernetes status conditions).
+type Sink func(model.Result) []ObjectStatus
+
 // LoadConfig reads the mesh config at path (a directory or one file): the
 // glassmesh kinds, and Kubernetes manifests the way the Kubernetes source
 // reads the same objects applied (core Services, Gateway API HTTPRoutes
@@ -67,7 +72,7 @@ func NewFile(cfg FileConfig, logger *slog.Logger) *File {
 // is called from Run's goroutine, one call at a time; while it runs, changes
 // queue up and are read together afterwards. Run returns nil when ctx is
 // done, and an error only when the path cannot be watched at all.
-func (f *File) Run(ctx context.Context, out func(model.Result)) error {
+func (f *File) Run(ctx context.Context, out Sink) error {
 	abs, err := filepath.Abs(f.cfg.Path)
 	if err != nil {
 		return fmt.Errorf("mesh config %s: %w", f.cfg.Path, err)
@@ -125,7 +130,7 @@ const absent = "absent"
 // emit loads the config and calls out, unless the input is the same as
 // last time (editors' swap files, touched files, rewritten identical
 // content). It returns the digest of what it loaded.
-func (f *File) emit(out func(model.Result), last string, skipSame bool) string {
+func (f *File) emit(out Sink, last string, skipSame bool) string {
 	start := time.Now()
 	var r model.Result
 	digest := absent

@@ -34,10 +34,11 @@ type results struct {
 	all []model.Result
 }
 
-func (r *results) add(res model.Result) {
+func (r *results) add(res model.Result) []ObjectStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.all = append(r.all, res)
+	return nil
 }
 
 func (r *results) count() int {
@@ -243,7 +244,7 @@ func TestFileRunReturnsWhenCancelled(t *testing.T) {
 	f := NewFile(FileConfig{Path: t.TempDir()}, slog.New(slog.DiscardHandler))
 	got := make(chan model.Result, 1)
 	done := make(chan error, 1)
-	go func() { done <- f.Run(ctx, func(r model.Result) { got <- r }) }()
+	go func() { done <- f.Run(ctx, func(r model.Result) []ObjectStatus { got <- r; return nil }) }()
 	select {
 	case <-got:
 	case <-time.After(deadline):

@@ -171,7 +171,7 @@ func slimPod(obj any) (any, error) {
 // Run watches the API server and calls out with a new model whenever what
 // it reads changes, the first time once every informer has synced. It
 // returns when ctx ends.
-func (k *Kubernetes) Run(ctx context.Context, out func(model.Result)) error {
+func (k *Kubernetes) Run(ctx context.Context, out Sink) error {
 	svc := k.core.Core().V1().Services().Informer()
 	pods := k.core.Core().V1().Pods().Informer()
 	if err := pods.SetTransform(slimPod); err != nil {
@@ -354,13 +354,12 @@ func established(u *unstructured.Unstructured) bool {
 
 // emit builds the model from the caches and sends it, unless nothing it
 // reads changed since last (the digest of every object's resource version).
-func (k *Kubernetes) emit(out func(model.Result), last string) string {
+func (k *Kubernetes) emit(out Sink, last string) string {
 	r := k.build()
 	if r.Digest == last {
 		return last
 	}
-	out(r)
-	k.report(r)
+	k.report(r, out(r))
 	return r.Digest
 }
 
@@ -428,6 +427,7 @@ func (k *Kubernetes) build() model.Result {
 	hash.Write([]byte(strings.Join(versions, "\n")))
 	res := model.Result{Files: files, Errors: diags, Digest: hex.EncodeToString(hash.Sum(nil))}
 	mesh, verrs, vwarns := model.Validate(objs)
+	res.Objects, res.ReadErrors = objs, append([]model.Diagnostic(nil), diags...)
 	res.Errors = append(res.Errors, verrs...)
 	res.Warnings = append(warns, vwarns...)
 	for _, ds := range [][]model.Diagnostic{res.Errors, res.Warnings} {

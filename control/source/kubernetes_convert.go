@@ -185,6 +185,9 @@ func parseCustomResource(resource string, u *unstructured.Unstructured) (model.O
 	for i := range diags {
 		diags[i].Line = 0
 	}
+	// Lines of the YAML made from an object mean nothing to its author,
+	// in validation's diagnostics either.
+	objs.HideLines()
 	return objs, diags
 }
 

@@ -40,7 +40,7 @@ const (
 
 // routeConditions are the Accepted and ResolvedRefs conditions of a route
 // with the given import errors, or losing to another route (conflict).
-func routeConditions(errs []model.Diagnostic, conflict string, othersInvalid int, generation int64) []metav1.Condition {
+func routeConditions(errs []model.Diagnostic, conflict string, serving model.Serving, generation int64) []metav1.Condition {
 	accepted := metav1.Condition{Type: routeAccepted, Status: metav1.ConditionTrue, Reason: reasonAccepted, Message: "routes the service", ObservedGeneration: generation}
 	refs := metav1.Condition{Type: routeResolvedRefs, Status: metav1.ConditionTrue, Reason: reasonResolvedRefs, Message: "every backend is a Service of the route's namespace with a selector", ObservedGeneration: generation}
 	var refMsgs, otherMsgs []string
@@ -70,11 +70,9 @@ func routeConditions(errs []model.Diagnostic, conflict string, othersInvalid int
 		if len(otherMsgs) == 0 {
 			accepted.Reason = reasonInvalidBackends
 		}
-		accepted.Message = strings.Join(append(otherMsgs, refMsgs...), "; ") + " (the last good config keeps serving)"
+		accepted.Message = strings.Join(append(otherMsgs, refMsgs...), "; ") + servingNote(serving)
 	case conflict != "":
 		accepted.Status, accepted.Reason, accepted.Message = metav1.ConditionFalse, reasonConflicted, conflict
-	case othersInvalid > 0:
-		accepted.Message = "routes the service once the config is valid: invalid objects keep the last good config serving"
 	}
 	for _, c := range []*metav1.Condition{&accepted, &refs} {
 		if len(c.Message) > maxConditionMessage {

@@ -44,7 +44,7 @@ func TestHTTPRouteParentsStatus(t *testing.T) {
 	gw := map[string]any{"kind": "Gateway", "name": "edge"}
 	otherController := map[string]any{"parentRef": gw, "controllerName": "example.net/gateway",
 		"conditions": []any{map[string]any{"type": "Accepted", "status": "True", "reason": "Accepted", "message": "", "lastTransitionTime": "2026-12-01T00:00:00Z"}}}
-	ok := routeConditions(nil, "", 0, 2)
+	ok := routeConditions(nil, "", model.ServingCurrent, 2)
 
 	// A new route: glassmesh's entry for its Service parent, the gateway
 	// controller's entry kept, conditional on the version read.
@@ -72,7 +72,7 @@ func TestHTTPRouteParentsStatus(t *testing.T) {
 
 	// A backend that is not found: ResolvedRefs False (BackendNotFound),
 	// not accepted.
-	bad := routeConditions([]model.Diagnostic{{Path: "spec.rules[0].backendRefs[1]", Message: "Service reviews-v9 not found in namespace shop"}}, "", 1, 3)
+	bad := routeConditions([]model.Diagnostic{{Path: "spec.rules[0].backendRefs[1]", Message: "Service reviews-v9 not found in namespace shop"}}, "", model.ServingLastGood, 3)
 	x, wrote = parentsWrite(httpRouteObject([]any{svc, gw}, stored), bad, now.Add(time.Minute))
 	if !wrote {
 		t.Fatal("no write for a changed condition")
@@ -88,7 +88,7 @@ func TestHTTPRouteParentsStatus(t *testing.T) {
 	}
 
 	// Losing the service to an older route or a TrafficRoute: Conflicted.
-	c := routeConditions(nil, notImported+"service shop/reviews already has TrafficRoute shop/reviews (from reviews.yaml), which wins", 0, 2)
+	c := routeConditions(nil, notImported+"service shop/reviews already has TrafficRoute shop/reviews (from reviews.yaml), which wins", model.ServingCurrent, 2)
 	if c[0].Status != metav1.ConditionFalse || c[0].Reason != reasonConflicted || c[1].Status != metav1.ConditionTrue {
 		t.Errorf("conflicted %+v", c)
 	}
@@ -96,7 +96,7 @@ func TestHTTPRouteParentsStatus(t *testing.T) {
 	c = routeConditions([]model.Diagnostic{
 		{Path: "spec.rules[0].matches[0].method", Message: "method matches are not supported"},
 		{Path: "spec.rules[0].backendRefs[0]", Message: "backend Pod x is not a core Service: only Services can be subsets"},
-	}, "", 0, 2)
+	}, "", model.ServingNone, 2)
 	if c[0].Reason != reasonUnsupported || c[1].Reason != reasonInvalidKind {
 		t.Errorf("reasons %s %s", c[0].Reason, c[1].Reason)
 	}

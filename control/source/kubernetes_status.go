@@ -49,6 +49,7 @@ type statusWriter struct {
 	identity  string
 	started   bool
 	last      *model.Result
+	lastAside []ObjectStatus
 	pending   map[string]statusWrite // by write.key
 	forbidden map[string]bool        // resources whose writes RBAC refused (logged once)
 	kick      chan struct{}
@@ -87,10 +88,10 @@ func (k *Kubernetes) SetLeading(leading bool, identity string) {
 	if !leading {
 		w.pending = nil
 	}
-	last := w.last
+	last, aside := w.last, w.lastAside
 	w.mu.Unlock()
 	if leading && last != nil {
-		k.report(*last)
+		k.report(*last, aside)
 	}
 }
 
@@ -210,10 +211,12 @@ func (k *Kubernetes) writeOne(x statusWrite) error {
 
 // report compares what a build found about each glassmesh object with the
 // Valid condition it carries, and queues the writes that bring them in line.
-func (k *Kubernetes) report(r model.Result) {
+// aside is what the consumer set aside of the build: which version of each
+// invalid object serves.
+func (k *Kubernetes) report(r model.Result, aside []ObjectStatus) {
 	w := &k.status
 	w.mu.Lock()
-	w.last = &r
+	w.last, w.lastAside = &r, aside
 	leading, identity := w.leading, w.identity
 	w.mu.Unlock()
 	if !leading {
@@ -224,16 +227,14 @@ func (k *Kubernetes) report(r model.Result) {
 	for _, d := range r.Errors {
 		errs[d.File] = append(errs[d.File], d)
 	}
+	serving := map[string]model.Serving{}
+	for _, o := range aside {
+		serving[o.Origin] = o.Serving
+	}
 	conflicts := map[string]string{} // imports that lost their service to another route
 	for _, d := range r.Warnings {
 		if strings.HasPrefix(d.Message, notImported) {
 			conflicts[d.File] = d.Message
-		}
-	}
-	othersInvalid := 0
-	for origin := range errs {
-		if strings.HasPrefix(origin, originPrefix) {
-			othersInvalid++
 		}
 	}
 	now := time.Now()
@@ -241,10 +242,11 @@ func (k *Kubernetes) report(r model.Result) {
 	k.mu.Lock()
 	k.eachObject(k.watched, func(plural string, u *unstructured.Unstructured) {
 		var msgs []string
-		for _, d := range errs[origin(plural, u.GetNamespace(), u.GetName()).File] {
+		o := origin(plural, u.GetNamespace(), u.GetName()).File
+		for _, d := range errs[o] {
 			msgs = append(msgs, fieldMessage(d))
 		}
-		cond := validCondition(msgs, othersInvalid, u.GetGeneration())
+		cond := validCondition(msgs, serving[o], u.GetGeneration())
 		if x, ok := conditionWrite(plural, u, cond, now, identity); ok {
 			writes = append(writes, x)
 		}
@@ -254,7 +256,7 @@ func (k *Kubernetes) report(r model.Result) {
 			return // TrafficSplits have no status
 		}
 		file := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName()).File // as importRoutes names it
-		want := routeConditions(errs[file], conflicts[file], othersInvalid, u.GetGeneration())
+		want := routeConditions(errs[file], conflicts[file], serving[file], u.GetGeneration())
 		if x, ok := parentsWrite(u, want, now); ok {
 			writes = append(writes, x)
 		}
@@ -271,19 +273,25 @@ func fieldMessage(d model.Diagnostic) string {
 	return d.Path + ": " + d.Message
 }
 
-// validCondition is the Valid condition an object should carry.
-func validCondition(errs []string, invalidObjects int, generation int64) metav1.Condition {
+// validCondition is the Valid condition an object should carry: errs are
+// its errors, serving which version of it serves when it has some.
+func validCondition(errs []string, serving model.Serving, generation int64) metav1.Condition {
 	c := metav1.Condition{Type: ConditionValid, ObservedGeneration: generation}
 	if len(errs) > 0 {
 		c.Status, c.Reason = metav1.ConditionFalse, ReasonInvalid
-		c.Message = strings.Join(errs, "; ") + " (the last good config keeps serving)"
+		c.Message = strings.Join(errs, "; ") + servingNote(serving)
 		return c
 	}
 	c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonValid, "accepted"
-	if invalidObjects > 0 {
-		c.Message = fmt.Sprintf("valid, but not serving yet: %d invalid object(s) keep the last good config serving", invalidObjects)
-	}
 	return c
+}
+
+// servingNote says, after an invalid object's errors, what serves of it.
+func servingNote(serving model.Serving) string {
+	if serving == model.ServingLastGood {
+		return " (its last good version keeps serving; other objects are not held back)"
+	}
+	return " (no version of it serves; other objects are not held back)"
 }
 
 // maxConditionMessage keeps a condition's message within what the API

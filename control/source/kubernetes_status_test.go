@@ -8,6 +8,8 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/glassmesh/glassmesh/control/model"
 )
 
 func trafficRoute(generation int64, conditions ...any) *unstructured.Unstructured {
@@ -24,8 +26,8 @@ func trafficRoute(generation int64, conditions ...any) *unstructured.Unstructure
 func TestConditionWrites(t *testing.T) {
 	now := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	earlier := "2026-12-02T09:00:00Z"
-	invalid := validCondition([]string{"spec.rules[0].destinations: weights sum to 60, want 100"}, 1, 3)
-	valid := validCondition(nil, 0, 3)
+	invalid := validCondition([]string{"spec.rules[0].destinations: weights sum to 60, want 100"}, model.ServingLastGood, 3)
+	valid := validCondition(nil, model.ServingCurrent, 3)
 	for _, tc := range []struct {
 		name       string
 		obj        *unstructured.Unstructured
@@ -88,14 +90,19 @@ func TestConditionWrites(t *testing.T) {
 }
 
 func TestValidConditionMessages(t *testing.T) {
-	c := validCondition([]string{"spec.a: bad", "spec.b: worse"}, 1, 7)
-	if c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.HasPrefix(c.Message, "spec.a: bad; spec.b: worse") || c.ObservedGeneration != 7 {
+	c := validCondition([]string{"spec.a: bad", "spec.b: worse"}, model.ServingLastGood, 7)
+	if c.Status != metav1.ConditionFalse || c.Reason != ReasonInvalid || !strings.HasPrefix(c.Message, "spec.a: bad; spec.b: worse") ||
+		!strings.Contains(c.Message, "last good version keeps serving") || c.ObservedGeneration != 7 {
 		t.Errorf("invalid: %+v", c)
 	}
-	if c := validCondition(nil, 2, 1); c.Status != metav1.ConditionTrue || !strings.Contains(c.Message, "2 invalid object(s)") {
-		t.Errorf("valid among invalid ones: %+v", c)
+	if c := validCondition([]string{"spec.a: bad"}, model.ServingNone, 7); !strings.Contains(c.Message, "no version of it serves") {
+		t.Errorf("invalid, never valid: %+v", c)
 	}
-	long := validCondition([]string{strings.Repeat("x", 2*maxConditionMessage)}, 1, 1)
+	// Other objects' errors do not hold a valid one back any more.
+	if c := validCondition(nil, model.ServingCurrent, 1); c.Status != metav1.ConditionTrue || c.Message != "accepted" {
+		t.Errorf("valid: %+v", c)
+	}
+	long := validCondition([]string{strings.Repeat("x", 2*maxConditionMessage)}, model.ServingNone, 1)
 	x, _ := conditionWrite("trafficroutes", trafficRoute(1), long, time.Now(), "")
 	if len(x.patch) > 2*maxConditionMessage || len(x.event.Note) > maxEventNote || x.event.ReportingInstance == "" {
 		t.Errorf("a long message is not cut: patch %d bytes, note %d", len(x.patch), len(x.event.Note))

@@ -15,15 +15,18 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 )
 
-// Store holds the mesh config that is serving: the last good one. A new load
-// result replaces it only when it has no errors and the accept hook (the
-// translation to xDS) succeeds; otherwise the last good config keeps serving
-// and the errors are kept for /api/mesh/config until a later load is clean.
+// Store holds the mesh config that is serving. A load without errors
+// serves as it is. A load with errors is contained (model.Contain): the
+// objects with errors are set aside, each serving its last good version
+// or nothing, and the rest of the load serves; only errors that belong to
+// no object hold more (a file that is not YAML holds the objects it held).
+// The accept hook (translation to xDS) failing holds the whole config.
+// The errors are kept for /api/mesh/config until a later load is clean.
 type Store struct {
 	logger *slog.Logger
 
 	mu        sync.RWMutex
-	base      *model.Mesh // the last good config as loaded
+	base      *model.Mesh // the serving config as loaded (contained)
 	mesh      *model.Mesh // base with the overlay applied: what is serving
 	overlay   Overlay
 	overrides []model.Override
@@ -31,11 +34,23 @@ type Store struct {
 	loadedAt  time.Time
 	errors    []model.Diagnostic
 	warnings  []model.Diagnostic
+	setAside  []ObjectStatus
+	held      []string             // files whose objects serve as they were
+	since     map[string]time.Time // set-aside objects, by key: since when
 	loaded    bool
 
 	reloads     *prometheus.CounterVec
 	errorsGauge prometheus.Gauge
 	lastSuccess prometheus.Gauge
+	invalid     *prometheus.GaugeVec
+	stale       *prometheus.GaugeVec
+}
+
+// ObjectStatus is an object whose newest version does not serve, and
+// since when.
+type ObjectStatus struct {
+	model.SetAside
+	Since time.Time `json:"since"`
 }
 
 // NewStore returns a Store serving the empty mesh until the first Apply.
@@ -56,10 +71,19 @@ func NewStore(logger *slog.Logger, reg prometheus.Registerer) *Store {
 			Name: "glassmesh_config_last_reload_success_timestamp_seconds",
 			Help: "When the serving mesh config was loaded.",
 		}),
+		invalid: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "glassmesh_config_invalid_objects",
+			Help: "Objects whose newest version has errors and is set aside (serving its last good version, or nothing), by kind.",
+		}, []string{"kind"}),
+		stale: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "glassmesh_config_stale_objects",
+			Help: "Objects serving their last good version instead of their newest, by kind.",
+		}, []string{"kind"}),
+		since: map[string]time.Time{},
 	}
 	s.version = versionOf(s.mesh)
 	if reg != nil {
-		reg.MustRegister(s.reloads, s.errorsGauge, s.lastSuccess)
+		reg.MustRegister(s.reloads, s.errorsGauge, s.lastSuccess, s.invalid, s.stale)
 	}
 	return s
 }
@@ -101,57 +125,74 @@ func (s *Store) Reapply(accept func(*model.Mesh) error) error {
 	return nil
 }
 
-// Apply offers a new load result. It returns true when the result became
-// the serving config. accept, when not nil, is called with the new mesh
-// before it is taken; an error from it rejects the mesh like a config error.
-func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
+// Apply offers a new load result and returns what it set aside. It
+// returns taken false when nothing of the result serves (an error that
+// belongs to no file, or accept failed). accept, when not nil, is called
+// with the new serving mesh before it is taken; an error from it holds the
+// whole config.
+func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside []ObjectStatus, taken bool) {
 	// Held across accept, so nobody sees the new config pushed while the
 	// old errors are still reported.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	errs := r.Errors
+	var c model.Contained
+	if len(r.Errors) == 0 && r.Mesh != nil {
+		c = model.Contained{Mesh: r.Mesh}
+	} else {
+		c = model.Contain(r.Objects, r.ReadErrors, s.base)
+	}
+	errs := c.Errors
+	if len(r.Errors) > 0 && len(errs) == 0 {
+		errs = r.Errors // a Result without the objects to contain
+		c = model.Contained{Mesh: s.base, Errors: errs, Whole: true}
+	}
 	var serving *model.Mesh
 	var overrides []model.Override
-	if len(errs) == 0 && r.Mesh != nil {
-		serving, overrides = s.effective(r.Mesh)
-	}
-	if serving != nil && accept != nil {
-		if err := accept(serving); err != nil {
-			errs = []model.Diagnostic{{Message: "translation failed: " + err.Error()}}
+	if !c.Whole {
+		serving, overrides = s.effective(c.Mesh)
+		if accept != nil {
+			if err := accept(serving); err != nil {
+				errs = append(errs, model.Diagnostic{Message: "translation failed: " + err.Error()})
+				c.Whole = true
+			}
 		}
 	}
 	s.loaded = true
-	// Each error and warning is logged once while it lasts: a config that
-	// is read again and again (every status write on Kubernetes) would
-	// repeat them.
-	type said struct {
-		err bool
-		msg string
-	}
-	logged := make(map[said]bool, len(s.errors)+len(s.warnings))
-	for _, d := range s.errors {
-		logged[said{true, d.Error()}] = true
-	}
-	for _, d := range s.warnings {
-		logged[said{false, d.Error()}] = true
-	}
+	logged := s.loggedLocked()
 	s.errors, s.warnings = errs, r.Warnings
 	s.errorsGauge.Set(float64(len(errs)))
-	if len(errs) > 0 || r.Mesh == nil {
+	if c.Whole {
 		s.reloads.WithLabelValues("failure").Inc()
 		for _, e := range errs {
 			if !logged[said{true, e.Error()}] {
 				s.logger.Error("mesh config rejected; the last good config keeps serving", "error", e.Error(), "version", s.version)
 			}
 		}
-		return false
+		return s.setAside, false
 	}
-	s.base, s.mesh, s.overrides = r.Mesh, serving, overrides
+	s.setAsideLocked(c)
+	s.base, s.mesh, s.overrides = c.Mesh, serving, overrides
 	versionBefore := s.version
 	s.version = versionOf(serving)
 	s.loadedAt = time.Now()
-	s.reloads.WithLabelValues("success").Inc()
+	result := "success"
+	if len(errs) > 0 {
+		result = "contained"
+	}
+	s.reloads.WithLabelValues(result).Inc()
 	s.lastSuccess.Set(float64(s.loadedAt.UnixNano()) / 1e9)
+	for _, o := range s.setAside {
+		for _, e := range o.Errors {
+			if logged[said{true, e.Error()}] {
+				continue
+			}
+			msg := "mesh config object set aside; its last good version keeps serving"
+			if o.Serving == model.ServingNone {
+				msg = "mesh config object set aside; no version of it serves"
+			}
+			s.logger.Error(msg, "object", o.Key(), "error", e.Error())
+		}
+	}
 	for _, w := range r.Warnings {
 		if !logged[said{false, w.Error()}] {
 			s.logger.Warn("mesh config", "warning", w.Error())
@@ -162,8 +203,51 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) bool {
 		level = slog.LevelDebug // read again, same config (a status write on Kubernetes)
 	}
 	s.logger.Log(context.Background(), level, "mesh config loaded", "version", s.version, "files", r.Files,
-		"services", len(r.Mesh.Services), "workloads", len(r.Mesh.Workloads), "routes", len(r.Mesh.Routes))
-	return true
+		"services", len(c.Mesh.Services), "workloads", len(c.Mesh.Workloads), "routes", len(c.Mesh.Routes),
+		"setAside", len(s.setAside), "heldFiles", len(c.HeldFiles))
+	return s.setAside, true
+}
+
+// said is a diagnostic logged while it lasts: a config that is read
+// again and again (every status write on Kubernetes) would repeat them.
+type said struct {
+	err bool
+	msg string
+}
+
+// loggedLocked is what was logged of the errors and warnings standing now.
+func (s *Store) loggedLocked() map[said]bool {
+	logged := make(map[said]bool, len(s.errors)+len(s.warnings))
+	for _, d := range s.errors {
+		logged[said{true, d.Error()}] = true
+	}
+	for _, d := range s.warnings {
+		logged[said{false, d.Error()}] = true
+	}
+	return logged
+}
+
+// setAsideLocked records what c set aside, keeping since when each object
+// has been, and sets the gauges.
+func (s *Store) setAsideLocked(c model.Contained) {
+	now := time.Now()
+	since := make(map[string]time.Time, len(c.SetAside))
+	s.setAside = make([]ObjectStatus, 0, len(c.SetAside))
+	s.invalid.Reset()
+	s.stale.Reset()
+	for _, o := range c.SetAside {
+		t, ok := s.since[o.Key()]
+		if !ok {
+			t = now
+		}
+		since[o.Key()] = t
+		s.setAside = append(s.setAside, ObjectStatus{SetAside: o, Since: t.UTC()})
+		s.invalid.WithLabelValues(o.Kind).Inc()
+		if o.Serving == model.ServingLastGood {
+			s.stale.WithLabelValues(o.Kind).Inc()
+		}
+	}
+	s.since, s.held = since, c.HeldFiles
 }
 
 // Mesh returns the serving mesh (overlay applied) and its version.
@@ -189,6 +273,13 @@ type ConfigStatus struct {
 	Resources Resources          `json:"resources"`
 	// Overrides are the run-time changes (canary weights) in Resources.
 	Overrides []model.Override `json:"overrides"`
+	// InvalidObjects are the objects whose newest version has errors:
+	// each serves its last good version ("lastGood") or nothing
+	// ("none"). Every other object serves as the config has it now.
+	InvalidObjects []ObjectStatus `json:"invalidObjects"`
+	// HeldFiles are files with errors that belong to no object (not
+	// YAML at all): the objects they held before serve as they were.
+	HeldFiles []string `json:"heldFiles"`
 	// Origins says where each object in Resources came from, keyed by
 	// "<Kind>/<namespace>/<name>": a file (with ":<line>" when known) or
 	// kubernetes:<resource>/<namespace>/<name>, such as
@@ -219,6 +310,9 @@ func (s *Store) Status() ConfigStatus {
 		Resources: resourcesOf(s.mesh),
 		Overrides: nonNil(s.overrides),
 		Origins:   originsOf(s.mesh),
+
+		InvalidObjects: nonNil(s.setAside),
+		HeldFiles:      nonNil(s.held),
 	}
 	if !s.loadedAt.IsZero() {
 		t := s.loadedAt.UTC()

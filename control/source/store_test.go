@@ -3,10 +3,14 @@ package source
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -28,13 +32,13 @@ func TestStoreKeepsTheLastGoodConfig(t *testing.T) {
 	if s.Loaded() {
 		t.Fatal("loaded before any Apply")
 	}
-	if !s.Apply(model.Result{Mesh: meshWith("a")}, nil) {
+	if _, ok := s.Apply(model.Result{Mesh: meshWith("a")}, nil); !ok {
 		t.Fatal("a clean result was not taken")
 	}
 	_, goodVersion := s.Mesh()
 
 	bad := model.Result{Errors: []model.Diagnostic{{File: "r.yaml", Line: 3, Path: "spec.x", Message: "boom"}}}
-	if s.Apply(bad, nil) {
+	if _, ok := s.Apply(bad, nil); ok {
 		t.Fatal("a result with errors was taken")
 	}
 	if m, v := s.Mesh(); v != goodVersion || m.Service("default", "a") == nil {
@@ -45,15 +49,15 @@ func TestStoreKeepsTheLastGoodConfig(t *testing.T) {
 		t.Fatalf("status errors = %+v", st.Errors)
 	}
 
-	rejected := s.Apply(model.Result{Mesh: meshWith("b")}, func(*model.Mesh) error { return errors.New("no route") })
-	if rejected || s.Status().Errors[0].Message != "translation failed: no route" {
-		t.Fatalf("a mesh that failed to translate: taken=%v status=%+v", rejected, s.Status().Errors)
+	_, taken := s.Apply(model.Result{Mesh: meshWith("b")}, func(*model.Mesh) error { return errors.New("no route") })
+	if taken || s.Status().Errors[0].Message != "translation failed: no route" {
+		t.Fatalf("a mesh that failed to translate: taken=%v status=%+v", taken, s.Status().Errors)
 	}
 	if m, _ := s.Mesh(); m.Service("default", "b") != nil {
 		t.Fatal("the mesh that failed to translate is serving")
 	}
 
-	if !s.Apply(model.Result{Mesh: meshWith("b")}, func(*model.Mesh) error { return nil }) {
+	if _, ok := s.Apply(model.Result{Mesh: meshWith("b")}, func(*model.Mesh) error { return nil }); !ok {
 		t.Fatal("the fixed config was not taken")
 	}
 	if len(s.Status().Errors) != 0 {
@@ -157,4 +161,130 @@ func TestStoreLogsEachDiagnosticOnce(t *testing.T) {
 	if n, w := count("boom"), count("selects no workload"); n != 2 || w != 2 {
 		t.Errorf("after going away: error logged %d times, warning %d, want 2 each:\n%s", n, w, logs.String())
 	}
+}
+
+// Two teams' files: one team's invalid route is set aside (its last good
+// version serves) while the other team's change applies.
+func TestStoreContainsAnInvalidObject(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	teamA := func(w1, w2 int) string {
+		return fmt.Sprintf(`apiVersion: glassmesh.io/v1alpha1
+kind: Service
+metadata: {name: a, namespace: team-a}
+spec: {ports: [{name: http, port: 80, protocol: HTTP}], selector: {app: a}}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: TrafficRoute
+metadata: {name: a, namespace: team-a}
+spec:
+  service: a
+  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
+  rules: [{destinations: [{subset: v1, weight: %d}, {subset: v2, weight: %d}]}]
+`, w1, w2)
+	}
+	teamB := func(port int) string {
+		return fmt.Sprintf(`apiVersion: glassmesh.io/v1alpha1
+kind: Service
+metadata: {name: b, namespace: team-b}
+spec: {ports: [{name: http, port: 80, protocol: HTTP}], selector: {app: b}}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: Workload
+metadata: {name: b-v1, namespace: team-b, labels: {app: b}}
+spec: {endpoints: [{address: 10.0.0.1, ports: {http: %d}}]}
+`, port)
+	}
+	reg := prometheus.NewRegistry()
+	s := NewStore(slog.New(slog.DiscardHandler), reg)
+	var pushed *model.Mesh
+	accept := func(m *model.Mesh) error { pushed = m; return nil }
+	write("a.yaml", teamA(50, 50))
+	write("b.yaml", teamB(8001))
+	if aside, ok := s.Apply(model.Load(dir), accept); !ok || len(aside) != 0 {
+		t.Fatalf("taken %v, set aside %v", ok, aside)
+	}
+
+	write("a.yaml", teamA(60, 60))
+	write("b.yaml", teamB(8002))
+	aside, ok := s.Apply(model.Load(dir), accept)
+	if !ok || len(aside) != 1 || aside[0].Key() != "TrafficRoute/team-a/a" || aside[0].Serving != model.ServingLastGood {
+		t.Fatalf("taken %v, set aside %+v", ok, aside)
+	}
+	m, _ := s.Mesh()
+	if m != pushed || m.Workload("team-b", "b-v1").Spec.Endpoints[0].Ports["http"] != 8002 {
+		t.Fatal("team-b's change is not serving")
+	}
+	if w := m.Route("team-a", "a").Spec.Rules[0].Destinations[0].Weight; w != 50 {
+		t.Fatalf("team-a's route weight %d, want the last good 50", w)
+	}
+	st := s.Status()
+	if len(st.InvalidObjects) != 1 || st.InvalidObjects[0].Since.IsZero() || len(st.Errors) != 1 || st.Errors[0].Line != 12 {
+		t.Fatalf("status %+v", st)
+	}
+	since := st.InvalidObjects[0].Since
+	for name, want := range map[string]float64{
+		`glassmesh_config_invalid_objects{kind="TrafficRoute"}`: 1,
+		`glassmesh_config_stale_objects{kind="TrafficRoute"}`:   1,
+		`glassmesh_config_reloads_total{result="contained"}`:    1,
+		`glassmesh_config_errors`:                               1,
+	} {
+		if got := gathered(t, reg, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	// Read again: still set aside since the same time.
+	time.Sleep(5 * time.Millisecond)
+	s.Apply(model.Load(dir), accept)
+	if st := s.Status(); len(st.InvalidObjects) != 1 || !st.InvalidObjects[0].Since.Equal(since) {
+		t.Errorf("since moved: %+v", st.InvalidObjects)
+	}
+
+	write("a.yaml", teamA(10, 90))
+	if aside, ok := s.Apply(model.Load(dir), accept); !ok || len(aside) != 0 {
+		t.Fatalf("fixed: taken %v, set aside %v", ok, aside)
+	}
+	if st := s.Status(); len(st.InvalidObjects) != 0 || len(st.Errors) != 0 {
+		t.Errorf("status after the fix %+v", st)
+	}
+	if got := gathered(t, reg, `glassmesh_config_invalid_objects{kind="TrafficRoute"}`); got != 0 {
+		t.Errorf("invalid objects after the fix = %v", got)
+	}
+}
+
+// gathered reads one sample from reg, by its name and labels as
+// name{label="value"}; 0 when absent.
+func gathered(t *testing.T, reg *prometheus.Registry, series string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			name := mf.GetName()
+			if len(m.GetLabel()) > 0 {
+				var ls []string
+				for _, l := range m.GetLabel() {
+					ls = append(ls, fmt.Sprintf("%s=%q", l.GetName(), l.GetValue()))
+				}
+				name += "{" + strings.Join(ls, ",") + "}"
+			}
+			if name != series {
+				continue
+			}
+			switch {
+			case m.Gauge != nil:
+				return m.GetGauge().GetValue()
+			case m.Counter != nil:
+				return m.GetCounter().GetValue()
+			}
+		}
+	}
+	return 0
 }
