@@ -173,6 +173,34 @@ func TestUI(t *testing.T) {
 		pollUI[bool](t, b, 5*time.Second, `!!document.querySelector("#proxies [role=alert]")`)
 		b.shot(t, "proxies-nack")
 	})
+	t.Run("the proxies page lists an object set aside as the API does", func(t *testing.T) {
+		bad := filepath.Join(dir, "ui-test-broken.yaml")
+		writeFile(t, bad, "apiVersion: glassmesh.io/v1alpha1\nkind: SLO\nmetadata: {name: broken, namespace: default}\n"+
+			"spec: {service: nope, objective: 99.9, indicator: {availability: {}}}\n")
+		defer os.Remove(bad)
+		var st containStatus
+		eventually(t, 20*time.Second, func() error {
+			gm.getJSON(t, "/api/mesh/config", &st)
+			if len(st.InvalidObjects) == 0 {
+				return fmt.Errorf("nothing set aside yet")
+			}
+			return nil
+		})
+		b.open(t, "/proxies")
+		rows := pollUI[[]string](t, b, 20*time.Second, `(() => { const r = [...document.querySelectorAll("#config-set-aside tbody tr")].map(r => [...r.cells].slice(0, 2).map(c => c.textContent).join(" | ")); return r.length ? r : null; })()`)
+		var want []string
+		for _, o := range st.InvalidObjects {
+			serving := map[string]string{"lastGood": "last good version", "none": "none"}[o.Serving]
+			want = append(want, o.Kind+" "+o.Namespace+"/"+o.Name+" | "+serving)
+		}
+		if strings.Join(rows, "\n") != strings.Join(want, "\n") || !strings.Contains(strings.Join(rows, ""), "SLO default/broken | none") {
+			t.Fatalf("set-aside rows %q, want %q (the API's)", rows, want)
+		}
+		alert := pollUI[string](t, b, 5*time.Second, `[...document.querySelectorAll("#proxies [role=alert]")].map(e => e.textContent).join(" ")`)
+		if !strings.Contains(alert, "set aside") {
+			t.Errorf("alert %q", alert)
+		}
+	})
 	t.Run("the Grafana dashboards' queries answer on demo data", func(t *testing.T) {
 		qs, err := dashboards.GrafanaQueries()
 		if err != nil {

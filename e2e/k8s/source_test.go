@@ -319,13 +319,57 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 			t.Errorf("calls %v after the bad edit, want still all v2", got)
 		}
 	})
+	t.Run("while the route is invalid, a new pod address reaches the client at once", func(t *testing.T) {
+		// The route is set aside alone: its last good version (all v2)
+		// serves, and the EndpointSlice change goes through.
+		within(t, 25*time.Second, "the route listed as invalid, serving its last good version", func() error {
+			resp, err := http.Get("http://" + httpAddr + "/api/mesh/config")
+			if err != nil {
+				return err
+			}
+			defer resp.Body.Close()
+			var st struct {
+				InvalidObjects []struct{ Kind, Name, Origin, Serving string }
+			}
+			if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+				return err
+			}
+			if len(st.InvalidObjects) != 1 || st.InvalidObjects[0].Kind != "TrafficRoute" || st.InvalidObjects[0].Serving != "lastGood" ||
+				st.InvalidObjects[0].Origin != "kubernetes:trafficroutes/"+ns+"/reviews" {
+				return fmt.Errorf("invalid objects %+v", st.InvalidObjects)
+			}
+			return nil
+		})
+		moved := backend(t, hostIP(t), "v2-moved")
+		err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+			es, err := cs.DiscoveryV1().EndpointSlices(ns).Get(ctx, "reviews-v2", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			es.Ports[0].Port = ptr.To(int32(moved))
+			_, err = cs.DiscoveryV1().EndpointSlices(ns).Update(ctx, es, metav1.UpdateOptions{})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		edited := time.Now()
+		within(t, 25*time.Second, "traffic at the moved endpoint", func() error {
+			if got := split(10); got["v2-moved"] != 10 {
+				return fmt.Errorf("calls %v, want all at v2-moved", got)
+			}
+			return nil
+		})
+		t.Logf("the moved endpoint served %s after the EndpointSlice update", time.Since(edited).Round(10*time.Millisecond))
+	})
 	t.Run("the invalid route gets a Valid=False condition and a Warning Event naming the field", func(t *testing.T) {
 		within(t, 25*time.Second, "the condition", func() error {
 			c, _, err := validCondition(ctx, dyn, trafficRoutes, ns, "reviews")
 			if err != nil {
 				return err
 			}
-			if c["status"] != "False" || c["reason"] != "Invalid" || !strings.Contains(fmt.Sprint(c["message"]), "spec.rules[0].destinations") {
+			if c["status"] != "False" || c["reason"] != "Invalid" || !strings.Contains(fmt.Sprint(c["message"]), "spec.rules[0].destinations") ||
+				!strings.Contains(fmt.Sprint(c["message"]), "its last good version keeps serving") {
 				return fmt.Errorf("condition %v", c)
 			}
 			return nil

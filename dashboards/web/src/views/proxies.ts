@@ -28,12 +28,25 @@ interface ConfigIssue {
   message: string;
 }
 
+interface SetAside {
+  kind: string;
+  namespace: string;
+  name: string;
+  origin: string;
+  serving: "lastGood" | "none";
+  servingOrigin?: string;
+  errors: ConfigIssue[] | null;
+  since: string;
+}
+
 interface MeshConfig {
   version: string;
   loadedAt: string;
   errors: ConfigIssue[] | null;
   warnings: ConfigIssue[] | null;
   resources: Record<string, unknown[] | null>;
+  invalidObjects?: SetAside[] | null;
+  heldFiles?: string[] | null;
 }
 
 const short: Record<string, string> = {
@@ -126,9 +139,43 @@ function issues(list: ConfigIssue[], kind: "error" | "warning"): HTMLElement {
   );
 }
 
+// errorSummary says what the errors hold back: only the objects they
+// belong to (and the files that are not YAML), or, when the config could
+// not be taken at all, everything.
+function errorSummary(c: MeshConfig): string {
+  const aside = c.invalidObjects ?? [];
+  const held = c.heldFiles ?? [];
+  if (!aside.length && !held.length) return "The newest config was rejected; the last good one keeps serving. Fix these:";
+  const n = aside.length;
+  return `${n} object${n === 1 ? " has" : "s have"} errors and ${n === 1 ? "is" : "are"} set aside (each serves its last good version, or nothing); everything else serves as written. Fix these:`;
+}
+
+function setAsideTable(list: SetAside[]): HTMLElement {
+  return h(
+    "table",
+    { class: "data", id: "config-set-aside" },
+    h("thead", {}, h("tr", {}, h("th", {}, "Object"), h("th", {}, "Serving"), h("th", {}, "Since"), h("th", {}, "Errors"))),
+    h(
+      "tbody",
+      {},
+      list.map((o) =>
+        h(
+          "tr",
+          { class: "bad" },
+          h("td", { class: "mono", title: o.origin }, `${o.kind} ${o.namespace}/${o.name}`),
+          h("td", { title: o.servingOrigin ?? "" }, o.serving === "lastGood" ? "last good version" : "none"),
+          h("td", { title: dateTime(new Date(o.since)) }, ago(new Date(o.since))),
+          h("td", {}, (o.errors ?? []).map((e) => h("div", {}, `${e.path ? e.path + ": " : ""}${e.message}`))),
+        ),
+      ),
+    ),
+  );
+}
+
 function configView(c: MeshConfig): HTMLElement {
   const errors = c.errors ?? [];
   const warnings = c.warnings ?? [];
+  const aside = c.invalidObjects ?? [];
   const kinds = Object.entries(c.resources ?? {});
   return h(
     "div",
@@ -141,9 +188,8 @@ function configView(c: MeshConfig): HTMLElement {
       errors.length ? h("span", { class: "badge bad" }, `${errors.length} error${errors.length === 1 ? "" : "s"}`) : h("span", { class: "badge ok" }, "no errors"),
       warnings.length ? h("span", { class: "badge warn" }, `${warnings.length} warning${warnings.length === 1 ? "" : "s"}`) : null,
     ),
-    errors.length
-      ? [h("div", { class: "state error", role: "alert" }, "The newest config was rejected; the last good one keeps serving. Fix these:"), issues(errors, "error")]
-      : null,
+    errors.length ? [h("div", { class: "state error", role: "alert" }, errorSummary(c)), issues(errors, "error")] : null,
+    aside.length ? [h("h2", {}, "Set aside"), setAsideTable(aside)] : null,
     warnings.length ? [h("h2", {}, "Warnings"), issues(warnings, "warning")] : null,
     h("h2", {}, "Resources"),
     kinds.map(([k, v]) =>
