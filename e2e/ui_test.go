@@ -196,7 +196,7 @@ func TestUI(t *testing.T) {
 		if strings.Join(rows, "\n") != strings.Join(want, "\n") || !strings.Contains(strings.Join(rows, ""), "SLO default/broken | none") {
 			t.Fatalf("set-aside rows %q, want %q (the API's)", rows, want)
 		}
-		alert := pollUI[string](t, b, 5*time.Second, `[...document.querySelectorAll("#proxies [role=alert]")].map(e => e.textContent).join(" ")`)
+		alert := pollUI[string](t, b, 5*time.Second, `[...document.querySelectorAll("main [role=alert]")].map(e => e.textContent).join(" ")`)
 		if !strings.Contains(alert, "set aside") {
 			t.Errorf("alert %q", alert)
 		}

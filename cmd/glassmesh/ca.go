@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"strings"
@@ -10,12 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-
 	"github.com/glassmesh/glassmesh/control/ca"
-	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/control/translate"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
@@ -43,7 +37,6 @@ func (a *app) newCA() error {
 		return fmt.Errorf("CA: %w", err)
 	}
 	a.ca = c
-	a.secrets = ca.NewSecrets(c)
 	resolve := func(ns, name string) (string, bool) {
 		m, _ := a.store.Mesh()
 		w := m.Workload(ns, name)
@@ -54,51 +47,6 @@ func (a *app) newCA() error {
 	}
 	a.mux.Handle("POST /api/ca/certificates", a.requireToken(c.Handler(resolve)))
 	return nil
-}
-
-// addSecrets puts each workload's SDS secrets (its certificate and the
-// trust bundle) into its sidecar view. Workloads of one service account
-// share a certificate; the secrets of departed identities are forgotten.
-func (a *app) addSecrets(snap *translate.Snapshot, m *model.Mesh) error {
-	keep := map[string]bool{}
-	for _, w := range m.Workloads {
-		res, ok := snap.Sidecars[translate.SidecarKey(w)]
-		if !ok {
-			continue
-		}
-		id := a.ca.ID(w.Namespace, w.Spec.ServiceAccount)
-		keep[id] = true
-		cert, root, err := a.secrets.For(id)
-		if err != nil {
-			return fmt.Errorf("workload %s: %w", w.Key(), err)
-		}
-		res[resource.SecretType] = map[string]types.Resource{cert.Name: cert, root.Name: root}
-	}
-	a.secrets.Retain(keep)
-	return nil
-}
-
-// rotateSecrets pushes the config again whenever a sidecar certificate is
-// due for renewal (half of its lifetime), so sidecars get the new one over
-// SDS long before the old one expires. It checks at least every quarter
-// TTL, so a first certificate issued after it started waiting is not
-// missed.
-func (a *app) rotateSecrets(ctx context.Context) error {
-	for {
-		wait := a.ca.TTL() / 4
-		if next := a.secrets.NextRenewal(); !next.IsZero() {
-			wait = min(wait, max(time.Until(next), 100*time.Millisecond))
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(wait):
-		}
-		if next := a.secrets.NextRenewal(); !next.IsZero() && !time.Now().Before(next) {
-			a.logger.Info("renewing sidecar certificates")
-			a.reapply()
-		}
-	}
 }
 
 func newSidecarCertsCmd() *cobra.Command {

@@ -12,9 +12,7 @@ import (
 	"sync"
 
 	"github.com/glassmesh/glassmesh/control/canary"
-	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/source"
-	"github.com/glassmesh/glassmesh/control/translate"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
@@ -152,32 +150,9 @@ func (a *app) newSLOs() error {
 	return nil
 }
 
-// push translates a mesh and sends it over xDS, and keeps the SLO rules in
-// step: the last step of both a config load (apply) and a canary move
-// (reapply).
-func (a *app) push(m *model.Mesh) error {
-	if err := a.slos.Update(m); err != nil {
-		return fmt.Errorf("SLO rules: %w", err)
-	}
-	snap, err := translate.Translate(m, translate.Options{TrustDomain: a.ca.TrustDomain()})
-	if err != nil {
-		return err
-	}
-	if err := a.addSecrets(snap, m); err != nil {
-		return err
-	}
-	if err := snap.Validate(); err != nil {
-		return err
-	}
-	for _, w := range snap.Warnings {
-		a.logger.Warn("translation", "warning", w)
-	}
-	return a.xds.Update(snap)
-}
-
 // reapply pushes the loaded config again with the overlay's current
 // weights; the canary controller calls it when it moved them.
-func (a *app) reapply() { _ = a.store.Reapply(a.push) }
+func (a *app) reapply() { _ = a.store.Reapply(a.pusher.Push) }
 
 // requireToken guards a mutating API with the --api-token-file bearer
 // token, when one is set.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,9 +12,6 @@ import (
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/peer"
-
-	"github.com/glassmesh/glassmesh/control/model"
 )
 
 // grpcTLSFlags secure --grpc-addr: xDS, SDS, access logs and OTLP.
@@ -105,40 +101,14 @@ func (k *keyPair) get() (*tls.Certificate, error) {
 	return k.cert, nil
 }
 
-// authorizeNode lets an xDS client that presents a SPIFFE certificate
-// (with --grpc-tls-client-ca, workloads' own SVIDs) act only as a workload
-// of that identity, so it gets no other workload's config or SDS keys.
-// Clients without a certificate, or with one that carries no SPIFFE id (an
-// operator's), may name any node: --grpc-tls-client-ca decides whether
-// such clients connect at all.
-func (a *app) authorizeNode(ctx context.Context, namespace, workload string) error {
-	p, ok := peer.FromContext(ctx)
-	if !ok {
-		return nil
-	}
-	info, ok := p.AuthInfo.(credentials.TLSInfo)
-	if !ok || len(info.State.PeerCertificates) == 0 {
-		return nil
-	}
-	var id string
-	for _, u := range info.State.PeerCertificates[0].URIs {
-		if u.Scheme == "spiffe" {
-			id = u.String()
-		}
-	}
-	if id == "" {
-		return nil
-	}
+// workloadIdentity is the SPIFFE id workload namespace/name must present
+// (xds.SPIFFEAuthorizer), or false when the serving mesh has no such
+// workload.
+func (a *app) workloadIdentity(namespace, name string) (string, bool) {
 	m, _ := a.store.Mesh()
-	var w *model.Workload
-	if m != nil {
-		w = m.Workload(namespace, workload)
-	}
+	w := m.Workload(namespace, name)
 	if w == nil {
-		return fmt.Errorf("the client's certificate is %s, and its node names workload %s/%s, which the mesh config does not have", id, namespace, workload)
+		return "", false
 	}
-	if want := a.ca.ID(w.Namespace, w.Spec.ServiceAccount); id != want {
-		return fmt.Errorf("the client's certificate is %s, but its node names workload %s/%s, which is %s", id, namespace, workload, want)
-	}
-	return nil
+	return a.ca.ID(w.Namespace, w.Spec.ServiceAccount), true
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/ca"
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/push"
 	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/control/xds"
 	"github.com/glassmesh/glassmesh/dashboards"
@@ -65,7 +66,7 @@ type app struct {
 	canary  *canary.Controller
 	slos    *slo.Manager
 	ca      *ca.CA
-	secrets *ca.Secrets
+	pusher  *push.Pusher
 	grpc    *grpc.Server
 	grpcLis net.Listener
 	httpLis net.Listener
@@ -112,7 +113,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	default:
 		return nil, fmt.Errorf("--source: %q is not file or kubernetes", f.source)
 	}
-	a.xds = xds.New(xds.Config{Authorize: a.authorizeNode}, logger.With("component", "xds"), reg)
+	a.xds = xds.New(xds.Config{Authorize: xds.SPIFFEAuthorizer(a.workloadIdentity)}, logger.With("component", "xds"), reg)
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
@@ -144,6 +145,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		a.tel.close()
 		return nil, err
 	}
+	// The config fan-out: what follows the serving mesh, in order.
+	a.pusher = push.New(push.Config{XDS: a.xds, CA: a.ca, Reloaders: []push.Reloader{
+		{Name: "SLO rules", Apply: a.slos.Update},
+	}}, logger.With("component", "push"))
 	if err = a.newCanary(); err != nil {
 		a.tel.close()
 		return nil, err
@@ -184,7 +189,7 @@ func (a *app) routes() {
 // apply is the config pipeline: a clean load is translated and pushed; a
 // load with errors, or one that fails to translate, keeps the last good one.
 func (a *app) apply(r model.Result) []source.ObjectStatus {
-	setAside, _ := a.store.Apply(r, a.push)
+	setAside, _ := a.store.Apply(r, a.pusher.Push)
 	if a.store.Loaded() {
 		a.ready.Store(true)
 	}
@@ -206,7 +211,7 @@ func (a *app) run(ctx context.Context) error {
 	g.Add(func() error { return a.config.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.elect(ctx) }, func(error) { cancel() })
-	g.Add(func() error { return a.rotateSecrets(ctx) }, func(error) { cancel() })
+	g.Add(func() error { return a.pusher.RenewSecrets(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.publishCABundle(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}

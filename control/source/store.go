@@ -25,10 +25,16 @@ import (
 type Store struct {
 	logger *slog.Logger
 
+	// applyMu serialises Apply and Reapply (the config loop runs one
+	// change at a time) and guards overlay; base and the state below are
+	// written with both held, so the loop reads them holding applyMu only.
+	// Readers take mu alone and never wait for a push.
+	applyMu sync.Mutex
+	overlay Overlay
+
 	mu        sync.RWMutex
 	base      *model.Mesh // the serving config as loaded (contained)
 	mesh      *model.Mesh // base with the overlay applied: what is serving
-	overlay   Overlay
 	overrides []model.Override
 	version   string
 	loadedAt  time.Time
@@ -95,8 +101,8 @@ type Overlay func(*model.Mesh) (*model.Mesh, []model.Override)
 // SetOverlay sets the overlay applied to every config from now on. Call
 // Reapply to apply it to the serving one.
 func (s *Store) SetOverlay(o Overlay) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	s.overlay = o
 }
 
@@ -112,8 +118,8 @@ func (s *Store) effective(m *model.Mesh) (*model.Mesh, []model.Override) {
 // when the overlay changed. accept is called as in Apply; when it fails the
 // previous serving mesh stays and the error is returned.
 func (s *Store) Reapply(accept func(*model.Mesh) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	m, overrides := s.effective(s.base)
 	if accept != nil {
 		if err := accept(m); err != nil {
@@ -121,7 +127,10 @@ func (s *Store) Reapply(accept func(*model.Mesh) error) error {
 			return err
 		}
 	}
-	s.mesh, s.overrides, s.version = m, overrides, versionOf(m)
+	version := versionOf(m)
+	s.mu.Lock()
+	s.mesh, s.overrides, s.version = m, overrides, version
+	s.mu.Unlock()
 	return nil
 }
 
@@ -131,10 +140,8 @@ func (s *Store) Reapply(accept func(*model.Mesh) error) error {
 // with the new serving mesh before it is taken; an error from it holds the
 // whole config.
 func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside []ObjectStatus, taken bool) {
-	// Held across accept, so nobody sees the new config pushed while the
-	// old errors are still reported.
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
 	var c model.Contained
 	if len(r.Errors) == 0 && r.Mesh != nil {
 		c = model.Contained{Mesh: r.Mesh}
@@ -157,6 +164,10 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside 
 			}
 		}
 	}
+	// The new state is taken at once after the push, so the status never
+	// shows old errors for long while the new config is routing.
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.loaded = true
 	logged := s.loggedLocked()
 	s.errors, s.warnings = errs, r.Warnings

@@ -12,13 +12,13 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 )
 
-// checkReferences reports the first name a node would ask for and never
+// CheckReferences reports the first name a node would ask for and never
 // get: a listener's route configuration, a route's or TCP proxy's cluster,
 // an EDS cluster's load assignment. go-control-plane's Consistent() does not
 // look inside API listeners, so proxyless references need this check.
 // Proxyless nodes resolve everything in ByName; a sidecar resolves clusters
 // in its own set and routes and load assignments in ByName.
-func (s *Snapshot) checkReferences() error {
+func (s *Snapshot) CheckReferences() error {
 	if err := checkRefs(s.ByName, s.ByName); err != nil {
 		return err
 	}

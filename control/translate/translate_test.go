@@ -322,7 +322,7 @@ func TestReferencesResolve(t *testing.T) {
 		"an empty mesh": model.Empty(),
 	} {
 		t.Run(name, func(t *testing.T) {
-			if err := mustTranslate(t, m).checkReferences(); err != nil {
+			if err := mustTranslate(t, m).CheckReferences(); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -330,7 +330,7 @@ func TestReferencesResolve(t *testing.T) {
 	t.Run("a missing cluster is reported", func(t *testing.T) {
 		s := mustTranslate(t, bookinfoMesh())
 		delete(s.ByName[resource.ClusterType], "outbound|9080|v2|reviews.default.svc.cluster.local")
-		err := s.checkReferences()
+		err := s.CheckReferences()
 		if err == nil || !strings.Contains(err.Error(), `cluster "outbound|9080|v2|reviews.default.svc.cluster.local"`) {
 			t.Fatalf("err = %v", err)
 		}
@@ -338,7 +338,7 @@ func TestReferencesResolve(t *testing.T) {
 	t.Run("a missing load assignment is reported", func(t *testing.T) {
 		s := mustTranslate(t, bookinfoMesh())
 		delete(s.ByName[resource.EndpointType], "outbound|27017||mongodb.default.svc.cluster.local")
-		err := s.checkReferences()
+		err := s.CheckReferences()
 		if err == nil || !strings.Contains(err.Error(), `load assignment "outbound|27017||mongodb.default.svc.cluster.local"`) {
 			t.Fatalf("err = %v", err)
 		}

@@ -64,7 +64,7 @@ func validateAnys(m protoreflect.Message) error {
 }
 
 // Validate checks every resource of the snapshot with Validate and that
-// every name a node would ask for next exists (see checkReferences), and
+// every name a node would ask for next exists (see CheckReferences), and
 // returns the first failure, named by type, sidecar and resource name. A
 // snapshot that fails must not be served.
 func (s *Snapshot) Validate() error {
@@ -76,7 +76,7 @@ func (s *Snapshot) Validate() error {
 			return fmt.Errorf("sidecar %q: %w", k, err)
 		}
 	}
-	return s.checkReferences()
+	return s.CheckReferences()
 }
 
 func (r Resources) validate() error {

@@ -105,6 +105,9 @@ type caches struct {
 
 	// updateMu serialises Update.
 	updateMu sync.Mutex
+	// valid holds the encodings served now, all checked (validate.go).
+	// Guarded by updateMu.
+	valid map[validKey]struct{}
 
 	// mu guards the maps below (not the caches' contents).
 	mu     sync.RWMutex

@@ -117,8 +117,10 @@ func (s *Server) Register(g grpc.ServiceRegistrar) {
 // Update makes snap the served config. Only resources whose encoding changed
 // (or that were removed) are pushed, and only to clients watching them. A
 // snapshot that breaks the contract (a nil resource, a name that does not
-// match its resource, a non-sidecar type in Sidecars) is rejected whole and
-// the previous one keeps serving. Updates are serialised.
+// match its resource, a non-sidecar type in Sidecars) or holds a resource
+// that fails translate.Validate is rejected whole and the previous one
+// keeps serving; only encodings not served already are validated. Updates
+// are serialised.
 func (s *Server) Update(snap *translate.Snapshot) error {
 	start := time.Now()
 	if snap == nil {
@@ -130,11 +132,15 @@ func (s *Server) Update(snap *translate.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("xds: snapshot rejected: %w", err)
 	}
+	checked, err := s.caches.validate(snap, h)
+	if err != nil {
+		return fmt.Errorf("xds: snapshot rejected: %w", err)
+	}
 	stamp := func(version string) { s.clock.stamp(version, start) }
 	if err := s.caches.update(snap, h, stamp); err != nil {
 		return fmt.Errorf("xds: update: %w", err)
 	}
-	s.log.Debug("xds snapshot applied", "resources", len(h), "took", time.Since(start))
+	s.log.Debug("xds snapshot applied", "resources", len(h), "validated", checked, "took", time.Since(start))
 	return nil
 }
 

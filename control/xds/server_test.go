@@ -13,6 +13,8 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/goleak"
 
+	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+
 	"github.com/glassmesh/glassmesh/control/translate"
 )
 
@@ -31,6 +33,9 @@ func TestUpdateRejectsBrokenSnapshots(t *testing.T) {
 		"a route in a sidecar view": {func(s *translate.Snapshot) {
 			s.Sidecars = map[string]translate.Resources{"": {resource.RouteType: {"route-svc-0": m.route(0)}}}
 		}, "not served per workload"},
+		"a resource Envoy would reject": {func(s *translate.Snapshot) {
+			s.ByName[resource.RouteType]["route-svc-1"].(*routev3.RouteConfiguration).VirtualHosts[0].Domains = nil
+		}, `route-svc-1": invalid RouteConfiguration.VirtualHosts[0]: embedded message failed validation`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			s, _, addr := newTestServer(t, Config{})
@@ -136,4 +141,40 @@ func TestStopEndsStreamsWithoutLeaks(t *testing.T) {
 		}
 	})
 	goleak.VerifyNone(t)
+}
+
+// Only encodings not served yet are validated: an update costs what it
+// changed, and a resource that came back is checked again.
+func TestUpdateValidatesOnlyWhatChanged(t *testing.T) {
+	m := mesh{Services: 50, Endpoints: 2, Port: 8080}
+	s := New(Config{}, nil, nil)
+	defer s.Stop()
+	checked := func(snap *translate.Snapshot) int {
+		t.Helper()
+		s.caches.updateMu.Lock()
+		defer s.caches.updateMu.Unlock()
+		h, err := s.hasher.hashAll(snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.caches.validate(snap, h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := checked(m.snapshot()); n != 200 {
+		t.Errorf("first snapshot: %d validated, want all 200", n)
+	}
+	if n := checked(m.snapshot()); n != 0 {
+		t.Errorf("the same snapshot again: %d validated, want 0", n)
+	}
+	changed := m
+	changed.Weight = func(i int) uint32 { return map[bool]uint32{true: 50, false: 100}[i == 7] }
+	if n := checked(changed.snapshot()); n != 1 {
+		t.Errorf("one weight changed: %d validated, want 1", n)
+	}
+	if n := checked(m.snapshot()); n != 1 {
+		t.Errorf("the old weight back: %d validated, want 1 (it was dropped)", n)
+	}
 }

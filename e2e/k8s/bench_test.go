@@ -806,7 +806,7 @@ func BenchmarkInformerMemory(b *testing.B) {
 			first := make(chan shape, 1)
 			errc := make(chan error, 1)
 			go func() {
-				errc <- k.Run(rctx, func(r model.Result) {
+				errc <- k.Run(rctx, func(r model.Result) []source.ObjectStatus {
 					s := shape{errors: len(r.Errors)}
 					if r.Mesh != nil {
 						s.services, s.workloads = len(r.Mesh.Services), len(r.Mesh.Workloads)
@@ -818,6 +818,7 @@ func BenchmarkInformerMemory(b *testing.B) {
 					case first <- s:
 					default:
 					}
+					return nil
 				})
 			}()
 			var got shape
