@@ -54,6 +54,7 @@ type Pusher struct {
 
 	mu   sync.Mutex // serialises Push
 	last *model.Mesh
+	refs translate.RefCache
 }
 
 // New returns a Pusher; nothing is served until the first Push.
@@ -92,7 +93,7 @@ func (p *Pusher) pushLocked(m *model.Mesh) error {
 	if err := p.addSecrets(snap, m); err != nil {
 		return err
 	}
-	if err := snap.CheckReferences(); err != nil {
+	if err := snap.CheckReferencesWith(&p.refs); err != nil {
 		return err
 	}
 	for _, w := range snap.Warnings {

@@ -18,37 +18,78 @@ import (
 // look inside API listeners, so proxyless references need this check.
 // Proxyless nodes resolve everything in ByName; a sidecar resolves clusters
 // in its own set and routes and load assignments in ByName.
-func (s *Snapshot) CheckReferences() error {
-	if err := checkRefs(s.ByName, s.ByName); err != nil {
-		return err
-	}
+func (s *Snapshot) CheckReferences() error { return s.CheckReferencesWith(&RefCache{}) }
+
+// CheckReferencesWith is CheckReferences remembering, in c, what it decoded
+// for the next call: the filters of the listeners that did not change are
+// not decoded again.
+func (s *Snapshot) CheckReferencesWith(c *RefCache) error {
+	memo := &refMemo{cache: c, hcms: make(map[string]hcmRefs, len(c.hcms)),
+		routes: map[*routev3.RouteConfiguration][]string{}, eds: map[*clusterv3.Cluster]bool{}}
+	err := checkRefs(s.ByName, s.ByName, memo)
 	for _, k := range sortedKeys(s.Sidecars) {
-		if err := checkRefs(s.Sidecars[k], s.ByName); err != nil {
-			return fmt.Errorf("sidecar %q: %w", k, err)
+		if err != nil {
+			break
+		}
+		if err = checkRefs(s.Sidecars[k], s.ByName, memo); err != nil {
+			err = fmt.Errorf("sidecar %q: %w", k, err)
 		}
 	}
-	return nil
+	c.hcms = memo.hcms // what this snapshot holds, no more
+	return err
+}
+
+// RefCache carries what CheckReferencesWith decoded from one call to the
+// next. The zero value is empty and ready; it is not safe for concurrent
+// use.
+type RefCache struct {
+	hcms map[string]hcmRefs
+}
+
+// refMemo keeps what one CheckReferences call read, so the many views that
+// share listener configs, route configurations and clusters cost one
+// decoding each.
+type refMemo struct {
+	cache  *RefCache
+	hcms   map[string]hcmRefs // by the encoded HttpConnectionManager or TcpProxy
+	routes map[*routev3.RouteConfiguration][]string
+	eds    map[*clusterv3.Cluster]bool // clusters whose load assignment exists
+}
+
+// hcmRefs is what a network filter names: a route configuration over RDS,
+// the clusters of an inline one, or a TCP proxy's cluster.
+type hcmRefs struct {
+	rds      string
+	clusters []string
+	inline   bool
 }
 
 // checkRefs checks the listeners and clusters of own against the clusters of
 // own and the routes and load assignments of byName.
-func checkRefs(own, byName Resources) error {
-	c := refChecker{own: own, byName: byName}
+func checkRefs(own, byName Resources, memo *refMemo) error {
+	c := refChecker{own: own, byName: byName, memo: memo}
 	for _, name := range sortedKeys(own[resource.ListenerType]) {
 		if err := c.listener(own[resource.ListenerType][name].(*listenerv3.Listener)); err != nil {
 			return err
 		}
 	}
-	for _, name := range sortedKeys(own[resource.ClusterType]) {
-		cl := own[resource.ClusterType][name].(*clusterv3.Cluster)
-		if cl.GetType() == clusterv3.Cluster_EDS && !c.has(byName, resource.EndpointType, cl.GetEdsClusterConfig().GetServiceName()) {
+	for name, r := range own[resource.ClusterType] {
+		cl := r.(*clusterv3.Cluster)
+		if cl.GetType() != clusterv3.Cluster_EDS || memo.eds[cl] {
+			continue
+		}
+		if !c.has(byName, resource.EndpointType, cl.GetEdsClusterConfig().GetServiceName()) {
 			return missing("load assignment", cl.GetEdsClusterConfig().GetServiceName(), "cluster "+name)
 		}
+		memo.eds[cl] = true
 	}
 	return nil
 }
 
-type refChecker struct{ own, byName Resources }
+type refChecker struct {
+	own, byName Resources
+	memo        *refMemo
+}
 
 func (refChecker) has(r Resources, typeURL, name string) bool {
 	_, ok := r[typeURL][name]
@@ -62,60 +103,87 @@ func missing(what, name, from string) error {
 func (c refChecker) listener(l *listenerv3.Listener) error {
 	from := "listener " + l.Name
 	if api := l.GetApiListener().GetApiListener(); api != nil {
-		if err := c.hcm(api, from); err != nil {
+		if err := c.filter(hcmFilterName, api, from); err != nil {
 			return err
 		}
 	}
 	for _, fc := range l.FilterChains {
 		for _, f := range fc.Filters {
-			switch f.Name {
-			case hcmFilterName:
-				if err := c.hcm(f.GetTypedConfig(), from); err != nil {
+			if f.Name == hcmFilterName || f.Name == tcpProxyFilterName {
+				if err := c.filter(f.Name, f.GetTypedConfig(), from); err != nil {
 					return err
 				}
-			case tcpProxyFilterName:
-				tp := &tcpproxyv3.TcpProxy{}
-				if err := f.GetTypedConfig().UnmarshalTo(tp); err != nil {
-					return fmt.Errorf("%s: %w", from, err)
-				}
-				if cl := tp.GetCluster(); !c.has(c.own, resource.ClusterType, cl) {
-					return missing("cluster", cl, from)
-				}
 			}
 		}
 	}
 	return nil
 }
 
-func (c refChecker) hcm(a *anypb.Any, from string) error {
+// filter checks what a connection manager or TCP proxy names.
+func (c refChecker) filter(name string, a *anypb.Any, from string) error {
+	refs, ok := c.memo.hcms[string(a.GetValue())]
+	if !ok {
+		if refs, ok = c.memo.cache.hcms[string(a.GetValue())]; !ok {
+			var err error
+			if refs, err = readRefs(name, a); err != nil {
+				return fmt.Errorf("%s: %w", from, err)
+			}
+		}
+		c.memo.hcms[string(a.GetValue())] = refs
+	}
+	clusters := refs.clusters
+	if !refs.inline {
+		rc, ok := c.byName[resource.RouteType][refs.rds].(*routev3.RouteConfiguration)
+		if !ok {
+			return missing("route configuration", refs.rds, from)
+		}
+		if clusters, ok = c.memo.routes[rc]; !ok {
+			clusters = routeClusters(rc)
+			c.memo.routes[rc] = clusters
+		}
+		from += " via route " + rc.Name
+	}
+	for _, n := range clusters {
+		if !c.has(c.own, resource.ClusterType, n) {
+			return missing("cluster", n, from)
+		}
+	}
+	return nil
+}
+
+// readRefs decodes a connection manager's or TCP proxy's references.
+func readRefs(name string, a *anypb.Any) (hcmRefs, error) {
+	if name == tcpProxyFilterName {
+		tp := &tcpproxyv3.TcpProxy{}
+		if err := a.UnmarshalTo(tp); err != nil {
+			return hcmRefs{}, err
+		}
+		return hcmRefs{clusters: []string{tp.GetCluster()}, inline: true}, nil
+	}
 	h := &hcmv3.HttpConnectionManager{}
 	if err := a.UnmarshalTo(h); err != nil {
-		return fmt.Errorf("%s: %w", from, err)
+		return hcmRefs{}, err
 	}
 	if rc := h.GetRouteConfig(); rc != nil {
-		return c.routeClusters(rc, from)
+		return hcmRefs{clusters: routeClusters(rc), inline: true}, nil
 	}
-	name := h.GetRds().GetRouteConfigName()
-	rc, ok := c.byName[resource.RouteType][name].(*routev3.RouteConfiguration)
-	if !ok {
-		return missing("route configuration", name, from)
-	}
-	return c.routeClusters(rc, from)
+	return hcmRefs{rds: h.GetRds().GetRouteConfigName()}, nil
 }
 
-func (c refChecker) routeClusters(rc *routev3.RouteConfiguration, from string) error {
+// routeClusters lists the clusters a route configuration sends to.
+func routeClusters(rc *routev3.RouteConfiguration) []string {
+	var out []string
 	for _, vh := range rc.VirtualHosts {
 		for _, r := range vh.Routes {
-			names := []string{r.GetRoute().GetCluster()}
-			for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
-				names = append(names, wc.Name)
+			if n := r.GetRoute().GetCluster(); n != "" {
+				out = append(out, n)
 			}
-			for _, n := range names {
-				if n != "" && !c.has(c.own, resource.ClusterType, n) {
-					return missing("cluster", n, from+" via route "+rc.Name)
+			for _, wc := range r.GetRoute().GetWeightedClusters().GetClusters() {
+				if wc.Name != "" {
+					out = append(out, wc.Name)
 				}
 			}
 		}
 	}
-	return nil
+	return out
 }

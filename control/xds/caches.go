@@ -48,7 +48,7 @@ func (c *typedCache) nextVersion() string {
 func (c *typedCache) diff(res map[string]types.Resource, h resourceHashes) (map[string]types.Resource, []string) {
 	var update map[string]types.Resource
 	for name, r := range res {
-		if old, ok := c.hashes[name]; !ok || old != h[r] {
+		if old, ok := c.hashes[name]; !ok || old != h[r].sum {
 			if update == nil {
 				update = make(map[string]types.Resource)
 			}
@@ -76,7 +76,7 @@ func (c *typedCache) apply(res map[string]types.Resource, h resourceHashes, befo
 	before(c.nextVersion())
 	c.version++
 	for name, r := range update {
-		c.hashes[name] = h[r]
+		c.hashes[name] = h[r].sum
 	}
 	for _, name := range del {
 		delete(c.hashes, name)

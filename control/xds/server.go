@@ -132,7 +132,7 @@ func (s *Server) Update(snap *translate.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("xds: snapshot rejected: %w", err)
 	}
-	checked, err := s.caches.validate(snap, h)
+	checked, err := s.caches.validate(h)
 	if err != nil {
 		return fmt.Errorf("xds: snapshot rejected: %w", err)
 	}
@@ -140,6 +140,7 @@ func (s *Server) Update(snap *translate.Snapshot) error {
 	if err := s.caches.update(snap, h, stamp); err != nil {
 		return fmt.Errorf("xds: update: %w", err)
 	}
+	s.hasher.keep(h)
 	s.log.Debug("xds snapshot applied", "resources", len(h), "validated", checked, "took", time.Since(start))
 	return nil
 }

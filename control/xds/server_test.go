@@ -157,7 +157,8 @@ func TestUpdateValidatesOnlyWhatChanged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := s.caches.validate(snap, h)
+		n, err := s.caches.validate(h)
+		s.hasher.keep(h)
 		if err != nil {
 			t.Fatal(err)
 		}

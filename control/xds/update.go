@@ -16,9 +16,18 @@ import (
 )
 
 // resourceHashes maps each resource object of one snapshot to a hash of its
-// deterministic encoding. Keyed by object, so a listener shared by a hundred
-// views is encoded once per Update.
-type resourceHashes map[types.Resource]uint64
+// deterministic encoding (and where it was first seen). Keyed by object, so
+// a listener shared by a hundred views is encoded once per Update, and an
+// object the previous snapshot held too is not encoded again (resources
+// are never modified once translated).
+type resourceHashes map[types.Resource]hashed
+
+type hashed struct {
+	sum     uint64
+	typeURL string
+	name    string
+	where   string // "" for ByName, else the sidecar view's key
+}
 
 // hasher encodes resources deterministically and hashes the bytes. Hashes
 // are compared only within one process, so a per-process seed is fine.
@@ -26,6 +35,7 @@ type hasher struct {
 	seed maphash.Seed
 	opts proto.MarshalOptions
 	buf  []byte
+	prev resourceHashes // the last successful hashAll's
 }
 
 func newHasher() *hasher {
@@ -35,8 +45,8 @@ func newHasher() *hasher {
 // hashAll hashes every resource of snap and checks the snapshot's shape:
 // names match the resources, and sidecar views hold only sidecar types.
 func (h *hasher) hashAll(snap *translate.Snapshot) (resourceHashes, error) {
-	out := make(resourceHashes)
-	if err := h.add(out, "byName", snap.ByName); err != nil {
+	out := make(resourceHashes, len(h.prev))
+	if err := h.add(out, "", snap.ByName); err != nil {
 		return nil, err
 	}
 	for key, res := range snap.Sidecars {
@@ -45,34 +55,49 @@ func (h *hasher) hashAll(snap *translate.Snapshot) (resourceHashes, error) {
 				return nil, fmt.Errorf("sidecars[%q]: type %s is not served per workload", key, t)
 			}
 		}
-		if err := h.add(out, fmt.Sprintf("sidecars[%q]", key), res); err != nil {
+		if err := h.add(out, key, res); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
 }
 
-func (h *hasher) add(out resourceHashes, where string, res translate.Resources) error {
+// keep remembers out for the next hashAll, once it is served.
+func (h *hasher) keep(out resourceHashes) { h.prev = out }
+
+func (h *hasher) add(out resourceHashes, view string, res translate.Resources) error {
 	for t, byName := range res {
 		for name, r := range byName {
 			if r == nil {
-				return fmt.Errorf("%s: %s %q is nil", where, t, name)
-			}
-			if got := cache.GetResourceName(r); got != name {
-				return fmt.Errorf("%s: %s %q is named %q inside", where, t, name, got)
+				return fmt.Errorf("%s%s %q is nil", where(view), t, name)
 			}
 			if _, done := out[r]; done {
 				continue
 			}
+			if got := cache.GetResourceName(r); got != name {
+				return fmt.Errorf("%s%s %q is named %q inside", where(view), t, name, got)
+			}
+			if old, ok := h.prev[r]; ok && old.typeURL == t && old.name == name {
+				out[r] = old
+				continue
+			}
 			b, err := h.opts.MarshalAppend(h.buf[:0], r)
 			if err != nil {
-				return fmt.Errorf("%s: %s %q: %w", where, t, name, err)
+				return fmt.Errorf("%s%s %q: %w", where(view), t, name, err)
 			}
 			h.buf = b
-			out[r] = maphash.Bytes(h.seed, b)
+			out[r] = hashed{sum: maphash.Bytes(h.seed, b), typeURL: t, name: name, where: view}
 		}
 	}
 	return nil
+}
+
+// where names a sidecar view in errors; "" is ByName.
+func where(view string) string {
+	if view == "" {
+		return ""
+	}
+	return fmt.Sprintf("sidecars[%q]: ", view)
 }
 
 // hashesOf picks the hashes of res out of h, per type and name.
@@ -81,7 +106,7 @@ func hashesOf(res translate.Resources, h resourceHashes) map[string]map[string]u
 	for t, byName := range res {
 		m := make(map[string]uint64, len(byName))
 		for name, r := range byName {
-			m[name] = h[r]
+			m[name] = h[r].sum
 		}
 		out[t] = m
 	}

@@ -18,40 +18,40 @@ type validKey struct {
 	hash    uint64
 }
 
-// validate checks every resource of snap whose encoding is not among those
-// served already (c.valid), and on success makes c.valid the encodings of
-// snap. updateMu must be held.
-func (c *caches) validate(snap *translate.Snapshot, h resourceHashes) (checked int, err error) {
+// validate checks every resource of the snapshot (h holds each once) whose
+// encoding is not among those served already (c.valid), and on success
+// makes c.valid the encodings of the snapshot. updateMu must be held.
+func (c *caches) validate(h resourceHashes) (checked int, err error) {
 	next := make(map[validKey]struct{}, len(c.valid))
-	check := func(where string, res translate.Resources) error {
-		for _, t := range sortedKeys(res) {
-			for _, name := range sortedKeys(res[t]) {
-				r := res[t][name]
-				k := validKey{t, h[r]}
-				if _, ok := next[k]; ok {
-					continue
-				}
-				if _, ok := c.valid[k]; !ok {
-					checked++
-					if err := translate.Validate(r); err != nil {
-						return fmt.Errorf("%s%s %q: %w", where, t, name, err)
-					}
-				}
-				next[k] = struct{}{}
+	var failed []string
+	for r, x := range h {
+		k := validKey{x.typeURL, x.sum}
+		if _, ok := next[k]; ok {
+			continue
+		}
+		if _, ok := c.valid[k]; !ok {
+			checked++
+			if err := translate.Validate(r); err != nil {
+				failed = append(failed, fmt.Sprintf("%s%s %q: %v", where(x.where), x.typeURL, x.name, err))
+				continue
 			}
 		}
-		return nil
+		next[k] = struct{}{}
 	}
-	if err := check("", snap.ByName); err != nil {
-		return checked, err
-	}
-	for _, key := range sortedKeys(snap.Sidecars) {
-		if err := check(fmt.Sprintf("sidecar %q: ", key), snap.Sidecars[key]); err != nil {
-			return checked, err
-		}
+	if len(failed) > 0 {
+		sort.Strings(failed)
+		return checked, fmt.Errorf("%s%s", failed[0], more(len(failed)-1))
 	}
 	c.valid = next
 	return checked, nil
+}
+
+// more is ", and N more" for N > 0.
+func more(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf(" (and %d more)", n)
 }
 
 func sortedKeys[V any](m map[string]V) []string {
