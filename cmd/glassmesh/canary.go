@@ -3,13 +3,11 @@ package main
 import (
 	"context"
 	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/source"
@@ -55,6 +53,20 @@ func (a *app) newCanary() error {
 			Get:     a.kube.CanaryStatus,
 			Replica: a.flags.leader.identity,
 		}.Forward
+		// The leader carries them out.
+		a.canaryRequests = &canary.Requests{Controller: c, Push: a.reapply, Logger: a.logger.With("component", "canary"),
+			Pending: func() []canary.PendingAction {
+				ps := a.kube.PendingCanaryActions()
+				out := make([]canary.PendingAction, len(ps))
+				for i, p := range ps {
+					out[i] = canary.PendingAction(p)
+				}
+				return out
+			},
+			Answer: func(p canary.PendingAction, answer []byte) error {
+				return a.kube.AnswerCanaryAction(source.PendingCanaryAction(p), answer)
+			},
+		}
 	}
 	a.mux.HandleFunc("GET /api/canaries", h.List)
 	a.mux.HandleFunc("GET /api/canaries/{namespace}/{name}", h.Get)
@@ -62,73 +74,11 @@ func (a *app) newCanary() error {
 	return nil
 }
 
-// canaryActions carries out, on the leader, the actions asked through the
-// Canaries' glassmesh.io/action annotation (a follower's forwarded API
-// call, or kubectl annotate): each is answered in the Canary's status and
-// the annotation removed.
-type canaryActions struct {
-	mu    sync.Mutex
-	taken map[string]string // canary → the annotation answered, until it is gone
-}
-
-func (ca *canaryActions) forget() {
-	ca.mu.Lock()
-	ca.taken = nil
-	ca.mu.Unlock()
-}
-
-// serveCanaryActions answers the pending action requests; called after
-// each config load and on taking the lead.
+// serveCanaryActions answers the action requests on the Canaries, on the
+// leader; called after each config load and on taking the lead.
 func (a *app) serveCanaryActions() {
-	if a.kube == nil || !a.leading.Load() {
-		return
-	}
-	ca := &a.canaryActions
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	pending := a.kube.PendingCanaryActions()
-	seen := map[string]bool{}
-	changed, complete := false, true
-answering:
-	for _, p := range pending {
-		key := p.Namespace + "/" + p.Name
-		seen[key] = true
-		if ca.taken[key] == p.Value {
-			continue // answered; its removal is on its way
-		}
-		req, perr := canary.ParseActionRequest(p.Value)
-		var answer []byte
-		if req.ID == "" || req.ID != p.AnsweredID {
-			ans, moved, err := a.canary.Answer(p.Namespace, p.Name, req, perr)
-			if err != nil {
-				complete = false
-				break answering // not leading (yet, or any more): the leader answers
-			}
-			a.logger.Info("canary action asked on the Canary", "canary", key, "action", req.Action, "by", req.By, "replica", req.Replica, "code", ans.Code, "error", ans.Error)
-			changed = changed || moved
-			if answer, err = json.Marshal(ans); err != nil {
-				a.logger.Error("encoding a canary action's answer", "canary", key, "error", err)
-				continue
-			}
-		}
-		if err := a.kube.AnswerCanaryAction(p, answer); err != nil {
-			a.logger.Error("answering a canary action", "canary", key, "error", err)
-			continue
-		}
-		if ca.taken == nil {
-			ca.taken = map[string]string{}
-		}
-		ca.taken[key] = p.Value
-	}
-	if complete {
-		for key := range ca.taken {
-			if !seen[key] {
-				delete(ca.taken, key) // its annotation is gone
-			}
-		}
-	}
-	if changed {
-		a.reapply()
+	if a.canaryRequests != nil && a.leading.Load() {
+		a.canaryRequests.Serve()
 	}
 }
 

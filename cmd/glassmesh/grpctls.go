@@ -6,12 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sync"
-	"time"
 
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+
+	"github.com/glassmesh/glassmesh/control/ca"
 )
 
 // grpcTLSFlags secure --grpc-addr: xDS, SDS, access logs and OTLP.
@@ -35,15 +35,11 @@ func (f grpcTLSFlags) serverOption() (grpc.ServerOption, error) {
 	case f.cert == "" || f.key == "":
 		return nil, errors.New("--grpc-tls-cert and --grpc-tls-key go together (and --grpc-tls-client-ca needs both)")
 	}
-	kp := &keyPair{certFile: f.cert, keyFile: f.key}
-	if _, err := kp.get(); err != nil {
+	kp, err := ca.NewFileKeyPair(f.cert, f.key)
+	if err != nil {
 		return nil, fmt.Errorf("--grpc-tls-cert/--grpc-tls-key: %w", err)
 	}
-	cfg := &tls.Config{
-		MinVersion:     tls.VersionTLS12,
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return kp.get() },
-		NextProtos:     []string{"h2"},
-	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: kp.GetCertificate, NextProtos: []string{"h2"}}
 	if f.clientCA != "" {
 		b, err := os.ReadFile(f.clientCA)
 		if err != nil {
@@ -56,49 +52,6 @@ func (f grpcTLSFlags) serverOption() (grpc.ServerOption, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return grpc.Creds(credentials.NewTLS(cfg)), nil
-}
-
-// keyPair is a certificate and key read from files, read again when either
-// file's modification time changes (checked at most once a second).
-type keyPair struct {
-	certFile, keyFile string
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	mtimes  [2]time.Time
-	checked time.Time
-}
-
-func (k *keyPair) get() (*tls.Certificate, error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.cert != nil && time.Since(k.checked) < time.Second {
-		return k.cert, nil
-	}
-	k.checked = time.Now()
-	var mtimes [2]time.Time
-	for i, f := range []string{k.certFile, k.keyFile} {
-		st, err := os.Stat(f)
-		if err != nil {
-			if k.cert != nil {
-				return k.cert, nil // keep serving the last good pair
-			}
-			return nil, err
-		}
-		mtimes[i] = st.ModTime()
-	}
-	if k.cert != nil && mtimes == k.mtimes {
-		return k.cert, nil
-	}
-	c, err := tls.LoadX509KeyPair(k.certFile, k.keyFile)
-	if err != nil {
-		if k.cert != nil {
-			return k.cert, nil // a half-written renewal: the old pair still works
-		}
-		return nil, err
-	}
-	k.cert, k.mtimes = &c, mtimes
-	return k.cert, nil
 }
 
 // workloadIdentity is the SPIFFE id workload namespace/name must present

@@ -107,7 +107,9 @@ func (a *app) lead(leading bool) error {
 		return nil
 	}
 	a.leading.Store(leading)
-	a.canaryActions.forget() // writes queued as leader were dropped
+	if a.canaryRequests != nil {
+		a.canaryRequests.Forget() // writes queued as leader were dropped
+	}
 	if leading {
 		a.leaderGauge.Set(1)
 		a.kube.SetLeading(true, a.flags.leader.identity)

@@ -73,9 +73,9 @@ type app struct {
 	mux     *http.ServeMux
 	ready   atomic.Bool
 
-	leading       atomic.Bool // holds the leader Lease (leader.go)
-	canaryActions canaryActions
-	leaderGauge   prometheus.Gauge
+	leading        atomic.Bool      // holds the leader Lease (leader.go)
+	canaryRequests *canary.Requests // with --source kubernetes
+	leaderGauge    prometheus.Gauge
 
 	// actors are extra run-group members (the demo adds its apps).
 	actors []actor

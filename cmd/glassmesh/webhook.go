@@ -7,12 +7,12 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"time"
 
 	"github.com/spf13/pflag"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/glassmesh/glassmesh/control/ca"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
@@ -37,51 +37,14 @@ func (f *webhookFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.inject.ServerURL, "inject.server", f.inject.ServerURL, "glassmesh's HTTP API as injected pods reach it")
 }
 
-// webhookCert is the webhook's serving certificate, issued by the mesh CA
-// and issued again past half of its life.
-type webhookCert struct {
-	a   *app
-	dns []string
-	ips []net.IP
-
-	mu      sync.Mutex
-	cert    *tls.Certificate
-	renewAt time.Time
-}
-
-func (w *webhookCert) get(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.cert != nil && time.Now().Before(w.renewAt) {
-		return w.cert, nil
-	}
-	c, err := w.a.ca.IssueServing(w.dns, w.ips)
-	if err != nil {
-		return nil, err
-	}
-	pair, err := tls.X509KeyPair(c.ChainPEM, c.KeyPEM)
-	if err != nil {
-		return nil, err
-	}
-	w.cert, w.renewAt = &pair, time.Now().Add(time.Until(c.NotAfter)/2)
-	return w.cert, nil
-}
-
 // newWebhook listens for the injection webhook, when --webhook-addr is set.
 func (a *app) newWebhook() error {
 	f := &a.flags.webhook
 	if f.addr == "" {
 		return nil
 	}
-	wc := &webhookCert{a: a}
-	for _, n := range f.dns {
-		if ip := net.ParseIP(n); ip != nil {
-			wc.ips = append(wc.ips, ip)
-		} else {
-			wc.dns = append(wc.dns, n)
-		}
-	}
-	if _, err := wc.get(nil); err != nil {
+	wc, err := ca.NewServingCert(a.ca, f.dns)
+	if err != nil {
 		return fmt.Errorf("--webhook-dns: %w", err)
 	}
 	lis, err := net.Listen("tcp", f.addr)
@@ -91,7 +54,7 @@ func (a *app) newWebhook() error {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+sidecarconfig.WebhookPath, sidecarconfig.WebhookHandler(f.inject, a.logger.With("component", "inject")))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: wc.get}}
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: wc.GetCertificate}}
 	a.logger.Info("sidecar injection webhook listening", "addr", lis.Addr().String(), "path", sidecarconfig.WebhookPath)
 	a.actors = append(a.actors, actor{
 		execute: func() error {

@@ -70,8 +70,36 @@ func TestAFollowerForwardsActionsToTheLeader(t *testing.T) {
 		b, err := json.Marshal(d)
 		return b, err == nil
 	}
-	// The leader's side (cmd/glassmesh on a Kubernetes source): take the
-	// annotation, act, record the answer in the status.
+	// The leader's side: its Requests take the annotation, act, record
+	// the answer in the status and remove the annotation.
+	reqs := &Requests{Controller: leader, Logger: discard(),
+		Pending: func() []PendingAction {
+			ann.mu.Lock()
+			defer ann.mu.Unlock()
+			var out []PendingAction
+			for k, v := range ann.val {
+				ns, name, _ := strings.Cut(k, "/")
+				out = append(out, PendingAction{Namespace: ns, Name: name, Value: v})
+			}
+			return out
+		},
+		Answer: func(p PendingAction, answer []byte) error {
+			key := p.Namespace + "/" + p.Name
+			if answer != nil {
+				var doc map[string]any
+				_ = json.Unmarshal(answer, &doc)
+				objs.mu.Lock()
+				objs.docs[key]["lastAction"] = doc
+				objs.mu.Unlock()
+			}
+			ann.mu.Lock()
+			if ann.val[key] == p.Value {
+				delete(ann.val, key)
+			}
+			ann.mu.Unlock()
+			return nil
+		},
+	}
 	leading := make(chan struct{})
 	stopLeading := sync.OnceFunc(func() { close(leading) })
 	t.Cleanup(stopLeading)
@@ -82,23 +110,7 @@ func TestAFollowerForwardsActionsToTheLeader(t *testing.T) {
 				return
 			case <-time.After(10 * time.Millisecond):
 			}
-			key, v, ok := ann.take()
-			if !ok {
-				continue
-			}
-			ns, name, _ := strings.Cut(key, "/")
-			req, perr := ParseActionRequest(v)
-			ans, _, err := leader.Answer(ns, name, req, perr)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			b, _ := json.Marshal(ans)
-			var doc map[string]any
-			_ = json.Unmarshal(b, &doc)
-			objs.mu.Lock()
-			objs.docs[key]["lastAction"] = doc
-			objs.mu.Unlock()
+			reqs.Serve()
 		}
 	}()
 
