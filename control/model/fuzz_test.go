@@ -3,6 +3,7 @@ package model
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -75,6 +76,49 @@ func FuzzContain(f *testing.F) {
 			owned := slices.ContainsFunc(c.SetAside, func(s SetAside) bool { return s.Key() == e.Object })
 			if !owned && !slices.Contains(c.HeldFiles, e.File) {
 				t.Errorf("error %v belongs to nothing set aside or held", e)
+			}
+		}
+	})
+}
+
+// FuzzParseCached: parsing a file document by document through a cache
+// gives what parsing it whole gives, line numbers included; read again,
+// it gives the very same objects.
+func FuzzParseCached(f *testing.F) {
+	seeds, _ := filepath.Glob("testdata/valid/*.y*ml")
+	for _, p := range seeds {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
+	f.Add([]byte(teamA(50, 50) + "---\n" + teamB(8001)))
+	f.Add([]byte(teamA(60, 60) + "...\n---\nkind: [Service\n---\n" + teamB(8001)))
+	f.Add([]byte("apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Service\n  metadata: {name: x}\n---\n--- |\n  text\n---\n"))
+	f.Add([]byte("a: |\n  ---\n---\nb: 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		wantObjs, wantMs, wantErrs := ParseManifests("f.yaml", data)
+		c := &ParseCache{}
+		objs, ms, errs := ParseManifestsCached("f.yaml", data, c)
+		c.done()
+		if !reflect.DeepEqual(errs, wantErrs) && !(len(errs) == 0 && len(wantErrs) == 0) {
+			t.Fatalf("diagnostics\n%v\nwant\n%v", errs, wantErrs)
+		}
+		if !reflect.DeepEqual(objs.entries(), wantObjs.entries()) {
+			t.Fatalf("objects differ:\n%+v\nwant\n%+v", objs.entries(), wantObjs.entries())
+		}
+		if len(ms) != len(wantMs) || len(ms) > 0 && !reflect.DeepEqual(ms, wantMs) {
+			t.Fatalf("manifests differ:\n%+v\nwant\n%+v", ms, wantMs)
+		}
+		if hasDirective(data) || slices.ContainsFunc(errs, func(d Diagnostic) bool { return strings.HasPrefix(d.Message, "invalid YAML") }) {
+			return // parsed whole, every time
+		}
+		again, _, _ := ParseManifestsCached("f.yaml", data, c)
+		a, b := again.entries(), objs.entries()
+		for i := range a {
+			if a[i].obj != b[i].obj {
+				t.Fatalf("object %d parsed again", i)
 			}
 		}
 	})

@@ -70,14 +70,22 @@ func (s Skipped) String() string {
 // The result is validated as a whole, as the Kubernetes source would see
 // the same objects applied.
 func LoadManifests(path string, imp Importer) (Result, Skipped) {
+	return LoadManifestsCached(path, imp, nil)
+}
+
+// LoadManifestsCached is LoadManifests parsing through c (ParseCache): the
+// documents that did not change since the last load through c give the
+// objects they gave then.
+func LoadManifestsCached(path string, imp Importer, c *ParseCache) (Result, Skipped) {
 	var objs Objects
 	var ms []Manifest
 	res := readFiles(path, func(file string, data []byte) []Diagnostic {
-		o, m, errs := ParseManifests(file, data)
+		o, m, errs := ParseManifestsCached(file, data, c)
 		objs.Append(o)
 		ms = append(ms, m...)
 		return errs
 	})
+	c.done()
 	skipped := Skipped{}
 	if imp != nil {
 		errs, warns, rest := imp(&objs, ms)

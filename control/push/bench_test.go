@@ -354,7 +354,8 @@ func BenchmarkLoop(b *testing.B) {
 		}
 	}
 	write()
-	first, _ := source.LoadConfig(dir)
+	var cache model.ParseCache // as the file source reads
+	first, _ := model.LoadManifestsCached(dir, source.ImportManifests, &cache)
 	g.apply(first)
 	b.ResetTimer()
 	for i := range b.N {
@@ -362,7 +363,7 @@ func BenchmarkLoop(b *testing.B) {
 		weights[i%pushServices] = 1 + (i/pushServices)%99
 		write()
 		b.StartTimer()
-		r, _ := source.LoadConfig(dir)
+		r, _ := model.LoadManifestsCached(dir, source.ImportManifests, &cache)
 		if aside := g.apply(r); len(aside) > 0 {
 			b.Fatal(aside)
 		}

@@ -54,7 +54,8 @@ type Pusher struct {
 
 	mu   sync.Mutex // serialises Push
 	last *model.Mesh
-	refs translate.RefCache
+	refs  translate.RefCache
+	built translate.Cache
 }
 
 // New returns a Pusher; nothing is served until the first Push.
@@ -86,7 +87,7 @@ func (p *Pusher) pushLocked(m *model.Mesh) error {
 			return fmt.Errorf("%s: %w", r.Name, err)
 		}
 	}
-	snap, err := translate.Translate(m, p.cfg.Translate)
+	snap, err := translate.TranslateWith(m, p.cfg.Translate, &p.built)
 	if err != nil {
 		return err
 	}

@@ -43,6 +43,9 @@ type File struct {
 	cfg     FileConfig
 	logger  *slog.Logger
 	skipped string // the kinds skipped last time, said when they change
+	// parsed keeps the documents read last: a reload parses only what
+	// changed, and unchanged objects stay the same objects.
+	parsed model.ParseCache
 }
 
 // Sink takes each new load of a source: it decides what serves, and
@@ -138,7 +141,7 @@ func (f *File) emit(out Sink, last string, skipSame bool) string {
 		r = model.Result{Mesh: model.Empty()}
 	} else {
 		var skipped model.Skipped
-		r, skipped = LoadConfig(f.cfg.Path)
+		r, skipped = model.LoadManifestsCached(f.cfg.Path, ImportManifests, &f.parsed)
 		digest = r.Digest
 		if k := skipped.String(); k != f.skipped {
 			f.skipped = k

@@ -5,6 +5,7 @@ import (
 	"net"
 	"sort"
 	"strconv"
+	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
@@ -202,36 +203,77 @@ func tlsInspector() *listenerv3.ListenerFilter {
 // they are served only for a port number one workload alone uses (the rest
 // should listen on their endpoint address).
 func (t *translator) serverListeners(out Resources) {
-	type server struct {
-		w    *model.Workload
-		host string
-		port uint32
-	}
-	var servers []server
+	byWorkload := make([][]server, len(t.mesh.Workloads))
 	workloadsOnPort := map[uint32]map[string]bool{}
-	for _, w := range t.mesh.Workloads {
-		protocols := map[string]string{}
-		for _, svc := range t.mesh.ServicesOf(w) {
-			for _, p := range svc.Spec.Ports {
-				protocols[p.Name] = p.Protocol
-			}
+	for i, w := range t.mesh.Workloads {
+		servers, ok := t.cache.serverPorts(w)
+		if !ok {
+			servers = t.servers(w)
+			t.cache.keepServerPorts(w, servers)
 		}
-		for _, ep := range w.Spec.Endpoints {
-			for name, port := range ep.Ports {
-				if p := protocols[name]; p != model.ProtocolGRPC && p != model.ProtocolHTTP2 {
-					continue
-				}
-				servers = append(servers, server{w, ep.Address, port})
-				if workloadsOnPort[port] == nil {
-					workloadsOnPort[port] = map[string]bool{}
-				}
-				workloadsOnPort[port][w.Key()] = true
+		byWorkload[i] = servers
+		for _, s := range servers {
+			if workloadsOnPort[s.port] == nil {
+				workloadsOnPort[s.port] = map[string]bool{}
 			}
+			workloadsOnPort[s.port][w.Key()] = true
 		}
 	}
+	var key strings.Builder
+	for i, w := range t.mesh.Workloads {
+		servers := byWorkload[i]
+		if len(servers) == 0 {
+			continue
+		}
+		// Which of its ports it alone uses decides its listeners.
+		key.Reset()
+		for _, s := range servers {
+			fmt.Fprintf(&key, "%d=%t,", s.port, len(workloadsOnPort[s.port]) == 1)
+		}
+		ls, ok := t.cache.serverListeners(w, key.String())
+		if !ok {
+			ls = t.serverListenersOf(w, servers, workloadsOnPort)
+			t.cache.keepServerListeners(w, key.String(), ls)
+		}
+		for _, l := range ls {
+			add(out, l.typeURL, l.name, l.res)
+		}
+	}
+}
+
+// server is one proxyless gRPC server a workload may run.
+type server struct {
+	host string
+	port uint32
+}
+
+// servers lists w's endpoint addresses and gRPC (or HTTP/2) ports.
+func (t *translator) servers(w *model.Workload) []server {
+	protocols := map[string]string{}
+	for _, svc := range t.mesh.ServicesOf(w) {
+		for _, p := range svc.Spec.Ports {
+			protocols[p.Name] = p.Protocol
+		}
+	}
+	var out []server
+	for _, ep := range w.Spec.Endpoints {
+		for _, name := range sortedKeys(ep.Ports) {
+			port := ep.Ports[name]
+			if p := protocols[name]; p != model.ProtocolGRPC && p != model.ProtocolHTTP2 {
+				continue
+			}
+			out = append(out, server{ep.Address, port})
+		}
+	}
+	return out
+}
+
+// serverListenersOf builds w's server listeners.
+func (t *translator) serverListenersOf(w *model.Workload, servers []server, workloadsOnPort map[uint32]map[string]bool) []memoRes {
+	mode, _ := t.mesh.MTLSMode(w)
+	authz := authzFilters(t.mesh.AuthorizationPolicies(w))
+	var out []memoRes
 	for _, s := range servers {
-		mode, _ := t.mesh.MTLSMode(s.w)
-		authz := authzFilters(t.mesh.AuthorizationPolicies(s.w))
 		hosts := []string{s.host}
 		if len(workloadsOnPort[s.port]) == 1 {
 			hosts = append(hosts, "0.0.0.0", "::")
@@ -244,14 +286,15 @@ func (t *translator) serverListeners(out Resources) {
 			if mode == model.MTLSStrict {
 				chain.TransportSocket = proxylessDownstreamTLS()
 			}
-			add(out, resource.ListenerType, name, &listenerv3.Listener{
+			out = append(out, memoRes{typeURL: resource.ListenerType, name: name, res: &listenerv3.Listener{
 				Name:             name,
 				Address:          socketAddress(host, s.port),
 				TrafficDirection: corev3.TrafficDirection_INBOUND,
 				FilterChains:     []*listenerv3.FilterChain{chain},
-			})
+			}})
 		}
 	}
+	return out
 }
 
 // serverRouteConfig is what a proxyless server routes by: every call to

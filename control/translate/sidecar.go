@@ -49,6 +49,13 @@ func (t *translator) sidecarOutbound(byName Resources) *outbound {
 	byPort := map[uint32][]servicePort{}
 	for _, sp := range t.ports {
 		byPort[sp.port.Port] = append(byPort[sp.port.Port], sp)
+		if m := sp.memo; m != nil && m.clustersDone {
+			o.clusters = append(o.clusters, m.clusters...)
+			t.restoreSANs(m.sans)
+			t.warnings = append(t.warnings, m.clusterWarnings...)
+			continue
+		}
+		mark, first := len(t.warnings), len(o.clusters)
 		for _, subset := range sp.subsets() {
 			name := ClusterName(sp.svc, sp.port.Port, subset)
 			c := sidecarCluster(sp, name)
@@ -57,6 +64,7 @@ func (t *translator) sidecarOutbound(byName Resources) *outbound {
 			}
 			o.clusters = append(o.clusters, c)
 		}
+		sp.memo.keepClusters(o.clusters[first:], t.sansOf(sp), t.warnings[mark:])
 	}
 	o.clusters = append(o.clusters, passthroughCluster())
 	numbers := make([]uint32, 0, len(byPort))

@@ -83,6 +83,7 @@ type servicePort struct {
 	port   model.ServicePort
 	route  *model.TrafficRoute // nil when the service has none
 	routes []*routev3.Route    // what route gives, for HTTP ports
+	memo   *portMemo           // what the last translation built of it, when its inputs are the same
 }
 
 func (sp servicePort) isTCP() bool { return sp.port.Protocol == model.ProtocolTCP }
@@ -114,6 +115,7 @@ type translator struct {
 	ports    []servicePort
 	sans     map[string][]string // upstreamSANs by cluster name
 	warnings []string
+	cache    *Cache // nil: translate everything
 }
 
 func (t *translator) warnf(format string, args ...any) {
@@ -125,16 +127,36 @@ func (t *translator) warnf(format string, args ...any) {
 // make Envoy or grpc-go reject a resource (an unknown subset, a bad regex or
 // gRPC status); a validated mesh does not contain any.
 func Translate(m *model.Mesh, opts Options) (*Snapshot, error) {
-	t := &translator{mesh: m, opts: opts.withDefaults()}
+	return TranslateWith(m, opts, nil)
+}
+
+// TranslateWith is Translate reusing, through c, what the last translation
+// through c built for the service ports whose inputs are the same objects
+// (a mesh whose unchanged objects are the same values, as the sources and
+// Contain keep them): a change costs what it touches. The result equals
+// Translate's. A nil c translates everything.
+func TranslateWith(m *model.Mesh, opts Options, c *Cache) (*Snapshot, error) {
+	t := &translator{mesh: m, opts: opts.withDefaults(), cache: c}
+	c.begin(m, t.opts)
+	ok := false
+	defer func() { c.end(ok) }()
 	for _, svc := range m.Services {
 		ports := append([]model.ServicePort(nil), svc.Spec.Ports...)
 		sort.Slice(ports, func(i, j int) bool { return ports[i].Port < ports[j].Port })
 		for _, p := range ports {
 			sp := servicePort{svc: svc, port: p, route: m.RouteFor(svc)}
+			sp.memo = c.lookup(m, sp)
 			if !sp.isTCP() {
-				var err error
-				if sp.routes, err = t.routes(sp); err != nil {
-					return nil, err
+				if sp.memo != nil && sp.memo.routesDone {
+					sp.routes = sp.memo.routes
+					t.warnings = append(t.warnings, sp.memo.routeWarnings...)
+				} else {
+					var err error
+					mark := len(t.warnings)
+					if sp.routes, err = t.routes(sp); err != nil {
+						return nil, err
+					}
+					sp.memo.keepRoutes(sp.routes, t.warnings[mark:])
 				}
 			}
 			t.ports = append(t.ports, sp)
@@ -143,11 +165,13 @@ func Translate(m *model.Mesh, opts Options) (*Snapshot, error) {
 	s := &Snapshot{ByName: Resources{}, Sidecars: map[string]Resources{}}
 	t.shared(s.ByName)
 	outbound := t.sidecarOutbound(s.ByName)
-	s.Sidecars[""] = outbound.resources("unknown", nil, inboundSecurity{})
+	sameOutbound := c.sameOutbound(outbound)
+	s.Sidecars[""] = t.view(nil, outbound, sameOutbound)
 	for _, w := range m.Workloads {
-		s.Sidecars[SidecarKey(w)] = outbound.resources(serviceName(w), t.inbound(w), t.inboundSecurity(w))
+		s.Sidecars[SidecarKey(w)] = t.view(w, outbound, sameOutbound)
 	}
 	s.Warnings = t.warnings
+	ok = true
 	return s, nil
 }
 
@@ -155,6 +179,32 @@ func Translate(m *model.Mesh, opts Options) (*Snapshot, error) {
 // assignments of every service port, and the proxyless listeners and routes.
 func (t *translator) shared(out Resources) {
 	for _, sp := range t.ports {
+		if m := sp.memo; m != nil && m.sharedDone {
+			for _, r := range m.shared {
+				add(out, r.typeURL, r.name, r.res)
+			}
+			t.restoreSANs(m.sans)
+			t.warnings = append(t.warnings, m.sharedWarnings...)
+			continue
+		}
+		mark := len(t.warnings)
+		own := Resources{}
+		t.sharedPort(sp, own)
+		var made []memoRes
+		for typeURL, byName := range own {
+			for name, r := range byName {
+				add(out, typeURL, name, r)
+				made = append(made, memoRes{typeURL, name, r})
+			}
+		}
+		sp.memo.keepShared(made, t.sansOf(sp), t.warnings[mark:])
+	}
+	t.serverListeners(out)
+}
+
+// sharedPort adds what every node asks for by name of one service port.
+func (t *translator) sharedPort(sp servicePort, out Resources) {
+	{
 		for _, subset := range sp.subsets() {
 			name := ClusterName(sp.svc, sp.port.Port, subset)
 			add(out, resource.EndpointType, name, t.loadAssignment(sp, subset, name))
@@ -167,7 +217,7 @@ func (t *translator) shared(out Resources) {
 			}
 		}
 		if sp.isTCP() {
-			continue
+			return
 		}
 		rc := proxylessRouteConfig(sp, sp.routes)
 		add(out, resource.RouteType, rc.Name, rc)
@@ -175,7 +225,23 @@ func (t *translator) shared(out Resources) {
 			add(out, resource.ListenerType, name, proxylessListener(name, rc.Name, usesFault(sp.route)))
 		}
 	}
-	t.serverListeners(out)
+}
+
+// view is the listeners and clusters of the sidecars of w (nil: of
+// workloads the config does not have): the last translation's, when w and
+// everything every sidecar shares (sameOutbound) are as they were.
+func (t *translator) view(w *model.Workload, o *outbound, sameOutbound bool) Resources {
+	if r, ok := t.cache.view(w, sameOutbound); ok {
+		return r
+	}
+	var r Resources
+	if w == nil {
+		r = o.resources("unknown", nil, inboundSecurity{})
+	} else {
+		r = o.resources(serviceName(w), t.inbound(w), t.inboundSecurity(w))
+	}
+	t.cache.keepView(w, r)
+	return r
 }
 
 // serviceName is how a workload names itself in spans: its app label, or
