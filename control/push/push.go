@@ -52,8 +52,8 @@ type Pusher struct {
 	logger  *slog.Logger
 	secrets *ca.Secrets
 
-	mu   sync.Mutex // serialises Push
-	last *model.Mesh
+	mu    sync.Mutex // serialises Push
+	last  *model.Mesh
 	refs  translate.RefCache
 	built translate.Cache
 }

@@ -8,6 +8,7 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/glassmesh/glassmesh/control/model"
 )
@@ -39,7 +40,8 @@ type Cache struct {
 // portMemo is what one service port gave, and from what. The done flags
 // say which parts a translation filled.
 type portMemo struct {
-	in []any // the service, the route, the workloads the service selects
+	in   []any     // the service, the route, the workloads the service selects
+	prev *portMemo // the port's memo of the last translation, when its inputs changed
 
 	routesDone    bool
 	routes        []*routev3.Route
@@ -109,7 +111,20 @@ func (c *Cache) sameOutbound(o *outbound) bool {
 	}
 	prev := c.outbound
 	c.outbound = o
-	return prev != nil && prev.telemetry == o.telemetry && slices.Equal(prev.ports, o.ports) && slices.Equal(prev.clusters, o.clusters)
+	if prev == nil || prev.telemetry != o.telemetry || !slices.Equal(prev.ports, o.ports) || len(prev.clusters) != len(o.clusters) {
+		return false
+	}
+	same := true
+	for i, cl := range o.clusters {
+		switch old := prev.clusters[i]; {
+		case old == cl:
+		case old.Name == cl.Name && proto.Equal(old, cl):
+			o.clusters[i] = old // the same cluster made again (PassthroughCluster)
+		default:
+			same = false
+		}
+	}
+	return same
 }
 
 // view returns the last translation's view of w, when it can stand: a
@@ -205,9 +220,42 @@ func (c *Cache) lookup(m *model.Mesh, sp servicePort) *portMemo {
 		c.next[key] = old
 		return old
 	}
-	memo := &portMemo{in: in}
+	memo := &portMemo{in: in, prev: c.ports[key]}
 	c.next[key] = memo
 	return memo
+}
+
+// intern gives each resource of made that equals what the port's last
+// translation made of the same name that earlier value, so it stays the
+// same object (a route whose weights changed leaves its clusters as they
+// were, and nothing downstream sees them change).
+func (p *portMemo) intern(made []memoRes) {
+	if p == nil || p.prev == nil {
+		return
+	}
+	for i, r := range made {
+		for _, old := range p.prev.shared {
+			if old.typeURL == r.typeURL && old.name == r.name && proto.Equal(old.res, r.res) {
+				made[i].res = old.res
+				break
+			}
+		}
+	}
+}
+
+// internClusters is intern for the port's sidecar clusters.
+func (p *portMemo) internClusters(made []*clusterv3.Cluster) {
+	if p == nil || p.prev == nil {
+		return
+	}
+	for i, c := range made {
+		for _, old := range p.prev.clusters {
+			if old.Name == c.Name && proto.Equal(old, c) {
+				made[i] = old
+				break
+			}
+		}
+	}
 }
 
 func selects(selector, labels map[string]string) bool {
@@ -244,6 +292,7 @@ func (p *portMemo) keepClusters(clusters []*clusterv3.Cluster, sans map[string][
 		p.sans[k] = v
 	}
 	p.clusters, p.clusterWarnings, p.clustersDone = slices.Clone(clusters), slices.Clone(warnings), true
+	p.prev = nil // both parts are made: the last translation's are no longer needed
 }
 
 // sansOf is what upstreamSANs found for sp's clusters so far.

@@ -64,6 +64,7 @@ func (t *translator) sidecarOutbound(byName Resources) *outbound {
 			}
 			o.clusters = append(o.clusters, c)
 		}
+		sp.memo.internClusters(o.clusters[first:])
 		sp.memo.keepClusters(o.clusters[first:], t.sansOf(sp), t.warnings[mark:])
 	}
 	o.clusters = append(o.clusters, passthroughCluster())

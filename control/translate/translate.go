@@ -193,9 +193,12 @@ func (t *translator) shared(out Resources) {
 		var made []memoRes
 		for typeURL, byName := range own {
 			for name, r := range byName {
-				add(out, typeURL, name, r)
 				made = append(made, memoRes{typeURL, name, r})
 			}
+		}
+		sp.memo.intern(made)
+		for _, r := range made {
+			add(out, r.typeURL, r.name, r.res)
 		}
 		sp.memo.keepShared(made, t.sansOf(sp), t.warnings[mark:])
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,6 +38,11 @@ type typedCache struct {
 	// N counting UpdateResources calls, and only apply calls it.
 	version uint64
 	hashes  map[string]uint64
+	// last is the map the cache was last made to hold (kept, so its
+	// address is not reused): translations hand an unchanged view over as
+	// the very same map (its resources are never modified), which needs
+	// no diff.
+	last map[string]types.Resource
 }
 
 // nextVersion is the version the LinearCache gives its next update.
@@ -69,6 +75,10 @@ func (c *typedCache) diff(res map[string]types.Resource, h resourceHashes) (map[
 // before runs with the version the change will carry, before any watch can
 // see it.
 func (c *typedCache) apply(res map[string]types.Resource, h resourceHashes, before func(version string)) error {
+	if res != nil && c.last != nil && reflect.ValueOf(res).UnsafePointer() == reflect.ValueOf(c.last).UnsafePointer() {
+		return nil
+	}
+	c.last = res
 	update, del := c.diff(res, h)
 	if len(update) == 0 && len(del) == 0 {
 		return nil
