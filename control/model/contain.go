@@ -2,6 +2,7 @@ package model
 
 import (
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 )
@@ -321,4 +322,27 @@ func (o *Objects) add(e entry) {
 	case *AuthorizationPolicy:
 		o.AuthzPols = append(o.AuthzPols, x)
 	}
+}
+
+// Intern gives each object of objs that equals (reflect.DeepEqual, where
+// it came from included) the object of the same kind and name in prev that
+// earlier object, so unchanged objects keep their identity from load to
+// load even from sources that build every object anew (Kubernetes): the
+// parts downstream tell what changed by identity. It reports how many
+// objects it replaced; objs itself is not modified.
+func Intern(objs Objects, prev *Mesh) (Objects, int) {
+	old := map[string]any{}
+	for _, e := range prev.Objects().entries() {
+		old[e.key()] = e.obj
+	}
+	var out Objects
+	n := 0
+	for _, e := range objs.entries() {
+		if o, ok := old[e.key()]; ok && o != e.obj && reflect.DeepEqual(o, e.obj) {
+			e.obj = o
+			n++
+		}
+		out.add(e)
+	}
+	return out, n
 }

@@ -306,3 +306,51 @@ func TestParseNamesTheObjectOfItsErrors(t *testing.T) {
 		}
 	}
 }
+
+// Bad input at scale: 10,000 invalid objects and one with a huge message
+// are set aside while a valid change applies, and no message is huge.
+func TestContainManyInvalidObjectsAndAHugeMessage(t *testing.T) {
+	cfg := newConfig(t)
+	prev := cfg.load(map[string]string{"b.yaml": teamB(8001)})
+	var bad strings.Builder
+	for i := range 10000 {
+		fmt.Fprintf(&bad, "---\napiVersion: glassmesh.io/v1alpha1\nkind: TrafficRoute\nmetadata: {name: r-%d, namespace: team-b}\nspec:\n  service: nope-%d\n  rules: [{destinations: [{subset: v1}]}]\n", i, i)
+	}
+	huge := "apiVersion: glassmesh.io/v1alpha1\nkind: TrafficRoute\nmetadata: {name: b, namespace: team-b}\nspec:\n  service: b\n" +
+		"  subsets: [{name: v1, labels: {version: v1}}]\n  rules:\n    - match: {path: {regex: \"" + strings.Repeat("(", 100000) + "\"}}\n      destinations: [{subset: v1}]\n"
+	c := cfg.contain(prev, map[string]string{"b.yaml": teamB(8002), "bad.yaml": bad.String(), "huge.yaml": huge})
+	if got := c.Mesh.Workload("team-b", "b-v1").Spec.Endpoints[0].Ports["grpc"]; got != 8002 {
+		t.Errorf("the valid change did not apply: port %d", got)
+	}
+	if len(c.SetAside) != 10001 || len(c.Mesh.Routes) != 0 {
+		t.Errorf("%d set aside, %d routes serving", len(c.SetAside), len(c.Mesh.Routes))
+	}
+	for _, e := range c.Errors {
+		if len(e.Message) > MaxMessage {
+			t.Fatalf("a message of %d bytes: %.80s…", len(e.Message), e.Message)
+		}
+	}
+}
+
+// An object that flips between valid and invalid serves its last good
+// version while invalid, and each valid version as it comes.
+func TestContainAnObjectThatFlips(t *testing.T) {
+	cfg := newConfig(t)
+	m := cfg.load(map[string]string{"a.yaml": teamA(50, 50)})
+	for i := range 20 {
+		w := 10 + i
+		if i%2 == 1 {
+			c := cfg.contain(m, map[string]string{"a.yaml": teamA(w, w)}) // sums to more than 100
+			if got := weightsOf(c.Mesh.Route("team-a", "a")); got[0] != uint32(10+i-1) {
+				t.Fatalf("flip %d: serving %v, want the last good %d", i, got, 10+i-1)
+			}
+			m = c.Mesh
+			continue
+		}
+		c := cfg.contain(m, map[string]string{"a.yaml": teamA(w, 100-w)})
+		if len(c.SetAside) != 0 || weightsOf(c.Mesh.Route("team-a", "a"))[0] != uint32(w) {
+			t.Fatalf("flip %d: %+v", i, c.SetAside)
+		}
+		m = c.Mesh
+	}
+}

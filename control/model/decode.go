@@ -1,7 +1,6 @@
 package model
 
 import (
-	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -34,7 +33,7 @@ func newDecoder(file string, root *yaml.Node) *decoder {
 // errorf records an error at node n, and marks path as not decoded so that
 // validation does not report the same mistake a second time.
 func (d *decoder) errorf(n *yaml.Node, path, format string, args ...any) {
-	d.errs = append(d.errs, Diagnostic{File: d.file, Line: max(n.Line, 1), Path: path, Message: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, Diagnostic{File: d.file, Line: max(n.Line, 1), Path: path, Message: message(format, args...)})
 	d.fields.bad = append(d.fields.bad, path)
 }
 

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Diagnostic is an error or a warning about one place in the mesh config.
@@ -16,6 +17,23 @@ type Diagnostic struct {
 	// "<Kind>/<namespace>/<name>"; empty when it belongs to no one object
 	// (a file that is not YAML, a document of no known kind).
 	Object string `json:"object,omitempty"`
+}
+
+// MaxMessage bounds a diagnostic's message: a value quoted in it (a huge
+// regex, say) must not make every status, log line and API answer huge.
+const MaxMessage = 1024
+
+// message formats a diagnostic's message, cut to MaxMessage bytes.
+func message(format string, args ...any) string {
+	m := fmt.Sprintf(format, args...)
+	if len(m) <= MaxMessage {
+		return m
+	}
+	cut := MaxMessage - 40
+	for cut > 0 && !utf8.RuneStart(m[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", m[:cut], len(m)-cut)
 }
 
 // Error formats the diagnostic as "file:line: path: message".

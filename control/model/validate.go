@@ -159,12 +159,12 @@ func (v *validator) errorf(o Origin, path, format string, args ...any) {
 	if o.failed(path) {
 		return
 	}
-	v.errs = append(v.errs, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: fmt.Sprintf(format, args...), Object: v.curKey})
+	v.errs = append(v.errs, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: message(format, args...), Object: v.curKey})
 	v.bad[v.cur] = true
 }
 
 func (v *validator) warnf(o Origin, path, format string, args ...any) {
-	v.warns = append(v.warns, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: fmt.Sprintf(format, args...), Object: v.curKey})
+	v.warns = append(v.warns, Diagnostic{File: o.File, Line: o.LineOf(path), Path: path, Message: message(format, args...), Object: v.curKey})
 }
 
 func sortDiagnostics(ds []Diagnostic) {

@@ -97,6 +97,7 @@ type Kubernetes struct {
 	denied  map[string]bool                      // imported resources glassmesh may not list and watch
 	access  authorizationv1client.SelfSubjectAccessReviewInterface
 	kick    chan struct{}
+	parsed  map[string]parsedObject // custom resources by plural/namespace/name, as the last build parsed them
 
 	status statusWriter // the leader's status writes (kubernetes_status.go)
 }
@@ -410,13 +411,23 @@ func (k *Kubernetes) build() model.Result {
 	files += len(workloads)
 
 	k.mu.Lock()
+	parsed := make(map[string]parsedObject, len(k.parsed))
 	k.eachObject(k.watched, func(plural string, u *unstructured.Unstructured) {
 		note(plural, u)
-		o, d := parseCustomResource(plural, u)
-		objs.Append(o)
-		diags = append(diags, d...)
+		// An object parses as it did while its resource version holds:
+		// an event costs the object it touches.
+		key := plural + "/" + u.GetNamespace() + "/" + u.GetName()
+		p, ok := k.parsed[key]
+		if !ok || p.version != u.GetResourceVersion() {
+			p.version = u.GetResourceVersion()
+			p.objs, p.diags = parseCustomResource(plural, u)
+		}
+		parsed[key] = p
+		objs.Append(p.objs)
+		diags = append(diags, p.diags...)
 		files++
 	})
+	k.parsed = parsed
 	imports, errs, warns := k.importRoutes(selectors, note)
 	k.mu.Unlock()
 	diags = append(diags, errs...)
@@ -441,6 +452,13 @@ func (k *Kubernetes) build() model.Result {
 		res.Mesh = mesh
 	}
 	return res
+}
+
+// parsedObject is what one custom resource parsed to, at a version.
+type parsedObject struct {
+	version string
+	objs    model.Objects
+	diags   []model.Diagnostic
 }
 
 // importRoutes converts the HTTPRoutes and TrafficSplits in the caches into

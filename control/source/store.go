@@ -142,10 +142,17 @@ func (s *Store) Reapply(accept func(*model.Mesh) error) error {
 func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside []ObjectStatus, taken bool) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
+	// Unchanged objects keep their identity, so the translation reuses
+	// what it built of them.
+	objs, interned := model.Intern(r.Objects, s.base)
+	r.Objects = objs
 	var c model.Contained
-	if len(r.Errors) == 0 && r.Mesh != nil {
+	switch {
+	case len(r.Errors) == 0 && r.Mesh != nil && interned == 0:
 		c = model.Contained{Mesh: r.Mesh}
-	} else {
+	case len(r.Errors) == 0 && r.Mesh != nil:
+		c = model.Contained{Mesh: model.NewMesh(objs)}
+	default:
 		c = model.Contain(r.Objects, r.ReadErrors, s.base)
 	}
 	errs := c.Errors

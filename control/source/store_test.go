@@ -288,3 +288,35 @@ func gathered(t *testing.T, reg *prometheus.Registry, series string) float64 {
 	}
 	return 0
 }
+
+// Objects a source builds anew (Kubernetes does, on every event) keep their
+// identity while they do not change, so the translation reuses what it
+// built of them.
+func TestStoreKeepsUnchangedObjectsTheSame(t *testing.T) {
+	build := func(port uint32) model.Result {
+		objs := model.Objects{
+			Services: []*model.Service{{Meta: model.Meta{Name: "a", Namespace: "default"},
+				Spec: model.ServiceSpec{Ports: []model.ServicePort{{Name: "http", Port: 80, Protocol: model.ProtocolHTTP}}, Selector: map[string]string{"app": "a"}}}},
+			Workloads: []*model.Workload{{Meta: model.Meta{Name: "a-1", Namespace: "default", Labels: map[string]string{"app": "a"}},
+				Spec: model.WorkloadSpec{ServiceAccount: "default", Endpoints: []model.Endpoint{{Address: "10.0.0.1", Ports: map[string]uint32{"http": port}}}}}},
+		}
+		m, errs, _ := model.Validate(objs)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		return model.Result{Mesh: m, Objects: objs}
+	}
+	s := NewStore(slog.New(slog.DiscardHandler), nil)
+	s.Apply(build(8080), nil)
+	first, _ := s.Mesh()
+	s.Apply(build(8080), nil)
+	second, _ := s.Mesh()
+	if second.Services[0] != first.Services[0] || second.Workloads[0] != first.Workloads[0] {
+		t.Error("equal objects read again are new objects")
+	}
+	s.Apply(build(9090), nil)
+	third, _ := s.Mesh()
+	if third.Services[0] != first.Services[0] || third.Workloads[0] == first.Workloads[0] || third.Workloads[0].Spec.Endpoints[0].Ports["http"] != 9090 {
+		t.Error("want the service kept and the changed workload new")
+	}
+}
