@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -45,8 +46,23 @@ func (a *app) newCA() error {
 		}
 		return w.Spec.ServiceAccount, true
 	}
-	a.mux.Handle("POST /api/ca/certificates", a.requireToken(c.Handler(resolve)))
+	a.mux.Handle("POST /api/ca/certificates", a.requireToken(a.whenLoaded(c.Handler(resolve))))
 	return nil
+}
+
+// whenLoaded answers 503 (retry in a second) until the first mesh config
+// serves: before it, every workload would be "not in the mesh config".
+func (a *app) whenLoaded(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !a.store.Loaded() {
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"error":"the mesh config is not loaded yet"}` + "\n"))
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func newSidecarCertsCmd() *cobra.Command {

@@ -89,7 +89,18 @@ func runDemo(ctx context.Context, f runFlags, o demoOptions, out io.Writer) erro
 	}
 	dctx, cancel := context.WithCancel(ctx)
 	a.actors = append(a.actors,
-		actor{func() error { return sup.Run(dctx) }, func(error) { cancel() }},
+		actor{func() error {
+			// The apps ask the CA for their workload's certificate, which
+			// it issues only once the mesh config is serving.
+			for !a.ready.Load() {
+				select {
+				case <-dctx.Done():
+					return nil
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			return sup.Run(dctx)
+		}, func(error) { cancel() }},
 		actor{func() error {
 			demoProgress(dctx, a, len(apps)+1, xdsClients(apps, o.rps), out)
 			<-dctx.Done()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,7 +36,10 @@ import (
 // The config loop end to end: a file save until the last of N proxyless
 // clients has ACKed the changed route, through the real file watcher.
 
-var pushClients = flag.String("push.clients", "1000", "comma-separated client counts for BenchmarkConfigPush")
+var (
+	pushClients = flag.String("push.clients", "1000", "comma-separated client counts for BenchmarkConfigPush")
+	pushHeap    = flag.String("push.heapprofile", "", "write a heap profile here once the clients are in sync (the last backend run)")
+)
 
 const (
 	pushServices  = 100
@@ -301,6 +305,16 @@ func benchConfigPush(b *testing.B, backend pushBackend, nodes []string) {
 		b.Fatalf("only %d of %d clients synced", a.rds.Load(), len(nodes))
 	}
 	inuse1 := heapInuse()
+	if *pushHeap != "" {
+		f, err := os.Create(*pushHeap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
 
 	loop.Store(0)
 	applies := applied.Load()
