@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"errors"
+	"unique"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -31,7 +32,19 @@ func (c callbacks) OnStreamClosed(id int64, _ *core.Node) {
 // OnStreamRequest implements sotw.Callbacks.
 func (c callbacks) OnStreamRequest(id int64, req *discovery.DiscoveryRequest) error {
 	c.t.request(streamKey{id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail())
+	intern(req.ResourceNames)
 	return nil
+}
+
+// intern makes each name the one copy of its text every stream shares.
+// Every request decodes its names into strings of its own, and the server
+// keeps a stream's names for as long as it is subscribed (in its
+// subscription and the cache's watch index): thousands of clients
+// subscribed to the same hundreds of names would each hold a copy.
+func intern(names []string) {
+	for i, n := range names {
+		names[i] = unique.Make(n).Value()
+	}
 }
 
 // OnStreamResponse implements sotw.Callbacks.
@@ -54,6 +67,7 @@ func (c callbacks) OnDeltaStreamClosed(id int64, _ *core.Node) {
 // empty on a per-type stream; the server fills it in after this call.
 func (c callbacks) OnStreamDeltaRequest(id int64, req *discovery.DeltaDiscoveryRequest) error {
 	c.t.request(streamKey{delta: true, id: id}, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetErrorDetail())
+	intern(req.ResourceNamesSubscribe)
 	return nil
 }
 
