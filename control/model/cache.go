@@ -147,22 +147,7 @@ func parseDocumentAt(file string, text []byte, first int) parsedDoc {
 		}
 	}
 	for _, e := range objs.entries() {
-		switch x := e.obj.(type) {
-		case *Service:
-			move(&x.Origin)
-		case *Workload:
-			move(&x.Origin)
-		case *TrafficRoute:
-			move(&x.Origin)
-		case *SLO:
-			move(&x.Origin)
-		case *Canary:
-			move(&x.Origin)
-		case *PeerAuthentication:
-			move(&x.Origin)
-		case *AuthorizationPolicy:
-			move(&x.Origin)
-		}
+		move(e.originOf())
 	}
 	p.ms = slices.Clone(p.ms)
 	for i := range p.ms {

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -281,27 +282,31 @@ func (o Objects) entries() []entry {
 
 // HideLines makes every object's Origin WithoutLines.
 func (o Objects) HideLines() {
-	for _, x := range o.Services {
-		x.Origin = x.Origin.WithoutLines()
+	for _, e := range o.entries() {
+		p := e.originOf()
+		*p = p.WithoutLines()
 	}
-	for _, x := range o.Workloads {
-		x.Origin = x.Origin.WithoutLines()
+}
+
+// originOf is where the object of e keeps its Origin.
+func (e entry) originOf() *Origin {
+	switch x := e.obj.(type) {
+	case *Service:
+		return &x.Origin
+	case *Workload:
+		return &x.Origin
+	case *TrafficRoute:
+		return &x.Origin
+	case *SLO:
+		return &x.Origin
+	case *Canary:
+		return &x.Origin
+	case *PeerAuthentication:
+		return &x.Origin
+	case *AuthorizationPolicy:
+		return &x.Origin
 	}
-	for _, x := range o.Routes {
-		x.Origin = x.Origin.WithoutLines()
-	}
-	for _, x := range o.SLOs {
-		x.Origin = x.Origin.WithoutLines()
-	}
-	for _, x := range o.Canaries {
-		x.Origin = x.Origin.WithoutLines()
-	}
-	for _, x := range o.PeerAuths {
-		x.Origin = x.Origin.WithoutLines()
-	}
-	for _, x := range o.AuthzPols {
-		x.Origin = x.Origin.WithoutLines()
-	}
+	panic(fmt.Sprintf("model: no origin in %T", e.obj))
 }
 
 // add appends the object of e to its kind's list.

@@ -53,12 +53,3 @@ func more(n int) string {
 	}
 	return fmt.Sprintf(" (and %d more)", n)
 }
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
