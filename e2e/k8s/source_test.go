@@ -438,3 +438,87 @@ func validCondition(ctx context.Context, dyn dynamic.Interface, gvr schema.Group
 	}
 	return nil, 0, fmt.Errorf("no Valid condition in %v", u.Object["status"])
 }
+
+// reviewsClient dials reviews in ns through glassmesh with grpc-go's real
+// xDS client and returns a function making n calls and counting the
+// answering versions.
+func reviewsClient(t *testing.T, grpcAddr, ns string) func(n int) map[string]int {
+	t.Helper()
+	b, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{Namespace: ns, Workload: "productpage", Instance: "productpage-0",
+		IP: "127.0.0.1", Labels: map[string]string{"app": "productpage"}}, sidecarconfig.BootstrapOptions{XDSAddr: grpcAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	builder, err := xds.NewXDSResolverWithConfigForTesting(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient("xds:///reviews."+ns+":9080", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	return func(n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			out, err := demo.Call(ctx, cc, "reviews", nil, grpc.WaitForReady(true))
+			cancel()
+			if err != nil {
+				got["error"]++
+				continue
+			}
+			got[out.Fields["version"].GetStringValue()]++
+		}
+		return got
+	}
+}
+
+// TestOneTeamsInvalidRouteDoesNotHoldAnother: two teams' namespaces, each
+// with reviews v1/v2 and a TrafficRoute, through a real API server. Team
+// a's route turns invalid: it keeps its last good routing, and team b's
+// weight change still reaches grpc-go's client; mended, team a moves too.
+func TestOneTeamsInvalidRouteDoesNotHoldAnother(t *testing.T) {
+	_, dyn, nsA := reviewsMesh(t, func(ip, version string) int { return backend(t, ip, "a-"+version) })
+	_, _, nsB := reviewsMesh(t, func(ip, version string) int { return backend(t, ip, "b-"+version) })
+	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", nsA+","+nsB, "--leader-elect.namespace", nsA)
+	callA, callB := reviewsClient(t, grpcAddr, nsA), reviewsClient(t, grpcAddr, nsB)
+	all := func(call func(int) map[string]int, version string) func() error {
+		return func() error {
+			if got := call(10); got[version] != 10 {
+				return fmt.Errorf("calls %v, want all %s", got, version)
+			}
+			return nil
+		}
+	}
+	within(t, 60*time.Second, "team a at v1", all(callA, "a-v1"))
+	within(t, 60*time.Second, "team b at v1", all(callB, "b-v1"))
+
+	updateRoute(t, dyn, nsA, 30, 30) // weights sum to 60: the schema allows it, glassmesh does not
+	within(t, 25*time.Second, "team a's route set aside", func() error {
+		resp, err := http.Get("http://" + httpAddr + "/api/mesh/config")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		var st struct {
+			InvalidObjects []struct{ Kind, Namespace, Serving string }
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+			return err
+		}
+		if len(st.InvalidObjects) != 1 || st.InvalidObjects[0].Namespace != nsA || st.InvalidObjects[0].Serving != "lastGood" {
+			return fmt.Errorf("invalid objects %+v", st.InvalidObjects)
+		}
+		return nil
+	})
+	edited := time.Now()
+	updateRoute(t, dyn, nsB, 0, 100)
+	within(t, 25*time.Second, "team b at v2", all(callB, "b-v2"))
+	t.Logf("team b's weight change served %s after the update, with team a's route invalid", time.Since(edited).Round(10*time.Millisecond))
+	if got := callA(20); got["a-v1"] != 20 {
+		t.Errorf("team a's calls %v, want its last good routing (all v1)", got)
+	}
+	updateRoute(t, dyn, nsA, 0, 100)
+	within(t, 25*time.Second, "team a at v2 once mended", all(callA, "a-v2"))
+}
