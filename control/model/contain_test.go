@@ -354,3 +354,18 @@ func TestContainAnObjectThatFlips(t *testing.T) {
 		m = c.Mesh
 	}
 }
+
+// A canary that points its route at itself (the same subset as stable and
+// canary) is set aside alone: the route it names keeps serving as written.
+func TestContainACanaryPointingAtItself(t *testing.T) {
+	cfg := newConfig(t)
+	prev := cfg.load(map[string]string{"a.yaml": teamA(50, 50)})
+	canary := "apiVersion: glassmesh.io/v1alpha1\nkind: Canary\nmetadata: {name: a, namespace: team-a}\nspec: {route: a, stable: v1, canary: v1, steps: [50, 100]}\n"
+	c := cfg.contain(prev, map[string]string{"a.yaml": teamA(20, 80), "c.yaml": canary})
+	if len(c.SetAside) != 1 || c.SetAside[0].Key() != "Canary/team-a/a" || c.SetAside[0].Serving != ServingNone {
+		t.Fatalf("set aside %+v", c.SetAside)
+	}
+	if got := weightsOf(c.Mesh.Route("team-a", "a")); !slices.Equal(got, []uint32{20, 80}) {
+		t.Errorf("the route serves %v, want its new 20/80", got)
+	}
+}
