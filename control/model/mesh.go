@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -65,6 +66,15 @@ type Mesh struct {
 	workloads map[string]*Workload
 	routes    map[string]*TrafficRoute // keyed by the namespace/name of the service they route
 	slos      map[string]*SLO
+
+	selectorsOnce sync.Once
+	selectors     *selectorIndex // built at the first selector lookup
+}
+
+// selectorIndex returns the mesh's index of selectors, built once.
+func (m *Mesh) selectorIndex() *selectorIndex {
+	m.selectorsOnce.Do(func() { m.selectors = newSelectorIndex(m.Services, m.Workloads) })
+	return m.selectors
 }
 
 // NewMesh indexes the objects, which it sorts in place. It does not
@@ -141,24 +151,13 @@ func (r *TrafficRoute) Subset(name string) *Subset {
 // selector selects and that also carry every label of extra (a subset's
 // labels; nil for the whole service), in namespace/name order.
 func (m *Mesh) WorkloadsOf(svc *Service, extra map[string]string) []*Workload {
-	var out []*Workload
-	for _, w := range m.Workloads {
-		if w.Namespace == svc.Namespace && len(svc.Spec.Selector) > 0 && matches(w.Labels, svc.Spec.Selector) && matches(w.Labels, extra) {
-			out = append(out, w)
-		}
-	}
-	return out
+	return m.selectorIndex().selected(svc.Namespace, svc.Spec.Selector, extra)
 }
 
-// ServicesOf returns the services whose selector selects the workload.
+// ServicesOf returns the services whose selector selects the workload, in
+// namespace/name order.
 func (m *Mesh) ServicesOf(w *Workload) []*Service {
-	var out []*Service
-	for _, s := range m.Services {
-		if s.Namespace == w.Namespace && len(s.Spec.Selector) > 0 && matches(w.Labels, s.Spec.Selector) {
-			out = append(out, s)
-		}
-	}
-	return out
+	return m.selectorIndex().selecting(w)
 }
 
 // Port returns the service port with the given name, or nil.

@@ -183,6 +183,7 @@ type index struct {
 	routesByName map[string]*TrafficRoute
 	slos         map[string]*SLO
 	canaries     map[string]*Canary // the first canary of each namespace/route
+	sel          *selectorIndex     // of the services and workloads above
 }
 
 // index checks names and their uniqueness, and indexes the objects that
@@ -193,6 +194,8 @@ func (v *validator) index(objs Objects) *index {
 		workloads: map[string][]*Workload{}, routes: map[string]*TrafficRoute{},
 		routesByName: map[string]*TrafficRoute{}, slos: map[string]*SLO{}, canaries: map[string]*Canary{},
 	}
+	var services []*Service
+	var workloads []*Workload
 	seen := map[string]Origin{}
 	unique := func(kind string, obj any, m Meta, o Origin) bool {
 		v.at(kind, obj, m)
@@ -209,13 +212,16 @@ func (v *validator) index(objs Objects) *index {
 		if unique(KindService, s, s.Meta, s.Origin) {
 			ix.services[s.Key()] = s
 			ix.byNS[s.Namespace] = append(ix.byNS[s.Namespace], s)
+			services = append(services, s)
 		}
 	}
 	for _, w := range objs.Workloads {
 		if unique(KindWorkload, w, w.Meta, w.Origin) {
 			ix.workloads[w.Namespace] = append(ix.workloads[w.Namespace], w)
+			workloads = append(workloads, w)
 		}
 	}
+	ix.sel = newSelectorIndex(services, workloads)
 	for _, r := range objs.Routes {
 		if unique(KindTrafficRoute, r, r.Meta, r.Origin) {
 			ix.routesByName[r.Key()] = r
@@ -285,7 +291,7 @@ func (v *validator) service(s *Service, ix *index) {
 			v.errorf(s.Origin, at+".protocol", "%s", oneOf("protocol", p.Protocol, protocols))
 		}
 	}
-	if ix.services[s.Key()] == s && !slices.ContainsFunc(ix.workloads[s.Namespace], func(w *Workload) bool { return selects(s, w) }) {
+	if ix.services[s.Key()] == s && len(ix.sel.selected(s.Namespace, s.Spec.Selector, nil)) == 0 {
 		v.warnf(s.Origin, "spec.selector", "service %s selects no workload", s.Name)
 	}
 }
@@ -304,20 +310,11 @@ func oneOf(what, got string, want []string) string {
 	return msg
 }
 
-func selects(s *Service, w *Workload) bool {
-	return s.Namespace == w.Namespace && len(s.Spec.Selector) > 0 && matches(w.Labels, s.Spec.Selector)
-}
-
 func (v *validator) workload(w *Workload, ix *index) {
 	if !dns1123Subdomain.MatchString(w.Spec.ServiceAccount) || len(w.Spec.ServiceAccount) > 253 {
 		v.errorf(w.Origin, "spec.serviceAccount", "%q is not a DNS-1123 subdomain", w.Spec.ServiceAccount)
 	}
-	var selecting []*Service
-	for _, s := range ix.byNS[w.Namespace] {
-		if selects(s, w) {
-			selecting = append(selecting, s)
-		}
-	}
+	selecting := ix.sel.selecting(w)
 	for i, ep := range w.Spec.Endpoints {
 		at := indexPath("spec.endpoints", i)
 		if a, err := netip.ParseAddr(ep.Address); err != nil || a.Zone() != "" {

@@ -31,7 +31,7 @@ func (v *validator) policySelector(ns string, selector map[string]string, o Orig
 	if len(selector) == 0 {
 		return
 	}
-	if !slices.ContainsFunc(ix.workloads[ns], func(w *Workload) bool { return matches(w.Labels, selector) }) {
+	if len(ix.sel.selected(ns, selector, nil)) == 0 {
 		v.warnf(o, "spec.selector", "selects no workload in namespace %s", ns)
 	}
 }

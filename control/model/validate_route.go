@@ -71,9 +71,7 @@ func (v *validator) subsets(r *TrafficRoute, svc *Service, ix *index) {
 			v.errorf(r.Origin, at+".labels", "required: the labels that pick the subset's workloads")
 			continue
 		}
-		if svc != nil && !slices.ContainsFunc(ix.workloads[svc.Namespace], func(w *Workload) bool {
-			return selects(svc, w) && matches(w.Labels, s.Labels)
-		}) {
+		if svc != nil && len(ix.sel.selected(svc.Namespace, svc.Spec.Selector, s.Labels)) == 0 {
 			v.warnf(r.Origin, at, "subset %s selects no workload", s.Name)
 		}
 	}

@@ -26,7 +26,6 @@ type Cache struct {
 	policies []any // the security policies the memos were built under
 	ports    map[string]*portMemo
 	next     map[string]*portMemo
-	byNS     map[string][]*model.Workload // this translation's workloads by namespace
 
 	// Sidecar views and proxyless server listeners, by workload (nil:
 	// the view of unknown workloads), built from outbound and services.
@@ -84,10 +83,6 @@ func (c *Cache) begin(m *model.Mesh, opts Options) {
 	c.next = make(map[string]*portMemo, len(c.ports))
 	c.nextViews = make(map[*model.Workload]Resources, len(c.views))
 	c.nextServers = make(map[*model.Workload]*serverMemo, len(c.servers))
-	c.byNS = map[string][]*model.Workload{}
-	for _, w := range m.Workloads {
-		c.byNS[w.Namespace] = append(c.byNS[w.Namespace], w)
-	}
 }
 
 // end keeps this translation's memos, when it succeeded.
@@ -100,7 +95,7 @@ func (c *Cache) end(ok bool) {
 	} else {
 		c.ports, c.views, c.servers, c.outbound, c.services = nil, nil, nil, nil, nil
 	}
-	c.next, c.nextViews, c.nextServers, c.byNS = nil, nil, nil, nil
+	c.next, c.nextViews, c.nextServers = nil, nil, nil
 }
 
 // sameOutbound reports whether o is what every sidecar shared last time
@@ -208,12 +203,8 @@ func (c *Cache) lookup(m *model.Mesh, sp servicePort) *portMemo {
 		return nil
 	}
 	in := []any{sp.svc, sp.route}
-	if sel := sp.svc.Spec.Selector; len(sel) > 0 {
-		for _, w := range c.byNS[sp.svc.Namespace] {
-			if selects(sel, w.Labels) {
-				in = append(in, w)
-			}
-		}
+	for _, w := range m.WorkloadsOf(sp.svc, nil) {
+		in = append(in, w)
 	}
 	key := sp.svc.Key() + ":" + strconv.FormatUint(uint64(sp.port.Port), 10)
 	if old, ok := c.ports[key]; ok && slices.Equal(old.in, in) && old.sharedDone && old.clustersDone {
@@ -256,15 +247,6 @@ func (p *portMemo) internClusters(made []*clusterv3.Cluster) {
 			}
 		}
 	}
-}
-
-func selects(selector, labels map[string]string) bool {
-	for k, v := range selector {
-		if labels[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func (p *portMemo) keepRoutes(routes []*routev3.Route, warnings []string) {
