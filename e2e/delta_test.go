@@ -20,7 +20,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // deltaClient is a raw delta ADS stream, as a proxyless node would open.
@@ -44,9 +44,9 @@ func newDeltaClient(t *testing.T, addr, workload string) *deltaClient {
 		t.Fatal(err)
 	}
 	meta, _ := structpb.NewStruct(map[string]any{
-		model.NodeMetaNamespace: "default", model.NodeMetaWorkloadName: workload, model.NodeMetaGenerator: model.GeneratorGRPC,
+		naming.NodeMetaNamespace: "default", naming.NodeMetaWorkloadName: workload, naming.NodeMetaGenerator: naming.GeneratorGRPC,
 	})
-	node := &corev3.Node{Id: model.NodeID("127.0.0.1", workload+"-0", "default"), Metadata: meta}
+	node := &corev3.Node{Id: naming.NodeID("127.0.0.1", workload+"-0", "default"), Metadata: meta}
 	return &deltaClient{t: t, stream: st, node: node}
 }
 
@@ -168,7 +168,7 @@ func TestSidecarBootstrapCommand(t *testing.T) {
 	if err := bs.ValidateAll(); err != nil {
 		t.Errorf("envoy bootstrap does not validate: %v", err)
 	}
-	if got := bs.GetNode().GetMetadata().GetFields()[model.NodeMetaWorkloadName].GetStringValue(); got != "reviews-v2" {
+	if got := bs.GetNode().GetMetadata().GetFields()[naming.NodeMetaWorkloadName].GetStringValue(); got != "reviews-v2" {
 		t.Errorf("node WORKLOAD_NAME = %q", got)
 	}
 	if !strings.HasPrefix(bs.GetNode().GetId(), "sidecar~127.0.0.1~reviews-v2") {

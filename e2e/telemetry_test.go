@@ -25,7 +25,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // A four-service mesh on distinct addresses, so the registry can name peers.
@@ -73,10 +73,10 @@ spec: {serviceAccount: details, endpoints: [{address: 10.1.0.4, ports: {http: 90
 // envoyNode is the ALS identifier of a sidecar of a workload.
 func envoyNode(workload, app, ip string) *corev3.Node {
 	meta, _ := structpb.NewStruct(map[string]any{
-		model.NodeMetaNamespace: "default", model.NodeMetaWorkloadName: workload,
-		model.NodeMetaLabels: map[string]any{"app": app, "version": "v1"},
+		naming.NodeMetaNamespace: "default", naming.NodeMetaWorkloadName: workload,
+		naming.NodeMetaLabels: map[string]any{"app": app, "version": "v1"},
 	})
-	return &corev3.Node{Id: model.NodeID(ip, workload+"-0", "default"), Metadata: meta}
+	return &corev3.Node{Id: naming.NodeID(ip, workload+"-0", "default"), Metadata: meta}
 }
 
 func sockAddr(ip string, port uint32) *corev3.Address {
@@ -102,7 +102,7 @@ func (e grpcEntry) proto() *accesslogdatav3.HTTPAccessLogEntry {
 	dp, _ := strconv.Atoi(dport)
 	reqHeaders := map[string]string{"content-type": "application/grpc"}
 	if e.peerHeader != "" {
-		reqHeaders[model.PeerHeader] = e.peerHeader
+		reqHeaders[naming.PeerHeader] = e.peerHeader
 	}
 	if e.traceparent != "" {
 		reqHeaders["traceparent"] = e.traceparent

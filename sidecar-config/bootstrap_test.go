@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
@@ -98,13 +99,13 @@ func TestEnvoyBootstrap(t *testing.T) {
 			t.Errorf("node id = %q, want %q", b.Node.Id, want)
 		}
 		md := b.Node.Metadata.AsMap()
-		if md[model.NodeMetaNamespace] != "default" || md[model.NodeMetaWorkloadName] != "reviews-v2" {
+		if md[naming.NodeMetaNamespace] != "default" || md[naming.NodeMetaWorkloadName] != "reviews-v2" {
 			t.Errorf("metadata = %v", md)
 		}
-		if labels, _ := md[model.NodeMetaLabels].(map[string]any); labels["version"] != "v2" || labels["app"] != "reviews" {
-			t.Errorf("LABELS = %v", md[model.NodeMetaLabels])
+		if labels, _ := md[naming.NodeMetaLabels].(map[string]any); labels["version"] != "v2" || labels["app"] != "reviews" {
+			t.Errorf("LABELS = %v", md[naming.NodeMetaLabels])
 		}
-		if _, ok := md[model.NodeMetaGenerator]; ok {
+		if _, ok := md[naming.NodeMetaGenerator]; ok {
 			t.Error("an Envoy node claims a GENERATOR")
 		}
 	})

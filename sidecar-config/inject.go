@@ -7,7 +7,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // Annotations and labels that drive injection.
@@ -93,7 +93,7 @@ func InjectPod(meta *metav1.ObjectMeta, spec *corev1.PodSpec, workload string, c
 
 	var labels []string
 	for k, v := range meta.Labels {
-		if !model.ControllerLabels[k] {
+		if !naming.IsControllerLabel(k) {
 			labels = append(labels, "--label", k+"="+v)
 		}
 	}
@@ -199,5 +199,5 @@ func WorkloadOf(meta *metav1.ObjectMeta) string {
 	if c := metav1.GetControllerOfNoCopy(meta); c != nil {
 		kind, name = c.Kind, c.Name
 	}
-	return model.PodWorkload(meta.Name, meta.GenerateName, meta.Labels, kind, name)
+	return naming.PodWorkload(meta.Name, meta.GenerateName, meta.Labels, kind, name)
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // DefaultXDSAddr is where glassmesh serves xDS (and ALS, OTLP) by default.
@@ -73,8 +74,8 @@ type NodeInfo struct {
 	Labels map[string]string
 }
 
-// ID is the xDS node id, in the shape model.NodeID gives.
-func (n NodeInfo) ID() string { return model.NodeID(n.IP, n.Instance, n.Namespace) }
+// ID is the xDS node id, in the shape naming.NodeID gives.
+func (n NodeInfo) ID() string { return naming.NodeID(n.IP, n.Instance, n.Namespace) }
 
 // Cluster is the node's cluster as Istio names it: <app>.<namespace>, with
 // the workload name when there is no app label.
@@ -93,12 +94,12 @@ func (n NodeInfo) metadata(generator string) map[string]any {
 		labels[k] = n.Labels[k]
 	}
 	md := map[string]any{
-		model.NodeMetaNamespace:    n.Namespace,
-		model.NodeMetaWorkloadName: n.Workload,
-		model.NodeMetaLabels:       labels,
+		naming.NodeMetaNamespace:    n.Namespace,
+		naming.NodeMetaWorkloadName: n.Workload,
+		naming.NodeMetaLabels:       labels,
 	}
 	if generator != "" {
-		md[model.NodeMetaGenerator] = generator
+		md[naming.NodeMetaGenerator] = generator
 	}
 	return md
 }

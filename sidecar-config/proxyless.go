@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // ServerListenerTemplate names the listener a proxyless gRPC server asks
@@ -110,7 +111,7 @@ func ProxylessBootstrapFor(node NodeInfo, opts BootstrapOptions) ([]byte, error)
 		Node: grpcNode{
 			ID:       node.ID(),
 			Cluster:  node.Cluster(),
-			Metadata: node.metadata(model.GeneratorGRPC),
+			Metadata: node.metadata(naming.GeneratorGRPC),
 		},
 		ServerListenerResourceNameTemplate: ServerListenerTemplate,
 	}

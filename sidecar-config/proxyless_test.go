@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/xds"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/translate"
 	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
@@ -105,11 +105,11 @@ func TestGRPCAcceptsProxylessBootstrap(t *testing.T) {
 				t.Errorf("node id = %q, want %q", got.GetId(), want)
 			}
 			md := got.GetMetadata().AsMap()
-			if md[model.NodeMetaGenerator] != model.GeneratorGRPC || md[model.NodeMetaNamespace] != "shop" || md[model.NodeMetaWorkloadName] != "demo" {
+			if md[naming.NodeMetaGenerator] != naming.GeneratorGRPC || md[naming.NodeMetaNamespace] != "shop" || md[naming.NodeMetaWorkloadName] != "demo" {
 				t.Errorf("metadata = %v", md)
 			}
-			if labels, _ := md[model.NodeMetaLabels].(map[string]any); labels["app"] != "demo" || labels["version"] != "v1" {
-				t.Errorf("LABELS = %v", md[model.NodeMetaLabels])
+			if labels, _ := md[naming.NodeMetaLabels].(map[string]any); labels["app"] != "demo" || labels["version"] != "v1" {
+				t.Errorf("LABELS = %v", md[naming.NodeMetaLabels])
 			}
 		})
 	}

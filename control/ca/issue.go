@@ -18,7 +18,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // clockSkew backdates certificates, so a peer whose clock is a little
@@ -37,7 +37,7 @@ type Certificate struct {
 
 // ID is the SPIFFE id of a service account in the CA's trust domain.
 func (c *CA) ID(namespace, serviceAccount string) string {
-	return model.SPIFFEID(c.cfg.TrustDomain, namespace, serviceAccount)
+	return naming.SPIFFEID(c.cfg.TrustDomain, namespace, serviceAccount)
 }
 
 // Sign issues a certificate for id over the public key of a CSR. The CSR's

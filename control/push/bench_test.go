@@ -28,6 +28,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/control/translate"
 	"github.com/glassmesh/glassmesh/control/xds"
@@ -185,7 +186,7 @@ func runClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery
 		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ]}
 		if i == 0 {
 			req.Node = &corev3.Node{Id: node, Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-				model.NodeMetaGenerator: structpb.NewStringValue(model.GeneratorGRPC),
+				naming.NodeMetaGenerator: structpb.NewStringValue(naming.GeneratorGRPC),
 			}}}
 		}
 		if st.Send(req) != nil {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/ca"
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/translate"
 	"github.com/glassmesh/glassmesh/control/xds"
 )
@@ -100,7 +101,7 @@ func TestPushServesTheMeshAndRunsTheReloadersFirst(t *testing.T) {
 	name := "reviews.default.svc.cluster.local:9080"
 	if err := stream.Send(&discovery.DiscoveryRequest{TypeUrl: resource.ListenerType, ResourceNames: []string{name},
 		Node: &corev3.Node{Id: "productpage-0", Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-			model.NodeMetaGenerator: structpb.NewStringValue(model.GeneratorGRPC),
+			naming.NodeMetaGenerator: structpb.NewStringValue(naming.GeneratorGRPC),
 		}}}}); err != nil {
 		t.Fatal(err)
 	}

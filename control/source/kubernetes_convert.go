@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // How objects read from Kubernetes become the mesh model. Pure functions of
@@ -130,13 +131,13 @@ func workloadsFromKubernetes(pods []*corev1.Pod, slices []*discoveryv1.EndpointS
 		if c := metav1.GetControllerOfNoCopy(p); c != nil {
 			kind, owner = c.Kind, c.Name
 		}
-		name := model.PodWorkload(p.Name, p.GenerateName, p.Labels, kind, owner)
+		name := naming.PodWorkload(p.Name, p.GenerateName, p.Labels, kind, owner)
 		key := p.Namespace + "/" + name
 		w, ok := byKey[key]
 		if !ok {
 			labels := map[string]string{}
 			for k, v := range p.Labels {
-				if !model.ControllerLabels[k] {
+				if !naming.IsControllerLabel(k) {
 					labels[k] = v
 				}
 			}

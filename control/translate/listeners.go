@@ -12,7 +12,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // AccessLogName is the log_name of every sidecar access log, so the receiver
@@ -31,7 +31,7 @@ const (
 // propagation formats, the request id, the proxyless peer id, and the gRPC
 // status (Envoy logs no header it is not told to).
 var (
-	logRequestHeaders   = []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", model.PeerHeader, "content-type"}
+	logRequestHeaders   = []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", naming.PeerHeader, "content-type"}
 	logResponseHeaders  = []string{"grpc-status"}
 	logResponseTrailers = []string{"grpc-status", "grpc-message"}
 )

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // Transport security: who speaks mutual TLS to whom, and with which
@@ -75,7 +76,7 @@ func (t *translator) upstreamSANs(sp servicePort, subset, cluster string) []stri
 	for _, w := range ws {
 		if mode, _ := t.mesh.MTLSMode(w); mode == model.MTLSStrict {
 			strict = append(strict, w.Key())
-			ids[model.SPIFFEID(t.opts.TrustDomain, w.Namespace, w.Spec.ServiceAccount)] = true
+			ids[naming.SPIFFEID(t.opts.TrustDomain, w.Namespace, w.Spec.ServiceAccount)] = true
 		} else {
 			other = append(other, w.Key())
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/ca"
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/translate"
 )
 
@@ -116,7 +117,7 @@ func benchFanoutSecurity(b *testing.B, secure bool, n int) {
 	nodes := make([]string, n)
 	names := make([]map[string][]string, n)
 	for i, w := range m.Workloads[:n] {
-		nodes[i] = model.NodeID(w.Spec.Endpoints[0].Address, w.Name, w.Namespace)
+		nodes[i] = naming.NodeID(w.Spec.Endpoints[0].Address, w.Name, w.Namespace)
 		names[i] = map[string][]string{}
 		for typ, ns := range shared {
 			names[i][typ] = ns
@@ -167,7 +168,7 @@ func BenchmarkRotationWave(b *testing.B) {
 	nodes := make([]string, n)
 	for i := range ids {
 		ids[i] = authority.ID("default", fmt.Sprintf("sa-%d", i))
-		nodes[i] = model.NodeID(fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), fmt.Sprintf("w-%d", i), "default")
+		nodes[i] = naming.NodeID(fmt.Sprintf("10.0.%d.%d", i/250, i%250+1), fmt.Sprintf("w-%d", i), "default")
 	}
 	root := authority.RootSecret()
 	// wave issues a certificate for every identity and builds the views.

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/translate"
 )
 
@@ -185,14 +185,14 @@ func sidecarListener(name string, port uint32) *listenerv3.Listener {
 // proxylessNode is a grpc-go client's node.
 func proxylessNode(id string) *corev3.Node {
 	return &corev3.Node{Id: id, Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-		model.NodeMetaGenerator: structpb.NewStringValue(model.GeneratorGRPC),
+		naming.NodeMetaGenerator: structpb.NewStringValue(naming.GeneratorGRPC),
 	}}}
 }
 
 // envoyNode is a sidecar's node with Istio-style metadata.
 func envoyNode(ns, workload string) *corev3.Node {
-	return &corev3.Node{Id: model.NodeID("10.0.0.1", workload, ns), Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-		model.NodeMetaNamespace:    structpb.NewStringValue(ns),
-		model.NodeMetaWorkloadName: structpb.NewStringValue(workload),
+	return &corev3.Node{Id: naming.NodeID("10.0.0.1", workload, ns), Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
+		naming.NodeMetaNamespace:    structpb.NewStringValue(ns),
+		naming.NodeMetaWorkloadName: structpb.NewStringValue(workload),
 	}}}
 }

@@ -3,7 +3,7 @@ package xds
 import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // Flavours of xDS clients, as /api/xds/proxies reports them.
@@ -25,20 +25,20 @@ type identity struct {
 }
 
 // identify reads a node's identity from its metadata (Istio's keys), falling
-// back to the fields of a node id built by model.NodeID.
+// back to the fields of a node id built by naming.NodeID.
 func identify(node *core.Node) identity {
 	fields := node.GetMetadata().GetFields()
 	id := identity{
 		id:        node.GetId(),
-		namespace: fields[model.NodeMetaNamespace].GetStringValue(),
-		workload:  fields[model.NodeMetaWorkloadName].GetStringValue(),
+		namespace: fields[naming.NodeMetaNamespace].GetStringValue(),
+		workload:  fields[naming.NodeMetaWorkloadName].GetStringValue(),
 		flavour:   FlavourEnvoy,
 	}
-	if fields[model.NodeMetaGenerator].GetStringValue() == model.GeneratorGRPC {
+	if fields[naming.NodeMetaGenerator].GetStringValue() == naming.GeneratorGRPC {
 		id.flavour = FlavourProxyless
 	}
 	if id.namespace == "" || id.workload == "" {
-		if p, ok := model.ParseNodeID(id.id); ok {
+		if p, ok := naming.ParseNodeID(id.id); ok {
 			if id.namespace == "" {
 				id.namespace = p.Namespace
 			}

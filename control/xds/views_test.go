@@ -8,7 +8,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/translate"
 )
 
@@ -66,7 +66,7 @@ func connectSidecars(t *testing.T, addr string) sidecars {
 	cc := dial(t, addr)
 	return sidecars{
 		reviews: newADSClient(t, cc, envoyNode("default", "reviews-v1")),
-		byID:    newADSClient(t, cc, &corev3.Node{Id: model.NodeID("10.0.0.2", "reviews-v1", "default")}),
+		byID:    newADSClient(t, cc, &corev3.Node{Id: naming.NodeID("10.0.0.2", "reviews-v1", "default")}),
 		ratings: newADSClient(t, cc, envoyNode("default", "ratings-v1")),
 		anon:    newADSClient(t, cc, &corev3.Node{Id: "some-envoy"}),
 	}

@@ -44,6 +44,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/e2e/k8s/kubetest"
 )
@@ -430,14 +431,14 @@ func benchNames(ns string) map[string][]string {
 	return names
 }
 
-// benchNode is a proxyless client's node: an id of model.NodeID's shape
+// benchNode is a proxyless client's node: an id of naming.NodeID's shape
 // and grpc-go's generator.
 func benchNode(ns string, i int) *corev3.Node {
-	return &corev3.Node{Id: model.NodeID(fmt.Sprintf("10.99.%d.%d", i/250, i%250+1), fmt.Sprintf("bench-client-%05d", i), ns),
+	return &corev3.Node{Id: naming.NodeID(fmt.Sprintf("10.99.%d.%d", i/250, i%250+1), fmt.Sprintf("bench-client-%05d", i), ns),
 		Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-			model.NodeMetaNamespace:    structpb.NewStringValue(ns),
-			model.NodeMetaWorkloadName: structpb.NewStringValue("bench-client"),
-			model.NodeMetaGenerator:    structpb.NewStringValue(model.GeneratorGRPC),
+			naming.NodeMetaNamespace:    structpb.NewStringValue(ns),
+			naming.NodeMetaWorkloadName: structpb.NewStringValue("bench-client"),
+			naming.NodeMetaGenerator:    structpb.NewStringValue(naming.GeneratorGRPC),
 		}}}
 }
 

@@ -18,12 +18,12 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // loggedHeaders are the request headers copied into entries: the ones a
 // sidecar's access log lists (trace context, request id, peer id).
-var loggedHeaders = []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", model.PeerHeader}
+var loggedHeaders = []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", naming.PeerHeader}
 
 // grpcFrameHeader is the length prefix gRPC puts before every message, which
 // Envoy counts in body bytes.

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 func TestTargetHost(t *testing.T) {
@@ -69,13 +69,13 @@ func TestNodeFollowsTheConventions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n.GetId() != model.NodeID("127.0.0.1", "reviews-v1", "default") {
+	if n.GetId() != naming.NodeID("127.0.0.1", "reviews-v1", "default") {
 		t.Errorf("id %q", n.GetId())
 	}
 	f := n.GetMetadata().GetFields()
-	if f[model.NodeMetaNamespace].GetStringValue() != "default" || f[model.NodeMetaWorkloadName].GetStringValue() != "reviews-v1" ||
-		f[model.NodeMetaGenerator].GetStringValue() != model.GeneratorGRPC ||
-		f[model.NodeMetaLabels].GetStructValue().GetFields()["version"].GetStringValue() != "v1" {
+	if f[naming.NodeMetaNamespace].GetStringValue() != "default" || f[naming.NodeMetaWorkloadName].GetStringValue() != "reviews-v1" ||
+		f[naming.NodeMetaGenerator].GetStringValue() != naming.GeneratorGRPC ||
+		f[naming.NodeMetaLabels].GetStructValue().GetFields()["version"].GetStringValue() != "v1" {
 		t.Errorf("metadata %v", n.GetMetadata())
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // outgoing sets x-glassmesh-peer to the reporter's node id (replacing any
@@ -22,7 +22,7 @@ func (r *Reporter) outgoing(ctx context.Context) (context.Context, metadata.MD) 
 	if !ok {
 		md = metadata.MD{}
 	}
-	md.Set(model.PeerHeader, r.node.GetId())
+	md.Set(naming.PeerHeader, r.node.GetId())
 	return metadata.NewOutgoingContext(ctx, md), md
 }
 

@@ -28,7 +28,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // Defaults of Config.
@@ -167,7 +167,7 @@ func NewReporter(cfg Config, logger *slog.Logger) (*Reporter, error) {
 	return r, nil
 }
 
-// buildNode is the xDS node of DESIGN.md: id from model.NodeID, metadata
+// buildNode is the xDS node of DESIGN.md: id from naming.NodeID, metadata
 // NAMESPACE, WORKLOAD_NAME, LABELS and GENERATOR=grpc.
 func buildNode(cfg Config) (*corev3.Node, error) {
 	labels := make(map[string]any, len(cfg.Labels))
@@ -175,15 +175,15 @@ func buildNode(cfg Config) (*corev3.Node, error) {
 		labels[k] = v
 	}
 	md, err := structpb.NewStruct(map[string]any{
-		model.NodeMetaNamespace:    cfg.Namespace,
-		model.NodeMetaWorkloadName: cfg.Workload,
-		model.NodeMetaLabels:       labels,
-		model.NodeMetaGenerator:    model.GeneratorGRPC,
+		naming.NodeMetaNamespace:    cfg.Namespace,
+		naming.NodeMetaWorkloadName: cfg.Workload,
+		naming.NodeMetaLabels:       labels,
+		naming.NodeMetaGenerator:    naming.GeneratorGRPC,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("grpcreport: node metadata: %w", err)
 	}
-	return &corev3.Node{Id: model.NodeID(cfg.IP, cfg.Instance, cfg.Namespace), Metadata: md}, nil
+	return &corev3.Node{Id: naming.NodeID(cfg.IP, cfg.Instance, cfg.Namespace), Metadata: md}, nil
 }
 
 // NodeID is the id the reporter identifies as, and sends in x-glassmesh-peer.

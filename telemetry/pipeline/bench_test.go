@@ -9,7 +9,7 @@ import (
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -23,9 +23,9 @@ func benchEntries(n int) []*accesslogdatav3.HTTPAccessLogEntry {
 			cluster: "inbound|9080||", downstream: addr("10.0.0.1", uint32(40000+i%20000)), tls: mtls(spiffeReviews, spiffePage),
 			authority: "reviews.default.svc.cluster.local:9080", code: 200,
 			headers: map[string]string{
-				"traceparent":    fmt.Sprintf("00-%032x-%016x-01", i+1, i+1),
-				"x-request-id":   fmt.Sprintf("6f1c2a4e-%04x-4a8b-9c3d-2e1f0a9b8c7d", i%65536),
-				model.PeerHeader: model.NodeID("10.0.0.1", "productpage-v1-7d9f8c-abcde", "default"),
+				"traceparent":     fmt.Sprintf("00-%032x-%016x-01", i+1, i+1),
+				"x-request-id":    fmt.Sprintf("6f1c2a4e-%04x-4a8b-9c3d-2e1f0a9b8c7d", i%65536),
+				naming.PeerHeader: naming.NodeID("10.0.0.1", "productpage-v1-7d9f8c-abcde", "default"),
 			},
 			trailers: map[string]string{"grpc-status": "0", "grpc-message": ""},
 			reqBytes: [2]uint64{180, 42}, respBytes: [2]uint64{90, 1300}, durationMS: 3 + i%40,

@@ -9,7 +9,7 @@ import (
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -76,20 +76,20 @@ func FuzzTraceID(f *testing.F) {
 }
 
 // FuzzPeerHeader resolves arbitrary x-glassmesh-peer values: the pipeline's
-// allocation-free node id parser agrees with model.ParseNodeID, a valid node
+// allocation-free node id parser agrees with naming.ParseNodeID, a valid node
 // id always yields its namespace, and nothing panics.
 func FuzzPeerHeader(f *testing.F) {
-	f.Add(model.NodeID("127.0.0.1", "details-v1", "shop"))
-	f.Add(model.NodeID("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default"))
+	f.Add(naming.NodeID("127.0.0.1", "details-v1", "shop"))
+	f.Add(naming.NodeID("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default"))
 	f.Add("sidecar~~~")
 	f.Add("sidecar~1~-.x~x.svc.cluster.local")
 	ix := buildIndex(testMesh(f), DefaultClusterID, DefaultTrustDomain)
 	f.Fuzz(func(t *testing.T, header string) {
 		peer, wi := resolvePeer(ix, header, "", netip.Addr{}, 0, false)
-		parts, ok := model.ParseNodeID(header)
+		parts, ok := naming.ParseNodeID(header)
 		instance, namespace, ok2 := parseNodeID(header)
 		if ok != ok2 || instance != parts.Instance || namespace != parts.Namespace {
-			t.Fatalf("%q: parseNodeID %q %q %v, model.ParseNodeID %+v %v", header, instance, namespace, ok2, parts, ok)
+			t.Fatalf("%q: parseNodeID %q %q %v, naming.ParseNodeID %+v %v", header, instance, namespace, ok2, parts, ok)
 		}
 		switch {
 		case ok && peer.Namespace != parts.Namespace:
@@ -118,7 +118,7 @@ func FuzzNames(f *testing.F) {
 		if name, ns, ok := authorityService(s, "default"); ok && (name == "" || ns == "") {
 			t.Fatalf("%q: empty name or namespace", s)
 		}
-		if ns, sa, ok := parseSPIFFE(s); ok && model.SPIFFEID("x", ns, sa) == "" {
+		if ns, sa, ok := parseSPIFFE(s); ok && naming.SPIFFEID("x", ns, sa) == "" {
 			t.Fatal("unreachable")
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
 )
@@ -36,11 +37,11 @@ func newTestPipeline(tb testing.TB, cfg Config, consumers ...metrics.RequestCons
 
 // proxylessNode is a proxyless app's node: an id and GENERATOR only.
 func proxylessNode(ip, instance, ns string) *corev3.Node {
-	md, err := structpb.NewStruct(map[string]any{model.NodeMetaGenerator: model.GeneratorGRPC})
+	md, err := structpb.NewStruct(map[string]any{naming.NodeMetaGenerator: naming.GeneratorGRPC})
 	if err != nil {
 		panic(err)
 	}
-	return &corev3.Node{Id: model.NodeID(ip, instance, ns), Metadata: md}
+	return &corev3.Node{Id: naming.NodeID(ip, instance, ns), Metadata: md}
 }
 
 var (

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -24,7 +25,7 @@ func convertHTTP(ix *index, rep *reporter, e *accesslogdatav3.HTTPAccessLogEntry
 	req, resp := e.GetRequest(), e.GetResponse()
 	headers := req.GetRequestHeaders()
 	cl := parseCluster(c.GetUpstreamCluster())
-	s := resolveSides(ix, rep, c, cl, headers[model.PeerHeader])
+	s := resolveSides(ix, rep, c, cl, headers[naming.PeerHeader])
 	si, meshProtocol := destService(ix, rep, cl, req.GetAuthority(), s.destWI)
 
 	*r = metrics.Request{

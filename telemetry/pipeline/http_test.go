@@ -11,7 +11,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -24,7 +24,7 @@ const (
 )
 
 func TestConvertHTTP(t *testing.T) {
-	proxyless := &corev3.Node{Id: model.NodeID("127.0.0.1", "ratings-v1", "default")}
+	proxyless := &corev3.Node{Id: naming.NodeID("127.0.0.1", "ratings-v1", "default")}
 	tests := []struct {
 		name  string
 		node  *corev3.Node
@@ -78,7 +78,7 @@ func TestConvertHTTP(t *testing.T) {
 		node: proxyless,
 		entry: entry{
 			cluster: "inbound|19084||", downstream: addr("127.0.0.1", 40001),
-			headers: map[string]string{model.PeerHeader: model.NodeID("127.0.0.1", "details-v1", "shop")},
+			headers: map[string]string{naming.PeerHeader: naming.NodeID("127.0.0.1", "details-v1", "shop")},
 			code:    200, trailers: map[string]string{"grpc-status": "0"},
 		},
 		want: metrics.Request{
@@ -99,7 +99,7 @@ func TestConvertHTTP(t *testing.T) {
 		name: "a peer id of a workload the mesh does not know keeps its namespace",
 		node: reviewsV2Node,
 		entry: entry{
-			cluster: "inbound|9080||", headers: map[string]string{model.PeerHeader: model.NodeID("10.9.9.9", "ghost-1", "other")},
+			cluster: "inbound|9080||", headers: map[string]string{naming.PeerHeader: naming.NodeID("10.9.9.9", "ghost-1", "other")},
 			code: 404, authority: "reviews",
 		},
 		want: metrics.Request{

@@ -6,7 +6,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -28,17 +28,17 @@ func reporterOf(ix *index, n *corev3.Node) reporter {
 	r := reporter{
 		id:        n.GetId(),
 		instance:  n.GetId(),
-		namespace: stringField(fields, model.NodeMetaNamespace),
-		proxyless: stringField(fields, model.NodeMetaGenerator) == model.GeneratorGRPC,
+		namespace: stringField(fields, naming.NodeMetaNamespace),
+		proxyless: stringField(fields, naming.NodeMetaGenerator) == naming.GeneratorGRPC,
 	}
-	parts, idOK := model.ParseNodeID(r.id)
+	parts, idOK := naming.ParseNodeID(r.id)
 	if idOK {
 		r.instance = parts.Instance
 		if r.namespace == "" {
 			r.namespace = parts.Namespace
 		}
 	}
-	name := stringField(fields, model.NodeMetaWorkloadName)
+	name := stringField(fields, naming.NodeMetaWorkloadName)
 	switch {
 	case name != "":
 		r.wi = ix.byName[r.namespace][name]
@@ -52,7 +52,7 @@ func reporterOf(ix *index, n *corev3.Node) reporter {
 			}
 		}
 	}
-	labels := labelsField(fields[model.NodeMetaLabels])
+	labels := labelsField(fields[naming.NodeMetaLabels])
 	switch {
 	case r.wi != nil && name == "" && labels == nil:
 		r.peer = r.wi.peer

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -98,8 +99,8 @@ func TestReporterIdentity(t *testing.T) {
 		want metrics.Peer
 	}{
 		{"metadata names the workload", productpageNode, productpage},
-		{"a pod name in the id finds its workload", &corev3.Node{Id: model.NodeID("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default")}, principal(reviewsV2, spiffeReviews)},
-		{"an unknown instance at a workload's unique address is that workload", &corev3.Node{Id: model.NodeID("10.0.0.2", "whatever", "default")}, principal(reviewsV1, spiffeReviews)},
+		{"a pod name in the id finds its workload", &corev3.Node{Id: naming.NodeID("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default")}, principal(reviewsV2, spiffeReviews)},
+		{"an unknown instance at a workload's unique address is that workload", &corev3.Node{Id: naming.NodeID("10.0.0.2", "whatever", "default")}, principal(reviewsV1, spiffeReviews)},
 		{"an id of another shape is unknown", &corev3.Node{Id: "router~1.2.3.4~x~y"}, nobody},
 		{"no node at all is unknown", nil, nobody},
 	}

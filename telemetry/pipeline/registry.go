@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
@@ -82,7 +83,7 @@ func buildIndex(m *model.Mesh, clusterID, trustDomain string) *index {
 		wi := &workloadInfo{w: w, services: m.ServicesOf(w)}
 		sa := serviceAccount(w)
 		wi.peer = knownPeer(w.Name, w.Namespace, w.Labels, clusterID)
-		wi.peer.Principal = model.SPIFFEID(trustDomain, w.Namespace, sa)
+		wi.peer.Principal = naming.SPIFFEID(trustDomain, w.Namespace, sa)
 		if ix.byName[w.Namespace] == nil {
 			ix.byName[w.Namespace] = map[string]*workloadInfo{}
 		}

@@ -122,7 +122,7 @@ func resolvePeer(ix *index, header, san string, addr netip.Addr, port uint32, by
 }
 
 // parseNodeID reads the instance and namespace of a node id as
-// model.ParseNodeID does (sidecar~<ip>~<instance>.<namespace>~<namespace>.svc.cluster.local),
+// naming.ParseNodeID does (sidecar~<ip>~<instance>.<namespace>~<namespace>.svc.cluster.local),
 // without allocating: it runs for every inbound entry with x-glassmesh-peer.
 func parseNodeID(id string) (instance, namespace string, ok bool) {
 	_, rest, ok1 := strings.Cut(id, "~")

@@ -16,7 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 )
@@ -90,7 +90,7 @@ func destinationMessages() []*alsv3.StreamAccessLogsMessage {
 		}),
 		httpEntry("inbound|9080||", 200, func(e *accesslogdatav3.HTTPAccessLogEntry) {
 			e.CommonProperties.DownstreamRemoteAddress = addr("127.0.0.1", 40001)
-			e.Request.RequestHeaders = map[string]string{model.PeerHeader: model.NodeID("127.0.0.1", "details-v1", "shop")}
+			e.Request.RequestHeaders = map[string]string{naming.PeerHeader: naming.NodeID("127.0.0.1", "details-v1", "shop")}
 			e.Response.ResponseTrailers = map[string]string{"grpc-status": "7"}
 		}),
 	}

@@ -10,7 +10,7 @@ import (
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 )
@@ -36,9 +36,9 @@ func BenchmarkStreamAccessLogs(b *testing.B) {
 			e.CommonProperties.TlsProperties = &accesslogdatav3.TLSProperties{LocalCertificateProperties: cert(spiffeReviews), PeerCertificateProperties: cert(spiffePage)}
 			e.Request.Authority = "reviews.default.svc.cluster.local:9080"
 			e.Request.RequestHeaders = map[string]string{
-				"traceparent":    fmt.Sprintf("00-%032x-%016x-01", i+1, i+1),
-				"x-request-id":   fmt.Sprintf("6f1c2a4e-%04x-4a8b-9c3d-2e1f0a9b8c7d", i),
-				model.PeerHeader: model.NodeID("10.0.0.1", "productpage-v1-7d9f8c-abcde", "default"),
+				"traceparent":     fmt.Sprintf("00-%032x-%016x-01", i+1, i+1),
+				"x-request-id":    fmt.Sprintf("6f1c2a4e-%04x-4a8b-9c3d-2e1f0a9b8c7d", i),
+				naming.PeerHeader: naming.NodeID("10.0.0.1", "productpage-v1-7d9f8c-abcde", "default"),
 			}
 			e.Response.ResponseTrailers = map[string]string{"grpc-status": "0", "grpc-message": ""}
 		})

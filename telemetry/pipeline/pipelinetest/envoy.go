@@ -5,21 +5,21 @@ import (
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 // Sidecar is the node of an Envoy sidecar as DESIGN.md names it: id and
 // NAMESPACE, WORKLOAD_NAME, LABELS metadata.
 func Sidecar(ip, instance, namespace, workload string, labels map[string]any) *corev3.Node {
 	md, err := structpb.NewStruct(map[string]any{
-		model.NodeMetaNamespace:    namespace,
-		model.NodeMetaWorkloadName: workload,
-		model.NodeMetaLabels:       labels,
+		naming.NodeMetaNamespace:    namespace,
+		naming.NodeMetaWorkloadName: workload,
+		naming.NodeMetaLabels:       labels,
 	})
 	if err != nil {
 		panic(err) // only for labels that are not strings: a bug in the test
 	}
-	return &corev3.Node{Id: model.NodeID(ip, instance, namespace), Metadata: md}
+	return &corev3.Node{Id: naming.NodeID(ip, instance, namespace), Metadata: md}
 }
 
 // Addr is a socket address as Envoy logs it.

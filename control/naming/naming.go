@@ -1,4 +1,10 @@
-package model
+// Package naming holds the naming conventions every part shares: xDS node
+// ids and node metadata, SPIFFE ids, the proxyless peer header and the
+// workload names of Kubernetes pods (Istio's, so existing tools read
+// them). It imports only the standard library, so an application that
+// imports the proxyless interceptor (telemetry/grpcreport) links nothing
+// else of glassmesh.
+package naming
 
 import (
 	"fmt"
@@ -55,11 +61,14 @@ func SPIFFEID(trustDomain, namespace, serviceAccount string) string {
 	return "spiffe://" + trustDomain + "/ns/" + namespace + "/sa/" + serviceAccount
 }
 
-// ControllerLabels are labels Kubernetes controllers stamp on each pod;
-// they are not the workload's own.
-var ControllerLabels = map[string]bool{
-	"pod-template-hash": true, "controller-revision-hash": true,
-	"statefulset.kubernetes.io/pod-name": true, "pod-template-generation": true,
+// IsControllerLabel reports whether a pod label is one Kubernetes
+// controllers stamp on each pod, not the workload's own.
+func IsControllerLabel(key string) bool {
+	switch key {
+	case "pod-template-hash", "controller-revision-hash", "statefulset.kubernetes.io/pod-name", "pod-template-generation":
+		return true
+	}
+	return false
 }
 
 // PodWorkload names the workload of a Kubernetes pod, Istio's way: its
