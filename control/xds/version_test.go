@@ -1,0 +1,73 @@
+package xds
+
+import (
+	"log/slog"
+	"testing"
+	"time"
+
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+)
+
+// typedCache predicts the version go-control-plane's LinearCache gives its
+// next update (the push clock stamps it before any client can see it). The
+// prediction leans on how LinearCache counts; a library bump that changes
+// it must fail here, not silently mistime every push.
+func TestTypedCachePredictsLinearCacheVersions(t *testing.T) {
+	m := mesh{Services: 3, Endpoints: 1, Port: 8080}
+	c := newCaches(slogAdapter{l: slog.New(slog.DiscardHandler)}, "test-")
+	tc := c.newTypedCache(resource.RouteType, nil, nil)
+	snap := m.snapshot()
+	h, err := newHasher().hashAll(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := range 3 {
+		var predicted string
+		res := map[string]types.Resource{}
+		for name, r := range snap.ByName[resource.RouteType] {
+			res[name] = r
+		}
+		if round > 0 { // change one route, so there is something to apply
+			changed := m
+			changed.Weight = func(int) uint32 { return uint32(10 * round) }
+			s2 := changed.snapshot()
+			h2, err := newHasher().hashAll(s2)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for r, x := range h2 {
+				h[r] = x
+			}
+			res[m.routeName(0)] = s2.ByName[resource.RouteType][m.routeName(0)]
+		}
+		if err := tc.apply(res, h, func(v string) { predicted = v }); err != nil {
+			t.Fatal(err)
+		}
+		req := &discovery.DiscoveryRequest{TypeUrl: resource.RouteType, ResourceNames: m.names(resource.RouteType)}
+		ch := make(chan cache.Response, 1)
+		sub := stream.NewSotwSubscription(req.ResourceNames, false)
+		cancel, err := tc.lc.CreateWatch(req, sub, ch)
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case resp := <-ch:
+			got, err := resp.GetVersion()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != predicted {
+				t.Fatalf("round %d: the LinearCache answers version %q, typedCache predicted %q", round, got, predicted)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("no response")
+		}
+		if cancel != nil {
+			cancel()
+		}
+	}
+}
