@@ -4,16 +4,14 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
-// bucketBounds are Istio's histogram bounds (Envoy's default buckets, the
-// ones telemetry/metrics writes), so the in-memory histograms interpolate
-// quantiles exactly as histogram_quantile does over the TSDB.
-var bucketBounds = [...]float64{
-	0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
-	60000, 300000, 600000, 1800000, 3600000,
-}
+// bucketBounds are Istio's histogram bounds (the ones telemetry/metrics
+// writes), so the in-memory histograms interpolate quantiles exactly as
+// histogram_quantile does over the TSDB.
+var bucketBounds = model.LatencyBucketsMs()
 
 // numBuckets counts the finite bounds and +Inf.
 const numBuckets = len(bucketBounds) + 1

@@ -46,7 +46,7 @@ func (m *metrics) set(st *Status) {
 	for subset, w := range st.Weights {
 		m.weight.WithLabelValues(st.Namespace, st.Name, subset).Set(float64(w))
 	}
-	for _, s := range States {
+	for _, s := range States() {
 		v := 0.0
 		if s == st.State {
 			v = 1

@@ -24,7 +24,7 @@ const (
 )
 
 // States lists every state, for metrics.
-var States = []State{Progressing, Paused, Succeeded, RolledBack, Aborted}
+func States() []State { return []State{Progressing, Paused, Succeeded, RolledBack, Aborted} }
 
 // Done reports whether the canary has ended: its weights no longer move.
 func (s State) Done() bool { return s == Succeeded || s == RolledBack || s == Aborted }

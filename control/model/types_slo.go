@@ -49,18 +49,24 @@ type RatioIndicator struct {
 // DefaultSLOWindow is the window of an SLO that names none, as in Sloth.
 const DefaultSLOWindow = 30 * 24 * time.Hour
 
-// ErrorGRPCStatuses are the gRPC status codes (as numbers, the way
+// ErrorGRPCStatuses returns the gRPC status codes (as numbers, the way
 // grpc_response_status carries them) an availability SLI counts as errors:
 // UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNAVAILABLE.
-var ErrorGRPCStatuses = []string{"2", "4", "13", "14"}
+func ErrorGRPCStatuses() []string { return []string{"2", "4", "13", "14"} }
 
-// LatencyBucketsMs are the finite bucket bounds of the Istio request
-// duration histogram (Envoy's defaults), the only thresholds a latency SLI
-// can be computed for exactly. telemetry/metrics tests that it uses these.
-var LatencyBucketsMs = []float64{
+// latencyBucketsMs are the finite bucket bounds of every Istio histogram:
+// Envoy's default histogram buckets, which Istio (since 1.5, Telemetry v2)
+// uses for the request duration and, unless overridden, the byte sizes.
+var latencyBucketsMs = [...]float64{
 	0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
 	60000, 300000, 600000, 1800000, 3600000,
 }
+
+// LatencyBucketsMs returns the finite bucket bounds of the Istio request
+// duration histogram, the only thresholds a latency SLI can be computed for
+// exactly. telemetry/metrics writes them and topology interpolates with
+// them: this is their one definition.
+func LatencyBucketsMs() [len(latencyBucketsMs)]float64 { return latencyBucketsMs }
 
 // Canary shifts a route's traffic from a stable subset to a canary subset
 // step by step, as long as every gate passes on the canary's own traffic.

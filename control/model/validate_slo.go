@@ -61,8 +61,8 @@ func (v *validator) indicator(s *SLO) {
 		v.errorf(o, "spec.indicator", "set exactly one of availability, latency or ratio (got %d)", set)
 		return
 	}
-	if l := in.Latency; l != nil && !slices.Contains(LatencyBucketsMs, l.ThresholdMs) {
-		v.errorf(o, "spec.indicator.latency.thresholdMs", "%v is not a bucket bound of istio_request_duration_milliseconds, so the SLI cannot be exact; use one of %s", l.ThresholdMs, formatFloats(LatencyBucketsMs))
+	if l := in.Latency; l != nil && !slices.Contains(latencyBucketsMs[:], l.ThresholdMs) {
+		v.errorf(o, "spec.indicator.latency.thresholdMs", "%v is not a bucket bound of istio_request_duration_milliseconds, so the SLI cannot be exact; use one of %s", l.ThresholdMs, formatFloats(latencyBucketsMs[:]))
 	}
 	if r := in.Ratio; r != nil {
 		v.query(o, "spec.indicator.ratio.errorQuery", r.ErrorQuery)

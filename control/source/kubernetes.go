@@ -29,9 +29,11 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 )
 
-// CustomResources are the plural resource names of the glassmesh kinds,
+// CustomResources returns the plural resource names of the glassmesh kinds,
 // as deploy/crds defines them.
-var CustomResources = []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
+func CustomResources() []string {
+	return []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
+}
 
 // KubernetesConfig configures the Kubernetes source.
 type KubernetesConfig struct {
@@ -334,7 +336,7 @@ func servedVersion(u *unstructured.Unstructured) string {
 }
 
 func knownResource(plural string) bool {
-	for _, r := range CustomResources {
+	for _, r := range CustomResources() {
 		if r == plural {
 			return true
 		}

@@ -137,7 +137,7 @@ func TestCustomResourcesMatchTheCRDs(t *testing.T) {
 	for _, c := range crds {
 		plurals = append(plurals, c.Plural())
 	}
-	if strings.Join(plurals, ",") != strings.Join(CustomResources, ",") {
-		t.Errorf("CRDs define %v; the source watches %v", plurals, CustomResources)
+	if strings.Join(plurals, ",") != strings.Join(CustomResources(), ",") {
+		t.Errorf("CRDs define %v; the source watches %v", plurals, CustomResources())
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/glassmesh/glassmesh/control/model"
 )
 
 // Istio's standard metric names, the series the Aggregator writes.
@@ -74,14 +76,10 @@ var labelNames = [numStringLabels]string{
 	"response_flags", "connection_security_policy",
 }
 
-// bucketBounds are the finite upper bounds of every Istio histogram:
-// Envoy's default histogram buckets, which Istio (since 1.5, Telemetry v2)
-// uses for the duration and, unless overridden, for the byte-size
-// histograms too. Read-only.
-var bucketBounds = [...]float64{
-	0.5, 1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000,
-	60000, 300000, 600000, 1800000, 3600000,
-}
+// bucketBounds are the finite upper bounds of every Istio histogram (the
+// duration's and, unless overridden, the byte sizes'), as the model defines
+// them. Read-only.
+var bucketBounds = model.LatencyBucketsMs()
 
 // Where each value of a label set lives in its vals slice. A histogram is
 // numBuckets non-cumulative bucket counts (the last is +Inf), then _sum,

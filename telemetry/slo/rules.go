@@ -33,17 +33,17 @@ const (
 	labelNamespace, labelSeverity = "namespace", "severity"
 )
 
-// Windows are the SLI windows recorded for every SLO, shortest first: the
+// windows are the SLI windows recorded for every SLO, shortest first: the
 // short and long windows of the burn-rate alerts. The SLO's own window is
 // recorded as well.
-var Windows = []time.Duration{
+var windows = [...]time.Duration{
 	5 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour,
 	6 * time.Hour, 24 * time.Hour, 72 * time.Hour,
 }
 
 // versionWindows are the windows of the per-version SLIs: the page
 // alerts' and the 2h ticket one, short enough to judge a canary by.
-var versionWindows = Windows[:5]
+var versionWindows = windows[:5]
 
 // ID is the sloth_id of s: unique in the mesh, unlike Sloth's
 // "<service>-<name>", because names repeat across namespaces.
@@ -107,7 +107,7 @@ func selector(s *model.SLO) string {
 // windows without traffic do not dilute it).
 func sliRules(s *model.SLO) []rulefmt.Rule {
 	var rules []rulefmt.Rule
-	for _, w := range Windows {
+	for _, w := range windows {
 		win := promDuration(w)
 		errs, total := sliParts(s, win, "", "", nil)
 		rules = append(rules, rulefmt.Rule{
@@ -117,10 +117,10 @@ func sliRules(s *model.SLO) []rulefmt.Rule {
 		})
 	}
 	period := sloWindow(s)
-	if slices.Contains(Windows, period) {
+	if slices.Contains(windows[:], period) {
 		return rules // already recorded from the raw series
 	}
-	p, sel := promDuration(period), SLIErrorMetric+promDuration(Windows[0])+selector(s)
+	p, sel := promDuration(period), SLIErrorMetric+promDuration(windows[0])+selector(s)
 	return append(rules, rulefmt.Rule{
 		Record: SLIErrorMetric + p,
 		Expr:   fmt.Sprintf("sum_over_time(%s[%s])\n/ ignoring (%s)\ncount_over_time(%s[%s])\n", sel, p, labelWindow, sel, p),
@@ -163,7 +163,7 @@ func metaRules(s *model.SLO) []rulefmt.Rule {
 		{Record: ObjectiveMetric, Expr: vector(round12(s.Spec.Objective / 100)), Labels: baseLabels(s)},
 		{Record: ErrorBudgetMetric, Expr: vector(AllowedErrorRatio(s)), Labels: baseLabels(s)},
 		{Record: TimePeriodMetric, Expr: vector(round12(sloWindow(s).Hours() / 24)), Labels: baseLabels(s)},
-		{Record: CurrentBurnRateMetric, Expr: SLIErrorMetric + promDuration(Windows[0]) + sel + perBudget, Labels: baseLabels(s)},
+		{Record: CurrentBurnRateMetric, Expr: SLIErrorMetric + promDuration(windows[0]) + sel + perBudget, Labels: baseLabels(s)},
 		{Record: PeriodBurnRateMetric, Expr: SLIErrorMetric + period + sel + perBudget, Labels: baseLabels(s)},
 		{Record: PeriodBudgetRemainingMetric, Expr: "1 - " + PeriodBurnRateMetric + sel, Labels: baseLabels(s)},
 		{Record: InfoMetric, Expr: "vector(1)", Labels: info},

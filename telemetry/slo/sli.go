@@ -78,7 +78,7 @@ func sliParts(s *model.SLO, window, matchers, by string, vars map[string]string)
 		total = sumOf(sum, rateOnce(requestsTotal, sel, []string{""}, window))
 		bad := rateOnce(requestsTotal, sel, []string{
 			`response_code=~"5.."`,
-			fmt.Sprintf(`grpc_response_status=~"%s"`, strings.Join(model.ErrorGRPCStatuses, "|")),
+			fmt.Sprintf(`grpc_response_status=~"%s"`, strings.Join(model.ErrorGRPCStatuses(), "|")),
 		}, window)
 		// A request that is both 5xx and a gRPC error is one series,
 		// which "or" keeps once.
