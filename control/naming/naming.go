@@ -25,6 +25,14 @@ const (
 // callee knows who called even when every app shares one address.
 const PeerHeader = "x-glassmesh-peer"
 
+// LoggedRequestHeaders returns the request headers an access-log entry
+// carries to the telemetry pipeline, from a sidecar's log or a proxyless
+// report alike: the trace context in both propagation formats (W3C and B3),
+// the request id and the peer header.
+func LoggedRequestHeaders() []string {
+	return []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", PeerHeader}
+}
+
 // NodeID builds an xDS node id:
 // sidecar~<ip>~<instance>.<namespace>~<namespace>.svc.cluster.local.
 func NodeID(ip, instance, namespace string) string {

@@ -31,7 +31,7 @@ const (
 // propagation formats, the request id, the proxyless peer id, and the gRPC
 // status (Envoy logs no header it is not told to).
 var (
-	logRequestHeaders   = []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", naming.PeerHeader, "content-type"}
+	logRequestHeaders   = append(naming.LoggedRequestHeaders(), "content-type")
 	logResponseHeaders  = []string{"grpc-status"}
 	logResponseTrailers = []string{"grpc-status", "grpc-message"}
 )

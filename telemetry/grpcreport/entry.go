@@ -23,7 +23,7 @@ import (
 
 // loggedHeaders are the request headers copied into entries: the ones a
 // sidecar's access log lists (trace context, request id, peer id).
-var loggedHeaders = []string{"traceparent", "tracestate", "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid", "x-b3-sampled", "b3", "x-request-id", naming.PeerHeader}
+var loggedHeaders = naming.LoggedRequestHeaders()
 
 // grpcFrameHeader is the length prefix gRPC puts before every message, which
 // Envoy counts in body bytes.
