@@ -14,11 +14,12 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // syntheticMesh is SyntheticRequests for each minute of the last 10m.
-func syntheticMesh(n int, now time.Time) [][]metrics.Request {
-	var batches [][]metrics.Request
+func syntheticMesh(n int, now time.Time) [][]record.Request {
+	var batches [][]record.Request
 	for m := range 10 {
 		batches = append(batches, SyntheticRequests(n, m, now.Add(-time.Duration(m)*time.Minute-5*time.Second)))
 	}

@@ -5,7 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Protocol indexes, for the per-protocol arrays of nodes.
@@ -170,13 +170,13 @@ func (b *builder) getNode(k nodeKey, mk func() NodeData) *node {
 
 func (b *builder) unknownNode() *node {
 	return b.getNode(nodeKey{kind: "unknown"}, func() NodeData {
-		u := metrics.Unknown
+		u := record.Unknown
 		return NodeData{NodeType: NodeTypeUnknown, Cluster: u, Namespace: u, Workload: u, App: u}
 	})
 }
 
 func (b *builder) serviceNode(cluster, ns, name string) *node {
-	if name == metrics.Unknown {
+	if name == record.Unknown {
 		return b.unknownNode()
 	}
 	return b.getNode(nodeKey{"svc", cluster, ns, name, ""}, func() NodeData {
@@ -188,9 +188,9 @@ func (b *builder) serviceNode(cluster, ns, name string) *node {
 // its workload, app or versioned app, or the unknown node.
 func peerKey(p *peer, gt string) nodeKey {
 	switch {
-	case p.Workload == metrics.Unknown:
+	case p.Workload == record.Unknown:
 		return nodeKey{kind: "unknown"}
-	case gt == GraphTypeWorkload || p.App == metrics.Unknown:
+	case gt == GraphTypeWorkload || p.App == record.Unknown:
 		return nodeKey{"wk", p.Cluster, p.Namespace, p.Workload, ""}
 	case gt == GraphTypeApp:
 		return nodeKey{"app", p.Cluster, p.Namespace, p.App, ""}
@@ -207,7 +207,7 @@ func (b *builder) peerNode(p *peer, gt string) *node {
 	case "wk":
 		return b.getNode(k, func() NodeData {
 			d := NodeData{NodeType: NodeTypeWorkload, Cluster: p.Cluster, Namespace: p.Namespace, Workload: p.Workload}
-			if p.App != metrics.Unknown {
+			if p.App != record.Unknown {
 				d.App, d.Version = p.App, p.Version
 			}
 			return d
@@ -292,7 +292,7 @@ func (b *builder) addRows(rows []row) {
 			continue
 		}
 		if b.o.InjectServiceNodes && gt != GraphTypeService && dst.data.NodeType != NodeTypeService &&
-			dst.data.NodeType != NodeTypeUnknown && r.key.SvcName != metrics.Unknown {
+			dst.data.NodeType != NodeTypeUnknown && r.key.SvcName != record.Unknown {
 			svc := b.serviceNode(r.key.Dst.Cluster, r.key.SvcNS, r.key.SvcName)
 			b.addEdge(src, svc, r, rate)
 			src = svc
@@ -306,7 +306,7 @@ func (b *builder) endpoints(k *rowKey) (src, dst *node) {
 	gt := b.o.GraphType
 	if gt == GraphTypeService {
 		src = b.unknownNode()
-		if k.Src.Workload != metrics.Unknown {
+		if k.Src.Workload != record.Unknown {
 			if svcs := b.serves[[2]string{k.Src.Namespace, k.Src.Workload}]; len(svcs) > 0 {
 				src = b.serviceNode(k.Src.Cluster, k.Src.Namespace, svcs[0])
 			} else {
@@ -316,11 +316,11 @@ func (b *builder) endpoints(k *rowKey) (src, dst *node) {
 		return src, b.serviceNode(k.Dst.Cluster, k.SvcNS, k.SvcName)
 	}
 	src = b.peerNode(&k.Src, gt)
-	if k.Dst.Workload == metrics.Unknown {
+	if k.Dst.Workload == record.Unknown {
 		return src, b.serviceNode(k.Dst.Cluster, k.SvcNS, k.SvcName)
 	}
 	dst = b.peerNode(&k.Dst, gt)
-	if k.SvcName != metrics.Unknown {
+	if k.SvcName != record.Unknown {
 		if sn := (ServiceName{Cluster: k.Dst.Cluster, Namespace: k.SvcNS, Name: k.SvcName}); !slices.Contains(dst.svcs, sn) {
 			dst.svcs = append(dst.svcs, sn)
 		}
@@ -334,7 +334,7 @@ func (b *builder) indexServes(rows []row) {
 	b.serves = map[[2]string][]string{}
 	for i := range rows {
 		k := &rows[i].key
-		if k.Dst.Workload == metrics.Unknown || k.SvcName == metrics.Unknown {
+		if k.Dst.Workload == record.Unknown || k.SvcName == record.Unknown {
 			continue
 		}
 		w := [2]string{k.Dst.Namespace, k.Dst.Workload}
@@ -363,10 +363,10 @@ func (b *builder) addEdge(src, dst *node, r *row, rate float64) {
 	}
 	// Of several principals (a service node's callers) the least, so the
 	// graph does not depend on the order rows come in.
-	if pr := k.Src.Principal; pr != metrics.Unknown && (e.srcP == "" || pr < e.srcP) {
+	if pr := k.Src.Principal; pr != record.Unknown && (e.srcP == "" || pr < e.srcP) {
 		e.srcP = pr
 	}
-	if pr := k.Dst.Principal; pr != metrics.Unknown && (e.dstP == "" || pr < e.dstP) {
+	if pr := k.Dst.Principal; pr != record.Unknown && (e.dstP == "" || pr < e.dstP) {
 		e.dstP = pr
 	}
 	if !k.TCP {

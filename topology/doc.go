@@ -6,7 +6,7 @@
 //
 // # Data
 //
-// Graph is a metrics.RequestConsumer. It keeps the requests DESIGN.md's
+// Graph is a record.RequestConsumer. It keeps the requests DESIGN.md's
 // count-once rule selects (reporter=source, plus reporter=destination when
 // source_workload is unknown) as one series per Istio label set without
 // the reporter. A series holds cumulative totals and a snapshot of them at

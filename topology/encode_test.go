@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // TestEmitIsEncodingJSONOfKialiTypes holds the hand-written encoder to
@@ -16,14 +16,14 @@ import (
 func TestEmitIsEncodingJSONOfKialiTypes(t *testing.T) {
 	g := newFixtureGraph(t, fixtureNow)
 	odd := "<a&b>\"\\\n\t\u2028é\x01"
-	oddPeer := metrics.Peer{Workload: odd, Namespace: odd, App: odd, Version: odd, Principal: odd, Cluster: odd}
+	oddPeer := record.Peer{Workload: odd, Namespace: odd, App: odd, Version: odd, Principal: odd, Cluster: odd}
 	at := fixtureNow.Add(-30 * time.Second)
-	if err := g.ConsumeRequests(context.Background(), []metrics.Request{
-		{Time: at, Reporter: metrics.ReporterSource, Source: oddPeer, Dest: oddPeer, DestinationService: odd,
-			DestinationServiceName: odd, DestinationServiceNamespace: odd, Protocol: metrics.ProtocolHTTP,
+	if err := g.ConsumeRequests(context.Background(), []record.Request{
+		{Time: at, Reporter: record.ReporterSource, Source: oddPeer, Dest: oddPeer, DestinationService: odd,
+			DestinationServiceName: odd, DestinationServiceNamespace: odd, Protocol: record.ProtocolHTTP,
 			ResponseCode: 302, ResponseFlags: odd, ConnectionSecurityPolicy: "mutual_tls", Duration: time.Nanosecond},
-		{Time: at, Reporter: metrics.ReporterSource, Source: oddPeer, Dest: metrics.Peer{Namespace: odd}, DestinationService: odd,
-			DestinationServiceName: odd, DestinationServiceNamespace: odd, Protocol: metrics.ProtocolGRPC, GRPCStatus: "-"},
+		{Time: at, Reporter: record.ReporterSource, Source: oddPeer, Dest: record.Peer{Namespace: odd}, DestinationService: odd,
+			DestinationServiceName: odd, DestinationServiceNamespace: odd, Protocol: record.ProtocolGRPC, GRPCStatus: "-"},
 	}); err != nil {
 		t.Fatal(err)
 	}

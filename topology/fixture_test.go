@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
@@ -19,14 +19,14 @@ func (f *fakeSpans) Dependencies(context.Context, time.Time, time.Time) ([]store
 	return f.deps, nil
 }
 
-func wk(name, app, version string) metrics.Peer {
-	return metrics.Peer{Workload: name, Namespace: "bookinfo", App: app, Version: version,
+func wk(name, app, version string) record.Peer {
+	return record.Peer{Workload: name, Namespace: "bookinfo", App: app, Version: version,
 		Principal: "spiffe://cluster.local/ns/bookinfo/sa/" + app, CanonicalService: app, CanonicalRevision: version, Cluster: "east"}
 }
 
 // call is n identical requests from src to dst through service svc.
 type call struct {
-	src, dst metrics.Peer
+	src, dst record.Peer
 	svc      string
 	proto    string
 	code     int
@@ -44,7 +44,7 @@ func fixtureCalls() []call {
 	pp, det := wk("productpage-v1", "productpage", "v1"), wk("details-v1", "details", "v1")
 	r1, r2 := wk("reviews-v1", "reviews", "v1"), wk("reviews-v2", "reviews", "v2")
 	rat, db := wk("ratings-v1", "ratings", "v1"), wk("mysql-v1", "mysql", "v1")
-	unknown := metrics.Peer{}
+	unknown := record.Peer{}
 	return []call{
 		{src: pp, dst: r1, svc: "reviews", proto: "http", code: 200, n: 600, mtls: true, ms: 10 * time.Millisecond},
 		{src: pp, dst: r2, svc: "reviews", proto: "http", code: 200, n: 300, mtls: true, ms: 40 * time.Millisecond},
@@ -67,11 +67,11 @@ func fixtureSpans() *fakeSpans {
 }
 
 // requests expands calls into requests as both reporters see them.
-func requests(calls []call, at time.Time) []metrics.Request {
-	var out []metrics.Request
+func requests(calls []call, at time.Time) []record.Request {
+	var out []record.Request
 	for _, c := range calls {
 		for i := 0; i < c.n; i++ {
-			r := metrics.Request{
+			r := record.Request{
 				Time: at, Source: c.src, Dest: c.dst,
 				DestinationService:          c.svc + ".bookinfo.svc.cluster.local",
 				DestinationServiceName:      c.svc,
@@ -90,10 +90,10 @@ func requests(calls []call, at time.Time) []metrics.Request {
 				r.ResponseFlags = "UF"
 			}
 			if !c.onlyDest {
-				r.Reporter = metrics.ReporterSource
+				r.Reporter = record.ReporterSource
 				out = append(out, r)
 			}
-			r.Reporter = metrics.ReporterDestination
+			r.Reporter = record.ReporterDestination
 			out = append(out, r)
 		}
 	}

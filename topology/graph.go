@@ -10,7 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
@@ -120,7 +120,7 @@ func (c Config) withDefaults() Config {
 }
 
 // Graph is the live service graph. It consumes the pipeline's requests
-// into per-bucket edge aggregates (a metrics.RequestConsumer) and builds
+// into per-bucket edge aggregates (a record.RequestConsumer) and builds
 // Kiali graphs from them, from the Querier when the window is not in
 // memory, and from the span store's dependencies. Safe for concurrent use.
 type Graph struct {
@@ -142,7 +142,7 @@ type Graph struct {
 }
 
 // The pipeline fans requests out to the Graph like to any store.
-var _ metrics.RequestConsumer = (*Graph)(nil)
+var _ record.RequestConsumer = (*Graph)(nil)
 
 // New builds a Graph. q (the PromQL fallback) and spans may be nil; a nil
 // logger discards; a nil reg leaves the self metrics unregistered.
@@ -175,7 +175,7 @@ func New(cfg Config, q Querier, spans store.Reader, logger *slog.Logger, reg pro
 // to their series. Requests older than MaxWindow are ignored; those of new
 // series beyond MaxSeries are dropped and counted. It never returns
 // ErrOverloaded.
-func (g *Graph) ConsumeRequests(ctx context.Context, reqs []metrics.Request) error {
+func (g *Graph) ConsumeRequests(ctx context.Context, reqs []record.Request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

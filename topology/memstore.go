@@ -3,7 +3,7 @@ package topology
 import (
 	"sort"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // counts are a series' cumulative totals. Histogram counts are uint32 and
@@ -20,8 +20,8 @@ type counts struct {
 }
 
 // add counts one request.
-func (c *counts) add(r *metrics.Request) {
-	if r.Protocol == metrics.ProtocolTCP {
+func (c *counts) add(r *record.Request) {
+	if r.Protocol == record.ProtocolTCP {
 		c.TCPSent += r.TCPSentBytes
 		c.TCPRecv += r.TCPReceivedBytes
 		return
@@ -67,7 +67,7 @@ type series struct {
 }
 
 // record counts r in bucket b, dropping snaps older than oldest.
-func (s *series) record(r *metrics.Request, b, oldest int64) {
+func (s *series) record(r *record.Request, b, oldest int64) {
 	if n := len(s.snaps); n == 0 || s.snaps[n-1].b < b {
 		drop := 0
 		for drop < n && s.snaps[drop].b < oldest {

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // bucketBounds are Istio's histogram bounds (the ones telemetry/metrics
@@ -108,19 +108,19 @@ func (v *rowVals) zero() bool {
 // counted reports whether a request is counted by the graph: DESIGN.md's
 // count-once rule, reporter=source plus reporter=destination when the
 // caller is outside the mesh.
-func counted(r *metrics.Request) bool {
+func counted(r *record.Request) bool {
 	switch r.Reporter {
-	case metrics.ReporterSource:
+	case record.ReporterSource:
 		return true
-	case metrics.ReporterDestination:
-		return orUnknown(r.Source.Workload) == metrics.Unknown
+	case record.ReporterDestination:
+		return orUnknown(r.Source.Workload) == record.Unknown
 	}
 	return false
 }
 
 // keyOf is the row key of a request, with the labels filled as the
 // metrics Aggregator fills them so both paths group alike.
-func keyOf(r *metrics.Request) rowKey {
+func keyOf(r *record.Request) rowKey {
 	k := rowKey{
 		Src:      peerOf(&r.Source),
 		Dst:      peerOf(&r.Dest),
@@ -132,9 +132,9 @@ func keyOf(r *metrics.Request) rowKey {
 		Security: orUnknown(r.ConnectionSecurityPolicy),
 	}
 	switch r.Protocol {
-	case metrics.ProtocolTCP:
+	case record.ProtocolTCP:
 		k.TCP = true
-	case metrics.ProtocolGRPC:
+	case record.ProtocolGRPC:
 		k.Code = codeOf(r.GRPCStatus, r.ResponseCode)
 	default:
 		k.Code = codeOf("", r.ResponseCode)
@@ -145,7 +145,7 @@ func keyOf(r *metrics.Request) rowKey {
 // codeOf is the response code Kiali reads: the gRPC status for gRPC, the
 // HTTP status otherwise, "-" when there was no response.
 func codeOf(grpcStatus string, httpCode int) string {
-	if grpcStatus != "" && grpcStatus != metrics.Unknown {
+	if grpcStatus != "" && grpcStatus != record.Unknown {
 		return grpcStatus
 	}
 	if httpCode == 0 {
@@ -155,7 +155,7 @@ func codeOf(grpcStatus string, httpCode int) string {
 }
 
 // peerOf picks the identity labels of a peer.
-func peerOf(p *metrics.Peer) peer {
+func peerOf(p *record.Peer) peer {
 	return peer{
 		Cluster:   orUnknown(p.Cluster),
 		Namespace: orUnknown(p.Namespace),
@@ -179,7 +179,7 @@ func bucketIndex(v float64) int {
 // orUnknown is Istio's "unknown" for an empty label.
 func orUnknown(s string) string {
 	if s == "" {
-		return metrics.Unknown
+		return record.Unknown
 	}
 	return s
 }

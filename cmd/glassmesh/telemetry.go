@@ -16,6 +16,7 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/topology"
 	"github.com/glassmesh/glassmesh/tracing/query"
 	"github.com/glassmesh/glassmesh/tracing/store"
@@ -168,7 +169,7 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
 	t.graph.SetMesh(mesh)
 	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
-		[]metrics.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
+		[]record.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
 	if err != nil {
 		return err
 	}

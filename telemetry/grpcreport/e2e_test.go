@@ -19,10 +19,10 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -120,7 +120,7 @@ func startALS(t *testing.T, lis net.Listener, mesh *model.Mesh) *pipelinetest.Re
 
 func startALSWith(t *testing.T, lis net.Listener, mesh *model.Mesh, rec *pipelinetest.Recorder, cfg receiver.Config) {
 	t.Helper()
-	p, err := pipeline.New(pipeline.Config{}, func() *model.Mesh { return mesh }, []metrics.RequestConsumer{rec}, nil, nil)
+	p, err := pipeline.New(pipeline.Config{}, func() *model.Mesh { return mesh }, []record.RequestConsumer{rec}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,11 +324,11 @@ func TestBothSidesReportWithTheirWorkloads(t *testing.T) {
 	if len(got) != 2*len(calls) {
 		t.Fatalf("got %d reports, want %d: %+v", len(got), 2*len(calls), got)
 	}
-	productpage := metrics.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1", Principal: "unknown", CanonicalService: "productpage", CanonicalRevision: "v1", Cluster: "Kubernetes"}
-	reviews := metrics.Peer{Workload: "reviews-v1", Namespace: "default", App: "reviews", Version: "v1", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	productpage := record.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1", Principal: "unknown", CanonicalService: "productpage", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	reviews := record.Peer{Workload: "reviews-v1", Namespace: "default", App: "reviews", Version: "v1", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v1", Cluster: "Kubernetes"}
 	for i, r := range got {
 		c := calls[i%len(calls)]
-		want := metrics.Request{
+		want := record.Request{
 			Time: r.Time, Duration: r.Duration, Reporter: "source", Source: productpage, Dest: reviews,
 			DestinationService: "reviews.default.svc.cluster.local", DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: fmt.Sprint(int(c.code)), ResponseFlags: "-", ConnectionSecurityPolicy: "none",
@@ -413,7 +413,7 @@ func TestReportsFlowOnceGlassmeshComesUp(t *testing.T) {
 func TestPushBackIsHonoured(t *testing.T) {
 	alsLis, appLis := listen(t), listen(t)
 	rec := &pipelinetest.Recorder{}
-	rec.Fail(metrics.ErrOverloaded)
+	rec.Fail(record.ErrOverloaded)
 	startALSWith(t, alsLis, meshWith(t, appLis.Addr().(*net.TCPAddr).Port), rec, receiver.Config{RetryAfter: 300 * time.Millisecond})
 	startApp(t, appLis, nil)
 	client := newReporter(t, alsLis.Addr().String(), "productpage-v1", "productpage", nil)

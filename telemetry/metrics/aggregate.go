@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Aggregator defaults; a zero AggregatorConfig field means its default.
@@ -196,7 +198,7 @@ func shardCount() int {
 // new label set over the series limit are dropped and counted. It never
 // returns ErrOverloaded: memory is bounded by the series limit, not by the
 // request rate.
-func (a *Aggregator) ConsumeRequests(ctx context.Context, reqs []Request) error {
+func (a *Aggregator) ConsumeRequests(ctx context.Context, reqs []record.Request) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -264,7 +266,7 @@ func kindOf(k *seriesKey) int {
 }
 
 // observe adds one request to the label set. The caller holds the shard lock.
-func (ls *labelSet) observe(r *Request) {
+func (ls *labelSet) observe(r *record.Request) {
 	v := ls.vals
 	if ls.tcp {
 		v[tSent] += float64(r.TCPSentBytes)
@@ -297,7 +299,7 @@ func observeHist(h []float64, b int, x float64) {
 }
 
 // exemplar keeps r as bucket b's exemplar if it is the newest seen.
-func (ls *labelSet) exemplar(b int, r *Request, ms float64) {
+func (ls *labelSet) exemplar(b int, r *record.Request, ms float64) {
 	if ls.ex == nil {
 		ls.ex = new([numBuckets]exemplarSlot)
 	}

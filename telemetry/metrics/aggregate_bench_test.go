@@ -7,15 +7,17 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // benchRequests returns n requests spread over sets distinct HTTP label
 // sets, each with its own string copies as a decoder would produce them.
-func benchRequests(n, sets int) []Request {
-	reqs := make([]Request, n)
+func benchRequests(n, sets int) []record.Request {
+	reqs := make([]record.Request, n)
 	for i := range reqs {
 		s := i % sets
-		r := httpReq(ReporterSource, 200, time.Duration(1+i%500)*time.Millisecond)
+		r := httpReq(record.ReporterSource, 200, time.Duration(1+i%500)*time.Millisecond)
 		r.Source.Workload = fmt.Sprintf("productpage-v%d", s%7)
 		r.Dest.Workload = fmt.Sprintf("reviews-%d", s/7)
 		r.Dest.Version = fmt.Sprintf("v%d", s/7)

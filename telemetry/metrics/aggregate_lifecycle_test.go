@@ -12,13 +12,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 func TestAggregatorContinuesAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	e := newTestEnv(t, dir, AggregatorConfig{})
 	for range 5 {
-		consume(t, e.agg, httpReq(ReporterSource, 200, 3*time.Millisecond))
+		consume(t, e.agg, httpReq(record.ReporterSource, 200, 3*time.Millisecond))
 	}
 	consume(t, e.agg, tcpReq(10, 20, true, false))
 	t1 := time.Now()
@@ -31,7 +33,7 @@ func TestAggregatorContinuesAfterRestart(t *testing.T) {
 
 	e = newTestEnv(t, dir, AggregatorConfig{})
 	for range 3 {
-		consume(t, e.agg, httpReq(ReporterSource, 200, 300*time.Millisecond))
+		consume(t, e.agg, httpReq(record.ReporterSource, 200, 300*time.Millisecond))
 	}
 	consume(t, e.agg, tcpReq(1, 2, false, true))
 	t2 := t1.Add(5 * time.Second)
@@ -63,11 +65,11 @@ func TestAggregatorSeriesLimit(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	e := newTestEnvLogger(t, t.TempDir(), AggregatorConfig{MaxSeriesPerMetric: 2}, logger)
 	for i := range 5 {
-		consume(t, e.agg, httpReq(ReporterSource, 200+i, time.Millisecond))
-		consume(t, e.agg, httpReq(ReporterSource, 200+i, time.Millisecond)) // dropped twice
+		consume(t, e.agg, httpReq(record.ReporterSource, 200+i, time.Millisecond))
+		consume(t, e.agg, httpReq(record.ReporterSource, 200+i, time.Millisecond)) // dropped twice
 	}
-	consume(t, e.agg, tcpReq(1, 1, true, false), with(tcpReq(1, 1, true, false), func(r *Request) { r.ResponseFlags = "DC" }),
-		with(tcpReq(1, 1, true, false), func(r *Request) { r.ResponseFlags = "UT" }))
+	consume(t, e.agg, tcpReq(1, 1, true, false), with(tcpReq(1, 1, true, false), func(r *record.Request) { r.ResponseFlags = "DC" }),
+		with(tcpReq(1, 1, true, false), func(r *record.Request) { r.ResponseFlags = "UT" }))
 	at := time.Now()
 	if err := e.agg.flushAt(context.Background(), at); err != nil {
 		t.Fatal(err)
@@ -135,7 +137,7 @@ func TestAggregatorRunFlushesAndFlushesOnStop(t *testing.T) {
 	var runErr error
 	wg.Add(1)
 	go func() { defer wg.Done(); runErr = e.agg.Run(ctx) }()
-	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond))
+	consume(t, e.agg, httpReq(record.ReporterSource, 200, time.Millisecond))
 	deadline := time.Now().Add(5 * time.Second)
 	for len(e.query(t, `istio_requests_total`, time.Now())) == 0 {
 		if time.Now().After(deadline) {
@@ -143,7 +145,7 @@ func TestAggregatorRunFlushesAndFlushesOnStop(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond))
+	consume(t, e.agg, httpReq(record.ReporterSource, 200, time.Millisecond))
 	cancel()
 	wg.Wait()
 	if runErr != nil {
@@ -211,7 +213,7 @@ func TestAggregatorConcurrentConsumeAndFlush(t *testing.T) {
 // labels and keep counting.
 func TestAggregatorRecoversFromUnknownRefs(t *testing.T) {
 	e := newTestEnv(t, t.TempDir(), AggregatorConfig{})
-	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond), tcpReq(1, 1, true, false))
+	consume(t, e.agg, httpReq(record.ReporterSource, 200, time.Millisecond), tcpReq(1, 1, true, false))
 	t1 := time.Now()
 	if err := e.agg.flushAt(context.Background(), t1); err != nil {
 		t.Fatal(err)
@@ -223,7 +225,7 @@ func TestAggregatorRecoversFromUnknownRefs(t *testing.T) {
 			}
 		}
 	}
-	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond), tcpReq(1, 1, true, false))
+	consume(t, e.agg, httpReq(record.ReporterSource, 200, time.Millisecond), tcpReq(1, 1, true, false))
 	t2 := t1.Add(time.Second)
 	if err := e.agg.flushAt(context.Background(), t2); err != nil {
 		t.Fatalf("flush with stale refs: %v", err)
@@ -262,7 +264,7 @@ func TestAggregatorWithOneSecondBlocks(t *testing.T) {
 	st, agg := open()
 	sent := 0
 	for len(st.DB().Blocks()) < 2 && sent < 60 {
-		consume(t, agg, httpReq(ReporterSource, 200, time.Millisecond))
+		consume(t, agg, httpReq(record.ReporterSource, 200, time.Millisecond))
 		sent++
 		if err := agg.Flush(context.Background()); err != nil {
 			t.Fatal(err)
@@ -276,7 +278,7 @@ func TestAggregatorWithOneSecondBlocks(t *testing.T) {
 		t.Fatal(err)
 	}
 	st, agg = open()
-	consume(t, agg, httpReq(ReporterSource, 200, time.Millisecond))
+	consume(t, agg, httpReq(record.ReporterSource, 200, time.Millisecond))
 	if err := agg.Flush(context.Background()); err != nil {
 		t.Fatal(err)
 	}

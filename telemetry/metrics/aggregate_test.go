@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // testEnv is a real TSDB in a temp dir, an Aggregator on it and a PromQL
@@ -77,7 +79,7 @@ func (e *testEnv) value(t testing.TB, q string, at time.Time) float64 {
 	return v[0].F
 }
 
-func consume(t testing.TB, agg *Aggregator, reqs ...Request) {
+func consume(t testing.TB, agg *Aggregator, reqs ...record.Request) {
 	t.Helper()
 	if err := agg.ConsumeRequests(context.Background(), reqs); err != nil {
 		t.Fatal(err)
@@ -85,19 +87,19 @@ func consume(t testing.TB, agg *Aggregator, reqs ...Request) {
 }
 
 // httpReq is a fully labelled gRPC request from productpage to reviews.
-func httpReq(reporter string, code int, d time.Duration) Request {
-	return Request{
+func httpReq(reporter string, code int, d time.Duration) record.Request {
+	return record.Request{
 		Reporter: reporter,
-		Source: Peer{Workload: "productpage-v1", Namespace: "bookinfo", App: "productpage", Version: "v1",
+		Source: record.Peer{Workload: "productpage-v1", Namespace: "bookinfo", App: "productpage", Version: "v1",
 			Principal: "spiffe://cluster.local/ns/bookinfo/sa/productpage", CanonicalService: "productpage",
 			CanonicalRevision: "v1", Cluster: "east"},
-		Dest: Peer{Workload: "reviews-v2", Namespace: "bookinfo", App: "reviews", Version: "v2",
+		Dest: record.Peer{Workload: "reviews-v2", Namespace: "bookinfo", App: "reviews", Version: "v2",
 			Principal: "spiffe://cluster.local/ns/bookinfo/sa/reviews", CanonicalService: "reviews",
 			CanonicalRevision: "v2", Cluster: "west"},
 		DestinationService:          "reviews.bookinfo.svc.cluster.local",
 		DestinationServiceName:      "reviews",
 		DestinationServiceNamespace: "bookinfo",
-		Protocol:                    ProtocolGRPC,
+		Protocol:                    record.ProtocolGRPC,
 		ResponseCode:                code,
 		GRPCStatus:                  "0",
 		ResponseFlags:               "-",
@@ -109,14 +111,14 @@ func httpReq(reporter string, code int, d time.Duration) Request {
 }
 
 // tcpReq is a TCP report from productpage to a database.
-func tcpReq(sent, received uint64, opened, closed bool) Request {
-	r := httpReq(ReporterSource, 0, 0)
-	r.Protocol, r.GRPCStatus, r.ResponseFlags = ProtocolTCP, "", "UF"
+func tcpReq(sent, received uint64, opened, closed bool) record.Request {
+	r := httpReq(record.ReporterSource, 0, 0)
+	r.Protocol, r.GRPCStatus, r.ResponseFlags = record.ProtocolTCP, "", "UF"
 	r.TCPSentBytes, r.TCPReceivedBytes, r.TCPOpened, r.TCPClosed = sent, received, opened, closed
 	return r
 }
 
-func with(r Request, f func(*Request)) Request {
+func with(r record.Request, f func(*record.Request)) record.Request {
 	f(&r)
 	return r
 }
@@ -146,16 +148,16 @@ func TestAggregatorConfigValidate(t *testing.T) {
 // must return after one flush.
 type writeCase struct {
 	name   string
-	reqs   []Request
+	reqs   []record.Request
 	checks map[string]float64
 }
 
 func writeCases() []writeCase {
-	src, dst := ReporterSource, ReporterDestination
+	src, dst := record.ReporterSource, record.ReporterDestination
 	return []writeCase{
 		{
 			name: "requests of two reporters are counted apart",
-			reqs: []Request{
+			reqs: []record.Request{
 				httpReq(src, 200, 3*time.Millisecond), httpReq(src, 200, 3*time.Millisecond),
 				httpReq(src, 200, 3*time.Millisecond), httpReq(dst, 200, 2*time.Millisecond),
 				httpReq(dst, 200, 2*time.Millisecond),
@@ -179,10 +181,10 @@ func writeCases() []writeCase {
 		},
 		{
 			name: "response codes and gRPC statuses split label sets",
-			reqs: []Request{
+			reqs: []record.Request{
 				httpReq(src, 200, time.Millisecond),
-				with(httpReq(src, 200, time.Millisecond), func(r *Request) { r.GRPCStatus = "14"; r.ResponseFlags = "UH" }),
-				with(httpReq(src, 503, time.Millisecond), func(r *Request) { r.Protocol, r.GRPCStatus = ProtocolHTTP, "" }),
+				with(httpReq(src, 200, time.Millisecond), func(r *record.Request) { r.GRPCStatus = "14"; r.ResponseFlags = "UH" }),
+				with(httpReq(src, 503, time.Millisecond), func(r *record.Request) { r.Protocol, r.GRPCStatus = record.ProtocolHTTP, "" }),
 			},
 			checks: map[string]float64{
 				`count(istio_requests_total)`: 3,
@@ -193,7 +195,7 @@ func writeCases() []writeCase {
 		},
 		{
 			name: "histogram_quantile lands in the right bucket",
-			reqs: []Request{
+			reqs: []record.Request{
 				httpReq(src, 200, 30*time.Millisecond), httpReq(src, 200, 40*time.Millisecond),
 				httpReq(src, 200, 45*time.Millisecond), httpReq(src, 200, 2*time.Second),
 			},
@@ -206,7 +208,7 @@ func writeCases() []writeCase {
 		},
 		{
 			name: "TCP reports feed the four TCP counters",
-			reqs: []Request{tcpReq(100, 10, true, false), tcpReq(50, 5, false, false), tcpReq(1, 2, false, true)},
+			reqs: []record.Request{tcpReq(100, 10, true, false), tcpReq(50, 5, false, false), tcpReq(1, 2, false, true)},
 			checks: map[string]float64{
 				`sum(istio_tcp_sent_bytes_total)`:                                          151,
 				`sum(istio_tcp_received_bytes_total)`:                                      17,
@@ -271,19 +273,19 @@ func TestAggregatorLabelsAreIstios(t *testing.T) {
 	unknown := map[string]string{"__name__": MetricRequestsTotal, "response_code": "0", "response_flags": "-"}
 	for _, n := range labelNames {
 		if _, ok := unknown[n]; !ok && n != "grpc_response_status" {
-			unknown[n] = Unknown
+			unknown[n] = record.Unknown
 		}
 	}
 	tests := []struct {
 		name  string
-		req   Request
+		req   record.Request
 		query string
 		want  map[string]string
 	}{
-		{"an HTTP series carries all 25 Istio labels", httpReq(ReporterDestination, 200, time.Millisecond), MetricRequestsTotal, withName(istio, MetricRequestsTotal)},
-		{"a bucket series adds le", httpReq(ReporterDestination, 200, time.Millisecond), MetricRequestDuration + `_bucket{le="1.0"}`, withName(istio, MetricRequestDuration+"_bucket", "le", "1.0")},
+		{"an HTTP series carries all 25 Istio labels", httpReq(record.ReporterDestination, 200, time.Millisecond), MetricRequestsTotal, withName(istio, MetricRequestsTotal)},
+		{"a bucket series adds le", httpReq(record.ReporterDestination, 200, time.Millisecond), MetricRequestDuration + `_bucket{le="1.0"}`, withName(istio, MetricRequestDuration+"_bucket", "le", "1.0")},
 		{"a TCP series has no response_code or grpc_response_status", tcpReq(1, 1, true, false), MetricTCPConnectionsOpened, withName(tcp, MetricTCPConnectionsOpened)},
-		{"empty labels become unknown, absent flags become -", Request{}, MetricRequestsTotal, unknown},
+		{"empty labels become unknown, absent flags become -", record.Request{}, MetricRequestsTotal, unknown},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -323,9 +325,9 @@ func withName(m map[string]string, name string, kv ...string) map[string]string 
 func TestAggregatorCountsFirstRequests(t *testing.T) {
 	e := newTestEnv(t, t.TempDir(), AggregatorConfig{Interval: time.Second})
 	const n = 42
-	reqs := make([]Request, n)
+	reqs := make([]record.Request, n)
 	for i := range reqs {
-		reqs[i] = httpReq(ReporterSource, 200, 7*time.Millisecond)
+		reqs[i] = httpReq(record.ReporterSource, 200, 7*time.Millisecond)
 	}
 	consume(t, e.agg, reqs...)
 	at := time.Now()
@@ -364,14 +366,14 @@ func TestAggregatorCountsFirstRequests(t *testing.T) {
 func TestAggregatorExemplars(t *testing.T) {
 	e := newTestEnv(t, t.TempDir(), AggregatorConfig{})
 	now := time.Now()
-	traced := func(id string, d time.Duration, at time.Time) Request {
-		return with(httpReq(ReporterSource, 200, d), func(r *Request) { r.TraceID, r.Time = id, at })
+	traced := func(id string, d time.Duration, at time.Time) record.Request {
+		return with(httpReq(record.ReporterSource, 200, d), func(r *record.Request) { r.TraceID, r.Time = id, at })
 	}
 	consume(t, e.agg,
 		traced("4bf92f3577b34da6a3ce929d0e0e4736", 7*time.Millisecond, now.Add(-2*time.Second)),
 		traced("00f067aa0ba902b7a3ce929d0e0e4736", 8*time.Millisecond, now.Add(-time.Second)), // newer, same bucket
 		traced("a3ce929d0e0e47364bf92f3577b34da6", 700*time.Millisecond, now.Add(-3*time.Second)),
-		httpReq(ReporterSource, 200, 9*time.Millisecond), // untraced
+		httpReq(record.ReporterSource, 200, 9*time.Millisecond), // untraced
 	)
 	if err := e.agg.flushAt(context.Background(), now); err != nil {
 		t.Fatal(err)

@@ -9,6 +9,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/glassmesh/glassmesh/control/model"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Istio's standard metric names, the series the Aggregator writes.
@@ -121,8 +123,8 @@ var keyLabelNames = func() (n [numStringLabels + 1]string) {
 // are normalised: Unknown for an empty label, "-" for empty
 // response_flags. An empty grpc_response_status stays empty, which
 // Prometheus stores as an absent label (Istio's HTTP metrics).
-func (k *seriesKey) fill(r *Request) {
-	k.tcp = r.Protocol == ProtocolTCP
+func (k *seriesKey) fill(r *record.Request) {
+	k.tcp = r.Protocol == record.ProtocolTCP
 	b := appendValue(k.b[:0], orUnknown(r.Reporter))
 	b = appendPeer(b, &r.Source)
 	b = appendValue(b, orUnknown(r.DestinationService))
@@ -130,7 +132,7 @@ func (k *seriesKey) fill(r *Request) {
 	b = appendValue(b, orUnknown(r.DestinationServiceNamespace))
 	b = appendPeer(b, &r.Dest)
 	if k.tcp {
-		b = appendValue(appendValue(b, ProtocolTCP), "")
+		b = appendValue(appendValue(b, record.ProtocolTCP), "")
 	} else {
 		b = appendValue(appendValue(b, orUnknown(r.Protocol)), r.GRPCStatus)
 	}
@@ -148,7 +150,7 @@ func (k *seriesKey) fill(r *Request) {
 }
 
 // appendPeer appends the eight values of one side, in label order.
-func appendPeer(b []byte, p *Peer) []byte {
+func appendPeer(b []byte, p *record.Peer) []byte {
 	for _, v := range [...]string{p.Workload, p.Namespace, p.App, p.Version, p.Principal, p.CanonicalService, p.CanonicalRevision, p.Cluster} {
 		b = appendValue(b, orUnknown(v))
 	}
@@ -161,7 +163,7 @@ func appendValue(b []byte, v string) []byte {
 
 func orUnknown(s string) string {
 	if s == "" {
-		return Unknown
+		return record.Unknown
 	}
 	return s
 }
@@ -288,7 +290,7 @@ func (l *layouts) keyFromLabels(ls labels.Labels, k *seriesKey) (pos int, ok boo
 		}
 	})
 	k.tcp = strings.HasPrefix(d.name, tcpMetricPrefix)
-	if k.tcp != (vals[lRequestProtocol] == ProtocolTCP) {
+	if k.tcp != (vals[lRequestProtocol] == record.ProtocolTCP) {
 		return 0, false
 	}
 	k.b = k.b[:0]

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/glassmesh/glassmesh/control/model"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 func TestBucketIndex(t *testing.T) {
@@ -60,15 +62,15 @@ func TestLayoutsMatchIstio(t *testing.T) {
 func TestKeyRoundTrip(t *testing.T) {
 	tests := []struct {
 		name string
-		req  Request
+		req  record.Request
 	}{
-		{"a full gRPC request", httpReq(ReporterSource, 200, time.Millisecond)},
-		{"an empty request", Request{}},
+		{"a full gRPC request", httpReq(record.ReporterSource, 200, time.Millisecond)},
+		{"an empty request", record.Request{}},
 		{"a TCP report", tcpReq(1, 2, true, true)},
-		{"values with separator-like bytes", with(httpReq(ReporterSource, 503, 0), func(r *Request) {
+		{"values with separator-like bytes", with(httpReq(record.ReporterSource, 503, 0), func(r *record.Request) {
 			r.Source.Workload, r.Dest.Workload, r.ResponseFlags = "a\xffb", "\x00\x01", strings.Repeat("x", 300)
 		})},
-		{"a negative response code", with(httpReq(ReporterDestination, -1, 0), func(r *Request) { r.GRPCStatus = "" })},
+		{"a negative response code", with(httpReq(record.ReporterDestination, -1, 0), func(r *record.Request) { r.GRPCStatus = "" })},
 	}
 	l := newLayouts()
 	var b labels.ScratchBuilder
@@ -92,15 +94,15 @@ func TestKeyRoundTrip(t *testing.T) {
 }
 
 func TestKeysOfDifferentLabelSetsDiffer(t *testing.T) {
-	base := httpReq(ReporterSource, 200, 0)
-	variants := []Request{
+	base := httpReq(record.ReporterSource, 200, 0)
+	variants := []record.Request{
 		base,
-		with(base, func(r *Request) { r.Reporter = ReporterDestination }),
-		with(base, func(r *Request) { r.ResponseCode = 2000 }),
-		with(base, func(r *Request) { r.Source.Workload, r.Source.Namespace = "productpage-v1bookinfo", "" }),
-		with(base, func(r *Request) { r.GRPCStatus = "" }),
-		with(base, func(r *Request) { r.Protocol = ProtocolTCP }),
-		with(base, func(r *Request) { r.ResponseFlags = "" }), // "-" like base: same set
+		with(base, func(r *record.Request) { r.Reporter = record.ReporterDestination }),
+		with(base, func(r *record.Request) { r.ResponseCode = 2000 }),
+		with(base, func(r *record.Request) { r.Source.Workload, r.Source.Namespace = "productpage-v1bookinfo", "" }),
+		with(base, func(r *record.Request) { r.GRPCStatus = "" }),
+		with(base, func(r *record.Request) { r.Protocol = record.ProtocolTCP }),
+		with(base, func(r *record.Request) { r.ResponseFlags = "" }), // "-" like base: same set
 	}
 	seed := maphash.MakeSeed()
 	seen := map[string]int{}

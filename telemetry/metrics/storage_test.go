@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/prometheus/prometheus/model/labels"
 	"go.uber.org/goleak"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // killChildEnv, when set to a data dir, turns the test binary into the
@@ -137,7 +139,7 @@ func TestStorageSurvivesKill(t *testing.T) {
 	if got := e.value(t, `sum(istio_requests_total)`, at); got != killChildRequests {
 		t.Fatalf("after kill -9, sum(istio_requests_total) = %v, want %d", got, killChildRequests)
 	}
-	consume(t, e.agg, httpReq(ReporterSource, 200, time.Millisecond))
+	consume(t, e.agg, httpReq(record.ReporterSource, 200, time.Millisecond))
 	next := at.Add(5 * time.Second)
 	if err := e.agg.flushAt(context.Background(), next); err != nil {
 		t.Fatal(err)
@@ -165,9 +167,9 @@ func runKillChild(dir string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	reqs := make([]Request, killChildRequests)
+	reqs := make([]record.Request, killChildRequests)
 	for i := range reqs {
-		reqs[i] = httpReq(ReporterSource, 200, time.Millisecond)
+		reqs[i] = httpReq(record.ReporterSource, 200, time.Millisecond)
 	}
 	if err := agg.ConsumeRequests(context.Background(), reqs); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // benchEntries are n realistic inbound entries as a sidecar logs them with
@@ -46,7 +46,7 @@ func benchEntries(n int) []*accesslogdatav3.HTTPAccessLogEntry {
 // conversion.
 type counter struct{ n int }
 
-func (c *counter) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
+func (c *counter) ConsumeRequests(_ context.Context, reqs []record.Request) error {
 	c.n += len(reqs)
 	return nil
 }

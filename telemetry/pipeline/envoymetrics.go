@@ -11,7 +11,7 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Labels every Envoy stat gets, naming the proxy that reported it (as
@@ -45,7 +45,7 @@ func (p *Pipeline) ConsumeEnvoyMetrics(ctx context.Context, node *corev3.Node, f
 		m:    p.m,
 	}
 	if w.base[0] == "" {
-		w.base[0] = metrics.Unknown
+		w.base[0] = record.Unknown
 	}
 	for _, f := range families {
 		if err := w.family(f); err != nil {

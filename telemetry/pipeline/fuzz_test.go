@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // FuzzHTTPEntry feeds arbitrary protobuf bytes, decoded as an access log
@@ -41,7 +41,7 @@ func FuzzHTTPEntry(f *testing.F) {
 	})
 }
 
-func checkFilled(t *testing.T, r metrics.Request) {
+func checkFilled(t *testing.T, r record.Request) {
 	t.Helper()
 	for name, v := range map[string]string{
 		"reporter": r.Reporter, "source_workload": r.Source.Workload, "source_namespace": r.Source.Namespace,
@@ -94,7 +94,7 @@ func FuzzPeerHeader(f *testing.F) {
 		switch {
 		case ok && peer.Namespace != parts.Namespace:
 			t.Fatalf("%q: namespace %q, want %q", header, peer.Namespace, parts.Namespace)
-		case !ok && (wi != nil || peer.Workload != metrics.Unknown):
+		case !ok && (wi != nil || peer.Workload != record.Unknown):
 			t.Fatalf("%q is no node id but named workload %q", header, peer.Workload)
 		}
 	})

@@ -13,8 +13,8 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // t0 is when every test request starts.
@@ -25,7 +25,7 @@ func testMesh(tb testing.TB) *model.Mesh { return pipelinetest.Mesh(tb) }
 // recorder records what the pipeline hands on.
 type recorder = pipelinetest.Recorder
 
-func newTestPipeline(tb testing.TB, cfg Config, consumers ...metrics.RequestConsumer) *Pipeline {
+func newTestPipeline(tb testing.TB, cfg Config, consumers ...record.RequestConsumer) *Pipeline {
 	tb.Helper()
 	mesh := testMesh(tb)
 	p, err := New(cfg, func() *model.Mesh { return mesh }, consumers, nil, nil)
@@ -52,15 +52,15 @@ var (
 // Peers as the pipeline labels the test mesh's workloads (principals
 // unknown: set them with principal for mTLS).
 var (
-	productpage = metrics.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1", Principal: "unknown", CanonicalService: "productpage", CanonicalRevision: "v1", Cluster: "Kubernetes"}
-	reviewsV1   = metrics.Peer{Workload: "reviews-v1", Namespace: "default", App: "reviews", Version: "v1", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v1", Cluster: "Kubernetes"}
-	reviewsV2   = metrics.Peer{Workload: "reviews-v2", Namespace: "default", App: "reviews", Version: "v2", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v2", Cluster: "Kubernetes"}
-	ratings     = metrics.Peer{Workload: "ratings-v1", Namespace: "default", App: "ratings", Version: "v1", Principal: "unknown", CanonicalService: "ratings", CanonicalRevision: "v1", Cluster: "Kubernetes"}
-	details     = metrics.Peer{Workload: "details-v1", Namespace: "shop", App: "details", Version: "unknown", Principal: "unknown", CanonicalService: "details", CanonicalRevision: "latest", Cluster: "Kubernetes"}
-	nobody      = metrics.Peer{Workload: "unknown", Namespace: "unknown", App: "unknown", Version: "unknown", Principal: "unknown", CanonicalService: "unknown", CanonicalRevision: "latest", Cluster: "unknown"}
+	productpage = record.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1", Principal: "unknown", CanonicalService: "productpage", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	reviewsV1   = record.Peer{Workload: "reviews-v1", Namespace: "default", App: "reviews", Version: "v1", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	reviewsV2   = record.Peer{Workload: "reviews-v2", Namespace: "default", App: "reviews", Version: "v2", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v2", Cluster: "Kubernetes"}
+	ratings     = record.Peer{Workload: "ratings-v1", Namespace: "default", App: "ratings", Version: "v1", Principal: "unknown", CanonicalService: "ratings", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	details     = record.Peer{Workload: "details-v1", Namespace: "shop", App: "details", Version: "unknown", Principal: "unknown", CanonicalService: "details", CanonicalRevision: "latest", Cluster: "Kubernetes"}
+	nobody      = record.Peer{Workload: "unknown", Namespace: "unknown", App: "unknown", Version: "unknown", Principal: "unknown", CanonicalService: "unknown", CanonicalRevision: "latest", Cluster: "unknown"}
 )
 
-func principal(p metrics.Peer, id string) metrics.Peer {
+func principal(p record.Peer, id string) record.Peer {
 	p.Principal = id
 	return p
 }

@@ -9,7 +9,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 const (
@@ -20,7 +20,7 @@ const (
 
 // convertHTTP turns one HTTP access log entry into the Request its reporter
 // saw. It never fails: what it cannot read becomes unknown, 0 or "".
-func convertHTTP(ix *index, rep *reporter, e *accesslogdatav3.HTTPAccessLogEntry, now time.Time, r *metrics.Request) {
+func convertHTTP(ix *index, rep *reporter, e *accesslogdatav3.HTTPAccessLogEntry, now time.Time, r *record.Request) {
 	c := e.GetCommonProperties()
 	req, resp := e.GetRequest(), e.GetResponse()
 	headers := req.GetRequestHeaders()
@@ -28,7 +28,7 @@ func convertHTTP(ix *index, rep *reporter, e *accesslogdatav3.HTTPAccessLogEntry
 	s := resolveSides(ix, rep, c, cl, headers[naming.PeerHeader])
 	si, meshProtocol := destService(ix, rep, cl, req.GetAuthority(), s.destWI)
 
-	*r = metrics.Request{
+	*r = record.Request{
 		Time:                     startTime(c, now),
 		Reporter:                 s.reporter,
 		Source:                   s.source,
@@ -45,13 +45,13 @@ func convertHTTP(ix *index, rep *reporter, e *accesslogdatav3.HTTPAccessLogEntry
 	setDestService(r, si, cl)
 	status, hasStatus := grpcStatusHeader(resp)
 	if hasStatus || isGRPC(headers[headerContentType]) || isGRPC(resp.GetResponseHeaders()[headerContentType]) || meshProtocol == model.ProtocolGRPC {
-		r.Protocol = metrics.ProtocolGRPC
+		r.Protocol = record.ProtocolGRPC
 		if !hasStatus {
 			status = grpcStatusFromHTTP(r.ResponseCode)
 		}
 		r.GRPCStatus = status
 	} else {
-		r.Protocol = metrics.ProtocolHTTP
+		r.Protocol = record.ProtocolHTTP
 	}
 }
 

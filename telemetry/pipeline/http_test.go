@@ -12,7 +12,7 @@ import (
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 const (
@@ -29,7 +29,7 @@ func TestConvertHTTP(t *testing.T) {
 		name  string
 		node  *corev3.Node
 		entry entry
-		want  metrics.Request
+		want  record.Request
 	}{{
 		name: "an outbound call to a known endpoint is reported by the source, for the cluster's service",
 		node: productpageNode,
@@ -39,7 +39,7 @@ func TestConvertHTTP(t *testing.T) {
 			headers:  map[string]string{"traceparent": "00-" + traceHex + "-00f067aa0ba902b7-01"},
 			reqBytes: [2]uint64{120, 30}, respBytes: [2]uint64{60, 500}, durationMS: 12,
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: productpage, Dest: reviewsV2,
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown",
@@ -53,7 +53,7 @@ func TestConvertHTTP(t *testing.T) {
 			authority: "reviews.default.svc.cluster.local:9080", code: 200, trailers: map[string]string{"grpc-status": "5"},
 			headers: map[string]string{"b3": "a3ce929d0e0e4736-00f067aa0ba902b7-1"}, durationMS: 7,
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "destination", Source: principal(productpage, spiffePage), Dest: principal(reviewsV2, spiffeReviews),
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "5", ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls",
@@ -67,7 +67,7 @@ func TestConvertHTTP(t *testing.T) {
 			code: 503, respHeaders: map[string]string{"grpc-status": "14"}, headers: map[string]string{"x-b3-traceid": traceHex},
 			flags: &accesslogdatav3.ResponseFlags{UpstreamConnectionFailure: true, UpstreamRetryLimitExceeded: true, NoHealthyUpstream: true},
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "destination", Source: nobody, Dest: reviewsV2,
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UH,UF,URX", ConnectionSecurityPolicy: "none",
@@ -81,7 +81,7 @@ func TestConvertHTTP(t *testing.T) {
 			headers: map[string]string{naming.PeerHeader: naming.NodeID("127.0.0.1", "details-v1", "shop")},
 			code:    200, trailers: map[string]string{"grpc-status": "0"},
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "destination", Source: details, Dest: ratings,
 			DestinationService: "ratings.default.svc.cluster.local", DestinationServiceName: "ratings", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "none",
@@ -90,7 +90,7 @@ func TestConvertHTTP(t *testing.T) {
 		name:  "a shared address without x-glassmesh-peer names no caller",
 		node:  proxyless,
 		entry: entry{cluster: "inbound|19084||", downstream: addr("127.0.0.1", 40001), code: 200, trailers: map[string]string{"grpc-status": "0"}},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "destination", Source: nobody, Dest: ratings,
 			DestinationService: "ratings.default.svc.cluster.local", DestinationServiceName: "ratings", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "none",
@@ -102,8 +102,8 @@ func TestConvertHTTP(t *testing.T) {
 			cluster: "inbound|9080||", headers: map[string]string{naming.PeerHeader: naming.NodeID("10.9.9.9", "ghost-1", "other")},
 			code: 404, authority: "reviews",
 		},
-		want: metrics.Request{
-			Time: t0, Reporter: "destination", Source: func() metrics.Peer { p := nobody; p.Namespace = "other"; return p }(), Dest: reviewsV2,
+		want: record.Request{
+			Time: t0, Reporter: "destination", Source: func() record.Peer { p := nobody; p.Namespace = "other"; return p }(), Dest: reviewsV2,
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 404, GRPCStatus: "12", ResponseFlags: "-", ConnectionSecurityPolicy: "none",
 		},
@@ -114,7 +114,7 @@ func TestConvertHTTP(t *testing.T) {
 			cluster: "outbound|9080||details.shop.svc.cluster.local", upstream: addr("127.0.0.1", 19085),
 			flags: &accesslogdatav3.ResponseFlags{DownstreamConnectionTermination: true}, durationMS: 3,
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: productpage, Dest: details,
 			DestinationService: "details.shop.svc.cluster.local", DestinationServiceName: "details", DestinationServiceNamespace: "shop",
 			Protocol: "http", ResponseFlags: "DC", ConnectionSecurityPolicy: "unknown", Duration: 3 * time.Millisecond,
@@ -123,7 +123,7 @@ func TestConvertHTTP(t *testing.T) {
 		name:  "a call to a service outside the mesh keeps the cluster's host",
 		node:  productpageNode,
 		entry: entry{cluster: "outbound|443||api.example.com", upstream: addr("93.184.216.34", 443), code: 200},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: productpage, Dest: nobody,
 			DestinationService: "api.example.com", DestinationServiceName: "api.example.com", DestinationServiceNamespace: "unknown",
 			Protocol: "http", ResponseCode: 200, ResponseFlags: "-", ConnectionSecurityPolicy: "unknown",
@@ -135,7 +135,7 @@ func TestConvertHTTP(t *testing.T) {
 			cluster: "outbound|19084||127.0.0.1", upstream: addr("127.0.0.1", 19084), code: 200,
 			trailers: map[string]string{"grpc-status": "0"},
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: details, Dest: ratings,
 			DestinationService: "ratings.default.svc.cluster.local", DestinationServiceName: "ratings", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "none",
@@ -147,7 +147,7 @@ func TestConvertHTTP(t *testing.T) {
 			cluster: reviewsCluster, upstream: addr("10.0.0.2", 9080), code: 503,
 			flags: &accesslogdatav3.ResponseFlags{UpstreamOverflow: true},
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: productpage, Dest: reviewsV1,
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UO", ConnectionSecurityPolicy: "unknown",
@@ -159,7 +159,7 @@ func TestConvertHTTP(t *testing.T) {
 			cluster: reviewsCluster, upstream: addr("10.0.0.2", 9080), tls: mtls(spiffePage, spiffeReviews), code: 200,
 			trailers: map[string]string{"grpc-status": "0"},
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: principal(productpage, spiffePage), Dest: principal(reviewsV1, spiffeReviews),
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls",
@@ -171,7 +171,7 @@ func TestConvertHTTP(t *testing.T) {
 			cluster: reviewsCluster, upstream: addr("10.0.0.2", 9080), tls: mtls("spiffe://cluster.local/ns/edge/sa/gateway", "spiffe://cluster.local/ns/edge/sa/browser"), code: 200,
 			trailers: map[string]string{"grpc-status": "0"},
 		},
-		want: metrics.Request{
+		want: record.Request{
 			Time: t0, Reporter: "source", Source: productpage, Dest: reviewsV1,
 			DestinationService: reviewsHost, DestinationServiceName: "reviews", DestinationServiceNamespace: "default",
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown",
@@ -196,7 +196,7 @@ func TestConvertHTTP(t *testing.T) {
 }
 
 // diffRequest lists the fields where got differs from want, "" if none.
-func diffRequest(got, want metrics.Request) string {
+func diffRequest(got, want record.Request) string {
 	var b strings.Builder
 	diffFields(&b, "", reflect.ValueOf(got), reflect.ValueOf(want))
 	return b.String()

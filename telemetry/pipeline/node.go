@@ -7,7 +7,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // reporter is the proxy that sent a batch: who it is in Istio's labels, and
@@ -17,7 +17,7 @@ type reporter struct {
 	namespace string // "" when unknown
 	instance  string // pod or instance name; the node id when it has another shape
 	proxyless bool   // GENERATOR=grpc: the entries describe the app's own connections
-	peer      metrics.Peer
+	peer      record.Peer
 	wi        *workloadInfo // nil when the mesh config does not know it
 }
 

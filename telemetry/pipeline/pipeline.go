@@ -1,6 +1,6 @@
 // Package pipeline turns what proxies report (Envoy access log entries and
 // stats, proxyless gRPC reports in the same format) into normalized
-// metrics.Request records with Istio's labels, and hands them to the stores
+// record.Request records with Istio's labels, and hands them to the stores
 // that consume them.
 //
 // Who is who: the reporter is the node that sent the entries (its id and
@@ -30,7 +30,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Defaults of Config.
@@ -61,10 +61,10 @@ type Config struct {
 	MaxTCPConnections int
 }
 
-// ErrOverloaded is metrics.ErrOverloaded, for receivers, which may not
+// ErrOverloaded is record.ErrOverloaded, for receivers, which may not
 // import the stores: a Consume error wrapping it means push back (gRPC
 // RESOURCE_EXHAUSTED, HTTP 429).
-var ErrOverloaded = metrics.ErrOverloaded
+var ErrOverloaded = record.ErrOverloaded
 
 // ErrNoStorage is returned by ConsumeEnvoyMetrics when the pipeline has no
 // Appendable.
@@ -76,11 +76,11 @@ type Pipeline struct {
 	cfg       Config
 	mesh      func() *model.Mesh
 	empty     *model.Mesh // stands in for a nil mesh
-	consumers []metrics.RequestConsumer
+	consumers []record.RequestConsumer
 	logger    *slog.Logger
 	idx       atomic.Pointer[index]
 	conns     *connTracker
-	batches   sync.Pool // *[]metrics.Request
+	batches   sync.Pool // *[]record.Request
 	now       func() time.Time
 	m         *selfMetrics
 }
@@ -88,7 +88,7 @@ type Pipeline struct {
 // New builds a pipeline feeding consumers, reading the current mesh from
 // mesh (nil, or a func returning nil, means an empty mesh) and registering
 // its self metrics with reg (nil: not registered).
-func New(cfg Config, mesh func() *model.Mesh, consumers []metrics.RequestConsumer, logger *slog.Logger, reg prometheus.Registerer) (*Pipeline, error) {
+func New(cfg Config, mesh func() *model.Mesh, consumers []record.RequestConsumer, logger *slog.Logger, reg prometheus.Registerer) (*Pipeline, error) {
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = DefaultClusterID
 	}
@@ -125,7 +125,7 @@ func New(cfg Config, mesh func() *model.Mesh, consumers []metrics.RequestConsume
 
 // ConsumeHTTPLogs converts the HTTP entries node reported and hands them to
 // every consumer. It returns the consumers' errors joined; errors.Is(err,
-// metrics.ErrOverloaded) tells the caller to push back.
+// record.ErrOverloaded) tells the caller to push back.
 func (p *Pipeline) ConsumeHTTPLogs(ctx context.Context, node *corev3.Node, entries []*accesslogdatav3.HTTPAccessLogEntry) error {
 	if len(entries) == 0 {
 		return nil
@@ -159,14 +159,14 @@ func (p *Pipeline) ConsumeTCPLogs(ctx context.Context, node *corev3.Node, entrie
 }
 
 // deliver counts unknown peers, fans the batch out and recycles it.
-func (p *Pipeline) deliver(ctx context.Context, batch *[]metrics.Request) error {
+func (p *Pipeline) deliver(ctx context.Context, batch *[]record.Request) error {
 	var unknownSource, unknownDest int
 	for i := range *batch {
 		r := &(*batch)[i]
 		switch {
-		case r.Reporter == metrics.ReporterSource && r.Dest.Workload == metrics.Unknown:
+		case r.Reporter == record.ReporterSource && r.Dest.Workload == record.Unknown:
 			unknownDest++
-		case r.Reporter == metrics.ReporterDestination && r.Source.Workload == metrics.Unknown:
+		case r.Reporter == record.ReporterDestination && r.Source.Workload == record.Unknown:
 			unknownSource++
 		}
 	}
@@ -176,7 +176,7 @@ func (p *Pipeline) deliver(ctx context.Context, batch *[]metrics.Request) error 
 	for _, c := range p.consumers {
 		if err := c.ConsumeRequests(ctx, *batch); err != nil {
 			reason := "error"
-			if errors.Is(err, metrics.ErrOverloaded) {
+			if errors.Is(err, record.ErrOverloaded) {
 				reason = "overloaded"
 			}
 			p.m.refused.WithLabelValues(reason).Add(float64(len(*batch)))
@@ -189,12 +189,12 @@ func (p *Pipeline) deliver(ctx context.Context, batch *[]metrics.Request) error 
 }
 
 // batch returns a pooled slice of n Requests; consumers never keep it.
-func (p *Pipeline) batch(n int) *[]metrics.Request {
-	if b, ok := p.batches.Get().(*[]metrics.Request); ok && cap(*b) >= n {
+func (p *Pipeline) batch(n int) *[]record.Request {
+	if b, ok := p.batches.Get().(*[]record.Request); ok && cap(*b) >= n {
 		*b = (*b)[:n]
 		return b
 	}
-	b := make([]metrics.Request, n)
+	b := make([]record.Request, n)
 	return &b
 }
 

@@ -14,7 +14,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 func tcpEntry(stream string, typ accesslogdatav3.AccessLogType, sent, received uint64) *accesslogdatav3.TCPAccessLogEntry {
@@ -43,7 +43,7 @@ func TestConvertTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := rec.Take()
-	base := metrics.Request{
+	base := record.Request{
 		Time: t0, Reporter: "source", Source: productpage, Dest: ratings,
 		DestinationService: "ratings.default.svc.cluster.local", DestinationServiceName: "ratings", DestinationServiceNamespace: "default",
 		Protocol: "tcp", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown",
@@ -96,7 +96,7 @@ func TestReporterIdentity(t *testing.T) {
 	tests := []struct {
 		name string
 		node *corev3.Node
-		want metrics.Peer
+		want record.Peer
 	}{
 		{"metadata names the workload", productpageNode, productpage},
 		{"a pod name in the id finds its workload", &corev3.Node{Id: naming.NodeID("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default")}, principal(reviewsV2, spiffeReviews)},
@@ -120,16 +120,16 @@ func TestReporterIdentity(t *testing.T) {
 func TestConsumerErrorsSurface(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	busy := &recorder{}
-	busy.Fail(metrics.ErrOverloaded)
+	busy.Fail(record.ErrOverloaded)
 	fine := &recorder{}
 	mesh := testMesh(t)
-	p, err := New(Config{}, func() *model.Mesh { return mesh }, []metrics.RequestConsumer{busy, fine}, nil, reg)
+	p, err := New(Config{}, func() *model.Mesh { return mesh }, []record.RequestConsumer{busy, fine}, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := entry{cluster: "inbound|9080||", downstream: addr("192.168.1.1", 1), code: 200}.build()
 	err = p.ConsumeHTTPLogs(context.Background(), reviewsV2Node, []*accesslogdatav3.HTTPAccessLogEntry{e, e})
-	if !errors.Is(err, metrics.ErrOverloaded) {
+	if !errors.Is(err, record.ErrOverloaded) {
 		t.Fatalf("got %v, want ErrOverloaded", err)
 	}
 	if n := len(fine.Take()); n != 2 {
@@ -149,7 +149,7 @@ func TestConsumerErrorsSurface(t *testing.T) {
 func TestMeshChangesAreSeen(t *testing.T) {
 	rec := &recorder{}
 	var mesh *model.Mesh // empty at first
-	p, err := New(Config{}, func() *model.Mesh { return mesh }, []metrics.RequestConsumer{rec}, nil, nil)
+	p, err := New(Config{}, func() *model.Mesh { return mesh }, []record.RequestConsumer{rec}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Label keys Istio reads a workload's canonical service and revision from,
@@ -23,7 +23,7 @@ const latest = "latest"
 // costs a struct copy rather than string building.
 type workloadInfo struct {
 	w        *model.Workload
-	peer     metrics.Peer // Principal is the SPIFFE id; used only over mTLS
+	peer     record.Peer // Principal is the SPIFFE id; used only over mTLS
 	services []*model.Service
 }
 
@@ -127,13 +127,13 @@ func serviceAccount(w *model.Workload) string {
 
 // knownPeer is the Istio view of a workload: app and version labels (or
 // unknown), canonical service and revision. The principal is left unknown.
-func knownPeer(workload, namespace string, labels map[string]string, clusterID string) metrics.Peer {
-	return metrics.Peer{
+func knownPeer(workload, namespace string, labels map[string]string, clusterID string) record.Peer {
+	return record.Peer{
 		Workload:          orUnknown(workload),
 		Namespace:         orUnknown(namespace),
 		App:               orUnknown(labels["app"]),
 		Version:           orUnknown(labels["version"]),
-		Principal:         metrics.Unknown,
+		Principal:         record.Unknown,
 		CanonicalService:  firstLabel(labels, canonicalServiceLabels, orUnknown(workload)),
 		CanonicalRevision: firstLabel(labels, canonicalRevisionLabels, latest),
 		Cluster:           clusterID,
@@ -142,11 +142,11 @@ func knownPeer(workload, namespace string, labels map[string]string, clusterID s
 
 // unknownPeer is a side glassmesh could not identify. Istio labels such a
 // peer unknown everywhere except the canonical revision, which is "latest".
-func unknownPeer() metrics.Peer {
-	return metrics.Peer{
-		Workload: metrics.Unknown, Namespace: metrics.Unknown, App: metrics.Unknown,
-		Version: metrics.Unknown, Principal: metrics.Unknown, CanonicalService: metrics.Unknown,
-		CanonicalRevision: latest, Cluster: metrics.Unknown,
+func unknownPeer() record.Peer {
+	return record.Peer{
+		Workload: record.Unknown, Namespace: record.Unknown, App: record.Unknown,
+		Version: record.Unknown, Principal: record.Unknown, CanonicalService: record.Unknown,
+		CanonicalRevision: latest, Cluster: record.Unknown,
 	}
 }
 
@@ -161,7 +161,7 @@ func firstLabel(labels map[string]string, keys []string, fallback string) string
 
 func orUnknown(s string) string {
 	if s == "" {
-		return metrics.Unknown
+		return record.Unknown
 	}
 	return s
 }

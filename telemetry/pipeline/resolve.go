@@ -7,7 +7,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Values of Istio's connection_security_policy label.
@@ -19,8 +19,8 @@ const (
 // sides is who called and who answered, as one reporter saw a request.
 type sides struct {
 	reporter string
-	source   metrics.Peer
-	dest     metrics.Peer
+	source   record.Peer
+	dest     record.Peer
 	policy   string
 	destWI   *workloadInfo // the answering workload, when known
 }
@@ -41,7 +41,7 @@ func resolveSides(ix *index, rep *reporter, c *accesslogdatav3.AccessLogCommon, 
 	peerSAN := uriSAN(tls.GetPeerCertificateProperties())
 	mtls := tls.GetLocalCertificateProperties() != nil && tls.GetPeerCertificateProperties() != nil
 
-	var peer metrics.Peer
+	var peer record.Peer
 	var peerWI *workloadInfo
 	if cl.inbound {
 		peer, peerWI = resolvePeer(ix, peerHeader, peerSAN, downstreamAddress(c), 0, false)
@@ -54,13 +54,13 @@ func resolveSides(ix *index, rep *reporter, c *accesslogdatav3.AccessLogCommon, 
 		self.Principal = firstOf(localSAN, principalOf(rep.wi))
 		peer.Principal = firstOf(peerSAN, principalOf(peerWI))
 	} else {
-		self.Principal, peer.Principal = metrics.Unknown, metrics.Unknown
+		self.Principal, peer.Principal = record.Unknown, record.Unknown
 	}
 	s := sides{policy: securityPolicy(mtls, cl.inbound, rep.proxyless)}
 	if cl.inbound {
-		s.reporter, s.source, s.dest, s.destWI = metrics.ReporterDestination, peer, self, rep.wi
+		s.reporter, s.source, s.dest, s.destWI = record.ReporterDestination, peer, self, rep.wi
 	} else {
-		s.reporter, s.source, s.dest, s.destWI = metrics.ReporterSource, self, peer, peerWI
+		s.reporter, s.source, s.dest, s.destWI = record.ReporterSource, self, peer, peerWI
 	}
 	return s
 }
@@ -76,13 +76,13 @@ func securityPolicy(mtls, inbound, proxyless bool) string {
 	case inbound || proxyless:
 		return policyNone
 	}
-	return metrics.Unknown
+	return record.Unknown
 }
 
 // resolvePeer identifies the other end of a request. byEndpoint says addr
 // (and port) is an upstream endpoint; otherwise it is a downstream address,
 // which only names a workload when no other workload shares it.
-func resolvePeer(ix *index, header, san string, addr netip.Addr, port uint32, byEndpoint bool) (metrics.Peer, *workloadInfo) {
+func resolvePeer(ix *index, header, san string, addr netip.Addr, port uint32, byEndpoint bool) (record.Peer, *workloadInfo) {
 	if header != "" {
 		if instance, namespace, ok := parseNodeID(header); ok {
 			if wi := ix.workload(namespace, instance); wi != nil {
@@ -176,7 +176,7 @@ func uriSAN(cert *accesslogdatav3.TLSProperties_CertificateProperties) string {
 
 func principalOf(wi *workloadInfo) string {
 	if wi == nil {
-		return metrics.Unknown
+		return record.Unknown
 	}
 	return wi.peer.Principal
 }
@@ -249,7 +249,7 @@ func destService(ix *index, rep *reporter, cl cluster, authority string, destWI 
 
 // setDestService fills destination_service, _name and _namespace from the
 // mesh service, else from a cluster host outside the mesh config.
-func setDestService(r *metrics.Request, si *serviceInfo, cl cluster) {
+func setDestService(r *record.Request, si *serviceInfo, cl cluster) {
 	if si != nil {
 		r.DestinationService, r.DestinationServiceName, r.DestinationServiceNamespace = si.fqdn, si.svc.Name, si.svc.Namespace
 		return
@@ -259,5 +259,5 @@ func setDestService(r *metrics.Request, si *serviceInfo, cl cluster) {
 		return
 	}
 	host := orUnknown(cl.host)
-	r.DestinationService, r.DestinationServiceName, r.DestinationServiceNamespace = host, host, metrics.Unknown
+	r.DestinationService, r.DestinationServiceName, r.DestinationServiceNamespace = host, host, record.Unknown
 }

@@ -5,7 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // selfMetrics are the pipeline's own counters (on /metrics).
@@ -31,7 +31,7 @@ func newSelfMetrics(reg prometheus.Registerer) (*selfMetrics, error) {
 	m := &selfMetrics{
 		httpEntries:  entries.WithLabelValues("http"),
 		tcpEntries:   entries.WithLabelValues("tcp"),
-		unknownPeers: [2]prometheus.Counter{unknown.WithLabelValues(metrics.ReporterSource), unknown.WithLabelValues(metrics.ReporterDestination)},
+		unknownPeers: [2]prometheus.Counter{unknown.WithLabelValues(record.ReporterSource), unknown.WithLabelValues(record.ReporterDestination)},
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glassmesh_pipeline_refused_requests_total",
 			Help: "Requests a consumer refused, by reason (overloaded, error).",

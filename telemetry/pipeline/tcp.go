@@ -6,26 +6,26 @@ import (
 
 	accesslogdatav3 "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // convertTCP turns one TCP access log entry into the Request (connection
 // event) its reporter saw. Envoy logs cumulative byte counts per connection
 // (periodic entries, then a final one); the tracker turns them into the
 // bytes since the last report and says whether the connection is new.
-func convertTCP(ix *index, rep *reporter, conns *connTracker, e *accesslogdatav3.TCPAccessLogEntry, now time.Time, r *metrics.Request) {
+func convertTCP(ix *index, rep *reporter, conns *connTracker, e *accesslogdatav3.TCPAccessLogEntry, now time.Time, r *record.Request) {
 	c := e.GetCommonProperties()
 	cl := parseCluster(c.GetUpstreamCluster())
 	s := resolveSides(ix, rep, c, cl, "")
 	si, _ := destService(ix, rep, cl, "", s.destWI)
 	closed := isFinal(c)
 	sent, received, opened := conns.observe(rep.id, c.GetStreamId(), e.GetConnectionProperties(), closed, now)
-	*r = metrics.Request{
+	*r = record.Request{
 		Time:                     startTime(c, now),
 		Reporter:                 s.reporter,
 		Source:                   s.source,
 		Dest:                     s.dest,
-		Protocol:                 metrics.ProtocolTCP,
+		Protocol:                 record.ProtocolTCP,
 		ResponseFlags:            FormatResponseFlags(c.GetResponseFlags()),
 		ConnectionSecurityPolicy: s.policy,
 		TCPSentBytes:             sent,

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 const (
@@ -31,11 +31,11 @@ var (
 	productpageNode = sidecar("10.0.0.1", "productpage-v1-7d9f8c-abcde", "default", "productpage-v1", map[string]any{"app": "productpage", "version": "v1"})
 	reviewsV2Node   = sidecar("10.0.0.3", "reviews-v2-5b64f47f-xk2p9", "default", "reviews-v2", map[string]any{"app": "reviews", "version": "v2"})
 
-	productpage = metrics.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1", Principal: "unknown", CanonicalService: "productpage", CanonicalRevision: "v1", Cluster: "Kubernetes"}
-	reviewsV2   = metrics.Peer{Workload: "reviews-v2", Namespace: "default", App: "reviews", Version: "v2", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v2", Cluster: "Kubernetes"}
-	ratings     = metrics.Peer{Workload: "ratings-v1", Namespace: "default", App: "ratings", Version: "v1", Principal: "unknown", CanonicalService: "ratings", CanonicalRevision: "v1", Cluster: "Kubernetes"}
-	details     = metrics.Peer{Workload: "details-v1", Namespace: "shop", App: "details", Version: "unknown", Principal: "unknown", CanonicalService: "details", CanonicalRevision: "latest", Cluster: "Kubernetes"}
-	nobody      = metrics.Peer{Workload: "unknown", Namespace: "unknown", App: "unknown", Version: "unknown", Principal: "unknown", CanonicalService: "unknown", CanonicalRevision: "latest", Cluster: "unknown"}
+	productpage = record.Peer{Workload: "productpage-v1", Namespace: "default", App: "productpage", Version: "v1", Principal: "unknown", CanonicalService: "productpage", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	reviewsV2   = record.Peer{Workload: "reviews-v2", Namespace: "default", App: "reviews", Version: "v2", Principal: "unknown", CanonicalService: "reviews", CanonicalRevision: "v2", Cluster: "Kubernetes"}
+	ratings     = record.Peer{Workload: "ratings-v1", Namespace: "default", App: "ratings", Version: "v1", Principal: "unknown", CanonicalService: "ratings", CanonicalRevision: "v1", Cluster: "Kubernetes"}
+	details     = record.Peer{Workload: "details-v1", Namespace: "shop", App: "details", Version: "unknown", Principal: "unknown", CanonicalService: "details", CanonicalRevision: "latest", Cluster: "Kubernetes"}
+	nobody      = record.Peer{Workload: "unknown", Namespace: "unknown", App: "unknown", Version: "unknown", Principal: "unknown", CanonicalService: "unknown", CanonicalRevision: "latest", Cluster: "unknown"}
 )
 
 // sourceMessages is what productpage's sidecar streams: its outbound calls.
@@ -130,17 +130,17 @@ func TestAccessLogsOfTwoReportersBecomeRequests(t *testing.T) {
 	}
 	reviews := service("reviews", "default")
 	rt := service("ratings", "default")
-	want := []metrics.Request{
-		reviews(metrics.Request{Reporter: "source", Source: productpage, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown", TraceID: traceID}),
-		rt(metrics.Request{Reporter: "source", Source: productpage, Dest: nobody, Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UH", ConnectionSecurityPolicy: "unknown"}),
-		service("details", "shop")(metrics.Request{Reporter: "source", Source: productpage, Dest: details, Protocol: "http", ResponseCode: 200, ResponseFlags: "-", ConnectionSecurityPolicy: "unknown"}),
-		rt(metrics.Request{Reporter: "source", Source: productpage, Dest: ratings, Protocol: "tcp", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown", TCPSentBytes: 700, TCPReceivedBytes: 80, TCPOpened: true, TCPClosed: true}),
-		reviews(metrics.Request{
+	want := []record.Request{
+		reviews(record.Request{Reporter: "source", Source: productpage, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown", TraceID: traceID}),
+		rt(record.Request{Reporter: "source", Source: productpage, Dest: nobody, Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UH", ConnectionSecurityPolicy: "unknown"}),
+		service("details", "shop")(record.Request{Reporter: "source", Source: productpage, Dest: details, Protocol: "http", ResponseCode: 200, ResponseFlags: "-", ConnectionSecurityPolicy: "unknown"}),
+		rt(record.Request{Reporter: "source", Source: productpage, Dest: ratings, Protocol: "tcp", ResponseFlags: "-", ConnectionSecurityPolicy: "unknown", TCPSentBytes: 700, TCPReceivedBytes: 80, TCPOpened: true, TCPClosed: true}),
+		reviews(record.Request{
 			Reporter: "destination", Source: withPrincipal(productpage, spiffePage), Dest: withPrincipal(reviewsV2, spiffeReviews),
 			Protocol: "grpc", ResponseCode: 200, GRPCStatus: "0", ResponseFlags: "-", ConnectionSecurityPolicy: "mutual_tls", TraceID: "0000000000000000a3ce929d0e0e4736",
 		}),
-		reviews(metrics.Request{Reporter: "destination", Source: nobody, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UF,URX", ConnectionSecurityPolicy: "none"}),
-		reviews(metrics.Request{Reporter: "destination", Source: details, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 200, GRPCStatus: "7", ResponseFlags: "-", ConnectionSecurityPolicy: "none"}),
+		reviews(record.Request{Reporter: "destination", Source: nobody, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 503, GRPCStatus: "14", ResponseFlags: "UF,URX", ConnectionSecurityPolicy: "none"}),
+		reviews(record.Request{Reporter: "destination", Source: details, Dest: reviewsV2, Protocol: "grpc", ResponseCode: 200, GRPCStatus: "7", ResponseFlags: "-", ConnectionSecurityPolicy: "none"}),
 	}
 	got := rec.Take()
 	if len(got) != len(want) {
@@ -158,15 +158,15 @@ func TestAccessLogsOfTwoReportersBecomeRequests(t *testing.T) {
 	}
 }
 
-func service(name, ns string) func(metrics.Request) metrics.Request {
-	return func(r metrics.Request) metrics.Request {
+func service(name, ns string) func(record.Request) record.Request {
+	return func(r record.Request) record.Request {
 		r.DestinationService = name + "." + ns + ".svc.cluster.local"
 		r.DestinationServiceName, r.DestinationServiceNamespace = name, ns
 		return r
 	}
 }
 
-func withPrincipal(p metrics.Peer, id string) metrics.Peer {
+func withPrincipal(p record.Peer, id string) record.Peer {
 	p.Principal = id
 	return p
 }
@@ -183,7 +183,7 @@ func TestStreamErrors(t *testing.T) {
 	}{
 		{"a first message without identifier is INVALID_ARGUMENT", &recorder{}, Config{}, []*alsv3.StreamAccessLogsMessage{{LogEntries: entries}}, codes.InvalidArgument},
 		{"an identifier without a node is INVALID_ARGUMENT", &recorder{}, Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: &alsv3.StreamAccessLogsMessage_Identifier{LogName: "x"}, LogEntries: entries}}, codes.InvalidArgument},
-		{"an overloaded consumer is RESOURCE_EXHAUSTED with a retry delay", failing(fmt.Errorf("aggregator full: %w", metrics.ErrOverloaded)), Config{RetryAfter: 3 * time.Second}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.ResourceExhausted},
+		{"an overloaded consumer is RESOURCE_EXHAUSTED with a retry delay", failing(fmt.Errorf("aggregator full: %w", record.ErrOverloaded)), Config{RetryAfter: 3 * time.Second}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.ResourceExhausted},
 		{"another consumer failure is INTERNAL", failing(errors.New("disk on fire")), Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: node, LogEntries: entries}}, codes.Internal},
 		{"an identifier alone is fine", &recorder{}, Config{}, []*alsv3.StreamAccessLogsMessage{{Identifier: node}}, codes.OK},
 	}

@@ -11,14 +11,14 @@ import (
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 
 	"github.com/glassmesh/glassmesh/control/naming"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // counter is a RequestConsumer that only counts.
 type counter struct{ n atomic.Int64 }
 
-func (c *counter) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
+func (c *counter) ConsumeRequests(_ context.Context, reqs []record.Request) error {
 	c.n.Add(int64(len(reqs)))
 	return nil
 }

@@ -15,9 +15,9 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline/pipelinetest"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -37,7 +37,7 @@ func failing(err error) *recorder {
 
 func testMesh(tb testing.TB) *model.Mesh { return pipelinetest.Mesh(tb) }
 
-func newPipeline(tb testing.TB, cfg pipeline.Config, consumers ...metrics.RequestConsumer) *pipeline.Pipeline {
+func newPipeline(tb testing.TB, cfg pipeline.Config, consumers ...record.RequestConsumer) *pipeline.Pipeline {
 	tb.Helper()
 	mesh := testMesh(tb)
 	p, err := pipeline.New(cfg, func() *model.Mesh { return mesh }, consumers, nil, nil)

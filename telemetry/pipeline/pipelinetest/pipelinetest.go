@@ -9,19 +9,19 @@ import (
 	"testing"
 
 	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
-// Recorder is a metrics.RequestConsumer that keeps every Request it is
+// Recorder is a record.RequestConsumer that keeps every Request it is
 // given, or refuses them all with Err when it is set.
 type Recorder struct {
 	mu   sync.Mutex
-	reqs []metrics.Request
+	reqs []record.Request
 	err  error
 }
 
 // ConsumeRequests records reqs (copied), or returns the error set with Fail.
-func (r *Recorder) ConsumeRequests(_ context.Context, reqs []metrics.Request) error {
+func (r *Recorder) ConsumeRequests(_ context.Context, reqs []record.Request) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.err != nil {
@@ -39,7 +39,7 @@ func (r *Recorder) Fail(err error) {
 }
 
 // Take returns the Requests recorded so far and forgets them.
-func (r *Recorder) Take() []metrics.Request {
+func (r *Recorder) Take() []record.Request {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	out := r.reqs

@@ -1,0 +1,85 @@
+// Package record is the request record every telemetry part shares: one
+// request (or TCP connection event) as one reporter saw it, with Istio's
+// labels, and the consumer interface the pipeline feeds. The receivers and
+// the pipeline build records, the metrics aggregator and the graph read
+// them; none of them needs the others (or the TSDB) to name one. It
+// imports only the standard library.
+package record
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Reporters of a request, as Istio's "reporter" label.
+const (
+	ReporterSource      = "source"
+	ReporterDestination = "destination"
+)
+
+// Protocols, as Istio's "request_protocol" label.
+const (
+	ProtocolHTTP = "http"
+	ProtocolGRPC = "grpc"
+	ProtocolTCP  = "tcp"
+)
+
+// Unknown is the value of every label glassmesh cannot fill.
+const Unknown = "unknown"
+
+// Peer is one side of a request: who called, or who answered.
+type Peer struct {
+	Workload          string // workload name, or Unknown
+	Namespace         string // workload namespace, or Unknown
+	App               string // "app" label, or Unknown
+	Version           string // "version" label, or Unknown
+	Principal         string // SPIFFE id, or Unknown
+	CanonicalService  string // Istio's canonical service: app label, else workload name
+	CanonicalRevision string // Istio's canonical revision: version label, else "latest"
+	Cluster           string // cluster id, or Unknown
+}
+
+// Request is one request (or, for TCP, one connection event) as seen by one
+// reporter, with every label Istio's standard metrics carry. The pipeline
+// builds them from Envoy access logs and proxyless reports.
+type Request struct {
+	Time     time.Time
+	Reporter string // ReporterSource or ReporterDestination
+	Source   Peer
+	Dest     Peer
+
+	DestinationService          string // host, e.g. reviews.default.svc.cluster.local, or Unknown
+	DestinationServiceName      string
+	DestinationServiceNamespace string
+
+	Protocol                 string // ProtocolHTTP, ProtocolGRPC or ProtocolTCP
+	ResponseCode             int    // HTTP status; 0 when there was no response
+	GRPCStatus               string // numeric gRPC status as a string ("0", "14"); "" when not gRPC
+	ResponseFlags            string // Envoy short codes joined by ","; "-" when none
+	ConnectionSecurityPolicy string // "mutual_tls", "none" or Unknown
+
+	Duration      time.Duration // request duration (HTTP/gRPC)
+	RequestBytes  uint64        // request size, headers + body, as Istio counts it (HTTP/gRPC)
+	ResponseBytes uint64        // response size, headers + body (HTTP/gRPC)
+
+	// TCP only: bytes sent and received by the reporter since the last
+	// report, and whether a connection opened and/or closed.
+	TCPSentBytes     uint64
+	TCPReceivedBytes uint64
+	TCPOpened        bool
+	TCPClosed        bool
+
+	TraceID string // hex trace id, when the request carried one; becomes an exemplar
+}
+
+// ErrOverloaded is returned by a RequestConsumer that cannot take more now.
+// Receivers answer it with RESOURCE_EXHAUSTED or 429 and Retry-After.
+var ErrOverloaded = errors.New("over capacity, retry later")
+
+// RequestConsumer takes batches of requests. It must not keep the slice.
+type RequestConsumer interface {
+	// ConsumeRequests records the requests. It returns ErrOverloaded when it
+	// is over capacity, in which case none of the batch was recorded.
+	ConsumeRequests(ctx context.Context, reqs []Request) error
+}
