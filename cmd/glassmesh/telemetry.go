@@ -230,9 +230,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 	if t.traces, err = store.Open(cfg, logger, a.reg); err != nil {
 		return nil, err
 	}
-	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{
-		Overloaded: func(err error) bool { return errors.Is(err, store.ErrOverloaded) },
-	}, t.traces, logger, a.reg)
+	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{}, t.traces, logger, a.reg)
 	if err != nil {
 		return nil, err
 	}

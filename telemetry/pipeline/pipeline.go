@@ -61,11 +61,6 @@ type Config struct {
 	MaxTCPConnections int
 }
 
-// ErrOverloaded is record.ErrOverloaded, for receivers, which may not
-// import the stores: a Consume error wrapping it means push back (gRPC
-// RESOURCE_EXHAUSTED, HTTP 429).
-var ErrOverloaded = record.ErrOverloaded
-
 // ErrNoStorage is returned by ConsumeEnvoyMetrics when the pipeline has no
 // Appendable.
 var ErrNoStorage = errors.New("pipeline: no storage for Envoy stats")

@@ -27,6 +27,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Defaults of Config.
@@ -50,7 +52,7 @@ type Config struct {
 }
 
 // Pipeline is what the receiver feeds; *pipeline.Pipeline implements it.
-// An error wrapping pipeline.ErrOverloaded ends the stream with
+// An overload error (record.ErrOverloaded) ends the stream with
 // RESOURCE_EXHAUSTED.
 type Pipeline interface {
 	// ConsumeHTTPLogs takes a batch of HTTP entries node reported.
@@ -111,14 +113,14 @@ func (r *Receiver) admit(service string) (release func(), err error) {
 			r.m.active.WithLabelValues(service).Dec()
 		}, nil
 	default:
-		return nil, r.overloaded(fmt.Sprintf("%d streams are open, the most this receiver takes", r.cfg.MaxStreams))
+		return nil, r.overloaded(fmt.Sprintf("%d streams are open, the most this receiver takes", r.cfg.MaxStreams), r.cfg.RetryAfter)
 	}
 }
 
 // overloaded is RESOURCE_EXHAUSTED with a RetryInfo, so clients back off.
-func (r *Receiver) overloaded(why string) error {
+func (r *Receiver) overloaded(why string, retryAfter time.Duration) error {
 	st := status.New(codes.ResourceExhausted, "glassmesh is over capacity, retry later: "+why)
-	if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.cfg.RetryAfter)}); err == nil {
+	if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
 		st = withInfo
 	}
 	return st.Err()
@@ -127,8 +129,8 @@ func (r *Receiver) overloaded(why string) error {
 // consumeError turns a pipeline error into the stream's final status.
 func (r *Receiver) consumeError(err error) error {
 	switch {
-	case errors.Is(err, pipeline.ErrOverloaded):
-		return r.overloaded(err.Error())
+	case errors.Is(err, record.ErrOverloaded):
+		return r.overloaded(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
 	case errors.Is(err, pipeline.ErrNoStorage):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -18,6 +19,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // OTLPTracesPath is where OTLPHandler is mounted on --otlp-http-addr.
@@ -82,7 +85,7 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 	switch {
 	case r.overloaded(err):
 		st := status.New(codes.ResourceExhausted, err.Error())
-		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(r.cfg.RetryAfter)}); derr == nil {
+		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(record.RetryAfter(err, r.cfg.RetryAfter))}); derr == nil {
 			return d
 		}
 		return st
@@ -159,6 +162,11 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write(out)
 }
 
+// retryAfterSeconds is a Retry-After header's value: whole seconds, rounded up.
+func retryAfterSeconds(d time.Duration) string {
+	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+}
+
 // writeHTTPWriteError answers a failed write: 429 and Retry-After when
 // overloaded, 503 (retryable) otherwise.
 func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, err error) {
@@ -167,7 +175,7 @@ func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, er
 	switch st.Code() {
 	case codes.ResourceExhausted:
 		code = http.StatusTooManyRequests
-		w.Header().Set("Retry-After", strconv.Itoa(int((r.cfg.RetryAfter+999_999_999)/1_000_000_000)))
+		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
 	case codes.Canceled, codes.DeadlineExceeded:
 		code = http.StatusRequestTimeout
 	}

@@ -23,6 +23,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // emit sends a parent and a child span through exp.
@@ -142,7 +144,7 @@ func TestOTLPHTTPAnswers(t *testing.T) {
 
 func TestOverloadedWriterPushesBack(t *testing.T) {
 	w := &spanWriter{}
-	w.setErr(fmt.Errorf("wal full: %w", receiver.ErrTracesOverloaded))
+	w.setErr(fmt.Errorf("wal full: %w", record.ErrOverloaded))
 	s := startTraceReceiver(t, receiver.TracesConfig{RetryAfter: 2 * time.Second}, w)
 	pb, _ := request(2, 0).MarshalProto()
 	resp, _ := post(t, s.otlpURL, "application/x-protobuf", "", pb)
@@ -228,5 +230,17 @@ func TestRequestsBeyondMaxRequestsArePushedBack(t *testing.T) {
 	close(w.release)
 	if code := <-done; code != http.StatusOK {
 		t.Errorf("first request: %d, want 200", code)
+	}
+}
+
+// A writer's overload error that says when to come back sets Retry-After.
+func TestOverloadedWriterSaysWhenToComeBack(t *testing.T) {
+	w := &spanWriter{}
+	w.setErr(&record.Overloaded{What: "trace store", RetryAfter: 5 * time.Second})
+	s := startTraceReceiver(t, receiver.TracesConfig{RetryAfter: 2 * time.Second}, w)
+	pb, _ := request(2, 0).MarshalProto()
+	resp, _ := post(t, s.otlpURL, "application/x-protobuf", "", pb)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "5" {
+		t.Errorf("OTLP/HTTP: %d Retry-After %q, want 429 and the writer's 5", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

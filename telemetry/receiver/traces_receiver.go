@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Defaults of TracesConfig.
@@ -23,13 +25,6 @@ const (
 	// before it is pushed back.
 	DefaultTraceQueueWait = 100 * time.Millisecond
 )
-
-// ErrTracesOverloaded is the overload error of a TracesWriter. A writer
-// error for which TracesConfig.Overloaded reports true (by default: one
-// wrapping ErrTracesOverloaded) is answered with RESOURCE_EXHAUSTED or 429
-// and Retry-After; every other writer error with UNAVAILABLE or 503, which
-// clients also retry.
-var ErrTracesOverloaded = errors.New("receiver: trace store over capacity, retry later")
 
 // TracesWriter takes accepted spans. tracing/store's Writer satisfies it:
 // a nil error means the spans are durable, so the client may be told so.
@@ -65,10 +60,6 @@ type TracesConfig struct {
 	// RetryAfter is suggested to pushed-back clients (Retry-After,
 	// google.rpc.RetryInfo); 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
-	// Overloaded reports whether a writer error means "over capacity";
-	// nil means errors.Is(err, ErrTracesOverloaded). cmd passes
-	// func(err error) bool { return errors.Is(err, store.ErrOverloaded) }.
-	Overloaded func(error) bool
 }
 
 // Validate reports a negative bound, naming its key.
@@ -98,9 +89,6 @@ func (c TracesConfig) withDefaults() TracesConfig {
 	}
 	if c.RetryAfter == 0 {
 		c.RetryAfter = DefaultRetryAfter
-	}
-	if c.Overloaded == nil {
-		c.Overloaded = func(err error) bool { return errors.Is(err, ErrTracesOverloaded) }
 	}
 	return c
 }
@@ -136,7 +124,7 @@ func NewTraceReceiver(cfg TracesConfig, w TracesWriter, logger *slog.Logger, reg
 }
 
 // errBusy means every request slot stayed taken for QueueWait.
-var errBusy = fmt.Errorf("too many concurrent trace requests: %w", ErrTracesOverloaded)
+var errBusy = &record.Overloaded{What: "too many concurrent trace requests"}
 
 // acquire takes a request slot, waiting at most QueueWait.
 func (r *TraceReceiver) acquire(ctx context.Context) error {
@@ -161,7 +149,7 @@ func (r *TraceReceiver) release() { <-r.slots }
 
 // overloaded reports whether err is a push-back.
 func (r *TraceReceiver) overloaded(err error) bool {
-	return errors.Is(err, errBusy) || r.cfg.Overloaded(err)
+	return errors.Is(err, record.ErrOverloaded)
 }
 
 // write drops the spans without valid ids, writes the rest and returns how

@@ -8,12 +8,13 @@ import (
 	"hash/fnv"
 	"mime"
 	"net/http"
-	"strconv"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/glassmesh/glassmesh/tracing/propagation"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // ZipkinSpansPath is where ZipkinHandler is mounted on --zipkin-addr.
@@ -86,7 +87,7 @@ func (r *TraceReceiver) serveZipkin(w http.ResponseWriter, req *http.Request) {
 // writeZipkinWriteError answers a failed write in plain text.
 func (r *TraceReceiver) writeZipkinWriteError(w http.ResponseWriter, err error) {
 	if r.overloaded(err) {
-		w.Header().Set("Retry-After", strconv.Itoa(int((r.cfg.RetryAfter+999_999_999)/1_000_000_000)))
+		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
 		return
 	}

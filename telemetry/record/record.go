@@ -73,9 +73,33 @@ type Request struct {
 	TraceID string // hex trace id, when the request carried one; becomes an exemplar
 }
 
-// ErrOverloaded is returned by a RequestConsumer that cannot take more now.
-// Receivers answer it with RESOURCE_EXHAUSTED or 429 and Retry-After.
+// ErrOverloaded is the one overload error of telemetry: what a store, a
+// consumer or a receiver answers when it cannot take more now, and what
+// receivers turn into RESOURCE_EXHAUSTED or 429 with Retry-After.
+// errors.Is(err, ErrOverloaded) holds for it and for every *Overloaded.
 var ErrOverloaded = errors.New("over capacity, retry later")
+
+// Overloaded is an overload error that says what is full and, when it
+// knows, when to come back.
+type Overloaded struct {
+	What       string        // what is full, for the client's message
+	RetryAfter time.Duration // when to come back; 0: the receiver's default
+}
+
+func (e *Overloaded) Error() string { return e.What + ": over capacity, retry later" }
+
+// Is makes errors.Is(err, ErrOverloaded) hold.
+func (e *Overloaded) Is(target error) bool { return target == ErrOverloaded }
+
+// RetryAfter is when an overload error asks its client to come back, or
+// def when it does not say.
+func RetryAfter(err error, def time.Duration) time.Duration {
+	var o *Overloaded
+	if errors.As(err, &o) && o.RetryAfter > 0 {
+		return o.RetryAfter
+	}
+	return def
+}
 
 // RequestConsumer takes batches of requests. It must not keep the slice.
 type RequestConsumer interface {

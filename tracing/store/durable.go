@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Config configures a Durable store. Zero fields take the defaults.
@@ -30,7 +32,7 @@ type Config struct {
 	// MaxHeadBytes bounds the head, counted as the WAL bytes of its spans
 	// plus its index (only the index is in memory): beyond it the head is
 	// cut early, and while a cut is still being written WriteTraces
-	// returns ErrOverloaded [256 MiB].
+	// returns an overload error (record.ErrOverloaded) [256 MiB].
 	MaxHeadBytes int64
 	// SyncInterval is the group fsync period of the WAL, at most 100ms [50ms].
 	SyncInterval time.Duration
@@ -281,7 +283,7 @@ func (d *Durable) replay(covered int) error {
 
 // WriteTraces appends td to the WAL (a write syscall: it survives kill -9;
 // the group fsync follows within SyncInterval) and indexes it in the head.
-// It returns ErrOverloaded while the head is full and the previous one is
+// It returns an overload error while the head is full and the previous one is
 // still being written to disk.
 func (d *Durable) WriteTraces(ctx context.Context, td ptrace.Traces) error {
 	return d.WriteTracesEncoded(ctx, td, nil)
@@ -328,7 +330,7 @@ func (d *Durable) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw 
 	}
 	if _, bytes, _ := d.head.stats(); bytes >= d.cfg.MaxHeadBytes && !d.swapHead() {
 		d.m.overloaded.Inc()
-		return ErrOverloaded
+		return &record.Overloaded{What: "trace store: the head is full and the last one is still being cut"}
 	}
 	// The head reads its spans back from the segment, so it opens it first.
 	if err := d.head.useSegment(d.wal.current()); err != nil {

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 func openTest(t *testing.T, cfg Config) *Durable {
@@ -252,7 +254,7 @@ func TestDurableOverloadedWhileCutting(t *testing.T) {
 	writeAll(t, d, g.batch(0, 1), g.batch(1, 1))
 	err := d.WriteTraces(context.Background(), g.batch(2, 1))
 	d.pmu.Unlock()
-	if !errors.Is(err, ErrOverloaded) {
+	if !errors.Is(err, record.ErrOverloaded) {
 		t.Fatalf("write with a full head and a cut in progress: %v", err)
 	}
 	waitFor(t, "writes to be accepted again", func() bool {
@@ -391,7 +393,7 @@ func TestDurableHeadStaysBoundedAndCutsEarly(t *testing.T) {
 		batch := g.batch(i, 10)
 		waitFor(t, "the write to be accepted", func() bool {
 			err := d.WriteTraces(context.Background(), batch)
-			if err != nil && !errors.Is(err, ErrOverloaded) {
+			if err != nil && !errors.Is(err, record.ErrOverloaded) {
 				t.Fatal(err)
 			}
 			return err == nil

@@ -42,7 +42,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cuts:        c("blocks_cut_total", "Heads persisted as blocks."),
 		cutFailures: c("block_cut_failures_total", "Failed attempts to persist a head as a block."),
 		deleted:     c("retention_deleted_blocks_total", "Blocks deleted by retention."),
-		overloaded:  c("overloaded_total", "Writes refused with ErrOverloaded."),
+		overloaded:  c("overloaded_total", "Writes refused as over capacity."),
 		blocks:      g("blocks", "Blocks on disk."),
 		headSpans:   g("head_spans", "Spans in the in-memory head (including one being persisted)."),
 		headBytes:   g("head_bytes", "Estimated memory of the head (including one being persisted)."),

@@ -7,17 +7,12 @@ package store
 
 import (
 	"context"
-	"errors"
 	"iter"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
-
-// ErrOverloaded is returned by a Writer that cannot take more now; the
-// receiver answers RESOURCE_EXHAUSTED or 429 with Retry-After.
-var ErrOverloaded = errors.New("store: over capacity, retry later")
 
 // Writer stores spans.
 type Writer interface {
