@@ -19,7 +19,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/resolver"
 	"google.golang.org/grpc/xds"
 	"google.golang.org/protobuf/types/known/structpb"
 	corev1 "k8s.io/api/core/v1"
@@ -245,34 +244,7 @@ func TestKubernetesSourceDrivesXDS(t *testing.T) {
 	// deletes them), some invalid on purpose: this mesh is this namespace.
 	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns, "--leader-elect.namespace", ns)
 
-	b, err := sidecarconfig.ProxylessBootstrapFor(sidecarconfig.NodeInfo{Namespace: ns, Workload: "productpage", Instance: "productpage-0",
-		IP: "127.0.0.1", Labels: map[string]string{"app": "productpage"}}, sidecarconfig.BootstrapOptions{XDSAddr: grpcAddr})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var builder resolver.Builder
-	if builder, err = xds.NewXDSResolverWithConfigForTesting(b); err != nil {
-		t.Fatal(err)
-	}
-	cc, err := grpc.NewClient("xds:///reviews."+ns+":9080", grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	split := func(n int) map[string]int {
-		got := map[string]int{}
-		for range n {
-			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-			out, err := demo.Call(cctx, cc, "reviews", nil, grpc.WaitForReady(true))
-			cancel()
-			if err != nil {
-				got["error"]++
-				continue
-			}
-			got[out.Fields["version"].GetStringValue()]++
-		}
-		return got
-	}
+	split := reviewsClient(t, grpcAddr, ns)
 	began := time.Now()
 	within(t, 60*time.Second, "first routing", func() error {
 		if got := split(10); got["v1"] != 10 {
