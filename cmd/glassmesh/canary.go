@@ -19,11 +19,11 @@ import (
 func (a *app) newCanary() error {
 	cfg := canary.Config{
 		DataDir: filepath.Join(a.flags.dataDir, "canaries"),
-		Querier: canary.EngineQuerier{Engine: a.tel.engine.PromQL(), Queryable: a.tel.storage.Queryable()},
+		Querier: a.tel.engine.QueryFunc(a.tel.storage.Queryable()),
 	}
 	if a.tel.remoteQuery != nil {
 		// Several replicas remote-write to the store: judge on all traffic.
-		cfg.Querier = canary.VectorQuerier(a.tel.remoteQuery.Query)
+		cfg.Querier = a.tel.remoteQuery.Query
 	}
 	if a.kube != nil {
 		// Several replicas: the states live in the Canary objects' status,

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/glassmesh/glassmesh/control/model"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 // Config configures a Controller.
@@ -33,8 +35,11 @@ type Config struct {
 	// Follower starts the controller as a follower (see Follow): with
 	// several replicas, each starts so until it wins the leader election.
 	Follower bool
-	// Querier runs the gates' PromQL. Required.
-	Querier Querier
+	// Querier runs the gates' PromQL (instant queries, as Prometheus's
+	// rules manager runs them): over the local engine
+	// (rules.EngineQueryFunc), or a shared store's API with several
+	// replicas, so gates judge all the canary's traffic. Required.
+	Querier rules.QueryFunc
 	// Tick is how often running canaries are checked for a failing gate
 	// between interval ends (the fast rollback path). Default 1s.
 	Tick time.Duration

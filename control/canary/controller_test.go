@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/glassmesh/glassmesh/control/model"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 func TestAHealthyCanaryWalksEveryStepAndIsPromoted(t *testing.T) {
@@ -283,13 +285,14 @@ func countVerdicts(st Status, v Verdict) int {
 	return n
 }
 
-// A VectorQuerier (how gates read a remote store's Prometheus API) judges
-// like the engine: here over the same engine's vectors, a failing canary is
-// rolled back and a query with no data is not zero.
-func TestVectorQuerierJudgesLikeTheEngine(t *testing.T) {
+// A query function of plain vectors (how gates read a remote store's
+// Prometheus API) judges like the engine: here over the same engine's
+// vectors, a failing canary is rolled back and a query with no data is not
+// zero.
+func TestVectorQueriesJudgeLikeTheEngine(t *testing.T) {
 	db := newTSDB(t)
 	newTraffic(db).drive(t, 5, func() float64 { return 0.5 })
-	vq := VectorQuerier(func(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+	vq := rules.QueryFunc(func(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
 		qry, err := db.eng.PromQL().NewInstantQuery(ctx, db.st.Queryable(), nil, q, ts)
 		if err != nil {
 			return nil, err
@@ -297,7 +300,7 @@ func TestVectorQuerierJudgesLikeTheEngine(t *testing.T) {
 		defer qry.Close()
 		return qry.Exec(ctx).Vector()
 	})
-	if _, ok, err := vq.Query(t.Context(), `absent_metric_xyz`, time.Now()); ok || err != nil {
+	if _, ok, err := query(t.Context(), vq, `absent_metric_xyz`, time.Now()); ok || err != nil {
 		t.Errorf("no data: ok %v err %v, want not ok", ok, err)
 	}
 	c, _ := newController(t, t.TempDir(), vq, loadMesh(t, meshYAML))

@@ -10,64 +10,12 @@ import (
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/storage"
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
+
+	"github.com/prometheus/prometheus/rules"
 )
-
-// Querier runs the PromQL of gates.
-type Querier interface {
-	// Query evaluates q at ts and returns the sum of its result (a scalar,
-	// or an instant vector's samples added up); ok is false when the result
-	// is empty, which means no data, not zero.
-	Query(ctx context.Context, q string, ts time.Time) (value float64, ok bool, err error)
-}
-
-// EngineQuerier is a Querier over a PromQL engine and a storage, such as
-// telemetry/metrics' Engine.PromQL() and Storage.Queryable().
-type EngineQuerier struct {
-	Engine    *promql.Engine
-	Queryable storage.Queryable
-}
-
-// Query evaluates q at ts.
-func (e EngineQuerier) Query(ctx context.Context, q string, ts time.Time) (float64, bool, error) {
-	qry, err := e.Engine.NewInstantQuery(ctx, e.Queryable, nil, q, ts)
-	if err != nil {
-		return 0, false, err
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return 0, false, res.Err
-	}
-	switch v := res.Value.(type) {
-	case promql.Scalar:
-		return v.V, !math.IsNaN(v.V), nil
-	case promql.Vector:
-		sum, ok := sumVector(v)
-		return sum, ok, nil
-	default:
-		return 0, false, fmt.Errorf("want a scalar or an instant vector, got %s", res.Value.Type())
-	}
-}
-
-// VectorQuerier is a Querier over an instant-query function that answers
-// vectors, such as a Prometheus-compatible store's HTTP API
-// (topology.HTTPQuerier's Query): with several replicas remote-writing to
-// it, gates judge the canary on all its traffic, not the leader's share.
-type VectorQuerier func(ctx context.Context, q string, ts time.Time) (promql.Vector, error)
-
-// Query evaluates q at ts and adds up the result.
-func (f VectorQuerier) Query(ctx context.Context, q string, ts time.Time) (float64, bool, error) {
-	vec, err := f(ctx, q, ts)
-	if err != nil {
-		return 0, false, err
-	}
-	sum, ok := sumVector(vec)
-	return sum, ok, nil
-}
 
 // sumVector adds up a vector's float samples; ok is false when it has none
 // (no data, which is not zero).
@@ -129,7 +77,7 @@ const queryTimeout = 10 * time.Second
 
 // evaluate runs the canary's request count and gates over its traffic in
 // the window that ends now.
-func evaluate(ctx context.Context, q Querier, t target, now time.Time, w time.Duration) evaluation {
+func evaluate(ctx context.Context, q rules.QueryFunc, t target, now time.Time, w time.Duration) evaluation {
 	w = max(w, time.Second).Round(time.Second)
 	window := promDuration(w)
 	ev := evaluation{at: now, window: w}
@@ -151,16 +99,24 @@ func evaluate(ctx context.Context, q Querier, t target, now time.Time, w time.Du
 	return ev
 }
 
-func query(ctx context.Context, q Querier, expr string, at time.Time) (float64, bool, error) {
+// query evaluates expr at at and adds up the result (a scalar comes as a
+// one-sample vector); ok is false when it is empty, which means no data,
+// not zero.
+func query(ctx context.Context, q rules.QueryFunc, expr string, at time.Time) (float64, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
-	return q.Query(ctx, expr, at)
+	vec, err := q(ctx, expr, at)
+	if err != nil {
+		return 0, false, err
+	}
+	sum, ok := sumVector(vec)
+	return sum, ok, nil
 }
 
 // sloGate holds the canary's error ratio over the window to the SLO's
 // page-level burn rate: the SRE workbook's 1h/5m page, with the windows
 // scaled down to the step so a verdict comes within an interval.
-func sloGate(ctx context.Context, q Querier, t target, s *model.SLO, window string, now time.Time) GateResult {
+func sloGate(ctx context.Context, q rules.QueryFunc, t target, s *model.SLO, window string, now time.Time) GateResult {
 	g := GateResult{Gate: "slo " + s.Name, Threshold: slo.PageBurnRate(s)}
 	errQ, totalQ := slo.SLI(s, window, t.matchers, t.vars)
 	g.Query = fmt.Sprintf("(%s) / (%s) / %g", errQ, totalQ, slo.AllowedErrorRatio(s))
@@ -188,7 +144,7 @@ func sloGate(ctx context.Context, q Querier, t target, s *model.SLO, window stri
 	return g
 }
 
-func queryGate(ctx context.Context, q Querier, g model.Gate, expanded string, now time.Time) GateResult {
+func queryGate(ctx context.Context, q rules.QueryFunc, g model.Gate, expanded string, now time.Time) GateResult {
 	r := GateResult{Gate: "query", Query: expanded, Threshold: *g.Max}
 	v, ok, err := query(ctx, q, expanded, now)
 	switch {

@@ -16,6 +16,8 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	telemetry "github.com/glassmesh/glassmesh/telemetry/metrics"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 // meshYAML is reviews with v1 (stable) and v3 (canary) subsets, v2 holding
@@ -105,8 +107,8 @@ func newTSDB(t testing.TB) *tsdb {
 	return &tsdb{st: st, eng: eng}
 }
 
-func (db *tsdb) querier() Querier {
-	return EngineQuerier{Engine: db.eng.PromQL(), Queryable: db.st.Queryable()}
+func (db *tsdb) querier() rules.QueryFunc {
+	return rules.EngineQueryFunc(db.eng.PromQL(), db.st.Queryable())
 }
 
 // traffic appends istio_requests_total counters for reviews' versions, as
@@ -183,7 +185,7 @@ func (tr *traffic) drive(t testing.TB, perTick float64, bad func() float64) {
 
 // newController starts a controller on mesh m and returns it with a
 // function that reports the weights last pushed for reviews' last rule.
-func newController(t testing.TB, dir string, q Querier, m *model.Mesh) (*Controller, func() map[string]uint32) {
+func newController(t testing.TB, dir string, q rules.QueryFunc, m *model.Mesh) (*Controller, func() map[string]uint32) {
 	t.Helper()
 	c, err := New(Config{DataDir: dir, Querier: q, Tick: 100 * time.Millisecond}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
 	if err != nil {
