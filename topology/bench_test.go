@@ -15,6 +15,8 @@ import (
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/record"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 // syntheticMesh is SyntheticRequests for each minute of the last 10m.
@@ -133,7 +135,7 @@ func BenchmarkGraphPromQL(b *testing.B) {
 				b.Fatal(err)
 			}
 			eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 5e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-			g, err := New(Config{PreferQuerier: true}, EngineQuerier{Engine: eng, Queryable: st.Queryable()}, nil, nil, nil)
+			g, err := New(Config{PreferQuerier: true}, rules.EngineQueryFunc(eng, st.Queryable()), nil, nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}

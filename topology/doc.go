@@ -18,7 +18,8 @@
 //
 // Windows the memory does not hold (longer than MaxWindow, older than the
 // process, or every window with Config.PreferQuerier) are read through a
-// Querier with the rates Kiali queries: sum by (labels) (rate(...[d])) of
+// PromQL query function (Prometheus's rules.QueryFunc) with the rates Kiali
+// queries: sum by (labels) (rate(...[d])) of
 // istio_requests_total, the duration histogram and sums, the byte sums and
 // istio_tcp_*_bytes_total. Both paths give the same graph (tested within
 // ±1% over a TSDB written by telemetry/metrics' Aggregator), including
@@ -67,9 +68,10 @@
 //
 // # Wiring (cmd/glassmesh)
 //
-//	q := topology.Querier(topology.EngineQuerier{Engine: engine.PromQL(), Queryable: storage.Queryable()})
+//	q := engine.QueryFunc(storage.Queryable()) // telemetry/metrics
 //	if queryURL != "" { // --metrics.query-url
-//		if q, err = topology.NewHTTPQuerier(topology.HTTPQuerierConfig{URL: queryURL}); err != nil { ... }
+//		remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: queryURL})
+//		q = remote.Query
 //	}
 //	g, err := topology.New(topology.Config{PreferQuerier: queryURL != ""}, q,
 //		spanReader, logger.With("component", "topology"), reg)

@@ -12,6 +12,8 @@ import (
 
 	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/tracing/store"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 // Defaults of Config; a zero field means its default.
@@ -125,7 +127,7 @@ func (c Config) withDefaults() Config {
 // memory, and from the span store's dependencies. Safe for concurrent use.
 type Graph struct {
 	cfg     Config
-	q       Querier
+	q       rules.QueryFunc
 	spans   store.Reader
 	logger  *slog.Logger
 	m       *graphMetrics
@@ -146,7 +148,7 @@ var _ record.RequestConsumer = (*Graph)(nil)
 
 // New builds a Graph. q (the PromQL fallback) and spans may be nil; a nil
 // logger discards; a nil reg leaves the self metrics unregistered.
-func New(cfg Config, q Querier, spans store.Reader, logger *slog.Logger, reg prometheus.Registerer) (*Graph, error) {
+func New(cfg Config, q rules.QueryFunc, spans store.Reader, logger *slog.Logger, reg prometheus.Registerer) (*Graph, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

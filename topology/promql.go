@@ -13,40 +13,7 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
-	"github.com/prometheus/prometheus/storage"
 )
-
-// Querier runs PromQL instant queries; the Graph uses it for windows the
-// in-memory aggregates do not hold, or always when Config.PreferQuerier.
-type Querier interface {
-	// Query evaluates q at ts and returns its instant vector.
-	Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error)
-}
-
-// EngineQuerier is a Querier over a PromQL engine and a storage, such as
-// telemetry/metrics' Engine.PromQL() and Storage.Queryable().
-type EngineQuerier struct {
-	Engine    *promql.Engine
-	Queryable storage.Queryable
-}
-
-// Query evaluates q at ts.
-func (e EngineQuerier) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
-	qry, err := e.Engine.NewInstantQuery(ctx, e.Queryable, nil, q, ts)
-	if err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", q, err)
-	}
-	defer qry.Close()
-	res := qry.Exec(ctx)
-	if res.Err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", q, res.Err)
-	}
-	v, err := res.Vector()
-	if err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", q, err)
-	}
-	return v, nil
-}
 
 // groupBy is what Kiali groups the istio_* rates by, plus the labels the
 // graph's appenders read (principals, security policy, flags).
@@ -157,7 +124,11 @@ func (g *Graph) promRows(ctx context.Context, o *Options, end time.Time) ([]row,
 			by += ",le"
 		}
 		q := fmt.Sprintf("sum by (%s) (%s)", by, countOnce(f.metric, o.Duration, o.Namespaces))
-		wg.Go(func() { vecs[i], errs[i] = g.q.Query(ctx, q, end) })
+		wg.Go(func() {
+			if vecs[i], errs[i] = g.q(ctx, q, end); errs[i] != nil {
+				errs[i] = fmt.Errorf("topology: %s: %w", q, errs[i])
+			}
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 // fixtureStorage writes the fixture through the real metrics Aggregator
@@ -36,21 +38,21 @@ func fixtureStorage(t testing.TB) *metrics.Storage {
 // flushTime is when the Aggregator wrote the fixture: queries exactly
 // then need no rate() extrapolation at the end of the window (the
 // Aggregator's zero sample pins the start).
-func flushTime(t testing.TB, q Querier) time.Time {
+func flushTime(t testing.TB, q rules.QueryFunc) time.Time {
 	t.Helper()
-	v, err := q.Query(context.Background(), "max(timestamp(istio_requests_total))", time.Now())
+	v, err := q(context.Background(), "max(timestamp(istio_requests_total))", time.Now())
 	if err != nil || len(v) != 1 {
 		t.Fatalf("flush time: %v %v", v, err)
 	}
 	return time.UnixMilli(int64(v[0].F * 1000))
 }
 
-// tsdbFixture is a Querier over the fixture's TSDB and the flush time.
-func tsdbFixture(t testing.TB) (Querier, time.Time) {
+// tsdbFixture is a query function over the fixture's TSDB and the flush time.
+func tsdbFixture(t testing.TB) (rules.QueryFunc, time.Time) {
 	t.Helper()
 	st := fixtureStorage(t)
 	eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 1e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-	q := EngineQuerier{Engine: eng, Queryable: st.Queryable()}
+	q := rules.EngineQueryFunc(eng, st.Queryable())
 	return q, flushTime(t, q)
 }
 

@@ -11,12 +11,14 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+
+	"github.com/prometheus/prometheus/rules"
 )
 
 // metricsAPIFixture writes the fixture through the metrics Aggregator into
 // a temp-dir TSDB and serves glassmesh's Prometheus HTTP API over it. It
-// returns the in-process Querier, the API's URL and the flush time.
-func metricsAPIFixture(t *testing.T) (Querier, string, time.Time) {
+// returns the in-process query function, the API's URL and the flush time.
+func metricsAPIFixture(t *testing.T) (rules.QueryFunc, string, time.Time) {
 	t.Helper()
 	st := fixtureStorage(t)
 	logger := slog.New(slog.DiscardHandler)
@@ -34,13 +36,13 @@ func metricsAPIFixture(t *testing.T) (Querier, string, time.Time) {
 	api.Register(mux)
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	local := EngineQuerier{Engine: eng.PromQL(), Queryable: st.Queryable()}
+	local := rules.EngineQueryFunc(eng.PromQL(), st.Queryable())
 	return local, srv.URL, flushTime(t, local)
 }
 
-func TestHTTPQuerierDrawsTheGraphTheEngineDraws(t *testing.T) {
+func TestRemoteQueryDrawsTheGraphTheEngineDraws(t *testing.T) {
 	local, url, at := metricsAPIFixture(t)
-	remote, err := NewHTTPQuerier(HTTPQuerierConfig{URL: url})
+	remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: url})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +52,7 @@ func TestHTTPQuerierDrawsTheGraphTheEngineDraws(t *testing.T) {
 			o := mustOptions(t, query)
 			o.QueryTime = at
 			var bodies [2][]byte
-			for i, q := range []Querier{local, remote} {
+			for i, q := range []rules.QueryFunc{local, remote.Query} {
 				g, err := New(Config{PreferQuerier: true}, q, fixtureSpans(), nil, nil)
 				if err != nil {
 					t.Fatal(err)
@@ -69,11 +71,11 @@ func TestHTTPQuerierDrawsTheGraphTheEngineDraws(t *testing.T) {
 	}
 	o := mustOptions(t, "graphType=workload")
 	o.QueryTime = at
-	_, _, nodes, edges := summary(buildGraph(t, mustGraph(t, remote), o, pathPromQL))
+	_, _, nodes, edges := summary(buildGraph(t, mustGraph(t, remote.Query), o, pathPromQL))
 	checkFixtureTraffic(t, nodes, edges)
 }
 
-func mustGraph(t *testing.T, q Querier) *Graph {
+func mustGraph(t *testing.T, q rules.QueryFunc) *Graph {
 	t.Helper()
 	g, err := New(Config{PreferQuerier: true}, q, nil, nil, nil)
 	if err != nil {
@@ -82,7 +84,7 @@ func mustGraph(t *testing.T, q Querier) *Graph {
 	return g
 }
 
-func TestHTTPQuerierErrorsNameTheQuery(t *testing.T) {
+func TestRemoteQueryErrorsNameTheQuery(t *testing.T) {
 	_, url, at := metricsAPIFixture(t)
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
@@ -94,7 +96,7 @@ func TestHTTPQuerierErrorsNameTheQuery(t *testing.T) {
 		{"a store that is down", down.URL, "up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			q, err := NewHTTPQuerier(HTTPQuerierConfig{URL: tc.url, Timeout: 5 * time.Second})
+			q, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: tc.url, Timeout: 5 * time.Second})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -103,8 +105,8 @@ func TestHTTPQuerierErrorsNameTheQuery(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []HTTPQuerierConfig{{URL: ""}, {URL: "prometheus:9090"}, {URL: "ftp://x"}, {URL: "http://x", Timeout: -1}} {
-		if _, err := NewHTTPQuerier(bad); err == nil || !strings.Contains(err.Error(), "metrics.query-url") {
+	for _, bad := range []metrics.RemoteQueryConfig{{URL: ""}, {URL: "prometheus:9090"}, {URL: "ftp://x"}, {URL: "http://x", Timeout: -1}} {
+		if _, err := metrics.NewRemoteQuery(bad); err == nil || !strings.Contains(err.Error(), "metrics.query-url") {
 			t.Errorf("%+v: %v, want an error naming metrics.query-url", bad, err)
 		}
 	}

@@ -126,7 +126,7 @@ func TestStreamSendsTheGraphAndItsChangesWithoutLeaks(t *testing.T) {
 
 func TestStreamErrorEventOnFailure(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	q := failingQuerier{}
+	q := failingQuery
 	g, err := New(Config{MinRefresh: 50 * time.Millisecond, PreferQuerier: true}, q, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -181,10 +181,8 @@ func TestSlowSubscriberIsDroppedWithoutBlockingOthers(t *testing.T) {
 	_ = g.Close()
 }
 
-// failingQuerier fails every query.
-type failingQuerier struct{}
-
-func (failingQuerier) Query(context.Context, string, time.Time) (promql.Vector, error) {
+// failingQuery fails every query.
+func failingQuery(context.Context, string, time.Time) (promql.Vector, error) {
 	return nil, context.DeadlineExceeded
 }
 

@@ -61,7 +61,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 // receivers and the Prometheus API.
 type telemetry struct {
 	// remoteQuery is --metrics.query-url's store, when given.
-	remoteQuery *topology.HTTPQuerier
+	remoteQuery *metrics.RemoteQuery
 	storage     *metrics.Storage
 	agg         *metrics.Aggregator
 	engine      *metrics.Engine
@@ -151,14 +151,14 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 // newPipeline builds the service graph and the access-log path that feeds
 // it and the aggregator: receivers → pipeline → consumers.
 func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
-	var q topology.Querier = topology.EngineQuerier{Engine: t.engine.PromQL(), Queryable: t.storage.Queryable()}
+	q := t.engine.QueryFunc(t.storage.Queryable())
 	cfg := topology.Config{}
 	if f.metricsQueryURL != "" {
-		remote, err := topology.NewHTTPQuerier(topology.HTTPQuerierConfig{URL: f.metricsQueryURL})
+		remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: f.metricsQueryURL})
 		if err != nil {
 			return err // names the flag
 		}
-		q, cfg.PreferQuerier = remote, true
+		q, cfg.PreferQuerier = remote.Query, true
 		t.remoteQuery = remote
 	}
 	var err error

@@ -1,4 +1,4 @@
-package topology
+package metrics
 
 import (
 	"context"
@@ -10,18 +10,18 @@ import (
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
-	"github.com/prometheus/common/model"
+	pmodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 )
 
 // DefaultRemoteQueryTimeout bounds one query to a remote store when
-// HTTPQuerierConfig.Timeout is zero.
+// RemoteQueryConfig.Timeout is zero.
 const DefaultRemoteQueryTimeout = 30 * time.Second
 
-// HTTPQuerierConfig configures a Querier over a remote
-// Prometheus-compatible HTTP API (--metrics.query-url).
-type HTTPQuerierConfig struct {
+// RemoteQueryConfig configures a RemoteQuery: instant queries against a
+// remote Prometheus-compatible HTTP API (--metrics.query-url).
+type RemoteQueryConfig struct {
 	// URL is the API's base, under which /api/v1/query is served:
 	// http://prometheus:9090, or e.g. http://mimir:8080/prometheus.
 	URL string
@@ -34,7 +34,7 @@ type HTTPQuerierConfig struct {
 }
 
 // Validate reports settings that cannot work, naming the key.
-func (c HTTPQuerierConfig) Validate() error {
+func (c RemoteQueryConfig) Validate() error {
 	var errs []error
 	u, err := url.Parse(c.URL)
 	switch {
@@ -49,16 +49,18 @@ func (c HTTPQuerierConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// HTTPQuerier is a Querier over a remote Prometheus-compatible HTTP API:
-// Prometheus, Mimir, Thanos, VictoriaMetrics, or another glassmesh.
-type HTTPQuerier struct {
+// RemoteQuery runs instant queries on a remote Prometheus-compatible HTTP
+// API (Prometheus, Mimir, Thanos, VictoriaMetrics, or another glassmesh);
+// its Query is a rules.QueryFunc, as the local engine's QueryFunc is, for
+// the graph, the canary gates and the SLO status alike.
+type RemoteQuery struct {
 	api     promv1.API
 	timeout time.Duration
 }
 
-// NewHTTPQuerier returns a Querier that sends the graph's instant queries
-// to cfg.URL's /api/v1/query.
-func NewHTTPQuerier(cfg HTTPQuerierConfig) (*HTTPQuerier, error) {
+// NewRemoteQuery returns a RemoteQuery that sends instant queries to
+// cfg.URL's /api/v1/query.
+func NewRemoteQuery(cfg RemoteQueryConfig) (*RemoteQuery, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -69,27 +71,27 @@ func NewHTTPQuerier(cfg HTTPQuerierConfig) (*HTTPQuerier, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics.query-url: %w", err)
 	}
-	return &HTTPQuerier{api: promv1.NewAPI(c), timeout: cfg.Timeout}, nil
+	return &RemoteQuery{api: promv1.NewAPI(c), timeout: cfg.Timeout}, nil
 }
 
 // Query evaluates q at ts on the remote store. Its warnings and infos are
 // dropped: a partial answer still draws the traffic it has.
-func (h *HTTPQuerier) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+func (h *RemoteQuery) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
 	res, _, _, err := h.api.Query(ctx, q, ts, promv1.WithTimeout(h.timeout))
 	if err != nil {
-		return nil, fmt.Errorf("topology: %s: %w", q, err)
+		return nil, fmt.Errorf("remote query %s: %w", q, err)
 	}
-	vec, ok := res.(model.Vector)
+	vec, ok := res.(pmodel.Vector)
 	if !ok {
-		return nil, fmt.Errorf("topology: %s: want a vector, got %s", q, res.Type())
+		return nil, fmt.Errorf("remote query %s: want a vector, got %s", q, res.Type())
 	}
 	out := make(promql.Vector, 0, len(vec))
 	var b labels.ScratchBuilder
 	for _, s := range vec {
 		if s.Histogram != nil {
-			continue // the graph's queries are over float series
+			continue // our queries are over float series
 		}
 		b.Reset()
 		for k, v := range s.Metric {
