@@ -95,23 +95,19 @@ func Contain(objs Objects, loadErrs []Diagnostic, prev *Mesh) Contained {
 	}
 	c.HeldFiles = held
 	heldBy := func(file string) bool {
-		return slices.ContainsFunc(held, func(h string) bool {
-			return file == h || strings.HasPrefix(file, h+string(filepath.Separator))
-		})
+		return slices.ContainsFunc(held, func(h string) bool { return within(file, h) })
 	}
 
-	prevByKey := map[string]entry{}
-	for _, e := range prev.Objects().entries() {
-		prevByKey[e.key()] = e
-	}
 	setAside := map[string]*SetAside{}
-	aside := func(e entry, serving Serving, errs []Diagnostic) {
+	// aside records that e does not serve; servingOrigin is where the
+	// version that serves instead came from ("" for none).
+	aside := func(e entry, serving Serving, servingOrigin string, errs []Diagnostic) {
 		s := setAside[e.key()]
 		if s == nil {
 			s = &SetAside{Kind: e.kind, Namespace: e.meta.Namespace, Name: e.meta.Name, Origin: e.origin.String()}
 			setAside[e.key()] = s
 		}
-		s.Serving, s.ServingOrigin = serving, ""
+		s.Serving, s.ServingOrigin = serving, servingOrigin
 		for _, d := range errs {
 			if !slices.Contains(s.Errors, d) {
 				s.Errors = append(s.Errors, d)
@@ -139,17 +135,18 @@ func Contain(objs Objects, loadErrs []Diagnostic, prev *Mesh) Contained {
 		}
 	}
 	loadErrsOf := errsOf(loadErrs)
+	prevByKey := map[string]entry{}
 	for _, e := range prev.Objects().entries() {
+		prevByKey[e.key()] = e
 		if heldBy(e.origin.File) {
 			cands = append(cands, candidate{entry: e, fromPrev: true})
 			var why []Diagnostic
 			for _, d := range loadErrs {
-				if d.Object == "" && (e.origin.File == d.File || strings.HasPrefix(e.origin.File, d.File+string(filepath.Separator))) {
+				if d.Object == "" && within(e.origin.File, d.File) {
 					why = append(why, d)
 				}
 			}
-			aside(e, ServingLastGood, why)
-			setAside[e.key()].ServingOrigin = e.origin.String()
+			aside(e, ServingLastGood, e.origin.String(), why)
 		}
 	}
 
@@ -194,14 +191,13 @@ func Contain(objs Objects, loadErrs []Diagnostic, prev *Mesh) Contained {
 			last, ok := prevByKey[key]
 			switch {
 			case !cd.fromPrev && ok && last.obj != cd.obj && present[key] == 1:
-				aside(cd.entry, ServingLastGood, why)
-				setAside[key].ServingOrigin = last.origin.String()
+				aside(cd.entry, ServingLastGood, last.origin.String(), why)
 				next = append(next, candidate{entry: last, fromPrev: true})
 			default:
 				// New and never valid, a duplicate, or a last good
 				// version that fails against the rest of the config
 				// now (the service it routes is gone): nothing serves.
-				aside(cd.entry, ServingNone, why)
+				aside(cd.entry, ServingNone, "", why)
 				present[key]--
 			}
 		}
@@ -217,6 +213,12 @@ func Contain(objs Objects, loadErrs []Diagnostic, prev *Mesh) Contained {
 	sortDiagnostics(c.Errors)
 	sortDiagnostics(c.Warnings)
 	return c
+}
+
+// within reports whether file is path itself or lies in the directory
+// path.
+func within(file, path string) bool {
+	return file == path || strings.HasPrefix(file, path+string(filepath.Separator))
 }
 
 // whole is the Contained of a load nothing of which can be taken.

@@ -162,6 +162,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside 
 	}
 	var serving *model.Mesh
 	var overrides []model.Override
+	var version string
 	if !c.Whole {
 		serving, overrides = s.effective(c.Mesh)
 		if accept != nil {
@@ -170,6 +171,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside 
 				c.Whole = true
 			}
 		}
+		version = versionOf(serving) // outside mu: it encodes the whole mesh
 	}
 	// The new state is taken at once after the push, so the status never
 	// shows old errors for long while the new config is routing.
@@ -191,7 +193,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside 
 	s.setAsideLocked(c)
 	s.base, s.mesh, s.overrides = c.Mesh, serving, overrides
 	versionBefore := s.version
-	s.version = versionOf(serving)
+	s.version = version
 	s.loadedAt = time.Now()
 	result := "success"
 	if len(errs) > 0 {
