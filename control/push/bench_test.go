@@ -1,12 +1,15 @@
 package push
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
@@ -14,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -39,7 +43,9 @@ import (
 
 var (
 	pushClients = flag.String("push.clients", "1000", "comma-separated client counts for BenchmarkConfigPush")
-	pushHeap    = flag.String("push.heapprofile", "", "write a heap profile here once the clients are in sync (the last backend run)")
+	pushPeerMax = flag.Int("push.peer-max", 5000, "run go-control-plane's SnapshotCache only up to this many clients (it takes minutes a change beyond)")
+	pushCPU     = flag.String("push.cpuprofile", "", "profile the control plane's CPU during the changes into this path + .BACKEND")
+	pushHeap    = flag.String("push.heapprofile", "", "write the control plane's heap profiles to this path + .BACKEND once the clients are in sync")
 )
 
 const (
@@ -174,11 +180,29 @@ func (b *snapshotCacheBackend) apply(r model.Result) []source.ObjectStatus {
 
 func (b *snapshotCacheBackend) stop() { b.cancel() }
 
-// acks counts the clients' RDS ACKs.
+// acks counts the clients' responses and RDS ACKs.
 type acks struct {
-	rds  atomic.Int64
-	want atomic.Int64
-	done chan struct{}
+	rds       atomic.Int64
+	want      atomic.Int64
+	done      chan struct{}
+	responses atomic.Int64 // of every type
+	ready     atomic.Int64 // clients that had a response of every type
+}
+
+// quiet waits until every client had every type and nothing has been
+// received for half a second: the initial sync, or a change's last
+// responses, is over.
+func (a *acks) quiet(tb testing.TB, n int) {
+	last, since := int64(-1), time.Now()
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if r := a.responses.Load(); r != last {
+			last, since = r, time.Now()
+		}
+		if a.ready.Load() == int64(n) && time.Since(since) > 500*time.Millisecond {
+			return
+		}
+	}
+	tb.Fatalf("not quiet after 5m: %d of %d clients had every type", a.ready.Load(), n)
 }
 
 func runClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], node string, names map[string][]string, a *acks) {
@@ -193,6 +217,7 @@ func runClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery
 			return
 		}
 	}
+	seen := map[string]bool{}
 	for {
 		r, err := st.Recv()
 		if err != nil {
@@ -201,6 +226,12 @@ func runClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery
 		typ := r.GetTypeUrl()
 		if st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}) != nil {
 			return
+		}
+		a.responses.Add(1)
+		if !seen[typ] {
+			if seen[typ] = true; len(seen) == len(pushTypes) {
+				a.ready.Add(1)
+			}
 		}
 		if typ == resource.RouteType && a.rds.Add(1) == a.want.Load() {
 			a.done <- struct{}{}
@@ -214,18 +245,207 @@ func BenchmarkConfigPush(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		nodes := make([]string, n)
-		for i := range nodes {
-			nodes[i] = fmt.Sprintf("bench-%05d", i)
+		for _, backend := range []string{"glassmesh", "snapshotcache"} {
+			if backend == "snapshotcache" && n > *pushPeerMax {
+				continue
+			}
+			b.Run(fmt.Sprintf("%s/clients=%d", backend, n), func(b *testing.B) { benchConfigPush(b, backend, n) })
 		}
-		b.Run(fmt.Sprintf("glassmesh/clients=%d", n), func(b *testing.B) { benchConfigPush(b, newGlassmeshBackend(), nodes) })
-		b.Run(fmt.Sprintf("snapshotcache/clients=%d", n), func(b *testing.B) { benchConfigPush(b, newSnapshotCacheBackend(nodes), nodes) })
 	}
 }
 
-// benchConfigPush runs the file source into backend, connects the clients,
-// and times single-weight edits of the file until every client ACKed.
-func benchConfigPush(b *testing.B, backend pushBackend, nodes []string) {
+func benchNodes(n int) []string {
+	nodes := make([]string, n)
+	for i := range nodes {
+		nodes[i] = fmt.Sprintf("bench-%05d", i)
+	}
+	return nodes
+}
+
+// The control plane under test runs in a process of its own (this test
+// binary again, as TestPushServerProcess), so that its memory and CPU are
+// its own and not the clients'. It prints "ready ADDR", then answers each
+// "stats" line on its stdin with one "stats" line of pushStats, and stops
+// when its stdin closes.
+const (
+	envPushBackend = "GLASSMESH_PUSH_BACKEND"
+	envPushDir     = "GLASSMESH_PUSH_DIR"
+	envPushNodes   = "GLASSMESH_PUSH_NODES"
+)
+
+// pushStats is what the control-plane process says of itself.
+type pushStats struct {
+	loop    time.Duration // spent in the loop (apply) so far
+	applied int64         // meshes applied so far
+	heap    uint64        // live heap after a GC
+	cpu     time.Duration // user+system CPU so far
+	rss     uint64        // resident set now
+	maxRSS  uint64        // peak resident set
+}
+
+func TestPushServerProcess(t *testing.T) {
+	backendName := os.Getenv(envPushBackend)
+	if backendName == "" {
+		t.Skip("the control-plane process of BenchmarkConfigPush; runs only when it starts it")
+	}
+	n, err := strconv.Atoi(os.Getenv(envPushNodes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var backend pushBackend
+	switch backendName {
+	case "glassmesh":
+		backend = newGlassmeshBackend()
+	case "snapshotcache":
+		backend = newSnapshotCacheBackend(benchNodes(n))
+	default:
+		t.Fatalf("unknown backend %q", backendName)
+	}
+	var loop atomic.Int64
+	var applied atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait(); backend.stop() }()
+	src := source.NewFile(source.FileConfig{Path: os.Getenv(envPushDir)}, slog.New(slog.DiscardHandler))
+	wg.Go(func() {
+		_ = src.Run(ctx, func(r model.Result) []source.ObjectStatus {
+			start := time.Now()
+			out := backend.apply(r)
+			loop.Add(int64(time.Since(start)))
+			applied.Add(1)
+			return out
+		})
+	})
+	for applied.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	g := grpc.NewServer()
+	backend.register(g)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wg.Go(func() { _ = g.Serve(lis) })
+	defer g.Stop()
+	fmt.Printf("ready %s\n", lis.Addr())
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		if path, ok := strings.CutPrefix(in.Text(), "heap "); ok {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			runtime.GC()
+			if err := pprof.WriteHeapProfile(f); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+			continue
+		}
+		if path, ok := strings.CutPrefix(in.Text(), "cpu "); ok {
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			defer pprof.StopCPUProfile()
+			continue
+		}
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		fmt.Printf("stats %d %d %d %d %d %d\n", loop.Load(), applied.Load(), heapInuse(),
+			time.Duration(ru.Utime.Nano()+ru.Stime.Nano()), residentBytes(), uint64(ru.Maxrss)<<10)
+	}
+}
+
+// residentBytes is this process's resident set (VmRSS).
+func residentBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// pushServer is the parent's handle on the control-plane process.
+type pushServer struct {
+	cmd  *exec.Cmd
+	in   io.WriteCloser
+	out  *bufio.Scanner
+	addr string
+}
+
+func startPushServer(b *testing.B, backend, dir string, n int) *pushServer {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestPushServerProcess$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), envPushBackend+"="+backend, envPushDir+"="+dir, envPushNodes+"="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	s := &pushServer{cmd: cmd, in: in, out: bufio.NewScanner(out)}
+	b.Cleanup(s.stop)
+	for s.out.Scan() {
+		if addr, ok := strings.CutPrefix(s.out.Text(), "ready "); ok {
+			s.addr = addr
+			return s
+		}
+	}
+	b.Fatalf("the control-plane process ended before it was ready: %v", s.out.Err())
+	return nil
+}
+
+func (s *pushServer) stats(b *testing.B) pushStats {
+	if _, err := io.WriteString(s.in, "stats\n"); err != nil {
+		b.Fatal(err)
+	}
+	for s.out.Scan() {
+		rest, ok := strings.CutPrefix(s.out.Text(), "stats ")
+		if !ok {
+			continue
+		}
+		var st pushStats
+		if _, err := fmt.Sscan(rest, &st.loop, &st.applied, &st.heap, &st.cpu, &st.rss, &st.maxRSS); err != nil {
+			b.Fatal(err)
+		}
+		return st
+	}
+	b.Fatalf("the control-plane process ended: %v", s.out.Err())
+	return pushStats{}
+}
+
+func (s *pushServer) stop() {
+	s.in.Close()
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+		<-done
+	}
+}
+
+// benchConfigPush starts the control plane (backend) on a mesh file,
+// connects n clients, and times single-weight edits of the file until
+// every client ACKed.
+func benchConfigPush(b *testing.B, backend string, n int) {
 	dir := b.TempDir()
 	path := filepath.Join(dir, "mesh.yaml")
 	weights := make([]int, pushServices)
@@ -242,59 +462,32 @@ func benchConfigPush(b *testing.B, backend pushBackend, nodes []string) {
 		}
 	}
 	write()
-	inuse0 := heapInuse()
+	srv := startPushServer(b, backend, dir, n)
+	idle := srv.stats(b)
 
-	// The loop: the file source calls backend.apply; loop time is spent
-	// there (contain, translate, validate, update).
-	var loop atomic.Int64
-	var applied atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait(); backend.stop() }()
-	src := source.NewFile(source.FileConfig{Path: dir}, slog.New(slog.DiscardHandler))
-	wg.Go(func() {
-		_ = src.Run(ctx, func(r model.Result) []source.ObjectStatus {
-			start := time.Now()
-			out := backend.apply(r)
-			loop.Add(int64(time.Since(start)))
-			applied.Add(1)
-			return out
-		})
-	})
-	for applied.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-
-	g := grpc.NewServer()
-	backend.register(g)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	wg.Go(func() { _ = g.Serve(lis) })
-	defer g.Stop()
+	defer func() { cancel(); wg.Wait() }()
 	a := &acks{done: make(chan struct{}, 1)}
-	a.want.Store(int64(len(nodes)))
+	a.want.Store(int64(n))
 	names := subscriptions()
-	cctx, ccancel := context.WithCancel(ctx)
-	defer ccancel()
 	var conns []*grpc.ClientConn
 	defer func() {
-		ccancel()
+		cancel()
 		for _, cc := range conns {
 			cc.Close()
 		}
 	}()
-	for range min(len(nodes), pushConns) {
-		cc, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	for range min(n, pushConns) {
+		cc, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
 			grpc.WithInitialWindowSize(1<<20), grpc.WithInitialConnWindowSize(1<<24))
 		if err != nil {
 			b.Fatal(err)
 		}
 		conns = append(conns, cc)
 	}
-	for i, id := range nodes {
-		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(cctx)
+	for i, id := range benchNodes(n) {
+		st, err := discovery.NewAggregatedDiscoveryServiceClient(conns[i%len(conns)]).StreamAggregatedResources(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -303,43 +496,49 @@ func benchConfigPush(b *testing.B, backend pushBackend, nodes []string) {
 	select {
 	case <-a.done:
 	case <-time.After(5 * time.Minute):
-		b.Fatalf("only %d of %d clients synced", a.rds.Load(), len(nodes))
+		b.Fatalf("only %d of %d clients synced", a.rds.Load(), n)
 	}
-	inuse1 := heapInuse()
+	a.quiet(b, n)
+	synced := srv.stats(b)
 	if *pushHeap != "" {
-		f, err := os.Create(*pushHeap)
-		if err != nil {
+		if _, err := fmt.Fprintf(srv.in, "heap %s.%s\n", *pushHeap, backend); err != nil {
 			b.Fatal(err)
 		}
-		if err := pprof.WriteHeapProfile(f); err != nil {
-			b.Fatal(err)
-		}
-		f.Close()
 	}
 
-	loop.Store(0)
-	applies := applied.Load()
+	if *pushCPU != "" {
+		if _, err := fmt.Fprintf(srv.in, "cpu %s.%s\n", *pushCPU, backend); err != nil {
+			b.Fatal(err)
+		}
+	}
 	b.ResetTimer()
 	var total, worst time.Duration
 	for i := range b.N {
 		weights[i%pushServices] = 1 + (i/pushServices)%99
-		a.want.Add(int64(len(nodes)))
+		a.want.Add(int64(n))
 		start := time.Now()
 		write()
 		select {
 		case <-a.done:
 		case <-time.After(2 * time.Minute):
-			b.Fatalf("%d of %d clients ACKed the change", a.rds.Load()-(a.want.Load()-int64(len(nodes))), len(nodes))
+			b.Fatalf("%d of %d clients ACKed the change", a.rds.Load()-(a.want.Load()-int64(n)), n)
 		}
 		took := time.Since(start)
 		total += took
 		worst = max(worst, took)
 	}
 	b.StopTimer()
+	a.quiet(b, n) // the ACKs of the last change are the loop's work too
+	end := srv.stats(b)
+	changes := float64(max(end.applied-synced.applied, 1))
+	perClient := func(from, to uint64) float64 { return float64(to-min(from, to)) / 1024 / float64(n) }
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "ms/change")
 	b.ReportMetric(float64(worst.Microseconds())/1000, "max-ms")
-	b.ReportMetric(float64(loop.Load())/1e6/float64(max(applied.Load()-applies, 1)), "loop-ms/change")
-	b.ReportMetric(float64(inuse1-min(inuse0, inuse1))/float64(len(nodes)), "heap-B/client")
+	b.ReportMetric(float64(end.loop-synced.loop)/1e6/changes, "loop-ms/change")
+	b.ReportMetric(float64(end.cpu-synced.cpu)/1e6/float64(b.N), "cpu-ms/change")
+	b.ReportMetric(perClient(idle.heap, synced.heap), "heap-KB/client")
+	b.ReportMetric(perClient(idle.rss, synced.rss), "rss-KB/client")
+	b.ReportMetric(float64(end.maxRSS)/(1<<20), "peak-rss-MB")
 	b.ReportMetric(float64(source.DefaultDebounce.Milliseconds()), "debounce-ms")
 }
 

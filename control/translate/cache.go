@@ -31,7 +31,7 @@ type Cache struct {
 	// the view of unknown workloads), built from outbound and services.
 	outbound             *outbound
 	services             []*model.Service
-	views, nextViews     map[*model.Workload]Resources
+	views, nextViews     map[string]viewMemo // by SidecarKey ("" for unknown workloads)
 	servers, nextServers map[*model.Workload]*serverMemo
 	sameServices         bool
 }
@@ -81,7 +81,7 @@ func (c *Cache) begin(m *model.Mesh, opts Options) {
 	c.sameServices = c.services != nil && slices.Equal(c.services, m.Services)
 	c.services = m.Services
 	c.next = make(map[string]*portMemo, len(c.ports))
-	c.nextViews = make(map[*model.Workload]Resources, len(c.views))
+	c.nextViews = make(map[string]viewMemo, len(c.views))
 	c.nextServers = make(map[*model.Workload]*serverMemo, len(c.servers))
 }
 
@@ -122,26 +122,32 @@ func (c *Cache) sameOutbound(o *outbound) bool {
 	return same
 }
 
-// view returns the last translation's view of w, when it can stand: a
-// fresh map of the same per-type maps (which nobody modifies; the caller
-// may add types).
-func (c *Cache) view(w *model.Workload, sameOutbound bool) (Resources, bool) {
+// viewMemo is a sidecar view and what it was built from.
+type viewMemo struct {
+	in  viewInputs
+	res Resources
+}
+
+// view returns the last translation's view for key, when it was built from
+// the same inputs and outbound part: a fresh map of the same per-type maps
+// (which nobody modifies; the caller may add types).
+func (c *Cache) view(key string, in viewInputs, sameOutbound bool) (Resources, bool) {
 	if c == nil || !sameOutbound {
 		return nil, false
 	}
-	r, ok := c.views[w]
-	if !ok {
+	m, ok := c.views[key]
+	if !ok || !m.in.equal(in) {
 		return nil, false
 	}
-	c.nextViews[w] = r
-	return maps.Clone(r), true
+	c.nextViews[key] = m
+	return maps.Clone(m.res), true
 }
 
-func (c *Cache) keepView(w *model.Workload, r Resources) {
+func (c *Cache) keepView(key string, in viewInputs, r Resources) {
 	if c == nil {
 		return
 	}
-	c.nextViews[w] = maps.Clone(r)
+	c.nextViews[key] = viewMemo{in: in, res: maps.Clone(r)}
 }
 
 // serverMemo is what serverListeners built of one workload: the gRPC ports

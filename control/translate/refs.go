@@ -2,12 +2,14 @@ package translate
 
 import (
 	"fmt"
+	"reflect"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	resource "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 )
@@ -22,20 +24,47 @@ func (s *Snapshot) CheckReferences() error { return s.CheckReferencesWith(&RefCa
 
 // CheckReferencesWith is CheckReferences remembering, in c, what it decoded
 // for the next call: the filters of the listeners that did not change are
-// not decoded again.
+// not decoded again, and a sidecar view whose listeners and clusters are
+// the very maps that passed last time passes again while every route and
+// load assignment name of the last call still exists.
 func (s *Snapshot) CheckReferencesWith(c *RefCache) error {
 	memo := &refMemo{cache: c, hcms: make(map[string]hcmRefs, len(c.hcms)),
 		routes: map[*routev3.RouteConfiguration][]string{}, eds: map[*clusterv3.Cluster]bool{}}
 	err := checkRefs(s.ByName, s.ByName, memo)
+	namesKept := c.names != nil
+	for _, n := range c.names {
+		if _, ok := s.ByName[n.typeURL][n.name]; !ok {
+			namesKept = false
+			break
+		}
+	}
+	passed := make(map[string]viewMaps, len(s.Sidecars))
 	for _, k := range sortedKeys(s.Sidecars) {
 		if err != nil {
 			break
 		}
-		if err = checkRefs(s.Sidecars[k], s.ByName, memo); err != nil {
-			err = fmt.Errorf("sidecar %q: %w", k, err)
+		v := s.Sidecars[k]
+		maps := viewMaps{listeners: v[resource.ListenerType], clusters: v[resource.ClusterType]}
+		if prev, ok := c.passed[k]; ok && namesKept && prev.same(maps) {
+			passed[k] = maps
+			continue
 		}
+		if err = checkRefs(v, s.ByName, memo); err != nil {
+			err = fmt.Errorf("sidecar %q: %w", k, err)
+			break
+		}
+		passed[k] = maps
 	}
 	c.hcms = memo.hcms // what this snapshot holds, no more
+	c.passed, c.names = nil, nil
+	if err == nil {
+		c.passed = passed
+		for _, t := range []string{resource.RouteType, resource.EndpointType} {
+			for name := range s.ByName[t] {
+				c.names = append(c.names, typedName{t, name})
+			}
+		}
+	}
 	return err
 }
 
@@ -44,6 +73,28 @@ func (s *Snapshot) CheckReferencesWith(c *RefCache) error {
 // use.
 type RefCache struct {
 	hcms map[string]hcmRefs
+	// After a call that passed: the views' maps, and the route and load
+	// assignment names they could refer to.
+	passed map[string]viewMaps
+	names  []typedName
+}
+
+// viewMaps are a view's listener and cluster maps (which nobody modifies
+// once built), held so that their addresses are not reused.
+type viewMaps struct{ listeners, clusters map[string]types.Resource }
+
+func (a viewMaps) same(b viewMaps) bool {
+	return mapID(a.listeners) == mapID(b.listeners) && mapID(a.clusters) == mapID(b.clusters)
+}
+
+type typedName struct{ typeURL, name string }
+
+// mapID is the identity of a map (0 for nil).
+func mapID(m map[string]types.Resource) uintptr {
+	if m == nil {
+		return 0
+	}
+	return reflect.ValueOf(m).Pointer()
 }
 
 // refMemo keeps what one CheckReferences call read, so the many views that

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 
@@ -234,17 +235,33 @@ func (t *translator) sharedPort(sp servicePort, out Resources) {
 // workloads the config does not have): the last translation's, when w and
 // everything every sidecar shares (sameOutbound) are as they were.
 func (t *translator) view(w *model.Workload, o *outbound, sameOutbound bool) Resources {
-	if r, ok := t.cache.view(w, sameOutbound); ok {
+	in := viewInputs{name: "unknown"}
+	key := ""
+	if w != nil {
+		key = SidecarKey(w)
+		mode, _ := t.mesh.MTLSMode(w)
+		in = viewInputs{name: serviceName(w), inbound: t.inbound(w), mode: mode, authz: t.mesh.AuthorizationPolicies(w)}
+	}
+	if r, ok := t.cache.view(key, in, sameOutbound); ok {
 		return r
 	}
-	var r Resources
-	if w == nil {
-		r = o.resources("unknown", nil, inboundSecurity{})
-	} else {
-		r = o.resources(serviceName(w), t.inbound(w), t.inboundSecurity(w))
-	}
-	t.cache.keepView(w, r)
+	r := o.resources(in.name, in.inbound, inboundSecurity{mode: in.mode, authz: authzFilters(in.authz)})
+	t.cache.keepView(key, in, r)
 	return r
+}
+
+// viewInputs is what a sidecar view is built from, besides the outbound
+// part every view shares: a workload's endpoints may come and go (a pod
+// turning unready) without changing its view.
+type viewInputs struct {
+	name    string
+	inbound []inboundPort
+	mode    string
+	authz   []*model.AuthorizationPolicy
+}
+
+func (a viewInputs) equal(b viewInputs) bool {
+	return a.name == b.name && a.mode == b.mode && slices.Equal(a.inbound, b.inbound) && slices.Equal(a.authz, b.authz)
 }
 
 // serviceName is how a workload names itself in spans: its app label, or

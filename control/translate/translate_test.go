@@ -2,6 +2,7 @@ package translate
 
 import (
 	"encoding/json"
+	"maps"
 	"reflect"
 	"strings"
 	"testing"
@@ -333,6 +334,38 @@ func TestReferencesResolve(t *testing.T) {
 		err := s.CheckReferences()
 		if err == nil || !strings.Contains(err.Error(), `cluster "outbound|9080|v2|reviews.default.svc.cluster.local"`) {
 			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("a view that passed before fails once a name it needs is gone", func(t *testing.T) {
+		s := mustTranslate(t, bookinfoMesh())
+		var c RefCache
+		if err := s.CheckReferencesWith(&c); err != nil {
+			t.Fatal(err)
+		}
+		// The same views (the very maps that passed), but the sidecars'
+		// route configuration "9080" is gone from ByName.
+		next := &Snapshot{ByName: maps.Clone(s.ByName), Sidecars: s.Sidecars}
+		next.ByName[resource.RouteType] = maps.Clone(s.ByName[resource.RouteType])
+		delete(next.ByName[resource.RouteType], "9080")
+		err := next.CheckReferencesWith(&c)
+		if err == nil || !strings.Contains(err.Error(), "sidecar") || !strings.Contains(err.Error(), `"9080"`) {
+			t.Fatalf("err = %v, want the sidecars' missing route configuration 9080", err)
+		}
+		// And a new view map is checked even when the names are all there.
+		if err := s.CheckReferencesWith(&c); err != nil {
+			t.Fatal(err)
+		}
+		bad := maps.Clone(s.Sidecars)
+		view := maps.Clone(bad[""])
+		view[resource.ClusterType] = maps.Clone(view[resource.ClusterType])
+		for name := range view[resource.ClusterType] {
+			if strings.HasPrefix(name, "outbound|9080|") && strings.Contains(name, "reviews") {
+				delete(view[resource.ClusterType], name)
+			}
+		}
+		bad[""] = view
+		if err := (&Snapshot{ByName: s.ByName, Sidecars: bad}).CheckReferencesWith(&c); err == nil || !strings.Contains(err.Error(), "reviews") {
+			t.Fatalf("err = %v, want the view's missing reviews cluster", err)
 		}
 	})
 	t.Run("a missing load assignment is reported", func(t *testing.T) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"maps"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,12 +30,21 @@ var byNameTypes = []string{resource.ListenerType, resource.RouteType, resource.C
 // wildcard listeners and clusters, and (with SDS) the workload's own secrets.
 var sidecarTypes = map[string]bool{resource.ListenerType: true, resource.ClusterType: true, resource.SecretType: true}
 
-// typedCache is one LinearCache and the hashes of what it holds. Only Update
-// (serialised by caches.updateMu) touches version and hashes after creation.
+// typedCache is a LinearCache (or several holding the same resources) and
+// the hashes of what it holds. Only Update (serialised by caches.updateMu)
+// touches version and hashes after creation.
+//
+// A LinearCache keeps, under one lock, an index of every watch by every
+// name it subscribes to: with thousands of clients each naming hundreds of
+// resources, one change answers and re-indexes thousands of watches
+// there. The by-name caches are therefore shards, each the same
+// resources and versions, every node served by one of them (by its id):
+// a change is answered on every core at once, and an ACK waits only for
+// the clients of its own shard.
 type typedCache struct {
 	typeURL string
 	prefix  string
-	lc      *cache.LinearCache
+	shards  []*cache.LinearCache
 	// version mirrors the LinearCache's counter: its versions are prefix+N,
 	// N counting UpdateResources calls, and only apply calls it.
 	version uint64
@@ -91,11 +102,28 @@ func (c *typedCache) apply(res map[string]types.Resource, h resourceHashes, befo
 	for _, name := range del {
 		delete(c.hashes, name)
 	}
-	if err := c.lc.UpdateResources(update, del); err != nil {
+	errs := make([]error, len(c.shards))
+	var wg sync.WaitGroup
+	for i, lc := range c.shards {
+		wg.Go(func() { errs[i] = lc.UpdateResources(update, del) })
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", c.typeURL, err)
 	}
 	return nil
 }
+
+// shard is the LinearCache that serves node id.
+func (c *typedCache) shard(id string) *cache.LinearCache {
+	if len(c.shards) == 1 {
+		return c.shards[0]
+	}
+	return c.shards[maphash.String(shardSeed, id)%uint64(len(c.shards))]
+}
+
+// shardSeed spreads node ids over shards; any seed does.
+var shardSeed = maphash.MakeSeed()
 
 // view holds the resources Envoy sidecars of one workload fetch by wildcard.
 type view struct {
@@ -140,27 +168,33 @@ func newCaches(log gcplog.Logger, basePrefix string) *caches {
 		fallbackHashes: map[string]map[string]uint64{},
 	}
 	for _, t := range byNameTypes {
-		c.byName[t] = c.newTypedCache(t, nil, nil)
+		c.byName[t] = c.newTypedCache(t, nil, nil, byNameShards)
 	}
 	c.views[""] = c.newView("", nil, nil)
 	return c
 }
 
-// newTypedCache gives every LinearCache its own version prefix, so versions
+// byNameShards is how many LinearCaches hold each by-name type: one per
+// core, at least two, at most four (each shard encodes what it sends
+// once, so more shards cost more memory for little: at 1,000 clients, 2
+// shards took a change from 276 to 191 ms, 8 to 200 ms).
+var byNameShards = min(4, max(2, runtime.GOMAXPROCS(0)))
+
+// newTypedCache gives every typed cache its own version prefix, so versions
 // from different caches, or from a view dropped and created again, or from
-// an earlier process, never look alike to a client.
-func (c *caches) newTypedCache(typeURL string, initial map[string]types.Resource, hashes map[string]uint64) *typedCache {
+// an earlier process, never look alike to a client. Its shards share the
+// prefix and count their updates alike, so they answer the same versions.
+func (c *caches) newTypedCache(typeURL string, initial map[string]types.Resource, hashes map[string]uint64, shards int) *typedCache {
 	prefix := c.basePrefix + strconv.FormatUint(c.seq.Add(1), 36) + "-"
 	if hashes == nil {
 		hashes = make(map[string]uint64)
 	}
-	return &typedCache{
-		typeURL: typeURL,
-		prefix:  prefix,
-		lc: cache.NewLinearCache(typeURL, cache.WithVersionPrefix(prefix),
-			cache.WithLogger(c.log), cache.WithInitialResources(initial)),
-		hashes: hashes,
+	tc := &typedCache{typeURL: typeURL, prefix: prefix, hashes: hashes}
+	for range shards {
+		tc.shards = append(tc.shards, cache.NewLinearCache(typeURL, cache.WithVersionPrefix(prefix),
+			cache.WithLogger(c.log), cache.WithInitialResources(initial)))
 	}
+	return tc
 }
 
 // newView builds a view already holding res, so no client ever sees it
@@ -168,7 +202,7 @@ func (c *caches) newTypedCache(typeURL string, initial map[string]types.Resource
 func (c *caches) newView(key string, res translate.Resources, hashes map[string]map[string]uint64) *view {
 	v := &view{key: key, caches: make(map[string]*typedCache, len(sidecarTypes))}
 	for t := range sidecarTypes {
-		v.caches[t] = c.newTypedCache(t, res[t], maps.Clone(hashes[t]))
+		v.caches[t] = c.newTypedCache(t, res[t], maps.Clone(hashes[t]), 1)
 	}
 	return v
 }
@@ -228,7 +262,7 @@ func (c *caches) lookup(typeURL string, id identity) (*typedCache, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if tc, ok = c.byName[typeURL]; !ok {
-		tc = c.newTypedCache(typeURL, nil, nil)
+		tc = c.newTypedCache(typeURL, nil, nil, 1)
 		c.byName[typeURL] = tc
 	}
 	return tc, nil
@@ -250,7 +284,7 @@ func (c *caches) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan
 		req = proto.CloneOf(req)
 		req.VersionInfo = tc.prefix
 	}
-	return tc.lc.CreateWatch(req, sub, ch)
+	return tc.shard(req.GetNode().GetId()).CreateWatch(req, sub, ch)
 }
 
 // CreateDeltaWatch implements cache.ConfigWatcher for delta streams.
@@ -259,7 +293,7 @@ func (c *caches) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscriptio
 	if err != nil {
 		return nil, err
 	}
-	return tc.lc.CreateDeltaWatch(req, sub, ch)
+	return tc.shard(req.GetNode().GetId()).CreateDeltaWatch(req, sub, ch)
 }
 
 // Fetch implements cache.ConfigFetcher; REST polling is not served.

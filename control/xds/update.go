@@ -143,7 +143,7 @@ func (c *caches) plan(snap *translate.Snapshot, h resourceHashes) (map[string]*t
 	c.fallbackHashes = hashesOf(c.fallback, h)
 	for t, res := range snap.ByName {
 		if _, ok := c.byName[t]; !ok {
-			c.byName[t] = c.newTypedCache(t, res, hashesOf(translate.Resources{t: res}, h)[t])
+			c.byName[t] = c.newTypedCache(t, res, hashesOf(translate.Resources{t: res}, h)[t], 1)
 		}
 	}
 	for key, res := range snap.Sidecars {

@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -15,11 +16,12 @@ import (
 // typedCache predicts the version go-control-plane's LinearCache gives its
 // next update (the push clock stamps it before any client can see it). The
 // prediction leans on how LinearCache counts; a library bump that changes
-// it must fail here, not silently mistime every push.
+// it must fail here, not silently mistime every push. Every shard must
+// answer the same version.
 func TestTypedCachePredictsLinearCacheVersions(t *testing.T) {
 	m := mesh{Services: 3, Endpoints: 1, Port: 8080}
 	c := newCaches(slogAdapter{l: slog.New(slog.DiscardHandler)}, "test-")
-	tc := c.newTypedCache(resource.RouteType, nil, nil)
+	tc := c.newTypedCache(resource.RouteType, nil, nil, 3)
 	snap := m.snapshot()
 	h, err := newHasher().hashAll(snap)
 	if err != nil {
@@ -47,27 +49,48 @@ func TestTypedCachePredictsLinearCacheVersions(t *testing.T) {
 		if err := tc.apply(res, h, func(v string) { predicted = v }); err != nil {
 			t.Fatal(err)
 		}
-		req := &discovery.DiscoveryRequest{TypeUrl: resource.RouteType, ResourceNames: m.names(resource.RouteType)}
-		ch := make(chan cache.Response, 1)
-		sub := stream.NewSotwSubscription(req.ResourceNames, false)
-		cancel, err := tc.lc.CreateWatch(req, sub, ch)
-		if err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case resp := <-ch:
-			got, err := resp.GetVersion()
+		for i, lc := range tc.shards {
+			req := &discovery.DiscoveryRequest{TypeUrl: resource.RouteType, ResourceNames: m.names(resource.RouteType)}
+			ch := make(chan cache.Response, 1)
+			sub := stream.NewSotwSubscription(req.ResourceNames, false)
+			cancel, err := lc.CreateWatch(req, sub, ch)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got != predicted {
-				t.Fatalf("round %d: the LinearCache answers version %q, typedCache predicted %q", round, got, predicted)
+			select {
+			case resp := <-ch:
+				got, err := resp.GetVersion()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != predicted {
+					t.Fatalf("round %d: shard %d answers version %q, typedCache predicted %q", round, i, got, predicted)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("no response")
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatal("no response")
+			if cancel != nil {
+				cancel()
+			}
 		}
-		if cancel != nil {
-			cancel()
+	}
+}
+
+// A node is always served by the same shard, and the nodes spread over
+// all of them.
+func TestTypedCacheShardsByNode(t *testing.T) {
+	c := newCaches(slogAdapter{l: slog.New(slog.DiscardHandler)}, "test-")
+	tc := c.newTypedCache(resource.RouteType, nil, nil, 4)
+	used := map[*cache.LinearCache]bool{}
+	for i := range 200 {
+		id := fmt.Sprintf("node-%d", i)
+		lc := tc.shard(id)
+		if tc.shard(id) != lc {
+			t.Fatalf("node %s moved between shards", id)
 		}
+		used[lc] = true
+	}
+	if len(used) != len(tc.shards) {
+		t.Errorf("200 nodes used %d of %d shards", len(used), len(tc.shards))
 	}
 }

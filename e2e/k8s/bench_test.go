@@ -750,6 +750,21 @@ func benchMemApp(i int) benchApp {
 
 var benchMemOnce sync.Once
 
+// benchEnsureMemMesh creates the informer benchmark's mesh once.
+func benchEnsureMemMesh(b *testing.B) {
+	cfg, cs, _ := benchClient(b)
+	ctx := context.Background()
+	benchMemOnce.Do(func() {
+		if _, err := kubetest.InstallCRDs(ctx, cfg, crdDir); err != nil {
+			b.Fatal(err)
+		}
+		benchEnsureNamespace(b, cs, benchMemNS)
+		benchParallel(b, "informer mesh: 1,000 services × 10 pods, EndpointSlices", benchMemServices, 32, func(i int) error {
+			return benchMemApp(i).create(ctx, cs)
+		})
+	})
+}
+
 // BenchmarkInformerMemory: the heap the Kubernetes source's informer caches
 // take at 1,000 Services and 10,000 Pods (with 1,000 EndpointSlices), in
 // this process: a live-heap reading before the source starts, one after
@@ -764,12 +779,7 @@ func BenchmarkInformerMemory(b *testing.B) {
 		// The source's informers watch every namespace (scoping happens when
 		// the model is built), so the push benchmark's objects would count.
 		benchRemovePushMesh(b)
-		benchMemOnce.Do(func() {
-			benchEnsureNamespace(b, cs, benchMemNS)
-			benchParallel(b, "informer mesh: 1,000 services × 10 pods, EndpointSlices", benchMemServices, 32, func(i int) error {
-				return benchMemApp(i).create(ctx, cs)
-			})
-		})
+		benchEnsureMemMesh(b)
 		// What the caches hold: everything in the cluster.
 		counts := map[string]int{}
 		pods, err := cs.CoreV1().Pods("").List(ctx, metav1.ListOptions{})

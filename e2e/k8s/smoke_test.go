@@ -174,7 +174,7 @@ func TestCoreObjectsThroughInformers(t *testing.T) {
 }
 
 // eventually polls f until it returns nil or ctx ends.
-func eventually(t *testing.T, ctx context.Context, what string, f func() error) {
+func eventually(t testing.TB, ctx context.Context, what string, f func() error) {
 	t.Helper()
 	var err error
 	for {

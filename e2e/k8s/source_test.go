@@ -117,7 +117,7 @@ func runGlassmesh(t *testing.T, extra ...string) (httpAddr, grpcAddr string) {
 }
 
 // within polls f until it returns nil, for at most d.
-func within(t *testing.T, d time.Duration, what string, f func() error) {
+func within(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
