@@ -62,10 +62,10 @@ func (c *typedCache) nextVersion() string {
 }
 
 // diff lists what must change for the cache to hold res.
-func (c *typedCache) diff(res map[string]types.Resource, h resourceHashes) (map[string]types.Resource, []string) {
+func (c *typedCache) diff(res map[string]types.Resource, h *resourceHashes) (map[string]types.Resource, []string) {
 	var update map[string]types.Resource
 	for name, r := range res {
-		if old, ok := c.hashes[name]; !ok || old != h[r].sum {
+		if old, ok := c.hashes[name]; !ok || old != h.sum(r) {
 			if update == nil {
 				update = make(map[string]types.Resource)
 			}
@@ -85,7 +85,7 @@ func (c *typedCache) diff(res map[string]types.Resource, h resourceHashes) (map[
 // the names whose content changed, so only watches on those are answered.
 // before runs with the version the change will carry, before any watch can
 // see it.
-func (c *typedCache) apply(res map[string]types.Resource, h resourceHashes, before func(version string)) error {
+func (c *typedCache) apply(res map[string]types.Resource, h *resourceHashes, before func(version string)) error {
 	if res != nil && c.last != nil && reflect.ValueOf(res).UnsafePointer() == reflect.ValueOf(c.last).UnsafePointer() {
 		return nil
 	}
@@ -97,7 +97,7 @@ func (c *typedCache) apply(res map[string]types.Resource, h resourceHashes, befo
 	before(c.nextVersion())
 	c.version++
 	for name, r := range update {
-		c.hashes[name] = h[r].sum
+		c.hashes[name] = h.sum(r)
 	}
 	for _, name := range del {
 		delete(c.hashes, name)
@@ -143,9 +143,6 @@ type caches struct {
 
 	// updateMu serialises Update.
 	updateMu sync.Mutex
-	// valid holds the encodings served now, all checked (validate.go).
-	// Guarded by updateMu.
-	valid map[validKey]struct{}
 
 	// mu guards the maps below (not the caches' contents).
 	mu     sync.RWMutex

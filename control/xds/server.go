@@ -132,7 +132,7 @@ func (s *Server) Update(snap *translate.Snapshot) error {
 	if err != nil {
 		return fmt.Errorf("xds: snapshot rejected: %w", err)
 	}
-	checked, err := s.caches.validate(h)
+	checked, err := h.validate()
 	if err != nil {
 		return fmt.Errorf("xds: snapshot rejected: %w", err)
 	}
@@ -141,7 +141,7 @@ func (s *Server) Update(snap *translate.Snapshot) error {
 		return fmt.Errorf("xds: update: %w", err)
 	}
 	s.hasher.keep(h)
-	s.log.Debug("xds snapshot applied", "resources", len(h), "validated", checked, "took", time.Since(start))
+	s.log.Debug("xds snapshot applied", "new", len(h.added), "validated", checked, "took", time.Since(start))
 	return nil
 }
 

@@ -157,7 +157,7 @@ func TestUpdateValidatesOnlyWhatChanged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		n, err := s.caches.validate(h)
+		n, err := h.validate()
 		s.hasher.keep(h)
 		if err != nil {
 			t.Fatal(err)

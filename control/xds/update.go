@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
+	"reflect"
 	"sync"
 	"time"
 
@@ -15,12 +16,32 @@ import (
 	"github.com/glassmesh/glassmesh/control/translate"
 )
 
-// resourceHashes maps each resource object of one snapshot to a hash of its
-// deterministic encoding (and where it was first seen). Keyed by object, so
-// a listener shared by a hundred views is encoded once per Update, and an
-// object the previous snapshot held too is not encoded again (resources
-// are never modified once translated).
-type resourceHashes map[types.Resource]hashed
+// hasher encodes resources deterministically and hashes the bytes, and
+// remembers what the served snapshot holds: every resource object (keyed
+// by object: a listener shared by a thousand views is encoded once, and an
+// object served before is never encoded again, as resources are never
+// modified once translated), the per-type maps it came in, and the
+// encodings validated. A snapshot's maps that are the very maps served
+// now (translation hands unchanged views over as the same maps) are not
+// walked at all: an update costs the maps that changed, not the mesh.
+// Hashes are compared only within one process, so a per-process seed is
+// fine.
+type hasher struct {
+	seed maphash.Seed
+	opts proto.MarshalOptions
+	buf  []byte
+
+	// What the served snapshot holds; changed only by keep.
+	served map[types.Resource]*servedResource
+	maps   map[uintptr]servedMap // its per-type maps, by identity
+	valid  map[validKey]int      // its encodings (all validated), counted
+}
+
+// servedResource is a served resource's hash and how many served maps hold it.
+type servedResource struct {
+	hashed
+	maps int
+}
 
 type hashed struct {
 	sum     uint64
@@ -29,24 +50,44 @@ type hashed struct {
 	where   string // "" for ByName, else the sidecar view's key
 }
 
-// hasher encodes resources deterministically and hashes the bytes. Hashes
-// are compared only within one process, so a per-process seed is fine.
-type hasher struct {
-	seed maphash.Seed
-	opts proto.MarshalOptions
-	buf  []byte
-	prev resourceHashes // the last successful hashAll's
+// servedMap is a per-type map of a snapshot, held so that its address is
+// not reused while it identifies it.
+type servedMap struct {
+	res  map[string]types.Resource
+	view string
 }
 
 func newHasher() *hasher {
-	return &hasher{seed: maphash.MakeSeed(), opts: proto.MarshalOptions{Deterministic: true}}
+	return &hasher{seed: maphash.MakeSeed(), opts: proto.MarshalOptions{Deterministic: true},
+		served: map[types.Resource]*servedResource{}, maps: map[uintptr]servedMap{}, valid: map[validKey]int{}}
 }
 
-// hashAll hashes every resource of snap and checks the snapshot's shape:
-// names match the resources, and sidecar views hold only sidecar types.
-func (h *hasher) hashAll(snap *translate.Snapshot) (resourceHashes, error) {
-	out := make(resourceHashes, len(h.prev))
-	if err := h.add(out, "", snap.ByName); err != nil {
+// resourceHashes is what hashAll found of one snapshot: the hashes of its
+// resources, those new to it (added) on top of those served.
+type resourceHashes struct {
+	h     *hasher
+	added map[types.Resource]hashed
+	maps  map[uintptr]servedMap // every per-type map of the snapshot
+	fresh []uintptr             // those not served now
+}
+
+// sum is the hash of r, a resource of the snapshot.
+func (rh *resourceHashes) sum(r types.Resource) uint64 {
+	if x, ok := rh.added[r]; ok {
+		return x.sum
+	}
+	if x, ok := rh.h.served[r]; ok {
+		return x.sum
+	}
+	return 0
+}
+
+// hashAll hashes the resources of snap that are in maps not served now and
+// checks their shape: names match the resources, and sidecar views hold
+// only sidecar types. Nothing changes until keep.
+func (h *hasher) hashAll(snap *translate.Snapshot) (*resourceHashes, error) {
+	rh := &resourceHashes{h: h, added: map[types.Resource]hashed{}, maps: make(map[uintptr]servedMap, len(h.maps))}
+	if err := h.add(rh, "", snap.ByName); err != nil {
 		return nil, err
 	}
 	for key, res := range snap.Sidecars {
@@ -55,30 +96,38 @@ func (h *hasher) hashAll(snap *translate.Snapshot) (resourceHashes, error) {
 				return nil, fmt.Errorf("sidecars[%q]: type %s is not served per workload", key, t)
 			}
 		}
-		if err := h.add(out, key, res); err != nil {
+		if err := h.add(rh, key, res); err != nil {
 			return nil, err
 		}
 	}
-	return out, nil
+	return rh, nil
 }
 
-// keep remembers out for the next hashAll, once it is served.
-func (h *hasher) keep(out resourceHashes) { h.prev = out }
-
-func (h *hasher) add(out resourceHashes, view string, res translate.Resources) error {
+func (h *hasher) add(rh *resourceHashes, view string, res translate.Resources) error {
 	for t, byName := range res {
+		if byName == nil {
+			continue
+		}
+		id := reflect.ValueOf(byName).Pointer()
+		if _, ok := rh.maps[id]; ok {
+			continue // the same map twice in one snapshot
+		}
+		rh.maps[id] = servedMap{res: byName, view: view}
+		if _, ok := h.maps[id]; ok {
+			continue
+		}
+		rh.fresh = append(rh.fresh, id)
 		for name, r := range byName {
 			if r == nil {
 				return fmt.Errorf("%s%s %q is nil", where(view), t, name)
 			}
-			if _, done := out[r]; done {
-				continue
-			}
 			if got := cache.GetResourceName(r); got != name {
 				return fmt.Errorf("%s%s %q is named %q inside", where(view), t, name, got)
 			}
-			if old, ok := h.prev[r]; ok && old.typeURL == t && old.name == name {
-				out[r] = old
+			if _, ok := rh.added[r]; ok {
+				continue
+			}
+			if old, ok := h.served[r]; ok && old.typeURL == t && old.name == name {
 				continue
 			}
 			b, err := h.opts.MarshalAppend(h.buf[:0], r)
@@ -86,10 +135,42 @@ func (h *hasher) add(out resourceHashes, view string, res translate.Resources) e
 				return fmt.Errorf("%s%s %q: %w", where(view), t, name, err)
 			}
 			h.buf = b
-			out[r] = hashed{sum: maphash.Bytes(h.seed, b), typeURL: t, name: name, where: view}
+			rh.added[r] = hashed{sum: maphash.Bytes(h.seed, b), typeURL: t, name: name, where: view}
 		}
 	}
 	return nil
+}
+
+// keep makes rh's snapshot the served one: the resources of its new maps
+// are counted in, those of the maps it no longer holds out.
+func (h *hasher) keep(rh *resourceHashes) {
+	for _, id := range rh.fresh {
+		for _, r := range rh.maps[id].res {
+			x, ok := h.served[r]
+			if !ok {
+				x = &servedResource{hashed: rh.added[r]}
+				h.served[r] = x
+				h.valid[validKey{x.typeURL, x.sum}]++
+			}
+			x.maps++
+		}
+	}
+	for id, m := range h.maps {
+		if _, ok := rh.maps[id]; ok {
+			continue
+		}
+		for _, r := range m.res {
+			x := h.served[r]
+			if x.maps--; x.maps == 0 {
+				delete(h.served, r)
+				k := validKey{x.typeURL, x.sum}
+				if h.valid[k]--; h.valid[k] == 0 {
+					delete(h.valid, k)
+				}
+			}
+		}
+	}
+	h.maps = rh.maps
 }
 
 // where names a sidecar view in errors; "" is ByName.
@@ -101,12 +182,12 @@ func where(view string) string {
 }
 
 // hashesOf picks the hashes of res out of h, per type and name.
-func hashesOf(res translate.Resources, h resourceHashes) map[string]map[string]uint64 {
+func hashesOf(res translate.Resources, h *resourceHashes) map[string]map[string]uint64 {
 	out := make(map[string]map[string]uint64, len(res))
 	for t, byName := range res {
 		m := make(map[string]uint64, len(byName))
 		for name, r := range byName {
-			m[name] = h[r].sum
+			m[name] = h.sum(r)
 		}
 		out[t] = m
 	}
@@ -115,7 +196,7 @@ func hashesOf(res translate.Resources, h resourceHashes) map[string]map[string]u
 
 // update makes every cache hold what snap says. stamp runs with each new
 // cache version just before clients can see it. updateMu must be held.
-func (c *caches) update(snap *translate.Snapshot, h resourceHashes, stamp func(string)) error {
+func (c *caches) update(snap *translate.Snapshot, h *resourceHashes, stamp func(string)) error {
 	byName, views := c.plan(snap, h)
 	var errs []error
 	for t, tc := range byName {
@@ -136,7 +217,7 @@ func (c *caches) update(snap *translate.Snapshot, h resourceHashes, stamp func(s
 // plan creates the caches and views snap needs, already filled, drops views
 // that neither snap nor any stream needs, and returns what update must
 // bring up to date. updateMu must be held.
-func (c *caches) plan(snap *translate.Snapshot, h resourceHashes) (map[string]*typedCache, []*view) {
+func (c *caches) plan(snap *translate.Snapshot, h *resourceHashes) (map[string]*typedCache, []*view) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.fallback = snap.Sidecars[""]

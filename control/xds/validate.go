@@ -18,31 +18,27 @@ type validKey struct {
 	hash    uint64
 }
 
-// validate checks every resource of the snapshot (h holds each once) whose
-// encoding is not among those served already (c.valid), and on success
-// makes c.valid the encodings of the snapshot. updateMu must be held.
-func (c *caches) validate(h resourceHashes) (checked int, err error) {
-	next := make(map[validKey]struct{}, len(c.valid))
+// validate checks every resource new to the snapshot whose encoding is not
+// among those served (all checked when they were added). updateMu must be
+// held.
+func (rh *resourceHashes) validate() (checked int, err error) {
+	seen := make(map[validKey]bool, len(rh.added))
 	var failed []string
-	for r, x := range h {
+	for r, x := range rh.added {
 		k := validKey{x.typeURL, x.sum}
-		if _, ok := next[k]; ok {
+		if seen[k] || rh.h.valid[k] > 0 {
 			continue
 		}
-		if _, ok := c.valid[k]; !ok {
-			checked++
-			if err := translate.Validate(r); err != nil {
-				failed = append(failed, fmt.Sprintf("%s%s %q: %v", where(x.where), x.typeURL, x.name, err))
-				continue
-			}
+		seen[k] = true
+		checked++
+		if err := translate.Validate(r); err != nil {
+			failed = append(failed, fmt.Sprintf("%s%s %q: %v", where(x.where), x.typeURL, x.name, err))
 		}
-		next[k] = struct{}{}
 	}
 	if len(failed) > 0 {
 		sort.Strings(failed)
 		return checked, fmt.Errorf("%s%s", failed[0], more(len(failed)-1))
 	}
-	c.valid = next
 	return checked, nil
 }
 

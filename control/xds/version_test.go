@@ -11,6 +11,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+
+	"github.com/glassmesh/glassmesh/control/translate"
 )
 
 // typedCache predicts the version go-control-plane's LinearCache gives its
@@ -23,10 +25,7 @@ func TestTypedCachePredictsLinearCacheVersions(t *testing.T) {
 	c := newCaches(slogAdapter{l: slog.New(slog.DiscardHandler)}, "test-")
 	tc := c.newTypedCache(resource.RouteType, nil, nil, 3)
 	snap := m.snapshot()
-	h, err := newHasher().hashAll(snap)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hs := newHasher()
 	for round := range 3 {
 		var predicted string
 		res := map[string]types.Resource{}
@@ -36,16 +35,13 @@ func TestTypedCachePredictsLinearCacheVersions(t *testing.T) {
 		if round > 0 { // change one route, so there is something to apply
 			changed := m
 			changed.Weight = func(int) uint32 { return uint32(10 * round) }
-			s2 := changed.snapshot()
-			h2, err := newHasher().hashAll(s2)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for r, x := range h2 {
-				h[r] = x
-			}
-			res[m.routeName(0)] = s2.ByName[resource.RouteType][m.routeName(0)]
+			res[m.routeName(0)] = changed.snapshot().ByName[resource.RouteType][m.routeName(0)]
 		}
+		h, err := hs.hashAll(&translate.Snapshot{ByName: translate.Resources{resource.RouteType: res}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs.keep(h)
 		if err := tc.apply(res, h, func(v string) { predicted = v }); err != nil {
 			t.Fatal(err)
 		}
