@@ -217,9 +217,12 @@ func (d *decoder) attribute(kind string, meta *Meta) {
 	}
 }
 
-var knownKinds = strings.Join([]string{
-	KindService, KindWorkload, KindTrafficRoute, KindSLO, KindCanary, KindPeerAuthentication, KindAuthorizationPolicy,
-}, ", ")
+var knownKinds = strings.Join(Kinds(), ", ")
+
+// Kinds lists the glassmesh kinds in the order of DESIGN.md.
+func Kinds() []string {
+	return []string{KindService, KindWorkload, KindTrafficRoute, KindSLO, KindCanary, KindPeerAuthentication, KindAuthorizationPolicy}
+}
 
 // header finds the apiVersion and kind of a document; either is nil when
 // missing or not a string (which is reported). Duplicate keys are left to

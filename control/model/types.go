@@ -1,15 +1,25 @@
 // Package model is the typed mesh model: the config kinds of DESIGN.md, how
 // they are parsed from YAML with file:line positions, and how they are
-// validated. It imports nothing of glassmesh.
+// validated. It imports nothing of glassmesh. Its kinds' Kubernetes
+// CustomResourceDefinitions (deploy/crds) are generated from these types
+// by ./crdgen.
 package model
+
+//go:generate go run ./crdgen
 
 import (
 	"strconv"
 	"time"
 )
 
-// APIVersion is the only apiVersion glassmesh accepts.
-const APIVersion = "glassmesh.io/v1alpha1"
+// The API group and version of the glassmesh kinds (and custom
+// resources); APIVersion, the only apiVersion glassmesh accepts, is
+// CRDGroup + "/" + CRDVersion.
+const (
+	CRDGroup   = "glassmesh.io"
+	CRDVersion = "v1alpha1"
+	APIVersion = CRDGroup + "/" + CRDVersion
+)
 
 // Kinds understood by glassmesh.
 const (

@@ -352,3 +352,21 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.Sort(keys)
 	return keys
 }
+
+// The values the validator accepts for the enumerated fields, for schemas
+// (control/model/crdgen) and docs; each call returns a copy.
+
+// Protocols are a service port's protocols.
+func Protocols() []string { return slices.Clone(protocols) }
+
+// GRPCCodes are the gRPC status names a fault may abort with.
+func GRPCCodes() []string { return slices.Clone(grpcCodes) }
+
+// LBAlgorithms are the simple load balancers of a traffic policy.
+func LBAlgorithms() []string { return slices.Clone(lbAlgorithms) }
+
+// MTLSModes are a PeerAuthentication's modes.
+func MTLSModes() []string { return slices.Clone(mtlsModes) }
+
+// AuthzActions are an AuthorizationPolicy's actions.
+func AuthzActions() []string { return slices.Clone(authzActions) }

@@ -1,9 +1,8 @@
-package model
+package main
 
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"go/ast"
 	"go/parser"
@@ -21,22 +20,20 @@ import (
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/glassmesh/glassmesh/control/model"
 )
 
-var update = flag.Bool("update", false, "rewrite deploy/crds from the Go types")
+// modelDir and crdDir are control/model and deploy/crds, from here.
+var (
+	modelDir = ".."
+	crdDir   = filepath.Join("..", "..", "..", "deploy", "crds")
+)
 
-// crdDir is deploy/crds, from this package's directory.
-var crdDir = filepath.Join("..", "..", "deploy", "crds")
-
-// TestCRDs checks that deploy/crds holds exactly the CRDs the Go types
-// give, and that they are well formed; -update rewrites the files.
+// TestCRDs checks that deploy/crds holds exactly what crdgen writes, and
+// that the CRDs are well formed.
 func TestCRDs(t *testing.T) {
 	crds := mustCRDs(t)
-	if *update {
-		if err := os.MkdirAll(crdDir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
 	want := map[string]bool{}
 	for _, c := range crds {
 		want[c.FileName()] = true
@@ -45,19 +42,13 @@ func TestCRDs(t *testing.T) {
 			t.Fatal(err)
 		}
 		path := filepath.Join(crdDir, c.FileName())
-		if *update {
-			if err := os.WriteFile(path, got, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
 		old, err := os.ReadFile(path)
 		if err != nil || !bytes.Equal(old, got) {
-			t.Errorf("%s is not what the Go types give (%s); run go test ./control/model -run TestCRDs -update and review the diff",
+			t.Errorf("%s is not what the Go types give (%s); run go generate ./control/model and review the diff",
 				path, firstDifference(old, got))
 		}
 	}
-	files, _ := filepath.Glob(filepath.Join(crdDir, "*."+CRDGroup+".yaml"))
+	files, _ := filepath.Glob(filepath.Join(crdDir, "*."+model.CRDGroup+".yaml"))
 	for _, f := range files {
 		if !want[filepath.Base(f)] {
 			t.Errorf("%s is no glassmesh kind's CRD; delete it", f)
@@ -68,7 +59,7 @@ func TestCRDs(t *testing.T) {
 		seen := map[string]string{}
 		for _, c := range crds {
 			n := c.Spec.Names
-			if c.Metadata.Name != n.Plural+"."+c.Spec.Group || c.Spec.Group != CRDGroup || APIVersion != CRDGroup+"/"+CRDVersion {
+			if c.Metadata.Name != n.Plural+"."+c.Spec.Group || c.Spec.Group != model.CRDGroup || model.APIVersion != model.CRDGroup+"/"+model.CRDVersion {
 				t.Errorf("%s: name %s, group %s", n.Kind, c.Metadata.Name, c.Spec.Group)
 			}
 			if n.Plural != strings.ToLower(n.Plural) || n.Singular != strings.ToLower(n.Kind) || c.Spec.Scope != "Namespaced" {
@@ -81,8 +72,8 @@ func TestCRDs(t *testing.T) {
 				seen[name] = n.Kind
 			}
 		}
-		if len(crds) != strings.Count(knownKinds, ",")+1 {
-			t.Errorf("%d CRDs for the kinds %s", len(crds), knownKinds)
+		if len(crds) != len(model.Kinds()) {
+			t.Errorf("%d CRDs for the kinds %s", len(crds), model.Kinds())
 		}
 	})
 
@@ -106,14 +97,6 @@ func TestCRDs(t *testing.T) {
 		}
 	})
 
-	t.Run("descriptions come from every types file", func(t *testing.T) {
-		files, _ := filepath.Glob("types*.go")
-		embedded, err := typeSources.ReadDir(".")
-		if err != nil || len(embedded) != len(files) {
-			t.Errorf("crd.go embeds %d of the %d files %v (%v); add the new one to its go:embed line", len(embedded), len(files), files, err)
-		}
-	})
-
 	t.Run("json and yaml names of spec fields agree", func(t *testing.T) {
 		rules := fieldRules()
 		for _, k := range crdKinds() {
@@ -124,7 +107,7 @@ func TestCRDs(t *testing.T) {
 
 func mustCRDs(t *testing.T) []CRD {
 	t.Helper()
-	crds, err := CRDs()
+	crds, err := CRDs(modelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +135,7 @@ func checkTags(t *testing.T, typ reflect.Type, rules map[reflect.Type]map[string
 	for typ.Kind() == reflect.Pointer || typ.Kind() == reflect.Slice || typ.Kind() == reflect.Map {
 		typ = typ.Elem()
 	}
-	if typ.Kind() != reflect.Struct || typ == durationType || seen[typ] {
+	if typ.Kind() != reflect.Struct || typ == reflect.TypeFor[model.Duration]() || seen[typ] {
 		return
 	}
 	seen[typ] = true
@@ -263,14 +246,14 @@ func isSubset(a, b []string) bool {
 }
 
 // TestDurationPatternIsParseDuration checks the schema's pattern for
-// durations against ParseDuration, which reads them.
+// durations against model.ParseDuration, which reads them.
 func TestDurationPatternIsParseDuration(t *testing.T) {
 	re := regexp.MustCompile(DurationPattern)
 	for _, s := range []string{
 		"5s", "1m30s", "30d", "1d12h", "0", "-5s", "+1h", ".5s", "1.5h", "1.h", "2µs", "300ms", "1h2m3s4ms5us6ns", "0d", "365d",
 		"", "5", "5 s", "d", "1d2d", "30d5", "1d-1h", "abc", ".s", "1x", "s", "-", "1D", "5s ", " 5s",
 	} {
-		_, err := ParseDuration(s)
+		_, err := model.ParseDuration(s)
 		if re.MatchString(s) != (err == nil) {
 			t.Errorf("%q: pattern matches %v, ParseDuration error %v", s, re.MatchString(s), err)
 		}
@@ -403,14 +386,14 @@ type docKey struct {
 
 type doc struct {
 	kind  string
-	line  int // of the document's mapping, as Origin.Line
+	line  int // of the document's mapping, as model.Origin.Line
 	value any
 }
 
 type parsedObject struct {
 	kind   string
-	origin Origin
-	value  any // *Service, ...
+	origin model.Origin
+	value  any // *model.Service, ...
 }
 
 // documents decodes the YAML documents of one file.
@@ -456,35 +439,37 @@ type docState int
 
 const (
 	docUnread  docState = iota // not an object, or the parser reported errors
-	docInvalid                 // read, but Validate reports errors: its types are right
+	docInvalid                 // read, but model.Validate reports errors: its types are right
 	docClean                   // read and valid
 )
 
 // docStates reads a config as glassmesh does and says what became of each
 // document (by file and line), and returns the objects read.
 func docStates(cfg crdConfig) (map[docKey]docState, []parsedObject) {
-	var all Objects
-	var perrs []Diagnostic
+	var all model.Objects
+	var perrs []model.Diagnostic
 	for _, file := range slices.Sorted(maps.Keys(cfg.files)) {
-		objs, errs := Parse(file, []byte(cfg.files[file]))
+		objs, errs := model.Parse(file, []byte(cfg.files[file]))
 		all.Append(objs)
 		perrs = append(perrs, errs...)
 	}
-	_, verrs, _ := Validate(all.clone())
+	var clone model.Objects // Validate may sort and set aside; all stays as read
+	clone.Append(all)
+	_, verrs, _ := model.Validate(clone)
 	states := map[docKey]docState{}
 	var out []parsedObject
 	v := reflect.ValueOf(all)
 	for i := range v.NumField() {
 		for j := range v.Field(i).Len() {
 			o := v.Field(i).Index(j)
-			origin := o.Elem().FieldByName("Origin").Interface().(Origin)
+			origin := o.Elem().FieldByName("Origin").Interface().(model.Origin)
 			kind := o.Type().Elem().Name()
 			out = append(out, parsedObject{kind: kind, origin: origin, value: o.Interface()})
 			states[docKey{origin.File, origin.Line}] = docClean
 		}
 	}
 	// An error belongs to the last document starting at or before its line.
-	mark := func(errs []Diagnostic, state docState) {
+	mark := func(errs []model.Diagnostic, state docState) {
 		for _, e := range errs {
 			best := docKey{e.File, 0}
 			for k := range states {
@@ -501,15 +486,15 @@ func docStates(cfg crdConfig) (map[docKey]docState, []parsedObject) {
 }
 
 // configErrors are the errors glassmesh finds in a config.
-func configErrors(cfg crdConfig) []Diagnostic {
-	var all Objects
-	var errs []Diagnostic
+func configErrors(cfg crdConfig) []model.Diagnostic {
+	var all model.Objects
+	var errs []model.Diagnostic
 	for file, data := range cfg.files {
-		objs, perrs := Parse(file, []byte(data))
+		objs, perrs := model.Parse(file, []byte(data))
 		all.Append(objs)
 		errs = append(errs, perrs...)
 	}
-	_, verrs, _ := Validate(all)
+	_, verrs, _ := model.Validate(all)
 	return append(errs, verrs...)
 }
 
@@ -518,7 +503,7 @@ func configErrors(cfg crdConfig) []Diagnostic {
 // model's testdata), the demo's mesh, and extraConfig.
 func repoConfigs(t *testing.T) []crdConfig {
 	t.Helper()
-	root := filepath.Join("..", "..")
+	root := filepath.Join("..", "..", "..")
 	valid := crdConfig{name: "testdata/valid", files: map[string]string{}}
 	configs := []crdConfig{{name: "extra", files: map[string]string{"extra.yaml": extraConfig}}, demoConfig(t, filepath.Join(root, "demo", "mesh.go"))}
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -528,11 +513,11 @@ func repoConfigs(t *testing.T) []crdConfig {
 		if d.IsDir() && (d.Name() == ".git" || d.Name() == "node_modules") {
 			return filepath.SkipDir
 		}
-		if d.IsDir() || !IsConfigFile(d.Name()) {
+		if d.IsDir() || !model.IsConfigFile(d.Name()) {
 			return nil
 		}
 		data, err := os.ReadFile(path)
-		if err != nil || !strings.Contains(string(data), "apiVersion: "+APIVersion) {
+		if err != nil || !strings.Contains(string(data), "apiVersion: "+model.APIVersion) {
 			return err
 		}
 		if rel, _ := filepath.Rel(filepath.Join(root, "control", "model", "testdata", "valid"), path); !strings.HasPrefix(rel, "..") {
@@ -564,7 +549,7 @@ func demoConfig(t *testing.T, path string) crdConfig {
 			return true
 		}
 		s, err := strconv.Unquote(lit.Value)
-		if err == nil && strings.Contains(s, "apiVersion: "+APIVersion) {
+		if err == nil && strings.Contains(s, "apiVersion: "+model.APIVersion) {
 			cfg.files[fmt.Sprintf("%s#%d", path, len(cfg.files)+1)] = verbs.Replace(s)
 		}
 		return true
