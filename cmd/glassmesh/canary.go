@@ -11,6 +11,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
@@ -89,7 +90,7 @@ func (a *app) newSLOs() error {
 	if a.tel.remoteQuery != nil {
 		// The store's recordings, when it runs the SLO rules over every
 		// replica's series; else this replica's own.
-		query = slo.PreferQuery(a.tel.remoteQuery.Query, query)
+		query = metrics.PreferQuery(a.tel.remoteQuery.Query, query)
 	}
 	mg, err := slo.NewManager(a.tel.rules, query, a.logger.With("component", "slo"))
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	pmodel "github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/rules"
 )
 
 // DefaultRemoteQueryTimeout bounds one query to a remote store when
@@ -101,4 +102,18 @@ func (h *RemoteQuery) Query(ctx context.Context, q string, ts time.Time) (promql
 		out = append(out, promql.Sample{Metric: b.Labels(), T: int64(s.Timestamp), F: float64(s.Value)})
 	}
 	return out, nil
+}
+
+// PreferQuery answers from primary, a shared store (--metrics.query-url)
+// that holds every replica's series, and from fallback, the local TSDB,
+// when primary fails or holds none of what was asked: the store may not
+// run the rules that record what is asked (the SLO status reads the SLO
+// rules' recordings).
+func PreferQuery(primary, fallback rules.QueryFunc) rules.QueryFunc {
+	return func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
+		if vec, err := primary(ctx, q, t); err == nil && len(vec) > 0 {
+			return vec, nil
+		}
+		return fallback(ctx, q, t)
+	}
 }

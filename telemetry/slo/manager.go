@@ -16,7 +16,6 @@ import (
 
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
-	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/glassmesh/glassmesh/control/model"
@@ -114,21 +113,6 @@ type AlertStatus struct {
 	Name     string `json:"name"`
 	Severity string `json:"severity"` // page or ticket
 	State    string `json:"state"`    // inactive, pending, firing, or unknown before the first evaluation
-}
-
-// PreferQuery answers from primary, a shared store (--metrics.query-url)
-// that holds every replica's series, and from fallback, the local TSDB,
-// when primary fails or holds none of what was asked: the store may not run
-// the SLO rules. Where the store holds several replicas' recordings of one
-// SLO (each replica's rules over its own share of traffic), Status shows
-// the worst.
-func PreferQuery(primary, fallback rules.QueryFunc) rules.QueryFunc {
-	return func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
-		if vec, err := primary(ctx, q, t); err == nil && len(vec) > 0 {
-			return vec, nil
-		}
-		return fallback(ctx, q, t)
-	}
 }
 
 // statusQuery selects every series Status reads, for all SLOs at once.

@@ -186,7 +186,7 @@ func TestStatusesPreferTheStore(t *testing.T) {
 	local := promql.Vector{sample(SLIErrorMetric+"5m", "5m", "", 0.5)}
 	var storeErr error
 	var storeVec promql.Vector
-	q := PreferQuery(
+	q := metrics.PreferQuery(
 		func(context.Context, string, time.Time) (promql.Vector, error) { return storeVec, storeErr },
 		func(context.Context, string, time.Time) (promql.Vector, error) { return local, nil })
 	mg, err := NewManager(r, q, nil)

@@ -1,0 +1,48 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+)
+
+// PreferQuery takes the shared store's answer when it has one, and the
+// local one when the store fails or holds nothing of what was asked.
+func TestPreferQuery(t *testing.T) {
+	one := func(v float64) promql.Vector {
+		return promql.Vector{{Metric: labels.FromStrings("__name__", "x"), F: v}}
+	}
+	var storeVec promql.Vector
+	var storeErr error
+	var asked []string
+	q := PreferQuery(
+		func(_ context.Context, q string, _ time.Time) (promql.Vector, error) {
+			asked = append(asked, "store:"+q)
+			return storeVec, storeErr
+		},
+		func(_ context.Context, q string, _ time.Time) (promql.Vector, error) {
+			asked = append(asked, "local:"+q)
+			return one(2), nil
+		})
+	for _, c := range []struct {
+		name  string
+		vec   promql.Vector
+		err   error
+		want  float64
+		asked int
+	}{
+		{"the store answers", one(1), nil, 1, 1},
+		{"the store has nothing", nil, nil, 2, 2},
+		{"the store fails", one(1), errors.New("down"), 2, 2},
+	} {
+		storeVec, storeErr, asked = c.vec, c.err, nil
+		got, err := q(t.Context(), "x", time.Now())
+		if err != nil || len(got) != 1 || got[0].F != c.want || len(asked) != c.asked {
+			t.Errorf("%s: %v %v after %v, want %v from %d queries", c.name, got, err, asked, c.want, c.asked)
+		}
+	}
+}
