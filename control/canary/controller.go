@@ -51,10 +51,10 @@ type Config struct {
 // Validate reports a config the controller cannot run with.
 func (c Config) Validate() error {
 	if c.Querier == nil {
-		return errors.New("canary: querier is required")
+		return errors.New("canary.querier: must be set")
 	}
 	if c.Tick < 0 || c.MaxDecisions < 0 {
-		return errors.New("canary: tick and max decisions must not be negative")
+		return errors.New("canary.tick, canary.max-decisions: must be >= 0")
 	}
 	return nil
 }

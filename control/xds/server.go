@@ -51,7 +51,7 @@ type Config struct {
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
 	if c.SendTimeout < 0 {
-		return fmt.Errorf("xds.sendTimeout: must not be negative, got %s", c.SendTimeout)
+		return fmt.Errorf("xds.send-timeout: must be >= 0, got %s", c.SendTimeout)
 	}
 	return nil
 }

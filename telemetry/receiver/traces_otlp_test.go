@@ -187,7 +187,7 @@ func TestOTLPGRPCPartialSuccess(t *testing.T) {
 
 func TestConfigValidateNamesTheKey(t *testing.T) {
 	_, err := receiver.NewTraceReceiver(receiver.TracesConfig{MaxRequests: -1}, &spanWriter{}, nil, nil)
-	if err == nil || !strings.Contains(err.Error(), "receiver.traces.max_requests") {
+	if err == nil || !strings.Contains(err.Error(), "receiver.traces.max-requests") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -66,13 +66,13 @@ type TracesConfig struct {
 func (c TracesConfig) Validate() error {
 	switch {
 	case c.MaxRequestBytes < 0:
-		return fmt.Errorf("receiver.traces.max_request_bytes: %d must not be negative", c.MaxRequestBytes)
+		return fmt.Errorf("receiver.traces.max-request-bytes: must be >= 0, got %d", c.MaxRequestBytes)
 	case c.MaxRequests < 0:
-		return fmt.Errorf("receiver.traces.max_requests: %d must not be negative", c.MaxRequests)
+		return fmt.Errorf("receiver.traces.max-requests: must be >= 0, got %d", c.MaxRequests)
 	case c.QueueWait < 0:
-		return fmt.Errorf("receiver.traces.queue_wait: %s must not be negative", c.QueueWait)
+		return fmt.Errorf("receiver.traces.queue-wait: must be >= 0, got %s", c.QueueWait)
 	case c.RetryAfter < 0:
-		return fmt.Errorf("receiver.traces.retry_after: %s must not be negative", c.RetryAfter)
+		return fmt.Errorf("receiver.traces.retry-after: must be >= 0, got %s", c.RetryAfter)
 	}
 	return nil
 }

@@ -68,17 +68,17 @@ func cmpOr[T comparable](v, def T) T {
 func (c Config) Validate() error {
 	switch {
 	case c.DataDir == "":
-		return errors.New("traces.dataDir: must be set")
+		return errors.New("traces.data-dir: must not be empty")
 	case c.BlockDuration < 0:
-		return fmt.Errorf("traces.blockDuration: %v is negative", c.BlockDuration)
+		return fmt.Errorf("traces.block-duration: must be >= 0, got %v", c.BlockDuration)
 	case c.Retention < 0:
-		return fmt.Errorf("traces.retention: %v is negative", c.Retention)
+		return fmt.Errorf("retention.traces: must be >= 0, got %v", c.Retention)
 	case c.MaxHeadBytes < 0:
-		return fmt.Errorf("traces.maxHeadBytes: %d is negative", c.MaxHeadBytes)
+		return fmt.Errorf("traces.max-head-bytes: must be >= 0, got %d", c.MaxHeadBytes)
 	case c.SyncInterval < 0 || c.SyncInterval > 100*time.Millisecond:
-		return fmt.Errorf("traces.syncInterval: %v is outside (0, 100ms]", c.SyncInterval)
+		return fmt.Errorf("traces.sync-interval: must be in (0, 100ms], got %v", c.SyncInterval)
 	case c.MaxAttrValues < 0:
-		return fmt.Errorf("traces.maxAttrValues: %d is negative", c.MaxAttrValues)
+		return fmt.Errorf("traces.max-attr-values: must be >= 0, got %d", c.MaxAttrValues)
 	}
 	return c.Forward.Validate()
 }

@@ -306,9 +306,16 @@ func TestDurableGroupFsyncAndMetrics(t *testing.T) {
 }
 
 func TestConfigValidateNamesTheKey(t *testing.T) {
-	for _, c := range []Config{{}, {DataDir: "x", SyncInterval: time.Second}, {DataDir: "x", Retention: -1}} {
-		if err := c.Validate(); err == nil || !strings.HasPrefix(err.Error(), "traces.") {
-			t.Errorf("Validate(%+v) = %v", c, err)
+	for _, c := range []struct {
+		cfg Config
+		key string
+	}{
+		{Config{}, "traces.data-dir: "},
+		{Config{DataDir: "x", SyncInterval: time.Second}, "traces.sync-interval: "},
+		{Config{DataDir: "x", Retention: -1}, "retention.traces: "}, // its flag
+	} {
+		if err := c.cfg.Validate(); err == nil || !strings.HasPrefix(err.Error(), c.key) {
+			t.Errorf("Validate(%+v) = %v, want it to start with %q", c.cfg, err, c.key)
 		}
 	}
 }

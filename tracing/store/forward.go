@@ -96,13 +96,13 @@ func (c ForwardConfig) Validate() error {
 	}
 	switch {
 	case c.MaxLag < 0:
-		return fmt.Errorf("traces.forward.maxLag: %d is negative", c.MaxLag)
+		return fmt.Errorf("traces.forward.max-lag: must be >= 0, got %d", c.MaxLag)
 	case c.MinBackoff < 0 || c.MaxBackoff < 0 || c.MinBackoff > c.MaxBackoff && c.MaxBackoff > 0:
-		return fmt.Errorf("traces.forward.minBackoff/maxBackoff: %v/%v are negative or reversed", c.MinBackoff, c.MaxBackoff)
+		return fmt.Errorf("traces.forward.min-backoff, traces.forward.max-backoff: must be >= 0 and min <= max, got %v, %v", c.MinBackoff, c.MaxBackoff)
 	case c.Timeout < 0:
-		return fmt.Errorf("traces.forward.timeout: %v is negative", c.Timeout)
+		return fmt.Errorf("traces.forward.timeout: must be >= 0, got %v", c.Timeout)
 	case c.BatchBytes < 0:
-		return fmt.Errorf("traces.forward.batchBytes: %d is negative", c.BatchBytes)
+		return fmt.Errorf("traces.forward.batch-bytes: must be >= 0, got %d", c.BatchBytes)
 	}
 	return nil
 }
