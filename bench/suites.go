@@ -219,7 +219,7 @@ func suites() []suite {
 				"informer caches, the file source re-reads and parses the directory. sync-KiB/client is what a client receives " +
 				"to sync (equal for both sources: the same xDS). InformerMemory: 1,000 Services (headless: the test server's " +
 				"service CIDR is a /24), 10,000 Pods and 1,000 EndpointSlices in one namespace; the Kubernetes source " +
-				"(source.NewKubernetes, in the benchmark process) starts, and MiB is the growth of the live heap (after GC) from " +
+				"(kube.New, in the benchmark process) starts, and MiB is the growth of the live heap (after GC) from " +
 				"before its start to after its first model, which holds every object; freed-MiB is what a GC returns once it " +
 				"stopped. The API server runs in the same process, so its own heap moves too (most on the first start, which " +
 				"also warms its list paths): both are medians over the starts, and the informer caches' size lies between them. " +

@@ -10,7 +10,7 @@ import (
 	"strings"
 
 	"github.com/glassmesh/glassmesh/control/canary"
-	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/source/kube"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
@@ -46,7 +46,7 @@ func (a *app) newCanary() error {
 		h.Forward = canary.Forwarder{
 			Ask: func(ctx context.Context, namespace, name string, request []byte) error {
 				err := a.kube.RequestCanaryAction(ctx, namespace, name, request)
-				if errors.Is(err, source.ErrObjectNotFound) {
+				if errors.Is(err, kube.ErrObjectNotFound) {
 					return fmt.Errorf("%w: %w", canary.ErrNotFound, err)
 				}
 				return err
@@ -65,7 +65,7 @@ func (a *app) newCanary() error {
 				return out
 			},
 			Answer: func(p canary.PendingAction, answer []byte) error {
-				return a.kube.AnswerCanaryAction(source.PendingCanaryAction(p), answer)
+				return a.kube.AnswerCanaryAction(kube.PendingCanaryAction(p), answer)
 			},
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"k8s.io/client-go/tools/leaderelection/resourcelock"
 
 	"github.com/glassmesh/glassmesh/control/model"
-	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/source/kube"
 )
 
 // leaderFlags configure the leader election of --source kubernetes: every
@@ -140,7 +140,7 @@ func newLeaderGauge(reg prometheus.Registerer) prometheus.Gauge {
 // newKubeClient is a new client of the API server of --source kubernetes,
 // with a rate limit of its own.
 func (a *app) newKubeClient() (*kubernetes.Clientset, error) {
-	rc, err := source.KubernetesConfig{Kubeconfig: a.flags.kubeconfig}.RestConfig()
+	rc, err := kube.Config{Kubeconfig: a.flags.kubeconfig}.RestConfig()
 	if err != nil {
 		return nil, err
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/push"
 	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/source/kube"
 	"github.com/glassmesh/glassmesh/control/xds"
 	"github.com/glassmesh/glassmesh/dashboards"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
@@ -60,7 +61,7 @@ type app struct {
 
 	store   *source.Store
 	config  configSource
-	kube    *source.Kubernetes // the config source, with --source kubernetes
+	kube    *kube.Source // the config source, with --source kubernetes
 	xds     *xds.Server
 	tel     *telemetry
 	canary  *canary.Controller
@@ -105,7 +106,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	case "file":
 		a.config = source.NewFile(source.FileConfig{Path: f.configPath}, logger.With("component", "source"))
 	case "kubernetes":
-		k, err := source.NewKubernetes(source.KubernetesConfig{Kubeconfig: f.kubeconfig, Namespaces: f.namespaces}, logger.With("component", "source"))
+		k, err := kube.New(kube.Config{Kubeconfig: f.kubeconfig, Namespaces: f.namespaces}, logger.With("component", "source"))
 		if err != nil {
 			return nil, fmt.Errorf("--source kubernetes: %w", err)
 		}

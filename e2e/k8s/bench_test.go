@@ -46,6 +46,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/naming"
 	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/source/kube"
 	"github.com/glassmesh/glassmesh/e2e/k8s/kubetest"
 )
 
@@ -809,7 +810,7 @@ func BenchmarkInformerMemory(b *testing.B) {
 			before := benchHeap()
 			start := time.Now()
 			rctx, cancel := context.WithCancel(ctx)
-			k, err := source.NewKubernetes(source.KubernetesConfig{Rest: srcCfg, Namespaces: []string{benchMemNS}}, logger)
+			k, err := kube.New(kube.Config{Rest: srcCfg, Namespaces: []string{benchMemNS}}, logger)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package source
+package kube
 
 import (
 	"os"
@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
 )
 
 func ptr[T any](v T) *T { return &v }
@@ -32,7 +33,7 @@ func TestServiceFromKubernetes(t *testing.T) {
 			},
 		},
 	}
-	got := serviceFromKubernetes(s)
+	got := source.ServiceFromKubernetes(s)
 	want := []model.ServicePort{
 		{Name: "grpc-api", Port: 9080, Protocol: model.ProtocolGRPC},
 		{Name: "web", Port: 8080, Protocol: model.ProtocolHTTP},
@@ -51,7 +52,7 @@ func TestServiceFromKubernetes(t *testing.T) {
 		t.Errorf("origin %q", got.Origin.File)
 	}
 	s.Spec.Selector = nil
-	if serviceFromKubernetes(s) != nil {
+	if source.ServiceFromKubernetes(s) != nil {
 		t.Errorf("a Service without a selector selects no pods; want nil")
 	}
 }
@@ -133,7 +134,7 @@ func TestParseCustomResource(t *testing.T) {
 
 // The source watches exactly the resources deploy/crds defines.
 func TestCustomResourcesMatchTheCRDs(t *testing.T) {
-	files, err := filepath.Glob(filepath.Join("..", "..", "deploy", "crds", "*."+model.CRDGroup+".yaml"))
+	files, err := filepath.Glob(filepath.Join("..", "..", "..", "deploy", "crds", "*."+model.CRDGroup+".yaml"))
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no CRDs in deploy/crds (%v)", err)
 	}

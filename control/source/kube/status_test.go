@@ -1,4 +1,4 @@
-package source
+package kube
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package source
+package kube
 
 import (
 	"encoding/json"
@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
 )
 
 func httpRouteObject(parents []any, status []any) *unstructured.Unstructured {
@@ -88,7 +89,7 @@ func TestHTTPRouteParentsStatus(t *testing.T) {
 	}
 
 	// Losing the service to an older route or a TrafficRoute: Conflicted.
-	c := routeConditions(nil, notImported+"service shop/reviews already has TrafficRoute shop/reviews (from reviews.yaml), which wins", model.ServingCurrent, 2)
+	c := routeConditions(nil, source.NotImported+"service shop/reviews already has TrafficRoute shop/reviews (from reviews.yaml), which wins", model.ServingCurrent, 2)
 	if c[0].Status != metav1.ConditionFalse || c[0].Reason != reasonConflicted || c[1].Status != metav1.ConditionTrue {
 		t.Errorf("conflicted %+v", c)
 	}

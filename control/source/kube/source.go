@@ -1,4 +1,11 @@
-package source
+// Package kube is the Kubernetes config source: informers on core Services,
+// Pods and EndpointSlices, the glassmesh custom resources and the route APIs
+// glassmesh imports (Gateway API HTTPRoutes, SMI TrafficSplits) build the
+// mesh; status writers report, per object, whether it is valid and what
+// serves; a leader persists canary state in Canary status. The conversions
+// it shares with the file source (core Services, imported routes) live in
+// control/source.
+package kube
 
 import (
 	"context"
@@ -27,6 +34,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
 )
 
 // CustomResources returns the plural resource names of the glassmesh kinds,
@@ -35,8 +43,8 @@ func CustomResources() []string {
 	return []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
 }
 
-// KubernetesConfig configures the Kubernetes source.
-type KubernetesConfig struct {
+// Config configures the Kubernetes source.
+type Config struct {
 	// Kubeconfig is a kubeconfig file; "" means in-cluster config when
 	// running in a pod, else the default loading rules ($KUBECONFIG,
 	// ~/.kube/config).
@@ -52,7 +60,7 @@ type KubernetesConfig struct {
 }
 
 // inScope says whether objects of namespace ns belong to the mesh.
-func (cfg KubernetesConfig) inScope(ns string) bool {
+func (cfg Config) inScope(ns string) bool {
 	if len(cfg.Namespaces) == 0 || ns == model.MeshNamespace {
 		return true
 	}
@@ -65,7 +73,7 @@ func (cfg KubernetesConfig) inScope(ns string) bool {
 }
 
 // RestConfig resolves the API server connection of cfg.
-func (cfg KubernetesConfig) RestConfig() (*rest.Config, error) {
+func (cfg Config) RestConfig() (*rest.Config, error) {
 	if cfg.Rest != nil {
 		return cfg.Rest, nil
 	}
@@ -79,14 +87,14 @@ func (cfg KubernetesConfig) RestConfig() (*rest.Config, error) {
 	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
 }
 
-// Kubernetes builds the mesh from a Kubernetes API server, with informers
+// Source builds the mesh from a Kubernetes API server, with informers
 // (list once, then watch; nothing polls): core Services, Pods and
 // EndpointSlices give services and workloads, and the glassmesh custom
 // resources everything else (and services and workloads outside the
 // cluster). Custom resource kinds are watched from the moment their CRD is
 // established, so installing the CRDs after glassmesh started works.
-type Kubernetes struct {
-	cfg    KubernetesConfig
+type Source struct {
+	cfg    Config
 	logger *slog.Logger
 
 	core    informers.SharedInformerFactory
@@ -104,8 +112,8 @@ type Kubernetes struct {
 	status statusWriter // the leader's status writes (kubernetes_status.go)
 }
 
-// NewKubernetes connects to the API server cfg names.
-func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, error) {
+// New connects to the API server cfg names.
+func New(cfg Config, logger *slog.Logger) (*Source, error) {
 	rc, err := cfg.RestConfig()
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
@@ -121,7 +129,7 @@ func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, erro
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes: %w", err)
 	}
-	k := &Kubernetes{
+	k := &Source{
 		cfg: cfg, logger: logger,
 		status:  statusWriter{dyn: dyn, cs: cs, kick: make(chan struct{}, 1)},
 		core:    informers.NewSharedInformerFactory(cs, 0),
@@ -138,14 +146,14 @@ func NewKubernetes(cfg KubernetesConfig, logger *slog.Logger) (*Kubernetes, erro
 }
 
 // changed asks for a rebuild.
-func (k *Kubernetes) changed() {
+func (k *Source) changed() {
 	select {
 	case k.kick <- struct{}{}:
 	default:
 	}
 }
 
-func (k *Kubernetes) handler() cache.ResourceEventHandler {
+func (k *Source) handler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { k.changed() },
 		UpdateFunc: func(any, any) { k.changed() },
@@ -174,7 +182,7 @@ func slimPod(obj any) (any, error) {
 // Run watches the API server and calls out with a new model whenever what
 // it reads changes, the first time once every informer has synced. It
 // returns when ctx ends.
-func (k *Kubernetes) Run(ctx context.Context, out Sink) error {
+func (k *Source) Run(ctx context.Context, out source.Sink) error {
 	svc := k.core.Core().V1().Services().Informer()
 	pods := k.core.Core().V1().Pods().Informer()
 	if err := pods.SetTransform(slimPod); err != nil {
@@ -242,7 +250,7 @@ func (k *Kubernetes) Run(ctx context.Context, out Sink) error {
 // and of an imported resource's (HTTPRoute, TrafficSplit) at the version
 // its CRD stores, or else the first it serves. Imported CRDs may well be
 // absent: that is normal.
-func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
+func (k *Source) watchCRD(ctx context.Context, obj any) {
 	u, ok := obj.(*unstructured.Unstructured)
 	if !ok {
 		return
@@ -255,7 +263,7 @@ func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
 		return
 	case group == model.CRDGroup && knownResource(plural):
 		version = model.CRDVersion
-	case group != "" && importedResources[plural] == group:
+	case group != "" && source.ImportedResources()[plural] == group:
 		version, informers, imported = servedVersion(u), k.imports, true
 	}
 	if version == "" {
@@ -289,7 +297,7 @@ func (k *Kubernetes) watchCRD(ctx context.Context, obj any) {
 // mayWatch asks the API server whether glassmesh may list and watch a
 // resource in every namespace; when not, it says once what RBAC rule is
 // missing.
-func (k *Kubernetes) mayWatch(ctx context.Context, group, plural string) bool {
+func (k *Source) mayWatch(ctx context.Context, group, plural string) bool {
 	for _, verb := range []string{"list", "watch"} {
 		r, err := k.access.Create(ctx, &authorizationv1.SelfSubjectAccessReview{Spec: authorizationv1.SelfSubjectAccessReviewSpec{
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Verb: verb, Group: group, Resource: plural},
@@ -357,7 +365,7 @@ func established(u *unstructured.Unstructured) bool {
 
 // emit builds the model from the caches and sends it, unless nothing it
 // reads changed since last (the digest of every object's resource version).
-func (k *Kubernetes) emit(out Sink, last string) string {
+func (k *Source) emit(out source.Sink, last string) string {
 	r := k.build()
 	if r.Digest == last {
 		return last
@@ -367,7 +375,7 @@ func (k *Kubernetes) emit(out Sink, last string) string {
 }
 
 // build reads every cache into one Result.
-func (k *Kubernetes) build() model.Result {
+func (k *Source) build() model.Result {
 	hash := sha256.New()
 	var versions []string
 	note := func(kind string, o metav1.Object) {
@@ -385,7 +393,7 @@ func (k *Kubernetes) build() model.Result {
 		}
 		note("services", s)
 		selectors[s.Namespace+"/"+s.Name] = s.Spec.Selector
-		if ms := serviceFromKubernetes(s); ms != nil {
+		if ms := source.ServiceFromKubernetes(s); ms != nil {
 			objs.Services = append(objs.Services, ms)
 			files++
 		}
@@ -430,11 +438,11 @@ func (k *Kubernetes) build() model.Result {
 		files++
 	})
 	k.parsed = parsed
-	imports, errs, warns := k.importRoutes(selectors, note)
+	imports := k.importRoutes(selectors, note)
 	k.mu.Unlock()
-	diags = append(diags, errs...)
-	warns = append(warns, mergeImported(&objs, imports)...)
-	files += len(imports)
+	diags = append(diags, imports.Errors...)
+	warns := append(imports.Warnings, imports.MergeInto(&objs)...)
+	files += imports.Len()
 
 	sort.Strings(versions)
 	hash.Write([]byte(strings.Join(versions, "\n")))
@@ -445,7 +453,7 @@ func (k *Kubernetes) build() model.Result {
 	res.Warnings = append(warns, vwarns...)
 	for _, ds := range [][]model.Diagnostic{res.Errors, res.Warnings} {
 		for i := range ds {
-			if strings.HasPrefix(ds[i].File, originPrefix) {
+			if strings.HasPrefix(ds[i].File, source.OriginPrefix) {
 				ds[i].Line = 0 // lines of the YAML made from an object mean nothing
 			}
 		}
@@ -466,27 +474,23 @@ type parsedObject struct {
 // importRoutes converts the HTTPRoutes and TrafficSplits in the caches into
 // TrafficRoutes. selectors holds the core Services' selectors by
 // namespace/name. k.mu is held.
-func (k *Kubernetes) importRoutes(selectors map[string]map[string]string, note func(string, metav1.Object)) (out []imported, errs, warns []model.Diagnostic) {
+func (k *Source) importRoutes(selectors map[string]map[string]string, note func(string, metav1.Object)) *source.RouteImports {
 	sel := func(namespace, name string) (map[string]string, bool) {
 		s, ok := selectors[namespace+"/"+name]
 		return s, ok
 	}
+	ri := &source.RouteImports{}
 	k.eachObject(k.imports, func(plural string, u *unstructured.Unstructured) {
 		note(plural, u)
-		o := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName())
-		routes, e, w := importObject(plural == httpRoutesPlural, u.Object, o, sel)
-		errs, warns = append(errs, e...), append(warns, w...)
-		for _, r := range routes {
-			out = append(out, imported{route: r, created: u.GetCreationTimestamp().Time})
-		}
+		ri.Add(plural, u, sel)
 	})
-	return out, errs, warns
+	return ri
 }
 
 // eachObject calls f with every object of the mesh's namespaces that the
 // informers hold, by plural in order, then as the caches list them. k.mu
 // is held.
-func (k *Kubernetes) eachObject(informers map[string]cache.SharedIndexInformer, f func(plural string, u *unstructured.Unstructured)) {
+func (k *Source) eachObject(informers map[string]cache.SharedIndexInformer, f func(plural string, u *unstructured.Unstructured)) {
 	plurals := make([]string, 0, len(informers))
 	for p := range informers {
 		plurals = append(plurals, p)

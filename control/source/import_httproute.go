@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source/internal/unstr"
 )
 
 // Gateway API HTTPRoutes (mesh mode) as TrafficRoutes; see kubernetes_import.go.
@@ -38,20 +39,20 @@ func httpRouteRoutes(obj map[string]any, o model.Origin, sel selectorOf) ([]*mod
 	ns, name := objectMeta(obj)
 	var parents []string
 	var parentPort int64
-	for i, p := range list(obj, "spec", "parentRefs") {
+	for i, p := range unstr.List(obj, "spec", "parentRefs") {
 		at := fmt.Sprintf("spec.parentRefs[%d]", i)
-		if str(p, "kind") != "Service" || (str(p, "group") != "" && str(p, "group") != "core") {
+		if unstr.String(p, "kind") != "Service" || (unstr.String(p, "group") != "" && unstr.String(p, "group") != "core") {
 			continue
 		}
-		if pns := str(p, "namespace"); pns != "" && pns != ns {
+		if pns := unstr.String(p, "namespace"); pns != "" && pns != ns {
 			im.warnf(at+".namespace", "a route for a Service of another namespace (a consumer route) is not supported: ignored")
 			continue
 		}
-		if port, present, _ := integer(p, "port"); present {
-			im.warnf(at+".port", "glassmesh routes every port of a service: the route applies to all ports of %s, not only %d", str(p, "name"), port)
+		if port, present, _ := unstr.Integer(p, "port"); present {
+			im.warnf(at+".port", "glassmesh routes every port of a service: the route applies to all ports of %s, not only %d", unstr.String(p, "name"), port)
 			parentPort = port
 		}
-		if svc := str(p, "name"); svc != "" && !slices.Contains(parents, svc) {
+		if svc := unstr.String(p, "name"); svc != "" && !slices.Contains(parents, svc) {
 			parents = append(parents, svc)
 		}
 	}
@@ -92,10 +93,10 @@ func httpRouteRoutes(obj map[string]any, o model.Origin, sel selectorOf) ([]*mod
 func (im *importer) httpRoute(obj map[string]any, ns, parent string, parentPort int64, sel selectorOf) *model.TrafficRoute {
 	b := &backends{namespace: ns, sel: sel}
 	var rules []rankedRule
-	for i, rule := range list(obj, "spec", "rules") {
+	for i, rule := range unstr.List(obj, "spec", "rules") {
 		rules = append(rules, im.httpRule(fmt.Sprintf("spec.rules[%d]", i), rule, b, parent, parentPort)...)
 	}
-	if len(list(obj, "spec", "rules")) == 0 {
+	if len(unstr.List(obj, "spec", "rules")) == 0 {
 		// An HTTPRoute without rules sends everything to the parent.
 		rules = im.httpRule("spec.rules", map[string]any{}, b, parent, parentPort)
 	}
@@ -140,31 +141,31 @@ type rankedRule struct {
 // A rule without backendRefs routes to the parent Service, as mesh
 // implementations of GAMMA (Istio) do.
 func (im *importer) httpRule(at string, rule any, b *backends, parent string, parentPort int64) []rankedRule {
-	im.filters(at+".filters", list(rule, "filters"))
+	im.filters(at+".filters", unstr.List(rule, "filters"))
 	for _, f := range []string{"retry", "sessionPersistence"} {
-		if field(rule, f) != nil {
+		if unstr.Field(rule, f) != nil {
 			im.warnf(at+"."+f, "not supported: ignored")
 		}
 	}
 	var base model.Rule
-	if t := str(rule, "timeouts", "request"); t != "" {
+	if t := unstr.String(rule, "timeouts", "request"); t != "" {
 		d, err := time.ParseDuration(t)
 		if err != nil || d < 0 {
 			im.errorf(at+".timeouts.request", "%q is not a duration such as 10s", t)
 		}
 		base.Timeout = model.Duration{Duration: d}
 	}
-	if field(rule, "timeouts", "backendRequest") != nil {
+	if unstr.Field(rule, "timeouts", "backendRequest") != nil {
 		im.warnf(at+".timeouts.backendRequest", "not supported: ignored")
 	}
 	var ws []weighted
-	for j, ref := range list(rule, "backendRefs") {
+	for j, ref := range unstr.List(rule, "backendRefs") {
 		rat := fmt.Sprintf("%s.backendRefs[%d]", at, j)
 		if w, ok := im.backendRef(rat, ref, b, parentPort); ok {
-			ws = addWeight(ws, str(ref, "name"), w)
+			ws = addWeight(ws, unstr.String(ref, "name"), w)
 		}
 	}
-	if len(list(rule, "backendRefs")) == 0 {
+	if len(unstr.List(rule, "backendRefs")) == 0 {
 		if !b.subset(im, at, parent) {
 			return nil
 		}
@@ -174,7 +175,7 @@ func (im *importer) httpRule(at string, rule any, b *backends, parent string, pa
 		return nil
 	}
 	base.Destinations, base.Fault = destinations(im, at+".backendRefs", ws)
-	matches := list(rule, "matches")
+	matches := unstr.List(rule, "matches")
 	if len(matches) == 0 {
 		return []rankedRule{{rule: base, rank: rank{pathKind: 2, prefixLen: 1}}}
 	}
@@ -191,26 +192,26 @@ func (im *importer) httpRule(at string, rule any, b *backends, parent string, pa
 // backendRef reads one backendRef of a rule, adding its subset; false when
 // it is wrong (reported).
 func (im *importer) backendRef(at string, ref any, b *backends, parentPort int64) (int64, bool) {
-	if g, k := str(ref, "group"), str(ref, "kind"); (g != "" && g != "core") || (k != "" && k != "Service") {
-		im.errorf(at, "backend %s %s is not a core Service: only Services can be subsets", k, str(ref, "name"))
+	if g, k := unstr.String(ref, "group"), unstr.String(ref, "kind"); (g != "" && g != "core") || (k != "" && k != "Service") {
+		im.errorf(at, "backend %s %s is not a core Service: only Services can be subsets", k, unstr.String(ref, "name"))
 		return 0, false
 	}
-	if bns := str(ref, "namespace"); bns != "" && bns != b.namespace {
+	if bns := unstr.String(ref, "namespace"); bns != "" && bns != b.namespace {
 		im.errorf(at+".namespace", "a backend in another namespace (%s) is not supported: a destination must be a subset of the routed service", bns)
 		return 0, false
 	}
-	if port, present, _ := integer(ref, "port"); present && parentPort != 0 && port != parentPort {
+	if port, present, _ := unstr.Integer(ref, "port"); present && parentPort != 0 && port != parentPort {
 		im.warnf(at+".port", "port %d differs from the parent's %d: requests keep the port they were sent to", port, parentPort)
 	}
-	im.filters(at+".filters", list(ref, "filters"))
-	w, present, ok := integer(ref, "weight")
+	im.filters(at+".filters", unstr.List(ref, "filters"))
+	w, present, ok := unstr.Integer(ref, "weight")
 	if !present {
 		w = 1
 	} else if !ok || w < 0 {
 		im.errorf(at+".weight", "want a non-negative integer")
 		return 0, false
 	}
-	name := str(ref, "name")
+	name := unstr.String(ref, "name")
 	if name == "" {
 		im.errorf(at+".name", "required: a Service name")
 		return 0, false
@@ -223,7 +224,7 @@ func (im *importer) backendRef(at string, ref any, b *backends, parentPort int64
 func (im *importer) filters(at string, fs []any) {
 	for i, f := range fs {
 		fat := fmt.Sprintf("%s[%d]", at, i)
-		switch t := str(f, "type"); t {
+		switch t := unstr.String(f, "type"); t {
 		case "RequestHeaderModifier", "ResponseHeaderModifier", "RequestMirror", "CORS":
 			im.warnf(fat, "filter %s is not supported: ignored", t)
 		default:
@@ -237,7 +238,7 @@ func (im *importer) filters(at string, fs []any) {
 func (im *importer) httpMatch(at string, m any) (*model.Match, rank) {
 	var out model.Match
 	rk := rank{pathKind: 2, prefixLen: 1}
-	typ, value := str(m, "path", "type"), str(m, "path", "value")
+	typ, value := unstr.String(m, "path", "type"), unstr.String(m, "path", "value")
 	if typ == "" {
 		typ = "PathPrefix"
 	}
@@ -260,18 +261,18 @@ func (im *importer) httpMatch(at string, m any) (*model.Match, rank) {
 	default:
 		im.errorf(at+".path.type", "unknown path match type %s", typ)
 	}
-	for i, h := range list(m, "headers") {
+	for i, h := range unstr.List(m, "headers") {
 		hat := fmt.Sprintf("%s.headers[%d]", at, i)
-		name := strings.ToLower(str(h, "name"))
+		name := strings.ToLower(unstr.String(h, "name"))
 		if _, dup := out.Headers[name]; dup {
 			continue // Gateway API: the first match of a header wins
 		}
 		var sm model.StringMatch
-		switch t := str(h, "type"); t {
+		switch t := unstr.String(h, "type"); t {
 		case "", "Exact":
-			sm.Exact = str(h, "value")
+			sm.Exact = unstr.String(h, "value")
 		case "RegularExpression":
-			sm.Regex = str(h, "value")
+			sm.Regex = unstr.String(h, "value")
 		default:
 			im.errorf(hat+".type", "unknown header match type %s", t)
 		}
@@ -282,7 +283,7 @@ func (im *importer) httpMatch(at string, m any) (*model.Match, rank) {
 	}
 	rk.headers = len(out.Headers)
 	for _, f := range []string{"method", "queryParams"} {
-		if field(m, f) != nil {
+		if unstr.Field(m, f) != nil {
 			im.errorf(at+"."+f, "%s matches are not supported, and leaving them out would route more requests by this rule", f)
 		}
 	}

@@ -1,4 +1,4 @@
-package source
+package kube
 
 import (
 	"context"
@@ -20,6 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/source/internal/unstr"
 )
 
 // What glassmesh writes back to the API server, on the leader only: a Valid
@@ -49,7 +51,7 @@ type statusWriter struct {
 	identity  string
 	started   bool
 	last      *model.Result
-	lastAside []ObjectStatus
+	lastAside []source.ObjectStatus
 	pending   map[string]statusWrite // by write.key
 	forbidden map[string]bool        // resources whose writes RBAC refused (logged once)
 	kick      chan struct{}
@@ -77,7 +79,7 @@ type statusWrite struct {
 // SetLeading turns the writes on (this replica won the leader election;
 // identity names it in Events) or off. Turning them on reports the last
 // build's findings at once.
-func (k *Kubernetes) SetLeading(leading bool, identity string) {
+func (k *Source) SetLeading(leading bool, identity string) {
 	w := &k.status
 	w.mu.Lock()
 	if leading && !w.started {
@@ -120,7 +122,7 @@ func (w *statusWriter) enqueue(ws ...statusWrite) {
 
 // writeLoop makes the queued writes. A failed write is retried (with the
 // newest wanted content) after a second, unless the object is gone.
-func (k *Kubernetes) writeLoop() {
+func (k *Source) writeLoop() {
 	w := &k.status
 	for range w.kick {
 		w.mu.Lock()
@@ -165,7 +167,7 @@ func (x statusWrite) key() string {
 	return x.gvr.Resource + "/" + x.namespace + "/" + x.name + "#" + x.what
 }
 
-func (k *Kubernetes) writeOne(x statusWrite) error {
+func (k *Source) writeOne(x statusWrite) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	w := &k.status
@@ -213,7 +215,7 @@ func (k *Kubernetes) writeOne(x statusWrite) error {
 // Valid condition it carries, and queues the writes that bring them in line.
 // aside is what the consumer set aside of the build: which version of each
 // invalid object serves.
-func (k *Kubernetes) report(r model.Result, aside []ObjectStatus) {
+func (k *Source) report(r model.Result, aside []source.ObjectStatus) {
 	w := &k.status
 	w.mu.Lock()
 	w.last, w.lastAside = &r, aside
@@ -233,7 +235,7 @@ func (k *Kubernetes) report(r model.Result, aside []ObjectStatus) {
 	}
 	conflicts := map[string]string{} // imports that lost their service to another route
 	for _, d := range r.Warnings {
-		if strings.HasPrefix(d.Message, notImported) {
+		if strings.HasPrefix(d.Message, source.NotImported) {
 			conflicts[d.File] = d.Message
 		}
 	}
@@ -242,7 +244,7 @@ func (k *Kubernetes) report(r model.Result, aside []ObjectStatus) {
 	k.mu.Lock()
 	k.eachObject(k.watched, func(plural string, u *unstructured.Unstructured) {
 		var msgs []string
-		o := origin(plural, u.GetNamespace(), u.GetName()).File
+		o := source.KubernetesOrigin(plural, u.GetNamespace(), u.GetName()).File
 		for _, d := range errs[o] {
 			msgs = append(msgs, fieldMessage(d))
 		}
@@ -252,10 +254,10 @@ func (k *Kubernetes) report(r model.Result, aside []ObjectStatus) {
 		}
 	})
 	k.eachObject(k.imports, func(plural string, u *unstructured.Unstructured) {
-		if plural != httpRoutesPlural {
+		if plural != source.HTTPRoutesPlural {
 			return // TrafficSplits have no status
 		}
-		file := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName()).File // as importRoutes names it
+		file := source.KubernetesOrigin(plural+"."+source.ImportedResources()[plural], u.GetNamespace(), u.GetName()).File // as importRoutes names it
 		want := routeConditions(errs[file], conflicts[file], serving[file], u.GetGeneration())
 		if x, ok := parentsWrite(u, want, now); ok {
 			writes = append(writes, x)
@@ -327,7 +329,7 @@ func conditionWrite(plural string, u *unstructured.Unstructured, want metav1.Con
 
 // currentCondition reads one condition of u's status.
 func currentCondition(u *unstructured.Unstructured, typ string) (metav1.Condition, bool) {
-	return findCondition(list(u.Object, "status", "conditions"), typ)
+	return findCondition(unstr.List(u.Object, "status", "conditions"), typ)
 }
 
 // findCondition reads the condition of type typ in a conditions list.

@@ -1,4 +1,4 @@
-package source
+package kube
 
 import (
 	"encoding/json"
@@ -11,6 +11,8 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source"
+	"github.com/glassmesh/glassmesh/control/source/internal/unstr"
 )
 
 // The status of imported HTTPRoutes, as Gateway API asks of a mesh (GAMMA):
@@ -86,11 +88,11 @@ func routeConditions(errs []model.Diagnostic, conflict string, serving model.Ser
 // Services of its own namespace (as httpRouteRoutes imports them).
 func serviceParents(u *unstructured.Unstructured) []any {
 	var out []any
-	for _, p := range list(u.Object, "spec", "parentRefs") {
-		if str(p, "kind") != "Service" || (str(p, "group") != "" && str(p, "group") != "core") {
+	for _, p := range unstr.List(u.Object, "spec", "parentRefs") {
+		if unstr.String(p, "kind") != "Service" || (unstr.String(p, "group") != "" && unstr.String(p, "group") != "core") {
 			continue
 		}
-		if pns := str(p, "namespace"); pns != "" && pns != u.GetNamespace() {
+		if pns := unstr.String(p, "namespace"); pns != "" && pns != u.GetNamespace() {
 			continue
 		}
 		out = append(out, p)
@@ -108,7 +110,7 @@ func parentsWrite(u *unstructured.Unstructured, want []metav1.Condition, now tim
 	current, _, _ := unstructured.NestedSlice(u.Object, "status", "parents")
 	var others, ours []any
 	for _, e := range current {
-		if str(e, "controllerName") == ControllerName {
+		if unstr.String(e, "controllerName") == ControllerName {
 			ours = append(ours, e)
 		} else {
 			others = append(others, e)
@@ -125,7 +127,7 @@ func parentsWrite(u *unstructured.Unstructured, want []metav1.Condition, now tim
 		}
 		conds := make([]any, 0, len(want))
 		for _, c := range want {
-			old, found := findCondition(list(have, "conditions"), c.Type)
+			old, found := findCondition(unstr.List(have, "conditions"), c.Type)
 			if !found || old.Status != c.Status || old.Reason != c.Reason || old.Message != c.Message || old.ObservedGeneration != c.ObservedGeneration {
 				changed = true
 			}
@@ -151,14 +153,14 @@ func parentsWrite(u *unstructured.Unstructured, want []metav1.Condition, now tim
 		return statusWrite{}, false
 	}
 	gv, _ := schema.ParseGroupVersion(u.GetAPIVersion()) // the version watched
-	gvr := schema.GroupVersionResource{Group: gatewayGroup, Version: gv.Version, Resource: httpRoutesPlural}
+	gvr := schema.GroupVersionResource{Group: source.GatewayGroup, Version: gv.Version, Resource: source.HTTPRoutesPlural}
 	return statusWrite{what: "parents", gvr: gvr, namespace: u.GetNamespace(), name: u.GetName(), patch: patch, conflictDrops: true}, true
 }
 
 // parentKey identifies a parentRef whatever defaults the API server filled
 // in (group, kind, namespace).
 func parentKey(ref any, namespace string) string {
-	group, kind, ns := str(ref, "group"), str(ref, "kind"), str(ref, "namespace")
+	group, kind, ns := unstr.String(ref, "group"), unstr.String(ref, "kind"), unstr.String(ref, "namespace")
 	if group == "core" {
 		group = ""
 	}
@@ -168,6 +170,6 @@ func parentKey(ref any, namespace string) string {
 	if ns == "" {
 		ns = namespace
 	}
-	port, _, _ := integer(ref, "port")
-	return fmt.Sprintf("%s/%s/%s/%s/%s:%d", group, kind, ns, str(ref, "name"), str(ref, "sectionName"), port)
+	port, _, _ := unstr.Integer(ref, "port")
+	return fmt.Sprintf("%s/%s/%s/%s/%s:%d", group, kind, ns, unstr.String(ref, "name"), unstr.String(ref, "sectionName"), port)
 }

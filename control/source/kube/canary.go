@@ -1,4 +1,4 @@
-package source
+package kube
 
 import (
 	"context"
@@ -28,7 +28,7 @@ var canaryGVR = schema.GroupVersionResource{Group: model.CRDGroup, Version: mode
 
 // CanaryStatuses returns the status, as JSON, of every Canary in scope that
 // carries a canary state, by "namespace/name". It reads the informer cache.
-func (k *Kubernetes) CanaryStatuses() (map[string][]byte, error) {
+func (k *Source) CanaryStatuses() (map[string][]byte, error) {
 	out := map[string][]byte{}
 	var err error
 	k.eachCanary(func(u *unstructured.Unstructured) {
@@ -49,14 +49,14 @@ func (k *Kubernetes) CanaryStatuses() (map[string][]byte, error) {
 
 // canaryInformer is the Canaries' informer; nil until their CRD is
 // established.
-func (k *Kubernetes) canaryInformer() cache.SharedIndexInformer {
+func (k *Source) canaryInformer() cache.SharedIndexInformer {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return k.watched["canaries"]
 }
 
 // eachCanary calls f with every Canary in scope in the informer cache.
-func (k *Kubernetes) eachCanary(f func(u *unstructured.Unstructured)) {
+func (k *Source) eachCanary(f func(u *unstructured.Unstructured)) {
 	inf := k.canaryInformer()
 	if inf == nil {
 		return
@@ -71,7 +71,7 @@ func (k *Kubernetes) eachCanary(f func(u *unstructured.Unstructured)) {
 // PatchCanaryStatus queues a JSON merge patch of a Canary's status (an
 // object of the fields to set; null removes one). Only the leader writes
 // (SetLeading); a follower's patches are dropped.
-func (k *Kubernetes) PatchCanaryStatus(namespace, name string, status []byte) error {
+func (k *Source) PatchCanaryStatus(namespace, name string, status []byte) error {
 	b, err := json.Marshal(map[string]json.RawMessage{"status": status})
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ var ErrObjectNotFound = errors.New("object not found")
 
 // RequestCanaryAction writes an action request into a Canary's annotation,
 // replacing one not yet taken. Any replica may; it is written at once.
-func (k *Kubernetes) RequestCanaryAction(ctx context.Context, namespace, name string, request []byte) error {
+func (k *Source) RequestCanaryAction(ctx context.Context, namespace, name string, request []byte) error {
 	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]string{annotationAction: string(request)}}})
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func (k *Kubernetes) RequestCanaryAction(ctx context.Context, namespace, name st
 
 // CanaryStatus returns a Canary's status as JSON, from the informer cache,
 // and whether the Canary exists.
-func (k *Kubernetes) CanaryStatus(namespace, name string) ([]byte, bool) {
+func (k *Source) CanaryStatus(namespace, name string) ([]byte, bool) {
 	u := k.canary(namespace, name)
 	if u == nil {
 		return nil, false
@@ -119,7 +119,7 @@ func (k *Kubernetes) CanaryStatus(namespace, name string) ([]byte, bool) {
 	return b, true
 }
 
-func (k *Kubernetes) canary(namespace, name string) *unstructured.Unstructured {
+func (k *Source) canary(namespace, name string) *unstructured.Unstructured {
 	inf := k.canaryInformer()
 	if inf == nil || !k.cfg.inScope(namespace) {
 		return nil
@@ -143,7 +143,7 @@ type PendingCanaryAction struct {
 
 // PendingCanaryActions lists the action requests on Canaries in scope,
 // from the informer cache, by namespace/name.
-func (k *Kubernetes) PendingCanaryActions() []PendingCanaryAction {
+func (k *Source) PendingCanaryActions() []PendingCanaryAction {
 	var out []PendingCanaryAction
 	k.eachCanary(func(u *unstructured.Unstructured) {
 		if v, ok := u.GetAnnotations()[annotationAction]; ok {
@@ -160,7 +160,7 @@ func (k *Kubernetes) PendingCanaryActions() []PendingCanaryAction {
 // AnswerCanaryAction queues the leader's answer to the request p (the
 // status field lastAction; nil writes none) and then the removal of the
 // annotation, unless it changed since (a newer request).
-func (k *Kubernetes) AnswerCanaryAction(p PendingCanaryAction, answer []byte) error {
+func (k *Source) AnswerCanaryAction(p PendingCanaryAction, answer []byte) error {
 	var ws []statusWrite
 	if answer != nil {
 		b, err := json.Marshal(map[string]map[string]json.RawMessage{"status": {"lastAction": answer}})

@@ -2,13 +2,16 @@ package source
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/source/internal/unstr"
 )
 
 // How routes users already have in other APIs become TrafficRoutes, read
@@ -27,14 +30,46 @@ import (
 
 // Resources imported from other APIs, by group and plural.
 const (
-	gatewayGroup     = "gateway.networking.k8s.io"
+	GatewayGroup     = "gateway.networking.k8s.io"
 	smiSplitGroup    = "split.smi-spec.io"
-	httpRoutesPlural = "httproutes"
+	HTTPRoutesPlural = "httproutes"
 	splitsPlural     = "trafficsplits"
 )
 
 // importedResources are the group/plural of each imported resource.
-var importedResources = map[string]string{httpRoutesPlural: gatewayGroup, splitsPlural: smiSplitGroup}
+var importedResources = map[string]string{HTTPRoutesPlural: GatewayGroup, splitsPlural: smiSplitGroup}
+
+// ImportedResources maps the plural of each resource whose objects become
+// TrafficRoutes (Gateway API HTTPRoutes, SMI TrafficSplits) to its group.
+func ImportedResources() map[string]string { return maps.Clone(importedResources) }
+
+// RouteImports collects the TrafficRoutes made from a cluster's objects of
+// other route APIs, to merge into its objects: a native TrafficRoute wins,
+// and of several imports for one service the oldest.
+type RouteImports struct {
+	imports          []imported
+	Errors, Warnings []model.Diagnostic
+}
+
+// Add imports u, an object of the imported resource plural; selector gives
+// a core Service's selector (ok is false when there is no such Service).
+func (ri *RouteImports) Add(plural string, u *unstructured.Unstructured, selector func(namespace, name string) (map[string]string, bool)) {
+	o := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName())
+	routes, e, w := importObject(plural == HTTPRoutesPlural, u.Object, o, selector)
+	ri.Errors, ri.Warnings = append(ri.Errors, e...), append(ri.Warnings, w...)
+	for _, r := range routes {
+		ri.imports = append(ri.imports, imported{route: r, created: u.GetCreationTimestamp().Time})
+	}
+}
+
+// Len is how many TrafficRoutes were made.
+func (ri *RouteImports) Len() int { return len(ri.imports) }
+
+// MergeInto adds the TrafficRoutes to objs and returns warnings for those
+// not taken.
+func (ri *RouteImports) MergeInto(objs *model.Objects) []model.Diagnostic {
+	return mergeImported(objs, ri.imports)
+}
 
 // selectorOf returns the selector of the core Service namespace/name; ok
 // is false when there is no such Service.
@@ -138,51 +173,12 @@ func destinations(im *importer, path string, ws []weighted) ([]model.Destination
 	return out, nil
 }
 
-// str reads a string field of a JSON-like object ("" when absent).
-func str(obj any, keys ...string) string {
-	s, _ := field(obj, keys...).(string)
-	return s
-}
-
-// list reads a list field of a JSON-like object.
-func list(obj any, keys ...string) []any {
-	l, _ := field(obj, keys...).([]any)
-	return l
-}
-
-func field(obj any, keys ...string) any {
-	for _, k := range keys {
-		m, ok := obj.(map[string]any)
-		if !ok {
-			return nil
-		}
-		obj = m[k]
-	}
-	return obj
-}
-
-// integer reads an integer field; ok is false when it is absent or not a
-// whole number.
-func integer(obj any, keys ...string) (n int64, present, ok bool) {
-	switch v := field(obj, keys...).(type) {
-	case nil:
-		return 0, false, true
-	case int64:
-		return v, true, true
-	case int:
-		return int64(v), true, true
-	case float64:
-		return int64(v), true, v == float64(int64(v))
-	}
-	return 0, true, false
-}
-
 func objectMeta(obj map[string]any) (namespace, name string) {
-	namespace = str(obj, "metadata", "namespace")
+	namespace = unstr.String(obj, "metadata", "namespace")
 	if namespace == "" {
 		namespace = model.DefaultNamespace
 	}
-	return namespace, str(obj, "metadata", "name")
+	return namespace, unstr.String(obj, "metadata", "name")
 }
 
 // importObject imports an HTTPRoute (httpRoute) or a TrafficSplit.
@@ -206,24 +202,24 @@ func importObject(httpRoute bool, obj map[string]any, o model.Origin, sel select
 func trafficSplitRoute(obj map[string]any, o model.Origin, sel selectorOf) (*model.TrafficRoute, []model.Diagnostic, []model.Diagnostic) {
 	im := &importer{o: o}
 	ns, name := objectMeta(obj)
-	root, _, _ := strings.Cut(str(obj, "spec", "service"), ".")
+	root, _, _ := strings.Cut(unstr.String(obj, "spec", "service"), ".")
 	if root == "" {
 		im.errorf("spec.service", "required: the root service that clients call")
 		return nil, im.errs, im.warns
 	}
-	if len(list(obj, "spec", "matches")) > 0 {
+	if len(unstr.List(obj, "spec", "matches")) > 0 {
 		im.warnf("spec.matches", "HTTPRouteGroup matches are not supported: the split applies to every request")
 	}
 	b := &backends{namespace: ns, sel: sel}
 	var ws []weighted
-	for i, be := range list(obj, "spec", "backends") {
+	for i, be := range unstr.List(obj, "spec", "backends") {
 		at := fmt.Sprintf("spec.backends[%d]", i)
-		svc := str(be, "service")
+		svc := unstr.String(be, "service")
 		if svc == "" {
 			im.errorf(at+".service", "required: a Service name")
 			continue
 		}
-		w, ok := splitWeight(field(be, "weight"))
+		w, ok := splitWeight(unstr.Field(be, "weight"))
 		if !ok {
 			im.errorf(at+".weight", "want a non-negative integer weight")
 			continue
@@ -232,7 +228,7 @@ func trafficSplitRoute(obj map[string]any, o model.Origin, sel selectorOf) (*mod
 			ws = addWeight(ws, svc, w)
 		}
 	}
-	if len(list(obj, "spec", "backends")) == 0 {
+	if len(unstr.List(obj, "spec", "backends")) == 0 {
 		im.errorf("spec.backends", "at least one backend is required")
 	}
 	if len(im.errs) > 0 {
@@ -260,7 +256,7 @@ func splitWeight(v any) (int64, bool) {
 		}
 		return q.MilliValue(), true
 	}
-	n, _, ok := integer(map[string]any{"w": v}, "w")
+	n, _, ok := unstr.Integer(map[string]any{"w": v}, "w")
 	return n, ok && n >= 0
 }
 
@@ -280,8 +276,8 @@ func addWeight(ws []weighted, subset string, w int64) []weighted {
 // native TrafficRoute for the same service wins over any import, and among
 // imports the oldest object wins (then the first by origin), as Gateway
 // API resolves conflicts. Each dropped import is a warning naming both.
-// notImported starts the warning of an import that lost to another route.
-const notImported = "not imported: "
+// NotImported starts the warning of an import that lost to another route.
+const NotImported = "not imported: "
 
 func mergeImported(objs *model.Objects, imports []imported) []model.Diagnostic {
 	slices.SortStableFunc(imports, func(a, b imported) int {
@@ -306,7 +302,7 @@ func mergeImported(objs *model.Objects, imports []imported) []model.Diagnostic {
 		key := r.Namespace + "/" + r.Spec.Service
 		if first, ok := owner[key]; ok {
 			warns = append(warns, model.Diagnostic{File: r.Origin.File, Line: r.Origin.Line, Message: fmt.Sprintf(
-				notImported+"service %s already has TrafficRoute %s (from %s), which wins", key, first.Key(), first.Origin)})
+				NotImported+"service %s already has TrafficRoute %s (from %s), which wins", key, first.Key(), first.Origin)})
 			continue
 		}
 		owner[key] = r
