@@ -161,3 +161,28 @@ func TestCustomResourcesMatchTheCRDs(t *testing.T) {
 		t.Errorf("deploy/crds defines %v; the source watches %v", plurals, watched)
 	}
 }
+
+// The digest of a set of objects depends on their versions, not on the
+// order they are listed in.
+func TestObjectDigest(t *testing.T) {
+	obj := func(ns, name, rv string) metav1.Object {
+		return &metav1.ObjectMeta{Namespace: ns, Name: name, ResourceVersion: rv}
+	}
+	digest := func(objs ...metav1.Object) string {
+		var d objectDigest
+		for _, o := range objs {
+			d.add("pods", o)
+		}
+		return d.String()
+	}
+	a, b := obj("shop", "a", "1"), obj("shop", "b", "7")
+	if digest(a, b) != digest(b, a) {
+		t.Error("the order changes the digest")
+	}
+	if digest(a, b) == digest(a, obj("shop", "b", "8")) {
+		t.Error("a new resourceVersion leaves the digest alone")
+	}
+	if digest(a, b) == digest(a) || digest(a) == digest(obj("shop", "a1", "")) {
+		t.Error("different sets of objects share a digest")
+	}
+}
