@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"hash"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -30,7 +31,9 @@ type Store struct {
 	// written with both held, so the loop reads them holding applyMu only.
 	// Readers take mu alone and never wait for a push.
 	applyMu sync.Mutex
-	overlay Overlay
+	// versions computes the serving mesh's version; guarded by applyMu.
+	versions versioner
+	overlay  Overlay
 
 	mu        sync.RWMutex
 	base      *model.Mesh // the serving config as loaded (contained)
@@ -87,7 +90,7 @@ func NewStore(logger *slog.Logger, reg prometheus.Registerer) *Store {
 		}, []string{"kind"}),
 		since: map[string]time.Time{},
 	}
-	s.version = versionOf(s.mesh)
+	s.version = s.versions.of(s.mesh)
 	if reg != nil {
 		reg.MustRegister(s.reloads, s.errorsGauge, s.lastSuccess, s.invalid, s.stale)
 	}
@@ -127,7 +130,7 @@ func (s *Store) Reapply(accept func(*model.Mesh) error) error {
 			return err
 		}
 	}
-	version := versionOf(m)
+	version := s.versions.of(m)
 	s.mu.Lock()
 	s.mesh, s.overrides, s.version = m, overrides, version
 	s.mu.Unlock()
@@ -171,7 +174,7 @@ func (s *Store) Apply(r model.Result, accept func(*model.Mesh) error) (setAside 
 				c.Whole = true
 			}
 		}
-		version = versionOf(serving) // outside mu: it encodes the whole mesh
+		version = s.versions.of(serving) // outside mu: it may encode the whole mesh
 	}
 	// The new state is taken at once after the push, so the status never
 	// shows old errors for long while the new config is routing.
@@ -392,11 +395,42 @@ func originsOf(m *model.Mesh) map[string]string {
 	return out
 }
 
-// versionOf is a content hash, so replicas loading the same config agree.
-func versionOf(m *model.Mesh) string {
-	b, _ := json.Marshal(resourcesOf(m))
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:6])
+// versioner computes a mesh's version: a content hash, so replicas
+// loading the same config agree. Each object is encoded once and the
+// encoding kept while the object is (unchanged objects keep their identity
+// from load to load), so a change costs what it touches.
+type versioner struct {
+	last map[any][]byte
+}
+
+func (v *versioner) of(m *model.Mesh) string {
+	next := make(map[any][]byte, len(v.last))
+	h := sha256.New()
+	r := resourcesOf(m)
+	encodeEach(h, "services", r.Services, v.last, next)
+	encodeEach(h, "workloads", r.Workloads, v.last, next)
+	encodeEach(h, "trafficRoutes", r.TrafficRoutes, v.last, next)
+	encodeEach(h, "slos", r.SLOs, v.last, next)
+	encodeEach(h, "canaries", r.Canaries, v.last, next)
+	encodeEach(h, "peerAuthentications", r.PeerAuthentications, v.last, next)
+	encodeEach(h, "authorizationPolicies", r.AuthorizationPolicies, v.last, next)
+	v.last = next
+	return hex.EncodeToString(h.Sum(nil)[:6])
+}
+
+// encodeEach writes kind and the JSON of each object (as the API shows it)
+// to h, reusing last's encodings.
+func encodeEach[T any](h hash.Hash, kind string, objs []*T, last, next map[any][]byte) {
+	h.Write([]byte(kind + "\n"))
+	for _, o := range objs {
+		b, ok := last[o]
+		if !ok {
+			b, _ = json.Marshal(o)
+		}
+		next[o] = b
+		h.Write(b)
+		h.Write([]byte{'\n'})
+	}
 }
 
 func nonNil[T any](s []T) []T {

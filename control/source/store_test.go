@@ -320,3 +320,26 @@ func TestStoreKeepsUnchangedObjectsTheSame(t *testing.T) {
 		t.Error("want the service kept and the changed workload new")
 	}
 }
+
+// The version is a function of the content only: a versioner that kept the
+// encodings of the last mesh gives what a fresh one gives, for the same
+// objects, for equal objects that are new values, and after a change.
+func TestVersionIsTheContentsOnly(t *testing.T) {
+	fresh := func(m *model.Mesh) string {
+		var v versioner
+		return v.of(m)
+	}
+	var v versioner
+	a := meshWith("a", "b")
+	if got, want := v.of(a), fresh(a); got != want {
+		t.Fatalf("first: %s, want %s", got, want)
+	}
+	again := meshWith("a", "b") // equal objects, new values
+	if got := v.of(again); got != fresh(a) {
+		t.Errorf("equal content: %s, want %s", got, fresh(a))
+	}
+	changed := model.NewMesh(model.Objects{Services: []*model.Service{again.Services[0], meshWith("c").Services[0]}})
+	if got, want := v.of(changed), fresh(changed); got != want || got == fresh(a) {
+		t.Errorf("after a change: %s, want %s (and not %s)", got, want, fresh(a))
+	}
+}
