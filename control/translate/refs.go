@@ -84,13 +84,15 @@ type RefCache struct {
 type viewMaps struct{ listeners, clusters map[string]types.Resource }
 
 func (a viewMaps) same(b viewMaps) bool {
-	return mapID(a.listeners) == mapID(b.listeners) && mapID(a.clusters) == mapID(b.clusters)
+	return MapID(a.listeners) == MapID(b.listeners) && MapID(a.clusters) == MapID(b.clusters)
 }
 
 type typedName struct{ typeURL, name string }
 
-// mapID is the identity of a map (0 for nil).
-func mapID(m map[string]types.Resource) uintptr {
+// MapID is the identity of a map of resources (0 for nil). Translations
+// hand what did not change over as the very same maps, which nobody
+// modifies once built, so callers tell unchanged parts apart by it.
+func MapID(m map[string]types.Resource) uintptr {
 	if m == nil {
 		return 0
 	}

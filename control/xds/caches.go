@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
-	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -86,7 +85,7 @@ func (c *typedCache) diff(res map[string]types.Resource, h *resourceHashes) (map
 // before runs with the version the change will carry, before any watch can
 // see it.
 func (c *typedCache) apply(res map[string]types.Resource, h *resourceHashes, before func(version string)) error {
-	if res != nil && c.last != nil && reflect.ValueOf(res).UnsafePointer() == reflect.ValueOf(c.last).UnsafePointer() {
+	if res != nil && translate.MapID(res) == translate.MapID(c.last) {
 		return nil
 	}
 	c.last = res

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"maps"
-	"reflect"
 	"sync"
 	"time"
 
@@ -33,8 +32,8 @@ type hasher struct {
 
 	// What the served snapshot holds; changed only by keep.
 	served map[types.Resource]*servedResource
-	maps   map[uintptr]servedMap // its per-type maps, by identity
-	valid  map[validKey]int      // its encodings (all validated), counted
+	maps   map[uintptr]map[string]types.Resource // its per-type maps, by identity (held, so no address is reused)
+	valid  map[validKey]int                      // its encodings (all validated), counted
 }
 
 // servedResource is a served resource's hash and how many served maps hold it.
@@ -50,16 +49,9 @@ type hashed struct {
 	where   string // "" for ByName, else the sidecar view's key
 }
 
-// servedMap is a per-type map of a snapshot, held so that its address is
-// not reused while it identifies it.
-type servedMap struct {
-	res  map[string]types.Resource
-	view string
-}
-
 func newHasher() *hasher {
 	return &hasher{seed: maphash.MakeSeed(), opts: proto.MarshalOptions{Deterministic: true},
-		served: map[types.Resource]*servedResource{}, maps: map[uintptr]servedMap{}, valid: map[validKey]int{}}
+		served: map[types.Resource]*servedResource{}, maps: map[uintptr]map[string]types.Resource{}, valid: map[validKey]int{}}
 }
 
 // resourceHashes is what hashAll found of one snapshot: the hashes of its
@@ -67,8 +59,8 @@ func newHasher() *hasher {
 type resourceHashes struct {
 	h     *hasher
 	added map[types.Resource]hashed
-	maps  map[uintptr]servedMap // every per-type map of the snapshot
-	fresh []uintptr             // those not served now
+	maps  map[uintptr]map[string]types.Resource // every per-type map of the snapshot
+	fresh []uintptr                             // those not served now
 }
 
 // sum is the hash of r, a resource of the snapshot.
@@ -86,7 +78,7 @@ func (rh *resourceHashes) sum(r types.Resource) uint64 {
 // checks their shape: names match the resources, and sidecar views hold
 // only sidecar types. Nothing changes until keep.
 func (h *hasher) hashAll(snap *translate.Snapshot) (*resourceHashes, error) {
-	rh := &resourceHashes{h: h, added: map[types.Resource]hashed{}, maps: make(map[uintptr]servedMap, len(h.maps))}
+	rh := &resourceHashes{h: h, added: map[types.Resource]hashed{}, maps: make(map[uintptr]map[string]types.Resource, len(h.maps))}
 	if err := h.add(rh, "", snap.ByName); err != nil {
 		return nil, err
 	}
@@ -108,11 +100,11 @@ func (h *hasher) add(rh *resourceHashes, view string, res translate.Resources) e
 		if byName == nil {
 			continue
 		}
-		id := reflect.ValueOf(byName).Pointer()
+		id := translate.MapID(byName)
 		if _, ok := rh.maps[id]; ok {
 			continue // the same map twice in one snapshot
 		}
-		rh.maps[id] = servedMap{res: byName, view: view}
+		rh.maps[id] = byName
 		if _, ok := h.maps[id]; ok {
 			continue
 		}
@@ -145,7 +137,7 @@ func (h *hasher) add(rh *resourceHashes, view string, res translate.Resources) e
 // are counted in, those of the maps it no longer holds out.
 func (h *hasher) keep(rh *resourceHashes) {
 	for _, id := range rh.fresh {
-		for _, r := range rh.maps[id].res {
+		for _, r := range rh.maps[id] {
 			x, ok := h.served[r]
 			if !ok {
 				x = &servedResource{hashed: rh.added[r]}
@@ -159,7 +151,7 @@ func (h *hasher) keep(rh *resourceHashes) {
 		if _, ok := rh.maps[id]; ok {
 			continue
 		}
-		for _, r := range m.res {
+		for _, r := range m {
 			x := h.served[r]
 			if x.maps--; x.maps == 0 {
 				delete(h.served, r)
