@@ -3,6 +3,7 @@ package source
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -21,10 +22,6 @@ const OriginPrefix = "kubernetes:"
 // KubernetesOrigin is where an object read from Kubernetes came from:
 // kubernetes:<resource>/<namespace>/<name>.
 func KubernetesOrigin(resource, namespace, name string) model.Origin {
-	return origin(resource, namespace, name)
-}
-
-func origin(resource, namespace, name string) model.Origin {
 	return model.Origin{File: OriginPrefix + resource + "/" + namespace + "/" + name}
 }
 
@@ -39,7 +36,7 @@ func ServiceFromKubernetes(s *corev1.Service) *model.Service {
 	out := &model.Service{
 		Meta:   model.Meta{Name: s.Name, Namespace: s.Namespace, Labels: s.Labels},
 		Spec:   model.ServiceSpec{Selector: s.Spec.Selector},
-		Origin: origin("services", s.Namespace, s.Name),
+		Origin: KubernetesOrigin("services", s.Namespace, s.Name),
 	}
 	for _, p := range s.Spec.Ports {
 		if p.Protocol != "" && p.Protocol != corev1.ProtocolTCP {
@@ -85,7 +82,7 @@ func portProtocol(name, appProtocol string) string {
 // become TrafficRoutes as the source imports them (a native TrafficRoute
 // wins), and every other kind is skipped.
 func ImportManifests(objs *model.Objects, ms []model.Manifest) (errs, warns []model.Diagnostic, skipped []model.Manifest) {
-	selectors := map[string]map[string]string{}
+	imports := RouteImports{Selectors: map[string]map[string]string{}}
 	var routes []model.Manifest
 	for _, m := range ms {
 		group, _, _ := strings.Cut(m.APIVersion, "/")
@@ -97,7 +94,7 @@ func ImportManifests(objs *model.Objects, ms []model.Manifest) (errs, warns []mo
 				continue
 			}
 			s.Namespace = m.Namespace
-			selectors[s.Namespace+"/"+s.Name] = s.Spec.Selector
+			imports.Selectors[s.Namespace+"/"+s.Name] = s.Spec.Selector
 			if ms := ServiceFromKubernetes(&s); ms != nil {
 				ms.Origin = m.Origin
 				objs.Services = append(objs.Services, ms)
@@ -108,18 +105,10 @@ func ImportManifests(objs *model.Objects, ms []model.Manifest) (errs, warns []mo
 			skipped = append(skipped, m)
 		}
 	}
-	sel := func(namespace, name string) (map[string]string, bool) {
-		s, ok := selectors[namespace+"/"+name]
-		return s, ok
-	}
-	var imports []imported
 	for _, m := range routes {
-		rs, e, w := importObject(m.Kind == "HTTPRoute", m.Object, m.Origin, sel)
-		errs, warns = append(errs, e...), append(warns, w...)
-		for _, r := range rs {
-			imports = append(imports, imported{route: r})
-		}
+		imports.add(m.Kind == "HTTPRoute", m.Object, m.Origin, time.Time{})
 	}
-	warns = append(warns, mergeImported(objs, imports)...)
+	errs, warns = append(errs, imports.Errors...), append(warns, imports.Warnings...)
+	warns = append(warns, imports.MergeInto(objs)...)
 	return errs, warns, skipped
 }

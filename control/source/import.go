@@ -2,12 +2,12 @@ package source
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/glassmesh/glassmesh/control/model"
@@ -39,27 +39,47 @@ const (
 // importedResources are the group/plural of each imported resource.
 var importedResources = map[string]string{HTTPRoutesPlural: GatewayGroup, splitsPlural: smiSplitGroup}
 
-// ImportedResources maps the plural of each resource whose objects become
-// TrafficRoutes (Gateway API HTTPRoutes, SMI TrafficSplits) to its group.
-func ImportedResources() map[string]string { return maps.Clone(importedResources) }
+// ImportedGroup is the API group of the imported resource plural (Gateway
+// API HTTPRoutes, SMI TrafficSplits), "" for any other.
+func ImportedGroup(plural string) string { return importedResources[plural] }
 
-// RouteImports collects the TrafficRoutes made from a cluster's objects of
-// other route APIs, to merge into its objects: a native TrafficRoute wins,
-// and of several imports for one service the oldest.
+// ImportedOrigin is where an object of the imported resource plural came
+// from, as its TrafficRoutes and diagnostics name it.
+func ImportedOrigin(plural string, o metav1.Object) model.Origin {
+	return KubernetesOrigin(plural+"."+importedResources[plural], o.GetNamespace(), o.GetName())
+}
+
+// RouteImports collects the TrafficRoutes made from objects of other route
+// APIs, to merge into the objects read with them: a native TrafficRoute
+// wins, and of several imports for one service the oldest.
 type RouteImports struct {
+	// Selectors are the core Services' selectors by namespace/name, which
+	// pick a backend Service's workloads.
+	Selectors map[string]map[string]string
+
 	imports          []imported
 	Errors, Warnings []model.Diagnostic
 }
 
-// Add imports u, an object of the imported resource plural; selector gives
-// a core Service's selector (ok is false when there is no such Service).
-func (ri *RouteImports) Add(plural string, u *unstructured.Unstructured, selector func(namespace, name string) (map[string]string, bool)) {
-	o := origin(plural+"."+importedResources[plural], u.GetNamespace(), u.GetName())
-	routes, e, w := importObject(plural == HTTPRoutesPlural, u.Object, o, selector)
+// Add imports u, an object of the imported resource plural read from the
+// API server.
+func (ri *RouteImports) Add(plural string, u *unstructured.Unstructured) {
+	ri.add(plural == HTTPRoutesPlural, u.Object, ImportedOrigin(plural, u), u.GetCreationTimestamp().Time)
+}
+
+// add imports one object (an HTTPRoute, else a TrafficSplit) read from o,
+// created at created (zero when it is not known).
+func (ri *RouteImports) add(httpRoute bool, obj map[string]any, o model.Origin, created time.Time) {
+	routes, e, w := importObject(httpRoute, obj, o, ri.selectorOf)
 	ri.Errors, ri.Warnings = append(ri.Errors, e...), append(ri.Warnings, w...)
 	for _, r := range routes {
-		ri.imports = append(ri.imports, imported{route: r, created: u.GetCreationTimestamp().Time})
+		ri.imports = append(ri.imports, imported{route: r, created: created})
 	}
+}
+
+func (ri *RouteImports) selectorOf(namespace, name string) (map[string]string, bool) {
+	s, ok := ri.Selectors[namespace+"/"+name]
+	return s, ok
 }
 
 // Len is how many TrafficRoutes were made.

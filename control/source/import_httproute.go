@@ -11,7 +11,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/source/internal/unstr"
 )
 
-// Gateway API HTTPRoutes (mesh mode) as TrafficRoutes; see kubernetes_import.go.
+// Gateway API HTTPRoutes (mesh mode) as TrafficRoutes; see import.go.
 
 // httpRouteRoutes imports a Gateway API HTTPRoute in mesh mode (GAMMA): one
 // TrafficRoute per parentRef of kind Service in the route's namespace,

@@ -136,7 +136,7 @@ func TestHTTPRouteImport(t *testing.T) {
 			if strings.HasPrefix(c.spec, "  parentRefs") {
 				doc = strings.Replace(routeHead, "  parentRefs: [{group: \"\", kind: Service, name: reviews}]\n", "", 1) + c.spec
 			}
-			o := origin("httproutes.gateway.networking.k8s.io", "shop", "reviews")
+			o := KubernetesOrigin("httproutes.gateway.networking.k8s.io", "shop", "reviews")
 			routes, errs, warns := httpRouteRoutes(object(t, doc), o, testSelectors)
 			checkMessages(t, "errors", errs, c.errs)
 			checkMessages(t, "warnings", warns, c.warns)
@@ -213,7 +213,7 @@ func TestTrafficSplitImport(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			doc := "apiVersion: split.smi-spec.io/v1alpha4\nkind: TrafficSplit\nmetadata: {name: canary, namespace: shop}\nspec: " + c.spec
-			r, errs, warns := trafficSplitRoute(object(t, doc), origin("trafficsplits.split.smi-spec.io", "shop", "canary"), testSelectors)
+			r, errs, warns := trafficSplitRoute(object(t, doc), KubernetesOrigin("trafficsplits.split.smi-spec.io", "shop", "canary"), testSelectors)
 			checkMessages(t, "errors", errs, c.errs)
 			checkMessages(t, "warnings", warns, c.warns)
 			if c.want == "" {

@@ -94,7 +94,7 @@ func TestStoreStatusSaysWhereEachObjectCameFrom(t *testing.T) {
 	objs := model.Objects{
 		Services: []*model.Service{{Meta: model.Meta{Name: "reviews", Namespace: "default"}, Origin: model.Origin{File: "mesh/services.yaml", Line: 12}}},
 		Routes: []*model.TrafficRoute{{Meta: model.Meta{Name: "httproute-reviews", Namespace: "default"}, Spec: model.TrafficRouteSpec{Service: "reviews"},
-			Origin: origin("httproutes.gateway.networking.k8s.io", "default", "reviews")}},
+			Origin: KubernetesOrigin("httproutes.gateway.networking.k8s.io", "default", "reviews")}},
 	}
 	s := NewStore(slog.New(slog.DiscardHandler), nil)
 	s.Apply(model.Result{Mesh: model.NewMesh(objs)}, nil)

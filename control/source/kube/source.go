@@ -108,7 +108,7 @@ type Source struct {
 	kick    chan struct{}
 	parsed  map[string]parsedObject // custom resources by plural/namespace/name, as the last build parsed them
 
-	status statusWriter // the leader's status writes (kubernetes_status.go)
+	status statusWriter // the leader's status writes (status.go)
 }
 
 // New connects to the API server cfg names.
@@ -262,7 +262,7 @@ func (k *Source) watchCRD(ctx context.Context, obj any) {
 		return
 	case group == model.CRDGroup && knownResource(plural):
 		version = model.CRDVersion
-	case group != "" && source.ImportedResources()[plural] == group:
+	case group != "" && source.ImportedGroup(plural) == group:
 		version, informers, imported = servedVersion(u), k.imports, true
 	}
 	if version == "" {
@@ -493,14 +493,10 @@ type parsedObject struct {
 // TrafficRoutes. selectors holds the core Services' selectors by
 // namespace/name. k.mu is held.
 func (k *Source) importRoutes(selectors map[string]map[string]string, note func(string, metav1.Object)) *source.RouteImports {
-	sel := func(namespace, name string) (map[string]string, bool) {
-		s, ok := selectors[namespace+"/"+name]
-		return s, ok
-	}
-	ri := &source.RouteImports{}
+	ri := &source.RouteImports{Selectors: selectors}
 	k.eachObject(k.imports, func(plural string, u *unstructured.Unstructured) {
 		note(plural, u)
-		ri.Add(plural, u, sel)
+		ri.Add(plural, u)
 	})
 	return ri
 }

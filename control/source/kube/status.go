@@ -27,7 +27,7 @@ import (
 // What glassmesh writes back to the API server, on the leader only: a Valid
 // condition in the status of every glassmesh object (and a Warning Event
 // when one becomes invalid, naming the field), and the canaries' states
-// (kubernetes_canary.go). Writes are queued and made by one goroutine, so
+// (canary.go). Writes are queued and made by one goroutine, so
 // a slow API server never holds up a config push; the latest wanted write
 // of an object replaces an older one still queued.
 
@@ -257,7 +257,7 @@ func (k *Source) report(r model.Result, aside []source.ObjectStatus) {
 		if plural != source.HTTPRoutesPlural {
 			return // TrafficSplits have no status
 		}
-		file := source.KubernetesOrigin(plural+"."+source.ImportedResources()[plural], u.GetNamespace(), u.GetName()).File // as importRoutes names it
+		file := source.ImportedOrigin(plural, u).File
 		want := routeConditions(errs[file], conflicts[file], serving[file], u.GetGeneration())
 		if x, ok := parentsWrite(u, want, now); ok {
 			writes = append(writes, x)
