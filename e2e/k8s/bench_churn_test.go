@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/grpc"
@@ -134,24 +133,11 @@ func cpuTime(pid int) (time.Duration, error) {
 
 // metricValue sums the samples of a metric on a /metrics page.
 func metricValue(t testing.TB, url, name string) float64 {
-	resp, err := http.Get(url)
+	v, _, err := readMetric(url, name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	page, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := 0.0
-	for line := range strings.Lines(string(page)) {
-		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
-			f := strings.Fields(line)
-			v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-			sum += v
-		}
-	}
-	return sum
+	return v
 }
 
 // BenchmarkKubernetesChurn: 100 EndpointSlice updates a second (pod 0 of
@@ -206,11 +192,17 @@ func BenchmarkKubernetesChurn(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			var on func(*discovery.DiscoveryResponse)
-			if c == 0 {
-				on = probe.received
-			}
-			wg.Go(func() { churnClient(st, benchNode(benchMemNS, c), churnNames(c), &responses, &synced, on) })
+			wg.Go(func() {
+				benchADS(st, benchNode(benchMemNS, c), churnNames(c), func(r *discovery.DiscoveryResponse, ready bool) {
+					responses.Add(1)
+					if ready {
+						synced.Add(1)
+					}
+					if c == 0 && r.GetTypeUrl() == benchEDS {
+						probe.received(r)
+					}
+				})
+			})
 		}
 		within(b, 5*time.Minute, "every client has every resource type", func() error {
 			if n := synced.Load(); n < benchClients {
@@ -345,39 +337,4 @@ func churnPatch(ctx context.Context, cs kubernetes.Interface, i int, ready0 bool
 	}
 	_, err = cs.DiscoveryV1().EndpointSlices(a.ns).Patch(ctx, a.name+"-x7k2p", types.MergePatchType, patch, metav1.PatchOptions{})
 	return err
-}
-
-// churnClient is a proxyless client of names that ACKs every response;
-// synced counts it once it had a response of every type.
-func churnClient(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], node *corev3.Node,
-	names map[string][]string, responses, synced *atomic.Int64, on func(*discovery.DiscoveryResponse)) {
-	for i, typ := range benchTypes {
-		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ]}
-		if i == 0 {
-			req.Node = node
-		}
-		if st.Send(req) != nil {
-			return
-		}
-	}
-	seen := map[string]bool{}
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			return
-		}
-		typ := r.GetTypeUrl()
-		if st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}) != nil {
-			return
-		}
-		responses.Add(1)
-		if on != nil && typ == benchEDS {
-			on(r)
-		}
-		if !seen[typ] {
-			if seen[typ] = true; len(seen) == len(benchTypes) {
-				synced.Add(1)
-			}
-		}
-	}
 }

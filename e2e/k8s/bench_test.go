@@ -488,39 +488,19 @@ func benchConnect(b *testing.B, addr, ns string, n int) (f *benchFleet, disconne
 }
 
 func (f *benchFleet) run(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], node *corev3.Node, c *benchADSClient, probe bool) {
-	for i, typ := range benchTypes {
-		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: f.names[typ]}
-		if i == 0 {
-			req.Node = node
-		}
-		if st.Send(req) != nil {
-			return
-		}
-	}
-	seen := map[string]bool{}
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			return
-		}
-		typ, version := r.GetTypeUrl(), r.GetVersionInfo()
-		ack := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: f.names[typ], VersionInfo: version, ResponseNonce: r.GetNonce()}
-		if st.Send(ack) != nil {
-			return
-		}
+	benchADS(st, node, f.names, func(r *discovery.DiscoveryResponse, ready bool) {
 		f.responses.Add(1)
-		if !seen[typ] {
-			if seen[typ] = true; len(seen) == len(benchTypes) {
-				f.ready.Add(1)
-			}
+		if ready {
+			f.ready.Add(1)
 		}
 		var weight int
 		if probe {
 			weight = f.note(r)
 		}
-		if typ != benchRDS {
-			continue
+		if r.GetTypeUrl() != benchRDS {
+			return
 		}
+		version := r.GetVersionInfo()
 		c.rds.Store(&version)
 		if g := f.gen.Load(); g > c.counted {
 			if base := f.baseline.Load(); base != nil && version != *base {
@@ -535,6 +515,39 @@ func (f *benchFleet) run(st grpc.BidiStreamingClient[discovery.DiscoveryRequest,
 				}
 			}
 		}
+	})
+}
+
+// benchADS is a proxyless client on st: it asks for names as node, then
+// ACKs every response and hands it to each, with ready true once (the
+// first time it has had a response of every type), until the stream ends.
+func benchADS(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], node *corev3.Node,
+	names map[string][]string, each func(r *discovery.DiscoveryResponse, ready bool)) {
+	for i, typ := range benchTypes {
+		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ]}
+		if i == 0 {
+			req.Node = node
+		}
+		if st.Send(req) != nil {
+			return
+		}
+	}
+	seen := map[string]bool{}
+	for {
+		r, err := st.Recv()
+		if err != nil {
+			return
+		}
+		typ := r.GetTypeUrl()
+		if st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: names[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}) != nil {
+			return
+		}
+		ready := false
+		if !seen[typ] {
+			seen[typ] = true
+			ready = len(seen) == len(benchTypes)
+		}
+		each(r, ready)
 	}
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -41,21 +42,36 @@ func startReplica(t *testing.T, name, ns string) *replica {
 
 // leader reads the replica's glassmesh_leader gauge.
 func (r *replica) leader() (bool, error) {
-	resp, err := http.Get("http://" + r.httpAddr + "/metrics")
+	v, found, err := readMetric("http://"+r.httpAddr+"/metrics", "glassmesh_leader")
+	if err == nil && !found {
+		err = fmt.Errorf("%s: no glassmesh_leader in /metrics", r.name)
+	}
+	return v == 1, err
+}
+
+// readMetric sums the samples of the metric name on the /metrics page at
+// url; found says whether it has any.
+func readMetric(url, name string) (sum float64, found bool, err error) {
+	resp, err := http.Get(url)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
+	page, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return false, err
+		return 0, false, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "glassmesh_leader "); ok {
-			return v == "1", nil
+	for line := range strings.Lines(string(page)) {
+		if strings.HasPrefix(line, name+" ") || strings.HasPrefix(line, name+"{") {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				return 0, false, fmt.Errorf("%s: %q: %w", url, line, err)
+			}
+			sum, found = sum+v, true
 		}
 	}
-	return false, fmt.Errorf("%s: no glassmesh_leader in /metrics", r.name)
+	return sum, found, nil
 }
 
 // servedWeights is the weights reviews' last rule has in the replica's
