@@ -36,6 +36,7 @@ var allowed = map[string][]string{
 	"telemetry/slo":        {"control/model", "telemetry/metrics"},
 	"telemetry/grpcreport": {"tracing/propagation"},
 	"tracing/store":        nil,
+	"tracing/forward":      {"tracing/store"},
 	"tracing/query":        {"tracing/store"},
 	"tracing/propagation":  nil,
 	"topology":             {"telemetry/metrics", "tracing/store", "control/model"},

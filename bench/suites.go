@@ -110,9 +110,16 @@ func suites() []suite {
 		},
 		{
 			Title: "Trace store: writes and reads",
-			About: "tracing/store's durable store in-process: write throughput (WAL + index), trace by id and search latency " +
+			About: "tracing/store/durable in-process: write throughput (WAL + index), trace by id and search latency " +
 				"on a pre-filled store (size in the benchmark names).",
-			Pkg:   "./tracing/store/",
+			Pkg:   "./tracing/store/durable/",
+			Bench: ".",
+		},
+		{
+			Title: "Trace forwarding: the WAL to an OTLP/HTTP target",
+			About: "tracing/forward on a running durable store: spans/s written and forwarded to a local OTLP/HTTP target " +
+				"that discards them (the forwarder reads the WAL and sends its protobuf as it is).",
+			Pkg:   "./tracing/forward/",
 			Bench: ".",
 		},
 		{
@@ -120,7 +127,7 @@ func suites() []suite {
 			About: "One durable store filled with 1,250,000 traces (10M spans, ~100 blocks and a head), then 2,000 random " +
 				"trace-by-id lookups and 400 searches (service; service+attribute; service+operation+min duration; error=true; " +
 				"limit 20), p50/p99.",
-			Pkg:     "./tracing/store/",
+			Pkg:     "./tracing/store/durable/",
 			Bench:   "BenchmarkLatency",
 			Args:    []string{"-benchtime", "1x", "-timeout", "30m", "-bench-latency-traces", "1250000"},
 			Metrics: []string{"p50-ms", "p99-ms", "stored-spans"},

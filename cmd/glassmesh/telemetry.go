@@ -18,8 +18,9 @@ import (
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/topology"
+	"github.com/glassmesh/glassmesh/tracing/forward"
 	"github.com/glassmesh/glassmesh/tracing/query"
-	"github.com/glassmesh/glassmesh/tracing/store"
+	"github.com/glassmesh/glassmesh/tracing/store/durable"
 )
 
 // telemetryFlags are run's telemetry flags.
@@ -67,7 +68,8 @@ type telemetry struct {
 	engine      *metrics.Engine
 	rules       *metrics.Rules
 	remote      *metrics.RemoteWrite
-	traces      *store.Durable
+	traces      *durable.Store
+	forward     *forward.Forwarder
 	graph       *topology.Graph
 	otlpGRPC    *grpc.Server
 	otlpHTTP    *http.Server
@@ -223,11 +225,15 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 		return nil, fmt.Errorf("--retention.traces: %w", err)
 	}
 	logger := a.logger.With("component", "traces")
-	cfg := store.Config{DataDir: a.flags.dataDir, Retention: retention}
-	for _, u := range f.exportOTLP {
-		cfg.Forward.Targets = append(cfg.Forward.Targets, store.ForwardTarget{URL: u})
+	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention}, logger, a.reg); err != nil {
+		return nil, err
 	}
-	if t.traces, err = store.Open(cfg, logger, a.reg); err != nil {
+	var fc forward.Config
+	for _, u := range f.exportOTLP {
+		fc.Targets = append(fc.Targets, forward.Target{URL: u})
+	}
+	// Before the store runs, so that no WAL segment a target needs goes.
+	if t.forward, err = forward.New(fc, t.traces, logger, a.reg); err != nil {
 		return nil, err
 	}
 	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{}, t.traces, logger, a.reg)
@@ -250,6 +256,8 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 		{func() error { return t.rules.Run(ctx) }, stop},
 		{func() error { return t.remote.Run(ctx) }, stop},
 		{func() error { return t.graph.Run(ctx) }, stop},
+		{func() error { return t.traces.Run(ctx) }, stop},
+		{func() error { return t.forward.Run(ctx) }, stop},
 	}
 	if t.otlpGRPC != nil {
 		acts = append(acts, actor{func() error { return t.otlpGRPC.Serve(t.otlpGLis) }, func(error) { t.otlpGRPC.Stop() }})
@@ -309,6 +317,9 @@ func (t *telemetry) close() {
 	}
 	if t.zipLis != nil {
 		t.zipLis.Close()
+	}
+	if t.forward != nil {
+		_ = t.forward.Close()
 	}
 	if t.traces != nil {
 		_ = t.traces.Close()

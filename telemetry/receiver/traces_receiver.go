@@ -35,7 +35,7 @@ type TracesWriter interface {
 
 // EncodedTracesWriter is a TracesWriter that can also take the OTLP
 // protobuf the spans were decoded from, to store it without encoding the
-// spans again; tracing/store's Durable is one.
+// spans again; tracing/store/durable's Store is one.
 type EncodedTracesWriter interface {
 	TracesWriter
 	// WriteTracesEncoded is WriteTraces given raw, the unchanged

@@ -14,7 +14,9 @@ const defaultLimit = 100
 // serviceKey is the resource attribute that names a span's service.
 const serviceKey = "service.name"
 
-func queryLimit(q TraceQuery) int {
+// MaxTraces is the number of traces q returns at most: its Limit, or
+// 100 when it has none.
+func (q TraceQuery) MaxTraces() int {
 	if q.Limit <= 0 {
 		return defaultLimit
 	}
@@ -39,7 +41,8 @@ func KindName(k ptrace.SpanKind) string {
 	return ""
 }
 
-func serviceOf(res pcommon.Resource) string {
+// ServiceName is the service a resource names (its service.name).
+func ServiceName(res pcommon.Resource) string {
 	if v, ok := res.Attributes().Get(serviceKey); ok {
 		return v.AsString()
 	}
@@ -91,9 +94,11 @@ func attrMatches(k, v string, res pcommon.Map, sp ptrace.Span) bool {
 	return ok && a.AsString() == v
 }
 
-// traceMatch returns the latest start of a span of td matching q.
-func traceMatch(q *TraceQuery, td ptrace.Traces) (latest time.Time, ok bool) {
-	forEachSpan(td, func(svc string, res pcommon.Map, sp ptrace.Span) {
+// MatchTrace reports whether a span of td satisfies every condition of q,
+// and the latest start of such a span: the check every backend makes on
+// the traces its indexes point to (an index only narrows the candidates).
+func MatchTrace(q *TraceQuery, td ptrace.Traces) (latest time.Time, ok bool) {
+	ForEachSpan(td, func(svc string, res pcommon.Map, sp ptrace.Span) {
 		if spanMatches(q, svc, res, sp) {
 			if t := sp.StartTimestamp().AsTime(); !ok || t.After(latest) {
 				latest, ok = t, true
@@ -103,11 +108,13 @@ func traceMatch(q *TraceQuery, td ptrace.Traces) (latest time.Time, ok bool) {
 	return latest, ok
 }
 
-func forEachSpan(td ptrace.Traces, fn func(svc string, res pcommon.Map, sp ptrace.Span)) {
+// ForEachSpan calls fn with every span of td, its service and resource
+// attributes.
+func ForEachSpan(td ptrace.Traces, fn func(svc string, res pcommon.Map, sp ptrace.Span)) {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
-		svc := serviceOf(rs.Resource())
+		svc := ServiceName(rs.Resource())
 		attrs := rs.Resource().Attributes()
 		sss := rs.ScopeSpans()
 		for j := 0; j < sss.Len(); j++ {
@@ -119,8 +126,9 @@ func forEachSpan(td ptrace.Traces, fn func(svc string, res pcommon.Map, sp ptrac
 	}
 }
 
-// depKey is a parent → child service pair.
-type depKey struct{ parent, child string }
+// CallKey is a parent → child service pair, the key backends count
+// Dependencies by.
+type CallKey struct{ Parent, Child string }
 
 // depCollector counts parent/child span pairs across services within one
 // trace, whose parts may arrive in several pieces.
@@ -139,7 +147,7 @@ func (c *depCollector) add(td ptrace.Traces) {
 	if c.svcOf == nil {
 		c.svcOf = make(map[pcommon.SpanID]string)
 	}
-	forEachSpan(td, func(svc string, _ pcommon.Map, sp ptrace.Span) {
+	ForEachSpan(td, func(svc string, _ pcommon.Map, sp ptrace.Span) {
 		c.svcOf[sp.SpanID()] = svc
 		if !sp.ParentSpanID().IsEmpty() {
 			c.kids = append(c.kids, depKid{sp.ParentSpanID(), svc, sp.StartTimestamp().AsTime()})
@@ -148,19 +156,21 @@ func (c *depCollector) add(td ptrace.Traces) {
 }
 
 // each calls fn for every cross-service call, with the child's start.
-func (c *depCollector) each(fn func(k depKey, start time.Time)) {
+func (c *depCollector) each(fn func(k CallKey, start time.Time)) {
 	for _, kid := range c.kids {
 		p, ok := c.svcOf[kid.parent]
 		if ok && p != kid.svc {
-			fn(depKey{p, kid.svc}, kid.start)
+			fn(CallKey{Parent: p, Child: kid.svc}, kid.start)
 		}
 	}
 }
 
-func depsToList(m map[depKey]uint64) []Dependency {
+// DependencyList turns call counts into Dependencies, sorted by parent
+// then child.
+func DependencyList(m map[CallKey]uint64) []Dependency {
 	out := make([]Dependency, 0, len(m))
 	for k, n := range m {
-		out = append(out, Dependency{Parent: k.parent, Child: k.child, CallCount: n})
+		out = append(out, Dependency{Parent: k.Parent, Child: k.Child, CallCount: n})
 	}
 	sortDeps(out)
 	return out

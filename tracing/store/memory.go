@@ -45,19 +45,19 @@ var (
 
 // WriteTraces stores a copy of every span of td.
 func (m *Memory) WriteTraces(_ context.Context, td ptrace.Traces) error {
-	frags := splitTraces(td, 0)
+	frags := SplitByTrace(td, 0)
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, f := range frags {
-		t := m.traces[f.id]
+		t := m.traces[f.ID]
 		if t == nil {
 			t = &memTrace{td: ptrace.NewTraces()}
-			m.traces[f.id] = t
-			m.order = append(m.order, f.id)
+			m.traces[f.ID] = t
+			m.order = append(m.order, f.ID)
 		}
-		f.td.ResourceSpans().MoveAndAppendTo(t.td.ResourceSpans())
-		t.spans += f.spans
-		m.spans += f.spans
+		f.Traces.ResourceSpans().MoveAndAppendTo(t.td.ResourceSpans())
+		t.spans += f.Spans
+		m.spans += f.Spans
 	}
 	for m.spans > m.maxSpans && len(m.order) > 1 {
 		id := m.order[0]
@@ -90,7 +90,7 @@ func (m *Memory) copyTrace(req TraceRequest) (ptrace.Traces, bool) {
 	}
 	if !req.Start.IsZero() || !req.End.IsZero() {
 		q := TraceQuery{StartMin: req.Start, StartMax: req.End}
-		if _, ok := traceMatch(&q, t.td); !ok {
+		if _, ok := MatchTrace(&q, t.td); !ok {
 			return ptrace.Traces{}, false
 		}
 	}
@@ -116,7 +116,7 @@ func (m *Memory) Operations(_ context.Context, q OperationQuery) ([]Operation, e
 		}
 	})
 	ops := slices.Collect(maps.Keys(set))
-	sortOps(ops)
+	SortOperations(ops)
 	return ops, nil
 }
 
@@ -124,7 +124,7 @@ func (m *Memory) each(fn func(svc string, res pcommon.Map, sp ptrace.Span)) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	for _, t := range m.traces {
-		forEachSpan(t.td, fn)
+		ForEachSpan(t.td, fn)
 	}
 }
 
@@ -142,13 +142,13 @@ func (m *Memory) find(q *TraceQuery) []FoundTrace {
 	m.mu.RLock()
 	var found []FoundTrace
 	for id, t := range m.traces {
-		if start, ok := traceMatch(q, t.td); ok {
+		if start, ok := MatchTrace(q, t.td); ok {
 			found = append(found, FoundTrace{TraceID: id, Start: start})
 		}
 	}
 	m.mu.RUnlock()
-	sortFound(found)
-	return found[:min(len(found), queryLimit(*q))]
+	SortFound(found)
+	return found[:min(len(found), q.MaxTraces())]
 }
 
 // FindTraces yields the traces matching q, newest first.
@@ -165,17 +165,17 @@ func (m *Memory) FindTraces(ctx context.Context, q TraceQuery) iter.Seq2[[]ptrac
 
 // Dependencies counts the cross-service calls that started in [start, end).
 func (m *Memory) Dependencies(_ context.Context, start, end time.Time) ([]Dependency, error) {
-	counts := map[depKey]uint64{}
+	counts := map[CallKey]uint64{}
 	m.mu.RLock()
 	for _, t := range m.traces {
 		var c depCollector
 		c.add(t.td)
-		c.each(func(k depKey, at time.Time) {
+		c.each(func(k CallKey, at time.Time) {
 			if !at.Before(start) && at.Before(end) {
 				counts[k]++
 			}
 		})
 	}
 	m.mu.RUnlock()
-	return depsToList(counts), nil
+	return DependencyList(counts), nil
 }

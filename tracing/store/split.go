@@ -8,12 +8,12 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
-// fragment is the spans of one trace from one batch (at most maxSpans of
-// them), with their resource and scope.
-type fragment struct {
-	id    pcommon.TraceID
-	td    ptrace.Traces
-	spans int
+// Fragment is the spans of one trace from one batch (at most maxSpans of
+// them), with their resources and scopes.
+type Fragment struct {
+	ID     pcommon.TraceID
+	Traces ptrace.Traces
+	Spans  int
 }
 
 // splitter groups a batch's spans by trace, keeping resources and scopes.
@@ -24,17 +24,17 @@ type splitter struct {
 }
 
 type fragState struct {
-	fragment
+	Fragment
 	rsOf map[[2]int]ptrace.SpanSlice // (resource, scope) index → spans
 }
 
-// splitTraces splits td into per-trace fragments of at most maxSpans spans
+// SplitByTrace splits td into per-trace fragments of at most maxSpans spans
 // each (0: unbounded), in first-seen order.
-func splitTraces(td ptrace.Traces, maxSpans int) []fragment {
+func SplitByTrace(td ptrace.Traces, maxSpans int) []Fragment {
 	return split(splitter{maxSpans: maxSpans, open: make(map[pcommon.TraceID]*fragState)}, td)
 }
 
-func split(s splitter, td ptrace.Traces) []fragment {
+func split(s splitter, td ptrace.Traces) []Fragment {
 	rss := td.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		sss := rss.At(i).ScopeSpans()
@@ -45,9 +45,9 @@ func split(s splitter, td ptrace.Traces) []fragment {
 			}
 		}
 	}
-	frags := make([]fragment, len(s.out))
+	frags := make([]Fragment, len(s.out))
 	for i, f := range s.out {
-		frags[i] = f.fragment
+		frags[i] = f.Fragment
 	}
 	return frags
 }
@@ -55,14 +55,14 @@ func split(s splitter, td ptrace.Traces) []fragment {
 func (s *splitter) add(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, i, j int, sp ptrace.Span) {
 	id := sp.TraceID()
 	f := s.open[id]
-	if f == nil || s.maxSpans > 0 && f.spans >= s.maxSpans {
-		f = &fragState{fragment: fragment{id: id, td: ptrace.NewTraces()}, rsOf: make(map[[2]int]ptrace.SpanSlice)}
+	if f == nil || s.maxSpans > 0 && f.Spans >= s.maxSpans {
+		f = &fragState{Fragment: Fragment{ID: id, Traces: ptrace.NewTraces()}, rsOf: make(map[[2]int]ptrace.SpanSlice)}
 		s.open[id] = f
 		s.out = append(s.out, f)
 	}
 	dst, ok := f.rsOf[[2]int{i, j}]
 	if !ok {
-		nrs := f.td.ResourceSpans().AppendEmpty()
+		nrs := f.Traces.ResourceSpans().AppendEmpty()
 		rs.Resource().CopyTo(nrs.Resource())
 		nrs.SetSchemaUrl(rs.SchemaUrl())
 		nss := nrs.ScopeSpans().AppendEmpty()
@@ -72,10 +72,11 @@ func (s *splitter) add(rs ptrace.ResourceSpans, ss ptrace.ScopeSpans, i, j int, 
 		f.rsOf[[2]int{i, j}] = dst
 	}
 	sp.CopyTo(dst.AppendEmpty())
-	f.spans++
+	f.Spans++
 }
 
-func compareIDs(a, b pcommon.TraceID) int {
+// CompareTraceIDs orders trace ids bytewise.
+func CompareTraceIDs(a, b pcommon.TraceID) int {
 	return slices.Compare(a[:], b[:])
 }
 
@@ -85,15 +86,16 @@ func sortDeps(d []Dependency) {
 	})
 }
 
-func sortOps(ops []Operation) {
+// SortOperations orders operations by name, then kind.
+func SortOperations(ops []Operation) {
 	slices.SortFunc(ops, func(a, b Operation) int {
 		return cmp.Or(cmp.Compare(a.Name, b.Name), cmp.Compare(a.SpanKind, b.SpanKind))
 	})
 }
 
-// sortFound orders found traces newest first (ties by id, for stable output).
-func sortFound(f []FoundTrace) {
+// SortFound orders found traces newest first (ties by id, for stable output).
+func SortFound(f []FoundTrace) {
 	slices.SortFunc(f, func(a, b FoundTrace) int {
-		return cmp.Or(b.Start.Compare(a.Start), compareIDs(a.TraceID, b.TraceID))
+		return cmp.Or(b.Start.Compare(a.Start), CompareTraceIDs(a.TraceID, b.TraceID))
 	})
 }
