@@ -133,13 +133,20 @@ func suites() []suite {
 			Metrics: []string{"p50-ms", "p99-ms", "stored-spans"},
 		},
 		{
-			Title: "Metrics: aggregation, TSDB appends, remote-write and OTLP in",
+			Title: "Metrics: aggregation and TSDB appends",
 			About: "BenchmarkConsume: requests/s into the in-memory Istio aggregates. BenchmarkFlush: appending every series to the " +
 				"embedded TSDB, with memory per series (compare Prometheus's ~4.7 KB per head series). BenchmarkRestore: reloading " +
-				"counters after a restart. TSDBAppendLimit is the plain tsdb appender (the limit) for RemoteWriteReceive and " +
-				"OTLPGRPCReceive (samples/data points per second through Prometheus's handlers).",
+				"counters after a restart.",
 			Pkg:   "./telemetry/metrics/",
-			Bench: "BenchmarkConsume|BenchmarkFlush|BenchmarkRestore|BenchmarkTSDBAppendLimit|BenchmarkRemoteWriteReceive|BenchmarkOTLPGRPCReceive",
+			Bench: "BenchmarkConsume|BenchmarkFlush|BenchmarkRestore",
+		},
+		{
+			Title: "Metrics in: remote-write and OTLP",
+			About: "telemetry/receiver's metrics receivers: samples/data points per second through Prometheus's remote-write " +
+				"handler and OTLP translation (limiter, decode, append, commit), against TSDBAppendLimit, the plain tsdb appender " +
+				"on the same batches (the limit).",
+			Pkg:   "./telemetry/receiver/",
+			Bench: "BenchmarkTSDBAppendLimit|BenchmarkRemoteWriteReceive|BenchmarkOTLPGRPCReceive",
 			Ratios: []ratio{
 				{Label: "remote-write in / plain TSDB append", Num: "RemoteWriteReceive", Den: "TSDBAppendLimit", Unit: "samples/s"},
 				{Label: "OTLP gRPC in / plain TSDB append", Num: "OTLPGRPCReceive", Den: "TSDBAppendLimit", Unit: "datapoints/s", DenUnit: "samples/s"},

@@ -115,7 +115,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 
 // newMetrics builds what stands on the TSDB: remote-write, the istio_*
 // aggregator, the PromQL engine, rules, the Prometheus API and ingest.
-func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) (*metrics.Ingest, error) {
+func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) (*receiver.MetricsReceiver, error) {
 	logger, reg := a.logger.With("component", "metrics"), a.reg
 	var err error
 	// Before anything appends: remote-write hooks the TSDB's write notifications.
@@ -141,12 +141,12 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 		return nil, err
 	}
 	api.Register(a.mux)
-	ingest, err := metrics.NewIngest(metrics.IngestConfig{}, backend, logger, reg)
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{}, t.storage.AppendableV2(), logger, reg)
 	if err != nil {
 		return nil, err
 	}
 	ingest.Register(a.mux)
-	receiver.RegisterOTLPMetricsGRPC(a.grpc, ingest.OTLPGRPC())
+	ingest.RegisterGRPC(a.grpc)
 	return ingest, nil
 }
 
@@ -184,14 +184,14 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 }
 
 // listen opens the OTLP and Zipkin listeners that are enabled.
-func (t *telemetry) listen(f telemetryFlags, ingest *metrics.Ingest, traces *receiver.TraceReceiver) error {
+func (t *telemetry) listen(f telemetryFlags, ingest *receiver.MetricsReceiver, traces *receiver.TraceReceiver) error {
 	var err error
 	if f.otlpGRPCAddr != "" {
 		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
 			return fmt.Errorf("--otlp-grpc-addr: %w", err)
 		}
 		t.otlpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes))
-		receiver.RegisterOTLPMetricsGRPC(t.otlpGRPC, ingest.OTLPGRPC())
+		ingest.RegisterGRPC(t.otlpGRPC)
 		traces.RegisterGRPC(t.otlpGRPC)
 	}
 	if f.otlpHTTPAddr != "" {
@@ -199,7 +199,7 @@ func (t *telemetry) listen(f telemetryFlags, ingest *metrics.Ingest, traces *rec
 			return fmt.Errorf("--otlp-http-addr: %w", err)
 		}
 		mux := http.NewServeMux()
-		mux.Handle("POST "+metrics.OTLPMetricsPath, ingest.OTLPHandler())
+		mux.Handle("POST "+receiver.OTLPMetricsPath, ingest.OTLPHandler())
 		mux.Handle(receiver.OTLPTracesPath, traces.OTLPHandler())
 		t.otlpHTTP = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	}

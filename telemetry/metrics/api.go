@@ -123,8 +123,8 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 		func() (<-chan notifications.Notification, func(), bool) { return nil, func() {}, false },
 		gathererOf(reg), reg,
 		nil,        // stats renderer: Prometheus's default
-		false, nil, // remote-write receiver: Ingest serves /api/v1/write
-		false, false, false, // OTLP receiver: Ingest serves it
+		false, nil, // remote-write receiver: telemetry/receiver serves /api/v1/write
+		false, false, false, // OTLP receiver: telemetry/receiver serves it
 		eng.lookbackDelta,
 		false, false, // type and unit labels, metadata WAL records
 		nil, nil, // error code overrides, feature registry

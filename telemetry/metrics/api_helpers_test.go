@@ -24,7 +24,6 @@ type apiEnv struct {
 	db     *tsdb.DB
 	engine *Engine
 	api    *API
-	ingest *Ingest
 	rules  *Rules
 	reg    *prometheus.Registry
 	srv    *httptest.Server
@@ -32,7 +31,6 @@ type apiEnv struct {
 
 type apiEnvOptions struct {
 	rules   *RulesConfig          // nil: no rules manager
-	ingest  IngestConfig          // limits of the receivers
 	backend func(Backend) Backend // wraps the backend (overload tests)
 	ready   func() bool
 }
@@ -82,14 +80,8 @@ func newAPIEnv(t *testing.T, o apiEnvOptions) *apiEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.ingest, err = NewIngest(o.ingest, b, logger, e.reg)
-	if err != nil {
-		t.Fatal(err)
-	}
 	mux := http.NewServeMux()
 	e.api.Register(mux)
-	e.ingest.Register(mux)
-	mux.Handle(OTLPMetricsPath, e.ingest.OTLPHandler())
 	e.srv = httptest.NewServer(mux)
 	t.Cleanup(e.srv.Close)
 	return e
@@ -193,33 +185,5 @@ func apiAppend(t *testing.T, app storage.AppendableV2, samples ...apiSample) {
 	}
 	if err := a.Commit(); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// blockingAppendable holds every AppenderV2 call until released, so a
-// test can keep requests in flight.
-type blockingAppendable struct {
-	storage.AppendableV2
-	entered chan struct{}
-	release chan struct{}
-}
-
-func newBlockingAppendable(app storage.AppendableV2) *blockingAppendable {
-	return &blockingAppendable{AppendableV2: app, entered: make(chan struct{}, 16), release: make(chan struct{})}
-}
-
-func (b *blockingAppendable) AppenderV2(ctx context.Context) storage.AppenderV2 {
-	b.entered <- struct{}{}
-	<-b.release
-	return b.AppendableV2.AppenderV2(ctx)
-}
-
-// withBlockingAppendable is an apiEnvOptions.backend that puts a
-// blockingAppendable in front of the backend's appender and hands it out.
-func withBlockingAppendable(out **blockingAppendable) func(Backend) Backend {
-	return func(b Backend) Backend {
-		*out = newBlockingAppendable(b.Appendable)
-		b.Appendable = *out
-		return b
 	}
 }

@@ -1,8 +1,12 @@
-// Package receiver accepts what proxies push to glassmesh over gRPC (on
-// --grpc-addr): Envoy access logs (envoy.service.accesslog.v3
-// AccessLogService, also used by proxyless apps through telemetry/grpcreport)
-// and Envoy stats (envoy.service.metrics.v3 MetricsService). It decodes and
-// checks the streams and hands their contents to the pipeline.
+// Package receiver accepts what proxies and apps push to glassmesh: Envoy
+// access logs (envoy.service.accesslog.v3 AccessLogService, also used by
+// proxyless apps through telemetry/grpcreport) and Envoy stats
+// (envoy.service.metrics.v3 MetricsService) on --grpc-addr, which it
+// decodes, checks and hands to the pipeline (Receiver); spans over OTLP and
+// Zipkin, to the trace store (TraceReceiver); and metrics over Prometheus
+// remote-write and OTLP, to the TSDB's appender (MetricsReceiver). Every
+// one of them pushes back when full (RESOURCE_EXHAUSTED with RetryInfo, or
+// 429 with Retry-After) and refuses malformed input with a reason.
 //
 // Both services are client streams without per-message answers, so the only
 // push back is ending the stream: RESOURCE_EXHAUSTED when the pipeline is
@@ -119,11 +123,21 @@ func (r *Receiver) admit(service string) (release func(), err error) {
 
 // overloaded is RESOURCE_EXHAUSTED with a RetryInfo, so clients back off.
 func (r *Receiver) overloaded(why string, retryAfter time.Duration) error {
-	st := status.New(codes.ResourceExhausted, "glassmesh is over capacity, retry later: "+why)
-	if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
-		st = withInfo
+	return exhausted("glassmesh is over capacity, retry later: "+why, retryAfter).Err()
+}
+
+// exhausted is RESOURCE_EXHAUSTED with msg and, when retryAfter > 0, a
+// google.rpc.RetryInfo: OTLP exporters retry RESOURCE_EXHAUSTED only with
+// one, so a request that can never fit goes without.
+func exhausted(msg string, retryAfter time.Duration) *status.Status {
+	st := status.New(codes.ResourceExhausted, msg)
+	if retryAfter <= 0 {
+		return st
 	}
-	return st.Err()
+	if withInfo, err := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(retryAfter)}); err == nil {
+		return withInfo
+	}
+	return st
 }
 
 // consumeError turns a pipeline error into the stream's final status.

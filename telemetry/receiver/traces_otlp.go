@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
@@ -84,11 +82,7 @@ func (r *TraceReceiver) export(ctx context.Context, transport string, req ptrace
 func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 	switch {
 	case r.overloaded(err):
-		st := status.New(codes.ResourceExhausted, err.Error())
-		if d, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(record.RetryAfter(err, r.cfg.RetryAfter))}); derr == nil {
-			return d
-		}
-		return st
+		return exhausted(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
 	case errors.Is(err, context.Canceled):
 		return status.New(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -162,9 +156,10 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write(out)
 }
 
-// retryAfterSeconds is a Retry-After header's value: whole seconds, rounded up.
+// retryAfterSeconds is a Retry-After header's value: whole seconds,
+// rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {
-	return strconv.Itoa(int((d + time.Second - 1) / time.Second))
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
 }
 
 // writeHTTPWriteError answers a failed write: 429 and Retry-After when

@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"bytes"
@@ -24,7 +24,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 )
 
@@ -122,12 +121,12 @@ func otlpPostRaw(t *testing.T, url, contentType, encoding string, body []byte) (
 
 // otlpGRPCClient serves the env's OTLP/gRPC service on a loopback port and
 // returns a real OTLP gRPC client for it.
-func otlpGRPCClient(t *testing.T, e *apiEnv) pmetricotlp.GRPCClient {
+func otlpGRPCClient(t *testing.T, e *ingestEnv) pmetricotlp.GRPCClient {
 	t.Helper()
 	return pmetricotlp.NewGRPCClient(otlpGRPCConn(t, e))
 }
 
-func otlpGRPCConn(t *testing.T, e *apiEnv) *grpc.ClientConn {
+func otlpGRPCConn(t *testing.T, e *ingestEnv) *grpc.ClientConn {
 	t.Helper()
 	conn, err := grpc.NewClient(otlpGRPCServe(t, e), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -139,14 +138,14 @@ func otlpGRPCConn(t *testing.T, e *apiEnv) *grpc.ClientConn {
 
 // otlpGRPCServe serves the env's OTLP/gRPC service on a loopback port
 // until the test ends and returns its address.
-func otlpGRPCServe(t *testing.T, e *apiEnv) string {
+func otlpGRPCServe(t *testing.T, e *ingestEnv) string {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := grpc.NewServer()
-	e.ingest.RegisterOTLPMetricsGRPC(s)
+	e.recv.RegisterGRPC(s)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = s.Serve(lis) }()
 	t.Cleanup(func() {
@@ -159,7 +158,7 @@ func otlpGRPCServe(t *testing.T, e *apiEnv) string {
 const otlpCounterKey = `{__name__="requests_total", code="200", instance="i-1", job="shop/checkout"}`
 
 func TestOTLPHTTP(t *testing.T) {
-	e := newAPIEnv(t, apiEnvOptions{})
+	e := newIngestEnv(t, ingestEnvOptions{})
 	now := timestamp.FromTime(time.Now())
 	json, err := otlpTestRequest(now).MarshalJSON()
 	if err != nil {
@@ -227,7 +226,7 @@ func otlpProto(t *testing.T, req pmetricotlp.ExportRequest) []byte {
 }
 
 func TestOTLPGRPC(t *testing.T) {
-	e := newAPIEnv(t, apiEnvOptions{})
+	e := newIngestEnv(t, ingestEnvOptions{})
 	client := otlpGRPCClient(t, e)
 	now := timestamp.FromTime(time.Now())
 	ctx := context.Background()
@@ -291,14 +290,6 @@ func TestOTLPGRPC(t *testing.T) {
 			t.Fatalf("partial success: rejected %d, message %q", ps.RejectedDataPoints(), ps.ErrorMessage())
 		}
 	})
-	t.Run("malformed protobuf fails in grpc-go's codec with Internal", func(t *testing.T) {
-		var out []byte
-		err := otlpGRPCConn(t, e).Invoke(ctx, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-			[]byte("\x0a\xff\xff"), &out, grpc.ForceCodecV2(otlpRawCodec{}))
-		if status.Code(err) != codes.Internal || !strings.Contains(err.Error(), "unmarshal") {
-			t.Fatalf("got %v", err)
-		}
-	})
 }
 
 // otlpGaugeOnly is a valid request with only the gauge, at ts.
@@ -320,7 +311,7 @@ func TestOTLPGRPCOverload(t *testing.T) {
 	var blocking *blockingAppendable
 	wrap := withBlockingAppendable(&blocking)
 	now := timestamp.FromTime(time.Now())
-	e := newAPIEnv(t, apiEnvOptions{backend: wrap, ingest: IngestConfig{MaxInflightRequests: 1, MaxInflightBytes: 4096, RetryAfter: 3 * time.Second}})
+	e := newIngestEnv(t, ingestEnvOptions{wrap: wrap, cfg: MetricsConfig{MaxInflightRequests: 1, MaxInflightBytes: 4096, RetryAfter: 3 * time.Second}})
 	client := otlpGRPCClient(t, e)
 	first := make(chan error, 1)
 	go func() {
@@ -370,7 +361,7 @@ func otlpRetryDelay(st *status.Status) time.Duration {
 func TestOTLPGRPCMatchesHTTP(t *testing.T) {
 	now := timestamp.FromTime(time.Now())
 	req := otlpTestRequest(now)
-	viaHTTP, viaGRPC := newAPIEnv(t, apiEnvOptions{}), newAPIEnv(t, apiEnvOptions{})
+	viaHTTP, viaGRPC := newIngestEnv(t, ingestEnvOptions{}), newIngestEnv(t, ingestEnvOptions{})
 	if code, body := otlpPostHTTP(t, viaHTTP.srv.URL+"/v1/metrics", req); code != http.StatusOK {
 		t.Fatalf("HTTP: %d %s", code, body)
 	}
@@ -423,18 +414,4 @@ func otlpDump(t *testing.T, db *tsdb.DB) []string {
 	}
 	slices.Sort(out)
 	return out
-}
-
-// otlpRawCodec sends bytes as they are, to put malformed protobuf on the wire.
-type otlpRawCodec struct{}
-
-func (otlpRawCodec) Name() string { return "proto" }
-
-func (otlpRawCodec) Marshal(v any) (mem.BufferSlice, error) {
-	return mem.BufferSlice{mem.SliceBuffer(v.([]byte))}, nil
-}
-
-func (otlpRawCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	*(v.(*[]byte)) = data.Materialize()
-	return nil
 }

@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"errors"
@@ -10,17 +10,32 @@ import (
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/storage/remote"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
 )
 
-// Ingest defaults.
+// MetricsReceiver defaults.
 const (
 	DefaultIngestMaxInflightRequests = 64
 	DefaultIngestMaxInflightBytes    = 64 << 20
 	DefaultIngestRetryAfter          = time.Second
+	// defaultLookbackDelta is PromQL's default lookback (unexported in
+	// promql), which the OTLP translation spaces target_info samples by.
+	defaultLookbackDelta = 5 * time.Minute
+)
+
+// Where the metrics receivers listen: the Prometheus API's push paths on
+// --http-addr, and the OTLP path on --otlp-http-addr.
+const (
+	RemoteWritePath    = "/api/v1/write"
+	OTLPMetricsAPIPath = "/api/v1/otlp" + OTLPMetricsPath
+	// OTLPMetricsPath is where OTLP/HTTP metrics are accepted on
+	// --otlp-http-addr, as the OTLP specification names it.
+	OTLPMetricsPath = "/v1/metrics"
 )
 
 // Receiver names, as the "receiver" label of the ingest metrics.
@@ -30,9 +45,9 @@ const (
 	receiverOTLPGRPC    = "otlp_grpc"
 )
 
-// IngestConfig bounds the push receivers: Prometheus remote-write and
+// MetricsConfig bounds the push receivers: Prometheus remote-write and
 // OTLP metrics over HTTP and gRPC share one budget.
-type IngestConfig struct {
+type MetricsConfig struct {
 	// MaxInflightRequests is how many requests may be processed at once
 	// [64]. Each holds at most its body, the decoded body (32 MiB each at
 	// most, Prometheus's decoder limits) and the decoded messages.
@@ -50,7 +65,7 @@ type IngestConfig struct {
 }
 
 // Validate reports settings that cannot work, by key.
-func (c IngestConfig) Validate() error {
+func (c MetricsConfig) Validate() error {
 	var errs []error
 	if c.MaxInflightRequests < 0 {
 		errs = append(errs, fmt.Errorf("ingest.max-inflight-requests: must be >= 0, got %d", c.MaxInflightRequests))
@@ -67,7 +82,7 @@ func (c IngestConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c IngestConfig) withDefaults() IngestConfig {
+func (c MetricsConfig) withDefaults() MetricsConfig {
 	if c.MaxInflightRequests == 0 {
 		c.MaxInflightRequests = DefaultIngestMaxInflightRequests
 	}
@@ -78,29 +93,30 @@ func (c IngestConfig) withDefaults() IngestConfig {
 		c.RetryAfter = DefaultIngestRetryAfter
 	}
 	if c.LookbackDelta == 0 {
-		c.LookbackDelta = DefaultLookbackDelta
+		c.LookbackDelta = defaultLookbackDelta
 	}
 	return c
 }
 
-// Ingest is the push side of the metrics store: Prometheus remote-write
-// (1.0 and 2.0 messages) and OTLP metrics over HTTP, through Prometheus's
-// own handlers, and OTLP metrics over gRPC, through Prometheus's OTLP
-// translator. All of them answer only after the appender committed.
-type Ingest struct {
+// MetricsReceiver is the push side of the metrics store: Prometheus
+// remote-write (1.0 and 2.0 messages) and OTLP metrics over HTTP, through
+// Prometheus's own handlers, and OTLP metrics over gRPC, through
+// Prometheus's OTLP translator, all appending to a storage.AppendableV2
+// (the TSDB's). All of them answer only after the appender committed.
+type MetricsReceiver struct {
 	limiter     *inflightLimiter
 	remoteWrite http.Handler
 	otlpHTTP    http.Handler
-	otlpGRPC    *otlpGRPC
+	otlpGRPC    *otlpMetricsGRPC
 }
 
-// NewIngest builds the receivers over b.Appendable.
-func NewIngest(cfg IngestConfig, b Backend, logger *slog.Logger, reg prometheus.Registerer) (*Ingest, error) {
+// NewMetricsReceiver builds the receivers over app.
+func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slog.Logger, reg prometheus.Registerer) (*MetricsReceiver, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if b.Appendable == nil {
-		return nil, errors.New("ingest: backend has no Appendable")
+	if app == nil {
+		return nil, errors.New("metrics receiver: no storage to append to")
 	}
 	cfg = cfg.withDefaults()
 	lim := newInflightLimiter(cfg.MaxInflightRequests, cfg.MaxInflightBytes, cfg.RetryAfter, reg)
@@ -108,50 +124,48 @@ func NewIngest(cfg IngestConfig, b Backend, logger *slog.Logger, reg prometheus.
 		Name: "glassmesh_ingest_requests_total",
 		Help: "Remote-write and OTLP metric requests answered, by receiver and status code.",
 	}, []string{"receiver", "code"})
-	promCfg := prometheusConfig(nil)
-	rw := remote.NewWriteHandler(logger.With("component", "remote-write receiver"), reg, b.Appendable,
+	promCfg := config.DefaultConfig
+	promCfg.GlobalConfig, promCfg.OTLPConfig = config.DefaultGlobalConfig, config.DefaultOTLPConfig
+	rw := remote.NewWriteHandler(logger.With("component", "remote-write receiver"), reg, app,
 		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, false, false)
-	otlp := remote.NewOTLPWriteHandler(logger.With("component", "otlp receiver"), reg, b.Appendable,
+	otlp := remote.NewOTLPWriteHandler(logger.With("component", "otlp receiver"), reg, app,
 		func() config.Config { return promCfg },
 		remote.OTLPOptions{LookbackDelta: cfg.LookbackDelta})
-	conv := newOTLPConverter(b.Appendable, promCfg.OTLPConfig, cfg.LookbackDelta, logger.With("component", "otlp grpc receiver"), reg)
-	return &Ingest{
+	conv := newOTLPConverter(app, promCfg.OTLPConfig, cfg.LookbackDelta, logger.With("component", "otlp grpc receiver"), reg)
+	return &MetricsReceiver{
 		limiter:     lim,
 		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite, rw)),
 		otlpHTTP:    countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP, otlp)),
-		otlpGRPC:    &otlpGRPC{limiter: lim, conv: conv, results: results},
+		otlpGRPC:    &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
 	}, nil
 }
 
 // Register mounts POST /api/v1/write and POST /api/v1/otlp/v1/metrics on
-// mux. They take precedence over the API's /api/v1/ subtree.
-func (i *Ingest) Register(mux *http.ServeMux) {
-	mux.Handle("POST "+APIPrefix+"/write", i.remoteWrite)
-	mux.Handle("POST "+APIPrefix+"/otlp"+OTLPMetricsPath, i.otlpHTTP)
+// mux. They take precedence over the Prometheus API's /api/v1/ subtree.
+func (i *MetricsReceiver) Register(mux *http.ServeMux) {
+	mux.Handle("POST "+RemoteWritePath, i.remoteWrite)
+	mux.Handle("POST "+OTLPMetricsAPIPath, i.otlpHTTP)
 }
 
 // RemoteWriteHandler is the Prometheus remote-write receiver.
-func (i *Ingest) RemoteWriteHandler() http.Handler { return i.remoteWrite }
+func (i *MetricsReceiver) RemoteWriteHandler() http.Handler { return i.remoteWrite }
 
 // OTLPHandler is the OTLP/HTTP metrics receiver (protobuf or JSON,
 // optionally gzip). Mount it at OTLPMetricsPath on --otlp-http-addr.
-func (i *Ingest) OTLPHandler() http.Handler { return i.otlpHTTP }
+func (i *MetricsReceiver) OTLPHandler() http.Handler { return i.otlpHTTP }
 
 // OTLPGRPC is the OTLP/gRPC metrics service.
-func (i *Ingest) OTLPGRPC() pmetricotlp.GRPCServer { return i.otlpGRPC }
+func (i *MetricsReceiver) OTLPGRPC() pmetricotlp.GRPCServer { return i.otlpGRPC }
 
-// RegisterOTLPMetricsGRPC registers the OTLP/gRPC metrics service
-// (opentelemetry.proto.collector.metrics.v1.MetricsService) on s; call it
-// for both --grpc-addr and --otlp-grpc-addr servers.
-func (i *Ingest) RegisterOTLPMetricsGRPC(s *grpc.Server) {
-	pmetricotlp.RegisterGRPCServer(s, i.otlpGRPC)
+// RegisterGRPC registers the OTLP/gRPC metrics service
+// (opentelemetry.proto.collector.metrics.v1.MetricsService) on s, with
+// INVALID_ARGUMENT for malformed requests; call it for both --grpc-addr
+// and --otlp-grpc-addr servers.
+func (i *MetricsReceiver) RegisterGRPC(s *grpc.Server) {
+	RegisterOTLPMetricsGRPC(s, i.otlpGRPC)
 }
 
 // countCodes counts answers by status code.
 func countCodes(receiver string, results *prometheus.CounterVec, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, r)
-		results.WithLabelValues(receiver, fmt.Sprint(sw.code)).Inc()
-	})
+	return promhttp.InstrumentHandlerCounter(results.MustCurryWith(prometheus.Labels{"receiver": receiver}), next)
 }

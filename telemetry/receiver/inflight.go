@@ -1,20 +1,14 @@
-package metrics
+package receiver
 
 import (
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
-	"google.golang.org/genproto/googleapis/rpc/errdetails"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // maxRequestBytes is the largest request body a push receiver reads: the
@@ -131,7 +125,7 @@ func (l *inflightLimiter) wrapHTTP(receiver string, next http.Handler) http.Hand
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		case err != nil:
-			w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(l.retryAfter)))
+			w.Header().Set("Retry-After", retryAfterSeconds(l.retryAfter))
 			http.Error(w, err.Error(), http.StatusTooManyRequests)
 			return
 		}
@@ -144,17 +138,8 @@ func (l *inflightLimiter) wrapHTTP(receiver string, next http.Handler) http.Hand
 // carries RetryInfo, which OTLP exporters require before they retry
 // RESOURCE_EXHAUSTED; too large carries none, so they do not.
 func (l *inflightLimiter) grpcStatus(err error) error {
-	st := status.New(codes.ResourceExhausted, err.Error())
 	if errors.Is(err, errTooLarge) {
-		return st.Err()
+		return exhausted(err.Error(), 0).Err()
 	}
-	withRetry, derr := st.WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(l.retryAfter)})
-	if derr != nil {
-		return st.Err()
-	}
-	return withRetry.Err()
-}
-
-func retrySeconds(d time.Duration) int {
-	return max(1, int(math.Ceil(d.Seconds())))
+	return exhausted(err.Error(), l.retryAfter).Err()
 }

@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"context"
@@ -36,9 +36,9 @@ func FuzzOTLPGRPCExport(f *testing.F) {
 	}
 	f.Cleanup(func() { _ = db.Close() })
 	reg := prometheus.NewRegistry()
-	srv := &otlpGRPC{
+	srv := &otlpMetricsGRPC{
 		limiter: newInflightLimiter(4, 64<<20, time.Second, reg),
-		conv:    newOTLPConverter(db, config.DefaultOTLPConfig, DefaultLookbackDelta, slog.New(slog.DiscardHandler), reg),
+		conv:    newOTLPConverter(db, config.DefaultOTLPConfig, defaultLookbackDelta, slog.New(slog.DiscardHandler), reg),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fuzz_results_total"}, []string{"receiver", "code"}),
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

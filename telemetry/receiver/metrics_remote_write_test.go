@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"bytes"
@@ -74,7 +74,7 @@ func postRW(t *testing.T, url, contentType string, body []byte) (*http.Response,
 }
 
 func TestRemoteWriteReceiver(t *testing.T) {
-	e := newAPIEnv(t, apiEnvOptions{})
+	e := newIngestEnv(t, ingestEnvOptions{})
 	url := e.srv.URL + "/api/v1/write"
 	now := timestamp.FromTime(time.Now())
 
@@ -155,7 +155,7 @@ func TestIngestOverload(t *testing.T) {
 	now := timestamp.FromTime(time.Now())
 
 	t.Run("over the request limit: 429 with Retry-After, for remote-write and OTLP alike", func(t *testing.T) {
-		e := newAPIEnv(t, apiEnvOptions{backend: wrap, ingest: IngestConfig{MaxInflightRequests: 1, RetryAfter: 2 * time.Second}})
+		e := newIngestEnv(t, ingestEnvOptions{wrap: wrap, cfg: MetricsConfig{MaxInflightRequests: 1, RetryAfter: 2 * time.Second}})
 		first := make(chan int, 1)
 		go func() {
 			resp, _ := postRW(t, e.srv.URL+"/api/v1/write", rw1ContentType, rw1Body(t, "held", 1, now))
@@ -180,7 +180,7 @@ func TestIngestOverload(t *testing.T) {
 	})
 	t.Run("over the byte limit: 429; larger than the limit alone: 413", func(t *testing.T) {
 		small := rw1Body(t, "held", 1, now)
-		e := newAPIEnv(t, apiEnvOptions{backend: wrap, ingest: IngestConfig{MaxInflightBytes: int64(len(small)) * 3 / 2}})
+		e := newIngestEnv(t, ingestEnvOptions{wrap: wrap, cfg: MetricsConfig{MaxInflightBytes: int64(len(small)) * 3 / 2}})
 		first := make(chan int, 1)
 		go func() {
 			resp, _ := postRW(t, e.srv.URL+"/api/v1/write", rw1ContentType, small)

@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // TestOTLPFromTheOTelSDK sends metrics with the OpenTelemetry Go SDK's own
 // OTLP exporters, gRPC and HTTP, as an instrumented app would.
 func TestOTLPFromTheOTelSDK(t *testing.T) {
-	e := newAPIEnv(t, apiEnvOptions{})
+	e := newIngestEnv(t, ingestEnvOptions{})
 	ctx := context.Background()
 	exporters := []struct {
 		name string

@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"bytes"
@@ -35,8 +35,8 @@ func benchDB(b *testing.B) *tsdb.DB {
 	return db
 }
 
-func benchIngest(b *testing.B, db *tsdb.DB) *Ingest {
-	in, err := NewIngest(IngestConfig{}, BackendFromDB(db), slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+func benchIngest(b *testing.B, db *tsdb.DB) *MetricsReceiver {
+	in, err := NewMetricsReceiver(MetricsConfig{}, db, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}

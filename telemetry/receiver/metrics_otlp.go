@@ -1,4 +1,4 @@
-package metrics
+package receiver
 
 import (
 	"context"
@@ -22,10 +22,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
-
-// OTLPMetricsPath is where OTLP/HTTP metrics are accepted on
-// --otlp-http-addr, as the OTLP specification names it.
-const OTLPMetricsPath = "/v1/metrics"
 
 // maxAheadTime is how far in the future a pushed sample may lie, as in
 // Prometheus's receivers.
@@ -166,8 +162,8 @@ func (a *otlpAppender) Append(ref storage.SeriesRef, ls labels.Labels, st, t int
 
 var errTooFarAhead = fmt.Errorf("%w: timestamp is too far in the future", storage.ErrOutOfBounds)
 
-// otlpGRPC is the OTLP/gRPC metrics service.
-type otlpGRPC struct {
+// otlpMetricsGRPC is the OTLP/gRPC metrics service.
+type otlpMetricsGRPC struct {
 	pmetricotlp.UnimplementedGRPCServer
 	limiter *inflightLimiter
 	conv    *otlpConverter
@@ -177,7 +173,7 @@ type otlpGRPC struct {
 
 // Export implements pmetricotlp.GRPCServer. Warnings come back as a
 // partial success with nothing rejected.
-func (s *otlpGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
+func (s *otlpMetricsGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequest) (pmetricotlp.ExportResponse, error) {
 	md := req.Metrics()
 	release, err := s.limiter.acquire(receiverOTLPGRPC, int64(s.sizer.MetricsSize(md)))
 	if err != nil {
