@@ -256,6 +256,7 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 		{func() error { return t.rules.Run(ctx) }, stop},
 		{func() error { return t.remote.Run(ctx) }, stop},
 		{func() error { return t.graph.Run(ctx) }, stop},
+		{func() error { return t.storage.Run(ctx) }, stop},
 		{func() error { return t.traces.Run(ctx) }, stop},
 		{func() error { return t.forward.Run(ctx) }, stop},
 	}

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,23 +105,27 @@ func (c StorageConfig) tsdbOptions() *tsdb.Options {
 }
 
 // Storage is the embedded Prometheus TSDB that holds every metric glassmesh
-// stores. It is opened by OpenStorage and lives until Close; everything it
-// returns is backed by the same *tsdb.DB and is safe for concurrent use.
+// stores. It is opened by OpenStorage, fsyncs its WAL while Run runs, and
+// lives until Close; everything it returns is backed by the same *tsdb.DB
+// and is safe for concurrent use.
 type Storage struct {
 	cfg    StorageConfig
 	db     *tsdb.DB
 	logger *slog.Logger
 	syncs  prometheus.Counter
 
-	stop chan struct{}
-	wg   sync.WaitGroup
-	once sync.Once
-	err  error
+	stop   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex // guards closed against a Run starting
+	closed bool
+	once   sync.Once
+	err    error
 }
 
 // OpenStorage opens (creating or replaying) the TSDB under
-// cfg.DataDir/metrics and starts the WAL syncer. A nil logger discards; a
-// nil reg leaves the TSDB's and the syncer's metrics unregistered.
+// cfg.DataDir/metrics (Prometheus's TSDB runs its own compaction from
+// here on). A nil logger discards; a nil reg leaves the TSDB's and the
+// syncer's metrics unregistered.
 func OpenStorage(cfg StorageConfig, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -150,9 +155,22 @@ func OpenStorage(cfg StorageConfig, logger *slog.Logger, reg prometheus.Register
 			return nil, fmt.Errorf("metrics storage: register metrics: %w", err)
 		}
 	}
-	s.wg.Add(1)
-	go s.syncWAL()
 	return s, nil
+}
+
+// Run fsyncs the WAL every WALSyncInterval when it grew, until ctx ends or
+// Close is called.
+func (s *Storage) Run(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	defer s.wg.Done()
+	s.syncWAL(ctx)
+	return nil
 }
 
 // DB returns the underlying TSDB, for the few callers that need more than
@@ -182,11 +200,14 @@ func (s *Storage) Retention() time.Duration { return s.cfg.Retention }
 // BlockDuration returns the effective head block span.
 func (s *Storage) BlockDuration() time.Duration { return s.cfg.BlockDuration }
 
-// Close stops the WAL syncer, syncs the WAL a last time and closes the
-// TSDB. It is safe to call more than once; later calls return the first
-// result.
+// Close stops Run and waits for it, and closes the TSDB (which syncs the
+// WAL a last time). It is safe to call more than once; later calls return
+// the first result.
 func (s *Storage) Close() error {
 	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
 		close(s.stop)
 		s.wg.Wait()
 		s.err = s.db.Close()
@@ -198,8 +219,7 @@ func (s *Storage) Close() error {
 // Prometheus writes the WAL on Commit (so a killed process loses nothing
 // committed) but only fsyncs when a segment is closed, so without this an
 // OS crash could lose up to a whole 128 MiB segment.
-func (s *Storage) syncWAL() {
-	defer s.wg.Done()
+func (s *Storage) syncWAL(ctx context.Context) {
 	t := time.NewTicker(s.cfg.WALSyncInterval)
 	defer t.Stop()
 	var ws walSyncState
@@ -208,6 +228,8 @@ func (s *Storage) syncWAL() {
 	for {
 		select {
 		case <-s.stop:
+			return
+		case <-ctx.Done():
 			return
 		case <-t.C:
 			synced, err := ws.sync(walDir)

@@ -64,6 +64,7 @@ func TestStorageAppendQueryAndSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	go func() { _ = st.Run(context.Background()) }()
 	t.Cleanup(func() { _ = st.Close() })
 	if !strings.HasSuffix(st.Dir(), "/metrics") {
 		t.Errorf("Dir() = %q, want it under <data-dir>/metrics", st.Dir())
