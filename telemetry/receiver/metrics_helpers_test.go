@@ -1,7 +1,9 @@
 package receiver
 
 import (
+	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -99,4 +101,24 @@ func withBlockingAppendable(out **blockingAppendable) func(storage.AppendableV2)
 		*out = &blockingAppendable{AppendableV2: app, entered: make(chan struct{}, 16), release: make(chan struct{})}
 		return *out
 	}
+}
+
+// postWith posts body to url with the given header name, value pairs and
+// returns the response and its body, read.
+func postWith(t *testing.T, url string, body []byte, headers ...string) (*http.Response, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp, string(b)
 }

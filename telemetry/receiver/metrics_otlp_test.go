@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"slices"
@@ -102,21 +101,12 @@ func otlpPostHTTP(t *testing.T, url string, req pmetricotlp.ExportRequest) (int,
 
 func otlpPostRaw(t *testing.T, url, contentType, encoding string, body []byte) (int, string) {
 	t.Helper()
-	r, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.Header.Set("Content-Type", contentType)
+	headers := []string{"Content-Type", contentType}
 	if encoding != "" {
-		r.Header.Set("Content-Encoding", encoding)
+		headers = append(headers, "Content-Encoding", encoding)
 	}
-	resp, err := http.DefaultClient.Do(r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
+	resp, b := postWith(t, url, body, headers...)
+	return resp.StatusCode, b
 }
 
 // otlpGRPCClient serves the env's OTLP/gRPC service on a loopback port and

@@ -2,7 +2,6 @@ package receiver
 
 import (
 	"bytes"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -57,20 +56,8 @@ func rw2Body(t *testing.T, name string, v float64, ts int64) []byte {
 // postRW posts a remote-write body and returns the response (body read).
 func postRW(t *testing.T, url, contentType string, body []byte) (*http.Response, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Content-Encoding", "snappy")
-	req.Header.Set("X-Prometheus-Remote-Write-Version", "0.1.0")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp, string(b)
+	return postWith(t, url, body, "Content-Type", contentType, "Content-Encoding", "snappy",
+		"X-Prometheus-Remote-Write-Version", "0.1.0")
 }
 
 func TestRemoteWriteReceiver(t *testing.T) {
