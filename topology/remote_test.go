@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 
 	"github.com/prometheus/prometheus/rules"
 )
@@ -27,7 +28,7 @@ func metricsAPIFixture(t *testing.T) (rules.QueryFunc, string, time.Time) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	api, err := metrics.NewAPI(metrics.APIConfig{}, metrics.Backend{Queryable: st.Queryable(),
+	api, err := promapi.New(promapi.Config{}, metrics.Backend{Queryable: st.Queryable(),
 		ExemplarQueryable: st.ExemplarQueryable(), Appendable: st.AppendableV2(), DB: st.DB()}, eng, nil, logger, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
 	"github.com/glassmesh/glassmesh/telemetry/record"
@@ -135,7 +136,7 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 		AlertmanagerURLs: f.alertmanagerURLs}, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
 		return nil, err
 	}
-	api, err := metrics.NewAPI(metrics.APIConfig{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
+	api, err := promapi.New(promapi.Config{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
 		Ready: a.ready.Load}, backend, t.engine, t.rules, logger, reg)
 	if err != nil {
 		return nil, err

@@ -115,6 +115,12 @@ func NewEngine(cfg EngineConfig, logger *slog.Logger, reg prometheus.Registerer)
 // PromQL returns the engine, for in-process queries.
 func (e *Engine) PromQL() *promql.Engine { return e.engine }
 
+// LookbackDelta is how far back an instant vector selector looks.
+func (e *Engine) LookbackDelta() time.Duration { return e.lookbackDelta }
+
+// Timeout bounds one query.
+func (e *Engine) Timeout() time.Duration { return e.timeout }
+
 // QueryFunc evaluates instant queries against q as the rules manager
 // does (a scalar result becomes a one-sample vector), for in-process
 // readers such as SLO evaluation and canary gates.

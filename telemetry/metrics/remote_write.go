@@ -163,7 +163,7 @@ func (w *RemoteWrite) Run(ctx context.Context) error {
 	}
 	flush := orDefault(w.cfg.FlushDeadline, DefaultRemoteFlushDeadline)
 	s := remote.NewStorage(w.logger.With("component", "remote"), w.reg, w.db.StartTime, w.db.Dir(), flush, nil, false)
-	c := prometheusConfig(w.configs)
+	c := PrometheusConfig(w.configs)
 	c.GlobalConfig.ExternalLabels = labels.FromMap(w.cfg.ExternalLabels)
 	if err := s.ApplyConfig(&c); err != nil {
 		_ = s.Close()

@@ -20,6 +20,8 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/prompb"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
 
 // fakeRemoteWriteReceiver decodes remote-write 1.0 requests (snappy +
@@ -77,24 +79,24 @@ func (r *fakeRemoteWriteReceiver) value(series string) (float64, bool) {
 }
 
 // startRemoteWrite ships e's TSDB to urls until the test ends.
-func startRemoteWrite(t *testing.T, e *apiEnv, cfg RemoteWriteConfig) {
+func startRemoteWrite(t *testing.T, e *rulesEnv, cfg RemoteWriteConfig) {
 	t.Helper()
 	cfg.BatchSendDeadline = 50 * time.Millisecond
 	cfg.FlushDeadline = time.Second
-	rw, err := NewRemoteWrite(cfg, e.db, apiTestLogger(t), e.reg)
+	rw, err := NewRemoteWrite(cfg, e.db, metricstest.Logger(t), e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	apiRun(t, rw.Run)
+	metricstest.Run(t, rw.Run)
 }
 
 // appendUntil appends series=i every 100ms until arrived(i) holds: the WAL
 // watcher only ships samples newer than its own start.
-func appendUntil(t *testing.T, e *apiEnv, lbls labels.Labels, arrived func(v float64) bool) {
+func appendUntil(t *testing.T, e *rulesEnv, lbls labels.Labels, arrived func(v float64) bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 1; ; i++ {
-		apiAppend(t, e.db, apiSample{lbls: lbls, t: timestamp.FromTime(time.Now()), v: float64(i)})
+		metricstest.Append(t, e.db, metricstest.Sample{Labels: lbls, T: timestamp.FromTime(time.Now()), V: float64(i)})
 		time.Sleep(100 * time.Millisecond)
 		if arrived(float64(i)) {
 			return
@@ -107,7 +109,7 @@ func appendUntil(t *testing.T, e *apiEnv, lbls labels.Labels, arrived func(v flo
 
 func TestRemoteWriteShipsToReceiver(t *testing.T) {
 	recv := newFakeRemoteWriteReceiver(t)
-	e := newAPIEnv(t, apiEnvOptions{})
+	e := newRulesEnv(t, nil)
 	u := recv.srv.URL + "/api/v1/push"
 	startRemoteWrite(t, e, RemoteWriteConfig{
 		URLs:           []string{u[:len("http://")] + "mesh:pw@" + u[len("http://"):]},
@@ -135,7 +137,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		t.Skip("prometheus binary not installed (Debian package prometheus; .ci/run installs it)")
 	}
 	promURL := startPrometheus(t, bin)
-	e := newAPIEnv(t, apiEnvOptions{})
+	e := newRulesEnv(t, nil)
 	startRemoteWrite(t, e, RemoteWriteConfig{URLs: []string{promURL + "/api/v1/write"}})
 	lbls := labels.FromStrings("__name__", "glassmesh_rw_e2e_total", "job", "mesh", "destination_workload", "reviews-v2")
 	appendUntil(t, e, lbls, func(float64) bool {
@@ -170,7 +172,7 @@ func startPrometheus(t *testing.T, bin string) string {
 		}
 	})
 	base := "http://" + addr
-	apiEventually(t, 30*time.Second, "prometheus ready", func() bool {
+	metricstest.Eventually(t, 30*time.Second, "prometheus ready", func() bool {
 		select {
 		case <-exited:
 			t.Fatal("prometheus exited early")
@@ -233,7 +235,7 @@ func TestRemoteWriteConfigValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			apiCheckErr(t, tt.cfg.Validate(), tt.want)
+			metricstest.CheckErr(t, tt.cfg.Validate(), tt.want)
 		})
 	}
 }

@@ -81,7 +81,7 @@ func (c RulesConfig) Validate() error {
 	if _, _, err := alertmanagers(c.AlertmanagerURLs, time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	if err := validateExternalURL("rules.external-url", c.ExternalURL); err != nil {
+	if err := ValidateExternalURL("rules.external-url", c.ExternalURL); err != nil {
 		errs = append(errs, err)
 	}
 	for name, value := range c.ExternalLabels {
@@ -132,14 +132,14 @@ func NewRules(cfg RulesConfig, b Backend, eng *Engine, logger *slog.Logger, reg 
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := b.validate(); err != nil {
+	if err := b.Validate(); err != nil {
 		return nil, err
 	}
 	if eng == nil {
 		return nil, errors.New("rules: engine is nil")
 	}
 	cfg = cfg.withDefaults()
-	ext, err := externalURL(cfg.ExternalURL)
+	ext, err := ExternalURL(cfg.ExternalURL)
 	if err != nil {
 		return nil, err
 	}
@@ -270,8 +270,9 @@ func (r *Rules) reloadLocked() error {
 	return r.manager.Update(r.cfg.Interval, ids, labels.FromMap(r.cfg.ExternalLabels), r.extURL.String(), nil)
 }
 
-// noRules stands in for a rules manager when there is none.
-type noRules struct{}
+// Manager is the rules manager, for the API's /api/v1/rules and
+// /api/v1/alerts.
+func (r *Rules) Manager() *rules.Manager { return r.manager }
 
-func (noRules) RuleGroups() []*rules.Group           { return nil }
-func (noRules) AlertingRules() []*rules.AlertingRule { return nil }
+// Notifier is the alert notifier, for the API's /api/v1/alertmanagers.
+func (r *Rules) Notifier() *notifier.Manager { return r.notifier }

@@ -1,4 +1,8 @@
-package metrics
+// Package promapi serves Prometheus's own HTTP API (web/api/v1) over
+// glassmesh's metrics storage, PromQL engine and rules, so its answers are
+// byte for byte Prometheus's: Grafana's Prometheus data source, promtool
+// and the UI read it.
+package promapi
 
 import (
 	"context"
@@ -16,13 +20,16 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 	"github.com/prometheus/common/route"
 	"github.com/prometheus/prometheus/config"
+	"github.com/prometheus/prometheus/rules"
 	"github.com/prometheus/prometheus/scrape"
 	"github.com/prometheus/prometheus/util/notifications"
 	v1 "github.com/prometheus/prometheus/web/api/v1"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
-// APIPrefix is where the Prometheus HTTP API lives on the HTTP mux.
-const APIPrefix = "/api/v1"
+// Prefix is where the Prometheus HTTP API lives on the HTTP mux.
+const Prefix = "/api/v1"
 
 // Prometheus's remote-read defaults (--storage.remote.read-*).
 const (
@@ -31,8 +38,8 @@ const (
 	remoteReadMaxBytesInFrame  = 1 << 20
 )
 
-// APIConfig configures the Prometheus HTTP API.
-type APIConfig struct {
+// Config configures the Prometheus HTTP API.
+type Config struct {
 	// Version, Revision, Branch and BuildDate are served by
 	// /api/v1/status/buildinfo.
 	Version, Revision, Branch, BuildDate string
@@ -52,23 +59,8 @@ type APIConfig struct {
 }
 
 // Validate reports settings that cannot work, by key.
-func (c APIConfig) Validate() error {
-	return validateExternalURL("api.external-url", c.ExternalURL)
-}
-
-// validateExternalURL accepts "" (the default) or an absolute http(s) URL.
-func validateExternalURL(key, s string) error {
-	if s == "" {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
-		return fmt.Errorf("%s: %q must be an absolute http(s) URL", key, s)
-	}
-	return nil
+func (c Config) Validate() error {
+	return metrics.ValidateExternalURL("api.external-url", c.ExternalURL)
 }
 
 // API is Prometheus's own HTTP API (web/api/v1) over the glassmesh
@@ -78,27 +70,28 @@ type API struct {
 	requests *prometheus.CounterVec
 }
 
-// NewAPI builds the API. rules may be nil (no rules: /api/v1/rules and
+// New builds the API. rules may be nil (no rules: /api/v1/rules and
 // /api/v1/alerts answer empty lists). The remote-write and OTLP receivers
-// are not part of it: mount an Ingest next to it.
-func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
+// are not part of it: telemetry/receiver's MetricsReceiver mounts them
+// next to it.
+func New(cfg Config, b metrics.Backend, eng *metrics.Engine, rules *metrics.Rules, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if err := b.validate(); err != nil {
+	if err := b.Validate(); err != nil {
 		return nil, err
 	}
 	if eng == nil {
 		return nil, errors.New("api: engine is nil")
 	}
-	ext, err := externalURL(cfg.ExternalURL)
+	ext, err := metrics.ExternalURL(cfg.ExternalURL)
 	if err != nil {
 		return nil, err
 	}
-	promCfg := prometheusConfig(nil)
+	promCfg := metrics.PrometheusConfig(nil)
 	rr, ar := retrievers(rules)
 	started := time.Now()
-	a := v1.NewAPI(eng.engine, b.Queryable, nil, b.ExemplarQueryable,
+	a := v1.NewAPI(eng.PromQL(), b.Queryable, nil, b.ExemplarQueryable,
 		func(context.Context) v1.ScrapePoolsRetriever { return noTargets{} },
 		func(context.Context) v1.TargetRetriever { return noTargets{} },
 		ar,
@@ -106,7 +99,7 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 		cfg.Flags,
 		v1.GlobalURLOptions{ListenAddress: cfg.ListenAddress, Host: ext.Host, Scheme: ext.Scheme},
 		readyGate(cfg.Ready),
-		tsdbStats{db: b.DB}, b.dir(),
+		tsdbStats{db: b.DB}, b.Dir(),
 		false,    // admin API: deleting series is not ours to offer
 		false, 0, // search API (experimental in Prometheus)
 		logger.With("component", "api"),
@@ -125,13 +118,13 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 		nil,        // stats renderer: Prometheus's default
 		false, nil, // remote-write receiver: telemetry/receiver serves /api/v1/write
 		false, false, false, // OTLP receiver: telemetry/receiver serves it
-		eng.lookbackDelta,
+		eng.LookbackDelta(),
 		false, false, // type and unit labels, metadata WAL records
 		nil, nil, // error code overrides, feature registry
 		v1.OpenAPIOptions{ExternalURL: ext.String(), Version: cfg.Version},
 		nil, // default PromQL parser
 		false,
-		eng.timeout,
+		eng.Timeout(),
 	)
 	requests := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "glassmesh_metrics_api_requests_total",
@@ -144,9 +137,9 @@ func NewAPI(cfg APIConfig, b Backend, eng *Engine, rules *Rules, logger *slog.Lo
 // not serve (targets, admin) answer as a Prometheus without scrape targets
 // and with the admin API disabled does.
 func (a *API) Register(mux *http.ServeMux) {
-	r := route.New().WithPrefix(APIPrefix).WithInstrumentation(a.instrument)
+	r := route.New().WithPrefix(Prefix).WithInstrumentation(a.instrument)
 	a.api.Register(r)
-	mux.Handle(APIPrefix+"/", r)
+	mux.Handle(Prefix+"/", r)
 }
 
 func (a *API) instrument(handler string, next http.HandlerFunc) http.HandlerFunc {
@@ -178,39 +171,13 @@ func (w *statusWriter) Flush() {
 }
 
 // retrievers hand the API the rules manager and notifier, or empty ones.
-func retrievers(r *Rules) (func(context.Context) v1.RulesRetriever, func(context.Context) v1.AlertmanagerRetriever) {
+func retrievers(r *metrics.Rules) (func(context.Context) v1.RulesRetriever, func(context.Context) v1.AlertmanagerRetriever) {
 	if r == nil {
 		return func(context.Context) v1.RulesRetriever { return noRules{} },
 			func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }
 	}
-	return func(context.Context) v1.RulesRetriever { return r.manager },
-		func(context.Context) v1.AlertmanagerRetriever { return r.notifier }
-}
-
-func externalURL(s string) (*url.URL, error) {
-	if s == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			host = "localhost"
-		}
-		s = "http://" + host + ":20001/"
-	}
-	u, err := url.Parse(s)
-	if err != nil {
-		return nil, fmt.Errorf("api.external-url: %w", err)
-	}
-	return u, nil
-}
-
-// prometheusConfig is the Prometheus configuration the API reports under
-// /api/v1/status/config and the OTLP translation reads: Prometheus's
-// defaults, plus the remote-write targets when given.
-func prometheusConfig(rw []*config.RemoteWriteConfig) config.Config {
-	c := config.DefaultConfig
-	c.GlobalConfig = config.DefaultGlobalConfig
-	c.OTLPConfig = config.DefaultOTLPConfig
-	c.RemoteWriteConfigs = rw
-	return c
+	return func(context.Context) v1.RulesRetriever { return r.Manager() },
+		func(context.Context) v1.AlertmanagerRetriever { return r.Notifier() }
 }
 
 func readyGate(ready func() bool) func(http.HandlerFunc) http.HandlerFunc {
@@ -288,3 +255,9 @@ var (
 	_ v1.RulesRetriever        = noRules{}
 	_ v1.TSDBAdminStats        = tsdbStats{}
 )
+
+// noRules stands in for a rules manager when there is none.
+type noRules struct{}
+
+func (noRules) RuleGroups() []*rules.Group           { return nil }
+func (noRules) AlertingRules() []*rules.AlertingRule { return nil }

@@ -1,4 +1,4 @@
-package metrics
+package promapi
 
 import (
 	"os/exec"

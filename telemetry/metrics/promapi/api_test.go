@@ -1,4 +1,4 @@
-package metrics
+package promapi
 
 import (
 	"bytes"
@@ -19,6 +19,9 @@ import (
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql/parser"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
 
 var updateAPIGolden = flag.Bool("update-api", false, "rewrite the golden files under testdata/api")
@@ -32,24 +35,24 @@ const apiT0 = int64(1_700_000_000_000)
 // an exemplar carrying a trace id.
 func apiFixture(t *testing.T, e *apiEnv) {
 	t.Helper()
-	var ss []apiSample
+	var ss []metricstest.Sample
 	for i := int64(0); i <= 20; i++ {
 		ts := apiT0 + i*15_000
 		ss = append(ss,
-			apiSample{lbls: labels.FromStrings("__name__", "up", "job", "api", "instance", "a:9090"), t: ts, v: 1},
-			apiSample{lbls: labels.FromStrings("__name__", "up", "job", "api", "instance", "b:9090"), t: ts, v: 0},
-			apiSample{lbls: labels.FromStrings("__name__", "http_requests_total", "job", "api", "code", "200"), t: ts, v: float64(10 * i)},
+			metricstest.Sample{Labels: labels.FromStrings("__name__", "up", "job", "api", "instance", "a:9090"), T: ts, V: 1},
+			metricstest.Sample{Labels: labels.FromStrings("__name__", "up", "job", "api", "instance", "b:9090"), T: ts, V: 0},
+			metricstest.Sample{Labels: labels.FromStrings("__name__", "http_requests_total", "job", "api", "code", "200"), T: ts, V: float64(10 * i)},
 		)
 	}
-	ss = append(ss, apiSample{
-		lbls: labels.FromStrings("__name__", "http_request_duration_seconds_bucket", "job", "api", "le", "0.5"),
-		t:    apiT0 + 60_000, v: 7,
-		exemplar: &exemplar.Exemplar{
+	ss = append(ss, metricstest.Sample{
+		Labels: labels.FromStrings("__name__", "http_request_duration_seconds_bucket", "job", "api", "le", "0.5"),
+		T:      apiT0 + 60_000, V: 7,
+		Exemplar: &exemplar.Exemplar{
 			Labels: labels.FromStrings("trace_id", "4bf92f3577b34da6a3ce929d0e0e4736"),
 			Value:  0.3, Ts: apiT0 + 60_000, HasTs: true,
 		},
 	})
-	apiAppend(t, e.db, ss...)
+	metricstest.Append(t, e.db, ss...)
 }
 
 func apiSeconds(ms int64) string { return fmt.Sprintf("%d", ms/1000) }
@@ -199,7 +202,7 @@ func TestEngineQueryFuncForInProcessReaders(t *testing.T) {
 	}
 	t.Run("a parse error is returned", func(t *testing.T) {
 		_, err := query(context.Background(), "sum(", at)
-		apiCheckErr(t, err, "unclosed left parenthesis")
+		metricstest.CheckErr(t, err, "unclosed left parenthesis")
 	})
 }
 
@@ -265,16 +268,16 @@ func TestAPIAnswers503UntilReady(t *testing.T) {
 func TestAPIConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  APIConfig
+		cfg  Config
 		want string
 	}{
-		{"an empty config is valid", APIConfig{}, ""},
-		{"an absolute external URL is valid", APIConfig{ExternalURL: "https://mesh.example.com/glassmesh"}, ""},
-		{"a relative external URL is named", APIConfig{ExternalURL: "/glassmesh"}, "api.external-url"},
+		{"an empty config is valid", Config{}, ""},
+		{"an absolute external URL is valid", Config{ExternalURL: "https://mesh.example.com/glassmesh"}, ""},
+		{"a relative external URL is named", Config{ExternalURL: "/glassmesh"}, "api.external-url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			apiCheckErr(t, tt.cfg.Validate(), tt.want)
+			metricstest.CheckErr(t, tt.cfg.Validate(), tt.want)
 		})
 	}
 }
@@ -282,28 +285,17 @@ func TestAPIConfigValidate(t *testing.T) {
 func TestEngineConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  EngineConfig
+		cfg  metrics.EngineConfig
 		want string
 	}{
-		{"a dir is enough", EngineConfig{Dir: "d"}, ""},
-		{"the dir is required", EngineConfig{}, "query.dir: must be set"},
-		{"a negative timeout is named", EngineConfig{Dir: "d", Timeout: -1}, "query.timeout"},
-		{"negative concurrency is named", EngineConfig{Dir: "d", MaxConcurrent: -1}, "query.max-concurrency"},
+		{"a dir is enough", metrics.EngineConfig{Dir: "d"}, ""},
+		{"the dir is required", metrics.EngineConfig{}, "query.dir: must be set"},
+		{"a negative timeout is named", metrics.EngineConfig{Dir: "d", Timeout: -1}, "query.timeout"},
+		{"negative concurrency is named", metrics.EngineConfig{Dir: "d", MaxConcurrent: -1}, "query.max-concurrency"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			apiCheckErr(t, tt.cfg.Validate(), tt.want)
+			metricstest.CheckErr(t, tt.cfg.Validate(), tt.want)
 		})
-	}
-}
-
-// apiCheckErr checks err against want: "" means no error, else a substring.
-func apiCheckErr(t *testing.T, err error, want string) {
-	t.Helper()
-	switch {
-	case want == "" && err != nil:
-		t.Fatalf("error = %v, want none", err)
-	case want != "" && (err == nil || !strings.Contains(err.Error(), want)):
-		t.Fatalf("error = %v, want it to contain %q", err, want)
 	}
 }
