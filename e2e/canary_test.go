@@ -299,9 +299,13 @@ func TestCanary(t *testing.T) {
 		broke := time.Now()
 		st := gm.waitCanary(t, 75*time.Second, func(s canaryStatus) bool { return s.State == "rolled-back" })
 		toState := time.Since(broke)
-		if w := gm.servedWeights(t); w["v1"] != 100 || w["v3"] != 0 {
-			t.Errorf("served weights after rollback = %v, want v1 100", w)
-		}
+		// The status records the decision, then the push serves it.
+		eventually(t, 10*time.Second, func() error {
+			if w := gm.servedWeights(t); w["v1"] != 100 || w["v3"] != 0 {
+				return fmt.Errorf("served weights after rollback = %v, want v1 100", w)
+			}
+			return nil
+		})
 		ct.waitAllAt(t, "v1", 30*time.Second)
 		t.Logf("first failing request -> weights at stable %s, -> client traffic at stable %s", toState.Round(time.Millisecond), time.Since(broke).Round(time.Millisecond))
 		d := st.Decisions[len(st.Decisions)-1]

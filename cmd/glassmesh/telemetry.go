@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
+
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
@@ -67,7 +69,7 @@ type telemetry struct {
 	storage     *metrics.Storage
 	agg         *metrics.Aggregator
 	engine      *metrics.Engine
-	rules       *metrics.Rules
+	rules       *ruler.Ruler
 	remote      *metrics.RemoteWrite
 	traces      *durable.Store
 	forward     *forward.Forwarder
@@ -132,7 +134,7 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
 		return nil, err
 	}
-	if t.rules, err = metrics.NewRules(metrics.RulesConfig{Files: f.ruleFiles, Interval: f.rulesInterval,
+	if t.rules, err = ruler.New(ruler.Config{Files: f.ruleFiles, Interval: f.rulesInterval,
 		AlertmanagerURLs: f.alertmanagerURLs}, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
 		return nil, err
 	}

@@ -17,9 +17,11 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/snappy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/prompb"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
@@ -79,7 +81,7 @@ func (r *fakeRemoteWriteReceiver) value(series string) (float64, bool) {
 }
 
 // startRemoteWrite ships e's TSDB to urls until the test ends.
-func startRemoteWrite(t *testing.T, e *rulesEnv, cfg RemoteWriteConfig) {
+func startRemoteWrite(t *testing.T, e *dbEnv, cfg RemoteWriteConfig) {
 	t.Helper()
 	cfg.BatchSendDeadline = 50 * time.Millisecond
 	cfg.FlushDeadline = time.Second
@@ -92,7 +94,7 @@ func startRemoteWrite(t *testing.T, e *rulesEnv, cfg RemoteWriteConfig) {
 
 // appendUntil appends series=i every 100ms until arrived(i) holds: the WAL
 // watcher only ships samples newer than its own start.
-func appendUntil(t *testing.T, e *rulesEnv, lbls labels.Labels, arrived func(v float64) bool) {
+func appendUntil(t *testing.T, e *dbEnv, lbls labels.Labels, arrived func(v float64) bool) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for i := 1; ; i++ {
@@ -109,7 +111,7 @@ func appendUntil(t *testing.T, e *rulesEnv, lbls labels.Labels, arrived func(v f
 
 func TestRemoteWriteShipsToReceiver(t *testing.T) {
 	recv := newFakeRemoteWriteReceiver(t)
-	e := newRulesEnv(t, nil)
+	e := newDBEnv(t)
 	u := recv.srv.URL + "/api/v1/push"
 	startRemoteWrite(t, e, RemoteWriteConfig{
 		URLs:           []string{u[:len("http://")] + "mesh:pw@" + u[len("http://"):]},
@@ -137,7 +139,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		t.Skip("prometheus binary not installed (Debian package prometheus; .ci/run installs it)")
 	}
 	promURL := startPrometheus(t, bin)
-	e := newRulesEnv(t, nil)
+	e := newDBEnv(t)
 	startRemoteWrite(t, e, RemoteWriteConfig{URLs: []string{promURL + "/api/v1/write"}})
 	lbls := labels.FromStrings("__name__", "glassmesh_rw_e2e_total", "job", "mesh", "destination_workload", "reviews-v2")
 	appendUntil(t, e, lbls, func(float64) bool {
@@ -238,4 +240,14 @@ func TestRemoteWriteConfigValidate(t *testing.T) {
 			metricstest.CheckErr(t, tt.cfg.Validate(), tt.want)
 		})
 	}
+}
+
+// dbEnv is a temp-dir TSDB and a registry for what runs on it.
+type dbEnv struct {
+	db  *tsdb.DB
+	reg *prometheus.Registry
+}
+
+func newDBEnv(t *testing.T) *dbEnv {
+	return &dbEnv{db: metricstest.OpenDB(t), reg: prometheus.NewRegistry()}
 }

@@ -25,7 +25,7 @@ import (
 // /api/v1/rules lists them under the file "glassmesh:generated/slo".
 const RulesSource = "slo"
 
-// Rules is what the Manager needs of the rules manager (*metrics.Rules).
+// Rules is what the Manager needs of the rules manager (*ruler.Ruler).
 type Rules interface {
 	// SetGeneratedGroups replaces the groups of source; on error the
 	// groups in effect stay.

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
+
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
@@ -19,9 +21,9 @@ import (
 
 // newRules runs a real rules manager over e's storage, evaluating every
 // second, until the test ends.
-func (e *env) newRules(t *testing.T) *metrics.Rules {
+func (e *env) newRules(t *testing.T) *ruler.Ruler {
 	t.Helper()
-	r, err := metrics.NewRules(metrics.RulesConfig{Interval: time.Second}, metrics.BackendFromDB(e.st.DB()), e.eng, slog.New(slog.DiscardHandler), e.reg)
+	r, err := ruler.New(ruler.Config{Interval: time.Second}, metrics.BackendFromDB(e.st.DB()), e.eng, slog.New(slog.DiscardHandler), e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,6 +15,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
+
 	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -74,7 +76,7 @@ type API struct {
 // /api/v1/alerts answer empty lists). The remote-write and OTLP receivers
 // are not part of it: telemetry/receiver's MetricsReceiver mounts them
 // next to it.
-func New(cfg Config, b metrics.Backend, eng *metrics.Engine, rules *metrics.Rules, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
+func New(cfg Config, b metrics.Backend, eng *metrics.Engine, rules *ruler.Ruler, logger *slog.Logger, reg prometheus.Registerer) (*API, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -171,7 +173,7 @@ func (w *statusWriter) Flush() {
 }
 
 // retrievers hand the API the rules manager and notifier, or empty ones.
-func retrievers(r *metrics.Rules) (func(context.Context) v1.RulesRetriever, func(context.Context) v1.AlertmanagerRetriever) {
+func retrievers(r *ruler.Ruler) (func(context.Context) v1.RulesRetriever, func(context.Context) v1.AlertmanagerRetriever) {
 	if r == nil {
 		return func(context.Context) v1.RulesRetriever { return noRules{} },
 			func(context.Context) v1.AlertmanagerRetriever { return noAlertmanagers{} }

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"testing"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
@@ -22,13 +24,13 @@ type apiEnv struct {
 	db     *tsdb.DB
 	engine *metrics.Engine
 	api    *API
-	rules  *metrics.Rules
+	rules  *ruler.Ruler
 	reg    *prometheus.Registry
 	srv    *httptest.Server
 }
 
 type apiEnvOptions struct {
-	rules   *metrics.RulesConfig                  // nil: no rules manager
+	rules   *ruler.Config                         // nil: no rules manager
 	backend func(metrics.Backend) metrics.Backend // wraps the backend (overload tests)
 	ready   func() bool
 }
@@ -48,7 +50,7 @@ func newAPIEnv(t *testing.T, o apiEnvOptions) *apiEnv {
 	}
 	t.Cleanup(func() { _ = e.engine.Close() })
 	if o.rules != nil {
-		e.rules, err = metrics.NewRules(*o.rules, b, e.engine, logger, e.reg)
+		e.rules, err = ruler.New(*o.rules, b, e.engine, logger, e.reg)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,11 +9,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
+
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/model/timestamp"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
 
@@ -60,7 +61,7 @@ func (am *fakeAlertmanager) received() (names, paths, users []string) {
 func TestRulesRecordAlertAndNotify(t *testing.T) {
 	am := newFakeAlertmanager(t)
 	amURL := strings.Replace(am.srv.URL, "http://", "http://ops:s3cret@", 1) + "/am/"
-	cfg := metrics.RulesConfig{
+	cfg := ruler.Config{
 		Files:            []string{metricstest.WriteRules(t, metricstest.RulesYAML)},
 		Interval:         100 * time.Millisecond,
 		AlertmanagerURLs: []string{amURL},
@@ -118,7 +119,7 @@ func TestRulesRecordAlertAndNotify(t *testing.T) {
 }
 
 func TestRulesGeneratedGroups(t *testing.T) {
-	cfg := metrics.RulesConfig{Interval: 100 * time.Millisecond}
+	cfg := ruler.Config{Interval: 100 * time.Millisecond}
 	e := newAPIEnv(t, apiEnvOptions{rules: &cfg})
 	good := []rulefmt.RuleGroup{{Name: "slo-test", Rules: []rulefmt.Rule{{Record: "slo:test:ratio", Expr: "vector(0.42)"}}}}
 

@@ -1,4 +1,4 @@
-package metrics
+package ruler
 
 import (
 	"testing"
@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/tsdb"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
 
@@ -13,22 +14,22 @@ import (
 // running rules manager on it.
 type rulesEnv struct {
 	db     *tsdb.DB
-	engine *Engine
-	rules  *Rules
+	engine *metrics.Engine
+	rules  *Ruler
 	reg    *prometheus.Registry
 }
 
-func newRulesEnv(t *testing.T, rules *RulesConfig) *rulesEnv {
+func newRulesEnv(t *testing.T, rules *Config) *rulesEnv {
 	t.Helper()
 	logger := metricstest.Logger(t)
 	e := &rulesEnv{db: metricstest.OpenDB(t), reg: prometheus.NewRegistry()}
 	var err error
-	if e.engine, err = NewEngine(EngineConfig{Dir: t.TempDir()}, logger, e.reg); err != nil {
+	if e.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: t.TempDir()}, logger, e.reg); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.engine.Close() })
 	if rules != nil {
-		if e.rules, err = NewRules(*rules, BackendFromDB(e.db), e.engine, logger, e.reg); err != nil {
+		if e.rules, err = New(*rules, metrics.BackendFromDB(e.db), e.engine, logger, e.reg); err != nil {
 			t.Fatal(err)
 		}
 		metricstest.Run(t, e.rules.Run)

@@ -1,4 +1,8 @@
-package metrics
+// Package ruler evaluates recording and alerting rules (the SLO rules
+// glassmesh generates and the user's files) with Prometheus's rules manager
+// on the metrics engine and storage, and sends alerts with Prometheus's
+// notifier, as Mimir's and Thanos's rulers do.
+package ruler
 
 import (
 	"context"
@@ -17,6 +21,8 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/rules"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
 
 // Rules defaults (Prometheus's, except the interval which is glassmesh's
@@ -31,8 +37,8 @@ const (
 	defaultRulesNameValidationTag = model.UTF8Validation
 )
 
-// RulesConfig configures rule evaluation and alert delivery.
-type RulesConfig struct {
+// Config configures rule evaluation and alert delivery.
+type Config struct {
 	// Files are rule file globs (--rules).
 	Files []string
 	// Interval is the default evaluation interval of every group
@@ -59,7 +65,7 @@ type RulesConfig struct {
 }
 
 // Validate reports every setting that cannot work, by key.
-func (c RulesConfig) Validate() error {
+func (c Config) Validate() error {
 	var errs []error
 	if c.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("rules.interval: must be > 0, got %s", c.Interval))
@@ -81,7 +87,7 @@ func (c RulesConfig) Validate() error {
 	if _, _, err := alertmanagers(c.AlertmanagerURLs, time.Second); err != nil {
 		errs = append(errs, err)
 	}
-	if err := ValidateExternalURL("rules.external-url", c.ExternalURL); err != nil {
+	if err := metrics.ValidateExternalURL("rules.external-url", c.ExternalURL); err != nil {
 		errs = append(errs, err)
 	}
 	for name, value := range c.ExternalLabels {
@@ -92,7 +98,7 @@ func (c RulesConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-func (c RulesConfig) withDefaults() RulesConfig {
+func (c Config) withDefaults() Config {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d == 0 {
 			*d = v
@@ -108,12 +114,12 @@ func (c RulesConfig) withDefaults() RulesConfig {
 	return c
 }
 
-// Rules evaluates recording and alerting rules with Prometheus's rules
+// Ruler evaluates recording and alerting rules with Prometheus's rules
 // manager, writes their results through the backend's appender and sends
 // firing alerts through Prometheus's notifier. Rules come from files
 // (--rules) and from groups generated in memory (SetGeneratedGroups).
-type Rules struct {
-	cfg      RulesConfig
+type Ruler struct {
+	cfg      Config
 	logger   *slog.Logger
 	loader   *ruleLoader
 	manager  *rules.Manager
@@ -126,9 +132,9 @@ type Rules struct {
 	running bool
 }
 
-// NewRules builds the rules manager and notifier and checks that the rule
+// New builds the rules manager and notifier and checks that the rule
 // files parse. Nothing is evaluated until Run.
-func NewRules(cfg RulesConfig, b Backend, eng *Engine, logger *slog.Logger, reg prometheus.Registerer) (*Rules, error) {
+func New(cfg Config, b metrics.Backend, eng *metrics.Engine, logger *slog.Logger, reg prometheus.Registerer) (*Ruler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -139,7 +145,7 @@ func NewRules(cfg RulesConfig, b Backend, eng *Engine, logger *slog.Logger, reg 
 		return nil, errors.New("rules: engine is nil")
 	}
 	cfg = cfg.withDefaults()
-	ext, err := ExternalURL(cfg.ExternalURL)
+	ext, err := metrics.ExternalURL(cfg.ExternalURL)
 	if err != nil {
 		return nil, err
 	}
@@ -154,12 +160,12 @@ func NewRules(cfg RulesConfig, b Backend, eng *Engine, logger *slog.Logger, reg 
 		return nil, fmt.Errorf("alertmanager-url: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Rules{cfg: cfg, logger: logger, notifier: n, amGroups: amGroups, extURL: ext, cancel: cancel}
+	r := &Ruler{cfg: cfg, logger: logger, notifier: n, amGroups: amGroups, extURL: ext, cancel: cancel}
 	r.loader = newRuleLoader(logger.With("component", "rule loader"))
 	r.manager = rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme:   defaultRulesNameValidationTag,
 		ExternalURL:            ext,
-		QueryFunc:              rules.EngineQueryFunc(eng.engine, b.Queryable),
+		QueryFunc:              rules.EngineQueryFunc(eng.PromQL(), b.Queryable),
 		NotifyFunc:             rules.SendAlerts(n, ext.String()),
 		Context:                ctx,
 		AppendableV2:           b.Appendable,
@@ -189,7 +195,7 @@ func notifierConfig(ams config.AlertmanagerConfigs, ext labels.Labels) *config.C
 
 // Run evaluates the rules and sends alerts until ctx ends, then stops
 // both and waits for them. Call it once.
-func (r *Rules) Run(ctx context.Context) error {
+func (r *Ruler) Run(ctx context.Context) error {
 	defer r.cancel()
 	tsets := make(chan map[string][]*targetgroup.Group, 1)
 	tsets <- r.amGroups
@@ -217,7 +223,7 @@ func (r *Rules) Run(ctx context.Context) error {
 
 // Reload re-reads the rule files (and re-expands their globs). On error
 // the rules in effect stay.
-func (r *Rules) Reload() error {
+func (r *Ruler) Reload() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.reloadLocked()
@@ -227,7 +233,7 @@ func (r *Rules) Reload() error {
 // example "slo") and reloads. Groups are validated like a rule file; on
 // error nothing changes. No groups removes source's groups. They are
 // listed in /api/v1/rules under the file GeneratedRulesPrefix+source.
-func (r *Rules) SetGeneratedGroups(source string, groups []rulefmt.RuleGroup) error {
+func (r *Ruler) SetGeneratedGroups(source string, groups []rulefmt.RuleGroup) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if err := r.loader.setGenerated(source, groups); err != nil {
@@ -237,15 +243,15 @@ func (r *Rules) SetGeneratedGroups(source string, groups []rulefmt.RuleGroup) er
 }
 
 // RuleGroups returns the groups in effect, as /api/v1/rules shows them.
-func (r *Rules) RuleGroups() []*rules.Group { return r.manager.RuleGroups() }
+func (r *Ruler) RuleGroups() []*rules.Group { return r.manager.RuleGroups() }
 
 // AlertingRules returns the alerting rules in effect with their alerts.
-func (r *Rules) AlertingRules() []*rules.AlertingRule { return r.manager.AlertingRules() }
+func (r *Ruler) AlertingRules() []*rules.AlertingRule { return r.manager.AlertingRules() }
 
 // loadable expands the rule file globs and parses every source, so errors
 // come back to the caller with file and rule instead of only being logged
 // by the manager.
-func (r *Rules) loadable() ([]string, error) {
+func (r *Ruler) loadable() ([]string, error) {
 	files, err := expandRuleFiles(r.cfg.Files)
 	if err != nil {
 		return nil, err
@@ -259,7 +265,7 @@ func (r *Rules) loadable() ([]string, error) {
 	return ids, errors.Join(errs...)
 }
 
-func (r *Rules) reloadLocked() error {
+func (r *Ruler) reloadLocked() error {
 	ids, err := r.loadable()
 	if err != nil {
 		return err
@@ -272,7 +278,7 @@ func (r *Rules) reloadLocked() error {
 
 // Manager is the rules manager, for the API's /api/v1/rules and
 // /api/v1/alerts.
-func (r *Rules) Manager() *rules.Manager { return r.manager }
+func (r *Ruler) Manager() *rules.Manager { return r.manager }
 
 // Notifier is the alert notifier, for the API's /api/v1/alertmanagers.
-func (r *Rules) Notifier() *notifier.Manager { return r.notifier }
+func (r *Ruler) Notifier() *notifier.Manager { return r.notifier }

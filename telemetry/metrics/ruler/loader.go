@@ -1,4 +1,4 @@
-package metrics
+package ruler
 
 import (
 	"errors"

@@ -1,4 +1,4 @@
-package metrics
+package ruler
 
 import (
 	"os"
@@ -8,12 +8,13 @@ import (
 
 	"github.com/prometheus/prometheus/model/rulefmt"
 
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
 
 func TestRulesReloadKeepsRulesOnError(t *testing.T) {
 	path := metricstest.WriteRules(t, metricstest.RulesYAML)
-	cfg := RulesConfig{Files: []string{filepath.Join(filepath.Dir(path), "*.yml")}, Interval: time.Second}
+	cfg := Config{Files: []string{filepath.Join(filepath.Dir(path), "*.yml")}, Interval: time.Second}
 	e := newRulesEnv(t, &cfg)
 	metricstest.Eventually(t, 5*time.Second, "the file's group", func() bool { return len(e.rules.RuleGroups()) == 1 })
 	if err := os.WriteFile(path, []byte("groups: [{name: x, rules: [{record: y, expr: 'sum('}]}]"), 0o644); err != nil {
@@ -29,17 +30,17 @@ func TestRulesReloadKeepsRulesOnError(t *testing.T) {
 func TestRulesConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
-		cfg  RulesConfig
+		cfg  Config
 		want string
 	}{
-		{"an interval is enough", RulesConfig{Interval: time.Second}, ""},
-		{"a zero interval is named", RulesConfig{}, "rules.interval: must be > 0"},
-		{"a negative resend delay is named", RulesConfig{Interval: time.Second, ResendDelay: -1}, "rules.resend-delay"},
+		{"an interval is enough", Config{Interval: time.Second}, ""},
+		{"a zero interval is named", Config{}, "rules.interval: must be > 0"},
+		{"a negative resend delay is named", Config{Interval: time.Second, ResendDelay: -1}, "rules.resend-delay"},
 		{"an alertmanager URL without scheme is named by index",
-			RulesConfig{Interval: time.Second, AlertmanagerURLs: []string{"http://am:9093", "am:9093"}}, "alertmanager-url[1]"},
-		{"an alertmanager URL without host is named", RulesConfig{Interval: time.Second, AlertmanagerURLs: []string{"http:///x"}}, "missing host"},
-		{"a relative external URL is named", RulesConfig{Interval: time.Second, ExternalURL: "/x"}, "rules.external-url"},
-		{"a bad external label is named", RulesConfig{Interval: time.Second, ExternalLabels: map[string]string{"a": "\xff"}}, "rules.external-labels"},
+			Config{Interval: time.Second, AlertmanagerURLs: []string{"http://am:9093", "am:9093"}}, "alertmanager-url[1]"},
+		{"an alertmanager URL without host is named", Config{Interval: time.Second, AlertmanagerURLs: []string{"http:///x"}}, "missing host"},
+		{"a relative external URL is named", Config{Interval: time.Second, ExternalURL: "/x"}, "rules.external-url"},
+		{"a bad external label is named", Config{Interval: time.Second, ExternalLabels: map[string]string{"a": "\xff"}}, "rules.external-labels"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -50,7 +51,7 @@ func TestRulesConfigValidate(t *testing.T) {
 
 func TestNewRulesRefusesBadFiles(t *testing.T) {
 	e := newRulesEnv(t, nil)
-	b := BackendFromDB(e.db)
+	b := metrics.BackendFromDB(e.db)
 	tests := []struct {
 		name  string
 		files []string
@@ -62,7 +63,7 @@ func TestNewRulesRefusesBadFiles(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := NewRules(RulesConfig{Files: tt.files, Interval: time.Second}, b, e.engine, metricstest.Logger(t), nil)
+			r, err := New(Config{Files: tt.files, Interval: time.Second}, b, e.engine, metricstest.Logger(t), nil)
 			metricstest.CheckErr(t, err, tt.want)
 			if r != nil {
 				r.cancel()
@@ -73,7 +74,7 @@ func TestNewRulesRefusesBadFiles(t *testing.T) {
 
 func TestRulesGeneratedBeforeRunAreLoadedByRun(t *testing.T) {
 	e := newRulesEnv(t, nil)
-	r, err := NewRules(RulesConfig{Interval: 100 * time.Millisecond}, BackendFromDB(e.db), e.engine, metricstest.Logger(t), nil)
+	r, err := New(Config{Interval: 100 * time.Millisecond}, metrics.BackendFromDB(e.db), e.engine, metricstest.Logger(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
