@@ -87,3 +87,33 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 		return nil
 	})
 }
+
+// TestRulesEvaluateOnTheSharedStore runs two replicas that remote-write to
+// one Debian Prometheus and read it back (--metrics.query-url): each
+// replica's rules evaluate there, so a recording covers the traffic both
+// received, not the share one replica saw.
+func TestRulesEvaluateOnTheSharedStore(t *testing.T) {
+	prom := debianPrometheus(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
+	rules := filepath.Join(t.TempDir(), "mesh.rules.yml")
+	writeFile(t, rules, "groups:\n  - name: mesh\n    rules:\n      - record: mesh:requests:sum\n        expr: sum(istio_requests_total)\n")
+	replica := func(name string) *instance {
+		return start(t, dir, "--remote-write-url", prom+"/api/v1/write", "--remote-write.external-label", "replica="+name,
+			"--metrics.query-url", prom, "--rules", rules)
+	}
+	a, b := replica("a"), replica("b")
+	productpage := envoyNode("productpage-v1", "productpage", "10.1.0.1")
+	ok := grpcEntry{cluster: "outbound|9080||reviews.default.svc.cluster.local", upstream: "10.1.0.2:9080",
+		downstream: "10.1.0.1:40000", code: 200, grpcStatus: "0"}
+	streamALS(t, a.GRPCAddr, productpage, repeat(ok, 7)...)
+	streamALS(t, b.GRPCAddr, productpage, repeat(ok, 5)...)
+	a.waitValue(t, `sum(istio_requests_total)`, 7) // a's own share
+	eventually(t, 60*time.Second, func() error {
+		r := a.query(t, `mesh:requests:sum`)
+		if len(r) != 1 || r[0].float(t) != 12 {
+			return fmt.Errorf("replica a's recording = %+v, want 12 (7 + 5 from the store)", r)
+		}
+		return nil
+	})
+}

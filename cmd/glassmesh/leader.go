@@ -110,6 +110,9 @@ func (a *app) lead(leading bool) error {
 	if a.canaryRequests != nil {
 		a.canaryRequests.Forget() // writes queued as leader were dropped
 	}
+	if err := a.tel.rules.SetLeading(leading); err != nil { // a follower ruler (shared store) evaluates only while leading
+		a.logger.Error("switching rule evaluation failed", "leading", leading, "error", err)
+	}
 	if leading {
 		a.leaderGauge.Set(1)
 		a.kube.SetLeading(true, a.flags.leader.identity)

@@ -58,7 +58,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
-	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "draw the service graph from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own traffic, e.g. when several replicas remote-write to it")
+	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "read metrics from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own TSDB, when several replicas remote-write to it: the service graph, canary gates, /api/slos, and the rules and alerts, which only the leader evaluates")
 }
 
 // telemetry is the assembled telemetry side: storage, aggregation, the
@@ -134,8 +134,17 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
 		return nil, err
 	}
-	if t.rules, err = ruler.New(ruler.Config{Files: f.ruleFiles, Interval: f.rulesInterval,
-		AlertmanagerURLs: f.alertmanagerURLs}, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
+	rcfg := ruler.Config{Files: f.ruleFiles, Interval: f.rulesInterval, AlertmanagerURLs: f.alertmanagerURLs}
+	if f.metricsQueryURL != "" {
+		if t.remoteQuery, err = metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: f.metricsQueryURL}); err != nil {
+			return nil, err // names the flag
+		}
+		// The replicas remote-write to that store: rules and alerts judge
+		// every replica's traffic there, and only the leader evaluates
+		// (its results are remote-written like every series).
+		rcfg.Query, rcfg.Follower = t.remoteQuery.Query, a.kube != nil
+	}
+	if t.rules, err = ruler.New(rcfg, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
 		return nil, err
 	}
 	api, err := promapi.New(promapi.Config{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
@@ -158,13 +167,8 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 	q := t.engine.QueryFunc(t.storage.Queryable())
 	cfg := topology.Config{}
-	if f.metricsQueryURL != "" {
-		remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: f.metricsQueryURL})
-		if err != nil {
-			return err // names the flag
-		}
-		q, cfg.PreferQuerier = remote.Query, true
-		t.remoteQuery = remote
+	if t.remoteQuery != nil {
+		q, cfg.PreferQuerier = t.remoteQuery.Query, true
 	}
 	var err error
 	if t.graph, err = topology.New(cfg, q, t.traces, a.logger.With("component", "topology"), a.reg); err != nil {

@@ -62,6 +62,17 @@ type Config struct {
 	QueueCapacity int
 	// AlertmanagerTimeout bounds one send [10s].
 	AlertmanagerTimeout time.Duration
+	// Query evaluates the rules' expressions; nil means the local engine
+	// on the backend. With several replicas it is the shared store's
+	// (--metrics.query-url), so recordings and alerts cover every
+	// replica's traffic, as Thanos's and Mimir's rulers evaluate; the
+	// results are still written to the backend (and remote-written).
+	Query rules.QueryFunc
+	// Follower starts the ruler without evaluating anything until
+	// SetLeading(true): with several replicas that read one shared store,
+	// only the leader evaluates, or every replica would write (and alert
+	// on) the same results.
+	Follower bool
 }
 
 // Validate reports every setting that cannot work, by key.
@@ -128,8 +139,9 @@ type Ruler struct {
 	extURL   *url.URL
 	cancel   context.CancelFunc
 
-	mu      sync.Mutex // serialises reloads; guards running
+	mu      sync.Mutex // serialises reloads; guards running and leading
 	running bool
+	leading bool
 }
 
 // New builds the rules manager and notifier and checks that the rule
@@ -160,12 +172,16 @@ func New(cfg Config, b metrics.Backend, eng *metrics.Engine, logger *slog.Logger
 		return nil, fmt.Errorf("alertmanager-url: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &Ruler{cfg: cfg, logger: logger, notifier: n, amGroups: amGroups, extURL: ext, cancel: cancel}
+	r := &Ruler{cfg: cfg, logger: logger, notifier: n, amGroups: amGroups, extURL: ext, cancel: cancel, leading: !cfg.Follower}
+	query := cfg.Query
+	if query == nil {
+		query = rules.EngineQueryFunc(eng.PromQL(), b.Queryable)
+	}
 	r.loader = newRuleLoader(logger.With("component", "rule loader"))
 	r.manager = rules.NewManager(&rules.ManagerOptions{
 		NameValidationScheme:   defaultRulesNameValidationTag,
 		ExternalURL:            ext,
-		QueryFunc:              rules.EngineQueryFunc(eng.PromQL(), b.Queryable),
+		QueryFunc:              query,
 		NotifyFunc:             rules.SendAlerts(n, ext.String()),
 		Context:                ctx,
 		AppendableV2:           b.Appendable,
@@ -273,7 +289,25 @@ func (r *Ruler) reloadLocked() error {
 	if !r.running {
 		return nil // Run loads them
 	}
+	if !r.leading {
+		ids = nil // a follower evaluates nothing (the manager marks what it stops stale)
+	}
 	return r.manager.Update(r.cfg.Interval, ids, labels.FromMap(r.cfg.ExternalLabels), r.extURL.String(), nil)
+}
+
+// SetLeading starts (true) or stops (false) the evaluation of every rule
+// of a Follower ruler as this replica wins or loses the leader election;
+// other rulers always evaluate. Stopped groups write stale markers for
+// their series, so the next leader's results take over at once in the
+// shared store.
+func (r *Ruler) SetLeading(leading bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.cfg.Follower || r.leading == leading {
+		return nil
+	}
+	r.leading = leading
+	return r.reloadLocked()
 }
 
 // Manager is the rules manager, for the API's /api/v1/rules and

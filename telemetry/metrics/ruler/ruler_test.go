@@ -1,12 +1,18 @@
 package ruler
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
+	"github.com/prometheus/prometheus/model/timestamp"
+	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
@@ -87,4 +93,90 @@ func TestRulesGeneratedBeforeRunAreLoadedByRun(t *testing.T) {
 	}
 	metricstest.Run(t, r.Run)
 	metricstest.Eventually(t, 5*time.Second, "the early group", func() bool { return len(r.RuleGroups()) == 1 })
+}
+
+// instant evaluates expr now on q and returns the vector by labels.
+func instant(t *testing.T, eng *metrics.Engine, q storage.Queryable, expr string) map[string]float64 {
+	t.Helper()
+	qry, err := eng.PromQL().NewInstantQuery(context.Background(), q, nil, expr, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qry.Close()
+	vec, err := qry.Exec(context.Background()).Vector()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, s := range vec {
+		out[s.Metric.String()] = s.F
+	}
+	return out
+}
+
+// sharedStore is another TSDB standing in for the store several replicas
+// remote-write to, holding two up series of job api.
+func sharedStore(t *testing.T) *tsdb.DB {
+	shared := metricstest.OpenDB(t)
+	now := timestamp.FromTime(time.Now())
+	metricstest.Append(t, shared,
+		metricstest.Sample{Labels: labels.FromStrings("__name__", "up", "job", "api", "instance", "a"), T: now, V: 1},
+		metricstest.Sample{Labels: labels.FromStrings("__name__", "up", "job", "api", "instance", "b"), T: now, V: 1})
+	return shared
+}
+
+func TestRulerEvaluatesOnTheSharedStoreAndWritesLocally(t *testing.T) {
+	e := newRulesEnv(t, nil)
+	shared := sharedStore(t)
+	cfg := Config{Files: []string{metricstest.WriteRules(t, metricstest.RulesYAML)}, Interval: 100 * time.Millisecond,
+		Query: rules.EngineQueryFunc(e.engine.PromQL(), shared)}
+	r, err := New(cfg, metrics.BackendFromDB(e.db), e.engine, metricstest.Logger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricstest.Run(t, r.Run)
+	// The local TSDB holds no up series: the sum can only come from the
+	// shared store.
+	metricstest.Eventually(t, 10*time.Second, "job:up:sum from the shared store", func() bool {
+		return instant(t, e.engine, e.db, "job:up:sum")[`{__name__="job:up:sum", job="api"}`] == 2
+	})
+	if got := instant(t, e.engine, e.db, "up"); len(got) != 0 {
+		t.Fatalf("local up series %v: the test's premise is broken", got)
+	}
+}
+
+func TestFollowerRulerEvaluatesOnlyWhileLeading(t *testing.T) {
+	e := newRulesEnv(t, nil)
+	shared := sharedStore(t)
+	cfg := Config{Files: []string{metricstest.WriteRules(t, metricstest.RulesYAML)}, Interval: 100 * time.Millisecond,
+		Query: rules.EngineQueryFunc(e.engine.PromQL(), shared), Follower: true}
+	r, err := New(cfg, metrics.BackendFromDB(e.db), e.engine, metricstest.Logger(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricstest.Run(t, r.Run)
+	time.Sleep(500 * time.Millisecond) // five intervals
+	if n := len(r.RuleGroups()); n != 0 {
+		t.Fatalf("a follower has %d groups in effect", n)
+	}
+	if got := instant(t, e.engine, e.db, "job:up:sum"); len(got) != 0 {
+		t.Fatalf("a follower wrote %v", got)
+	}
+	if err := r.SetLeading(true); err != nil {
+		t.Fatal(err)
+	}
+	metricstest.Eventually(t, 10*time.Second, "the leader's recording", func() bool {
+		return instant(t, e.engine, e.db, "job:up:sum")[`{__name__="job:up:sum", job="api"}`] == 2
+	})
+	if err := r.SetLeading(false); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(r.RuleGroups()); n != 0 {
+		t.Fatalf("%d groups in effect after losing the lead", n)
+	}
+	// The stopped group marked its series stale: it ends now, not after
+	// the 5m lookback, so the next leader's series takes over at once.
+	metricstest.Eventually(t, 10*time.Second, "the recording to end", func() bool {
+		return len(instant(t, e.engine, e.db, "job:up:sum")) == 0
+	})
 }
