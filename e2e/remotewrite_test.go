@@ -117,3 +117,47 @@ func TestRulesEvaluateOnTheSharedStore(t *testing.T) {
 		return nil
 	})
 }
+
+// TestGraphFromRemoteWrittenIstioMetrics sends one glassmesh's istio_*
+// series by remote-write into another, as an Istio mesh's Prometheus would
+// during a migration: the receiving one draws the calls in its graph
+// though no access log reached it.
+func TestGraphFromRemoteWrittenIstioMetrics(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
+	store := start(t, dir)
+	sender := start(t, dir, "--remote-write-url", "http://"+store.HTTPAddr+"/api/v1/write")
+	productpage := envoyNode("productpage-v1", "productpage", "10.1.0.1")
+	ok := grpcEntry{cluster: "outbound|9080||reviews.default.svc.cluster.local", upstream: "10.1.0.2:9080",
+		downstream: "10.1.0.1:40000", code: 200, grpcStatus: "0"}
+	streamALS(t, sender.GRPCAddr, productpage, repeat(ok, 7)...)
+	eventually(t, 60*time.Second, func() error {
+		// Keep the counter growing: remote-write ships what is written
+		// after it starts, so the first value alone would read as no rate.
+		streamALS(t, sender.GRPCAddr, productpage, ok)
+		var g struct {
+			Elements struct {
+				Nodes []struct {
+					Data struct{ ID, Workload string } `json:"data"`
+				} `json:"nodes"`
+				Edges []struct {
+					Data struct{ Source, Target string } `json:"data"`
+				} `json:"edges"`
+			} `json:"elements"`
+		}
+		// A window the receiving process's memory covers (it has run
+		// longer than 5s), which holds no access log: only the pushed
+		// series can draw the edge.
+		store.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=workload&duration=5s", &g)
+		workload := map[string]string{}
+		for _, n := range g.Elements.Nodes {
+			workload[n.Data.ID] = n.Data.Workload
+		}
+		for _, e := range g.Elements.Edges {
+			if workload[e.Data.Source] == "productpage-v1" && workload[e.Data.Target] == "reviews-v1" {
+				return nil
+			}
+		}
+		return fmt.Errorf("no productpage-v1 → reviews-v1 edge in the receiving glassmesh's graph: %+v", g.Elements)
+	})
+}

@@ -17,7 +17,9 @@
 // CoarseWidth (1m) and forgets history older than MaxWindow (1h).
 //
 // Windows the memory does not hold (longer than MaxWindow, older than the
-// process, or every window with Config.PreferQuerier) are read through a
+// process, or every window with Config.PreferQuerier, or once Istio series
+// were pushed in by remote-write or OTLP, which Graph.WatchAppends notices
+// on the receivers' appendable) are read through a
 // PromQL query function (Prometheus's rules.QueryFunc) with the rates Kiali
 // queries: sum by (labels) (rate(...[d])) of
 // istio_requests_total, the duration histogram and sums, the byte sums and
@@ -76,6 +78,7 @@
 //	g, err := topology.New(topology.Config{PreferQuerier: queryURL != ""}, q,
 //		spanReader, logger.With("component", "topology"), reg)
 //	g.SetMesh(func() *model.Mesh { m, _ := store.Mesh(); return m })
+//	ingest, err := receiver.NewMetricsReceiver(cfg, g.WatchAppends(storage.AppendableV2()), ...)
 //	consumers = append(consumers, g) // the pipeline's fan-out
 //	g.Register(mux)                  // on --http-addr
 //	// run group: execute g.Run(ctx), interrupt cancels ctx;

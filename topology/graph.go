@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -134,6 +135,10 @@ type Graph struct {
 	health  []Tolerance
 	started time.Time
 	now     func() time.Time
+
+	// external turns true when Istio series arrive by remote-write or
+	// OTLP (WatchAppends): from then on every window is read through q.
+	external atomic.Bool
 
 	mu     sync.Mutex
 	series map[rowKey]*series

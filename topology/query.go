@@ -67,7 +67,7 @@ func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) ([]byte
 	}
 	if mode == pathAuto {
 		mode = pathMemory
-		if g.q != nil && (g.cfg.PreferQuerier || !g.memoryCovers(at.Add(-o.Duration), at)) {
+		if g.q != nil && (g.cfg.PreferQuerier || g.external.Load() || !g.memoryCovers(at.Add(-o.Duration), at)) {
 			mode = pathPromQL
 		}
 	}

@@ -98,8 +98,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 			t.close()
 		}
 	}()
-	ingest, err := a.newMetrics(t, f, retention)
-	if err != nil {
+	if err := a.newMetrics(t, f, retention); err != nil {
 		return nil, err
 	}
 	traces, err := a.newTraces(t, f)
@@ -107,6 +106,10 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		return nil, err
 	}
 	if err := a.newPipeline(t, f); err != nil {
+		return nil, err
+	}
+	ingest, err := a.newIngest(t)
+	if err != nil {
 		return nil, err
 	}
 	if err := t.listen(f, ingest, traces); err != nil {
@@ -118,26 +121,26 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 
 // newMetrics builds what stands on the TSDB: remote-write, the istio_*
 // aggregator, the PromQL engine, rules, the Prometheus API and ingest.
-func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) (*receiver.MetricsReceiver, error) {
+func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) error {
 	logger, reg := a.logger.With("component", "metrics"), a.reg
 	var err error
 	// Before anything appends: remote-write hooks the TSDB's write notifications.
 	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: f.remoteWriteLabels, FlushDeadline: 10 * time.Second},
 		t.storage.DB(), logger, reg); err != nil {
-		return nil, err
+		return err
 	}
 	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
-		return nil, err
+		return err
 	}
 	backend := metrics.Backend{Queryable: t.storage.Queryable(), ExemplarQueryable: t.storage.ExemplarQueryable(),
 		Appendable: t.storage.AppendableV2(), DB: t.storage.DB()}
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
-		return nil, err
+		return err
 	}
 	rcfg := ruler.Config{Files: f.ruleFiles, Interval: f.rulesInterval, AlertmanagerURLs: f.alertmanagerURLs}
 	if f.metricsQueryURL != "" {
 		if t.remoteQuery, err = metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: f.metricsQueryURL}); err != nil {
-			return nil, err // names the flag
+			return err // names the flag
 		}
 		// The replicas remote-write to that store: rules and alerts judge
 		// every replica's traffic there, and only the leader evaluates
@@ -145,15 +148,22 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 		rcfg.Query, rcfg.Follower = t.remoteQuery.Query, a.kube != nil
 	}
 	if t.rules, err = ruler.New(rcfg, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
-		return nil, err
+		return err
 	}
 	api, err := promapi.New(promapi.Config{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
 		Ready: a.ready.Load}, backend, t.engine, t.rules, logger, reg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	api.Register(a.mux)
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{}, t.storage.AppendableV2(), logger, reg)
+	return nil
+}
+
+// newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
+// through the graph's watch for Istio series pushed in.
+func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{}, t.graph.WatchAppends(t.storage.AppendableV2()),
+		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err
 	}
