@@ -29,14 +29,15 @@ type replica struct {
 
 // startReplica runs glassmesh as one replica of a leader-elected set (a
 // short lease, so a killed leader is replaced within seconds).
-func startReplica(t *testing.T, name, ns string) *replica {
+func startReplica(t *testing.T, name, ns string, extra ...string) *replica {
 	t.Helper()
 	show := func(line string) bool {
 		return strings.Contains(line, "leading") || strings.Contains(line, "following") || strings.Contains(line, "canary decision")
 	}
-	p := startGlassmesh(t, name, show, "--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--kubernetes.namespaces", ns,
+	args := append([]string{"--source", "kubernetes", "--kubeconfig", server.Kubeconfig, "--kubernetes.namespaces", ns,
 		"--leader-elect.namespace", ns, "--leader-elect.identity", name,
-		"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms")
+		"--leader-elect.lease-duration", "3s", "--leader-elect.renew-deadline", "2s", "--leader-elect.retry-period", "500ms"}, extra...)
+	p := startGlassmesh(t, name, show, args...)
 	return &replica{process: p, name: name}
 }
 
