@@ -187,7 +187,11 @@ func TestForwardSendsEverySpanOnceInOrder(t *testing.T) {
 	writeGen(t, d, g, 10, 20)
 	waitSpans(t, s, 1600)
 	checkOnceInOrder(t, s.received(), 200)
-	if n := testutil.ToFloat64(d.fw.m.spans.WithLabelValues(s.srv.URL)); n != 1600 {
+	// The sink has the spans before the forwarder has its answer and counts.
+	forwarded := d.fw.m.spans.WithLabelValues(s.srv.URL)
+	storetest.WaitFor(t, "forward_spans_total 1600", func() bool { return testutil.ToFloat64(forwarded) == 1600 })
+	time.Sleep(50 * time.Millisecond) // a count beyond what was sent would show now
+	if n := testutil.ToFloat64(forwarded); n != 1600 {
 		t.Errorf("forward_spans_total = %v, want 1600", n)
 	}
 }
