@@ -45,7 +45,7 @@ func realisticBatch() ptraceotlp.ExportRequest {
 // floor.
 func BenchmarkOTLPGRPCExport(b *testing.B) {
 	s := startTraceReceiver(b, receiver.TracesConfig{}, discard{})
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -52,7 +52,7 @@ func (w *encodedWriter) last() bool {
 func TestOTLPProtobufGoesToTheWriterWhileItEncodesTheSpans(t *testing.T) {
 	w := &encodedWriter{t: t}
 	s := startTraceReceiver(t, receiver.TracesConfig{}, w)
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,9 +68,9 @@ func TestOTLPProtobufGoesToTheWriterWhileItEncodesTheSpans(t *testing.T) {
 	}{
 		{"gRPC: with the request", func() error { _, err := client.Export(context.Background(), request(3, 0)); return err }, true},
 		{"gRPC with a span dropped: without", func() error { _, err := client.Export(context.Background(), request(3, 1)); return err }, false},
-		{"HTTP protobuf: with the body", func() error { post(t, s.otlpURL, "application/x-protobuf", "", pb); return nil }, true},
-		{"HTTP protobuf with a span dropped: without", func() error { post(t, s.otlpURL, "application/x-protobuf", "", pbBad); return nil }, false},
-		{"HTTP JSON: without", func() error { post(t, s.otlpURL, "application/json", "", js); return nil }, false},
+		{"HTTP protobuf: with the body", func() error { post(t, s.OTLPURL, "application/x-protobuf", "", pb); return nil }, true},
+		{"HTTP protobuf with a span dropped: without", func() error { post(t, s.OTLPURL, "application/x-protobuf", "", pbBad); return nil }, false},
+		{"HTTP JSON: without", func() error { post(t, s.OTLPURL, "application/json", "", js); return nil }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,16 +2,13 @@ package receiver_test
 
 import (
 	"context"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"sync"
 	"testing"
 
 	"go.opentelemetry.io/collector/pdata/ptrace"
-	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/telemetry/receiver/receivertest"
 )
 
 // spanWriter records what the receiver writes; err, when set, is returned
@@ -69,31 +66,8 @@ func (w *spanWriter) byName() map[string]ptrace.Span {
 	return m
 }
 
-// traceServers runs r's gRPC service and both HTTP handlers.
-type traceServers struct {
-	grpcAddr string
-	otlpURL  string
-	zipkin   string
-}
-
-func startTraceReceiver(t testing.TB, cfg receiver.TracesConfig, w receiver.TracesWriter) traceServers {
+// startTraceReceiver runs a TraceReceiver of cfg writing to w.
+func startTraceReceiver(t testing.TB, cfg receiver.TracesConfig, w receiver.TracesWriter) receivertest.Traces {
 	t.Helper()
-	r, err := receiver.NewTraceReceiver(cfg, w, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	r.RegisterGRPC(gs)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	mux := http.NewServeMux()
-	mux.Handle(receiver.OTLPTracesPath, r.OTLPHandler())
-	mux.Handle(receiver.ZipkinSpansPath, r.ZipkinHandler())
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
-	return traceServers{grpcAddr: lis.Addr().String(), otlpURL: hs.URL + receiver.OTLPTracesPath, zipkin: hs.URL + receiver.ZipkinSpansPath}
+	return receivertest.ServeTraces(t, cfg, w)
 }

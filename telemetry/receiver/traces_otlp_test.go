@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/telemetry/receiver/receivertest"
 
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
@@ -44,13 +45,13 @@ func TestOTLPExportersReachTheWriter(t *testing.T) {
 	ctx := context.Background()
 	tests := []struct {
 		name string
-		exp  func(s traceServers) (sdktrace.SpanExporter, error)
+		exp  func(s receivertest.Traces) (sdktrace.SpanExporter, error)
 	}{
-		{"gRPC", func(s traceServers) (sdktrace.SpanExporter, error) {
-			return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.grpcAddr), otlptracegrpc.WithInsecure())
+		{"gRPC", func(s receivertest.Traces) (sdktrace.SpanExporter, error) {
+			return otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.GRPCAddr), otlptracegrpc.WithInsecure())
 		}},
-		{"HTTP protobuf gzip", func(s traceServers) (sdktrace.SpanExporter, error) {
-			return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(s.otlpURL), otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
+		{"HTTP protobuf gzip", func(s receivertest.Traces) (sdktrace.SpanExporter, error) {
+			return otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(s.OTLPURL), otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
 		}},
 	}
 	for _, tt := range tests {
@@ -131,7 +132,7 @@ func TestOTLPHTTPAnswers(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := post(t, s.otlpURL, tt.ct, tt.enc, tt.body)
+			resp, body := post(t, s.OTLPURL, tt.ct, tt.enc, tt.body)
 			if resp.StatusCode != tt.code || !strings.Contains(body, tt.want) {
 				t.Fatalf("got %d %q, want %d containing %q", resp.StatusCode, body, tt.code, tt.want)
 			}
@@ -147,15 +148,15 @@ func TestOverloadedWriterPushesBack(t *testing.T) {
 	w.setErr(fmt.Errorf("wal full: %w", record.ErrOverloaded))
 	s := startTraceReceiver(t, receiver.TracesConfig{RetryAfter: 2 * time.Second}, w)
 	pb, _ := request(2, 0).MarshalProto()
-	resp, _ := post(t, s.otlpURL, "application/x-protobuf", "", pb)
+	resp, _ := post(t, s.OTLPURL, "application/x-protobuf", "", pb)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
 		t.Errorf("OTLP/HTTP: %d Retry-After %q, want 429 and 2", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	resp, _ = post(t, s.zipkin, "application/json", "", []byte(`[{"traceId":"1","id":"2"}]`))
+	resp, _ = post(t, s.ZipkinURL, "application/json", "", []byte(`[{"traceId":"1","id":"2"}]`))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
 		t.Errorf("Zipkin: %d Retry-After %q, want 429 and 2", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -174,7 +175,7 @@ func TestOverloadedWriterPushesBack(t *testing.T) {
 func TestOTLPGRPCPartialSuccess(t *testing.T) {
 	w := &spanWriter{}
 	s := startTraceReceiver(t, receiver.TracesConfig{}, w)
-	conn, err := grpc.NewClient(s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestRequestsBeyondMaxRequestsArePushedBack(t *testing.T) {
 	pb, _ := request(1, 0).MarshalProto()
 	done := make(chan int)
 	go func() {
-		resp, err := http.Post(s.otlpURL, "application/x-protobuf", bytes.NewReader(pb))
+		resp, err := http.Post(s.OTLPURL, "application/x-protobuf", bytes.NewReader(pb))
 		if err != nil {
 			done <- 0
 			return
@@ -223,7 +224,7 @@ func TestRequestsBeyondMaxRequestsArePushedBack(t *testing.T) {
 		done <- resp.StatusCode
 	}()
 	<-w.entered
-	resp, body := post(t, s.zipkin, "application/json", "", []byte(`[{"traceId":"1","id":"2"}]`))
+	resp, body := post(t, s.ZipkinURL, "application/json", "", []byte(`[{"traceId":"1","id":"2"}]`))
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
 		t.Errorf("second request: %d %q, want 429 with Retry-After", resp.StatusCode, body)
 	}
@@ -239,7 +240,7 @@ func TestOverloadedWriterSaysWhenToComeBack(t *testing.T) {
 	w.setErr(&record.Overloaded{What: "trace store", RetryAfter: 5 * time.Second})
 	s := startTraceReceiver(t, receiver.TracesConfig{RetryAfter: 2 * time.Second}, w)
 	pb, _ := request(2, 0).MarshalProto()
-	resp, _ := post(t, s.otlpURL, "application/x-protobuf", "", pb)
+	resp, _ := post(t, s.OTLPURL, "application/x-protobuf", "", pb)
 	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "5" {
 		t.Errorf("OTLP/HTTP: %d Retry-After %q, want 429 and the writer's 5", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}

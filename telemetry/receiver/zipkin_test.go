@@ -38,7 +38,7 @@ const sharedSpanJSON = `[
 func TestZipkinJSONSharedSpansAndMapping(t *testing.T) {
 	w := &spanWriter{}
 	s := startTraceReceiver(t, receiver.TracesConfig{}, w)
-	resp, body := post(t, s.zipkin, "application/json", "", []byte(sharedSpanJSON))
+	resp, body := post(t, s.ZipkinURL, "application/json", "", []byte(sharedSpanJSON))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("got %d %q, want 202", resp.StatusCode, body)
 	}
@@ -81,7 +81,7 @@ func TestZipkinJSONSharedSpansAndMapping(t *testing.T) {
 	}
 	// Sending the same spans again is idempotent: the server half gets the
 	// same derived id.
-	post(t, s.zipkin, "application/json", "", []byte(sharedSpanJSON))
+	post(t, s.ZipkinURL, "application/json", "", []byte(sharedSpanJSON))
 	if n := w.count(); n != 4 {
 		t.Fatalf("after a retry %d spans, want 4", n)
 	}
@@ -105,7 +105,7 @@ func TestZipkinProto3(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp, body := post(t, s.zipkin, "application/x-protobuf", "gzip", gz(t, blob))
+	resp, body := post(t, s.ZipkinURL, "application/x-protobuf", "gzip", gz(t, blob))
 	if resp.StatusCode != http.StatusAccepted {
 		t.Fatalf("got %d %q", resp.StatusCode, body)
 	}
@@ -122,7 +122,7 @@ func TestZipkinProto3(t *testing.T) {
 func TestZipkinExporterReachesTheWriter(t *testing.T) {
 	w := &spanWriter{}
 	s := startTraceReceiver(t, receiver.TracesConfig{}, w)
-	exp, err := zipkin.New(s.zipkin)
+	exp, err := zipkin.New(s.ZipkinURL)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestZipkinMalformedIs400(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			resp, body := post(t, s.zipkin, tt.ct, "", []byte(tt.body))
+			resp, body := post(t, s.ZipkinURL, tt.ct, "", []byte(tt.body))
 			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, tt.want) {
 				t.Fatalf("got %d %q, want 400 with %q", resp.StatusCode, body, tt.want)
 			}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"testing"
@@ -21,9 +20,9 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.40.0"
 	"go.opentelemetry.io/otel/trace"
-	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
+	"github.com/glassmesh/glassmesh/telemetry/receiver/receivertest"
 	"github.com/glassmesh/glassmesh/tracing/propagation"
 	"github.com/glassmesh/glassmesh/tracing/query"
 	"github.com/glassmesh/glassmesh/tracing/store"
@@ -38,29 +37,12 @@ type mesh struct {
 func startMesh(t *testing.T) mesh {
 	t.Helper()
 	st := store.NewMemory(0)
-	rcv, err := receiver.NewTraceReceiver(receiver.TracesConfig{}, st, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	rcv.RegisterGRPC(gs)
-	go func() { _ = gs.Serve(lis) }()
-	t.Cleanup(gs.Stop)
-	in := http.NewServeMux()
-	in.Handle(receiver.OTLPTracesPath, rcv.OTLPHandler())
-	in.Handle(receiver.ZipkinSpansPath, rcv.ZipkinHandler())
-	ingest := httptest.NewServer(in)
-	t.Cleanup(ingest.Close)
+	in := receivertest.ServeTraces(t, receiver.TracesConfig{}, st)
 	out := http.NewServeMux()
 	query.New(st, nil).Register(out)
 	api := httptest.NewServer(out)
 	t.Cleanup(api.Close)
-	return mesh{grpcAddr: lis.Addr().String(), otlpURL: ingest.URL + receiver.OTLPTracesPath,
-		zipkinURL: ingest.URL + receiver.ZipkinSpansPath, api: api.URL}
+	return mesh{grpcAddr: in.GRPCAddr, otlpURL: in.OTLPURL, zipkinURL: in.ZipkinURL, api: api.URL}
 }
 
 // provider is one service's tracer provider exporting synchronously.
