@@ -3,60 +3,17 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/glassmesh/glassmesh/e2e/prometheustest"
 )
 
-// debianPrometheus starts the distribution's prometheus as a remote-write
-// receiver on a free loopback port and returns its base URL.
-func debianPrometheus(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not installed (.ci/run installs Debian's prometheus package)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != 200 {
-			return fmt.Errorf("prometheus not ready: %s", resp.Status)
-		}
-		return nil
-	})
-	return base
-}
-
 func TestRemoteWriteToPrometheus(t *testing.T) {
-	prom := debianPrometheus(t)
+	prom := prometheustest.Start(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
 	gm := start(t, dir, "--remote-write-url", prom+"/api/v1/write")
@@ -93,7 +50,7 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 // replica's rules evaluate there, so a recording covers the traffic both
 // received, not the share one replica saw.
 func TestRulesEvaluateOnTheSharedStore(t *testing.T) {
-	prom := debianPrometheus(t)
+	prom := prometheustest.Start(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
 	rules := filepath.Join(t.TempDir(), "mesh.rules.yml")

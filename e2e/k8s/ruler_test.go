@@ -3,11 +3,9 @@ package k8s
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -16,48 +14,9 @@ import (
 	"time"
 
 	"k8s.io/client-go/kubernetes"
-)
 
-// sharedPrometheus starts Debian's prometheus as the store the replicas
-// remote-write to and query, and returns its base URL.
-func sharedPrometheus(t *testing.T) string {
-	t.Helper()
-	bin, err := exec.LookPath("prometheus")
-	if err != nil {
-		t.Skip("prometheus not installed (.ci/run installs Debian's prometheus package)")
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfg, []byte("global: {scrape_interval: 1m}\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "--config.file="+cfg, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr, "--web.enable-remote-write-receiver", "--log.level=warn")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	base := "http://" + addr
-	within(t, 30*time.Second, "prometheus ready", func() error {
-		resp, err := http.Get(base + "/-/ready")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("prometheus: %s", resp.Status)
-		}
-		return nil
-	})
-	return base
-}
+	"github.com/glassmesh/glassmesh/e2e/prometheustest"
+)
 
 // replicasWriting lists the replica labels of the series q returns in the
 // store at prom, sorted.
@@ -91,7 +50,7 @@ func replicasWriting(prom, q string) ([]string, error) {
 // one per replica (which a sum would count twice); when the leader stops,
 // the other takes over and the old leader's series ends.
 func TestTwoReplicasOnlyTheLeaderEvaluatesRules(t *testing.T) {
-	prom := sharedPrometheus(t)
+	prom := prometheustest.Start(t)
 	ns := newNamespace(t, kubernetes.NewForConfigOrDie(server.Config))
 	rules := filepath.Join(t.TempDir(), "mesh.rules.yml")
 	if err := os.WriteFile(rules, []byte("groups:\n  - name: mesh\n    rules:\n      - record: mesh:one\n        expr: vector(1)\n"), 0o644); err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
+
+	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
 )
 
 // ingestEnv is the metrics receivers over a temp-dir TSDB, served by an
@@ -34,14 +36,7 @@ type ingestEnvOptions struct {
 
 func newIngestEnv(t *testing.T, o ingestEnvOptions) *ingestEnv {
 	t.Helper()
-	opts := tsdb.DefaultOptions()
-	opts.EnableExemplarStorage = true
-	opts.MaxExemplars = 1000
-	db, err := tsdb.Open(t.TempDir(), slog.New(slog.DiscardHandler), nil, opts, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
+	db := metricstest.OpenDB(t)
 	var app storage.AppendableV2 = db
 	if o.wrap != nil {
 		app = o.wrap(app)
