@@ -10,11 +10,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/rules"
 
 	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/tracing/store"
-
-	"github.com/prometheus/prometheus/rules"
 )
 
 // Defaults of Config; a zero field means its default.

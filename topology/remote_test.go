@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/rules"
+
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
-
-	"github.com/prometheus/prometheus/rules"
 )
 
 // metricsAPIFixture writes the fixture through the metrics Aggregator into

@@ -9,14 +9,13 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
-
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
 	"github.com/glassmesh/glassmesh/telemetry/record"

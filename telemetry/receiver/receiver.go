@@ -31,7 +31,6 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
-
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 

@@ -24,7 +24,6 @@ import (
 
 	"github.com/glassmesh/glassmesh/telemetry/receiver"
 	"github.com/glassmesh/glassmesh/telemetry/receiver/receivertest"
-
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 

@@ -10,13 +10,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
-
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/promql"
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
 )
 
 // newRules runs a real rules manager over e's storage, evaluating every

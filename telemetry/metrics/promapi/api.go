@@ -15,8 +15,6 @@ import (
 	"runtime"
 	"time"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
-
 	"github.com/grafana/regexp"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -28,6 +26,7 @@ import (
 	v1 "github.com/prometheus/prometheus/web/api/v1"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
 )
 
 // Prefix is where the Prometheus HTTP API lives on the HTTP mux.

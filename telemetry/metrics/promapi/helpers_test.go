@@ -8,14 +8,13 @@ import (
 	"net/url"
 	"testing"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/tsdb"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
 )
 
 // apiEnv is a glassmesh metrics API over a temp-dir TSDB, served by an

@@ -9,13 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
-
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/model/timestamp"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
 )
 
 // fakeAlertmanager records the alerts POSTed to its v2 API.

@@ -8,10 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/glassmesh/glassmesh/tracing/store"
 	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 const benchTracesPerBatch = 64 // 512 spans per WriteTraces, like an OTLP exporter batch

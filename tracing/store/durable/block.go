@@ -16,9 +16,9 @@ import (
 	"slices"
 	"sync/atomic"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // A block directory holds the WAL segments its spans were written to

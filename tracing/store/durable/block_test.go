@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
 	"github.com/glassmesh/glassmesh/tracing/store"
 	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
-	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
 // TestBlockPostingsSortedByConstruction checks the transposed postings

@@ -6,9 +6,9 @@ import (
 	"hash/crc32"
 	"sort"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // The index file of a block (version 2): magic; a uvarint count and the

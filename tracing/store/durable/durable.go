@@ -15,16 +15,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/glassmesh/glassmesh/telemetry/record"
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
-// Config configures a Store store. Zero fields take the defaults.
+// Config configures a Store. Zero fields take the defaults.
 type Config struct {
 	// DataDir is the data directory; the store lives in DataDir/traces.
 	DataDir string

@@ -7,9 +7,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // snapshot is the set of partitions a read works on; it holds a

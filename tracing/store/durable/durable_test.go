@@ -11,15 +11,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/glassmesh/glassmesh/telemetry/record"
+	"github.com/glassmesh/glassmesh/tracing/store"
+	"github.com/glassmesh/glassmesh/tracing/store/storetest"
 )
 
 // openTest opens a store in cfg.DataDir (a new one when empty) and runs it

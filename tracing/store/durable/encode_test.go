@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 	"go.opentelemetry.io/collector/pdata/ptrace/ptraceotlp"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
+	"github.com/glassmesh/glassmesh/tracing/store/storetest"
 )
 
 // interleaved is a batch whose traces are spread over two resources and

@@ -11,10 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/glassmesh/glassmesh/tracing/store"
 	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // FuzzWALRecord feeds arbitrary bytes to the WAL record and payload

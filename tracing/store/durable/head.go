@@ -8,10 +8,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // Index terms: a byte for the kind, then NUL-separated parts.

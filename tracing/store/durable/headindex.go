@@ -3,10 +3,10 @@ package durable
 import (
 	"strconv"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // termCaches spare the head most of its term lookups (a span has about 15

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // randomBatch has traces interleaved over resources, attributes in varying

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
 	"go.uber.org/goleak"
+
+	"github.com/glassmesh/glassmesh/tracing/store/storetest"
 )
 
 // childEnv makes the test binary act as a writer that is killed mid-run.

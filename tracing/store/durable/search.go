@@ -5,10 +5,10 @@ import (
 	"strings"
 	"time"
 
-	"github.com/glassmesh/glassmesh/tracing/store"
-
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // candidate is a trace that may match a query, by the index and its

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/collector/pdata/ptrace"
+
 	"github.com/glassmesh/glassmesh/tracing/store"
 	"github.com/glassmesh/glassmesh/tracing/store/storetest"
-
-	"go.opentelemetry.io/collector/pdata/ptrace"
 )
 
 // WriteTraces must leave the caller's batch as it was, and store the
