@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -37,6 +38,7 @@ type telemetryFlags struct {
 	alertmanagerURLs   []string
 	remoteWriteURLs    []string
 	remoteWriteLabels  map[string]string
+	replicaLabel       string
 	zipkinAddr         string
 	retentionTraces    string
 	exportOTLP         []string
@@ -54,6 +56,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
 	fs.StringToStringVar(&f.remoteWriteLabels, "remote-write.external-label", nil, "label=value added to every series remote-written, e.g. replica=$(POD_NAME) so several replicas' series stay apart in the store (repeatable, or comma-separated)")
+	fs.StringVar(&f.replicaLabel, "remote-write.replica-label", "replica", "the external label that tells replicas' series apart in a shared store; with --metrics.query-url and no --remote-write.external-label of that name it is this replica's --leader-elect.identity ($POD_NAME). Rule results (recording rules, ALERTS) go without it: the leader writes them for the whole mesh. Empty: none")
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
@@ -124,8 +127,8 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	logger, reg := a.logger.With("component", "metrics"), a.reg
 	var err error
 	// Before anything appends: remote-write hooks the TSDB's write notifications.
-	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: f.remoteWriteLabels, FlushDeadline: 10 * time.Second},
-		t.storage.DB(), logger, reg); err != nil {
+	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
+		ReplicaLabel: f.replicaLabel, FlushDeadline: 10 * time.Second}, t.storage.DB(), logger, reg); err != nil {
 		return err
 	}
 	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
@@ -145,17 +148,36 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 		// every replica's traffic there, and only the leader evaluates
 		// (its results are remote-written like every series).
 		rcfg.Query, rcfg.Follower = t.remoteQuery.Query, a.kube != nil
+		// The last leader's alerts' "for" state is there too (its rule
+		// results go without the replica label).
+		rcfg.Restore = t.remoteQuery.Queryable()
 	}
 	if t.rules, err = ruler.New(rcfg, backend, t.engine, a.logger.With("component", "rules"), reg); err != nil {
 		return err
 	}
+	// With a shared store the data reads (the UI's charts, Grafana) go there.
 	api, err := promapi.New(promapi.Config{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
-		Ready: a.ready.Load}, backend, t.engine, t.rules, logger, reg)
+		Ready: a.ready.Load, Store: f.metricsQueryURL}, backend, t.engine, t.rules, logger, reg)
 	if err != nil {
 		return err
 	}
 	api.Register(a.mux)
 	return nil
+}
+
+// externalLabels are the labels added to every series remote-written:
+// --remote-write.external-label, and the replica label when several
+// replicas share the store that --metrics.query-url reads.
+func (a *app) externalLabels(f telemetryFlags) map[string]string {
+	if f.metricsQueryURL == "" || f.replicaLabel == "" || f.remoteWriteLabels[f.replicaLabel] != "" {
+		return f.remoteWriteLabels
+	}
+	labels := maps.Clone(f.remoteWriteLabels)
+	if labels == nil {
+		labels = map[string]string{}
+	}
+	labels[f.replicaLabel] = a.flags.leader.identity
+	return labels
 }
 
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,

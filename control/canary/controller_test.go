@@ -101,6 +101,51 @@ func TestACanaryWithTooLittleTrafficHoldsThenAborts(t *testing.T) {
 	waitWeights(t, pushed, map[string]uint32{"v1": 80, "v2": 20})
 }
 
+// While the metrics cannot be read (the shared store down) a canary gets
+// no verdict: it holds, the intervals do not count towards maxInconclusive
+// (3 here), and it goes on when the store answers again.
+func TestACanaryHoldsWithoutAVerdictWhileItsMetricsCannotBeRead(t *testing.T) {
+	db := newTSDB(t)
+	newTraffic(db).drive(t, 5, func() float64 { return 0 })
+	var down atomic.Bool
+	down.Store(true)
+	q := db.querier()
+	flaky := func(ctx context.Context, expr string, ts time.Time) (promql.Vector, error) {
+		if down.Load() {
+			return nil, errors.New("metrics store http://prometheus:9090: connection refused")
+		}
+		return q(ctx, expr, ts)
+	}
+	c, _ := newController(t, t.TempDir(), flaky, loadMesh(t, meshYAML))
+	deadline := time.Now().Add(30 * time.Second)
+	var st Status
+	for {
+		st, _ = c.Get("default", "reviews")
+		holds := 0
+		for _, d := range st.Decisions {
+			if d.Verdict == Hold {
+				holds++
+			}
+		}
+		if holds >= 5 { // more than maxInconclusive intervals
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no holds in 30s\n%s", describe(st))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if st.State != Progressing || st.Inconclusive != 0 || st.Step != 1 {
+		t.Fatalf("with the store down the canary is %s at step %d, %d inconclusive; want progressing, step 1, 0\n%s",
+			st.State, st.Step, st.Inconclusive, describe(st))
+	}
+	if d := st.Decisions[len(st.Decisions)-1]; !strings.Contains(d.Reason, "no verdict") || !strings.Contains(d.Reason, "metrics store http://prometheus:9090") {
+		t.Errorf("hold reason %q does not say the metrics store failed", d.Reason)
+	}
+	down.Store(false)
+	waitState(t, c, Succeeded, 30*time.Second)
+}
+
 func TestARestartedControllerResumesWhereItWas(t *testing.T) {
 	db := newTSDB(t)
 	dir := t.TempDir()

@@ -49,6 +49,9 @@ type evaluation struct {
 	window   time.Duration
 	requests float64
 	gates    []GateResult
+	// unavailable is the metrics source's failure to count the canary's
+	// requests (the shared store down or timing out): no verdict then.
+	unavailable error
 }
 
 // failed is the first failing gate, or nil.
@@ -81,7 +84,12 @@ func evaluate(ctx context.Context, q rules.QueryFunc, t target, now time.Time, w
 	w = max(w, time.Second).Round(time.Second)
 	window := promDuration(w)
 	ev := evaluation{at: now, window: w}
-	if v, ok, err := query(ctx, q, slo.RequestRate(t.matchers, window), now); err == nil && ok {
+	v, ok, err := query(ctx, q, slo.RequestRate(t.matchers, window), now)
+	switch {
+	case err != nil:
+		ev.unavailable = err
+		return ev // the gates would fail the same way
+	case ok:
 		ev.requests = v * w.Seconds()
 	}
 	vars := map[string]string{}

@@ -137,6 +137,13 @@ func verdict(t target, ev evaluation, full bool) (Decision, bool) {
 	st := t.status
 	missing := ev.noData()
 	switch {
+	case ev.unavailable != nil:
+		// Missing data is no verdict: hold without counting the interval
+		// towards maxInconclusive, and judge again when the metrics return.
+		d.Verdict, d.unavailable = Hold, true
+		d.Reason = fmt.Sprintf("no verdict: the canary's metrics cannot be read (%v); held at step %d, not counted as inconclusive",
+			ev.unavailable, st.Step)
+		return d, true
 	case !enough:
 		d.Verdict = Hold
 		d.Reason = fmt.Sprintf("inconclusive: %.0f canary requests over %s, fewer than minRequests %d (%d of %d inconclusive intervals)",
@@ -186,7 +193,9 @@ func (c *Controller) transition(cur *canary, d Decision) bool {
 		st.Weights = weightsAt(st.Stable, st.Canary, st.TotalWeight, st.Steps[st.Step-1])
 		st.StepStartedAt, st.NextEvaluationAt, st.Inconclusive = now, now.Add(interval), 0
 	case Hold:
-		st.Inconclusive++
+		if !d.unavailable {
+			st.Inconclusive++
+		}
 		st.NextEvaluationAt = now.Add(interval)
 	case Resume:
 		st.State = Progressing

@@ -79,6 +79,10 @@ type Decision struct {
 	Gates    []GateResult `json:"gates"`
 	Reason   string       `json:"reason"`
 	By       string       `json:"by"` // "controller", "api" or "annotation"
+
+	// unavailable marks a Hold because the metrics could not be read: it
+	// does not count towards maxInconclusive.
+	unavailable bool
 }
 
 // Status is a canary's state and history, as /api/canaries shows it and as

@@ -10,8 +10,9 @@ import (
 	"github.com/prometheus/prometheus/promql"
 )
 
-// PreferQuery takes the shared store's answer when it has one, and the
-// local one when the store fails or holds nothing of what was asked.
+// PreferQuery takes the shared store's answer when it has one, the local
+// one when the store holds nothing of what was asked, and the store's
+// error when it fails (a replica's share is not the mesh's).
 func TestPreferQuery(t *testing.T) {
 	one := func(v float64) promql.Vector {
 		return promql.Vector{{Metric: labels.FromStrings("__name__", "x"), F: v}}
@@ -37,10 +38,16 @@ func TestPreferQuery(t *testing.T) {
 	}{
 		{"the store answers", one(1), nil, 1, 1},
 		{"the store has nothing", nil, nil, 2, 2},
-		{"the store fails", one(1), errors.New("down"), 2, 2},
+		{"the store fails", one(1), errors.New("down"), 0, 1},
 	} {
 		storeVec, storeErr, asked = c.vec, c.err, nil
 		got, err := q(t.Context(), "x", time.Now())
+		if c.err != nil {
+			if !errors.Is(err, c.err) || len(asked) != c.asked {
+				t.Errorf("%s: %v %v after %v, want the store's error from %d query", c.name, got, err, asked, c.asked)
+			}
+			continue
+		}
 		if err != nil || len(got) != 1 || got[0].F != c.want || len(asked) != c.asked {
 			t.Errorf("%s: %v %v after %v, want %v from %d queries", c.name, got, err, asked, c.want, c.asked)
 		}

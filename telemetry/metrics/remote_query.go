@@ -6,14 +6,22 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	pmodel "github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/timestamp"
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+	"github.com/prometheus/prometheus/tsdb/chunks"
+	"github.com/prometheus/prometheus/util/annotations"
 )
 
 // DefaultRemoteQueryTimeout bounds one query to a remote store when
@@ -56,6 +64,7 @@ func (c RemoteQueryConfig) Validate() error {
 // the graph, the canary gates and the SLO status alike.
 type RemoteQuery struct {
 	api     promv1.API
+	name    string // the URL without user info, for errors
 	timeout time.Duration
 }
 
@@ -72,7 +81,9 @@ func NewRemoteQuery(cfg RemoteQueryConfig) (*RemoteQuery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics.query-url: %w", err)
 	}
-	return &RemoteQuery{api: promv1.NewAPI(c), timeout: cfg.Timeout}, nil
+	u, _ := url.Parse(cfg.URL) // valid: checked above
+	u.User = nil
+	return &RemoteQuery{api: promv1.NewAPI(c), name: u.String(), timeout: cfg.Timeout}, nil
 }
 
 // Query evaluates q at ts on the remote store. Its warnings and infos are
@@ -82,11 +93,11 @@ func (h *RemoteQuery) Query(ctx context.Context, q string, ts time.Time) (promql
 	defer cancel()
 	res, _, _, err := h.api.Query(ctx, q, ts, promv1.WithTimeout(h.timeout))
 	if err != nil {
-		return nil, fmt.Errorf("remote query %s: %w", q, err)
+		return nil, fmt.Errorf("metrics store %s: query %s: %w", h.name, q, err)
 	}
 	vec, ok := res.(pmodel.Vector)
 	if !ok {
-		return nil, fmt.Errorf("remote query %s: want a vector, got %s", q, res.Type())
+		return nil, fmt.Errorf("metrics store %s: query %s: want a vector, got %s", h.name, q, res.Type())
 	}
 	out := make(promql.Vector, 0, len(vec))
 	var b labels.ScratchBuilder
@@ -106,14 +117,101 @@ func (h *RemoteQuery) Query(ctx context.Context, q string, ts time.Time) (promql
 
 // PreferQuery answers from primary, a shared store (--metrics.query-url)
 // that holds every replica's series, and from fallback, the local TSDB,
-// when primary fails or holds none of what was asked: the store may not
-// run the rules that record what is asked (the SLO status reads the SLO
-// rules' recordings).
+// when primary holds none of what was asked: the store may not hold the
+// rules' recordings (no replica remote-writes them). When primary fails
+// its error is the answer: a replica's own share is not the mesh's.
 func PreferQuery(primary, fallback rules.QueryFunc) rules.QueryFunc {
 	return func(ctx context.Context, q string, t time.Time) (promql.Vector, error) {
-		if vec, err := primary(ctx, q, t); err == nil && len(vec) > 0 {
-			return vec, nil
+		vec, err := primary(ctx, q, t)
+		if err != nil || len(vec) > 0 {
+			return vec, err
 		}
 		return fallback(ctx, q, t)
 	}
 }
+
+// Queryable reads raw samples from the remote store, for what needs
+// series rather than a query's answer: the rules manager restores the
+// alerts' "for" state from ALERTS_FOR_STATE when this replica takes the
+// lead. A Select is one instant query of a range selector ({matchers}[maxt-mint]
+// at maxt), which every Prometheus-compatible API answers with the raw
+// samples, so no remote-read endpoint is needed. Label names and values
+// are not served.
+func (h *RemoteQuery) Queryable() storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		return &remoteQuerier{h: h, mint: mint, maxt: maxt}, nil
+	})
+}
+
+type remoteQuerier struct {
+	h          *RemoteQuery
+	mint, maxt int64
+}
+
+func (q *remoteQuerier) Select(ctx context.Context, _ bool, _ *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	sel := make([]string, len(ms))
+	for i, m := range ms {
+		sel[i] = m.String()
+	}
+	expr := fmt.Sprintf("{%s}[%dms]", strings.Join(sel, ","), max(q.maxt-q.mint, 1))
+	ctx, cancel := context.WithTimeout(ctx, q.h.timeout)
+	defer cancel()
+	res, _, _, err := q.h.api.Query(ctx, expr, timestamp.Time(q.maxt), promv1.WithTimeout(q.h.timeout))
+	if err != nil {
+		return storage.ErrSeriesSet(fmt.Errorf("metrics store %s: select %s: %w", q.h.name, expr, err))
+	}
+	m, ok := res.(pmodel.Matrix)
+	if !ok {
+		return storage.ErrSeriesSet(fmt.Errorf("metrics store %s: select %s: want a matrix, got %s", q.h.name, expr, res.Type()))
+	}
+	series := make([]storage.Series, 0, len(m))
+	for _, s := range m {
+		var b labels.ScratchBuilder
+		for k, v := range s.Metric {
+			b.Add(string(k), string(v))
+		}
+		b.Sort()
+		samples := make([]chunks.Sample, 0, len(s.Values))
+		for _, p := range s.Values {
+			samples = append(samples, sample{t: int64(p.Timestamp), f: float64(p.Value)})
+		}
+		series = append(series, storage.NewListSeries(b.Labels(), samples))
+	}
+	slices.SortFunc(series, func(a, b storage.Series) int { return labels.Compare(a.Labels(), b.Labels()) })
+	return &listSeriesSet{series: series, i: -1}
+}
+
+// listSeriesSet iterates over series in memory.
+type listSeriesSet struct {
+	series []storage.Series
+	i      int
+}
+
+func (s *listSeriesSet) Next() bool                        { s.i++; return s.i < len(s.series) }
+func (s *listSeriesSet) At() storage.Series                { return s.series[s.i] }
+func (s *listSeriesSet) Err() error                        { return nil }
+func (s *listSeriesSet) Warnings() annotations.Annotations { return nil }
+
+func (q *remoteQuerier) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, errors.New("remote querier: label values are not served")
+}
+
+func (q *remoteQuerier) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, errors.New("remote querier: label names are not served")
+}
+
+func (q *remoteQuerier) Close() error { return nil }
+
+// sample is one float sample of a remote series.
+type sample struct {
+	t int64
+	f float64
+}
+
+func (s sample) T() int64                      { return s.t }
+func (s sample) F() float64                    { return s.f }
+func (s sample) H() *histogram.Histogram       { return nil }
+func (s sample) FH() *histogram.FloatHistogram { return nil }
+func (s sample) ST() int64                     { return 0 }
+func (s sample) Type() chunkenc.ValueType      { return chunkenc.ValFloat }
+func (s sample) Copy() chunks.Sample           { return s }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/config"
 	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/relabel"
 	"github.com/prometheus/prometheus/storage/remote"
 	"github.com/prometheus/prometheus/tsdb"
 )
@@ -33,6 +34,15 @@ type RemoteWriteConfig struct {
 	URLs []string
 	// ExternalLabels are added to every series sent.
 	ExternalLabels map[string]string
+	// ReplicaLabel names the external label that tells several replicas'
+	// series apart in a shared store (each replica holds its share of the
+	// mesh's traffic; queries sum them). Rule results — recording rules'
+	// series (named level:metric:operations, so holding a colon) and
+	// ALERTS / ALERTS_FOR_STATE — are sent without it: only the leader
+	// writes them, for the whole mesh, so the next leader continues the
+	// same series (no duplicate lingering for the staleness period) and
+	// restores the alerts' "for" state from them. Empty: no such label.
+	ReplicaLabel string
 	// SendExemplars and SendNativeHistograms are off by default, as in
 	// Prometheus: receivers that do not support them reject whole batches.
 	SendExemplars, SendNativeHistograms bool
@@ -69,7 +79,32 @@ func (c RemoteWriteConfig) Validate() error {
 			errs = append(errs, fmt.Errorf("remote-write.external-label: invalid label %q=%q", name, value))
 		}
 	}
+	if c.ReplicaLabel != "" && (!model.UTF8Validation.IsValidLabelName(c.ReplicaLabel) || c.ReplicaLabel == model.MetricNameLabel) {
+		errs = append(errs, fmt.Errorf("remote-write.replica-label: invalid label name %q", c.ReplicaLabel))
+	}
 	return errors.Join(errs...)
+}
+
+// RuleResultNames matches the names of the series rules write: recording
+// rules' (Prometheus's naming convention level:metric:operations puts a
+// colon in each, and in no ingested metric) and the alerts' own.
+const RuleResultNames = `ALERTS|ALERTS_FOR_STATE|.*:.*`
+
+// leaderOnly is the write relabeling that sends rule results without the
+// replica label (RemoteWriteConfig.ReplicaLabel). Prometheus applies
+// external labels before write relabeling, and a replace to "" deletes.
+func (c RemoteWriteConfig) leaderOnly() []*relabel.Config {
+	if c.ReplicaLabel == "" {
+		return nil
+	}
+	return []*relabel.Config{{
+		SourceLabels:         model.LabelNames{model.MetricNameLabel},
+		Regex:                relabel.MustNewRegexp(RuleResultNames),
+		TargetLabel:          c.ReplicaLabel,
+		Replacement:          "",
+		Action:               relabel.Replace,
+		NameValidationScheme: model.UTF8Validation,
+	}}
 }
 
 // prometheusConfigs is one Prometheus remote_write entry per URL.
@@ -96,6 +131,7 @@ func (c RemoteWriteConfig) prometheusConfigs() ([]*config.RemoteWriteConfig, err
 		rw.MetadataConfig.Send = false
 		rw.SendExemplars = c.SendExemplars
 		rw.SendNativeHistograms = c.SendNativeHistograms
+		rw.WriteRelabelConfigs = c.leaderOnly()
 		if u.User != nil {
 			pw, _ := u.User.Password()
 			rw.HTTPClientConfig.BasicAuth = &config_util.BasicAuth{Username: u.User.Username(), Password: config_util.Secret(pw)}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -127,6 +128,43 @@ func TestRemoteWriteShipsToReceiver(t *testing.T) {
 	recv.mu.Unlock()
 	if h.Get("Content-Encoding") != "snappy" || h.Get("Authorization") == "" || h.Get("X-Prometheus-Remote-Write-Version") == "" {
 		t.Fatalf("request headers: %v", h)
+	}
+}
+
+// With a replica label, the replica's own series carry it and rule results
+// (recordings, ALERTS, ALERTS_FOR_STATE) do not: the leader writes those
+// for the whole mesh and the next leader continues the same series.
+func TestRemoteWriteReplicaLabelSkipsRuleResults(t *testing.T) {
+	recv := newFakeRemoteWriteReceiver(t)
+	e := newDBEnv(t)
+	startRemoteWrite(t, e, RemoteWriteConfig{
+		URLs:           []string{recv.srv.URL + "/api/v1/push"},
+		ExternalLabels: map[string]string{"replica": "glassmesh-0", "cluster": "east"},
+		ReplicaLabel:   "replica",
+	})
+	own := labels.FromStrings("__name__", "istio_requests_total", "destination_service_name", "reviews")
+	appendUntil(t, e, own, func(float64) bool {
+		_, ok := recv.value(`{__name__="istio_requests_total", cluster="east", destination_service_name="reviews", replica="glassmesh-0"}`)
+		return ok
+	})
+	for _, name := range []string{"slo:sli_error:ratio_rate5m", "ALERTS", "ALERTS_FOR_STATE"} {
+		lbls := labels.FromStrings("__name__", name, "sloth_id", "default-reviews-availability")
+		appendUntil(t, e, lbls, func(float64) bool {
+			_, ok := recv.value(`{__name__="` + name + `", cluster="east", sloth_id="default-reviews-availability"}`)
+			return ok
+		})
+		if _, ok := recv.value(`{__name__="` + name + `", cluster="east", replica="glassmesh-0", sloth_id="default-reviews-availability"}`); ok {
+			t.Errorf("%s was sent with the replica label", name)
+		}
+	}
+}
+
+func TestRemoteWriteReplicaLabelMustBeAName(t *testing.T) {
+	for _, name := range []string{"__name__", "a\xff"} {
+		err := RemoteWriteConfig{ReplicaLabel: name}.Validate()
+		if err == nil || !strings.Contains(err.Error(), "remote-write.replica-label") {
+			t.Errorf("ReplicaLabel %q: err = %v, want one naming remote-write.replica-label", name, err)
+		}
 	}
 }
 

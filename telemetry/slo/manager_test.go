@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,8 +170,8 @@ func TestManagerServesSLOs(t *testing.T) {
 }
 
 // With a shared store, Status reads the store's series when it has them
-// (several replicas' recordings: the worst counts) and the local TSDB's
-// when it has none or fails.
+// (several replicas' recordings: the worst counts), the local TSDB's when
+// it has none, and the store's error when it fails.
 func TestStatusesPreferTheStore(t *testing.T) {
 	e := newEnv(t)
 	r := e.newRules(t)
@@ -212,8 +213,8 @@ func TestStatusesPreferTheStore(t *testing.T) {
 	if v, _ := sli(); v != 0.5 {
 		t.Errorf("the store has nothing: SLI %v, want the local 0.5", v)
 	}
-	storeVec, storeErr = store, errors.New("store down")
-	if v, _ := sli(); v != 0.5 {
-		t.Errorf("the store fails: SLI %v, want the local 0.5", v)
+	storeVec, storeErr = store, errors.New("metrics store http://prometheus:9090: connection refused")
+	if st, err := mg.Statuses(t.Context()); err == nil || !strings.Contains(err.Error(), "metrics store http://prometheus:9090") {
+		t.Errorf("the store fails: %v %v, want its error (a replica's own share is not the mesh's)", st, err)
 	}
 }

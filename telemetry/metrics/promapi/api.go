@@ -53,6 +53,14 @@ type Config struct {
 	Retention time.Duration
 	// Flags are served by /api/v1/status/flags.
 	Flags map[string]string
+	// Store, when set (--metrics.query-url), is the shared store several
+	// replicas remote-write to: the data reads (query, query_range,
+	// query_exemplars, series, labels, label values, metadata) are
+	// forwarded to it, so the UI's charts and Grafana see the whole mesh
+	// whichever replica they reach. Rules and alerts stay this replica's.
+	Store string
+	// StoreTimeout bounds waiting for the store's answer [metrics.DefaultRemoteQueryTimeout].
+	StoreTimeout time.Duration
 	// Ready, when set, gates the API: while it returns false every
 	// endpoint answers 503 "Service Unavailable", as Prometheus does
 	// while it starts or stops.
@@ -68,6 +76,8 @@ func (c Config) Validate() error {
 // storage, engine and rules, so its answers are byte for byte Prometheus's.
 type API struct {
 	api      *v1.API
+	store    *storeProxy
+	ready    func() bool
 	requests *prometheus.CounterVec
 }
 
@@ -131,7 +141,17 @@ func New(cfg Config, b metrics.Backend, eng *metrics.Engine, rules *ruler.Ruler,
 		Name: "glassmesh_metrics_api_requests_total",
 		Help: "Prometheus HTTP API requests served, by handler and status code.",
 	}, []string{"handler", "code"})
-	return &API{api: a, requests: requests}, nil
+	out := &API{api: a, ready: cfg.Ready, requests: requests}
+	if cfg.Store != "" {
+		timeout := cfg.StoreTimeout
+		if timeout == 0 {
+			timeout = metrics.DefaultRemoteQueryTimeout
+		}
+		if out.store, err = newStoreProxy(cfg.Store, timeout, logger.With("component", "api")); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // Register mounts the API under /api/v1/ on mux. Paths that glassmesh does
@@ -141,6 +161,15 @@ func (a *API) Register(mux *http.ServeMux) {
 	r := route.New().WithPrefix(Prefix).WithInstrumentation(a.instrument)
 	a.api.Register(r)
 	mux.Handle(Prefix+"/", r)
+	if a.store != nil {
+		for _, path := range storeReads {
+			h := a.instrument(path, a.store.proxy.ServeHTTP)
+			if a.ready != nil {
+				h = readyGate(a.ready)(h)
+			}
+			mux.Handle(Prefix+path, h)
+		}
+	}
 }
 
 func (a *API) instrument(handler string, next http.HandlerFunc) http.HandlerFunc {

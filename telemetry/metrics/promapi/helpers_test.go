@@ -32,6 +32,7 @@ type apiEnvOptions struct {
 	rules   *ruler.Config                         // nil: no rules manager
 	backend func(metrics.Backend) metrics.Backend // wraps the backend (overload tests)
 	ready   func() bool
+	store   string // Config.Store
 }
 
 func newAPIEnv(t *testing.T, o apiEnvOptions) *apiEnv {
@@ -55,7 +56,7 @@ func newAPIEnv(t *testing.T, o apiEnvOptions) *apiEnv {
 		}
 		metricstest.Run(t, e.rules.Run)
 	}
-	e.api, err = New(Config{Version: "0.1.0-test", Revision: "abc", Ready: o.ready}, b, e.engine, e.rules, logger, e.reg)
+	e.api, err = New(Config{Version: "0.1.0-test", Revision: "abc", Ready: o.ready, Store: o.store}, b, e.engine, e.rules, logger, e.reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/notifier"
 	"github.com/prometheus/prometheus/rules"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 )
@@ -68,6 +69,12 @@ type Config struct {
 	// replica's traffic, as Thanos's and Mimir's rulers evaluate; the
 	// results are still written to the backend (and remote-written).
 	Query rules.QueryFunc
+	// Restore is where the alerts' "for" state (ALERTS_FOR_STATE) is read
+	// back when groups start; nil means the backend. With a shared store
+	// it is that store's (metrics.RemoteQuery.Queryable), where the last
+	// leader wrote it, so an alert firing before a leader change fires on
+	// the new leader's first evaluations instead of waiting its "for" again.
+	Restore storage.Queryable
 	// Follower starts the ruler without evaluating anything until
 	// SetLeading(true): with several replicas that read one shared store,
 	// only the leader evaluates, or every replica would write (and alert
@@ -177,15 +184,22 @@ func New(cfg Config, b metrics.Backend, eng *metrics.Engine, logger *slog.Logger
 	if query == nil {
 		query = rules.EngineQueryFunc(eng.PromQL(), b.Queryable)
 	}
+	restore := cfg.Restore
+	if restore == nil {
+		restore = b.Queryable
+	}
 	r.loader = newRuleLoader(logger.With("component", "rule loader"))
 	r.manager = rules.NewManager(&rules.ManagerOptions{
-		NameValidationScheme:   defaultRulesNameValidationTag,
-		ExternalURL:            ext,
-		QueryFunc:              query,
-		NotifyFunc:             rules.SendAlerts(n, ext.String()),
-		Context:                ctx,
-		AppendableV2:           b.Appendable,
-		Queryable:              b.Queryable,
+		NameValidationScheme: defaultRulesNameValidationTag,
+		ExternalURL:          ext,
+		QueryFunc:            query,
+		NotifyFunc:           rules.SendAlerts(n, ext.String()),
+		Context:              ctx,
+		AppendableV2:         b.Appendable,
+		Queryable:            restore,
+		// A follower's groups start when it takes the lead: restore their
+		// alerts' "for" state then, not only at start-up.
+		RestoreNewRuleGroups:   cfg.Follower,
 		Logger:                 logger.With("component", "rule manager"),
 		Registerer:             reg,
 		OutageTolerance:        cfg.OutageTolerance,

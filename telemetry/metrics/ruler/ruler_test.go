@@ -180,3 +180,54 @@ func TestFollowerRulerEvaluatesOnlyWhileLeading(t *testing.T) {
 		return len(instant(t, e.engine, e.db, "job:up:sum")) == 0
 	})
 }
+
+// A replica that takes the lead restores the alerts' "for" state the last
+// leader wrote to the shared store: an alert that was firing there fires
+// again on the new leader's first evaluations, not after its "for" (1h).
+func TestNewLeaderRestoresFiringAlertsFromTheSharedStore(t *testing.T) {
+	shared := sharedStore(t)
+	now := time.Now()
+	// The last leader's ALERTS_FOR_STATE: active for 2h, last written 5s ago.
+	metricstest.Append(t, shared, metricstest.Sample{
+		Labels: labels.FromStrings("__name__", "ALERTS_FOR_STATE", "alertname", "TwoUp", "job", "api"),
+		T:      timestamp.FromTime(now.Add(-5 * time.Second)), V: float64(now.Add(-2 * time.Hour).Unix())})
+	rulesFile := metricstest.WriteRules(t, `groups:
+  - name: restore
+    rules:
+      - alert: TwoUp
+        expr: sum by (job) (up) > 1
+        for: 1h
+`)
+	start := func(restore storage.Queryable) *Ruler {
+		e := newRulesEnv(t, nil) // each replica its own TSDB
+		cfg := Config{Files: []string{rulesFile}, Interval: 100 * time.Millisecond,
+			Query: rules.EngineQueryFunc(e.engine.PromQL(), shared), Restore: restore, Follower: true}
+		r, err := New(cfg, metrics.BackendFromDB(e.db), e.engine, metricstest.Logger(t), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		metricstest.Run(t, r.Run)
+		time.Sleep(300 * time.Millisecond) // following for a few intervals
+		if err := r.SetLeading(true); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	state := func(r *Ruler) string {
+		for _, ar := range r.AlertingRules() {
+			for _, a := range ar.ActiveAlerts() {
+				return a.State.String()
+			}
+		}
+		return "inactive"
+	}
+	r := start(shared)
+	metricstest.Eventually(t, 10*time.Second, "TwoUp firing on the new leader", func() bool { return state(r) == "firing" })
+
+	// Restored from the local TSDB, which never saw the alert, it waits.
+	local := start(nil)
+	time.Sleep(time.Second)
+	if got := state(local); got != "pending" {
+		t.Fatalf("restored from the local TSDB the alert is %s, want pending (the test's premise)", got)
+	}
+}
