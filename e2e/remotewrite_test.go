@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -46,33 +47,53 @@ func TestRemoteWriteToPrometheus(t *testing.T) {
 }
 
 // TestRulesEvaluateOnTheSharedStore runs two replicas that remote-write to
-// one Debian Prometheus and read it back (--metrics.query-url): each
-// replica's rules evaluate there, so a recording covers the traffic both
-// received, not the share one replica saw.
+// one Debian Prometheus and read it back (--metrics.query-url). Each
+// replica's series carry its replica label (its --leader-elect.identity),
+// so the store sums their shares; the rules evaluate there, so a recording
+// covers the traffic both received, and it goes without the replica label
+// (one leader writes it for the mesh); and the PromQL API of either replica
+// (the UI's charts, Grafana) answers from the store: the whole mesh.
 func TestRulesEvaluateOnTheSharedStore(t *testing.T) {
 	prom := prometheustest.Start(t)
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh)
 	rules := filepath.Join(t.TempDir(), "mesh.rules.yml")
 	writeFile(t, rules, "groups:\n  - name: mesh\n    rules:\n      - record: mesh:requests:sum\n        expr: sum(istio_requests_total)\n")
-	replica := func(name string) *instance {
-		return start(t, dir, "--remote-write-url", prom+"/api/v1/write", "--remote-write.external-label", "replica="+name,
-			"--metrics.query-url", prom, "--rules", rules)
-	}
-	a, b := replica("a"), replica("b")
+	shared := []string{"--remote-write-url", prom + "/api/v1/write", "--metrics.query-url", prom}
+	// The file source runs one leader: only a evaluates rules.
+	a := start(t, dir, append(shared, "--leader-elect.identity", "a", "--rules", rules)...)
+	b := start(t, dir, append(shared, "--leader-elect.identity", "b")...)
 	productpage := envoyNode("productpage-v1", "productpage", "10.1.0.1")
 	ok := grpcEntry{cluster: "outbound|9080||reviews.default.svc.cluster.local", upstream: "10.1.0.2:9080",
 		downstream: "10.1.0.1:40000", code: 200, grpcStatus: "0"}
 	streamALS(t, a.GRPCAddr, productpage, repeat(ok, 7)...)
 	streamALS(t, b.GRPCAddr, productpage, repeat(ok, 5)...)
-	a.waitValue(t, `sum(istio_requests_total)`, 7) // a's own share
 	eventually(t, 60*time.Second, func() error {
-		r := a.query(t, `mesh:requests:sum`)
-		if len(r) != 1 || r[0].float(t) != 12 {
-			return fmt.Errorf("replica a's recording = %+v, want 12 (7 + 5 from the store)", r)
+		got := map[string]float64{}
+		for _, r := range promGet(t, prom, `sum by (replica) (istio_requests_total)`) {
+			got[r.Metric["replica"]] = r.float(t)
+		}
+		if got["a"] != 7 || got["b"] != 5 || len(got) != 2 {
+			return fmt.Errorf("the store's requests by replica = %v, want a=7 b=5", got)
 		}
 		return nil
 	})
+	for _, in := range []*instance{a, b} {
+		in.waitValue(t, `sum(istio_requests_total)`, 12)
+	}
+	eventually(t, 60*time.Second, func() error {
+		r := promGet(t, prom, `mesh:requests:sum`)
+		if len(r) != 1 || r[0].float(t) != 12 || r[0].Metric["replica"] != "" {
+			return fmt.Errorf("the store's recording = %+v, want one series of 12 (7 + 5) without a replica label", r)
+		}
+		return nil
+	})
+}
+
+// promGet runs an instant query on the Prometheus HTTP API at base.
+func promGet(t testing.TB, base, q string) []promResult {
+	t.Helper()
+	return (&instance{HTTPAddr: strings.TrimPrefix(base, "http://")}).query(t, q)
 }
 
 // TestGraphFromRemoteWrittenIstioMetrics sends one glassmesh's istio_*
