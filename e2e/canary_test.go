@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/glassmesh/glassmesh/demo"
+	"github.com/glassmesh/glassmesh/e2e/prometheustest"
 	"github.com/glassmesh/glassmesh/telemetry/grpcreport"
 )
 
@@ -389,13 +390,18 @@ func TestCanary(t *testing.T) {
 
 // BenchmarkCanaryRollback measures, per run, the time from the first
 // failing canary request to the served weights being back at stable, and to
-// the client's traffic being back at stable, at two canary intervals.
+// the client's traffic being back at stable, at two canary intervals, and
+// with the gates reading a shared store (Debian's Prometheus, through
+// remote-write and --metrics.query-url) as several replicas do.
 func BenchmarkCanaryRollback(b *testing.B) {
-	for _, interval := range []string{"10s", "30s"} {
-		b.Run("interval="+interval, func(b *testing.B) {
+	for _, c := range []struct {
+		name, interval string
+		store          bool
+	}{{"interval=10s", "10s", false}, {"interval=30s", "30s", false}, {"interval=10s/store=prometheus", "10s", true}} {
+		b.Run(c.name, func(b *testing.B) {
 			var toWeights, toTraffic []time.Duration
 			for range b.N {
-				w, tr := rollbackOnce(b, interval)
+				w, tr := rollbackOnce(b, c.interval, c.store)
 				toWeights, toTraffic = append(toWeights, w), append(toTraffic, tr)
 			}
 			slices.Sort(toWeights)
@@ -410,14 +416,21 @@ func BenchmarkCanaryRollback(b *testing.B) {
 }
 
 // rollbackOnce runs one canary to its first step, breaks it, and times the
-// rollback. glassmesh runs with the default 5 s --metrics.interval.
-func rollbackOnce(b *testing.B, interval string) (toWeights, toTraffic time.Duration) {
+// rollback. glassmesh runs with the default 5 s --metrics.interval; with
+// store, it remote-writes (default 5 s batches) to a fresh Prometheus and
+// its gates query that.
+func rollbackOnce(b *testing.B, interval string, store bool) (toWeights, toTraffic time.Duration) {
 	b.StopTimer()
 	defer b.StartTimer()
 	v1, v3 := newCanaryBackend(b, "v1"), newCanaryBackend(b, "v3")
 	dir := b.TempDir()
 	writeFile(b, filepath.Join(dir, "mesh.yaml"), canaryMesh(v1.port, v3.port, interval, "[50, 100]", 10))
-	gm := start(b, dir, "--metrics.interval", "5s")
+	args := []string{"--metrics.interval", "5s"}
+	if store {
+		prom := prometheustest.Start(b)
+		args = append(args, "--remote-write-url", prom+"/api/v1/write", "--metrics.query-url", prom)
+	}
+	gm := start(b, dir, args...)
 	defer gm.stop()
 	ct := startClientTraffic(b, gm, 40)
 	ct.waitAnswered(b, "v3", 60*time.Second)
