@@ -74,11 +74,11 @@ func (c *Config) Validate() error {
 	case c.Timeout < 0:
 		return errors.New("timeout: must not be negative")
 	case c.MaxResponseBytes < 0:
-		return errors.New("max_response_bytes: must not be negative")
+		return errors.New("max-response-bytes: must not be negative")
 	case c.MaxConcurrent < 0:
-		return errors.New("max_concurrent: must not be negative")
+		return errors.New("max-concurrent: must not be negative")
 	case c.AttributeSearchDepth < 0:
-		return errors.New("attribute_search_depth: must not be negative")
+		return errors.New("attribute-search-depth: must not be negative")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package jaegerquery
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -70,12 +71,9 @@ func (r *Reader) getTrace(ctx context.Context, req store.TraceRequest) ([]ptrace
 	if notFound(a) {
 		return nil, nil
 	}
-	if a.status != http.StatusOK {
-		return nil, r.statusError("GET "+path, a)
-	}
-	tds, err := decodeTraces(a.body)
+	tds, err := r.traces(path, a)
 	if err != nil {
-		return nil, r.fail(store.ErrBadResponse, "GET %s: %w", path, err)
+		return nil, err
 	}
 	for _, td := range tds {
 		var other pcommon.TraceID
@@ -152,11 +150,36 @@ func (r *Reader) getJSON(ctx context.Context, path string, q url.Values, v any) 
 	if err != nil {
 		return err
 	}
-	if a.status != http.StatusOK {
-		return r.statusError("GET "+path, a)
+	if err := r.checkOK(path, a); err != nil {
+		return err
 	}
 	if err := json.Unmarshal(a.body, v); err != nil {
 		return r.fail(store.ErrBadResponse, "GET %s: %w", path, err)
+	}
+	return nil
+}
+
+// traces decodes a 200 answer of path's traces.
+func (r *Reader) traces(path string, a answer) ([]ptrace.Traces, error) {
+	if err := r.checkOK(path, a); err != nil {
+		return nil, err
+	}
+	tds, err := decodeTraces(a.body)
+	if err != nil {
+		return nil, r.fail(store.ErrBadResponse, "GET %s: %w", path, err)
+	}
+	return tds, nil
+}
+
+// checkOK fails an answer that is not a 200, or is a web page: Jaeger
+// answers the UI's page, 200, for paths it does not serve (the URL may
+// name the wrong port, or a Jaeger without API v3).
+func (r *Reader) checkOK(path string, a answer) error {
+	if a.status != http.StatusOK {
+		return r.statusError("GET "+path, a)
+	}
+	if b := bytes.TrimSpace(a.body); len(b) > 0 && b[0] == '<' {
+		return r.fail(store.ErrBadResponse, "GET %s: answered a web page, not JSON: is this the Jaeger query service's HTTP address (port 16686), and is the Jaeger recent enough for API v3?", path)
 	}
 	return nil
 }
@@ -213,12 +236,9 @@ func (r *Reader) find(ctx context.Context, q *store.TraceQuery) ([]foundTrace, e
 	if notFound(a) {
 		return nil, nil
 	}
-	if a.status != http.StatusOK {
-		return nil, r.statusError("GET "+pathTraces, a)
-	}
-	tds, err := decodeTraces(a.body)
+	tds, err := r.traces(pathTraces, a)
 	if err != nil {
-		return nil, r.fail(store.ErrBadResponse, "GET %s: %w", pathTraces, err)
+		return nil, err
 	}
 	// Chunks may hold several traces, and a trace may span chunks.
 	byID := map[pcommon.TraceID]ptrace.Traces{}

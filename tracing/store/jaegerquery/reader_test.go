@@ -150,7 +150,7 @@ func TestConfigValidateNamesTheField(t *testing.T) {
 		{jaegerquery.Config{URL: "http://"}, "url:"},
 		{jaegerquery.Config{URL: "http://jaeger:16686/?x=1"}, "url:"},
 		{jaegerquery.Config{URL: "http://jaeger:16686", Timeout: -1}, "timeout:"},
-		{jaegerquery.Config{URL: "http://jaeger:16686", MaxResponseBytes: -1}, "max_response_bytes:"},
+		{jaegerquery.Config{URL: "http://jaeger:16686", MaxResponseBytes: -1}, "max-response-bytes:"},
 	} {
 		err := tc.cfg.Validate()
 		if err == nil || !startsWith(err.Error(), tc.want) {
