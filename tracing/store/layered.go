@@ -13,9 +13,10 @@ import (
 // spans to, and adds to each trace it returns the spans this replica's
 // own store holds of it that the shared one does not have yet (accepted
 // here, not forwarded yet). The shared store is the authority: when it
-// fails, the read fails; a trace it does not have comes from the local
-// store alone. Searches, services, operations and dependencies are the
-// shared store's.
+// fails, the read fails, and a trace it does not have is not found, even
+// when the local store has spans of it, since those may be only this
+// replica's part of it. Searches, services, operations and dependencies
+// are the shared store's.
 type Layered struct {
 	shared, local Reader
 }
@@ -51,12 +52,12 @@ func (l *Layered) GetTraces(ctx context.Context, ids ...TraceRequest) iter.Seq2[
 // addLocal appends to tds (one trace's chunks) the spans of the local
 // store's copy of req that tds does not hold.
 func (l *Layered) addLocal(ctx context.Context, req TraceRequest, tds []ptrace.Traces) ([]ptrace.Traces, error) {
+	if len(tds) == 0 {
+		return nil, nil
+	}
 	local, err := gather(l.local.GetTraces(ctx, req))
 	if err != nil || len(local) == 0 {
 		return tds, err
-	}
-	if len(tds) == 0 {
-		return local, nil
 	}
 	have := map[spanKey]struct{}{}
 	for _, td := range tds {
