@@ -245,7 +245,9 @@ func checkEdges(r *replica) error {
 	var g struct {
 		Elements struct {
 			Nodes []struct{ Data struct{ ID, App string } }
-			Edges []struct{ Data struct{ Source, Target, DataSource string } }
+			Edges []struct {
+				Data struct{ Source, Target, DataSource string }
+			}
 		}
 	}
 	if err := r.getJSON("/api/namespaces/graph?graphType=app&duration=1h", &g); err != nil {
