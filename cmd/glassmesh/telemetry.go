@@ -76,16 +76,15 @@ type telemetry struct {
 	rules       *ruler.Ruler
 	remote      *metrics.RemoteWrite
 	traces      *durable.Store
-	// spans is what reads traces: traces, or --traces.query-url's store.
-	spans    store.Reader
-	forward  *forward.Forwarder
-	graph    *topology.Graph
-	otlpGRPC *grpc.Server
-	otlpHTTP *http.Server
-	otlpGLis net.Listener
-	otlpHLis net.Listener
-	zipkin   *http.Server
-	zipLis   net.Listener
+	spans       store.Reader // what reads traces: traces, or --traces.query-url's store over it
+	forward     *forward.Forwarder
+	graph       *topology.Graph
+	otlpGRPC    *grpc.Server
+	otlpHTTP    *http.Server
+	otlpGLis    net.Listener
+	otlpHLis    net.Listener
+	zipkin      *http.Server
+	zipLis      net.Listener
 }
 
 func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
