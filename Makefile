@@ -7,7 +7,7 @@ FUZZTIME  ?= 15s
 # -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
-.PHONY: build demo run test test-k8s test-deploy lint fuzz bench ui clean
+.PHONY: build demo run test test-k8s test-jaeger test-deploy lint fuzz bench ui clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
@@ -27,6 +27,13 @@ test: lint
 # Not part of `test`: a cold build takes over 14 minutes on 2 cores; CI runs both.
 test-k8s:
 	cd e2e/k8s && $(GO) vet ./... && $(GO) test -count=1 -timeout 15m ./...
+
+# Two glassmesh replicas sharing a real Jaeger v2 (--traces.export-otlp,
+# --traces.query-url); Jaeger is a tool dependency of that module, built by
+# the test, so the main module never depends on it. Not part of `test`: a
+# cold build of Jaeger takes ~12 minutes on 2 cores; CI runs it after test-k8s.
+test-jaeger:
+	cd e2e/jaeger && $(GO) vet ./... && $(GO) test -count=1 -timeout 30m ./...
 
 # The Helm chart, plain manifests and Dockerfile (deploy/helmtest, its own
 # module: helm's packages take minutes to build cold).

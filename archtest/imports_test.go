@@ -42,6 +42,9 @@ var allowed = map[string][]string{
 	"topology":             {"telemetry/metrics", "tracing/store", "control/model"},
 	"sidecar-config":       {"control/model"},
 	"dashboards":           nil,
+
+	// A Reader over a shared Jaeger (--traces.query-url): only the contract.
+	"tracing/store/jaegerquery": {"tracing/store"},
 }
 
 var (

@@ -13,10 +13,11 @@ import (
 type fakeSpans struct {
 	store.Reader
 	deps []store.Dependency
+	err  error
 }
 
 func (f *fakeSpans) Dependencies(context.Context, time.Time, time.Time) ([]store.Dependency, error) {
-	return f.deps, nil
+	return f.deps, f.err
 }
 
 func wk(name, app, version string) record.Peer {

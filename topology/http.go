@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // Paths served by Register.
@@ -41,7 +43,7 @@ func (g *Graph) serveGraph(w http.ResponseWriter, r *http.Request) {
 	e, err := g.cached(r.Context(), o, o.Refresh)
 	if err != nil {
 		g.logger.Warn("graph failed", "err", err)
-		writeError(w, http.StatusInternalServerError, err)
+		writeError(w, store.HTTPStatus(err), err) // 502/503 when the shared trace store failed
 		return
 	}
 	h := w.Header()

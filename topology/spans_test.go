@@ -2,6 +2,10 @@ package topology
 
 import (
 	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +52,23 @@ func TestSpanCallJoinsTheVersionsMetricsDrew(t *testing.T) {
 	}
 	if toRatings != 1 {
 		t.Fatalf("%d edges into ratings, want 1", toRatings)
+	}
+}
+
+// TestGraphSaysWhenTheSharedTraceStoreFails: without the span edges the
+// graph would be silently partial; it answers 503 naming the store.
+func TestGraphSaysWhenTheSharedTraceStoreFails(t *testing.T) {
+	down := fmt.Errorf("trace store http://jaeger:16686: GET /api/dependencies: connection refused: %w", store.ErrUnavailable)
+	g, err := New(Config{}, nil, &fakeSpans{err: down}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	code, body := get(t, srv.URL+PathGraph)
+	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "trace store http://jaeger:16686") {
+		t.Fatalf("graph = %d %s, want 503 naming the store", code, body)
 	}
 }

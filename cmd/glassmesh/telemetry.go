@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -23,7 +24,9 @@ import (
 	"github.com/glassmesh/glassmesh/topology"
 	"github.com/glassmesh/glassmesh/tracing/forward"
 	"github.com/glassmesh/glassmesh/tracing/query"
+	"github.com/glassmesh/glassmesh/tracing/store"
 	"github.com/glassmesh/glassmesh/tracing/store/durable"
+	"github.com/glassmesh/glassmesh/tracing/store/jaegerquery"
 )
 
 // telemetryFlags are run's telemetry flags.
@@ -43,6 +46,7 @@ type telemetryFlags struct {
 	retentionTraces    string
 	exportOTLP         []string
 	metricsQueryURL    string
+	tracesQueryURL     string
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
@@ -60,6 +64,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
+	fs.StringVar(&f.tracesQueryURL, "traces.query-url", "", "read traces from this shared Jaeger query service (API v3 over HTTP, e.g. http://jaeger:16686) that several replicas forward to with --traces.export-otlp: the Jaeger APIs, Jaeger remote storage, the UI, exemplar links and the graph's span edges; this replica's own spans not forwarded yet are added to the traces it returns")
 	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "read metrics from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own TSDB, when several replicas remote-write to it: the service graph, canary gates, /api/slos, and the rules and alerts, which only the leader evaluates")
 }
 
@@ -74,6 +79,7 @@ type telemetry struct {
 	rules       *ruler.Ruler
 	remote      *metrics.RemoteWrite
 	traces      *durable.Store
+	spans       store.Reader // what reads traces: traces, or --traces.query-url's store over it
 	forward     *forward.Forwarder
 	graph       *topology.Graph
 	otlpGRPC    *grpc.Server
@@ -202,7 +208,7 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 		q, cfg.PreferQuerier = t.remoteQuery.Query, true
 	}
 	var err error
-	if t.graph, err = topology.New(cfg, q, t.traces, a.logger.With("component", "topology"), a.reg); err != nil {
+	if t.graph, err = topology.New(cfg, q, t.spans, a.logger.With("component", "topology"), a.reg); err != nil {
 		return err
 	}
 	t.graph.Register(a.mux)
@@ -279,10 +285,31 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 		return nil, err
 	}
 	tr.RegisterGRPC(a.grpc)
-	query.New(t.traces, logger).Register(a.mux)
+	if t.spans, err = a.traceReader(t, f, logger); err != nil {
+		return nil, err
+	}
+	query.New(t.spans, logger).Register(a.mux)
 	// Jaeger v2 can use glassmesh as its storage: reads here, writes as OTLP.
-	query.NewStorageGRPC(t.traces, logger).RegisterGRPC(a.grpc)
+	query.NewStorageGRPC(t.spans, logger).RegisterGRPC(a.grpc)
 	return tr, nil
+}
+
+// traceReader is what every trace read goes through: the local store, or
+// with --traces.query-url the shared store plus the local spans not
+// forwarded yet.
+func (a *app) traceReader(t *telemetry, f telemetryFlags, logger *slog.Logger) (store.Reader, error) {
+	if f.tracesQueryURL == "" {
+		return t.traces, nil
+	}
+	shared, err := jaegerquery.New(jaegerquery.Config{URL: f.tracesQueryURL})
+	if err != nil {
+		return nil, fmt.Errorf("--traces.query-url: %w", err)
+	}
+	if len(f.exportOTLP) == 0 {
+		logger.Warn("--traces.query-url without --traces.export-otlp: spans accepted here reach no other replica")
+	}
+	logger.Info("reading traces from a shared store", "url", shared.URL())
+	return store.NewLayered(shared, t.traces), nil
 }
 
 // actors are the telemetry's long-running parts for the run group.

@@ -97,7 +97,7 @@ func (a *API) writeError(w http.ResponseWriter, code int, err error) {
 func (a *API) services(w http.ResponseWriter, r *http.Request) {
 	svcs, err := a.r.Services(r.Context())
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, err)
+		a.writeError(w, store.HTTPStatus(err), err)
 		return
 	}
 	if svcs == nil {
@@ -110,7 +110,7 @@ func (a *API) services(w http.ResponseWriter, r *http.Request) {
 func (a *API) serviceOperations(w http.ResponseWriter, r *http.Request) {
 	ops, err := a.r.Operations(r.Context(), store.OperationQuery{Service: r.PathValue("service")})
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, err)
+		a.writeError(w, store.HTTPStatus(err), err)
 		return
 	}
 	names := []string{}
@@ -141,7 +141,7 @@ func (a *API) operations(w http.ResponseWriter, r *http.Request) {
 	}
 	ops, err := a.r.Operations(r.Context(), store.OperationQuery{Service: svc, SpanKind: kind})
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, err)
+		a.writeError(w, store.HTTPStatus(err), err)
 		return
 	}
 	out := make([]operation, len(ops))
@@ -159,7 +159,7 @@ func (a *API) getTrace(w http.ResponseWriter, r *http.Request) {
 	}
 	traces, err := collect(a.r.GetTraces(r.Context(), store.TraceRequest{TraceID: id}))
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, err)
+		a.writeError(w, store.HTTPStatus(err), err)
 		return
 	}
 	if len(traces) == 0 {
@@ -187,7 +187,7 @@ func (a *API) searchTraces(w http.ResponseWriter, r *http.Request) {
 	}
 	traces, err := collect(seq)
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, err)
+		a.writeError(w, store.HTTPStatus(err), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, response{Data: toUITraces(traces)})
@@ -201,7 +201,7 @@ func (a *API) dependencies(w http.ResponseWriter, r *http.Request) {
 	}
 	deps, err := a.r.Dependencies(r.Context(), start, end)
 	if err != nil {
-		a.writeError(w, http.StatusInternalServerError, err)
+		a.writeError(w, store.HTTPStatus(err), err)
 		return
 	}
 	svc := r.URL.Query().Get(paramService)

@@ -59,7 +59,8 @@ func (g *StorageGRPC) RegisterGRPC(s *grpc.Server) {
 
 // status turns an error into the gRPC status the client gets: a bad
 // argument is InvalidArgument with its reason, a cancelled or expired
-// context its own code, anything else Internal (and logged).
+// context its own code, an unavailable shared store Unavailable, anything
+// else Internal (and logged).
 func (g *StorageGRPC) status(rpc string, err error) error {
 	var bad *badArgument
 	switch {
@@ -67,6 +68,9 @@ func (g *StorageGRPC) status(rpc string, err error) error {
 		return invalidArgumentStatus(bad).Err()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return status.FromContextError(err).Err()
+	case errors.Is(err, store.ErrUnavailable):
+		g.logger.Warn("jaeger remote storage read failed", "rpc", rpc, "err", err)
+		return status.Errorf(codes.Unavailable, "%s: %v", rpc, err)
 	}
 	if _, ok := status.FromError(err); ok {
 		return err // the transport's own status, e.g. from a failed Send

@@ -18,6 +18,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/tracing/query/jaegerpb/expressionv1"
 	"github.com/glassmesh/glassmesh/tracing/query/jaegerpb/storagev2"
+	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
 // newCall is a structured filter (service.name = "reviews").
@@ -359,5 +360,20 @@ func TestStorageGRPCBadArgumentsAreInvalidArgument(t *testing.T) {
 				t.Fatalf("BadRequest detail %v, want one violation of %s", br, tc.field)
 			}
 		})
+	}
+}
+
+// unavailable is a Reader whose shared store is down.
+type unavailable struct{ store.Reader }
+
+func (unavailable) Services(context.Context) ([]string, error) {
+	return nil, fmt.Errorf("trace store http://jaeger:16686: GET /api/v3/services: connection refused: %w", store.ErrUnavailable)
+}
+
+func TestStorageGRPCSaysUnavailableWhenTheSharedStoreIs(t *testing.T) {
+	c := startStorageGRPC(t, unavailable{})
+	_, err := c.traces.GetServices(context.Background(), &storagev2.GetServicesRequest{})
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "trace store http://jaeger:16686") {
+		t.Fatalf("GetServices: %v, want Unavailable naming the store", err)
 	}
 }

@@ -51,7 +51,7 @@ func malformed(param string, err error) error {
 func (a *API) v3Services(w http.ResponseWriter, r *http.Request) {
 	svcs, err := a.r.Services(r.Context())
 	if err != nil {
-		a.writeV3Error(w, http.StatusInternalServerError, err)
+		a.writeV3Error(w, store.HTTPStatus(err), err)
 		return
 	}
 	if svcs == nil {
@@ -69,7 +69,7 @@ func (a *API) v3Operations(w http.ResponseWriter, r *http.Request) {
 	}
 	ops, err := a.r.Operations(r.Context(), store.OperationQuery{Service: q.Get("service"), SpanKind: kind})
 	if err != nil {
-		a.writeV3Error(w, http.StatusInternalServerError, err)
+		a.writeV3Error(w, store.HTTPStatus(err), err)
 		return
 	}
 	out := make([]operation, len(ops))
@@ -119,7 +119,7 @@ func (a *API) v3FindTraces(w http.ResponseWriter, r *http.Request) {
 // trace's resource spans, or 404 when there are none, as Jaeger does.
 func (a *API) writeV3Traces(w http.ResponseWriter, traces []traceChunks, err error) {
 	if err != nil {
-		a.writeV3Error(w, http.StatusInternalServerError, err)
+		a.writeV3Error(w, store.HTTPStatus(err), err)
 		return
 	}
 	if len(traces) == 0 {
@@ -134,7 +134,7 @@ func (a *API) writeV3Traces(w http.ResponseWriter, traces []traceChunks, err err
 	}
 	b, err := (&ptrace.JSONMarshaler{}).MarshalTraces(all)
 	if err != nil {
-		a.writeV3Error(w, http.StatusInternalServerError, err)
+		a.writeV3Error(w, store.HTTPStatus(err), err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]json.RawMessage{"result": b})

@@ -7,7 +7,9 @@ package store
 
 import (
 	"context"
+	"errors"
 	"iter"
+	"net/http"
 	"time"
 
 	"go.opentelemetry.io/collector/pdata/pcommon"
@@ -43,6 +45,31 @@ type Reader interface {
 	// Dependencies lists the calls between services (parent span of one
 	// service, child span of another) that started in [start, end).
 	Dependencies(ctx context.Context, start, end time.Time) ([]Dependency, error)
+}
+
+// Errors of a Reader whose spans live in another service (a shared trace
+// store): the read failed as a whole, never in part. Such errors wrap one
+// of these, and their messages name the store.
+var (
+	// ErrUnavailable: the store could not be reached or did not answer in
+	// time, or said it is unavailable. A later try may succeed.
+	ErrUnavailable = errors.New("trace store unavailable")
+	// ErrBadResponse: the store answered an error, or an answer that could
+	// not be read (malformed, cut short, too large).
+	ErrBadResponse = errors.New("trace store answered badly")
+)
+
+// HTTPStatus is the status an HTTP API answers for a failed read: 503 when
+// the store holding the spans is unavailable, 502 when it answered badly,
+// 500 for anything else.
+func HTTPStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrBadResponse):
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
 }
 
 // TraceRequest names one trace, optionally within a time window.

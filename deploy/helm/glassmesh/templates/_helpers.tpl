@@ -46,6 +46,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- with .Values.metricsQueryURL }}
 - --metrics.query-url={{ . }}
 {{- end }}
+{{- with .Values.tracesQueryURL }}
+- --traces.query-url={{ . }}
+{{- end }}
 {{- if .Values.apiToken.existingSecret }}
 - --api-token-file=/etc/glassmesh/token/{{ .Values.apiToken.key }}
 {{- end }}
