@@ -3,6 +3,7 @@ package topology
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -11,9 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/promql"
-
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 
 	"github.com/prometheus/prometheus/rules"
@@ -134,27 +134,55 @@ func BenchmarkGraphPromQL(b *testing.B) {
 			if err := agg.Flush(ctx); err != nil {
 				b.Fatal(err)
 			}
-			eng := promql.NewEngine(promql.EngineOpts{MaxSamples: 5e7, Timeout: time.Minute, LookbackDelta: 5 * time.Minute})
-			g, err := New(Config{PreferQuerier: true}, rules.EngineQueryFunc(eng, st.Queryable()), nil, nil, nil)
+			eng, err := metrics.NewEngine(metrics.EngineConfig{Dir: b.TempDir()}, slog.New(slog.DiscardHandler), nil)
 			if err != nil {
 				b.Fatal(err)
 			}
-			o := DefaultOptions()
-			o.QueryTime = time.Now()
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
-			var lat []time.Duration
-			cpu0 := processCPU()
-			for b.Loop() {
-				start := time.Now()
-				body, err := g.buildFrom(ctx, o, pathPromQL)
-				if err != nil || len(body) < 4*n*100 {
-					b.Fatalf("%v: %d bytes", err, len(body))
-				}
-				lat = append(lat, time.Since(start))
+			b.Cleanup(func() { _ = eng.Close() })
+			local := rules.EngineQueryFunc(eng.PromQL(), st.Queryable())
+			// The shared store of several replicas (--metrics.query-url):
+			// here Prometheus's own HTTP API and engine over the same TSDB,
+			// so the difference is the round trips and JSON.
+			api, err := promapi.New(promapi.Config{}, metrics.Backend{Queryable: st.Queryable(),
+				ExemplarQueryable: st.ExemplarQueryable(), Appendable: st.AppendableV2(), DB: st.DB()}, eng, nil, slog.New(slog.DiscardHandler), nil)
+			if err != nil {
+				b.Fatal(err)
 			}
-			reportLatency(b, lat, cpu0)
+			mux := http.NewServeMux()
+			api.Register(mux)
+			srv := httptest.NewServer(mux)
+			b.Cleanup(srv.Close)
+			remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: srv.URL})
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, store := range []struct {
+				name string
+				q    rules.QueryFunc
+			}{{"local", local}, {"http", remote.Query}} {
+				b.Run("store="+store.name, func(b *testing.B) {
+					g, err := New(Config{PreferQuerier: true}, store.q, nil, nil, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+					o := DefaultOptions()
+					o.QueryTime = time.Now()
+					runtime.GC()
+					b.ReportAllocs()
+					b.ResetTimer()
+					var lat []time.Duration
+					cpu0 := processCPU()
+					for b.Loop() {
+						start := time.Now()
+						body, err := g.buildFrom(ctx, o, pathPromQL)
+						if err != nil || len(body) < 4*n*100 {
+							b.Fatalf("%v: %d bytes", err, len(body))
+						}
+						lat = append(lat, time.Since(start))
+					}
+					reportLatency(b, lat, cpu0)
+				})
+			}
 		})
 	}
 }

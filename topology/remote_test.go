@@ -93,7 +93,7 @@ func TestRemoteQueryErrorsNameTheQuery(t *testing.T) {
 		name, url, query string
 	}{
 		{"a bad query", url, "sum(("},
-		{"a scalar answer", url, "1"},
+		{"a string answer", url, `"x"`},
 		{"a store that is down", down.URL, "up"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +105,15 @@ func TestRemoteQueryErrorsNameTheQuery(t *testing.T) {
 				t.Errorf("error %v does not name %q", err, tc.query)
 			}
 		})
+	}
+	// A scalar is a one-sample vector without labels, as the engine's
+	// rules.EngineQueryFunc answers it.
+	q, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if vec, err := q.Query(context.Background(), "1.5", at); err != nil || len(vec) != 1 || vec[0].F != 1.5 || !vec[0].Metric.IsEmpty() {
+		t.Errorf("scalar 1.5: %v %v", vec, err)
 	}
 	for _, bad := range []metrics.RemoteQueryConfig{{URL: ""}, {URL: "prometheus:9090"}, {URL: "ftp://x"}, {URL: "http://x", Timeout: -1}} {
 		if _, err := metrics.NewRemoteQuery(bad); err == nil || !strings.Contains(err.Error(), "metrics.query-url") {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -63,9 +65,11 @@ func (c RemoteQueryConfig) Validate() error {
 // its Query is a rules.QueryFunc, as the local engine's QueryFunc is, for
 // the graph, the canary gates and the SLO status alike.
 type RemoteQuery struct {
-	api     promv1.API
-	name    string // the URL without user info, for errors
-	timeout time.Duration
+	api      promv1.API // for range selections (Queryable)
+	client   *http.Client
+	queryURL string // .../api/v1/query
+	name     string // the URL without user info, for errors
+	timeout  time.Duration
 }
 
 // NewRemoteQuery returns a RemoteQuery that sends instant queries to
@@ -81,38 +85,76 @@ func NewRemoteQuery(cfg RemoteQueryConfig) (*RemoteQuery, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics.query-url: %w", err)
 	}
+	queryURL, err := url.JoinPath(cfg.URL, "api/v1/query")
+	if err != nil {
+		return nil, fmt.Errorf("metrics.query-url: %w", err)
+	}
+	client := cfg.Client
+	if client == nil {
+		client = &http.Client{Transport: http.DefaultTransport}
+	}
 	u, _ := url.Parse(cfg.URL) // valid: checked above
 	u.User = nil
-	return &RemoteQuery{api: promv1.NewAPI(c), name: u.String(), timeout: cfg.Timeout}, nil
+	return &RemoteQuery{api: promv1.NewAPI(c), client: client, queryURL: queryURL, name: u.String(), timeout: cfg.Timeout}, nil
 }
 
-// Query evaluates q at ts on the remote store. Its warnings and infos are
-// dropped: a partial answer still draws the traffic it has.
+// Query evaluates q at ts on the remote store (a POST to /api/v1/query,
+// decoded in one pass). Its warnings and infos are dropped: a partial
+// answer still draws the traffic it has. Errors name the store.
 func (h *RemoteQuery) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
-	ctx, cancel := context.WithTimeout(ctx, h.timeout)
-	defer cancel()
-	res, _, _, err := h.api.Query(ctx, q, ts, promv1.WithTimeout(h.timeout))
+	vec, err := h.query(ctx, q, ts)
 	if err != nil {
 		return nil, fmt.Errorf("metrics store %s: query %s: %w", h.name, q, err)
 	}
-	vec, ok := res.(pmodel.Vector)
-	if !ok {
-		return nil, fmt.Errorf("metrics store %s: query %s: want a vector, got %s", h.name, q, res.Type())
+	return vec, nil
+}
+
+func (h *RemoteQuery) query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
+	ctx, cancel := context.WithTimeout(ctx, h.timeout)
+	defer cancel()
+	form := url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(ts.UnixNano())/1e9, 'f', -1, 64)},
+		"timeout": {h.timeout.String()}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.queryURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
 	}
-	out := make(promql.Vector, 0, len(vec))
-	var b labels.ScratchBuilder
-	for _, s := range vec {
-		if s.Histogram != nil {
-			continue // our queries are over float series
-		}
-		b.Reset()
-		for k, v := range s.Metric {
-			b.Add(string(k), string(v))
-		}
-		b.Sort()
-		out = append(out, promql.Sample{Metric: b.Labels(), T: int64(s.Timestamp), F: float64(s.Value)})
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	// Uncompressed: Prometheus's gzip writer costs more per answer than
+	// the many small answers of rule evaluation save on a cluster network.
+	req.Header.Set("Accept-Encoding", "identity")
+	resp, err := h.client.Do(req)
+	if err != nil {
+		return nil, err
 	}
-	return out, nil
+	defer func() {
+		// Read what is left (a final newline) so the connection is reused.
+		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 4<<10))
+		resp.Body.Close()
+	}()
+	vec, err := decodeVector(&capReader{r: resp.Body, left: maxRemoteAnswer})
+	if err != nil && resp.StatusCode/100 != 2 && strings.HasPrefix(err.Error(), "malformed answer") {
+		return nil, errors.New(resp.Status) // not an API answer (a proxy's page, say)
+	}
+	return vec, err
+}
+
+// capReader fails a read past left bytes instead of cutting the stream.
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, fmt.Errorf("answer over %d MiB", maxRemoteAnswer>>20)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
 }
 
 // PreferQuery answers from primary, a shared store (--metrics.query-url)

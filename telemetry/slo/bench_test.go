@@ -3,16 +3,27 @@ package slo
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/rules"
+
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/metrics"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 )
 
 // BenchmarkRuleEvaluation is the cost of one evaluation of the rule groups
 // of 1,000 availability SLOs, each on its own service with 10 minutes of
 // traffic (an OK and a failing series, samples every 10s), through the
-// real storage and engine. It reports the cost per SLO.
+// real storage and engine. It reports the cost per SLO. store=http
+// evaluates the same rules as the leader of several replicas does on their
+// shared store (metrics.RemoteQuery over HTTP): the store here is
+// Prometheus's own HTTP API and engine (web/api/v1, as glassmesh serves
+// it) over the same TSDB, so the difference is the round trips and JSON.
 func BenchmarkRuleEvaluation(b *testing.B) {
 	const n = 1000
 	e := newEnv(b)
@@ -30,12 +41,31 @@ func BenchmarkRuleEvaluation(b *testing.B) {
 			counter{`istio_requests_total{` + sel + `,response_code="503"}`, 0.1})
 	}
 	e.appendCounters(b, now, cs...)
-	groups := loadGroups(b, testEngine(b), e.st.DB(), Generate(slos), 10*time.Second)
-	for i := 0; b.Loop(); i++ {
-		ts := now.Add(time.Duration(i) * 10 * time.Second)
-		for _, g := range groups {
-			g.Eval(context.Background(), ts)
+	eval := func(b *testing.B, groups []*rules.Group) {
+		for i := 0; b.Loop(); i++ {
+			ts := now.Add(time.Duration(i) * 10 * time.Second)
+			for _, g := range groups {
+				g.Eval(context.Background(), ts)
+			}
 		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n/1e6, "ms/slo")
 	}
-	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n/1e6, "ms/slo")
+	b.Run("store=local", func(b *testing.B) {
+		eval(b, loadGroups(b, testEngine(b), e.st.DB(), Generate(slos), 10*time.Second))
+	})
+	b.Run("store=http", func(b *testing.B) {
+		api, err := promapi.New(promapi.Config{}, metrics.BackendFromDB(e.st.DB()), e.eng, nil, slog.New(slog.DiscardHandler), nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		api.Register(mux)
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: srv.URL})
+		if err != nil {
+			b.Fatal(err)
+		}
+		eval(b, loadGroupsQuerying(b, remote.Query, e.st.DB(), Generate(slos), 10*time.Second))
+	})
 }

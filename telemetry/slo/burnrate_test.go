@@ -87,6 +87,13 @@ func evalRules(t *testing.T, eng *promql.Engine, st storage.Storage, groups []ru
 // does.
 func loadGroups(t testing.TB, eng *promql.Engine, st storage.Storage, groups []rulefmt.RuleGroup, interval time.Duration) []*rules.Group {
 	t.Helper()
+	return loadGroupsQuerying(t, rules.EngineQueryFunc(eng, st), st, groups, interval)
+}
+
+// loadGroupsQuerying is loadGroups with the rules' expressions evaluated by
+// q (a remote store's, say) and the results written to st.
+func loadGroupsQuerying(t testing.TB, q rules.QueryFunc, st storage.Storage, groups []rulefmt.RuleGroup, interval time.Duration) []*rules.Group {
+	t.Helper()
 	file := filepath.Join(t.TempDir(), "slo.rules.yaml")
 	out, err := RuleFile(groups)
 	if err != nil {
@@ -96,7 +103,7 @@ func loadGroups(t testing.TB, eng *promql.Engine, st storage.Storage, groups []r
 		t.Fatal(err)
 	}
 	m := rules.NewManager(&rules.ManagerOptions{
-		QueryFunc:    rules.EngineQueryFunc(eng, st),
+		QueryFunc:    q,
 		AppendableV2: st,
 		Queryable:    st,
 		Context:      context.Background(),
