@@ -165,7 +165,8 @@ func suites() []suite {
 				"building the graph from the in-memory aggregates straight to its JSON (Graph), a whole GET " +
 				"/api/namespaces/graph that finds no cached graph (GraphHTTP; callers within a refresh interval share the " +
 				"cached bytes), the SSE update path (StreamUpdate: build, compare, frame), and the PromQL fallback over a " +
-				"TSDB (GraphPromQL). cpu-ms is the process's CPU time per request (GC and both cores included), steadier " +
+				"TSDB (GraphPromQL; store=http: the same queries through Prometheus's HTTP API, as from the shared store of several " +
+				"replicas). cpu-ms is the process's CPU time per request (GC and both cores included), steadier " +
 				"than wall time on this shared machine. Targets: ≤ 50 ms p99 at 1,000 services, ≤ 500 ms at 10,000. For " +
 				"reference, Kiali v1.89 on a 2-vCPU machine with an instant Prometheus: 153 ms / 108 MB at 905 nodes, " +
 				"2.76 s / 3.1 GB at 7,205 nodes.",
@@ -178,8 +179,11 @@ func suites() []suite {
 			Title: "Canary rollback latency",
 			About: "A canary at its first step (50%) with 40 requests/s from grpc-go's real xDS client; its backend starts failing " +
 				"every request. Time from the first failing request to the served weights at 100% stable (p50/max over 5 runs), and to " +
-				"the client's last 20 calls all at stable. glassmesh runs with the default 5 s --metrics.interval. Target: ≤ 15 s with " +
-				"a 10 s interval; Flagger needs at least its 60 s default interval × threshold.",
+				"the client's last 20 calls all at stable. glassmesh runs with the default 5 s --metrics.interval. store=prometheus: " +
+				"the gates read a shared store as several replicas do (remote-write with its default 5 s batches to Debian's " +
+				"Prometheus, --metrics.query-url); one replica here, as the data path is the same for each (e2e/k8s " +
+				"TestSharedStoreCanaryOnEveryReplicasReports rolls back in 4–5 s with the reports split between two). Target: " +
+				"≤ 15 s with a 10 s interval; Flagger needs at least its 60 s default interval × threshold.",
 			Pkg:     "./e2e/",
 			Bench:   "BenchmarkCanaryRollback",
 			Args:    []string{"-benchtime", "5x", "-timeout", "30m"},
@@ -187,7 +191,9 @@ func suites() []suite {
 		},
 		{
 			Title: "SLO rule evaluation",
-			About: "One evaluation of the generated rule groups of 1,000 availability SLOs (10 minutes of traffic each) through the real storage and PromQL engine; cost per SLO.",
+			About: "One evaluation of the generated rule groups of 1,000 availability SLOs (10 minutes of traffic each) through the real storage and PromQL engine; cost per SLO. " +
+				"store=http: as the leader of several replicas evaluates them on the shared store (--metrics.query-url), each expression an HTTP query; " +
+				"the store is Prometheus's own HTTP API and engine (web/api/v1) over the same TSDB, so the difference is the round trips and JSON.",
 			Pkg:   "./telemetry/slo/",
 			Bench: "BenchmarkRuleEvaluation",
 			Args:  []string{"-benchtime", "3x", "-timeout", "30m"},
