@@ -55,9 +55,10 @@ type Config struct {
 	Flags map[string]string
 	// Store, when set (--metrics.query-url), is the shared store several
 	// replicas remote-write to: the data reads (query, query_range,
-	// query_exemplars, series, labels, label values, metadata) are
-	// forwarded to it, so the UI's charts and Grafana see the whole mesh
-	// whichever replica they reach. Rules and alerts stay this replica's.
+	// series, labels, label values, metadata) are forwarded to it, so the
+	// UI's charts and Grafana see the whole mesh whichever replica they
+	// reach; query_exemplars is asked of the store, then of this replica
+	// when the store has none. Rules and alerts stay this replica's.
 	Store string
 	// StoreTimeout bounds waiting for the store's answer [metrics.DefaultRemoteQueryTimeout].
 	StoreTimeout time.Duration
@@ -169,6 +170,11 @@ func (a *API) Register(mux *http.ServeMux) {
 			}
 			mux.Handle(Prefix+path, h)
 		}
+		h := a.instrument(exemplarsPath, a.store.exemplars(r))
+		if a.ready != nil {
+			h = readyGate(a.ready)(h)
+		}
+		mux.Handle(Prefix+exemplarsPath, h)
 	}
 }
 

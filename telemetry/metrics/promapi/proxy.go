@@ -3,6 +3,7 @@ package promapi
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,8 +20,14 @@ import (
 // autocompletion, and Grafana, ask. Rules, alerts, status and the TSDB's
 // own endpoints stay this replica's.
 var storeReads = []string{
-	"/query", "/query_range", "/query_exemplars", "/series", "/labels", "/label/{name}/values", "/metadata",
+	"/query", "/query_range", "/series", "/labels", "/label/{name}/values", "/metadata",
 }
+
+// exemplarsPath is asked of the store first, and of this replica when the
+// store has none: remote-write does not send exemplars by default (a store
+// without exemplar storage may refuse whole batches), and an exemplar is an
+// example, so this replica's are true ones.
+const exemplarsPath = "/query_exemplars"
 
 // maxStoreErrorBody bounds how much of a failing store's answer is read to
 // name the store in it.
@@ -104,6 +111,57 @@ func (p *storeProxy) unreachable(w http.ResponseWriter, r *http.Request, err err
 	p.logger.Warn("metrics store read failed", "store", p.name, "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusBadGateway, promError{Status: "error", ErrorType: "unavailable",
 		Error: "metrics store " + p.name + ": " + err.Error()})
+}
+
+// exemplars answers from the store when it has exemplars for the query,
+// else from local (this replica's API). Bounded: at most
+// maxStoreExemplarsBody of the store's answer is held.
+func (p *storeProxy) exemplars(local http.Handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			writeError(w, http.StatusBadRequest, promError{Status: "error", ErrorType: "bad_data", Error: err.Error()})
+			return
+		}
+		rec := &bufferedResponse{header: http.Header{}, code: http.StatusOK}
+		out := r.Clone(r.Context())
+		out.Method, out.Body, out.ContentLength = http.MethodGet, http.NoBody, 0
+		out.URL.RawQuery = r.Form.Encode()
+		out.Header.Del("Content-Type")
+		out.Header.Del("Accept-Encoding") // read here: plain JSON
+		p.proxy.ServeHTTP(rec, out)
+		var answer struct {
+			Status string            `json:"status"`
+			Data   []json.RawMessage `json:"data"`
+		}
+		if rec.code == http.StatusOK && !rec.overflow && json.Unmarshal(rec.body.Bytes(), &answer) == nil &&
+			answer.Status == "success" && len(answer.Data) > 0 {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write(rec.body.Bytes())
+			return
+		}
+		local.ServeHTTP(w, r)
+	}
+}
+
+// maxStoreExemplarsBody bounds the store's exemplars answer held in memory.
+const maxStoreExemplarsBody = 16 << 20
+
+// bufferedResponse holds a response up to maxStoreExemplarsBody.
+type bufferedResponse struct {
+	header   http.Header
+	code     int
+	body     bytes.Buffer
+	overflow bool
+}
+
+func (b *bufferedResponse) Header() http.Header  { return b.header }
+func (b *bufferedResponse) WriteHeader(code int) { b.code = code }
+func (b *bufferedResponse) Write(p []byte) (int, error) {
+	if b.body.Len()+len(p) > maxStoreExemplarsBody {
+		b.overflow = true
+		return 0, errors.New("exemplars answer too large")
+	}
+	return b.body.Write(p)
 }
 
 // promError is the Prometheus API's error body.

@@ -1,6 +1,8 @@
 package promapi
 
 import (
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -8,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
 
@@ -87,5 +90,41 @@ func TestStoreErrorsNameTheStore(t *testing.T) {
 	code, body := local.get(t, "/api/v1/query_range?query=up&start=0&end=1&step=1")
 	if code != http.StatusServiceUnavailable || !strings.Contains(string(body), "metrics store "+failing.URL+": ingesters are unhealthy") {
 		t.Fatalf("store 503: %d %s", code, body)
+	}
+}
+
+// query_exemplars answers from the store when it has exemplars, else from
+// this replica (remote-write does not ship exemplars by default).
+func TestStoreExemplarsFallBackToTheReplicas(t *testing.T) {
+	store := newAPIEnv(t, apiEnvOptions{})
+	local := newAPIEnv(t, apiEnvOptions{store: store.srv.URL})
+	now := time.Now()
+	withExemplar := func(traceID string) metricstest.Sample {
+		return metricstest.Sample{Labels: labels.FromStrings("__name__", "istio_request_duration_milliseconds_bucket", "le", "+Inf"),
+			T: timestamp.FromTime(now), V: 1, Exemplar: &exemplar.Exemplar{Labels: labels.FromStrings("trace_id", traceID),
+				Value: 1, Ts: timestamp.FromTime(now), HasTs: true}}
+	}
+	path := "/api/v1/query_exemplars?" + url.Values{"query": {"istio_request_duration_milliseconds_bucket"},
+		"start": {fmt.Sprint(now.Add(-time.Minute).Unix())}, "end": {fmt.Sprint(now.Add(time.Minute).Unix())}}.Encode()
+
+	metricstest.Append(t, local.db, withExemplar("aaaa"))
+	code, body := local.get(t, path)
+	if code != 200 || !strings.Contains(string(body), `"aaaa"`) {
+		t.Fatalf("the store has none: %d %s, want this replica's exemplar", code, body)
+	}
+	metricstest.Append(t, store.db, withExemplar("bbbb"))
+	code, body = local.get(t, path)
+	if code != 200 || !strings.Contains(string(body), `"bbbb"`) || strings.Contains(string(body), `"aaaa"`) {
+		t.Fatalf("the store has some: %d %s, want the store's", code, body)
+	}
+	resp, err := http.PostForm(local.srv.URL+"/api/v1/query_exemplars", url.Values{"query": {"istio_request_duration_milliseconds_bucket"},
+		"start": {fmt.Sprint(now.Add(-time.Minute).Unix())}, "end": {fmt.Sprint(now.Add(time.Minute).Unix())}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"bbbb"`) {
+		t.Fatalf("POST: %s %s", resp.Status, b)
 	}
 }
