@@ -3,6 +3,8 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -138,4 +140,40 @@ func TestGraphFromRemoteWrittenIstioMetrics(t *testing.T) {
 		}
 		return fmt.Errorf("no productpage-v1 → reviews-v1 edge in the receiving glassmesh's graph: %+v", g.Elements)
 	})
+}
+
+// TestAStoreThatIsDownIsNamed: with --metrics.query-url pointing at a store
+// that cannot be reached, what reads metrics says which store fails
+// (never a replica's own share as the mesh's): the UI's charts (the PromQL
+// API), /api/slos and the graph.
+func TestAStoreThatIsDownIsNamed(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := "http://" + l.Addr().String()
+	l.Close()
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), telemetryMesh+`---
+apiVersion: glassmesh.io/v1alpha1
+kind: SLO
+metadata: {name: reviews-availability, namespace: default}
+spec: {service: reviews, objective: 99.9, indicator: {availability: {}}}
+`)
+	gm := start(t, dir, "--metrics.query-url", dead)
+	for _, path := range []string{
+		"/api/v1/query_range?query=up&start=0&end=60&step=15",
+		"/api/slos",
+		"/api/namespaces/graph?namespaces=default&graphType=workload&duration=60s",
+	} {
+		resp, err := http.Get("http://" + gm.HTTPAddr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 500 || !strings.Contains(string(body), "metrics store "+dead) {
+			t.Errorf("GET %s with the store down: %s %s, want a 5xx naming the store", path, resp.Status, body)
+		}
+	}
 }

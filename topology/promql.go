@@ -2,7 +2,6 @@ package topology
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
@@ -126,13 +125,16 @@ func (g *Graph) promRows(ctx context.Context, o *Options, end time.Time) ([]row,
 		q := fmt.Sprintf("sum by (%s) (%s)", by, countOnce(f.metric, o.Duration, o.Namespaces))
 		wg.Go(func() {
 			if vecs[i], errs[i] = g.q(ctx, q, end); errs[i] != nil {
-				errs[i] = fmt.Errorf("topology: %s: %w", q, errs[i])
+				errs[i] = fmt.Errorf("topology: the %s query: %w", f.metric, errs[i])
 			}
 		})
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
+	// The first failure says it (a store that is down fails them all).
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
 	acc := make(map[rowKey]*rowVals)
 	for i, f := range promFields {

@@ -85,7 +85,7 @@ func mustGraph(t *testing.T, q rules.QueryFunc) *Graph {
 	return g
 }
 
-func TestRemoteQueryErrorsNameTheQuery(t *testing.T) {
+func TestRemoteQueryErrorsNameTheStore(t *testing.T) {
 	_, url, at := metricsAPIFixture(t)
 	down := httptest.NewServer(http.NotFoundHandler())
 	down.Close()
@@ -101,8 +101,8 @@ func TestRemoteQueryErrorsNameTheQuery(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := q.Query(context.Background(), tc.query, at); err == nil || !strings.Contains(err.Error(), tc.query) {
-				t.Errorf("error %v does not name %q", err, tc.query)
+			if _, err := q.Query(context.Background(), tc.query, at); err == nil || !strings.Contains(err.Error(), "metrics store "+tc.url) {
+				t.Errorf("error %v does not name the store %s", err, tc.url)
 			}
 		})
 	}

@@ -104,7 +104,7 @@ func NewRemoteQuery(cfg RemoteQueryConfig) (*RemoteQuery, error) {
 func (h *RemoteQuery) Query(ctx context.Context, q string, ts time.Time) (promql.Vector, error) {
 	vec, err := h.query(ctx, q, ts)
 	if err != nil {
-		return nil, fmt.Errorf("metrics store %s: query %s: %w", h.name, q, err)
+		return nil, fmt.Errorf("metrics store %s: %w", h.name, err) // callers name the query
 	}
 	return vec, nil
 }
