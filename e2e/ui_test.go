@@ -19,6 +19,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/trace"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 
 	"github.com/glassmesh/glassmesh/dashboards"
@@ -100,6 +102,56 @@ func TestUI(t *testing.T) {
 		b.shot(t, "graph-panel")
 		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#graph-side .uplot a.mark[href="`+href+`"]`)))
 		pollUI[bool](t, b, 20*time.Second, fmt.Sprintf(`location.pathname === %q && document.querySelectorAll("#trace-gantt .row").length > 0`, href))
+	})
+	t.Run("a healthy edge charts 0% errors, not no data", func(t *testing.T) {
+		b.open(t, "/graph?ns=default&type=versionedApp&dur=1m&view=table")
+		pollUI[bool](t, b, 30*time.Second, `[...document.querySelectorAll("#edges-table tbody tr")].some(tr => tr.textContent.startsWith("productpage v1details v1"))`)
+		pollUI[bool](t, b, 10*time.Second, `(() => { [...document.querySelectorAll("#edges-table tbody tr")].find(tr => tr.textContent.startsWith("productpage v1details v1")).querySelector("button").click(); return true; })()`)
+		got := pollUI[string](t, b, 20*time.Second, `(() => {
+			const h = [...document.querySelectorAll("#graph-side h3")].find(h => h.textContent === "Error rate");
+			const chart = h?.nextElementSibling;
+			if (!chart || chart.querySelector(".loading")) return "";
+			return chart.querySelector(".uplot") ? "chart" : chart.textContent;
+		})()`)
+		if got != "chart" {
+			t.Fatalf("the healthy productpage -> details edge's error chart shows %q, want a chart (of 0%%)", got)
+		}
+	})
+	t.Run("a graph window opens a trace search over the same window", func(t *testing.T) {
+		b.open(t, "/traces?service=ratings&lookback=10m&run=1")
+		if got := pollUI[string](t, b, 10*time.Second, `document.querySelector("#tr-lookback")?.value ?? ""`); got != "10m" {
+			t.Fatalf("the lookback menu shows %q for lookback=10m", got)
+		}
+		// The custom range's fields show only for a custom range.
+		if display := pollUI[string](t, b, 5*time.Second, `getComputedStyle(document.querySelector("#tr-range")).display`); display != "none" {
+			t.Errorf("the From/To fields show (display %s) without a custom range", display)
+		}
+		pollUI[bool](t, b, 30*time.Second, `!!document.querySelector("#trace-list .trace-item")`)
+		if loc := b.location(t); !strings.Contains(loc, "lookback=10m") {
+			t.Errorf("the search ran with %s, want lookback=10m", loc)
+		}
+	})
+	t.Run("a trace whose parent spans are missing is listed as incomplete", func(t *testing.T) {
+		exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(gm.GRPCAddr), otlptracegrpc.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A child whose parent (a remote span) never arrives, and a whole trace.
+		parent := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{0xab, 1}, SpanID: trace.SpanID{0xcd, 1},
+			TraceFlags: trace.FlagsSampled, Remote: true})
+		_, orphan := tracer(t, "orphanage", exp).Start(trace.ContextWithRemoteSpanContext(context.Background(), parent), "child")
+		orphan.End()
+		_, whole := tracer(t, "orphanage", exp).Start(context.Background(), "root")
+		whole.End()
+		b.open(t, "/traces?service=orphanage&lookback=15m&run=1")
+		got := pollUI[map[string]string](t, b, 30*time.Second, `(() => {
+			const items = [...document.querySelectorAll("#trace-list .trace-item")];
+			return items.length === 2 ? Object.fromEntries(items.map(a => [a.dataset.traceId, a.dataset.incomplete + ":" + (a.querySelector(".incomplete")?.textContent ?? "")])) : null;
+		})()`)
+		orphanID, wholeID := orphan.SpanContext().TraceID().String(), whole.SpanContext().TraceID().String()
+		if !strings.HasPrefix(got[orphanID], "true:") || !strings.Contains(got[orphanID], "1 span's parent missing") || got[wholeID] != "false:" {
+			t.Fatalf("list marks %v; want %s incomplete and %s not", got, orphanID, wholeID)
+		}
 	})
 	t.Run("a trace search finds traces and a trace shows every span", func(t *testing.T) {
 		b.open(t, "/traces?service=ratings&lookback=15m&run=1")

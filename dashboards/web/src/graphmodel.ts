@@ -173,9 +173,14 @@ export function matchers(n: NodeRow, side: Side, graphType: string): string[] {
   switch (n.type) {
     case "unknown":
       return [q("workload", "unknown")];
-    case "service":
-      // A service is only ever a destination.
-      return [`destination_service_name="${r.service}"`, `destination_service_namespace="${r.namespace}"`];
+    case "service": {
+      // A service is only ever a destination. Outside the service graph a
+      // service node stands for the calls that reached no workload (as
+      // Kiali draws them), so its charts count only those.
+      const m = [`destination_service_name="${r.service}"`, `destination_service_namespace="${r.namespace}"`];
+      if (graphType !== "service") m.push(`destination_workload="unknown"`);
+      return m;
+    }
     case "workload":
       return [q("workload", r.workload), q("workload_namespace", r.namespace)];
     default: {
@@ -206,7 +211,8 @@ function build(sel: string[], protocol: string, win: string): Queries {
   return {
     selector: s,
     rate: total,
-    errors: `100 * sum(rate(istio_requests_total{${s}, ${errorMatcher(protocol)}}[${win}])) / ${total}`,
+    // No error series is no errors: 0 wherever there is traffic.
+    errors: `100 * (sum(rate(istio_requests_total{${s}, ${errorMatcher(protocol)}}[${win}])) or 0 * ${total}) / ${total}`,
     latency: ["0.5", "0.95", "0.99"].map((p) => ({
       p: `p${Math.round(parseFloat(p) * 100)}`,
       q: `histogram_quantile(${p}, sum by (le) (rate(istio_request_duration_milliseconds_bucket{${s}}[${win}])))`,

@@ -5,13 +5,22 @@ import { color, scatterChart } from "../charts";
 import { h, loading, errorBox, empty } from "../dom";
 import { dateTime, us, ms } from "../format";
 import { navigate, type Ctx } from "../router";
-import { href, param, params, setParams } from "../state";
+import { href, param, params, seconds, setParams } from "../state";
 import { traceView } from "./trace";
 
 /** lastSearchKey stores the last search's query string for the trace page's back link. */
 export const lastSearchKey = "glassmesh.traces.search";
 
 const lookbacks = ["5m", "15m", "1h", "3h", "6h", "12h", "24h", "72h"];
+
+/**
+ * lookbackChoices is the menu, with the asked lookback in its place when
+ * it is another valid one (the graph's windows: 1m, 10m, 30m, 1d...).
+ */
+function lookbackChoices(asked: string): string[] {
+  if (asked === "custom" || lookbacks.includes(asked) || !(seconds(asked) > 0)) return lookbacks;
+  return [...lookbacks, asked].sort((a, b) => seconds(a) - seconds(b));
+}
 
 /** tracesView is the Traces page: search, or one trace when the path names it. */
 export function tracesView(ctx: Ctx): void {
@@ -27,7 +36,7 @@ export function tracesView(ctx: Ctx): void {
     lookback: h(
       "select",
       { name: "lookback", id: "tr-lookback" },
-      lookbacks.map((l) => h("option", { value: l, selected: l === param("lookback", "1h") }, `last ${l}`)),
+      lookbackChoices(param("lookback", "1h")).map((l) => h("option", { value: l, selected: l === param("lookback", "1h") }, `last ${l}`)),
       h("option", { value: "custom", selected: param("lookback") === "custom" }, "custom range"),
     ),
     start: h("input", { name: "start", id: "tr-start", type: "datetime-local", step: 1, value: localInput(param("start")) }),
@@ -180,6 +189,8 @@ interface Summary {
   duration: number; // µs
   errors: number;
   services: Map<string, number>;
+  /** spans whose parent is not (yet) in the trace: its root, span count and duration may change */
+  orphans: number;
 }
 
 function summarize(t: JaegerTrace): Summary {
@@ -192,8 +203,10 @@ function summarize(t: JaegerTrace): Summary {
     const n = t.processes[s.processID]?.serviceName ?? "?";
     services.set(n, (services.get(n) ?? 0) + 1);
   }
+  const orphans = t.spans.filter((s) => (s.references ?? []).some((r) => r.refType === "CHILD_OF" && !ids.has(r.spanID))).length;
   return {
     t,
+    orphans,
     rootService: t.processes[root?.processID]?.serviceName ?? "?",
     rootOp: root?.operationName ?? "?",
     start,
@@ -261,7 +274,7 @@ function showResults(el: HTMLElement, traces: JaegerTrace[]) {
 function traceItem(r: Summary): HTMLElement {
   return h(
     "a",
-    { class: "trace-item", href: href(`/traces/${r.t.traceID}`), "data-trace-id": r.t.traceID },
+    { class: "trace-item", href: href(`/traces/${r.t.traceID}`), "data-trace-id": r.t.traceID, "data-incomplete": r.orphans ? "true" : "false" },
     h(
       "div",
       { class: "toolbar", style: "padding:0" },
@@ -274,6 +287,13 @@ function traceItem(r: Summary): HTMLElement {
       {},
       `${r.t.spans.length} spans`,
       r.errors ? h("span", { class: "err" }, ` · ${r.errors} error${r.errors === 1 ? "" : "s"}`) : "",
+      r.orphans
+        ? h(
+            "span",
+            { class: "warn incomplete", title: "Some spans' parents have not arrived (yet): the root, span count and duration shown may change." },
+            ` · incomplete: ${r.orphans} span${r.orphans === 1 ? "'s parent" : "s' parents"} missing`,
+          )
+        : "",
       h("span", { class: "muted" }, ` · ${dateTime(new Date(r.start / 1000))}`),
     ),
     h(
