@@ -293,6 +293,64 @@ func TestUI(t *testing.T) {
 			t.Fatal("no failing gate in the rollback decision")
 		}
 		t.Logf("failing gate: %s", gate)
+		// Every destination of the route's rule, in shares that sum to 100
+		// and are what /api/mesh/config serves.
+		var cfg struct {
+			Resources struct {
+				TrafficRoutes []struct {
+					Metadata struct{ Name, Namespace string }
+					Spec     struct {
+						Rules []struct {
+							Destinations []struct {
+								Subset string
+								Weight float64
+							}
+						}
+					}
+				}
+			}
+		}
+		gm.getJSON(t, "/api/mesh/config", &cfg)
+		want := map[string]float64{}
+		for _, r := range cfg.Resources.TrafficRoutes {
+			if r.Metadata.Namespace == "default" && r.Metadata.Name == "reviews" {
+				total := 0.0
+				last := r.Spec.Rules[len(r.Spec.Rules)-1]
+				for _, d := range last.Destinations {
+					total += d.Weight
+				}
+				for _, d := range last.Destinations {
+					want[d.Subset] = 100 * d.Weight / total
+				}
+			}
+		}
+		text := pollUI[string](t, b, 10*time.Second, `document.querySelector("#canary-weights")?.textContent ?? ""`)
+		got := map[string]float64{}
+		sum := 0.0
+		for _, part := range strings.Split(strings.TrimPrefix(text, "traffic "), " · ") {
+			var subset string
+			var pct float64
+			if _, err := fmt.Sscanf(part, "%s %f%%", &subset, &pct); err != nil {
+				t.Fatalf("canary weights %q: %v", text, err)
+			}
+			got[subset], sum = pct, sum+pct
+		}
+		nonzero := 0
+		for _, v := range got {
+			if v > 0 {
+				nonzero++
+			}
+		}
+		// The served rule leaves out a destination of weight 0 (the
+		// rolled-back canary's), which the page shows at 0%.
+		if nonzero != len(want) || len(got) < 3 || sum < 99.8 || sum > 100.2 {
+			t.Fatalf("the canary page shows %q (sum %.1f); /api/mesh/config serves %v", text, sum, want)
+		}
+		for k, v := range want {
+			if got[k] < v-0.1 || got[k] > v+0.1 {
+				t.Errorf("%s: the page shows %.1f%%, /api/mesh/config serves %.1f%%", k, got[k], v)
+			}
+		}
 		b.shot(t, "canary")
 	})
 	b.checkErrors(t)

@@ -44,7 +44,51 @@ interface Canary {
   inconclusive?: number;
   message?: string;
   weights: Record<string, number> | null;
+  /** what stable and canary hold together in the rule: the steps are shares of it */
+  totalWeight?: number;
   decisions: Decision[] | null;
+}
+
+/** RuleWeights is each destination's weight in a route's last rule, as served. */
+type RuleWeights = Record<string, number>;
+
+interface MeshConfig {
+  resources?: {
+    trafficRoutes?: { metadata: { name: string; namespace: string }; spec: { rules?: { destinations?: { subset: string; weight: number }[] }[] } }[] | null;
+  };
+}
+
+/** ruleWeights indexes every route's last rule by namespace/name. */
+function ruleWeights(cfg: MeshConfig): Map<string, RuleWeights> {
+  const out = new Map<string, RuleWeights>();
+  for (const r of cfg.resources?.trafficRoutes ?? []) {
+    const last = r.spec.rules?.at(-1);
+    if (!last?.destinations) continue;
+    out.set(`${r.metadata.namespace}/${r.metadata.name}`, Object.fromEntries(last.destinations.map((d) => [d.subset, d.weight])));
+  }
+  return out;
+}
+
+/**
+ * shares are every destination's share of the route's traffic (percent of
+ * the rule's total): the canary's weights with the rule's other
+ * destinations, which the canary leaves as they are.
+ */
+function shares(c: Canary, rule: RuleWeights | undefined, w = c.weights): Record<string, number> {
+  const all: Record<string, number> = { ...(rule ?? {}), ...(w ?? {}) };
+  const total = Object.values(all).reduce((a, b) => a + b, 0);
+  if (total <= 0) return all;
+  return Object.fromEntries(Object.entries(all).map(([k, v]) => [k, (100 * v) / total]));
+}
+
+/** pctOf prints a share with one decimal only when it has one. */
+const pctOf = (v: number) => `${Math.round(v * 10) / 10}%`;
+
+/** stepShare is the canary's share of the route's traffic at a step. */
+function stepShare(c: Canary, rule: RuleWeights | undefined, step: number): number {
+  const held = c.totalWeight ?? 100;
+  const total = rule ? Object.entries(rule).reduce((a, [k, v]) => a + (k === c.stable || k === c.canary ? 0 : v), 0) + held : 100;
+  return total > 0 ? (step * held) / total : step;
 }
 
 const tokenKey = "glassmesh.apiToken";
@@ -64,7 +108,8 @@ const verdictClass: Record<string, string> = {
 
 const weights = (w: Record<string, number> | null | undefined) =>
   Object.entries(w ?? {})
-    .map(([k, v]) => `${k} ${v}%`)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) => `${k} ${pctOf(v)}`)
     .join(" · ") || "–";
 
 /** canariesView lists canaries, or shows /canaries/<namespace>/<name>. */
@@ -77,11 +122,14 @@ export function canariesView(ctx: Ctx): () => void {
   const load = async () => {
     try {
       if (one) {
-        const c = await getJSON<Canary>(`/api/canaries/${encodeURIComponent(one.ns)}/${encodeURIComponent(one.name)}`, signal);
-        body.replaceChildren(detail(c, load));
+        const [c, rules] = await Promise.all([
+          getJSON<Canary>(`/api/canaries/${encodeURIComponent(one.ns)}/${encodeURIComponent(one.name)}`, signal),
+          routeRules(signal),
+        ]);
+        body.replaceChildren(detail(c, rules.get(`${c.namespace}/${c.route}`), load));
       } else {
-        const r = await getJSON<{ canaries: Canary[] | null }>("/api/canaries", signal);
-        body.replaceChildren(list(r.canaries ?? []));
+        const [r, rules] = await Promise.all([getJSON<{ canaries: Canary[] | null }>("/api/canaries", signal), routeRules(signal)]);
+        body.replaceChildren(list(r.canaries ?? [], rules));
       }
     } catch (err) {
       if (signal.aborted) return;
@@ -100,7 +148,12 @@ export function canariesView(ctx: Ctx): () => void {
   return () => clearInterval(timer);
 }
 
-function list(cs: Canary[]): HTMLElement {
+/** routeRules reads the served routes' last rules; without them the canary's own weights show. */
+async function routeRules(signal: AbortSignal): Promise<Map<string, RuleWeights>> {
+  return getJSON<MeshConfig>("/api/mesh/config", signal).then(ruleWeights, () => new Map());
+}
+
+function list(cs: Canary[], rules: Map<string, RuleWeights>): HTMLElement {
   if (cs.length === 0) return empty("No canaries. Add kind: Canary to the mesh config.");
   return sortableTable<Canary>(
     cs,
@@ -108,7 +161,7 @@ function list(cs: Canary[]): HTMLElement {
       { key: "name", title: "Canary", value: (c) => `${c.namespace}/${c.name}`, render: (c) => h("a", { href: `/canaries/${c.namespace}/${c.name}` }, `${c.namespace}/${c.name}`) },
       { key: "state", title: "State", value: (c) => c.state, render: (c) => h("span", { class: `badge ${stateClass[c.state] ?? ""}` }, c.state) },
       { key: "step", title: "Step", value: (c) => c.step, render: (c) => (c.steps?.length ? `${c.step} of ${c.steps.length}` : String(c.step)), num: true },
-      { key: "weights", title: "Weights", value: (c) => weights(c.weights) },
+      { key: "weights", title: "Traffic", value: (c) => weights(shares(c, rules.get(`${c.namespace}/${c.route}`))) },
       {
         key: "last",
         title: "Last decision",
@@ -127,7 +180,7 @@ function latest(c: Canary): Decision | undefined {
   return [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0];
 }
 
-function detail(c: Canary, reload: () => void): HTMLElement {
+function detail(c: Canary, rule: RuleWeights | undefined, reload: () => void): HTMLElement {
   const steps = c.steps ?? [];
   const decisions = [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
   const done = c.state === "succeeded" || c.state === "rolled-back" || c.state === "aborted";
@@ -164,7 +217,7 @@ function detail(c: Canary, reload: () => void): HTMLElement {
       h("span", { class: `badge ${stateClass[c.state] ?? ""}`, id: "canary-state" }, c.state),
       h("span", {}, h("span", { class: "muted" }, "step "), steps.length ? `${c.step} of ${steps.length}` : String(c.step)),
       c.stable && c.canary ? h("span", {}, h("span", { class: "muted" }, "stable "), c.stable, h("span", { class: "muted" }, " canary "), c.canary) : null,
-      h("span", {}, h("span", { class: "muted" }, "weights "), weights(c.weights)),
+      h("span", { id: "canary-weights", title: "every destination of the route's last rule, as served: its share of the traffic" }, h("span", { class: "muted" }, "traffic "), weights(shares(c, rule))),
       action("promote", "Promote", "primary", `Promote ${c.namespace}/${c.name}: send 100% to the canary and end the rollout?`),
       action("abort", "Abort", "danger", `Abort ${c.namespace}/${c.name}: send 100% back to stable?`),
       action("pause", "Pause"),
@@ -175,17 +228,26 @@ function detail(c: Canary, reload: () => void): HTMLElement {
       ? h(
           "div",
           { class: "timeline", "aria-label": "Steps" },
-          steps.map((w, i) => h("span", { class: `step ${i + 1 < c.step || (i + 1 === c.step && c.state === "succeeded") ? "done" : i + 1 === c.step ? (done ? "failed" : "current") : ""}`, title: `step ${i + 1}` }, `${w}%`)),
+          steps.map((w, i) =>
+            h(
+              "span",
+              {
+                class: `step ${i + 1 < c.step || (i + 1 === c.step && c.state === "succeeded") ? "done" : i + 1 === c.step ? (done ? "failed" : "current") : ""}`,
+                title: `step ${i + 1}: ${w}% of what ${c.stable ?? "stable"} and ${c.canary ?? "canary"} hold together, ${pctOf(stepShare(c, rule, w))} of the route's traffic`,
+              },
+              pctOf(stepShare(c, rule, w)),
+            ),
+          ),
         )
       : null,
     c.message ? h("p", { id: "canary-message" }, c.message) : null,
     !done && c.nextEvaluationAt ? h("p", { class: "muted" }, `next evaluation ${dateTime(new Date(c.nextEvaluationAt))}`, c.inconclusive ? ` · ${c.inconclusive} inconclusive interval(s) in a row` : "") : null,
     h("h2", {}, `Decisions (${decisions.length})`),
-    decisions.length === 0 ? empty("No decision yet: the first comes after one interval.") : decisions.map(decisionCard),
+    decisions.length === 0 ? empty("No decision yet: the first comes after one interval.") : decisions.map((d) => decisionCard(d, c, rule)),
   );
 }
 
-function decisionCard(d: Decision): HTMLElement {
+function decisionCard(d: Decision, c: Canary, rule: RuleWeights | undefined): HTMLElement {
   return h(
     "div",
     { class: `card decision ${d.verdict}` },
@@ -195,7 +257,7 @@ function decisionCard(d: Decision): HTMLElement {
       h("span", { class: `badge ${verdictClass[d.verdict] ?? ""}` }, d.verdict),
       h("span", {}, dateTime(new Date(d.at))),
       h("span", { class: "muted" }, `step ${d.step}`),
-      h("span", {}, `${weights(d.weightsBefore)} → ${weights(d.weightsAfter)}`),
+      h("span", {}, `${weights(shares(c, rule, d.weightsBefore))} → ${weights(shares(c, rule, d.weightsAfter))}`),
       h("span", { class: "muted" }, `${Math.round(d.requests)} requests${d.window ? ` in ${d.window}` : ""}`),
       d.by ? h("span", { class: "muted" }, `by ${d.by}`) : null,
     ),
