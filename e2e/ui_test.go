@@ -80,6 +80,21 @@ func TestUI(t *testing.T) {
 		}
 		b.shot(t, "graph-table")
 	})
+	t.Run("the table keeps the user's sort and focus across live updates", func(t *testing.T) {
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#edges-table button[data-focus="sort:err"]`)))
+		pollUI[bool](t, b, 5*time.Second, `document.querySelector("#edges-table th[aria-sort=descending] button")?.dataset.focus === "sort:err"`)
+		focus := pollUI[string](t, b, 5*time.Second, `(() => { const el = document.querySelector("#edges-table tbody tr:nth-child(2) button"); el.focus(); return el.dataset.focus; })()`)
+		n := pollUI[int](t, b, 5*time.Second, `+document.querySelector("#graph-cy").dataset.updates`)
+		pollUI[bool](t, b, 60*time.Second, fmt.Sprintf(`+document.querySelector("#graph-cy").dataset.updates >= %d`, n+2))
+		if got := pollUI[string](t, b, 5*time.Second, `document.querySelector("#edges-table th:not([aria-sort=none]) button")?.dataset.focus ?? "none"`); got != "sort:err" {
+			t.Errorf("after two updates the edges are sorted by %s, want the user's sort:err", got)
+		}
+		if got := pollUI[string](t, b, 5*time.Second, `document.activeElement?.dataset.focus ?? document.activeElement?.tagName`); got != focus {
+			t.Errorf("after two updates the focus is on %s, want %s", got, focus)
+		}
+		// Back to the busiest edges first, for the next test.
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#edges-table button[data-focus="sort:rps"]`)))
+	})
 	t.Run("an edge's side panel charts its traffic and shows the PromQL", func(t *testing.T) {
 		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#edges-table tbody tr:first-child button`)))
 		pollUI[bool](t, b, 20*time.Second, `document.querySelectorAll("#graph-side .uplot").length >= 1`)

@@ -32,6 +32,21 @@ export function append(el: Element, children: (Child | Child[])[]): void {
   }
 }
 
+/**
+ * keepPlace runs redraw, which replaces what container holds, and gives the
+ * user their place back: focus returns to the element with the same
+ * data-focus key, and the window's and container's scroll stay.
+ */
+export function keepPlace(container: HTMLElement, redraw: () => void): void {
+  const active = document.activeElement instanceof HTMLElement ? document.activeElement : null;
+  const key = active && container.contains(active) ? active.dataset.focus : undefined;
+  const [x, y, top] = [window.scrollX, window.scrollY, container.scrollTop];
+  redraw();
+  if (key) container.querySelector<HTMLElement>(`[data-focus="${CSS.escape(key)}"]`)?.focus({ preventScroll: true });
+  container.scrollTop = top;
+  window.scrollTo(x, y);
+}
+
 /** clear removes every child of el. */
 export function clear(el: Element): void {
   el.replaceChildren();

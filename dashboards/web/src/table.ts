@@ -1,5 +1,5 @@
 // A sortable data table: header buttons sort, aria-sort tells which way.
-import { h } from "./dom";
+import { h, keepPlace } from "./dom";
 
 export interface Column<T> {
   key: string;
@@ -23,7 +23,8 @@ export function sortableTable<T>(rows: T[], cols: Column<T>[], o: TableOpts<T> =
   let key = o.sortKey ?? cols[0].key;
   let desc = o.desc ?? false;
   const table = h("table", { class: "data", id: o.id });
-  const draw = () => {
+  const draw = () => keepPlace(table, drawRows);
+  const drawRows = () => {
     const col = cols.find((c) => c.key === key) ?? cols[0];
     const sorted = [...rows].sort((a, b) => {
       const x = col.value(a);
@@ -42,6 +43,7 @@ export function sortableTable<T>(rows: T[], cols: Column<T>[], o: TableOpts<T> =
             "button",
             {
               type: "button",
+              "data-focus": `sort:${c.key}`,
               onclick: () => {
                 desc = c.key === key ? !desc : !!c.num;
                 key = c.key;
@@ -64,6 +66,6 @@ export function sortableTable<T>(rows: T[], cols: Column<T>[], o: TableOpts<T> =
     );
     table.replaceChildren(...(o.caption ? [h("caption", { class: "muted" }, o.caption)] : []), h("thead", {}, head), h("tbody", {}, body));
   };
-  draw();
+  drawRows();
   return table;
 }

@@ -2,7 +2,7 @@
 // its decisions with each gate's query, value and threshold, and the
 // promote/abort/pause/resume actions (asking for the API token when needed).
 import { getJSON, postJSON, HTTPError } from "../api";
-import { h, loading, errorBox, empty, unavailable } from "../dom";
+import { h, loading, errorBox, empty, keepPlace, unavailable } from "../dom";
 import { dateTime, num } from "../format";
 import type { Ctx } from "../router";
 import { href } from "../state";
@@ -119,6 +119,7 @@ export function canariesView(ctx: Ctx): () => void {
   const body = h("div", { id: "canaries" }, loading(one ? "the canary" : "canaries"));
   if (one) root.append(h("p", {}, h("a", { href: "/canaries" }, "← All canaries")));
   root.append(h("h1", {}, one ? `Canary ${one.ns}/${one.name}` : "Canaries"), body);
+  const note: Note = { el: null };
   const load = async () => {
     try {
       if (one) {
@@ -126,10 +127,11 @@ export function canariesView(ctx: Ctx): () => void {
           getJSON<Canary>(`/api/canaries/${encodeURIComponent(one.ns)}/${encodeURIComponent(one.name)}`, signal),
           routeRules(signal),
         ]);
-        body.replaceChildren(detail(c, rules.get(`${c.namespace}/${c.route}`), load));
+        // A refresh keeps focus, scroll and the last action's message.
+        keepPlace(body, () => body.replaceChildren(detail(c, rules.get(`${c.namespace}/${c.route}`), note, load)));
       } else {
         const [r, rules] = await Promise.all([getJSON<{ canaries: Canary[] | null }>("/api/canaries", signal), routeRules(signal)]);
-        body.replaceChildren(list(r.canaries ?? [], rules));
+        keepPlace(body, () => body.replaceChildren(list(r.canaries ?? [], rules)));
       }
     } catch (err) {
       if (signal.aborted) return;
@@ -180,11 +182,16 @@ function latest(c: Canary): Decision | undefined {
   return [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at))[0];
 }
 
-function detail(c: Canary, rule: RuleWeights | undefined, reload: () => void): HTMLElement {
+/** Note is the last action's outcome, shown until the next action. */
+interface Note {
+  el: HTMLElement | null;
+}
+
+function detail(c: Canary, rule: RuleWeights | undefined, note: Note, reload: () => void): HTMLElement {
   const steps = c.steps ?? [];
   const decisions = [...(c.decisions ?? [])].sort((a, b) => Date.parse(b.at) - Date.parse(a.at));
   const done = c.state === "succeeded" || c.state === "rolled-back" || c.state === "aborted";
-  const msg = h("span", { role: "status", class: "muted" });
+  const msg = note.el ?? h("span", { role: "status", class: "muted" });
   const action = (name: string, label: string, cls = "", confirmText = "") =>
     h(
       "button",
@@ -192,17 +199,21 @@ function detail(c: Canary, rule: RuleWeights | undefined, reload: () => void): H
         type: "button",
         class: cls,
         "data-action": name,
+        "data-focus": `action:${name}`,
         disabled: done || (name === "pause" && c.state === "paused") || (name === "resume" && c.state !== "paused"),
         onclick: async () => {
           if (confirmText && !confirm(confirmText)) return;
-          msg.textContent = `${label}…`;
+          const shown = note.el ?? msg;
+          const status = h("span", { role: "status", class: "muted" }, `${label}…`);
+          shown.replaceWith(status);
+          note.el = status;
           try {
             await act(c, name);
-            msg.textContent = `${label}: done`;
+            status.textContent = `${label}: done`;
             reload();
           } catch (err) {
-            msg.textContent = "";
-            msg.replaceWith(errorBox(err));
+            note.el = errorBox(err);
+            status.replaceWith(note.el);
           }
         },
       },

@@ -2,13 +2,13 @@
 // graphdraw.ts), its type, namespace and window selectors, a sortable table
 // one click away and a side panel per node or edge.
 import { promList } from "../api";
-import { h, errorBox, loading, empty } from "../dom";
+import { h, errorBox, loading, empty, keepPlace } from "../dom";
 import { time } from "../format";
 import { readGraph, type KGraph, type Model } from "../graphmodel";
 import { param, setParams, durations } from "../state";
 import type { Ctx } from "../router";
 import { sidePanel } from "./graphpanel";
-import { graphTables } from "./graphtable";
+import { defaultTableState, graphTables } from "./graphtable";
 import { bigGraph, GraphCanvas, healthColor } from "./graphdraw";
 
 const graphTypes: [string, string][] = [
@@ -107,13 +107,16 @@ export function graphView(ctx: Ctx): () => void {
     if (wasHidden) cy.resize();
   }
 
+  const tableState = defaultTableState();
   function drawTable() {
     if (st.view !== "table") return;
     if (!model) {
       tableEl.replaceChildren(loading("the graph"));
       return;
     }
-    tableEl.replaceChildren(graphTables(model, st.sel, select));
+    const m = model;
+    // A live update keeps the user's sort, focus and scroll.
+    keepPlace(tableEl, () => tableEl.replaceChildren(graphTables(m, st.sel, select, tableState)));
   }
 
   function update(g: KGraph) {

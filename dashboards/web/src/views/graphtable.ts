@@ -6,10 +6,24 @@ import { sortableTable } from "../table";
 
 const badge = (s: string) => h("span", { class: `badge health-${s}` }, s || "–");
 
+/** TableSort is a table's sort, kept across the live updates. */
+export interface TableSort {
+  key: string;
+  desc: boolean;
+}
+
+/** GraphTableState is what the user chose in the tables, kept across updates. */
+export interface GraphTableState {
+  edges: TableSort;
+  nodes: TableSort;
+}
+
+export const defaultTableState = (): GraphTableState => ({ edges: { key: "rps", desc: true }, nodes: { key: "label", desc: false } });
+
 /** graphTables lists edges then nodes; a name button opens the side panel. */
-export function graphTables(m: Model, sel: string, select: (id: string) => void): HTMLElement {
+export function graphTables(m: Model, sel: string, select: (id: string) => void, st: GraphTableState = defaultTableState()): HTMLElement {
   const pick = (id: string, label: string) =>
-    h("button", { type: "button", class: "linklike", "aria-pressed": String(id === sel), onclick: () => select(id) }, label);
+    h("button", { type: "button", class: "linklike", "aria-pressed": String(id === sel), "data-focus": `pick:${id}`, onclick: () => select(id) }, label);
   const edges = sortableTable<EdgeRow>(
     m.edges,
     [
@@ -21,7 +35,13 @@ export function graphTables(m: Model, sel: string, select: (id: string) => void)
       { key: "p95", title: "p95", value: (e) => e.p95, render: (e) => ms(e.p95), num: true },
       { key: "health", title: "Health", value: (e) => e.health, render: (e) => badge(e.health) },
     ],
-    { id: "edges-table", sortKey: "rps", desc: true, rowClass: (e) => (e.health === "Failure" ? "bad" : "") },
+    {
+      id: "edges-table",
+      sortKey: st.edges.key,
+      desc: st.edges.desc,
+      onSort: (key, desc) => (st.edges = { key, desc }),
+      rowClass: (e) => (e.health === "Failure" ? "bad" : ""),
+    },
   );
   const nodes = sortableTable<NodeRow>(
     m.nodes.filter((n) => !n.box),
@@ -33,7 +53,7 @@ export function graphTables(m: Model, sel: string, select: (id: string) => void)
       { key: "out", title: "Out (rps)", value: (n) => n.rpsOut, render: (n) => rate(n.rpsOut), num: true },
       { key: "health", title: "Health", value: (n) => n.health, render: (n) => badge(n.health) },
     ],
-    { id: "nodes-table", sortKey: "label" },
+    { id: "nodes-table", sortKey: st.nodes.key, desc: st.nodes.desc, onSort: (key, desc) => (st.nodes = { key, desc }) },
   );
   return h("div", {}, h("h2", {}, `Edges (${m.edges.length})`), edges, h("h2", {}, `Nodes (${nodes.tBodies[0]?.rows.length ?? 0})`), nodes);
 }
