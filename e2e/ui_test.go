@@ -80,6 +80,48 @@ func TestUI(t *testing.T) {
 		}
 		b.shot(t, "graph-table")
 	})
+	t.Run("the table shows each edge's mTLS and share as the API does", func(t *testing.T) {
+		// Columns: From, To, Protocol, Requests/s, Share, Errors, p95, mTLS.
+		row := pollUI[[]string](t, b, 60*time.Second, `(() => {
+			const tr = [...document.querySelectorAll("#edges-table tbody tr")].find(tr => tr.cells[0].textContent === "productpage v1" && tr.cells[1].textContent === "details v1");
+			const cells = tr ? [...tr.cells].map(c => c.textContent) : null;
+			return cells && cells[7] === "🔒 100%" ? cells : null;
+		})()`)
+		var g struct {
+			Elements struct {
+				Nodes []struct {
+					Data struct{ ID, App, Version string } `json:"data"`
+				} `json:"nodes"`
+				Edges []struct {
+					Data struct {
+						Source, Target string
+						IsMTLS         string `json:"isMTLS"`
+						Traffic        struct {
+							Rates map[string]string `json:"rates"`
+						} `json:"traffic"`
+					} `json:"data"`
+				} `json:"edges"`
+			} `json:"elements"`
+		}
+		gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=versionedApp&duration=1m", &g)
+		id := map[string]string{}
+		for _, n := range g.Elements.Nodes {
+			id[n.Data.App+" "+n.Data.Version] = n.Data.ID
+		}
+		for _, e := range g.Elements.Edges {
+			if e.Data.Source != id["productpage v1"] || e.Data.Target != id["details v1"] {
+				continue
+			}
+			var ui, api float64
+			fmt.Sscanf(row[4], "%f%%", &ui)
+			fmt.Sscanf(e.Data.Traffic.Rates["grpcPercentReq"], "%f", &api)
+			if e.Data.IsMTLS != "100" || ui < api-2 || ui > api+2 {
+				t.Errorf("table row %q; the API's edge: isMTLS %q, grpcPercentReq %q", row, e.Data.IsMTLS, e.Data.Traffic.Rates["grpcPercentReq"])
+			}
+			return
+		}
+		t.Fatalf("no productpage v1 -> details v1 edge in the API's graph")
+	})
 	t.Run("the table keeps the user's sort and focus across live updates", func(t *testing.T) {
 		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#edges-table button[data-focus="sort:err"]`)))
 		pollUI[bool](t, b, 5*time.Second, `document.querySelector("#edges-table th[aria-sort=descending] button")?.dataset.focus === "sort:err"`)
@@ -130,6 +172,13 @@ func TestUI(t *testing.T) {
 		})()`)
 		if got != "chart" {
 			t.Fatalf("the healthy productpage -> details edge's error chart shows %q, want a chart (of 0%%)", got)
+		}
+		// The security view: both ends' SPIFFE identities.
+		facts := pollUI[string](t, b, 10*time.Second, `document.querySelector("#graph-side .panel-facts")?.textContent ?? ""`)
+		for _, want := range []string{"mutual TLS100% of requests", "spiffe://cluster.local/ns/default/sa/productpage", "spiffe://cluster.local/ns/default/sa/details"} {
+			if !strings.Contains(facts, want) {
+				t.Errorf("the edge's facts %q lack %q", facts, want)
+			}
 		}
 	})
 	t.Run("a graph window opens a trace search over the same window", func(t *testing.T) {

@@ -27,6 +27,10 @@ export interface KEdge {
   responseTime?: string;
   throughput?: string;
   healthStatus?: string;
+  /** percent of the edge's requests over mutual TLS (securityPolicy appender) */
+  isMTLS?: string;
+  sourcePrincipal?: string;
+  destPrincipal?: string;
   traffic?: {
     protocol: string;
     rates?: Record<string, string>;
@@ -66,6 +70,10 @@ export interface EdgeRow {
   p95: number; // ms, NaN when unknown
   health: string;
   codes: { code: string; flag: string; pct: number }[];
+  /** percent of its requests over mutual TLS; NaN when unknown */
+  mtls: number;
+  /** percent of the source's requests (of this protocol) that take this edge */
+  share: number;
   raw: KEdge;
 }
 
@@ -156,6 +164,8 @@ export function readGraph(g: KGraph): Model {
       p95: num(e.responseTime),
       health: e.healthStatus ?? "",
       codes,
+      mtls: num(e.isMTLS),
+      share: num(rates[`${p}PercentReq`]),
       raw: e,
     });
   }

@@ -174,7 +174,8 @@ export class GraphCanvas {
 }
 
 function edgeLabel(e: EdgeRow): string {
-  const parts = [`${rate(e.rps)} rps`];
+  // Kiali's security view: a lock on mutual-TLS edges, the share when partial.
+  const parts = [`${e.mtls >= 100 ? "🔒 " : e.mtls > 0 ? `mTLS ${Math.round(e.mtls)}% · ` : ""}${rate(e.rps)} rps`];
   if (e.protocol !== "tcp") parts.push(pct(e.errPct));
   if (isFinite(e.p95)) parts.push(ms(e.p95));
   return parts.join(" · ");

@@ -68,8 +68,12 @@ function edgeFacts(e: EdgeRow): Node[] {
     kv([
       ["health", e.health || "–"],
       ["requests", `${rate(e.rps)} rps`],
+      ["share", isFinite(e.share) ? `${pct(e.share)} of ${e.source.label}'s ${e.protocol} requests` : "–"],
       ["errors", pct(e.errPct)],
       ["p95 latency", isFinite(e.p95) ? ms(e.p95) : "–"],
+      ["mutual TLS", isFinite(e.mtls) ? `${pct(e.mtls)} of requests` : "–"],
+      ["source principal", e.raw.sourcePrincipal || "–"],
+      ["destination principal", e.raw.destPrincipal || "–"],
     ]),
   ];
   if (e.codes.length) {
