@@ -417,6 +417,35 @@ func TestUI(t *testing.T) {
 		}
 		b.shot(t, "canary")
 	})
+	t.Run("the SLO page shows the version burn the canary's gate saw, the thresholds and the canary", func(t *testing.T) {
+		b.open(t, "/slos")
+		card := `document.querySelector('article.slo[data-slo="default/reviews-availability"]')`
+		pollUI[bool](t, b, 30*time.Second, card+`?.querySelector('.slo-canaries a[href="/canaries/default/reviews"]') !== null`)
+		if th := pollUI[string](t, b, 5*time.Second, card+`.querySelector(".slo-thresholds")?.textContent ?? ""`); !strings.Contains(th, "page 14.4× over 1h and 5m") {
+			t.Errorf("thresholds %q", th)
+		}
+		ui := pollUI[string](t, b, 30*time.Second, card+`.querySelector('.slo-versions tr[data-version="v3"] td')?.textContent ?? ""`)
+		var a struct {
+			SLOs []struct {
+				Name             string
+				VersionBurnRates map[string]map[string]float64
+			}
+		}
+		gm.getJSON(t, "/api/slos?namespace=default", &a)
+		for _, s := range a.SLOs {
+			if s.Name != "reviews-availability" {
+				continue
+			}
+			var shown float64
+			fmt.Sscanf(ui, "%f×", &shown)
+			api := s.VersionBurnRates["v3"]["5m"]
+			if shown < api*0.95-0.02 || shown > api*1.05+0.02 || api <= 0 {
+				t.Errorf("v3's 5m burn: the page shows %q, the API answers %v", ui, api)
+			}
+			return
+		}
+		t.Fatal("no reviews-availability in /api/slos")
+	})
 	b.checkErrors(t)
 }
 

@@ -105,7 +105,21 @@ type Status struct {
 	ErrorBudgetRemaining *float64 `json:"errorBudgetRemaining"`
 	// BurnRates is SLI over the allowed error ratio, per window.
 	BurnRates map[string]float64 `json:"burnRates"`
-	Alerts    []AlertStatus      `json:"alerts"`
+	// VersionBurnRates is each destination_version's own burn rate per
+	// window ("5m" ... "6h"): what a canary's SLO gate judges.
+	VersionBurnRates map[string]map[string]float64 `json:"versionBurnRates"`
+	// Thresholds are the alerts' burn-rate thresholds, each with the two
+	// windows that must both exceed it, scaled to the SLO's window.
+	Thresholds []Threshold   `json:"thresholds"`
+	Alerts     []AlertStatus `json:"alerts"`
+}
+
+// Threshold is one window pair of a burn-rate alert.
+type Threshold struct {
+	Severity string  `json:"severity"` // page or ticket
+	BurnRate float64 `json:"burnRate"`
+	Long     string  `json:"long"`
+	Short    string  `json:"short"`
 }
 
 // AlertStatus is one of an SLO's burn-rate alerts.
@@ -116,7 +130,7 @@ type AlertStatus struct {
 }
 
 // statusQuery selects every series Status reads, for all SLOs at once.
-var statusQuery = fmt.Sprintf(`{__name__=~"%s.+|%s"}`, SLIErrorMetric, PeriodBudgetRemainingMetric)
+var statusQuery = fmt.Sprintf(`{__name__=~"%s.+|%s.+|%s"}`, SLIErrorMetric, SLIErrorByVersionMetric, PeriodBudgetRemainingMetric)
 
 // Statuses returns the state of the SLOs in namespaces (all when none is
 // given), ordered by namespace and name.
@@ -159,7 +173,8 @@ func status(s *model.SLO, series []labelsValue, alerts []AlertStatus) Status {
 	st := Status{
 		Namespace: s.Namespace, Name: s.Name, Service: s.Spec.Service,
 		Indicator: indicatorKind(s), Objective: s.Spec.Objective, Window: promDuration(sloWindow(s)),
-		SLI: map[string]float64{}, BurnRates: map[string]float64{}, Alerts: alerts,
+		SLI: map[string]float64{}, BurnRates: map[string]float64{}, VersionBurnRates: map[string]map[string]float64{},
+		Thresholds: thresholds(s), Alerts: alerts,
 	}
 	if st.Alerts == nil {
 		st.Alerts = []AlertStatus{}
@@ -172,6 +187,17 @@ func status(s *model.SLO, series []labelsValue, alerts []AlertStatus) Status {
 			if st.ErrorBudgetRemaining == nil || v < *st.ErrorBudgetRemaining {
 				st.ErrorBudgetRemaining = &v
 			}
+		case strings.HasPrefix(name, SLIErrorByVersionMetric):
+			version, w := x.metric.Get("destination_version"), x.metric.Get(labelWindow)
+			if version == "" || w == "" {
+				continue
+			}
+			if st.VersionBurnRates[version] == nil {
+				st.VersionBurnRates[version] = map[string]float64{}
+			}
+			if prev, ok := st.VersionBurnRates[version][w]; !ok || x.value/allowed > prev {
+				st.VersionBurnRates[version][w] = x.value / allowed
+			}
 		case strings.HasPrefix(name, SLIErrorMetric):
 			w := x.metric.Get(labelWindow)
 			if prev, ok := st.SLI[w]; ok && prev >= x.value {
@@ -182,6 +208,17 @@ func status(s *model.SLO, series []labelsValue, alerts []AlertStatus) Status {
 		}
 	}
 	return st
+}
+
+// thresholds are s's alert window pairs with their burn rates.
+func thresholds(s *model.SLO) []Threshold {
+	period := sloWindow(s)
+	out := make([]Threshold, 0, len(alertWindows))
+	for _, w := range alertWindows {
+		out = append(out, Threshold{Severity: w.severity, BurnRate: round12(burnFactor(period, w.budgetPercent, w.long)),
+			Long: promDuration(w.long), Short: promDuration(w.short)})
+	}
+	return out
 }
 
 // alerts returns the SLO alerting rules in effect by sloth_id.

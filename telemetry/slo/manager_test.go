@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -41,15 +42,17 @@ func (e *env) newRules(t *testing.T) *ruler.Ruler {
 
 type slosAnswer struct {
 	SLOs []struct {
-		Namespace            string             `json:"namespace"`
-		Name                 string             `json:"name"`
-		Service              string             `json:"service"`
-		Objective            float64            `json:"objective"`
-		Window               string             `json:"window"`
-		SLI                  map[string]float64 `json:"sli"`
-		ErrorBudgetRemaining *float64           `json:"errorBudgetRemaining"`
-		BurnRates            map[string]float64 `json:"burnRates"`
-		Alerts               []AlertStatus      `json:"alerts"`
+		Namespace            string                        `json:"namespace"`
+		Name                 string                        `json:"name"`
+		Service              string                        `json:"service"`
+		Objective            float64                       `json:"objective"`
+		Window               string                        `json:"window"`
+		SLI                  map[string]float64            `json:"sli"`
+		ErrorBudgetRemaining *float64                      `json:"errorBudgetRemaining"`
+		BurnRates            map[string]float64            `json:"burnRates"`
+		VersionBurnRates     map[string]map[string]float64 `json:"versionBurnRates"`
+		Thresholds           []Threshold                   `json:"thresholds"`
+		Alerts               []AlertStatus                 `json:"alerts"`
 	} `json:"slos"`
 }
 
@@ -127,6 +130,16 @@ func TestManagerServesSLOs(t *testing.T) {
 			if !near(s.SLI[w], 0.1) || !near(s.BurnRates[w], 100) {
 				t.Errorf("window %s: SLI %v burn rate %v, want 0.1 and 100", w, s.SLI[w], s.BurnRates[w])
 			}
+		}
+		// What a canary's gate judges: the version's own burn.
+		for _, w := range []string{"5m", "30m", "1h", "2h", "6h"} {
+			if !near(s.VersionBurnRates["v1"][w], 100) {
+				t.Errorf("v1's burn rate over %s = %v, want 100 (%v)", w, s.VersionBurnRates["v1"][w], s.VersionBurnRates)
+			}
+		}
+		wantT := []Threshold{{"page", 14.4, "1h", "5m"}, {"page", 6, "6h", "30m"}, {"ticket", 3, "1d", "2h"}, {"ticket", 1, "3d", "6h"}}
+		if !slices.Equal(s.Thresholds, wantT) {
+			t.Errorf("thresholds = %+v, want %+v", s.Thresholds, wantT)
 		}
 		if !near(*s.ErrorBudgetRemaining, -99) {
 			t.Errorf("errorBudgetRemaining = %v, want -99", *s.ErrorBudgetRemaining)

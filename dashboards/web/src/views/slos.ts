@@ -2,7 +2,7 @@
 // a chart of the SLI against the objective.
 import { getJSON, HTTPError, promRange, stepFor, type PromSample } from "../api";
 import { timeChart } from "../charts";
-import { h, loading, errorBox, empty, unavailable } from "../dom";
+import { h, loading, errorBox, empty, keepPlace, unavailable } from "../dom";
 import type { Ctx } from "../router";
 import { durations, href, param, seconds, setParams } from "../state";
 
@@ -17,7 +17,19 @@ export interface SLO {
   sli: Record<string, number> | null;
   errorBudgetRemaining: number | null; // share of the budget left, below 0 overspent, null without data
   burnRates: Record<string, number> | null;
+  /** each version's own burn rate per window: what a canary's SLO gate judges */
+  versionBurnRates?: Record<string, Record<string, number>> | null;
+  /** the alerts' window pairs and the burn rate both must exceed */
+  thresholds?: { severity: string; burnRate: number; long: string; short: string }[] | null;
   alerts: { name: string; severity: string; state: string }[] | null;
+}
+
+/** CanaryRef is what the SLO page needs of /api/canaries: which canaries an SLO gates. */
+interface CanaryRef {
+  namespace: string;
+  name: string;
+  state: string;
+  decisions: { gates: { gate: string }[] | null }[] | null;
 }
 
 const byWindow = (a: string, b: string) => seconds(a) - seconds(b);
@@ -31,7 +43,10 @@ export function slosView({ root, signal }: Ctx): () => void {
   let charted = "";
   const load = async () => {
     try {
-      const r = await getJSON<{ slos: SLO[] | null }>("/api/slos", signal);
+      const [r, cs] = await Promise.all([
+        getJSON<{ slos: SLO[] | null }>("/api/slos", signal),
+        getJSON<{ canaries: CanaryRef[] | null }>("/api/canaries", signal).then((x) => x.canaries ?? [], () => [] as CanaryRef[]),
+      ]);
       const slos = r.slos ?? [];
       if (slos.length === 0) {
         list.replaceChildren(empty("No SLOs are defined. Add kind: SLO to the mesh config."));
@@ -40,7 +55,7 @@ export function slosView({ root, signal }: Ctx): () => void {
       const key = slos.map((s) => `${s.namespace}/${s.name}`).join(",") + range;
       const charts = new Map<string, HTMLElement>();
       if (key === charted) list.querySelectorAll<HTMLElement>(".slo-chart").forEach((c) => charts.set(c.dataset.slo!, c));
-      list.replaceChildren(...slos.map((s) => card(s, charts.get(`${s.namespace}/${s.name}`))));
+      keepPlace(list, () => list.replaceChildren(...slos.map((s) => card(s, gated(s, cs), charts.get(`${s.namespace}/${s.name}`)))));
       if (key !== charted) {
         charted = key;
         for (const s of slos) drawChart(list.querySelector<HTMLElement>(`.slo-chart[data-slo="${s.namespace}/${s.name}"]`)!, s, range, signal);
@@ -62,7 +77,16 @@ export function slosView({ root, signal }: Ctx): () => void {
   return () => clearInterval(timer);
 }
 
-function card(s: SLO, chart?: HTMLElement): HTMLElement {
+/** gated lists the canaries whose gates judged s (their decisions name "slo <name>"). */
+function gated(s: SLO, cs: CanaryRef[]): CanaryRef[] {
+  return cs.filter((c) => c.namespace === s.namespace && (c.decisions ?? []).some((d) => (d.gates ?? []).some((g) => g.gate === `slo ${s.name}`)));
+}
+
+const burnCell = (b: number | undefined, threshold?: number) =>
+  h("td", { class: "num", style: b !== undefined && b >= (threshold ?? 1) ? "color:var(--bad);font-weight:600" : "" }, b === undefined ? "–" : `${b.toFixed(2)}×`);
+
+function card(s: SLO, canaries: CanaryRef[], chart?: HTMLElement): HTMLElement {
+  const page = (s.thresholds ?? []).find((t) => t.severity === "page");
   const budget = s.errorBudgetRemaining ?? NaN;
   const firing = (s.alerts ?? []).filter((a) => a.state === "firing");
   const budgetColor = isNaN(budget) ? "var(--muted)" : budget < 0.1 ? "var(--bad)" : budget < 0.5 ? "var(--warn)" : "var(--ok)";
@@ -103,18 +127,54 @@ function card(s: SLO, chart?: HTMLElement): HTMLElement {
               "tr",
               {},
               h("th", { scope: "row" }, "burn rate"),
-              windows.map((w) => {
-                const b = s.burnRates?.[w];
-                return h("td", { class: "num", style: b !== undefined && b >= 1 ? "color:var(--bad);font-weight:600" : "" }, b === undefined ? "–" : `${b.toFixed(2)}×`);
-              }),
+              windows.map((w) => burnCell(s.burnRates?.[w])),
             ),
           ),
+        )
+      : null,
+    versionTable(s, page?.burnRate),
+    (s.thresholds ?? []).length
+      ? h(
+          "div",
+          { class: "muted slo-thresholds" },
+          "alerts fire when both windows burn faster than: ",
+          (s.thresholds ?? []).map((t) => `${t.severity} ${t.burnRate}× over ${t.long} and ${t.short}`).join(" · "),
         )
       : null,
     (s.alerts ?? []).length
       ? h("div", { class: "muted" }, "alerts: ", (s.alerts ?? []).map((a) => `${a.name} (${a.severity}) ${a.state}`).join(" · "))
       : null,
+    canaries.length
+      ? h(
+          "div",
+          { class: "slo-canaries" },
+          "gates the canaries ",
+          canaries.flatMap((c, i) => [i ? ", " : "", h("a", { href: `/canaries/${c.namespace}/${c.name}` }, `${c.namespace}/${c.name}`), ` (${c.state})`]),
+        )
+      : null,
     chart ?? h("div", { class: "slo-chart chart", "data-slo": `${s.namespace}/${s.name}` }),
+  );
+}
+
+/**
+ * versionTable shows each version's own burn rate, which is what a
+ * canary's SLO gate holds to the page threshold: a version can burn while
+ * the service as a whole does not.
+ */
+function versionTable(s: SLO, pageBurn?: number): HTMLElement | null {
+  const versions = Object.keys(s.versionBurnRates ?? {}).sort();
+  if (versions.length === 0) return null;
+  const windows = [...new Set(versions.flatMap((v) => Object.keys(s.versionBurnRates![v])))].sort(byWindow);
+  return h(
+    "table",
+    { class: "data slo-versions", style: "width:auto" },
+    h("caption", { class: "muted" }, `burn rate by version${pageBurn ? ` (a canary's gate fails above the page threshold, ${pageBurn}×)` : ""}`),
+    h("thead", {}, h("tr", {}, h("th", {}, "version"), windows.map((w) => h("th", { class: "num" }, w)))),
+    h(
+      "tbody",
+      {},
+      versions.map((v) => h("tr", { "data-version": v }, h("th", { scope: "row" }, v), windows.map((w) => burnCell(s.versionBurnRates![v][w], pageBurn)))),
+    ),
   );
 }
 
