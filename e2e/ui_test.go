@@ -48,6 +48,24 @@ func TestUI(t *testing.T) {
 		pollUI[bool](t, b, 20*time.Second, `+document.querySelector("#graph-cy").dataset.updates >= 2`)
 		b.shot(t, "graph")
 	})
+	t.Run("the graph pauses and resumes, and its refresh can be set", func(t *testing.T) {
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#graph-pause`)))
+		n := pollUI[int](t, b, 5*time.Second, `+document.querySelector("#graph-cy").dataset.updates`)
+		time.Sleep(11 * time.Second) // two refreshes
+		if got := pollUI[int](t, b, 5*time.Second, `+document.querySelector("#graph-cy").dataset.updates`); got != n {
+			t.Errorf("the paused graph was redrawn %d times", got-n)
+		}
+		if state := pollUI[string](t, b, 5*time.Second, `document.querySelector("#graph-live").textContent`); !strings.HasPrefix(state, "paused") {
+			t.Errorf("the paused graph says %q", state)
+		}
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#graph-pause`)))
+		pollUI[bool](t, b, 20*time.Second, fmt.Sprintf(`+document.querySelector("#graph-cy").dataset.updates > %d`, n))
+		pollUI[bool](t, b, 5*time.Second, `(() => { const s = document.querySelector("#graph-refresh"); s.value = "10s"; s.dispatchEvent(new Event("change")); return true; })()`)
+		if loc := b.location(t); !strings.Contains(loc, "refresh=10s") {
+			t.Errorf("the URL does not keep the refresh: %s", loc)
+		}
+		pollUI[bool](t, b, 30*time.Second, `document.querySelector("#graph-live").textContent.startsWith("live · updated")`)
+	})
 	t.Run("the graph's nodes can be reached and opened by keyboard", func(t *testing.T) {
 		b.do(t, 10*time.Second, chromedp.Focus(chromedp.CSS(`#graph-cy`)))
 		// Two steps from the start, so the order is not only a first pick.

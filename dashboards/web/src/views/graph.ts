@@ -18,6 +18,9 @@ const graphTypes: [string, string][] = [
   ["service", "Service"],
 ];
 
+/** refreshes are the stream's refresh intervals the page offers. */
+const refreshes = ["5s", "10s", "30s", "1m"];
+
 /** graphView is the Graph page. */
 export function graphView(ctx: Ctx): () => void {
   const { root, signal } = ctx;
@@ -28,7 +31,9 @@ export function graphView(ctx: Ctx): () => void {
     dur: param("dur", "10m"),
     view: param("view", "graph"),
     sel: param("sel"),
+    refresh: param("refresh", "5s"),
   };
+  let paused = false;
 
   const nsSelect = h("select", { id: "graph-ns", "aria-label": "Namespace" }, h("option", { value: st.ns }, st.ns));
   const typeSelect = h(
@@ -40,7 +45,21 @@ export function graphView(ctx: Ctx): () => void {
   const viewButtons = (["graph", "table"] as const).map((v) =>
     h("button", { type: "button", "aria-pressed": String(st.view === v), "data-view": v, onclick: () => setView(v) }, v === "graph" ? "Graph" : "Table"),
   );
-  const live = h("span", { class: "live", role: "status", "aria-live": "polite" }, "connecting…");
+  // The visible "updated" time changes every refresh: it is not a live
+  // region (screen readers would hear it every 5 s); state changes are.
+  const live = h("span", { class: "live", id: "graph-live" }, "connecting…");
+  const liveState = h("span", { class: "sr-only", role: "status", "aria-live": "polite" });
+  const setState = (cls: string, text: string) => {
+    live.className = cls;
+    live.textContent = text;
+    if (cls !== "live on") liveState.textContent = text;
+  };
+  const refreshSelect = h(
+    "select",
+    { id: "graph-refresh" },
+    refreshes.map((r) => h("option", { value: r, selected: r === st.refresh }, `every ${r}`)),
+  );
+  const pauseButton = h("button", { type: "button", id: "graph-pause", "aria-pressed": "false" }, "Pause");
   const toolbar = h(
     "div",
     { class: "toolbar" },
@@ -48,7 +67,10 @@ export function graphView(ctx: Ctx): () => void {
     h("label", {}, "Graph type", typeSelect),
     h("label", {}, "Traffic window", durSelect),
     h("div", { class: "seg", role: "group", "aria-label": "Display" }, viewButtons),
+    h("label", {}, "Refresh", refreshSelect),
+    pauseButton,
     live,
+    liveState,
   );
 
   const cyEl = h("div", { class: "cy", id: "graph-cy", role: "img", tabindex: 0, "aria-label": "Service graph (loading)", "aria-describedby": "graph-keys" });
@@ -120,6 +142,7 @@ export function graphView(ctx: Ctx): () => void {
   }
 
   function update(g: KGraph) {
+    if (paused) return; // the user studies what is drawn
     const m = readGraph(g);
     model = m;
     cy.draw(m, st.sel);
@@ -130,8 +153,7 @@ export function graphView(ctx: Ctx): () => void {
           ? h("div", { class: "state" }, `${m.nodes.length} nodes: edge labels are hidden; the `, h("button", { type: "button", class: "linklike", onclick: () => setView("table") }, "table"), " lists every number.")
           : "",
     );
-    live.className = "live on";
-    live.textContent = `live · updated ${time(new Date(g.timestamp * 1000))}`;
+    setState("live on", `live · updated ${time(new Date(g.timestamp * 1000))}`);
     drawTable();
     drawPanel(false);
   }
@@ -142,11 +164,10 @@ export function graphView(ctx: Ctx): () => void {
     cy.clear();
     overlay.replaceChildren(loading("the graph"));
     drawTable();
-    const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: "5s" });
+    const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: st.refresh });
     if (st.type === "service") p.set("injectServiceNodes", "true");
     es = new EventSource(`/api/graph/stream?${p}`);
-    live.className = "live";
-    live.textContent = "connecting…";
+    setState("live", "connecting…");
     es.addEventListener("graph", (e) => {
       try {
         update(JSON.parse((e as MessageEvent).data));
@@ -161,8 +182,7 @@ export function graphView(ctx: Ctx): () => void {
         overlay.replaceChildren(errorBox(new Error(String(msg)), connect));
         return;
       }
-      live.className = "live off";
-      live.textContent = es?.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…";
+      setState("live off", es?.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
       if (es?.readyState === EventSource.CLOSED) overlay.replaceChildren(errorBox(new Error("the graph stream closed"), connect));
     });
   }
@@ -177,6 +197,18 @@ export function graphView(ctx: Ctx): () => void {
     setParams({ type: st.type, sel: null });
     st.sel = "";
     connect();
+  });
+  refreshSelect.addEventListener("change", () => {
+    st.refresh = refreshSelect.value;
+    setParams({ refresh: st.refresh === "5s" ? null : st.refresh });
+    connect();
+  });
+  pauseButton.addEventListener("click", () => {
+    paused = !paused;
+    pauseButton.setAttribute("aria-pressed", String(paused));
+    pauseButton.textContent = paused ? "Resume" : "Pause";
+    if (paused) setState("live paused", "paused: updates resume on Resume");
+    else setState("live", "resuming…");
   });
   durSelect.addEventListener("change", () => {
     st.dur = durSelect.value;
