@@ -282,6 +282,17 @@ func TestUI(t *testing.T) {
 			t.Fatalf("rows %q", rows)
 		}
 		b.shot(t, "metrics")
+		// A range result lists each sample on its own line.
+		b.open(t, "/query?q="+url.QueryEscape(`istio_requests_total{reporter="source"}[30s]`))
+		n := pollUI[int](t, b, 20*time.Second, `document.querySelectorAll("#promql-table tbody tr:first-child ul.samples li").length`)
+		if n < 2 {
+			t.Errorf("the range result's first series shows %d sample lines", n)
+		}
+		// Health is said in the graph's legend by a mark too, not colour alone.
+		b.open(t, "/graph?ns=default&type=versionedApp&dur=1m")
+		if legend := pollUI[string](t, b, 20*time.Second, `document.querySelector(".legend")?.textContent ?? ""`); !strings.Contains(legend, "Failure ✖") || !strings.Contains(legend, "Degraded ⚠") {
+			t.Errorf("legend %q", legend)
+		}
 	})
 	t.Run("the proxies page lists every xDS client", func(t *testing.T) {
 		b.open(t, "/proxies")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -181,6 +182,10 @@ func newDemoAppCmd() *cobra.Command {
 	return cmd
 }
 
+// freePorts finds n free ports for the demo's apps, below the kernel's
+// ephemeral range: the apps bind them after the ports are freed here, and a
+// port of that range could meanwhile become the local end of an outgoing
+// connection (a browser's, a client's), so that the app could never bind.
 func freePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
@@ -188,16 +193,38 @@ func freePorts(n int) ([]int, error) {
 			l.Close()
 		}
 	}()
+	low := ephemeralLow()
 	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+	for try := 0; len(ports) < n && try < 1000; try++ {
+		port := 0 // the kernel's pick, when no range below the ephemeral one
+		if low > 2048 {
+			port = 1024 + rand.IntN(low-1024)
+		}
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
 		if err != nil {
-			return nil, err
+			continue
 		}
 		ls = append(ls, l)
 		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
 	}
+	if len(ports) < n {
+		return nil, fmt.Errorf("no %d free ports for the demo apps", n)
+	}
 	return ports, nil
+}
+
+// ephemeralLow is the lowest port the kernel hands to outgoing connections
+// (Linux's ip_local_port_range), or 0 when unknown.
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	var lo, hi int
+	if _, err := fmt.Sscan(string(b), &lo, &hi); err != nil {
+		return 0
+	}
+	return lo
 }
 
 // dialAddr turns a listener address into one a local client can dial.

@@ -81,7 +81,7 @@ export function timeChart(el: HTMLElement, matrix: PromSample[], o: ChartOpts): 
     cursor: { drag: { x: true, y: false } },
     scales,
     hooks: marks.length ? { draw: [(u) => placeMarks(u, marks, links)] } : {},
-    axes: [{ size: 28 }, { size: 64, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
+    axes: [timeAxis, valueAxis(fmt)],
     series: [
       {},
       ...shown.map((s, i) => ({
@@ -122,6 +122,34 @@ export interface Point {
   id: string;
 }
 
+const pad2 = (n: number) => String(n).padStart(2, "0");
+
+/**
+ * timeAxis labels times in 24-hour form, as the rest of the UI writes them:
+ * HH:MM, with seconds when a tick falls inside a minute, and the date when
+ * the range spans days (uPlot's default writes ":30" or "1:05pm").
+ */
+const timeAxis: uPlot.Axis = {
+  size: 28,
+  values: (u, splits) => {
+    const span = (u.scales.x.max ?? 0) - (u.scales.x.min ?? 0);
+    const secs = splits.some((t) => t % 60 !== 0);
+    return splits.map((t) => {
+      const d = new Date(t * 1000);
+      const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}${secs ? `:${pad2(d.getSeconds())}` : ""}`;
+      return span > 86400 ? `${pad2(d.getMonth() + 1)}-${pad2(d.getDate())} ${hm}` : hm;
+    });
+  },
+};
+
+/** valueAxis is as wide as its longest label, so none is clipped. */
+function valueAxis(fmt: (v: number) => string): uPlot.Axis {
+  return {
+    values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))),
+    size: (_u, values) => Math.max(40, 14 + 7 * Math.max(0, ...(values ?? []).map((v) => String(v).length))),
+  };
+}
+
 /**
  * scatterChart draws points (time × value), errors in red; clicking a point
  * calls onPick with its id.
@@ -139,7 +167,7 @@ export function scatterChart(el: HTMLElement, points: Point[], o: ChartOpts & { 
       height: o.height ?? 180,
       scales: { x: { time: true } },
       cursor: { focus: { prox: 16 }, points: { size: 10 } },
-      axes: [{ size: 28 }, { size: 64, values: (_u, vals) => vals.map((v) => (v == null ? "" : fmt(v))) }],
+      axes: [timeAxis, valueAxis(fmt)],
       series: [
         {},
         { label: "traces", stroke: "#2563eb", paths: () => null, points: pts("#2563eb"), value: (_u, v) => (v == null ? "–" : fmt(v)) },

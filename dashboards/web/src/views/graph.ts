@@ -9,7 +9,7 @@ import { param, setParams, durations } from "../state";
 import type { Ctx } from "../router";
 import { sidePanel } from "./graphpanel";
 import { defaultTableState, graphTables } from "./graphtable";
-import { bigGraph, GraphCanvas, healthColor } from "./graphdraw";
+import { bigGraph, GraphCanvas, healthColor, healthMark } from "./graphdraw";
 
 const graphTypes: [string, string][] = [
   ["versionedApp", "Versioned app"],
@@ -79,7 +79,7 @@ export function graphView(ctx: Ctx): () => void {
   const legend = h(
     "div",
     { class: "legend" },
-    Object.entries(healthColor).map(([k, c]) => h("span", {}, h("span", { class: "dot", style: `background:${c}`, "aria-hidden": "true" }), k)),
+    Object.entries(healthColor).map(([k, c]) => h("span", {}, h("span", { class: "dot", style: `background:${c}`, "aria-hidden": "true" }), healthMark[k] ? `${k} ${healthMark[k]}` : k)),
     h("span", {}, "edge label: rps · errors · p95"),
     h("span", { id: "graph-keys" }, "keys: arrows move between nodes, Enter opens, Esc closes"),
     focusNote,

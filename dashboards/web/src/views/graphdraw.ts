@@ -14,6 +14,9 @@ export const bigGraph = 250;
 /** healthColor is Kiali's health status as a colour. */
 export const healthColor: Record<string, string> = { Healthy: "#16a34a", Degraded: "#d97706", Failure: "#dc2626" };
 
+/** healthMark says the health in the label too: colour alone is not enough. */
+export const healthMark: Record<string, string> = { Degraded: "⚠", Failure: "✖" };
+
 /** GraphCanvas is one cytoscape instance in el. */
 export class GraphCanvas {
   private cy: cytoscape.Core;
@@ -204,7 +207,7 @@ function elements(m: Model, flat: boolean): cytoscape.ElementDefinition[] {
         id: n.id,
         parent: flat ? undefined : n.raw.parent,
         name: n.label,
-        label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : ""),
+        label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : "") + (healthMark[n.health] ? ` ${healthMark[n.health]}` : ""),
         color: healthColor[n.health] ?? "#94a3b8",
         shape: nodeShape(n),
         box: n.box,

@@ -96,7 +96,17 @@ export function metricsView({ root, signal }: Ctx): void {
               "tr",
               {},
               h("td", { class: "mono" }, seriesName(x.metric)),
-              h("td", { class: "num mono" }, x.value ? num(parseFloat(x.value[1])) : (x.values ?? []).map(([t, v]) => `${num(parseFloat(v))} @${t}`).join("\n")),
+              h(
+                "td",
+                { class: "num mono" },
+                x.value
+                  ? num(parseFloat(x.value[1]))
+                  : h(
+                      "ul",
+                      { class: "samples" },
+                      (x.values ?? []).map(([t, v]) => h("li", {}, `${num(parseFloat(v))} @${t}`)),
+                    ),
+              ),
             ),
           ),
         ),
@@ -165,7 +175,11 @@ export function metricsView({ root, signal }: Ctx): void {
 
 function exemplars(list: Exemplar[]): HTMLElement {
   const all = list.flatMap((s) => s.exemplars.map((e) => ({ ...e, series: s.seriesLabels })));
-  const withTrace = all.filter((e) => e.labels.trace_id || e.labels.traceID || e.labels.traceId).slice(-20).reverse();
+  // Newest first across every series (the API lists them per series).
+  const withTrace = all
+    .filter((e) => e.labels.trace_id || e.labels.traceID || e.labels.traceId)
+    .sort((a, b) => b.timestamp - a.timestamp)
+    .slice(0, 20);
   if (withTrace.length === 0) return h("div", {});
   return h(
     "div",
