@@ -239,6 +239,22 @@ func TestUI(t *testing.T) {
 		b.open(t, "/traces?service=ratings&lookback=15m&run=1")
 		id := pollUI[string](t, b, 30*time.Second, `document.querySelector("#trace-list .trace-item")?.dataset.traceId ?? ""`)
 		b.shot(t, "traces")
+		// Every service its own colour, and none a health colour.
+		colours := pollUI[[]string](t, b, 5*time.Second, `[...document.querySelectorAll("#trace-list .svc-chip")].map(c => c.textContent.replace(/ \(\d+\)$/, "") + "=" + getComputedStyle(c).borderColor)`)
+		byService, byColour := map[string]string{}, map[string]string{}
+		for _, sc := range colours {
+			svc, col, _ := strings.Cut(sc, "=")
+			if other := byColour[col]; other != "" && other != svc {
+				t.Errorf("%s and %s share the colour %s", svc, other, col)
+			}
+			if col == "rgb(220, 38, 38)" || col == "rgb(217, 119, 6)" || col == "rgb(22, 163, 74)" {
+				t.Errorf("%s has a health colour %s", svc, col)
+			}
+			byService[svc], byColour[col] = col, svc
+		}
+		if len(byService) < 2 {
+			t.Errorf("service chips %q", colours)
+		}
 		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#trace-list .trace-item`)))
 		// The newest trace may still be receiving spans: reload until the
 		// timeline and the API agree.

@@ -1,7 +1,7 @@
 // Traces: a Jaeger-style search with a time × duration scatter plot, and
 // (at /traces/<id>) one trace's timeline.
 import { jaeger, spanIsError, type JaegerTrace } from "../api";
-import { color, scatterChart } from "../charts";
+import { scatterChart } from "../charts";
 import { h, loading, errorBox, empty } from "../dom";
 import { dateTime, us, ms } from "../format";
 import { navigate, type Ctx } from "../router";
@@ -216,11 +216,30 @@ function summarize(t: JaegerTrace): Summary {
   };
 }
 
-/** serviceColor gives each service name one colour across the traces views. */
+/**
+ * servicePalette holds the services' colours: none of the health colours
+ * (red, amber, green), so a service never reads as a failure.
+ */
+const servicePalette = ["#2563eb", "#7c3aed", "#0891b2", "#db2777", "#4f46e5", "#0d9488", "#9333ea", "#64748b", "#0369a1", "#86198f", "#1e40af", "#0e7490"];
+const serviceSlots = new Map<string, number>();
+
+/**
+ * serviceColor gives each service name one colour across the traces views:
+ * its hash picks a slot, and a slot another service already has passes to
+ * the next free one, so services seen together differ (up to the palette's
+ * size).
+ */
 export function serviceColor(name: string): string {
-  let x = 0;
-  for (const c of name) x = (x * 31 + c.charCodeAt(0)) >>> 0;
-  return color(x);
+  let slot = serviceSlots.get(name);
+  if (slot === undefined) {
+    let x = 0;
+    for (const c of name) x = (x * 31 + c.charCodeAt(0)) >>> 0;
+    const taken = new Set(serviceSlots.values());
+    slot = x % servicePalette.length;
+    for (let i = 0; i < servicePalette.length && taken.has(slot); i++) slot = (slot + 1) % servicePalette.length;
+    serviceSlots.set(name, slot);
+  }
+  return servicePalette[slot];
 }
 
 function showResults(el: HTMLElement, traces: JaegerTrace[]) {
