@@ -66,6 +66,23 @@ func TestUI(t *testing.T) {
 		}
 		pollUI[bool](t, b, 30*time.Second, `document.querySelector("#graph-live").textContent.startsWith("live · updated")`)
 	})
+	t.Run("find marks the nodes whose name matches, across updates", func(t *testing.T) {
+		b.do(t, 10*time.Second, chromedp.SendKeys(chromedp.CSS(`#graph-find`), "reviews"))
+		found := pollUI[string](t, b, 10*time.Second, `document.querySelector("#graph-cy").dataset.found ?? ""`)
+		want := pollUI[string](t, b, 5*time.Second, `String(document.querySelector("#graph-cy").dataset.nodes.split(",").filter(n => n.includes("reviews")).length)`)
+		if found != want || found == "0" {
+			t.Errorf("find reviews marked %s nodes, the graph has %s reviews nodes", found, want)
+		}
+		n := pollUI[int](t, b, 5*time.Second, `+document.querySelector("#graph-cy").dataset.updates`)
+		pollUI[bool](t, b, 30*time.Second, fmt.Sprintf(`+document.querySelector("#graph-cy").dataset.updates > %d`, n))
+		if got := pollUI[string](t, b, 5*time.Second, `document.querySelector("#graph-cy").dataset.found ?? "none"`); got != want {
+			t.Errorf("after an update find marks %s nodes, want %s", got, want)
+		}
+		b.do(t, 10*time.Second, chromedp.Click(chromedp.CSS(`#graph-fit`)))
+		// Clear: every node shows again.
+		pollUI[bool](t, b, 5*time.Second, `(() => { const i = document.querySelector("#graph-find"); i.value = ""; i.dispatchEvent(new Event("input")); return true; })()`)
+		pollUI[bool](t, b, 5*time.Second, `document.querySelector("#graph-cy").dataset.found === undefined`)
+	})
 	t.Run("the graph's nodes can be reached and opened by keyboard", func(t *testing.T) {
 		b.do(t, 10*time.Second, chromedp.Focus(chromedp.CSS(`#graph-cy`)))
 		// Two steps from the start, so the order is not only a first pick.

@@ -60,6 +60,15 @@ export function graphView(ctx: Ctx): () => void {
     refreshes.map((r) => h("option", { value: r, selected: r === st.refresh }, `every ${r}`)),
   );
   const pauseButton = h("button", { type: "button", id: "graph-pause", "aria-pressed": "false" }, "Pause");
+  const findInput = h("input", { type: "search", id: "graph-find", placeholder: "find nodes", "aria-label": "Find nodes by name", size: 14 });
+  const findCount = h("span", { class: "muted", id: "graph-found", role: "status", "aria-live": "polite" });
+  const zoomButtons = h(
+    "div",
+    { class: "seg", role: "group", "aria-label": "Zoom" },
+    h("button", { type: "button", id: "graph-fit", title: "Show the whole graph", onclick: () => cy.fit() }, "Fit"),
+    h("button", { type: "button", title: "Zoom in", "aria-label": "Zoom in", onclick: () => cy.zoomBy(1.25) }, "+"),
+    h("button", { type: "button", title: "Zoom out", "aria-label": "Zoom out", onclick: () => cy.zoomBy(0.8) }, "−"),
+  );
   const toolbar = h(
     "div",
     { class: "toolbar" },
@@ -69,6 +78,9 @@ export function graphView(ctx: Ctx): () => void {
     h("div", { class: "seg", role: "group", "aria-label": "Display" }, viewButtons),
     h("label", {}, "Refresh", refreshSelect),
     pauseButton,
+    findInput,
+    findCount,
+    zoomButtons,
     live,
     liveState,
   );
@@ -80,7 +92,8 @@ export function graphView(ctx: Ctx): () => void {
     "div",
     { class: "legend" },
     Object.entries(healthColor).map(([k, c]) => h("span", {}, h("span", { class: "dot", style: `background:${c}`, "aria-hidden": "true" }), healthMark[k] ? `${k} ${healthMark[k]}` : k)),
-    h("span", {}, "edge label: rps · errors · p95"),
+    h("span", {}, "shapes: ▲ service · ● workload · ▢ app · ◆ unknown caller · ⇢ root"),
+    h("span", {}, "edge label: 🔒 mTLS · rps · errors · p95"),
     h("span", { id: "graph-keys" }, "keys: arrows move between nodes, Enter opens, Esc closes"),
     focusNote,
   );
@@ -202,6 +215,10 @@ export function graphView(ctx: Ctx): () => void {
     st.refresh = refreshSelect.value;
     setParams({ refresh: st.refresh === "5s" ? null : st.refresh });
     connect();
+  });
+  findInput.addEventListener("input", () => {
+    const n = cy.find(findInput.value);
+    findCount.textContent = findInput.value.trim() ? `${n} found` : "";
   });
   pauseButton.addEventListener("click", () => {
     paused = !paused;

@@ -149,7 +149,44 @@ export class GraphCanvas {
     this.el.dataset.nodes = names.sort().join(",");
     this.el.dataset.edges = String(m.edges.length);
     this.el.dataset.updates = String(Number(this.el.dataset.updates ?? 0) + 1);
+    this.applyFind();
     this.el.setAttribute("aria-label", `Service graph: ${names.length} nodes, ${m.edges.length} edges. The table view lists them.`);
+  }
+
+  private findText = "";
+
+  /**
+   * find marks the nodes whose label holds text (any case) and dims the
+   * rest, across updates; "" shows all. It returns how many matched.
+   */
+  find(text: string): number {
+    this.findText = text.trim().toLowerCase();
+    return this.applyFind();
+  }
+
+  private applyFind(): number {
+    const cy = this.cy;
+    cy.elements().removeClass("found dimmed");
+    if (!this.findText) {
+      delete this.el.dataset.found;
+      return 0;
+    }
+    const found = cy.nodes().filter((n) => !n.hasClass("box") && String(n.data("name") ?? n.data("label") ?? "").toLowerCase().includes(this.findText));
+    found.addClass("found");
+    cy.nodes().not(found).not(".box").addClass("dimmed");
+    cy.edges().filter((e) => !e.source().hasClass("found") && !e.target().hasClass("found")).addClass("dimmed");
+    this.el.dataset.found = String(found.length);
+    return found.length;
+  }
+
+  /** zoomBy zooms around the canvas's centre. */
+  zoomBy(factor: number): void {
+    this.cy.zoom({ level: this.cy.zoom() * factor, renderedPosition: { x: this.cy.width() / 2, y: this.cy.height() / 2 } });
+  }
+
+  /** fit shows the whole graph. */
+  fit(): void {
+    this.cy.fit(undefined, 30);
   }
 
   /** select highlights one element ("" for none). */
@@ -284,5 +321,7 @@ function cyStyle(): cytoscape.StylesheetJson {
     },
     { selector: ":selected", style: { "overlay-color": "#2563eb", "overlay-opacity": 0.18, "overlay-padding": 6 } },
     { selector: "node.kbd", style: { "underlay-color": "#2563eb", "underlay-opacity": 0.35, "underlay-padding": 8 } as cytoscape.Css.Node },
+    { selector: "node.found", style: { "underlay-color": "#f59e0b", "underlay-opacity": 0.45, "underlay-padding": 10 } as cytoscape.Css.Node },
+    { selector: ".dimmed", style: { opacity: 0.25 } },
   ];
 }
