@@ -180,7 +180,7 @@ func suites() []suite {
 			About: "A canary at its first step (50%) with 40 requests/s from grpc-go's real xDS client; its backend starts failing " +
 				"every request. Time from the first failing request to the served weights at 100% stable (p50/max over 5 runs), and to " +
 				"the client's last 20 calls all at stable. glassmesh runs with the default 5 s --metrics.interval. store=prometheus: " +
-				"the gates read a shared store as several replicas do (remote-write with its default 5 s batches to Debian's " +
+				"the gates read a shared store as several replicas do (remote-write, with glassmesh's default 1 s batch deadline, to Debian's " +
 				"Prometheus, --metrics.query-url); one replica here, as the data path is the same for each (e2e/k8s " +
 				"TestSharedStoreCanaryOnEveryReplicasReports rolls back in 4–5 s with the reports split between two). Target: " +
 				"≤ 15 s with a 10 s interval; Flagger needs at least its 60 s default interval × threshold.",

@@ -417,8 +417,8 @@ func BenchmarkCanaryRollback(b *testing.B) {
 
 // rollbackOnce runs one canary to its first step, breaks it, and times the
 // rollback. glassmesh runs with the default 5 s --metrics.interval; with
-// store, it remote-writes (default 5 s batches) to a fresh Prometheus and
-// its gates query that.
+// store, it remote-writes (default 1 s batch deadline) to a fresh
+// Prometheus and its gates query that.
 func rollbackOnce(b *testing.B, interval string, store bool) (toWeights, toTraffic time.Duration) {
 	b.StopTimer()
 	defer b.StartTimer()

@@ -40,6 +40,7 @@ type telemetryFlags struct {
 	rulesInterval      time.Duration
 	alertmanagerURLs   []string
 	remoteWriteURLs    []string
+	remoteWriteBatch   time.Duration
 	remoteWriteLabels  map[string]string
 	replicaLabel       string
 	zipkinAddr         string
@@ -59,6 +60,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
+	fs.DurationVar(&f.remoteWriteBatch, "remote-write.batch-send-deadline", time.Second, "longest a sample waits for its remote-write batch to fill (Prometheus's default is 5s; shorter, because with --metrics.query-url the canary gates and rules read what was sent)")
 	fs.StringToStringVar(&f.remoteWriteLabels, "remote-write.external-label", nil, "label=value added to every series remote-written, e.g. replica=$(POD_NAME) so several replicas' series stay apart in the store (repeatable, or comma-separated)")
 	fs.StringVar(&f.replicaLabel, "remote-write.replica-label", "replica", "the external label that tells replicas' series apart in a shared store; with --metrics.query-url and no --remote-write.external-label of that name it is this replica's --leader-elect.identity ($POD_NAME). Rule results (recording rules, ALERTS) go without it: the leader writes them for the whole mesh. Empty: none")
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
@@ -134,7 +136,7 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	var err error
 	// Before anything appends: remote-write hooks the TSDB's write notifications.
 	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
-		ReplicaLabel: f.replicaLabel, FlushDeadline: 10 * time.Second}, t.storage.DB(), logger, reg); err != nil {
+		ReplicaLabel: f.replicaLabel, BatchSendDeadline: f.remoteWriteBatch, FlushDeadline: 10 * time.Second}, t.storage.DB(), logger, reg); err != nil {
 		return err
 	}
 	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
