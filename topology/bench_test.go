@@ -45,9 +45,20 @@ func benchGraph(b testing.TB, n int) (*Graph, time.Time) {
 	return g, now
 }
 
-// reportLatency adds p50/p99 in ms of the timed iterations, and the
-// process's CPU time per iteration since cpu0 (processCPU before the loop).
-func reportLatency(b *testing.B, lat []time.Duration, cpu0 time.Duration) {
+// timeEach runs op as the benchmark's loop, after collecting the setup's
+// garbage (it is not the measured path's cost), and reports p50/p99 in ms
+// and the process's CPU time per iteration.
+func timeEach(b *testing.B, op func()) {
+	runtime.GC()
+	b.ReportAllocs()
+	b.ResetTimer()
+	var lat []time.Duration
+	cpu0 := processCPU()
+	for b.Loop() {
+		start := time.Now()
+		op()
+		lat = append(lat, time.Since(start))
+	}
 	slices.Sort(lat)
 	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
 	b.ReportMetric(q(0.5), "p50-ms")
@@ -64,20 +75,12 @@ func BenchmarkGraph(b *testing.B) {
 			g, now := benchGraph(b, n)
 			o := DefaultOptions()
 			o.QueryTime = now
-			runtime.GC() // the setup's garbage is not the graph's cost
-			b.ReportAllocs()
-			b.ResetTimer()
-			var lat []time.Duration
-			cpu0 := processCPU()
-			for b.Loop() {
-				start := time.Now()
+			timeEach(b, func() {
 				body, err := g.buildFrom(context.Background(), o, pathMemory)
 				if err != nil || len(body) < 4*n*100 {
 					b.Fatalf("%v: %d bytes", err, len(body))
 				}
-				lat = append(lat, time.Since(start))
-			}
-			reportLatency(b, lat, cpu0)
+			})
 			b.ReportMetric(float64(4*n), "edges")
 		})
 	}
@@ -92,19 +95,11 @@ func BenchmarkStreamUpdate(b *testing.B) {
 			o := DefaultOptions()
 			o.Refresh = time.Nanosecond // no cache hits: every tick computes
 			bc := &broadcaster{g: g, key: o.key(), o: o, subs: map[*subscriber]struct{}{}}
-			runtime.GC() // the setup's garbage is not the graph's cost
-			b.ReportAllocs()
-			b.ResetTimer()
-			var lat []time.Duration
-			cpu0 := processCPU()
-			for b.Loop() {
-				start := time.Now()
+			timeEach(b, func() {
 				if bc.tick(context.Background(), nil) == nil {
 					b.Fatal("no graph")
 				}
-				lat = append(lat, time.Since(start))
-			}
-			reportLatency(b, lat, cpu0)
+			})
 			b.ReportMetric(float64(bc.last.size()), "event-bytes")
 		})
 	}
@@ -167,20 +162,12 @@ func BenchmarkGraphPromQL(b *testing.B) {
 					}
 					o := DefaultOptions()
 					o.QueryTime = time.Now()
-					runtime.GC()
-					b.ReportAllocs()
-					b.ResetTimer()
-					var lat []time.Duration
-					cpu0 := processCPU()
-					for b.Loop() {
-						start := time.Now()
+					timeEach(b, func() {
 						body, err := g.buildFrom(ctx, o, pathPromQL)
 						if err != nil || len(body) < 4*n*100 {
 							b.Fatalf("%v: %d bytes", err, len(body))
 						}
-						lat = append(lat, time.Since(start))
-					}
-					reportLatency(b, lat, cpu0)
+					})
 				})
 			}
 		})
@@ -217,24 +204,16 @@ func BenchmarkGraphHTTP(b *testing.B) {
 		b.Run(fmt.Sprintf("services=%d", n), func(b *testing.B) {
 			g, now := benchGraph(b, n)
 			url := PathGraph + "?queryTime=" + strconv.FormatInt(now.Unix(), 10)
-			runtime.GC()
-			b.ReportAllocs()
-			b.ResetTimer()
-			var lat []time.Duration
-			cpu0 := processCPU()
 			size := 0
-			for b.Loop() {
-				g.cache = resultCache{}
-				start := time.Now()
+			timeEach(b, func() {
+				g.cache = resultCache{} // no cached graph: the first caller's cost
 				w := &countingWriter{h: http.Header{}}
 				g.serveGraph(w, httptest.NewRequest(http.MethodGet, url, nil))
 				if w.code != http.StatusOK {
 					b.Fatalf("status %d", w.code)
 				}
 				size = w.n
-				lat = append(lat, time.Since(start))
-			}
-			reportLatency(b, lat, cpu0)
+			})
 			b.ReportMetric(float64(size), "body-bytes")
 		})
 	}
