@@ -73,20 +73,7 @@ func TestDemo(t *testing.T) {
 		// TLS) may still show in it for a moment. Every edge with traffic
 		// must reach 100% and stay there.
 		eventually(t, 60*time.Second, func() error {
-			var g struct {
-				Elements struct {
-					Edges []struct {
-						Data struct {
-							Source  string `json:"source"`
-							Target  string `json:"target"`
-							IsMTLS  string `json:"isMTLS"`
-							Traffic struct {
-								Rates map[string]string `json:"rates"`
-							} `json:"traffic"`
-						} `json:"data"`
-					} `json:"edges"`
-				} `json:"elements"`
-			}
+			var g kialiGraph
 			gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=workload&appenders=securityPolicy&duration=60s", &g) // the window of the check above
 			var problems []string
 			checked := 0
@@ -164,17 +151,7 @@ func TestDemo(t *testing.T) {
 	t.Run("the graph draws the demo like Kiali, and streams it", func(t *testing.T) {
 		want := "details v1,productpage v1,ratings v1,reviews v1,reviews v2,reviews v3,traffic-generator v1"
 		eventually(t, 60*time.Second, func() error {
-			var g struct {
-				Elements struct {
-					Nodes []struct {
-						Data struct {
-							App, Version, NodeType string
-							IsBox                  string `json:"isBox"`
-						} `json:"data"`
-					} `json:"nodes"`
-					Edges []struct{} `json:"edges"`
-				} `json:"elements"`
-			}
+			var g kialiGraph
 			gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=versionedApp", &g)
 			var names []string
 			for _, n := range g.Elements.Nodes {
@@ -242,19 +219,7 @@ spec:
 `)
 		start := time.Now()
 		eventually(t, 60*time.Second, func() error {
-			var g struct {
-				Elements struct {
-					Nodes []struct {
-						Data struct{ ID, App, Service string } `json:"data"`
-					} `json:"nodes"`
-					Edges []struct {
-						Data struct {
-							Source, Target string
-							HealthStatus   string `json:"healthStatus"`
-						} `json:"data"`
-					} `json:"edges"`
-				} `json:"elements"`
-			}
+			var g kialiGraph
 			gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=app&duration=15s", &g)
 			app := map[string]string{}
 			for _, n := range g.Elements.Nodes {

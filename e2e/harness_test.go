@@ -204,3 +204,30 @@ func eventually(t testing.TB, d time.Duration, f func() error) {
 		}
 	}
 }
+
+// kialiGraph is what the tests read of /api/namespaces/graph (Kiali's
+// cytoscape JSON).
+type kialiGraph struct {
+	Elements struct {
+		Nodes []struct {
+			Data kialiNode `json:"data"`
+		} `json:"nodes"`
+		Edges []struct {
+			Data kialiEdge `json:"data"`
+		} `json:"edges"`
+	} `json:"elements"`
+}
+
+type kialiNode struct {
+	ID, App, Version, Workload, Service, NodeType string
+	IsBox                                         string `json:"isBox"`
+}
+
+type kialiEdge struct {
+	Source, Target string
+	IsMTLS         string `json:"isMTLS"`
+	HealthStatus   string `json:"healthStatus"`
+	Traffic        struct {
+		Rates map[string]string `json:"rates"`
+	} `json:"traffic"`
+}

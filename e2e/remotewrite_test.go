@@ -115,16 +115,7 @@ func TestGraphFromRemoteWrittenIstioMetrics(t *testing.T) {
 		// Keep the counter growing: remote-write ships what is written
 		// after it starts, so the first value alone would read as no rate.
 		streamALS(t, sender.GRPCAddr, productpage, ok)
-		var g struct {
-			Elements struct {
-				Nodes []struct {
-					Data struct{ ID, Workload string } `json:"data"`
-				} `json:"nodes"`
-				Edges []struct {
-					Data struct{ Source, Target string } `json:"data"`
-				} `json:"edges"`
-			} `json:"elements"`
-		}
+		var g kialiGraph
 		// A window the receiving process's memory covers (it has run
 		// longer than 5s), which holds no access log: only the pushed
 		// series can draw the edge.

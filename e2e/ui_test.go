@@ -122,22 +122,7 @@ func TestUI(t *testing.T) {
 			const cells = tr ? [...tr.cells].map(c => c.textContent) : null;
 			return cells && cells[7] === "🔒 100%" ? cells : null;
 		})()`)
-		var g struct {
-			Elements struct {
-				Nodes []struct {
-					Data struct{ ID, App, Version string } `json:"data"`
-				} `json:"nodes"`
-				Edges []struct {
-					Data struct {
-						Source, Target string
-						IsMTLS         string `json:"isMTLS"`
-						Traffic        struct {
-							Rates map[string]string `json:"rates"`
-						} `json:"traffic"`
-					} `json:"data"`
-				} `json:"edges"`
-			} `json:"elements"`
-		}
+		var g kialiGraph
 		gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=versionedApp&duration=1m", &g)
 		id := map[string]string{}
 		for _, n := range g.Elements.Nodes {
