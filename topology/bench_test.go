@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
-	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi/promapitest"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 
 	"github.com/prometheus/prometheus/rules"
@@ -138,15 +138,7 @@ func BenchmarkGraphPromQL(b *testing.B) {
 			// The shared store of several replicas (--metrics.query-url):
 			// here Prometheus's own HTTP API and engine over the same TSDB,
 			// so the difference is the round trips and JSON.
-			api, err := promapi.New(promapi.Config{}, metrics.Backend{Queryable: st.Queryable(),
-				ExemplarQueryable: st.ExemplarQueryable(), Appendable: st.AppendableV2(), DB: st.DB()}, eng, nil, slog.New(slog.DiscardHandler), nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			mux := http.NewServeMux()
-			api.Register(mux)
-			srv := httptest.NewServer(mux)
-			b.Cleanup(srv.Close)
+			srv := promapitest.Serve(b, st.Backend(), eng)
 			remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: srv.URL})
 			if err != nil {
 				b.Fatal(err)

@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/prometheus/rules"
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
-	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi/promapitest"
 )
 
 // metricsAPIFixture writes the fixture through the metrics Aggregator into
@@ -28,15 +28,7 @@ func metricsAPIFixture(t *testing.T) (rules.QueryFunc, string, time.Time) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	api, err := promapi.New(promapi.Config{}, metrics.Backend{Queryable: st.Queryable(),
-		ExemplarQueryable: st.ExemplarQueryable(), Appendable: st.AppendableV2(), DB: st.DB()}, eng, nil, logger, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	api.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := promapitest.Serve(t, st.Backend(), eng)
 	local := rules.EngineQueryFunc(eng.PromQL(), st.Queryable())
 	return local, srv.URL, flushTime(t, local)
 }

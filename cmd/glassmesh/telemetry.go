@@ -142,8 +142,7 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
 		return err
 	}
-	backend := metrics.Backend{Queryable: t.storage.Queryable(), ExemplarQueryable: t.storage.ExemplarQueryable(),
-		Appendable: t.storage.AppendableV2(), DB: t.storage.DB()}
+	backend := t.storage.Backend()
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
 		return err
 	}

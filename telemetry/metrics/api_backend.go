@@ -54,3 +54,9 @@ func (b Backend) Dir() string {
 	}
 	return b.DB.Dir()
 }
+
+// Backend returns the Backend over s: queries and exemplars from its TSDB,
+// appends through its durable appender.
+func (s *Storage) Backend() Backend {
+	return Backend{Queryable: s.Queryable(), ExemplarQueryable: s.ExemplarQueryable(), Appendable: s.AppendableV2(), DB: s.DB()}
+}

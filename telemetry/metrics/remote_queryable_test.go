@@ -2,8 +2,6 @@ package metrics_test
 
 import (
 	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,7 +11,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/metricstest"
-	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi/promapitest"
 )
 
 // RemoteQuery.Queryable returns the store's raw samples (times and values
@@ -25,14 +23,7 @@ func TestRemoteQueryableSelectsRawSamples(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = eng.Close() })
-	api, err := promapi.New(promapi.Config{}, metrics.BackendFromDB(db), eng, nil, slog.New(slog.DiscardHandler), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	api.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
+	srv := promapitest.Serve(t, metrics.BackendFromDB(db), eng)
 
 	now := time.Now().Truncate(time.Second)
 	firing := labels.FromStrings("__name__", "ALERTS_FOR_STATE", "alertname", "Burn", "job", "api")

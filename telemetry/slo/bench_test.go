@@ -3,9 +3,6 @@ package slo
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -13,7 +10,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
-	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
+	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi/promapitest"
 )
 
 // BenchmarkRuleEvaluation is the cost of one evaluation of the rule groups
@@ -54,14 +51,7 @@ func BenchmarkRuleEvaluation(b *testing.B) {
 		eval(b, loadGroups(b, testEngine(b), e.st.DB(), Generate(slos), 10*time.Second))
 	})
 	b.Run("store=http", func(b *testing.B) {
-		api, err := promapi.New(promapi.Config{}, metrics.BackendFromDB(e.st.DB()), e.eng, nil, slog.New(slog.DiscardHandler), nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		mux := http.NewServeMux()
-		api.Register(mux)
-		srv := httptest.NewServer(mux)
-		defer srv.Close()
+		srv := promapitest.Serve(b, metrics.BackendFromDB(e.st.DB()), e.eng)
 		remote, err := metrics.NewRemoteQuery(metrics.RemoteQueryConfig{URL: srv.URL})
 		if err != nil {
 			b.Fatal(err)
