@@ -44,6 +44,8 @@ type typedCache struct {
 	typeURL string
 	prefix  string
 	shards  []*cache.LinearCache
+	// watchers answer each shard's SotW watches, coalesced.
+	watchers []*coalescer
 	// version mirrors the LinearCache's counter: its versions are prefix+N,
 	// N counting UpdateResources calls, and only apply calls it.
 	version uint64
@@ -113,12 +115,12 @@ func (c *typedCache) apply(res map[string]types.Resource, h *resourceHashes, bef
 	return nil
 }
 
-// shard is the LinearCache that serves node id.
-func (c *typedCache) shard(id string) *cache.LinearCache {
+// shard is the index of the LinearCache that serves node id.
+func (c *typedCache) shard(id string) int {
 	if len(c.shards) == 1 {
-		return c.shards[0]
+		return 0
 	}
-	return c.shards[maphash.String(shardSeed, id)%uint64(len(c.shards))]
+	return int(maphash.String(shardSeed, id) % uint64(len(c.shards)))
 }
 
 // shardSeed spreads node ids over shards; any seed does.
@@ -187,8 +189,10 @@ func (c *caches) newTypedCache(typeURL string, initial map[string]types.Resource
 	}
 	tc := &typedCache{typeURL: typeURL, prefix: prefix, hashes: hashes}
 	for range shards {
-		tc.shards = append(tc.shards, cache.NewLinearCache(typeURL, cache.WithVersionPrefix(prefix),
-			cache.WithLogger(c.log), cache.WithInitialResources(initial)))
+		lc := cache.NewLinearCache(typeURL, cache.WithVersionPrefix(prefix),
+			cache.WithLogger(c.log), cache.WithInitialResources(initial))
+		tc.shards = append(tc.shards, lc)
+		tc.watchers = append(tc.watchers, newCoalescer(lc))
 	}
 	return tc
 }
@@ -280,7 +284,7 @@ func (c *caches) CreateWatch(req *cache.Request, sub cache.Subscription, ch chan
 		req = proto.CloneOf(req)
 		req.VersionInfo = tc.prefix
 	}
-	return tc.shard(req.GetNode().GetId()).CreateWatch(req, sub, ch)
+	return tc.watchers[tc.shard(req.GetNode().GetId())].CreateWatch(req, sub, ch)
 }
 
 // CreateDeltaWatch implements cache.ConfigWatcher for delta streams.
@@ -289,7 +293,7 @@ func (c *caches) CreateDeltaWatch(req *cache.DeltaRequest, sub cache.Subscriptio
 	if err != nil {
 		return nil, err
 	}
-	return tc.shard(req.GetNode().GetId()).CreateDeltaWatch(req, sub, ch)
+	return tc.shards[tc.shard(req.GetNode().GetId())].CreateDeltaWatch(req, sub, ch)
 }
 
 // Fetch implements cache.ConfigFetcher; REST polling is not served.

@@ -77,7 +77,7 @@ func TestTypedCachePredictsLinearCacheVersions(t *testing.T) {
 func TestTypedCacheShardsByNode(t *testing.T) {
 	c := newCaches(slogAdapter{l: slog.New(slog.DiscardHandler)}, "test-")
 	tc := c.newTypedCache(resource.RouteType, nil, nil, 4)
-	used := map[*cache.LinearCache]bool{}
+	used := map[int]bool{}
 	for i := range 200 {
 		id := fmt.Sprintf("node-%d", i)
 		lc := tc.shard(id)
