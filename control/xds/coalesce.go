@@ -69,7 +69,7 @@ type groupSubscription struct {
 	known map[string]string
 }
 
-func (s groupSubscription) ReturnedResources() map[string]string       { return s.known }
+func (s groupSubscription) ReturnedResources() map[string]string     { return s.known }
 func (s groupSubscription) SubscribedResources() map[string]struct{} { return s.names }
 func (s groupSubscription) IsWildcard() bool                         { return false }
 
