@@ -61,9 +61,10 @@ type groupMember struct {
 	ch  chan cache.Response
 }
 
-// groupSubscription is the group's own copy of its members' subscription:
-// a stream's server changes its maps in place when the stream's next
-// request arrives, while the group lives on for the others.
+// groupSubscription is the group's copy of its members' subscription: when
+// a stream's next request drops names, its server deletes them from the
+// stream's returned versions in place, while the group lives on for the
+// others.
 type groupSubscription struct {
 	names map[string]struct{}
 	known map[string]string
@@ -132,7 +133,10 @@ func (c *coalescer) CreateWatch(req *cache.Request, sub cache.Subscription, ch c
 		c:   c,
 		key: key,
 		sub: groupSubscription{
-			names: maps.Clone(sub.SubscribedResources()),
+			// A SotW server replaces a stream's names on its next
+			// request but never changes the map in place (delta
+			// streams do, and do not come here).
+			names: sub.SubscribedResources(),
 			known: maps.Clone(sub.ReturnedResources()),
 		},
 		ch:      make(chan cache.Response, 1),
