@@ -2,6 +2,7 @@ package xds
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -260,5 +261,92 @@ func TestCoalescerConcurrentChurn(t *testing.T) {
 	}
 	if got := lc.NumCacheWatches(); got != 0 {
 		t.Errorf("%d cache watches remain", got)
+	}
+}
+
+// Coalescing answers no watch more often than the LinearCache alone: the
+// same streams (each its own names, as the clients of different services
+// are) get the same responses either way.
+func TestCoalescerSendsWhatTheCacheSends(t *testing.T) {
+	names := make([]string, 100)
+	for i := range names {
+		names[i] = fmt.Sprint("r", i)
+	}
+	type watcher interface {
+		CreateWatch(*cache.Request, cache.Subscription, chan cache.Response) (func(), error)
+	}
+	run := func(typeURL string, coalesce bool) (responses int, resources int) {
+		lc := cache.NewLinearCache(typeURL, cache.WithVersionPrefix("p-"), cache.WithInitialResources(routes("0", names...)))
+		var w watcher = lc
+		if coalesce {
+			w = newCoalescer(lc)
+		}
+		streams := make([]*coalesceStream, 50)
+		for i := range streams {
+			streams[i] = &coalesceStream{sub: stream.NewSotwSubscription(names[i:i+10], false), ch: make(chan cache.Response, 1)}
+		}
+		watch := func(i int) {
+			s := streams[i]
+			req := &discovery.DiscoveryRequest{TypeUrl: typeURL, VersionInfo: s.version, Node: &core.Node{Id: fmt.Sprint(i)}}
+			cancel, err := w.CreateWatch(req, s.sub, s.ch)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s.cancel = cancel
+		}
+		drain := func() {
+			for {
+				got := false
+				for i, s := range streams {
+					select {
+					case r := <-s.ch:
+						got = true
+						responses++
+						d, _ := r.GetDiscoveryResponse()
+						resources += len(d.GetResources())
+						s.sub.SetReturnedResources(r.GetReturnedResources())
+						s.version = r.GetResponseVersion()
+						s.cancel()
+						watch(i)
+					default:
+					}
+				}
+				if !got {
+					time.Sleep(20 * time.Millisecond)
+					if !slices.ContainsFunc(streams, func(s *coalesceStream) bool { return len(s.ch) > 0 }) {
+						return
+					}
+				}
+			}
+		}
+		for i := range streams {
+			watch(i)
+		}
+		drain()
+		responses, resources = 0, 0
+		for round := range 30 {
+			update := map[string]types.Resource{}
+			for j := range 5 {
+				n := names[(round*7+j*13)%len(names)]
+				update[n] = routes(fmt.Sprint(round+1), n)[n]
+			}
+			if err := lc.UpdateResources(update, nil); err != nil {
+				t.Fatal(err)
+			}
+			drain()
+		}
+		for _, s := range streams {
+			s.cancel()
+		}
+		return responses, resources
+	}
+	// EDS answers with what changed, CDS with every subscribed cluster.
+	for _, typeURL := range []string{resource.EndpointType, resource.ClusterType} {
+		directResp, directRes := run(typeURL, false)
+		coalescedResp, coalescedRes := run(typeURL, true)
+		if coalescedResp != directResp || coalescedRes != directRes {
+			t.Errorf("%s coalesced: %d responses with %d resources; the LinearCache alone: %d with %d", typeURL, coalescedResp, coalescedRes, directResp, directRes)
+		}
+		t.Logf("%s: %d responses, %d resources", typeURL, directResp, directRes)
 	}
 }

@@ -217,6 +217,16 @@ func BenchmarkKubernetesChurn(b *testing.B) {
 			}
 			return nil
 		})
+		// Every type seen once may still be the empty answer before the
+		// first model: wait until the initial sync has stopped sending.
+		within(b, 5*time.Minute, "the initial sync is over", func() error {
+			n := responses.Load()
+			time.Sleep(time.Second)
+			if m := responses.Load(); m != n {
+				return fmt.Errorf("%d responses in the last second", m-n)
+			}
+			return nil
+		})
 		b.Logf("%d clients in sync after %s", benchClients, time.Since(began).Round(10*time.Millisecond))
 		metrics := "http://" + p.httpAddr + "/metrics"
 
