@@ -3,8 +3,8 @@
 // one click away and a side panel per node or edge.
 import { promList } from "../api";
 import { h, errorBox, loading, empty, keepPlace } from "../dom";
-import { time } from "../format";
 import { readGraph, type KGraph, type Model } from "../graphmodel";
+import { LiveControls } from "../live";
 import { param, setParams, durations } from "../state";
 import type { Ctx } from "../router";
 import { sidePanel } from "./graphpanel";
@@ -18,9 +18,6 @@ const graphTypes: [string, string][] = [
   ["service", "Service"],
 ];
 
-/** refreshes are the stream's refresh intervals the page offers. */
-const refreshes = ["5s", "10s", "30s", "1m"];
-
 /** graphView is the Graph page. */
 export function graphView(ctx: Ctx): () => void {
   const { root, signal } = ctx;
@@ -31,9 +28,7 @@ export function graphView(ctx: Ctx): () => void {
     dur: param("dur", "10m"),
     view: param("view", "graph"),
     sel: param("sel"),
-    refresh: param("refresh", "5s"),
   };
-  let paused = false;
 
   const nsSelect = h("select", { id: "graph-ns", "aria-label": "Namespace" }, h("option", { value: st.ns }, st.ns));
   const typeSelect = h(
@@ -45,21 +40,10 @@ export function graphView(ctx: Ctx): () => void {
   const viewButtons = (["graph", "table"] as const).map((v) =>
     h("button", { type: "button", "aria-pressed": String(st.view === v), "data-view": v, onclick: () => setView(v) }, v === "graph" ? "Graph" : "Table"),
   );
-  // The visible "updated" time changes every refresh: it is not a live
-  // region (screen readers would hear it every 5 s); state changes are.
-  const live = h("span", { class: "live", id: "graph-live" }, "connecting…");
-  const liveState = h("span", { class: "sr-only", role: "status", "aria-live": "polite" });
-  const setState = (cls: string, text: string) => {
-    live.className = cls;
-    live.textContent = text;
-    if (cls !== "live on") liveState.textContent = text;
-  };
-  const refreshSelect = h(
-    "select",
-    { id: "graph-refresh" },
-    refreshes.map((r) => h("option", { value: r, selected: r === st.refresh }, `every ${r}`)),
-  );
-  const pauseButton = h("button", { type: "button", id: "graph-pause", "aria-pressed": "false" }, "Pause");
+  // The stream's interval is the server's; a pause only stops drawing.
+  const live = new LiveControls("graph", (what) => {
+    if (what === "refresh") connect();
+  });
   const findInput = h("input", { type: "search", id: "graph-find", placeholder: "find nodes", "aria-label": "Find nodes by name", size: 14 });
   const findCount = h("span", { class: "muted", id: "graph-found", role: "status", "aria-live": "polite" });
   const zoomButtons = h(
@@ -76,13 +60,10 @@ export function graphView(ctx: Ctx): () => void {
     h("label", {}, "Graph type", typeSelect),
     h("label", {}, "Traffic window", durSelect),
     h("div", { class: "seg", role: "group", "aria-label": "Display" }, viewButtons),
-    h("label", {}, "Refresh", refreshSelect),
-    pauseButton,
     findInput,
     findCount,
     zoomButtons,
-    live,
-    liveState,
+    ...live.items,
   );
 
   const cyEl = h("div", { class: "cy", id: "graph-cy", role: "img", tabindex: 0, "aria-label": "Service graph (loading)", "aria-describedby": "graph-keys" });
@@ -155,7 +136,7 @@ export function graphView(ctx: Ctx): () => void {
   }
 
   function update(g: KGraph) {
-    if (paused) return; // the user studies what is drawn
+    if (live.paused && model) return; // the user studies what is drawn
     const m = readGraph(g);
     model = m;
     cy.draw(m, st.sel);
@@ -166,7 +147,7 @@ export function graphView(ctx: Ctx): () => void {
           ? h("div", { class: "state" }, `${m.nodes.length} nodes: edge labels are hidden; the `, h("button", { type: "button", class: "linklike", onclick: () => setView("table") }, "table"), " lists every number.")
           : "",
     );
-    setState("live on", `live · updated ${time(new Date(g.timestamp * 1000))}`);
+    live.updated(new Date(g.timestamp * 1000));
     drawTable();
     drawPanel(false);
   }
@@ -177,10 +158,10 @@ export function graphView(ctx: Ctx): () => void {
     cy.clear();
     overlay.replaceChildren(loading("the graph"));
     drawTable();
-    const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: st.refresh });
+    const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: live.refresh });
     if (st.type === "service") p.set("injectServiceNodes", "true");
     es = new EventSource(`/api/graph/stream?${p}`);
-    setState("live", "connecting…");
+    if (!live.paused) live.state("live", "connecting…");
     es.addEventListener("graph", (e) => {
       try {
         update(JSON.parse((e as MessageEvent).data));
@@ -195,7 +176,7 @@ export function graphView(ctx: Ctx): () => void {
         overlay.replaceChildren(errorBox(new Error(String(msg)), connect));
         return;
       }
-      setState("live off", es?.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
+      live.state("live off", es?.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
       if (es?.readyState === EventSource.CLOSED) overlay.replaceChildren(errorBox(new Error("the graph stream closed"), connect));
     });
   }
@@ -211,21 +192,9 @@ export function graphView(ctx: Ctx): () => void {
     st.sel = "";
     connect();
   });
-  refreshSelect.addEventListener("change", () => {
-    st.refresh = refreshSelect.value;
-    setParams({ refresh: st.refresh === "5s" ? null : st.refresh });
-    connect();
-  });
   findInput.addEventListener("input", () => {
     const n = cy.find(findInput.value);
     findCount.textContent = findInput.value.trim() ? `${n} found` : "";
-  });
-  pauseButton.addEventListener("click", () => {
-    paused = !paused;
-    pauseButton.setAttribute("aria-pressed", String(paused));
-    pauseButton.textContent = paused ? "Resume" : "Pause";
-    if (paused) setState("live paused", "paused: updates resume on Resume");
-    else setState("live", "resuming…");
   });
   durSelect.addEventListener("change", () => {
     st.dur = durSelect.value;

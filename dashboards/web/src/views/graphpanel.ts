@@ -131,6 +131,10 @@ function charts(q: Queries, durName: string, dur: number, step: number, signal: 
       .then(([rs, marks]) => {
         const matrix: PromSample[] = rs.flatMap((r, i) => (r.result as PromSample[]).map((s) => ({ ...s, metric: { __name__: queries[i].name } })));
         chart.replaceChildren();
+        // The first series' latest point, for the browser tests: it must
+        // be the number the graph shows for the same window.
+        const last = matrix[0]?.values?.at(-1);
+        if (last) Object.assign(chart.dataset, { lastAt: String(last[0]), last: last[1] });
         if (matrix.length === 0) chart.append(empty("No data in this window."));
         else timeChart(chart, matrix, { width, height: 130, fmt, xRange: [start, end], label: (m) => m.__name__, marks });
       })

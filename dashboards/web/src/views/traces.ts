@@ -53,7 +53,8 @@ export function tracesView(ctx: Ctx): void {
     h("label", {}, "Operation", f.operation),
     h("label", {}, "Tags (key=value, space-separated)", f.tags),
     h("label", {}, "Time range", f.lookback),
-    h("div", { class: "row", id: "tr-range" }, h("label", {}, "From", f.start), h("label", {}, "To", f.end)),
+    // One above the other: side by side, date-times with seconds are cut off.
+    h("div", { class: "stack", id: "tr-range" }, h("label", {}, "From", f.start), h("label", {}, "To", f.end)),
     h("div", { class: "row" }, h("label", {}, "Min duration", f.minDuration), h("label", {}, "Max duration", f.maxDuration)),
     h("label", {}, "Limit", f.limit),
     h("button", { type: "submit", class: "primary", id: "tr-find" }, "Find traces"),
