@@ -502,6 +502,17 @@ func TestUI(t *testing.T) {
 		}
 		t.Fatal("no reviews-availability in /api/slos")
 	})
+	// Replays look a few minutes back: these run last, when the demo has
+	// that much history.
+	t.Run("replay draws past windows as the graph API answers for them, and goes back to live", func(t *testing.T) {
+		uiGraphReplay(t, b, gm)
+	})
+	t.Run("find and hide expressions mark and take out what the API's numbers match", func(t *testing.T) {
+		uiFindAndHide(t, b, gm)
+	})
+	t.Run("the graph draws the boxes the API sends for each box-by choice", func(t *testing.T) {
+		uiGraphBoxes(t, b, gm)
+	})
 	b.checkErrors(t)
 }
 

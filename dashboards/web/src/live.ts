@@ -9,6 +9,8 @@ import { param, setParams } from "./state";
 /** refreshes are the intervals the pages offer. */
 export const refreshes = ["5s", "10s", "30s", "1m"];
 
+const pausedText = "paused: updates resume on Resume";
+
 /** defaultRefresh is left out of the URL. */
 const defaultRefresh = "5s";
 
@@ -70,6 +72,12 @@ export class LiveControls {
     if (cls !== "live on") this.said.textContent = text;
   }
 
+  /** connecting says a new connection is on its way, unless paused. */
+  connecting(): void {
+    if (this.paused) this.state("live paused", pausedText);
+    else this.state("live", "connecting…");
+  }
+
   /** disable turns the controls off (or on again), e.g. while the graph replays the past. */
   disable(off: boolean): void {
     this.select.disabled = off;
@@ -80,7 +88,7 @@ export class LiveControls {
     this.button.setAttribute("aria-pressed", String(this.paused));
     this.button.textContent = this.paused ? "Resume" : "Pause";
     this.button.title = this.paused ? "Resume the live updates" : "Stop the live updates, to study what is shown";
-    if (this.paused) this.state("live paused", "paused: updates resume on Resume");
+    if (this.paused) this.state("live paused", pausedText);
     else if (this.text.classList.contains("paused")) this.state("live", "resuming…");
   }
 }

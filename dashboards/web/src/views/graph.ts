@@ -1,21 +1,37 @@
 // The live service graph page: Kiali's graph over SSE (drawn by
 // graphdraw.ts), its type, namespace and window selectors, a sortable table
 // one click away and a side panel per node or edge.
-import { promList } from "../api";
+import { getJSON, promList } from "../api";
 import { h, errorBox, loading, empty, keepPlace } from "../dom";
 import { readGraph, type KGraph, type Model } from "../graphmodel";
 import { LiveControls } from "../live";
-import { param, setParams, durations } from "../state";
+import { param, setParams, durations, seconds } from "../state";
 import type { Ctx } from "../router";
 import { sidePanel } from "./graphpanel";
 import { defaultTableState, graphTables } from "./graphtable";
 import { bigGraph, GraphCanvas, healthColor, healthMark } from "./graphdraw";
+import { FindBar } from "./graphfindbar";
+import { Replay } from "./graphreplay";
+import { hide } from "../graphfind";
 
 const graphTypes: [string, string][] = [
   ["versionedApp", "Versioned app"],
   ["app", "App"],
   ["workload", "Workload"],
   ["service", "Service"],
+];
+
+/**
+ * boxChoices are the box-by menu's: Kiali's boxBy sent to the API, whose
+ * boxes are drawn ("" leaves the API's default: app boxes in app graphs;
+ * "none" draws no box at all).
+ */
+const boxChoices: [string, string][] = [
+  ["", "default"],
+  ["app", "app"],
+  ["namespace", "namespace"],
+  ["app,namespace", "app and namespace"],
+  ["none", "none"],
 ];
 
 /** graphView is the Graph page. */
@@ -28,6 +44,7 @@ export function graphView(ctx: Ctx): () => void {
     dur: param("dur", "10m"),
     view: param("view", "graph"),
     sel: param("sel"),
+    box: param("box"),
   };
 
   const nsSelect = h("select", { id: "graph-ns", "aria-label": "Namespace" }, h("option", { value: st.ns }, st.ns));
@@ -35,6 +52,11 @@ export function graphView(ctx: Ctx): () => void {
     "select",
     { id: "graph-type" },
     graphTypes.map(([v, t]) => h("option", { value: v, selected: v === st.type }, t)),
+  );
+  const boxSelect = h(
+    "select",
+    { id: "graph-box", title: "Group nodes in boxes; namespace boxes show when the graph spans several namespaces" },
+    boxChoices.map(([v, t]) => h("option", { value: v, selected: v === st.box }, t)),
   );
   const durSelect = h("select", { id: "graph-dur" }, durations.map((d) => h("option", { value: d, selected: d === st.dur }, `last ${d}`)));
   const viewButtons = (["graph", "table"] as const).map((v) =>
@@ -44,8 +66,11 @@ export function graphView(ctx: Ctx): () => void {
   const live = new LiveControls("graph", (what) => {
     if (what === "refresh") connect();
   });
-  const findInput = h("input", { type: "search", id: "graph-find", placeholder: "find nodes", "aria-label": "Find nodes by name", size: 14 });
-  const findCount = h("span", { class: "muted", id: "graph-found", role: "status", "aria-live": "polite" });
+  const replay = new Replay(() => seconds(st.dur), () => connect());
+  const finder = new FindBar((what) => {
+    if (what === "find") finder.showFound(cy.find(finder.find));
+    else redraw();
+  });
   const zoomButtons = h(
     "div",
     { class: "seg", role: "group", "aria-label": "Zoom" },
@@ -59,10 +84,10 @@ export function graphView(ctx: Ctx): () => void {
     h("label", {}, "Namespace", nsSelect),
     h("label", {}, "Graph type", typeSelect),
     h("label", {}, "Traffic window", durSelect),
+    h("label", {}, "Box by", boxSelect),
     h("div", { class: "seg", role: "group", "aria-label": "Display" }, viewButtons),
-    findInput,
-    findCount,
     zoomButtons,
+    replay.toggle,
     ...live.items,
   );
 
@@ -82,7 +107,7 @@ export function graphView(ctx: Ctx): () => void {
   const tableEl = h("div", { class: "graph-table", id: "graph-table" });
   const side = h("aside", { class: "side", id: "graph-side", "aria-label": "Details", hidden: true });
   const body = h("div", { class: "graph-body" }, canvas, tableEl, side);
-  root.append(h("div", { class: "graph-page" }, toolbar, body));
+  root.append(h("div", { class: "graph-page" }, toolbar, h("div", { class: "toolbar find" }, finder.items), replay.bar, body));
 
   const cy = new GraphCanvas(cyEl);
   let model: Model | null = null;
@@ -119,7 +144,7 @@ export function graphView(ctx: Ctx): () => void {
     }
     const wasHidden = side.hidden;
     side.hidden = false;
-    sidePanel(side, { node, edge, model: m, dur: st.dur, fresh, signal, close: () => select("") });
+    sidePanel(side, { node, edge, model: m, dur: st.dur, end: replay.on ? replay.end : undefined, fresh, signal, close: () => select("") });
     if (wasHidden) cy.resize();
   }
 
@@ -137,9 +162,14 @@ export function graphView(ctx: Ctx): () => void {
 
   function update(g: KGraph) {
     if (live.paused && model) return; // the user studies what is drawn
+    draw(g);
+  }
+
+  function draw(g: KGraph) {
     const m = readGraph(g);
     model = m;
-    cy.draw(m, st.sel);
+    cyEl.dataset.at = String(g.timestamp); // the instant drawn, for the tests
+    redraw();
     overlay.replaceChildren(
       m.nodes.length === 0
         ? empty(`No traffic in namespace ${st.ns} in the last ${st.dur}.`)
@@ -147,21 +177,40 @@ export function graphView(ctx: Ctx): () => void {
           ? h("div", { class: "state" }, `${m.nodes.length} nodes: edge labels are hidden; the `, h("button", { type: "button", class: "linklike", onclick: () => setView("table") }, "table"), " lists every number.")
           : "",
     );
-    live.updated(new Date(g.timestamp * 1000));
+    if (!replay.on) live.updated(new Date(g.timestamp * 1000));
     drawTable();
     drawPanel(false);
   }
 
+  /** redraw draws the model less what the hide expression takes out. */
+  function redraw() {
+    if (!model) return;
+    const shown = hide(model, finder.hide);
+    cy.draw(shown.model, st.sel, st.box !== "none");
+    finder.showHidden(shown);
+    finder.showFound(cy.find(finder.find));
+  }
+
+  let past: AbortController | null = null;
   function connect() {
     es?.close();
+    es = null;
+    past?.abort();
     model = null;
     cy.clear();
     overlay.replaceChildren(loading("the graph"));
     drawTable();
     const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: live.refresh });
     if (st.type === "service") p.set("injectServiceNodes", "true");
+    if (st.box && st.box !== "none") p.set("boxBy", st.box);
+    replay.show();
+    live.disable(replay.on);
+    if (replay.on) {
+      loadPast(p);
+      return;
+    }
     es = new EventSource(`/api/graph/stream?${p}`);
-    if (!live.paused) live.state("live", "connecting…");
+    live.connecting();
     es.addEventListener("graph", (e) => {
       try {
         update(JSON.parse((e as MessageEvent).data));
@@ -181,6 +230,21 @@ export function graphView(ctx: Ctx): () => void {
     });
   }
 
+  /** loadPast draws the replayed window, read once: the past does not change. */
+  async function loadPast(p: URLSearchParams) {
+    p.delete("refresh");
+    p.set("queryTime", String(replay.end));
+    live.state("live paused", `replay: live updates stop until Back to live`);
+    past = new AbortController();
+    const s = AbortSignal.any([signal, past.signal]);
+    try {
+      const g = await getJSON<KGraph>(`/api/namespaces/graph?${p}`, s);
+      if (!s.aborted) draw(g);
+    } catch (err) {
+      if (!s.aborted) overlay.replaceChildren(errorBox(err, connect));
+    }
+  }
+
   nsSelect.addEventListener("change", () => {
     st.ns = nsSelect.value;
     setParams({ ns: st.ns });
@@ -192,9 +256,10 @@ export function graphView(ctx: Ctx): () => void {
     st.sel = "";
     connect();
   });
-  findInput.addEventListener("input", () => {
-    const n = cy.find(findInput.value);
-    findCount.textContent = findInput.value.trim() ? `${n} found` : "";
+  boxSelect.addEventListener("change", () => {
+    st.box = boxSelect.value;
+    setParams({ box: st.box || null });
+    connect();
   });
   durSelect.addEventListener("change", () => {
     st.dur = durSelect.value;
@@ -216,6 +281,7 @@ export function graphView(ctx: Ctx): () => void {
   connect();
   return () => {
     es?.close();
+    past?.abort();
     cy.destroy();
     root.classList.remove("full");
   };
