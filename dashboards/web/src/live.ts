@@ -9,7 +9,7 @@ import { param, setParams } from "./state";
 /** refreshes are the intervals the pages offer. */
 export const refreshes = ["5s", "10s", "30s", "1m"];
 
-const pausedText = "paused: updates resume on Resume";
+const pausedText = "paused: updates resume on Resume updates";
 
 /** defaultRefresh is left out of the URL. */
 const defaultRefresh = "5s";
@@ -34,7 +34,7 @@ export class LiveControls {
   constructor(id: string, changed: (what: "refresh" | "pause") => void) {
     const choices = refreshes.includes(this.refresh) ? refreshes : [...refreshes, this.refresh];
     this.select = h("select", { id: `${id}-refresh` }, choices.map((r) => h("option", { value: r, selected: r === this.refresh }, `every ${r}`)));
-    this.button = h("button", { type: "button", id: `${id}-pause`, "aria-pressed": "false" }, "Pause");
+    this.button = h("button", { type: "button", id: `${id}-pause`, "aria-pressed": "false" }, "Pause updates");
     // The visible "updated" time changes every refresh: it is not a live
     // region (screen readers would hear it every 5 s); state changes are.
     this.text = h("span", { class: "live", id: `${id}-live` }, "connecting…");
@@ -86,7 +86,8 @@ export class LiveControls {
 
   private showPause(): void {
     this.button.setAttribute("aria-pressed", String(this.paused));
-    this.button.textContent = this.paused ? "Resume" : "Pause";
+    // "updates": the canary page has a Pause of the rollout beside it.
+    this.button.textContent = this.paused ? "Resume updates" : "Pause updates";
     this.button.title = this.paused ? "Resume the live updates" : "Stop the live updates, to study what is shown";
     if (this.paused) this.state("live paused", pausedText);
     else if (this.text.classList.contains("paused")) this.state("live", "resuming…");

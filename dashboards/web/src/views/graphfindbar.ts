@@ -22,7 +22,7 @@ export class FindBar {
   /** changed hears each new find or hide expression that parsed. */
   constructor(changed: (what: "find" | "hide") => void) {
     const input = (id: string, what: string) =>
-      h("input", { type: "search", id, placeholder: `${what}: name, rps > 1, !healthy`, "aria-label": `${what} nodes or edges`, title: findHelp, size: 20, value: param(what) });
+      h("input", { type: "search", id, placeholder: `${what}: name, rps > 1, !healthy`, "aria-label": `${what} nodes or edges`, title: findHelp, size: 30, value: param(what) });
     this.findInput = input("graph-find", "find");
     this.hideInput = input("graph-hide", "hide");
     this.found = h("span", { class: "muted", id: "graph-found", role: "status", "aria-live": "polite" });
