@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -219,15 +220,23 @@ type kialiGraph struct {
 }
 
 type kialiNode struct {
-	ID, App, Version, Workload, Service, NodeType string
-	IsBox                                         string `json:"isBox"`
+	ID, App, Version, Workload, Service, NodeType, Namespace, Parent string
+	IsBox                                                            string `json:"isBox"`
+	HealthStatus                                                     string `json:"healthStatus"`
 }
 
 type kialiEdge struct {
-	Source, Target string
-	IsMTLS         string `json:"isMTLS"`
-	HealthStatus   string `json:"healthStatus"`
-	Traffic        struct {
-		Rates map[string]string `json:"rates"`
+	ID, Source, Target string
+	IsMTLS             string `json:"isMTLS"`
+	HealthStatus       string `json:"healthStatus"`
+	Traffic            struct {
+		Protocol string            `json:"protocol"`
+		Rates    map[string]string `json:"rates"`
 	} `json:"traffic"`
+}
+
+// rps is the edge's request rate, as the graph counts it.
+func (e *kialiEdge) rps() float64 {
+	v, _ := strconv.ParseFloat(e.Traffic.Rates[e.Traffic.Protocol], 64)
+	return v
 }

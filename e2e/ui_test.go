@@ -201,6 +201,9 @@ func TestUI(t *testing.T) {
 			}
 		}
 	})
+	t.Run("every busy edge's panel charts the rate the graph API gives the edge", func(t *testing.T) {
+		uiEdgeChartRates(t, b, gm)
+	})
 	t.Run("a graph window opens a trace search over the same window", func(t *testing.T) {
 		b.open(t, "/traces?service=ratings&lookback=10m&run=1")
 		if got := pollUI[string](t, b, 10*time.Second, `document.querySelector("#tr-lookback")?.value ?? ""`); got != "10m" {
@@ -214,6 +217,9 @@ func TestUI(t *testing.T) {
 		if loc := b.location(t); !strings.Contains(loc, "lookback=10m") {
 			t.Errorf("the search ran with %s, want lookback=10m", loc)
 		}
+	})
+	t.Run("the custom trace range's date fields fit at 1366 px", func(t *testing.T) {
+		uiTraceRangeFits(t, b)
 	})
 	t.Run("a trace whose parent spans are missing is listed as incomplete", func(t *testing.T) {
 		exp, err := otlptracegrpc.New(context.Background(), otlptracegrpc.WithEndpoint(gm.GRPCAddr), otlptracegrpc.WithInsecure())
@@ -464,6 +470,9 @@ func TestUI(t *testing.T) {
 		}
 		b.shot(t, "canary")
 	})
+	t.Run("the canary page pauses and resumes its refresh, kept in the URL", func(t *testing.T) {
+		uiCanaryLive(t, b)
+	})
 	t.Run("the SLO page shows the version burn the canary's gate saw, the thresholds and the canary", func(t *testing.T) {
 		b.open(t, "/slos")
 		card := `document.querySelector('article.slo[data-slo="default/reviews-availability"]')`
@@ -492,6 +501,17 @@ func TestUI(t *testing.T) {
 			return
 		}
 		t.Fatal("no reviews-availability in /api/slos")
+	})
+	// Replays look a few minutes back: these run last, when the demo has
+	// that much history.
+	t.Run("replay draws past windows as the graph API answers for them, and goes back to live", func(t *testing.T) {
+		uiGraphReplay(t, b, gm)
+	})
+	t.Run("find and hide expressions mark and take out what the API's numbers match", func(t *testing.T) {
+		uiFindAndHide(t, b, gm)
+	})
+	t.Run("the graph draws the boxes the API sends for each box-by choice", func(t *testing.T) {
+		uiGraphBoxes(t, b, gm)
 	})
 	b.checkErrors(t)
 }

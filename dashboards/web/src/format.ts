@@ -42,6 +42,14 @@ export function dateTime(d: Date): string {
   return `${d.toLocaleDateString()} ${time(d)}`;
 }
 
+/** localInput formats epoch milliseconds (as a string) for a datetime-local input. */
+export function localInput(msStr: string): string {
+  const t = Number(msStr);
+  if (!msStr || !isFinite(t)) return "";
+  const d = new Date(t - new Date(t).getTimezoneOffset() * 60000);
+  return d.toISOString().slice(0, 19);
+}
+
 /** num formats any sample value compactly. */
 export function num(v: number): string {
   if (!isFinite(v)) return String(v);

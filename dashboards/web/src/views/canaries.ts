@@ -4,6 +4,7 @@
 import { getJSON, postJSON, HTTPError } from "../api";
 import { h, loading, errorBox, empty, keepPlace, unavailable } from "../dom";
 import { dateTime, num } from "../format";
+import { LiveControls } from "../live";
 import type { Ctx } from "../router";
 import { href } from "../state";
 import { sortableTable } from "../table";
@@ -117,8 +118,13 @@ export function canariesView(ctx: Ctx): () => void {
   const { root, signal, rest } = ctx;
   const one = rest.length >= 2 ? { ns: rest[0], name: rest[1] } : null;
   const body = h("div", { id: "canaries" }, loading(one ? "the canary" : "canaries"));
+  let timer = 0;
+  const live = new LiveControls("canary", (what) => {
+    if (what === "pause" && !live.paused) load();
+    schedule();
+  });
   if (one) root.append(h("p", {}, h("a", { href: "/canaries" }, "← All canaries")));
-  root.append(h("h1", {}, one ? `Canary ${one.ns}/${one.name}` : "Canaries"), body);
+  root.append(h("div", { class: "page-head" }, h("h1", {}, one ? `Canary ${one.ns}/${one.name}` : "Canaries"), h("div", { class: "toolbar" }, live.items)), body);
   const note: Note = { el: null };
   const load = async () => {
     try {
@@ -133,6 +139,8 @@ export function canariesView(ctx: Ctx): () => void {
         const [r, rules] = await Promise.all([getJSON<{ canaries: Canary[] | null }>("/api/canaries", signal), routeRules(signal)]);
         keepPlace(body, () => body.replaceChildren(list(r.canaries ?? [], rules)));
       }
+      body.dataset.updates = String(Number(body.dataset.updates ?? 0) + 1);
+      live.updated(new Date());
     } catch (err) {
       if (signal.aborted) return;
       if (err instanceof HTTPError && err.status === 404) {
@@ -142,11 +150,17 @@ export function canariesView(ctx: Ctx): () => void {
       } else body.replaceChildren(errorBox(err, load));
     }
   };
+  // Paused, the page shows what it last loaded; resumed, it loads at once.
+  function schedule() {
+    clearInterval(timer);
+    if (live.paused) return;
+    timer = setInterval(() => {
+      // Do not redraw under an open token prompt.
+      if (!root.querySelector("dialog[open]")) load();
+    }, live.refreshMs);
+  }
   load();
-  const timer = setInterval(() => {
-    // Do not redraw under an open token prompt or a focused button.
-    if (!root.querySelector("dialog[open]")) load();
-  }, 5000);
+  schedule();
   return () => clearInterval(timer);
 }
 

@@ -1,15 +1,18 @@
 // The live service graph page: Kiali's graph over SSE (drawn by
 // graphdraw.ts), its type, namespace and window selectors, a sortable table
 // one click away and a side panel per node or edge.
-import { promList } from "../api";
+import { getJSON, promList } from "../api";
 import { h, errorBox, loading, empty, keepPlace } from "../dom";
-import { time } from "../format";
 import { readGraph, type KGraph, type Model } from "../graphmodel";
-import { param, setParams, durations } from "../state";
+import { LiveControls } from "../live";
+import { param, setParams, durations, seconds } from "../state";
 import type { Ctx } from "../router";
 import { sidePanel } from "./graphpanel";
 import { defaultTableState, graphTables } from "./graphtable";
 import { bigGraph, GraphCanvas, healthColor, healthMark } from "./graphdraw";
+import { FindBar } from "./graphfindbar";
+import { Replay } from "./graphreplay";
+import { hide } from "../graphfind";
 
 const graphTypes: [string, string][] = [
   ["versionedApp", "Versioned app"],
@@ -18,8 +21,18 @@ const graphTypes: [string, string][] = [
   ["service", "Service"],
 ];
 
-/** refreshes are the stream's refresh intervals the page offers. */
-const refreshes = ["5s", "10s", "30s", "1m"];
+/**
+ * boxChoices are the box-by menu's: Kiali's boxBy sent to the API, whose
+ * boxes are drawn ("" leaves the API's default: app boxes in app graphs;
+ * "none" draws no box at all).
+ */
+const boxChoices: [string, string][] = [
+  ["", "default"],
+  ["app", "app"],
+  ["namespace", "namespace"],
+  ["app,namespace", "app and namespace"],
+  ["none", "none"],
+];
 
 /** graphView is the Graph page. */
 export function graphView(ctx: Ctx): () => void {
@@ -31,9 +44,8 @@ export function graphView(ctx: Ctx): () => void {
     dur: param("dur", "10m"),
     view: param("view", "graph"),
     sel: param("sel"),
-    refresh: param("refresh", "5s"),
+    box: param("box"),
   };
-  let paused = false;
 
   const nsSelect = h("select", { id: "graph-ns", "aria-label": "Namespace" }, h("option", { value: st.ns }, st.ns));
   const typeSelect = h(
@@ -41,27 +53,24 @@ export function graphView(ctx: Ctx): () => void {
     { id: "graph-type" },
     graphTypes.map(([v, t]) => h("option", { value: v, selected: v === st.type }, t)),
   );
+  const boxSelect = h(
+    "select",
+    { id: "graph-box", title: "Group nodes in boxes; namespace boxes show when the graph spans several namespaces" },
+    boxChoices.map(([v, t]) => h("option", { value: v, selected: v === st.box }, t)),
+  );
   const durSelect = h("select", { id: "graph-dur" }, durations.map((d) => h("option", { value: d, selected: d === st.dur }, `last ${d}`)));
   const viewButtons = (["graph", "table"] as const).map((v) =>
     h("button", { type: "button", "aria-pressed": String(st.view === v), "data-view": v, onclick: () => setView(v) }, v === "graph" ? "Graph" : "Table"),
   );
-  // The visible "updated" time changes every refresh: it is not a live
-  // region (screen readers would hear it every 5 s); state changes are.
-  const live = h("span", { class: "live", id: "graph-live" }, "connecting…");
-  const liveState = h("span", { class: "sr-only", role: "status", "aria-live": "polite" });
-  const setState = (cls: string, text: string) => {
-    live.className = cls;
-    live.textContent = text;
-    if (cls !== "live on") liveState.textContent = text;
-  };
-  const refreshSelect = h(
-    "select",
-    { id: "graph-refresh" },
-    refreshes.map((r) => h("option", { value: r, selected: r === st.refresh }, `every ${r}`)),
-  );
-  const pauseButton = h("button", { type: "button", id: "graph-pause", "aria-pressed": "false" }, "Pause");
-  const findInput = h("input", { type: "search", id: "graph-find", placeholder: "find nodes", "aria-label": "Find nodes by name", size: 14 });
-  const findCount = h("span", { class: "muted", id: "graph-found", role: "status", "aria-live": "polite" });
+  // The stream's interval is the server's; a pause only stops drawing.
+  const live = new LiveControls("graph", (what) => {
+    if (what === "refresh") connect();
+  });
+  const replay = new Replay(() => seconds(st.dur), () => connect());
+  const finder = new FindBar((what) => {
+    if (what === "find") finder.showFound(cy.find(finder.find));
+    else redraw();
+  });
   const zoomButtons = h(
     "div",
     { class: "seg", role: "group", "aria-label": "Zoom" },
@@ -75,14 +84,11 @@ export function graphView(ctx: Ctx): () => void {
     h("label", {}, "Namespace", nsSelect),
     h("label", {}, "Graph type", typeSelect),
     h("label", {}, "Traffic window", durSelect),
+    h("label", {}, "Box by", boxSelect),
     h("div", { class: "seg", role: "group", "aria-label": "Display" }, viewButtons),
-    h("label", {}, "Refresh", refreshSelect),
-    pauseButton,
-    findInput,
-    findCount,
     zoomButtons,
-    live,
-    liveState,
+    replay.toggle,
+    ...live.items,
   );
 
   const cyEl = h("div", { class: "cy", id: "graph-cy", role: "img", tabindex: 0, "aria-label": "Service graph (loading)", "aria-describedby": "graph-keys" });
@@ -101,7 +107,7 @@ export function graphView(ctx: Ctx): () => void {
   const tableEl = h("div", { class: "graph-table", id: "graph-table" });
   const side = h("aside", { class: "side", id: "graph-side", "aria-label": "Details", hidden: true });
   const body = h("div", { class: "graph-body" }, canvas, tableEl, side);
-  root.append(h("div", { class: "graph-page" }, toolbar, body));
+  root.append(h("div", { class: "graph-page" }, toolbar, h("div", { class: "toolbar find" }, finder.items), replay.bar, body));
 
   const cy = new GraphCanvas(cyEl);
   let model: Model | null = null;
@@ -138,7 +144,7 @@ export function graphView(ctx: Ctx): () => void {
     }
     const wasHidden = side.hidden;
     side.hidden = false;
-    sidePanel(side, { node, edge, model: m, dur: st.dur, fresh, signal, close: () => select("") });
+    sidePanel(side, { node, edge, model: m, dur: st.dur, end: replay.on ? replay.end : undefined, fresh, signal, close: () => select("") });
     if (wasHidden) cy.resize();
   }
 
@@ -155,10 +161,15 @@ export function graphView(ctx: Ctx): () => void {
   }
 
   function update(g: KGraph) {
-    if (paused) return; // the user studies what is drawn
+    if (live.paused && model) return; // the user studies what is drawn
+    draw(g);
+  }
+
+  function draw(g: KGraph) {
     const m = readGraph(g);
     model = m;
-    cy.draw(m, st.sel);
+    cyEl.dataset.at = String(g.timestamp); // the instant drawn, for the tests
+    redraw();
     overlay.replaceChildren(
       m.nodes.length === 0
         ? empty(`No traffic in namespace ${st.ns} in the last ${st.dur}.`)
@@ -166,21 +177,40 @@ export function graphView(ctx: Ctx): () => void {
           ? h("div", { class: "state" }, `${m.nodes.length} nodes: edge labels are hidden; the `, h("button", { type: "button", class: "linklike", onclick: () => setView("table") }, "table"), " lists every number.")
           : "",
     );
-    setState("live on", `live · updated ${time(new Date(g.timestamp * 1000))}`);
+    if (!replay.on) live.updated(new Date(g.timestamp * 1000));
     drawTable();
     drawPanel(false);
   }
 
+  /** redraw draws the model less what the hide expression takes out. */
+  function redraw() {
+    if (!model) return;
+    const shown = hide(model, finder.hide);
+    cy.draw(shown.model, st.sel, st.box !== "none");
+    finder.showHidden(shown);
+    finder.showFound(cy.find(finder.find));
+  }
+
+  let past: AbortController | null = null;
   function connect() {
     es?.close();
+    es = null;
+    past?.abort();
     model = null;
     cy.clear();
     overlay.replaceChildren(loading("the graph"));
     drawTable();
-    const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: st.refresh });
+    const p = new URLSearchParams({ namespaces: st.ns, graphType: st.type, duration: st.dur, responseTime: "95", refresh: live.refresh });
     if (st.type === "service") p.set("injectServiceNodes", "true");
+    if (st.box && st.box !== "none") p.set("boxBy", st.box);
+    replay.show();
+    live.disable(replay.on);
+    if (replay.on) {
+      loadPast(p);
+      return;
+    }
     es = new EventSource(`/api/graph/stream?${p}`);
-    setState("live", "connecting…");
+    live.connecting();
     es.addEventListener("graph", (e) => {
       try {
         update(JSON.parse((e as MessageEvent).data));
@@ -195,9 +225,24 @@ export function graphView(ctx: Ctx): () => void {
         overlay.replaceChildren(errorBox(new Error(String(msg)), connect));
         return;
       }
-      setState("live off", es?.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
+      live.state("live off", es?.readyState === EventSource.CLOSED ? "disconnected" : "reconnecting…");
       if (es?.readyState === EventSource.CLOSED) overlay.replaceChildren(errorBox(new Error("the graph stream closed"), connect));
     });
+  }
+
+  /** loadPast draws the replayed window, read once: the past does not change. */
+  async function loadPast(p: URLSearchParams) {
+    p.delete("refresh");
+    p.set("queryTime", String(replay.end));
+    live.state("live paused", `replay: live updates stop until Back to live`);
+    past = new AbortController();
+    const s = AbortSignal.any([signal, past.signal]);
+    try {
+      const g = await getJSON<KGraph>(`/api/namespaces/graph?${p}`, s);
+      if (!s.aborted) draw(g);
+    } catch (err) {
+      if (!s.aborted) overlay.replaceChildren(errorBox(err, connect));
+    }
   }
 
   nsSelect.addEventListener("change", () => {
@@ -211,21 +256,10 @@ export function graphView(ctx: Ctx): () => void {
     st.sel = "";
     connect();
   });
-  refreshSelect.addEventListener("change", () => {
-    st.refresh = refreshSelect.value;
-    setParams({ refresh: st.refresh === "5s" ? null : st.refresh });
+  boxSelect.addEventListener("change", () => {
+    st.box = boxSelect.value;
+    setParams({ box: st.box || null });
     connect();
-  });
-  findInput.addEventListener("input", () => {
-    const n = cy.find(findInput.value);
-    findCount.textContent = findInput.value.trim() ? `${n} found` : "";
-  });
-  pauseButton.addEventListener("click", () => {
-    paused = !paused;
-    pauseButton.setAttribute("aria-pressed", String(paused));
-    pauseButton.textContent = paused ? "Resume" : "Pause";
-    if (paused) setState("live paused", "paused: updates resume on Resume");
-    else setState("live", "resuming…");
   });
   durSelect.addEventListener("change", () => {
     st.dur = durSelect.value;
@@ -247,6 +281,7 @@ export function graphView(ctx: Ctx): () => void {
   connect();
   return () => {
     es?.close();
+    past?.abort();
     cy.destroy();
     root.classList.remove("full");
   };

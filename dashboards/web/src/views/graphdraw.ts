@@ -4,6 +4,7 @@
 import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { ms, pct, rate } from "../format";
+import type { Query } from "../graphfind";
 import type { EdgeRow, Model, NodeRow } from "../graphmodel";
 
 cytoscape.use(dagre);
@@ -23,6 +24,7 @@ export class GraphCanvas {
   private structure = "";
   private focused = ""; // the node the arrow keys are on
   private flat = false; // drawn without compound boxes
+  private big = false; // drawn as a big graph
 
   constructor(private el: HTMLElement) {
     this.cy = cytoscape({
@@ -86,16 +88,21 @@ export class GraphCanvas {
   /** onFocus, when set, hears the label of the node the arrow keys moved to. */
   onFocus?: (label: string) => void;
 
-  /** draw shows m: elements are added, removed or updated in place. */
-  draw(m: Model, selected: string): void {
+  /**
+   * draw shows m: elements are added, removed or updated in place. Without
+   * boxes (or when big) the nodes are drawn flat, out of their boxes.
+   */
+  draw(m: Model, selected: string, boxes = true): void {
     const cy = this.cy;
     const start = performance.now();
     // Big graphs are drawn flat: compound boxes cost the layout and the
     // renderer more than the thousands of nodes in them.
     const big = m.nodes.length > bigGraph;
-    if (big !== this.flat) {
+    const flat = big || !boxes;
+    if (flat !== this.flat || big !== this.big) {
       cy.elements().remove(); // a node's parent cannot change in place
-      this.flat = big;
+      this.flat = flat;
+      this.big = big;
       // Restyled while empty, which is cheap. Big graphs: no edge labels,
       // straight edges, and no text until zoomed in far enough to read it.
       cy.style()
@@ -105,7 +112,7 @@ export class GraphCanvas {
         .style("min-zoomed-font-size", big ? 9 : 0)
         .update();
     }
-    const els = elements(m, big);
+    const els = elements(m, flat);
     const key = els
       .map((e) => `${e.data.id}>${e.data.parent ?? ""}`)
       .sort()
@@ -143,39 +150,60 @@ export class GraphCanvas {
       ).run();
       this.el.dataset.layoutMs = (performance.now() - t0).toFixed(0);
     }
+    this.rows = new Map<string, NodeRow | EdgeRow>([...m.nodes.map((n) => [n.id, n] as const), ...m.edges.map((e) => [e.id, e] as const)]);
     this.select(selected);
     // What the canvas shows, for screen readers and the browser tests.
     const names = m.nodes.filter((n) => !n.box).map((n) => n.label);
     this.el.dataset.nodes = names.sort().join(",");
     this.el.dataset.edges = String(m.edges.length);
+    // Each drawn box as kind:name=members, e.g. app:reviews=3.
+    this.el.dataset.boxes = cy
+      .nodes(".box")
+      .map((b) => `${b.data("kind")}:${b.data("name")}=${b.children().length}`)
+      .sort()
+      .join(",");
     this.el.dataset.updates = String(Number(this.el.dataset.updates ?? 0) + 1);
     this.applyFind();
     this.el.setAttribute("aria-label", `Service graph: ${names.length} nodes, ${m.edges.length} edges. The table view lists them.`);
   }
 
-  private findText = "";
+  private query: Query | null = null;
+  private rows = new Map<string, NodeRow | EdgeRow>();
 
   /**
-   * find marks the nodes whose label holds text (any case) and dims the
-   * rest, across updates; "" shows all. It returns how many matched.
+   * find marks the nodes or edges q matches and dims the rest, across
+   * updates; null shows all. It returns how many matched.
    */
-  find(text: string): number {
-    this.findText = text.trim().toLowerCase();
+  find(q: Query | null): number {
+    this.query = q;
     return this.applyFind();
   }
 
   private applyFind(): number {
     const cy = this.cy;
     cy.elements().removeClass("found dimmed");
-    if (!this.findText) {
+    const q = this.query;
+    if (!q) {
       delete this.el.dataset.found;
       return 0;
     }
-    const found = cy.nodes().filter((n) => !n.hasClass("box") && String(n.data("name") ?? n.data("label") ?? "").toLowerCase().includes(this.findText));
+    const matches = (el: { id(): string }) => {
+      const row = this.rows.get(el.id());
+      return !!row && q.test(row);
+    };
+    let found: cytoscape.CollectionReturnValue;
+    if (q.target === "node") {
+      found = cy.nodes().filter((n) => !n.hasClass("box") && matches(n));
+      cy.nodes().not(found).not(".box").addClass("dimmed");
+    } else {
+      found = cy.edges().filter((e) => matches(e));
+      cy.edges().not(found).addClass("dimmed");
+      cy.nodes().not(".box").not(found.connectedNodes()).addClass("dimmed");
+    }
     found.addClass("found");
-    cy.nodes().not(found).not(".box").addClass("dimmed");
-    cy.edges().filter((e) => !e.source().hasClass("found") && !e.target().hasClass("found")).addClass("dimmed");
+    if (q.target === "node") cy.edges().filter((e) => !e.source().hasClass("found") && !e.target().hasClass("found")).addClass("dimmed");
     this.el.dataset.found = String(found.length);
+    this.el.dataset.foundKind = q.target;
     return found.length;
   }
 
@@ -248,6 +276,7 @@ function elements(m: Model, flat: boolean): cytoscape.ElementDefinition[] {
         color: healthColor[n.health] ?? "#94a3b8",
         shape: nodeShape(n),
         box: n.box,
+        kind: n.raw.isBox,
       },
       classes: n.box ? "box" : "",
     }));
@@ -322,6 +351,7 @@ function cyStyle(): cytoscape.StylesheetJson {
     { selector: ":selected", style: { "overlay-color": "#2563eb", "overlay-opacity": 0.18, "overlay-padding": 6 } },
     { selector: "node.kbd", style: { "underlay-color": "#2563eb", "underlay-opacity": 0.35, "underlay-padding": 8 } as cytoscape.Css.Node },
     { selector: "node.found", style: { "underlay-color": "#f59e0b", "underlay-opacity": 0.45, "underlay-padding": 10 } as cytoscape.Css.Node },
+    { selector: "edge.found", style: { "underlay-color": "#f59e0b", "underlay-opacity": 0.45, "underlay-padding": 6 } as cytoscape.Css.Edge },
     { selector: ".dimmed", style: { opacity: 0.25 } },
   ];
 }

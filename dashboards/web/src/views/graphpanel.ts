@@ -13,6 +13,8 @@ export interface PanelOpts {
   edge?: EdgeRow;
   model: Model;
   dur: string;
+  /** the window's end in unix seconds when replaying the past; now otherwise */
+  end?: number;
   fresh: boolean;
   signal: AbortSignal;
   close: () => void;
@@ -42,7 +44,7 @@ export function sidePanel(el: HTMLElement, o: PanelOpts): void {
     h("div", { class: "muted" }, kind),
     h("div", { class: "panel-facts" }, facts),
     traceLinks(o),
-    charts(q, o.dur, dur, step, o.signal),
+    charts(q, o.dur, dur, step, o.end, o.signal),
   );
   heading.focus({ preventScroll: true });
 }
@@ -102,20 +104,21 @@ function traceLinks(o: PanelOpts): HTMLElement {
   const target = o.edge ? o.edge.target : o.node!;
   const svc = traceService(target);
   if (!svc || target.type === "unknown") return h("p", {}, "");
-  const lookback = o.dur;
+  // A replayed window searches the same past range.
+  const range = o.end ? { lookback: "custom", start: (o.end - seconds(o.dur)) * 1000, end: o.end * 1000 } : { lookback: o.dur };
   const what = o.edge ? "this edge's callee" : svc;
   return h(
     "p",
     {},
-    h("a", { href: href("/traces", { service: svc, lookback, run: 1 }), id: "panel-traces" }, `Traces of ${what}`),
+    h("a", { href: href("/traces", { service: svc, ...range, run: 1 }), id: "panel-traces" }, `Traces of ${what}`),
     " · ",
-    h("a", { href: href("/traces", { service: svc, lookback, tags: "error=true", run: 1 }) }, "failed ones"),
+    h("a", { href: href("/traces", { service: svc, ...range, tags: "error=true", run: 1 }) }, "failed ones"),
   );
 }
 
-function charts(q: Queries, durName: string, dur: number, step: number, signal: AbortSignal): HTMLElement {
+function charts(q: Queries, durName: string, dur: number, step: number, at: number | undefined, signal: AbortSignal): HTMLElement {
   const box = h("div", {});
-  const end = Math.floor(Date.now() / 1000);
+  const end = at ?? Math.floor(Date.now() / 1000);
   const start = end - dur;
   const width = 390;
   // The slowest sampled requests: listed, and drawn on the latency chart.
@@ -131,6 +134,10 @@ function charts(q: Queries, durName: string, dur: number, step: number, signal: 
       .then(([rs, marks]) => {
         const matrix: PromSample[] = rs.flatMap((r, i) => (r.result as PromSample[]).map((s) => ({ ...s, metric: { __name__: queries[i].name } })));
         chart.replaceChildren();
+        // The first series' latest point, for the browser tests: it must
+        // be the number the graph shows for the same window.
+        const last = matrix[0]?.values?.at(-1);
+        if (last) Object.assign(chart.dataset, { lastAt: String(last[0]), last: last[1] });
         if (matrix.length === 0) chart.append(empty("No data in this window."));
         else timeChart(chart, matrix, { width, height: 130, fmt, xRange: [start, end], label: (m) => m.__name__, marks });
       })

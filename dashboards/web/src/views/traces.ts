@@ -3,7 +3,7 @@
 import { jaeger, spanIsError, type JaegerTrace } from "../api";
 import { scatterChart } from "../charts";
 import { h, loading, errorBox, empty } from "../dom";
-import { dateTime, us, ms } from "../format";
+import { dateTime, localInput, us, ms } from "../format";
 import { navigate, type Ctx } from "../router";
 import { href, param, params, seconds, setParams } from "../state";
 import { traceView } from "./trace";
@@ -53,7 +53,8 @@ export function tracesView(ctx: Ctx): void {
     h("label", {}, "Operation", f.operation),
     h("label", {}, "Tags (key=value, space-separated)", f.tags),
     h("label", {}, "Time range", f.lookback),
-    h("div", { class: "row", id: "tr-range" }, h("label", {}, "From", f.start), h("label", {}, "To", f.end)),
+    // One above the other: side by side, date-times with seconds are cut off.
+    h("div", { class: "stack", id: "tr-range" }, h("label", {}, "From", f.start), h("label", {}, "To", f.end)),
     h("div", { class: "row" }, h("label", {}, "Min duration", f.minDuration), h("label", {}, "Max duration", f.maxDuration)),
     h("label", {}, "Limit", f.limit),
     h("button", { type: "submit", class: "primary", id: "tr-find" }, "Find traces"),
@@ -156,14 +157,6 @@ async function loadOperations(service: string, sel: HTMLSelectElement, want: str
   } catch {
     /* operations are optional; the search still works */
   }
-}
-
-/** localInput formats epoch milliseconds (as a string) for a datetime-local input. */
-function localInput(msStr: string): string {
-  const t = Number(msStr);
-  if (!msStr || !isFinite(t)) return "";
-  const d = new Date(t - new Date(t).getTimezoneOffset() * 60000);
-  return d.toISOString().slice(0, 19);
 }
 
 /** parseTags reads `k=v k2="v 2"` into Jaeger's tags object. */
