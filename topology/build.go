@@ -110,14 +110,14 @@ type builder struct {
 // appenders are the appenders a graph runs, read once from the options'
 // map (per element, map lookups showed in profiles).
 type appenders struct {
-	dead, idle, responseTime, security, throughput, health bool
+	dead, idle, responseTime, security, throughput, health, istio bool
 }
 
 func newBuilder(o *Options) *builder {
 	b := &builder{o: o, nodes: map[nodeKey]*node{}, edges: map[edgeKey]*edge{}}
 	b.ap = appenders{dead: o.Appenders[AppenderDeadNode], idle: o.Appenders[AppenderIdleNode],
 		responseTime: o.Appenders[AppenderResponseTime], security: o.Appenders[AppenderSecurityPolicy],
-		throughput: o.Appenders[AppenderThroughput], health: o.Appenders[AppenderHealth]}
+		throughput: o.Appenders[AppenderThroughput], health: o.Appenders[AppenderHealth], istio: o.Appenders[AppenderIstio]}
 	if len(o.Namespaces) > 0 {
 		b.nsSet = map[string]bool{}
 		for _, ns := range o.Namespaces {

@@ -53,7 +53,11 @@
 // in it; with the registry, a node of dataSource "registry" for every
 // service and workload of the requested namespaces without traffic),
 // health (healthData plus glassmesh's healthStatus, from Tolerances;
-// Kiali's defaults). Rates are strings with Kiali's precision; ids are
+// Kiali's defaults), istio (with the registry: hasVS, hasTrafficShifting
+// and hasRequestRouting on the service node of a service with a
+// TrafficRoute; glassmesh's canary, with the state SetCanaryStates gives,
+// on that node and on the nodes of the canary subset's workloads when a
+// Canary drives the route). Rates are strings with Kiali's precision; ids are
 // the sha256 (hex) of the node identity and of "source.target.protocol",
 // as Kiali's; responseTime and throughput are whole numbers (ms,
 // bytes/s), as Kiali prints them.
@@ -78,6 +82,7 @@
 //	g, err := topology.New(topology.Config{PreferQuerier: queryURL != ""}, q,
 //		spanReader, logger.With("component", "topology"), reg)
 //	g.SetMesh(func() *model.Mesh { m, _ := store.Mesh(); return m })
+//	g.SetCanaryStates(canaryController.StateOf)
 //	ingest, err := receiver.NewMetricsReceiver(cfg, g.WatchAppends(storage.AppendableV2()), ...)
 //	consumers = append(consumers, g) // the pipeline's fan-out
 //	g.Register(mux)                  // on --http-addr
@@ -86,7 +91,8 @@
 //
 // # Not done
 //
-// Service entries, isOutOfMesh, virtual service flags and Kiali's
-// "unused" nodes are not drawn. gRPC sent/received rates use request and
+// Service entries, isOutOfMesh, Kiali's other route flags (hasCB,
+// hasFaultInjection, hasRequestTimeout, hasMirroring) and "unused" nodes
+// are not drawn. gRPC sent/received rates use request and
 // response bytes (glassmesh records no gRPC message counts).
 package topology

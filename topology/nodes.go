@@ -65,6 +65,7 @@ func (b *builder) appendNode(buf []byte, n *node) []byte {
 	} else {
 		buf = append(buf, "null"...)
 	}
+	buf = appendRoute(buf, d)
 	buf = appendOmit(buf, "isBox", d.IsBox)
 	buf = appendFlag(buf, "isDead", d.IsDead)
 	buf = appendFlag(buf, "isIdle", d.IsIdle)
@@ -74,6 +75,7 @@ func (b *builder) appendNode(buf []byte, n *node) []byte {
 	buf = appendFlag(buf, "isRoot", d.IsRoot)
 	buf = appendOmit(buf, "healthStatus", d.HealthStatus)
 	buf = appendOmit(buf, "dataSource", d.DataSource)
+	buf = appendCanary(buf, d.Canary)
 	return append(buf, "}}"...)
 }
 

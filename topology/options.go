@@ -25,18 +25,22 @@ const (
 	AppenderSecurityPolicy = "securityPolicy"
 	AppenderThroughput     = "throughput"
 	AppenderHealth         = "health"
+	// AppenderIstio marks the nodes routes and canaries apply to (hasVS,
+	// hasTrafficShifting, hasRequestRouting, canary); it needs the mesh
+	// registry (SetMesh).
+	AppenderIstio = "istio"
 )
 
 // defaultAppenders run when the appenders parameter is absent: Kiali runs
 // all of them then, but idleNode walks the whole in-memory history, so
 // it runs only when asked for (Kiali's UI asks only with "show idle nodes").
-var defaultAppenders = []string{AppenderDeadNode, AppenderResponseTime, AppenderSecurityPolicy, AppenderThroughput, AppenderHealth}
+var defaultAppenders = []string{AppenderDeadNode, AppenderIstio, AppenderResponseTime, AppenderSecurityPolicy, AppenderThroughput, AppenderHealth}
 
 // knownAppenders are the ones glassmesh implements; Kiali's others
-// (istio, serviceEntry, sidecarsCheck, workloadEntry, aggregateNode) are
+// (serviceEntry, sidecarsCheck, workloadEntry, aggregateNode, ambient) are
 // accepted and ignored, so Kiali's UI URLs work.
 var knownAppenders = []string{AppenderDeadNode, AppenderIdleNode, AppenderResponseTime, AppenderSecurityPolicy, AppenderThroughput, AppenderHealth,
-	"istio", "serviceEntry", "sidecarsCheck", "workloadEntry", "aggregateNode", "ambient"}
+	AppenderIstio, "serviceEntry", "sidecarsCheck", "workloadEntry", "aggregateNode", "ambient"}
 
 // Options are the parameters of one graph, Kiali's names and defaults.
 type Options struct {

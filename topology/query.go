@@ -92,7 +92,9 @@ func (g *Graph) buildFrom(ctx context.Context, o Options, mode pathMode) ([]byte
 		}
 		b.addSpans(deps, o.Duration)
 	}
-	b.addRegistry(g.registry.index(g.cfg.RegistryCluster), g.cfg.RegistryCluster, b.ap.dead, b.ap.idle)
+	ix := g.registry.index(g.cfg.RegistryCluster)
+	b.addRegistry(ix, g.cfg.RegistryCluster, b.ap.dead, b.ap.idle)
+	b.addRoutes(ix, g.registry.canaryStates())
 	out := b.emit(g.health, at)
 	g.m.buildDuration.WithLabelValues(label).Observe(time.Since(start).Seconds())
 	return out, nil

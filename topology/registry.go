@@ -28,16 +28,18 @@ func (g *Graph) SetMesh(mesh func() *model.Mesh) {
 // registry holds the mesh source and the index of the last mesh it
 // returned (a Mesh never changes, so its index is built once).
 type registry struct {
-	mu   sync.Mutex
-	mesh func() *model.Mesh
-	last *model.Mesh
-	ix   *registryIndex
+	mu          sync.Mutex
+	mesh        func() *model.Mesh
+	canaryState func(namespace, name string) string
+	last        *model.Mesh
+	ix          *registryIndex
 }
 
 // registryIndex is what the graph needs of one mesh version.
 type registryIndex struct {
 	workloads []regWorkload
 	services  []regService
+	routes    []regRoute
 }
 
 // regWorkload is a registry workload as the pipeline labels it.
@@ -78,11 +80,7 @@ func newRegistryIndex(m *model.Mesh, cluster string) *registryIndex {
 	type label struct{ ns, k, v string }
 	byLabel := map[label][]*model.Workload{}
 	for _, w := range m.Workloads {
-		ix.workloads = append(ix.workloads, regWorkload{
-			peer: peer{Cluster: cluster, Namespace: orUnknown(w.Namespace), Workload: orUnknown(w.Name),
-				App: orUnknown(w.Labels["app"]), Version: orUnknown(w.Labels["version"])},
-			alive: len(w.Spec.Endpoints) > 0,
-		})
+		ix.workloads = append(ix.workloads, regWorkload{peer: workloadPeer(w, cluster), alive: len(w.Spec.Endpoints) > 0})
 		for k, v := range w.Labels {
 			byLabel[label{w.Namespace, k, v}] = append(byLabel[label{w.Namespace, k, v}], w)
 		}
@@ -100,7 +98,14 @@ func newRegistryIndex(m *model.Mesh, cluster string) *registryIndex {
 		}
 		ix.services = append(ix.services, rs)
 	}
+	ix.routes = indexRoutes(m, cluster)
 	return ix
+}
+
+// workloadPeer is a registry workload as the pipeline labels it.
+func workloadPeer(w *model.Workload, cluster string) peer {
+	return peer{Cluster: cluster, Namespace: orUnknown(w.Namespace), Workload: orUnknown(w.Name),
+		App: orUnknown(w.Labels["app"]), Version: orUnknown(w.Labels["version"])}
 }
 
 // selects reports whether a selector's labels are all among labels.

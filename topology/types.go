@@ -1,14 +1,13 @@
 package topology
 
 // The types below mirror Kiali's graph JSON (graph/config/cytoscape) field
-// for field, so Kiali's UI and tools read ours. glassmesh adds two fields,
-// both optional for a Kiali reader: "dataSource" on nodes and edges
+// for field, so Kiali's UI and tools read ours. glassmesh adds three
+// fields, all optional for a Kiali reader: "dataSource" on nodes and edges
 // (metrics, spans or both: where the element was seen, or registry for an
-// idle node only the mesh config knows; not "source",
-// which Kiali's edges already use for the source node id) and
-// "healthStatus" (the
-// health Kiali's UI would compute from healthData with the configured
-// thresholds, so API users need not recompute it).
+// idle node only the mesh config knows; not "source", which Kiali's edges
+// already use for the source node id), "healthStatus" (the health Kiali's
+// UI would compute from healthData with the configured thresholds, so API
+// users need not recompute it) and "canary" on nodes (CanaryRef).
 
 // Element sources, the value of the "dataSource" extension.
 const (
@@ -85,16 +84,40 @@ type NodeData struct {
 	Traffic         []ProtocolTraffic `json:"traffic,omitempty"`
 	HealthData      *HealthData       `json:"healthData"`
 	HasHealthConfig map[string]string `json:"hasHealthConfig,omitempty"`
-	IsBox           string            `json:"isBox,omitempty"` // app | namespace | cluster
-	IsDead          bool              `json:"isDead,omitempty"`
-	IsIdle          bool              `json:"isIdle,omitempty"`
-	IsInaccessible  bool              `json:"isInaccessible,omitempty"`
-	IsOutOfMesh     bool              `json:"isOutOfMesh,omitempty"`
-	IsOutside       bool              `json:"isOutside,omitempty"`
-	IsRoot          bool              `json:"isRoot,omitempty"`
-	IsServiceEntry  *SEInfo           `json:"isServiceEntry,omitempty"`
-	HealthStatus    string            `json:"healthStatus,omitempty"` // glassmesh extension
-	DataSource      string            `json:"dataSource,omitempty"`   // glassmesh extension
+	// HasRequestRouting, HasTrafficShifting and HasVS are the istio
+	// appender's: a TrafficRoute (glassmesh's VirtualService) applies to
+	// the service node.
+	HasRequestRouting  bool       `json:"hasRequestRouting,omitempty"`  // a rule matches on request content
+	HasTrafficShifting bool       `json:"hasTrafficShifting,omitempty"` // a rule splits weight over destinations
+	HasVS              *VSInfo    `json:"hasVS,omitempty"`
+	IsBox              string     `json:"isBox,omitempty"` // app | namespace | cluster
+	IsDead             bool       `json:"isDead,omitempty"`
+	IsIdle             bool       `json:"isIdle,omitempty"`
+	IsInaccessible     bool       `json:"isInaccessible,omitempty"`
+	IsOutOfMesh        bool       `json:"isOutOfMesh,omitempty"`
+	IsOutside          bool       `json:"isOutside,omitempty"`
+	IsRoot             bool       `json:"isRoot,omitempty"`
+	IsServiceEntry     *SEInfo    `json:"isServiceEntry,omitempty"`
+	HealthStatus       string     `json:"healthStatus,omitempty"` // glassmesh extension
+	DataSource         string     `json:"dataSource,omitempty"`   // glassmesh extension
+	Canary             *CanaryRef `json:"canary,omitempty"`       // glassmesh extension
+}
+
+// VSInfo is Kiali's hasVS: the hosts the node's routes apply to (for a
+// TrafficRoute, its service's <name>.<namespace>.svc.cluster.local).
+type VSInfo struct {
+	Hostnames []string `json:"hostnames,omitempty"`
+}
+
+// CanaryRef names the Canary that drives a node's traffic (glassmesh's
+// "canary" extension, set by the istio appender): on the service node of
+// the canary's route, and on the nodes of the workloads of its canary
+// subset. State is the canary's state as /api/canaries/{namespace}/{name}
+// gives it, empty when the graph has no canary states (SetCanaryStates).
+type CanaryRef struct {
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	State     string `json:"state,omitempty"`
 }
 
 // SEInfo describes a service entry node (Kiali's isServiceEntry); glassmesh

@@ -40,6 +40,7 @@ func (a *app) newCanary() error {
 	}
 	a.canary = c
 	a.store.SetOverlay(c.Overlay)
+	a.tel.graph.SetCanaryStates(c.StateOf)
 	h := canary.Handler{Controller: c, Push: a.reapply}
 	if a.kube != nil {
 		// A follower takes actions to the leader through the Canary.

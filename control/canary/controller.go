@@ -384,6 +384,17 @@ func (c *Controller) List() []Status {
 	return out
 }
 
+// StateOf returns one canary's state, "" when there is no such canary:
+// what the service graph shows beside the canary's nodes.
+func (c *Controller) StateOf(namespace, name string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if cur := c.canaries[namespace+"/"+name]; cur != nil {
+		return string(cur.st.State)
+	}
+	return ""
+}
+
 // Get returns one canary's status.
 func (c *Controller) Get(namespace, name string) (Status, bool) {
 	c.mu.Lock()

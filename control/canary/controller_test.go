@@ -27,6 +27,9 @@ func TestAHealthyCanaryWalksEveryStepAndIsPromoted(t *testing.T) {
 		t.Errorf("weights at the first step = %v, want %v (25%% of the 80 v1 and v3 hold)", got, want)
 	}
 	st := waitState(t, c, Succeeded, 30*time.Second)
+	if got, none := c.StateOf("default", "reviews"), c.StateOf("default", "nope"); got != "succeeded" || none != "" {
+		t.Errorf("StateOf = %q for the canary, %q for none; want succeeded and empty", got, none)
+	}
 	var verdicts []string
 	for _, d := range st.Decisions {
 		verdicts = append(verdicts, string(d.Verdict))
