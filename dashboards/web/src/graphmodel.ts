@@ -18,6 +18,36 @@ export interface KNode {
   isOutside?: boolean;
   healthStatus?: string;
   traffic?: { protocol: string; rates: Record<string, string> }[];
+  /** a TrafficRoute applies to this service node (the istio appender, Kiali's names) */
+  hasVS?: { hostnames?: string[] };
+  hasTrafficShifting?: boolean;
+  hasRequestRouting?: boolean;
+  /** the Canary that drives this node's traffic (glassmesh's extension) */
+  canary?: CanaryRef;
+}
+
+/** CanaryRef names a canary, as the graph API's node "canary" field does. */
+export interface CanaryRef {
+  namespace: string;
+  name: string;
+  state?: string;
+}
+
+/** canaryHref is the canary's page. */
+export const canaryHref = (c: CanaryRef) => `/canaries/${encodeURIComponent(c.namespace)}/${encodeURIComponent(c.name)}`;
+
+/** nodeBadges are a node's route and canary badges as words: "route", "canary". */
+export function nodeBadges(n: NodeRow): string[] {
+  return [n.raw.hasVS ? "route" : "", n.raw.canary ? "canary" : ""].filter(Boolean);
+}
+
+/** badgeMark is each badge's symbol, shown with its word (never the symbol alone). */
+export const badgeMark: Record<string, string> = { route: "⇄", canary: "⚑" };
+
+/** routeText says what a node's route does, e.g. "route: traffic shifting, request routing". */
+export function routeText(n: KNode): string {
+  const what = [n.hasTrafficShifting ? "traffic shifting" : "", n.hasRequestRouting ? "request routing" : ""].filter(Boolean);
+  return what.length ? `route: ${what.join(", ")}` : "route";
 }
 
 export interface KEdge {

@@ -100,6 +100,7 @@ export function graphView(ctx: Ctx): () => void {
     Object.entries(healthColor).map(([k, c]) => h("span", {}, h("span", { class: "dot", style: `background:${c}`, "aria-hidden": "true" }), healthMark[k] ? `${k} ${healthMark[k]}` : k)),
     h("span", {}, "shapes: ▲ service · ● workload · ▢ app · ◆ unknown caller · ⇢ root"),
     h("span", {}, "edge label: 🔒 mTLS · rps · errors · p95"),
+    h("span", {}, "badges: ⇄ route (a TrafficRoute applies) · ⚑ canary (open the node for its canary)"),
     h("span", { id: "graph-keys" }, "keys: arrows move between nodes, Enter opens, Esc closes"),
     focusNote,
   );

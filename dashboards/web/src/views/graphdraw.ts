@@ -5,7 +5,7 @@ import cytoscape from "cytoscape";
 import dagre from "cytoscape-dagre";
 import { ms, pct, rate } from "../format";
 import type { Query } from "../graphfind";
-import type { EdgeRow, Model, NodeRow } from "../graphmodel";
+import { badgeMark, nodeBadges, type EdgeRow, type Model, type NodeRow } from "../graphmodel";
 
 cytoscape.use(dagre);
 
@@ -156,6 +156,12 @@ export class GraphCanvas {
     const names = m.nodes.filter((n) => !n.box).map((n) => n.label);
     this.el.dataset.nodes = names.sort().join(",");
     this.el.dataset.edges = String(m.edges.length);
+    // The route and canary badges drawn, as id=route+canary.
+    this.el.dataset.badges = m.nodes
+      .filter((n) => !n.box && nodeBadges(n).length)
+      .map((n) => `${n.id}=${nodeBadges(n).join("+")}`)
+      .sort()
+      .join(",");
     // Each drawn box as kind:name=members, e.g. app:reviews=3.
     this.el.dataset.boxes = cy
       .nodes(".box")
@@ -249,6 +255,12 @@ function edgeLabel(e: EdgeRow): string {
   return parts.join(" · ");
 }
 
+/** badgeLine is the second label line of a node with badges, e.g. "⇄ route ⚑ canary". */
+function badgeLine(n: NodeRow): string {
+  const b = nodeBadges(n);
+  return b.length ? "\n" + b.map((x) => `${badgeMark[x]} ${x}`).join(" ") : "";
+}
+
 function nodeShape(n: NodeRow): string {
   switch (n.type) {
     case "service":
@@ -272,7 +284,7 @@ function elements(m: Model, flat: boolean): cytoscape.ElementDefinition[] {
         id: n.id,
         parent: flat ? undefined : n.raw.parent,
         name: n.label,
-        label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : "") + (healthMark[n.health] ? ` ${healthMark[n.health]}` : ""),
+        label: n.box ? n.label : n.label + (n.raw.isRoot ? " ⇢" : "") + (healthMark[n.health] ? ` ${healthMark[n.health]}` : "") + badgeLine(n),
         color: healthColor[n.health] ?? "#94a3b8",
         shape: nodeShape(n),
         box: n.box,
@@ -315,6 +327,7 @@ function cyStyle(): cytoscape.StylesheetJson {
         "text-background-color": "#ffffff",
         "text-background-opacity": 0.8,
         "text-background-padding": "1px",
+        "text-wrap": "wrap",
       },
     },
     {

@@ -5,7 +5,19 @@ import { getJSON, promRange, stepFor, type PromSample } from "../api";
 import { timeChart, type Mark } from "../charts";
 import { h, loading, errorBox, empty } from "../dom";
 import { ms, pct, rate, time } from "../format";
-import { edgeQueries, nodeQueries, traceService, type EdgeRow, type Model, type NodeRow, type Queries } from "../graphmodel";
+import {
+  badgeMark,
+  canaryHref,
+  edgeQueries,
+  nodeQueries,
+  routeText,
+  traceService,
+  type CanaryRef,
+  type EdgeRow,
+  type Model,
+  type NodeRow,
+  type Queries,
+} from "../graphmodel";
 import { href, seconds } from "../state";
 
 export interface PanelOpts {
@@ -51,7 +63,7 @@ export function sidePanel(el: HTMLElement, o: PanelOpts): void {
 
 function nodeFacts(n: NodeRow): Node[] {
   const r = n.raw;
-  const rows: [string, string][] = [
+  const rows: [string, string | Node][] = [
     ["namespace", n.namespace],
     ["health", n.health || "–"],
     ["inbound", `${rate(n.rpsIn)} rps`],
@@ -62,7 +74,18 @@ function nodeFacts(n: NodeRow): Node[] {
   if (r.workload) rows.push(["workload", r.workload]);
   if (r.service) rows.push(["service", r.service]);
   if (r.isRoot) rows.push(["root", "yes: it only calls others"]);
+  if (r.hasVS) rows.push(["route", h("span", { id: "panel-route" }, `${badgeMark.route} ${routeText(r)}${r.hasVS.hostnames?.length ? ` (${r.hasVS.hostnames.join(", ")})` : ""}`)]);
+  if (r.canary) rows.push(["canary", canaryLink(r.canary, "panel-canary")]);
   return [kv(rows)];
+}
+
+/** canaryLink is a canary badge that opens the canary's page. */
+export function canaryLink(c: CanaryRef, id?: string, focus?: string): HTMLElement {
+  return h(
+    "a",
+    { class: "badge canary", id, href: canaryHref(c), "data-focus": focus, title: `Canary ${c.namespace}/${c.name}: open its page` },
+    `${badgeMark.canary} canary ${c.namespace}/${c.name}${c.state ? ` · ${c.state}` : ""}`,
+  );
 }
 
 function edgeFacts(e: EdgeRow): Node[] {
@@ -96,7 +119,7 @@ function edgeFacts(e: EdgeRow): Node[] {
   return out;
 }
 
-function kv(rows: [string, string][]): HTMLElement {
+function kv(rows: [string, string | Node][]): HTMLElement {
   return h("dl", { class: "kv" }, rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 

@@ -1,8 +1,21 @@
 // The text alternative to the graph: sortable tables of edges and nodes.
 import { h } from "../dom";
 import { ms, pct, rate } from "../format";
-import type { EdgeRow, Model, NodeRow } from "../graphmodel";
+import { badgeMark, nodeBadges, routeText, type EdgeRow, type Model, type NodeRow } from "../graphmodel";
+import { canaryLink } from "./graphpanel";
 import { sortableTable } from "../table";
+
+/** nodeBadgeCell shows a node's route badge and its canary badge, a link to the canary's page. */
+function nodeBadgeCell(n: NodeRow): HTMLElement {
+  const r = n.raw;
+  return h(
+    "span",
+    { class: "node-badges", "data-node": n.id, "data-badges": nodeBadges(n).join("+") },
+    r.hasVS ? h("span", { class: "badge route", title: routeText(r) }, `${badgeMark.route} route`) : null,
+    r.hasVS && r.canary ? " " : null,
+    r.canary ? canaryLink(r.canary, undefined, `canary:${n.id}`) : null,
+  );
+}
 
 const badge = (s: string) => h("span", { class: `badge health-${s}` }, s || "–");
 
@@ -54,6 +67,7 @@ export function graphTables(m: Model, sel: string, select: (id: string) => void,
       { key: "in", title: "In (rps)", value: (n) => n.rpsIn, render: (n) => rate(n.rpsIn), num: true },
       { key: "out", title: "Out (rps)", value: (n) => n.rpsOut, render: (n) => rate(n.rpsOut), num: true },
       { key: "health", title: "Health", value: (n) => n.health, render: (n) => badge(n.health) },
+      { key: "badges", title: "Route / canary", value: (n) => nodeBadges(n).join(" "), render: (n) => nodeBadgeCell(n) },
     ],
     { id: "nodes-table", sortKey: st.nodes.key, desc: st.nodes.desc, onSort: (key, desc) => (st.nodes = { key, desc }) },
   );
