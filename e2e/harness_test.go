@@ -223,6 +223,14 @@ type kialiNode struct {
 	ID, App, Version, Workload, Service, NodeType, Namespace, Parent string
 	IsBox                                                            string `json:"isBox"`
 	HealthStatus                                                     string `json:"healthStatus"`
+	// The istio appender's route and canary marks.
+	HasVS *struct {
+		Hostnames []string `json:"hostnames"`
+	} `json:"hasVS"`
+	HasTrafficShifting bool `json:"hasTrafficShifting"`
+	Canary             *struct {
+		Namespace, Name, State string
+	} `json:"canary"`
 }
 
 type kialiEdge struct {

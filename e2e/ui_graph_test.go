@@ -467,3 +467,122 @@ func uiGraphBoxes(t *testing.T, b *browser, gm *instance) {
 	}
 	b.shot(t, "graph-boxes")
 }
+
+// apiBadges are the route and canary marks the graph API gives a graph's
+// nodes, as the UI writes them: "id=route+canary", sorted.
+func apiBadges(g *kialiGraph) []string {
+	var out []string
+	for _, n := range g.Elements.Nodes {
+		d := &n.Data
+		if d.IsBox != "" {
+			continue
+		}
+		var b []string
+		if d.HasVS != nil {
+			b = append(b, "route")
+		}
+		if d.Canary != nil {
+			b = append(b, "canary")
+		}
+		if b != nil {
+			out = append(out, d.ID+"="+strings.Join(b, "+"))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// uiGraphBadges checks the route and canary badges against the graph API
+// at the instant the page drew (the demo's reviews has a route and a
+// canary): in the drawing of the service and versioned-app graphs and in
+// the nodes table; the canary badge of the panel and the table opens the
+// canary's page.
+func uiGraphBadges(t *testing.T, b *browser, gm *instance) {
+	// The window covers the demo's start, when reviews v3 had the canary's
+	// traffic (it was rolled back since).
+	for _, tc := range []struct{ graphType, api string }{
+		{"service", "&graphType=service&injectServiceNodes=true"},
+		{"versionedApp", "&graphType=versionedApp"},
+	} {
+		b.open(t, "/graph?ns=default&dur=30m&type="+tc.graphType)
+		got := pollUI[[]string](t, b, 60*time.Second, `(() => {
+			const el = document.querySelector("#graph-cy");
+			return el?.dataset.badges && el.dataset.at ? [el.dataset.at, el.dataset.badges] : null;
+		})()`)
+		var g kialiGraph
+		gm.getJSON(t, "/api/namespaces/graph?namespaces=default&duration=30m&queryTime="+got[0]+tc.api, &g)
+		want := apiBadges(&g)
+		t.Logf("%s graph at %s: the UI badges %s", tc.graphType, got[0], got[1])
+		if got[1] != strings.Join(want, ",") {
+			t.Errorf("%s graph at %s: the drawing badges\n%s\nthe API marks\n%s", tc.graphType, got[0], got[1], strings.Join(want, ","))
+		}
+		// The demo's reviews is routed and canaried: its service node
+		// carries both, and reviews v3 (the canary subset) the canary.
+		var names []string
+		for _, n := range g.Elements.Nodes {
+			if d := n.Data; d.Canary != nil {
+				names = append(names, d.label())
+				if d.Canary.Namespace != "default" || d.Canary.Name != "reviews" || d.Canary.State == "" {
+					t.Errorf("%s names canary %+v, want default/reviews with its state", d.label(), *d.Canary)
+				}
+			}
+		}
+		wantNode := map[string]string{"service": "reviews", "versionedApp": "reviews v3"}[tc.graphType]
+		if !slices.Contains(names, wantNode) {
+			t.Errorf("%s graph: the API names the canary on %q, not on %s", tc.graphType, names, wantNode)
+		}
+	}
+
+	// The table lists the same badges; its canary badge opens the canary.
+	b.open(t, "/graph?ns=default&dur=30m&type=service&view=table")
+	got := pollUI[[]string](t, b, 60*time.Second, `(() => {
+		const cells = [...document.querySelectorAll("#nodes-table .node-badges")].filter(c => c.dataset.badges);
+		const at = document.querySelector("#graph-cy")?.dataset.at;
+		return cells.length && at ? [at, cells.map(c => c.dataset.node + "=" + c.dataset.badges).sort().join(",")] : null;
+	})()`)
+	var g kialiGraph
+	gm.getJSON(t, "/api/namespaces/graph?namespaces=default&graphType=service&injectServiceNodes=true&duration=30m&queryTime="+got[0], &g)
+	if want := strings.Join(apiBadges(&g), ","); got[1] != want {
+		t.Errorf("the nodes table at %s badges\n%s\nthe API marks\n%s", got[0], got[1], want)
+	}
+	var reviews string
+	for _, n := range g.Elements.Nodes {
+		if n.Data.NodeType == "service" && n.Data.Service == "reviews" {
+			reviews = n.Data.ID
+			if !n.Data.HasTrafficShifting {
+				t.Errorf("the reviews service node has no hasTrafficShifting; its route splits v1 and v2")
+			}
+		}
+	}
+	if reviews == "" {
+		t.Fatal("no reviews service node in the service graph")
+	}
+	// The panel of the reviews service: its route, and its canary linked.
+	panel := pollUI[[]string](t, b, 20*time.Second, fmt.Sprintf(`(() => {
+		document.querySelector('#nodes-table button[data-focus="' + CSS.escape(%q) + '"]')?.click();
+		const r = document.querySelector("#panel-route"), c = document.querySelector("#panel-canary");
+		return r && c ? [r.textContent, c.getAttribute("href"), c.textContent] : null;
+	})()`, "pick:"+reviews))
+	t.Logf("reviews panel: %q", panel)
+	if !strings.Contains(panel[0], "traffic shifting") || !strings.Contains(panel[0], "reviews.default.svc.cluster.local") {
+		t.Errorf("the panel's route says %q", panel[0])
+	}
+	if panel[1] != "/canaries/default/reviews" {
+		t.Errorf("the panel's canary badge links to %q", panel[1])
+	}
+	// The table's canary badge of the reviews row opens the canary's page.
+	text := pollUI[string](t, b, 10*time.Second, fmt.Sprintf(`(() => {
+		const a = document.querySelector('#nodes-table a.badge.canary[data-focus="' + CSS.escape(%q) + '"]');
+		if (!a) return "";
+		const text = a.textContent;
+		a.click();
+		return text;
+	})()`, "canary:"+reviews))
+	pollUI[bool](t, b, 20*time.Second, `location.pathname === "/canaries/default/reviews" && !!document.querySelector("#canary-state")?.textContent`)
+	var st struct{ State string }
+	gm.getJSON(t, "/api/canaries/default/reviews", &st)
+	state := pollUI[string](t, b, 10*time.Second, `document.querySelector("#canary-state").textContent`)
+	if state != st.State || !strings.HasSuffix(text, "· "+st.State) {
+		t.Errorf("the badge %q opened a canary page in state %q; the API says %q", text, state, st.State)
+	}
+}

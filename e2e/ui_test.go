@@ -502,6 +502,9 @@ func TestUI(t *testing.T) {
 		}
 		t.Fatal("no reviews-availability in /api/slos")
 	})
+	t.Run("the graph badges the nodes the API marks with a route or canary, and the canary badge opens the canary", func(t *testing.T) {
+		uiGraphBadges(t, b, gm)
+	})
 	// Replays look a few minutes back: these run last, when the demo has
 	// that much history.
 	t.Run("replay draws past windows as the graph API answers for them, and goes back to live", func(t *testing.T) {
