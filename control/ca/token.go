@@ -92,9 +92,6 @@ func (c *CA) VerifyToken(token, audience string) (Caller, error) {
 	if claims.Namespace == "" || claims.ServiceAccount == "" {
 		return Caller{}, errors.New("workload token: no namespace or service account")
 	}
-	if claims.Subject != c.ID(claims.Namespace, claims.ServiceAccount) {
-		return Caller{}, fmt.Errorf("workload token: subject %s is not %s", claims.Subject, c.ID(claims.Namespace, claims.ServiceAccount))
-	}
 	return Caller{
 		Namespace:      claims.Namespace,
 		ServiceAccount: claims.ServiceAccount,
