@@ -30,11 +30,12 @@ type Supervisor struct {
 	AppArgs map[string][]string
 	// CertsDir, when set, gives every child a SPIFFE certificate: the
 	// supervisor runs `Exe sidecar certs --watch` per child into
-	// CertsDir/<workload>, from the CA at ServerURL (with TokenFile's
-	// token), and the child serves and dials with xDS security.
+	// CertsDir/<workload>, from the CA at ServerURL, presenting the
+	// workload's credential (the file TokenFile gives), and the child
+	// serves and dials with xDS security.
 	CertsDir  string
 	ServerURL string
-	TokenFile string
+	TokenFile func(node sidecarconfig.NodeInfo) (string, error)
 	Logger    *slog.Logger
 }
 
@@ -65,8 +66,12 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			opts.CertsDir = filepath.Join(s.CertsDir, c.node.Workload)
 			certs := []string{"sidecar", "certs", "--workload", c.node.Namespace + "/" + c.node.Workload, "--dir", opts.CertsDir,
 				"--server", s.ServerURL, "--watch"}
-			if s.TokenFile != "" {
-				certs = append(certs, "--token-file", s.TokenFile)
+			if s.TokenFile != nil {
+				f, err := s.TokenFile(c.node)
+				if err != nil {
+					return fmt.Errorf("demo: credential of %s: %w", c.name, err)
+				}
+				certs = append(certs, "--token-file", f)
 			}
 			wg.Add(1)
 			go func() {

@@ -90,12 +90,24 @@ spec:
 }
 
 // watchCerts runs `glassmesh sidecar certs --watch` for a workload until
-// the test ends and waits for its first files.
-func watchCerts(t *testing.T, gm *instance, workload string) string {
+// the test ends and waits for its first files. It presents a workload
+// token bound to the workload, minted offline from gm's CA (its data dir,
+// or the --ca-cert/--ca-key given as ca); the workloads here run as their
+// service's account: reviews-v1 as reviews.
+func watchCerts(t *testing.T, gm *instance, workload string, ca ...string) string {
 	t.Helper()
+	token := filepath.Join(t.TempDir(), "token")
+	sa := strings.TrimSuffix(workload, "-v1")
+	if len(ca) == 0 {
+		ca = []string{"--data-dir", gm.DataDir}
+	}
+	args := append([]string{"ca", "token", "--service-account", sa, "--workload", workload, "-o", token}, ca...)
+	if out, err := exec.Command(binary, args...).CombinedOutput(); err != nil {
+		t.Fatalf("ca token: %v %s", err, out)
+	}
 	dir := t.TempDir()
 	cmd := exec.Command(binary, "sidecar", "certs", "--workload", "default/"+workload, "--dir", dir,
-		"--server", "http://"+gm.HTTPAddr, "--watch")
+		"--server", "http://"+gm.HTTPAddr, "--token-file", token, "--watch")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -576,7 +588,7 @@ func TestSecuritySDSBoundToCertificate(t *testing.T) {
 	ca := filepath.Join(pki.dir, "ca.pem")
 	gm := start(t, dir, "--ca-cert", ca, "--ca-key", filepath.Join(pki.dir, "ca-key.pem"),
 		"--grpc-tls-cert", filepath.Join(pki.dir, "server.pem"), "--grpc-tls-key", filepath.Join(pki.dir, "server-key.pem"), "--grpc-tls-client-ca", ca)
-	certs := watchCerts(t, gm, "productpage")
+	certs := watchCerts(t, gm, "productpage", "--ca-cert", ca, "--ca-key", filepath.Join(pki.dir, "ca-key.pem"))
 	pair, err := tls.LoadX509KeyPair(filepath.Join(certs, sidecarconfig.CertChainFile), filepath.Join(certs, sidecarconfig.KeyFile))
 	if err != nil {
 		t.Fatal(err)

@@ -22,11 +22,17 @@ import (
 // CertsConfig says where to ask for a workload's certificate and where to
 // write it.
 type CertsConfig struct {
-	Server   string // glassmesh's HTTP API, e.g. http://127.0.0.1:20001
-	Token    string // bearer token of --api-token-file; empty when none is set
-	Workload string // namespace/name
-	Dir      string
-	Client   *http.Client // nil: http.DefaultClient
+	Server string // glassmesh's HTTP API, e.g. http://127.0.0.1:20001
+	// Token is the bearer token to present: a workload credential (a
+	// Kubernetes service-account token or a glassmesh workload token), or
+	// --api-token-file's with --attestation=off. TokenFile, when set, is
+	// read before every request instead (the kubelet rotates projected
+	// tokens in place).
+	Token     string
+	TokenFile string
+	Workload  string // namespace/name
+	Dir       string
+	Client    *http.Client // nil: http.DefaultClient
 	// KeyMode is key.pem's file mode; 0 means 0600. An injected pod's
 	// certificate sidecar makes it readable to the app's user (0644) on a
 	// memory volume only that pod mounts.
@@ -64,8 +70,16 @@ func FetchCerts(ctx context.Context, cfg CertsConfig) (Certs, error) {
 		return Certs{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
-	if cfg.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+cfg.Token)
+	token := cfg.Token
+	if cfg.TokenFile != "" {
+		b, err := os.ReadFile(cfg.TokenFile)
+		if err != nil {
+			return Certs{}, fmt.Errorf("token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	client := cfg.Client
 	if client == nil {

@@ -2,6 +2,7 @@ package sidecarconfig
 
 import (
 	"fmt"
+	"path/filepath"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -28,12 +29,16 @@ const (
 const (
 	InjectedBootstrap = "/etc/glassmesh/bootstrap.json"
 	InjectedCertsDir  = "/var/run/glassmesh/certs"
-	configVolume      = "glassmesh-config"
-	certsVolume       = "glassmesh-certs"
-	bootstrapInit     = "glassmesh-bootstrap"
-	certsSidecar      = "glassmesh-certs"
-	captureInit       = "glassmesh-init"
-	proxyContainer    = "glassmesh-proxy"
+	// InjectedToken is the pod's projected service-account token for
+	// glassmesh's audience, the credential its certificate sidecar presents.
+	InjectedToken  = "/var/run/glassmesh/token/token"
+	configVolume   = "glassmesh-config"
+	certsVolume    = "glassmesh-certs"
+	tokenVolume    = "glassmesh-token"
+	bootstrapInit  = "glassmesh-bootstrap"
+	certsSidecar   = "glassmesh-certs"
+	captureInit    = "glassmesh-init"
+	proxyContainer = "glassmesh-proxy"
 	// ProxyUID runs Envoy; traffic capture lets this user's traffic out
 	// unredirected (Istio's 1337).
 	ProxyUID = 1337
@@ -52,6 +57,11 @@ type InjectConfig struct {
 	XDSAddr string
 	// ServerURL is glassmesh's HTTP API as pods reach it (the CA).
 	ServerURL string
+	// Audience is what the pod's projected service-account token is
+	// minted for (glassmesh run --attestation.audience); TokenSeconds its
+	// lifetime (the kubelet renews it at 80%).
+	Audience     string
+	TokenSeconds int64
 }
 
 // DefaultInjectConfig reaches glassmesh through its Service in
@@ -63,6 +73,8 @@ func DefaultInjectConfig() InjectConfig {
 		ProxyInitImage: "ghcr.io/glassmesh/proxyinit:latest",
 		XDSAddr:        "glassmesh.glassmesh-system.svc:15010",
 		ServerURL:      "http://glassmesh.glassmesh-system.svc:20001",
+		Audience:       "glassmesh",
+		TokenSeconds:   3600,
 	}
 }
 
@@ -123,11 +135,25 @@ func InjectPod(meta *metav1.ObjectMeta, spec *corev1.PodSpec, workload string, c
 		VolumeMounts: []corev1.VolumeMount{configMount}, SecurityContext: nonRoot,
 	}}
 	if proxyless {
+		// The certificate sidecar proves the pod's service account (and
+		// the pod) with a token the kubelet mints for glassmesh only.
+		audience, seconds := cfg.Audience, cfg.TokenSeconds
+		if audience == "" {
+			audience = DefaultInjectConfig().Audience
+		}
+		if seconds == 0 {
+			seconds = DefaultInjectConfig().TokenSeconds
+		}
+		spec.Volumes = append(spec.Volumes, corev1.Volume{Name: tokenVolume, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+				Audience: audience, ExpirationSeconds: &seconds, Path: filepath.Base(InjectedToken)}}},
+		}}})
+		tokenMount := corev1.VolumeMount{Name: tokenVolume, MountPath: filepath.Dir(InjectedToken), ReadOnly: true}
 		inits = append(inits, corev1.Container{
 			Name: certsSidecar, Image: cfg.Image, RestartPolicy: ptrTo(corev1.ContainerRestartPolicyAlways),
 			Args: []string{"sidecar", "certs", "--workload", "$(POD_NAMESPACE)/" + workload, "--dir", InjectedCertsDir,
-				"--server", cfg.ServerURL, "--watch", "--key-mode", "0644"},
-			Env: downward, VolumeMounts: []corev1.VolumeMount{certsMount}, SecurityContext: nonRoot,
+				"--server", cfg.ServerURL, "--token-file", InjectedToken, "--watch", "--key-mode", "0644"},
+			Env: downward, VolumeMounts: []corev1.VolumeMount{certsMount, tokenMount}, SecurityContext: nonRoot,
 		})
 		for i := range spec.Containers {
 			c := &spec.Containers[i]

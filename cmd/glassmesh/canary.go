@@ -106,6 +106,19 @@ func (a *app) newSLOs() error {
 // weights; the canary controller calls it when it moved them.
 func (a *app) reapply() { _ = a.store.Reapply(a.pusher.Push) }
 
+// requireOperator guards what only an operator may do whatever the
+// configuration (minting workload tokens): the --api-token-file bearer
+// token, and without one, nobody over the API.
+func (a *app) requireOperator(h http.Handler) http.Handler {
+	if token, _ := a.flags.apiToken(); token == "" {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeJSONError(w, http.StatusForbidden, "this call needs an operator: start glassmesh with --api-token-file "+
+				"(or mint workload tokens offline: glassmesh ca token --data-dir DIR)")
+		})
+	}
+	return a.requireToken(h)
+}
+
 // requireToken guards a mutating API with the --api-token-file bearer
 // token, when one is set.
 func (a *app) requireToken(h http.Handler) http.Handler {

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/glassmesh/glassmesh/demo"
+	sidecarconfig "github.com/glassmesh/glassmesh/sidecar-config"
 )
 
 func newDemoCmd() *cobra.Command {
@@ -81,7 +82,7 @@ func runDemo(ctx context.Context, f runFlags, o demoOptions, out io.Writer) erro
 	fmt.Fprintf(out, "[2/4] control plane: xDS on %s, HTTP on %s\n", a.grpcLis.Addr(), a.httpLis.Addr())
 	sup := &demo.Supervisor{
 		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), ZipkinURL: a.tel.zipkinURL(), Apps: apps, RPS: o.rps,
-		CertsDir: filepath.Join(f.dataDir, "demo-certs"), ServerURL: "http://" + dialAddr(a.httpLis.Addr()), TokenFile: f.apiTokenFile,
+		CertsDir: filepath.Join(f.dataDir, "demo-certs"), ServerURL: "http://" + dialAddr(a.httpLis.Addr()), TokenFile: a.demoToken,
 		ExtraArgs: []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
 		Logger:    logger.With("component", "demo"),
 	}
@@ -261,4 +262,29 @@ func xdsClients(apps []demo.App, rps float64) int {
 		n++ // the traffic generator
 	}
 	return n
+}
+
+// demoToken mints the workload token a demo app presents for its
+// certificate (bound to its workload, a week long: a demo restart mints
+// new ones) into the data dir, or, with --attestation=off, gives the
+// operator's token file.
+func (a *app) demoToken(node sidecarconfig.NodeInfo) (string, error) {
+	if a.flags.ca.attestation == attestOff {
+		return a.flags.apiTokenFile, nil
+	}
+	m, _ := a.store.Mesh()
+	w := m.Workload(node.Namespace, node.Workload)
+	if w == nil {
+		return "", fmt.Errorf("workload %s/%s is not in the demo mesh", node.Namespace, node.Workload)
+	}
+	tok, err := a.ca.MintToken(w.Namespace, w.Spec.ServiceAccount, w.Name, a.flags.ca.audience, 7*24*time.Hour)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(a.flags.dataDir, "demo-tokens")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	file := filepath.Join(dir, node.Namespace+"-"+node.Workload+".jwt")
+	return file, os.WriteFile(file, []byte(tok+"\n"), 0o600)
 }

@@ -59,20 +59,22 @@ type app struct {
 	logger *slog.Logger
 	reg    *prometheus.Registry
 
-	store   *source.Store
-	config  configSource
-	kube    *kube.Source // the config source, with --source kubernetes
-	xds     *xds.Server
-	tel     *telemetry
-	canary  *canary.Controller
-	slos    *slo.Manager
-	ca      *ca.CA
-	pusher  *push.Pusher
-	grpc    *grpc.Server
-	grpcLis net.Listener
-	httpLis net.Listener
-	mux     *http.ServeMux
-	ready   atomic.Bool
+	store  *source.Store
+	config configSource
+	kube   *kube.Source // the config source, with --source kubernetes
+	// attestor says who bearer tokens prove their holders to be.
+	attestor *ca.Attestor
+	xds      *xds.Server
+	tel      *telemetry
+	canary   *canary.Controller
+	slos     *slo.Manager
+	ca       *ca.CA
+	pusher   *push.Pusher
+	grpc     *grpc.Server
+	grpcLis  net.Listener
+	httpLis  net.Listener
+	mux      *http.ServeMux
+	ready    atomic.Bool
 
 	leading        atomic.Bool      // holds the leader Lease (leader.go)
 	canaryRequests *canary.Requests // with --source kubernetes
@@ -114,7 +116,13 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	default:
 		return nil, fmt.Errorf("--source: %q is not file or kubernetes", f.source)
 	}
-	a.xds = xds.New(xds.Config{Authorize: xds.SPIFFEAuthorizer(a.workloadIdentity)}, logger.With("component", "xds"), reg)
+	if err := f.ca.check(); err != nil {
+		return nil, err
+	}
+	if err := a.newAttestor(); err != nil {
+		return nil, err
+	}
+	a.xds = xds.New(xds.Config{Authorize: a.xdsAuthorize}, logger.With("component", "xds"), reg)
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),

@@ -148,7 +148,7 @@ func TestCertificatesAPI(t *testing.T) {
 	}
 	srv := httptest.NewServer(c.Handler(func(ns, name string) (string, bool) {
 		return "reviews", ns == "default" && name == "reviews-v1"
-	}))
+	}, nil))
 	defer srv.Close()
 	_, good := csrPEM(t)
 	post := func(body any) (int, map[string]any) {

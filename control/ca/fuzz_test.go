@@ -19,7 +19,7 @@ func FuzzCertificatesAPI(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	h := c.Handler(func(ns, name string) (string, bool) { return "reviews", ns == "default" && name == "reviews-v1" })
+	h := c.Handler(func(ns, name string) (string, bool) { return "reviews", ns == "default" && name == "reviews-v1" }, nil)
 	_, csr := csrPEM(f)
 	good, _ := json.Marshal(CertificateRequest{Workload: "default/reviews-v1", CSR: string(csr)})
 	f.Add(good)

@@ -131,10 +131,23 @@ type CertificateResponse struct {
 	ExpiresAt time.Time `json:"expiresAt"`
 }
 
+// Authorizer decides whether a request may get the certificate of workload
+// namespace/name, whose service account is serviceAccount: nil, or the
+// status and reason to answer.
+type Authorizer func(r *http.Request, namespace, name, serviceAccount string) *StatusError
+
+// StatusError is an HTTP status and its reason.
+type StatusError struct {
+	Code int
+	Msg  string
+}
+
+func (e *StatusError) Error() string { return e.Msg }
+
 // Handler serves POST /api/ca/certificates: a CSR and a workload in, the
-// workload's SVID out. Who may ask is the caller's to decide (the API
-// token, today).
-func (c *CA) Handler(resolve Resolver) http.Handler {
+// workload's SVID out. authorize decides who may ask for which workload;
+// with nil, anyone who reaches the handler may (the API token's holder).
+func (c *CA) Handler(resolve Resolver, authorize Authorizer) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req CertificateRequest
 		body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10+1))
@@ -157,6 +170,12 @@ func (c *CA) Handler(resolve Resolver) http.Handler {
 		if !ok {
 			writeError(w, http.StatusNotFound, fmt.Sprintf("workload %s is not in the mesh config", req.Workload))
 			return
+		}
+		if authorize != nil {
+			if e := authorize(r, ns, name, sa); e != nil {
+				writeError(w, e.Code, e.Msg)
+				return
+			}
 		}
 		blk, _ := pem.Decode([]byte(req.CSR))
 		if blk == nil || blk.Type != "CERTIFICATE REQUEST" {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
+
+	"github.com/glassmesh/glassmesh/control/ca"
 )
 
 // SPIFFEAuthorizer is a Config.Authorize that lets an xDS client presenting
@@ -50,4 +53,66 @@ func peerSPIFFEID(ctx context.Context) string {
 		}
 	}
 	return id
+}
+
+// Attestation is what AttestedAuthorizer checks a client against.
+type Attestation struct {
+	// Workload gives the SPIFFE id and service account workload
+	// namespace/name has, or false when the mesh has no such workload.
+	Workload func(namespace, name string) (spiffeID, serviceAccount string, ok bool)
+	// Attest says who a bearer token proves its holder to be.
+	Attest func(ctx context.Context, token string) (ca.Caller, error)
+	// PodWorkload names the workload of a pod, for pod-bound tokens; nil
+	// when the source has no pods.
+	PodWorkload func(namespace, pod string) (string, bool)
+	// Required refuses clients that present no credential at all;
+	// otherwise they may name any node (as without attestation).
+	Required bool
+}
+
+// AttestedAuthorizer is a Config.Authorize that lets a client act only as a
+// workload it proves it may: with a SPIFFE client certificate of that
+// workload's identity (as SPIFFEAuthorizer), or with a bearer token in its
+// stream's "authorization" metadata (a Kubernetes service-account token or
+// a glassmesh workload token; grpc-go sends one with the bootstrap's
+// jwt_token_file call credentials) whose caller the workload's service
+// account (and, when bound, workload or pod) matches. A credential
+// presented is always checked.
+func AttestedAuthorizer(at Attestation) func(ctx context.Context, namespace, workload string) error {
+	return func(ctx context.Context, namespace, workload string) error {
+		id := peerSPIFFEID(ctx)
+		token := ""
+		if md, ok := metadata.FromIncomingContext(ctx); ok {
+			for _, v := range md.Get("authorization") {
+				if t := ca.BearerToken(v); t != "" {
+					token = t
+				}
+			}
+		}
+		if id == "" && token == "" {
+			if at.Required {
+				return fmt.Errorf("the node names workload %s/%s, but the client presents no workload credential "+
+					"(a SPIFFE client certificate, or a bearer token: a Kubernetes service-account token or a glassmesh workload token)", namespace, workload)
+			}
+			return nil
+		}
+		want, sa, ok := at.Workload(namespace, workload)
+		if !ok {
+			return fmt.Errorf("the node names workload %s/%s, which the mesh config does not have", namespace, workload)
+		}
+		if id != "" {
+			if id != want {
+				return fmt.Errorf("the client's certificate is %s, but its node names workload %s/%s, which is %s", id, namespace, workload, want)
+			}
+			return nil
+		}
+		caller, err := at.Attest(ctx, token)
+		if err != nil {
+			return fmt.Errorf("the node names workload %s/%s: the client's token: %w", namespace, workload, err)
+		}
+		if err := caller.Permit(namespace, workload, sa, at.PodWorkload); err != nil {
+			return fmt.Errorf("the node names workload %s/%s: %w", namespace, workload, err)
+		}
+		return nil
+	}
 }

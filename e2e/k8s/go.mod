@@ -3,6 +3,7 @@ module github.com/glassmesh/glassmesh/e2e/k8s
 go 1.26.8
 
 require (
+	github.com/envoyproxy/go-control-plane v0.14.0
 	github.com/envoyproxy/go-control-plane/envoy v1.40.0
 	github.com/glassmesh/glassmesh v0.0.0-00010101000000-000000000000
 	github.com/google/uuid v1.6.0

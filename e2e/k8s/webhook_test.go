@@ -207,10 +207,22 @@ func TestWebhookInjects(t *testing.T) {
 			t.Errorf("certificate container restartPolicy %v; want Always (a native sidecar)", certs.RestartPolicy)
 		}
 		args := strings.Join(certs.Args, " ")
-		for _, want := range []string{"sidecar certs", "--workload $(POD_NAMESPACE)/ratings-0", "--server http://glassmesh.e2e.svc:20001", "--watch"} {
+		for _, want := range []string{"sidecar certs", "--workload $(POD_NAMESPACE)/ratings-0", "--server http://glassmesh.e2e.svc:20001", "--watch",
+			"--token-file /var/run/glassmesh/token/token"} {
 			if !strings.Contains(args, want) {
 				t.Errorf("certificate container args %q lack %q", args, want)
 			}
+		}
+		// The certificate sidecar, and only it, holds a projected token
+		// for glassmesh's audience: its credential for the CA.
+		i := slices.IndexFunc(p.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == "glassmesh-token" })
+		if i < 0 || p.Spec.Volumes[i].Projected == nil || len(p.Spec.Volumes[i].Projected.Sources) != 1 ||
+			p.Spec.Volumes[i].Projected.Sources[0].ServiceAccountToken == nil ||
+			p.Spec.Volumes[i].Projected.Sources[0].ServiceAccountToken.Audience != "glassmesh" {
+			t.Errorf("no projected service-account token for audience glassmesh in %v", volumeNames(p.Spec.Volumes))
+		}
+		if got := mountNames(certs.VolumeMounts); !slices.Equal(got, []string{"glassmesh-certs", "glassmesh-token"}) {
+			t.Errorf("certificate container mounts %v", got)
 		}
 		if boot := strings.Join(p.Spec.InitContainers[0].Args, " "); !strings.Contains(boot, "--proxyless") {
 			t.Errorf("bootstrap args %q lack --proxyless", boot)

@@ -67,11 +67,7 @@ func workloadsFromKubernetes(pods []*corev1.Pod, slices []*discoveryv1.EndpointS
 	byKey := map[string]*model.Workload{}
 	var out []*model.Workload
 	for _, p := range running {
-		kind, owner := "", ""
-		if c := metav1.GetControllerOfNoCopy(p); c != nil {
-			kind, owner = c.Kind, c.Name
-		}
-		name := naming.PodWorkload(p.Name, p.GenerateName, p.Labels, kind, owner)
+		name := podWorkload(p)
 		key := p.Namespace + "/" + name
 		w, ok := byKey[key]
 		if !ok {
@@ -130,4 +126,13 @@ func parseCustomResource(resource string, u *unstructured.Unstructured) (model.O
 	// in validation's diagnostics either.
 	objs.HideLines()
 	return objs, diags
+}
+
+// podWorkload is the name of the mesh workload pod p belongs to.
+func podWorkload(p *corev1.Pod) string {
+	kind, owner := "", ""
+	if c := metav1.GetControllerOfNoCopy(p); c != nil {
+		kind, owner = c.Kind, c.Name
+	}
+	return naming.PodWorkload(p.Name, p.GenerateName, p.Labels, kind, owner)
 }

@@ -178,6 +178,21 @@ func slimPod(obj any) (any, error) {
 	}, nil
 }
 
+// PodWorkload names the mesh workload pod namespace/name belongs to, or
+// false when the pod is not (or not yet) in the cache: what a token bound
+// to that pod may act as.
+func (k *Source) PodWorkload(namespace, name string) (string, bool) {
+	obj, ok, err := k.core.Core().V1().Pods().Informer().GetStore().GetByKey(namespace + "/" + name)
+	if err != nil || !ok {
+		return "", false
+	}
+	p, ok := obj.(*corev1.Pod)
+	if !ok {
+		return "", false
+	}
+	return podWorkload(p), true
+}
+
 // Run watches the API server and calls out with a new model whenever what
 // it reads changes, the first time once every informer has synced. It
 // returns when ctx ends.
