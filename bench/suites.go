@@ -13,7 +13,7 @@ func suites() []suite {
 				"`snapshotcache` is go-control-plane's plain SnapshotCache (one snapshot per node, one version for every type). " +
 				"Targets: 1,000 clients in ≤ 300 ms, 10,000 in ≤ 3 s. heap-*-B/client is control-plane heap per connected client.",
 			Pkg:   "./control/xds/",
-			Bench: "BenchmarkFanout",
+			Bench: "BenchmarkFanout$",
 			Args:  []string{"-benchtime", "5x", "-timeout", "30m", "-xds.fanout=10000"},
 			Ratios: []ratio{
 				{Label: "SnapshotCache / glassmesh, 100 clients", Num: "Fanout/snapshotcache/clients=100", Den: "Fanout/linear/clients=100", Unit: "ms/update"},
