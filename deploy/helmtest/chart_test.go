@@ -440,7 +440,7 @@ func checkRBAC(t *testing.T, objs []runtime.Object, webhook bool) {
 		want[grant{"glassmesh.io", k + "/status", "update"}] = true
 		want[grant{"glassmesh.io", k + "/status", "patch"}] = true
 	}
-	want[grant{"glassmesh.io", "canaries", "patch"}] = true // the glassmesh.io/action annotation
+	want[grant{"glassmesh.io", "canaries", "patch"}] = true               // the glassmesh.io/action annotation
 	want[grant{"authentication.k8s.io", "tokenreviews", "create"}] = true // --attestation
 	want[grant{"gateway.networking.k8s.io", "httproutes/status", "update"}] = true
 	want[grant{"gateway.networking.k8s.io", "httproutes/status", "patch"}] = true
