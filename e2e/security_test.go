@@ -629,3 +629,86 @@ func TestSecuritySDSBoundToCertificate(t *testing.T) {
 		t.Logf("refused: %v", err)
 	})
 }
+
+// xdsCallChildEnv holds the grpc-go bootstrap a child of
+// TestSecurityXDSCallCredentials calls reviews with.
+const xdsCallChildEnv = "GLASSMESH_E2E_XDS_CALL_BOOTSTRAP"
+
+// TestSecurityXDSCallCredentials: a proxyless app whose bootstrap (`sidecar
+// bootstrap --xds-ca --xds-token-file`) sends its workload token with
+// every xDS request (grpc-go's jwt_token_file call credentials over TLS)
+// gets its config from a glassmesh that refuses xDS clients without a
+// credential (--attestation all); with another service account's token it
+// gets nothing. grpc-go reads the switch for call credentials once, at
+// start, so each app is this test binary run again with it set.
+func TestSecurityXDSCallCredentials(t *testing.T) {
+	if b := os.Getenv(xdsCallChildEnv); b != "" {
+		xdsCallChild(t, []byte(b))
+		return
+	}
+	pki := newTestPKI(t)
+	pki.issue(t, pki.dir, "server.pem", "server-key.pem", x509.ExtKeyUsageServerAuth)
+	dir := t.TempDir()
+	port := backend(t, "reviews", "v1")
+	writeFile(t, filepath.Join(dir, "mesh.yaml"), reviewsService+"---\n"+reviewsWorkloads(port, port)+`---
+apiVersion: glassmesh.io/v1alpha1
+kind: Workload
+metadata: {name: productpage, namespace: default, labels: {app: productpage, version: v1}}
+spec: {serviceAccount: productpage}
+`)
+	gm := start(t, dir, "--attestation", "all",
+		"--grpc-tls-cert", filepath.Join(pki.dir, "server.pem"), "--grpc-tls-key", filepath.Join(pki.dir, "server-key.pem"))
+	app := func(sa string) (string, error) {
+		args := []string{"sidecar", "bootstrap", "--proxyless", "--workload", "default/productpage", "--ip", "127.0.0.1", "--instance", "productpage", "--label", "app=productpage",
+			"--xds-addr", gm.GRPCAddr, "--xds-ca", filepath.Join(pki.dir, "ca.pem")}
+		if sa != "" {
+			token := filepath.Join(t.TempDir(), "token")
+			if out, err := exec.Command(binary, "ca", "token", "--data-dir", gm.DataDir, "--service-account", sa, "-o", token).CombinedOutput(); err != nil {
+				t.Fatalf("ca token: %v %s", err, out)
+			}
+			args = append(args, "--xds-token-file", token)
+		}
+		b, err := exec.Command(binary, args...).Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("sidecar bootstrap: %v %s", err, stderr)
+		}
+		cmd := exec.Command(os.Args[0], "-test.run=^TestSecurityXDSCallCredentials$", "-test.v")
+		cmd.Env = append(os.Environ(), xdsCallChildEnv+"="+string(b), "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := app("productpage"); err != nil {
+		t.Errorf("with its own token: %v\n%s", err, out)
+	}
+	for name, sa := range map[string]string{"no token": "", "another service account's token": "ratings"} {
+		if out, err := app(sa); err == nil {
+			t.Errorf("%s: the call went through:\n%s", name, out)
+		}
+	}
+	if want := "the caller is service account default/ratings, but workload default/productpage runs as service account default/productpage"; !strings.Contains(gm.Logs(), want) {
+		t.Errorf("glassmesh did not log the refusal %q", want)
+	}
+}
+
+// xdsCallChild calls reviews through xDS with bootstrap: it fails unless
+// the call succeeds within 10 s.
+func xdsCallChild(t *testing.T, bootstrap []byte) {
+	builder, err := xds.NewXDSResolverWithConfigForTesting(bootstrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cc, err := grpc.NewClient(demo.Target("reviews"), grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithResolvers(builder))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := demo.Call(ctx, cc, "reviews", nil, grpc.WaitForReady(true)); err != nil {
+		t.Fatal(err)
+	}
+}

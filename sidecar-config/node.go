@@ -35,6 +35,13 @@ type BootstrapOptions struct {
 	// the xDS server (glassmesh's --grpc-tls-*), trusting that CA, with the
 	// workload certificate of CertsDir as its client certificate.
 	XDSCA string
+	// XDSTokenFile, with XDSCA, is a file holding the workload's
+	// credential (a projected service-account token or a glassmesh
+	// workload token, both JWTs): grpc-go sends it with every xDS request
+	// as jwt_token_file call credentials (gRFC A97; the app needs
+	// GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true), so glassmesh
+	// serves it only the config of the workload it proves.
+	XDSTokenFile string
 }
 
 // DefaultCertsRefresh is BootstrapOptions.CertsRefresh's default.
@@ -46,6 +53,9 @@ func (o BootstrapOptions) withDefaults() (BootstrapOptions, error) {
 	}
 	if o.CertsRefresh == 0 {
 		o.CertsRefresh = DefaultCertsRefresh
+	}
+	if o.XDSTokenFile != "" && o.XDSCA == "" {
+		return o, fmt.Errorf("an xDS token file needs TLS to the xDS server (an xDS CA): grpc-go sends call credentials only over TLS")
 	}
 	if o.CertsRefresh < 0 {
 		return o, fmt.Errorf("certificate refresh interval %s: must be positive", o.CertsRefresh)

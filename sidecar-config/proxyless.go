@@ -37,7 +37,15 @@ type grpcBootstrap struct {
 type xdsServer struct {
 	ServerURI      string         `json:"server_uri"`
 	ChannelCreds   []channelCreds `json:"channel_creds"`
+	CallCreds      []callCreds    `json:"call_creds,omitempty"`
 	ServerFeatures []string       `json:"server_features"`
+}
+
+type callCreds struct {
+	Type   string `json:"type"`
+	Config struct {
+		JWTTokenFile string `json:"jwt_token_file"`
+	} `json:"config"`
 }
 
 type channelCreds struct {
@@ -102,10 +110,21 @@ func ProxylessBootstrapFor(node NodeInfo, opts BootstrapOptions) ([]byte, error)
 			creds.Config.PrivateKeyFile = filepath.Join(dir, KeyFile)
 		}
 	}
+	var call []callCreds
+	if opts.XDSTokenFile != "" {
+		f, err := filepath.Abs(opts.XDSTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("xDS token file: %w", err)
+		}
+		c := callCreds{Type: "jwt_token_file"}
+		c.Config.JWTTokenFile = f
+		call = append(call, c)
+	}
 	b := grpcBootstrap{
 		XDSServers: []xdsServer{{
 			ServerURI:      opts.XDSAddr,
 			ChannelCreds:   []channelCreds{creds},
+			CallCreds:      call,
 			ServerFeatures: []string{"xds_v3"},
 		}},
 		Node: grpcNode{

@@ -24,7 +24,7 @@ func newSidecarCmd() *cobra.Command {
 
 func newSidecarBootstrapCmd() *cobra.Command {
 	var (
-		workload, xdsAddr, configPath, server, certsDir, xdsCA, ip, instance, out string
+		workload, xdsAddr, configPath, server, certsDir, xdsCA, xdsToken, ip, instance, out string
 		proxyless                                                                 bool
 		certsRefresh                                                              time.Duration
 		labels                                                                    map[string]string
@@ -70,7 +70,7 @@ a running glassmesh (--server), or, as injected pods do, from --ip,
 					return err
 				}
 			}
-			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir, CertsRefresh: certsRefresh, XDSCA: xdsCA}
+			opts := sidecarconfig.BootstrapOptions{XDSAddr: xdsAddr, CertsDir: certsDir, CertsRefresh: certsRefresh, XDSCA: xdsCA, XDSTokenFile: xdsToken}
 			var b []byte
 			if proxyless {
 				var err error
@@ -106,6 +106,8 @@ a running glassmesh (--server), or, as injected pods do, from --ip,
 	fs.StringVar(&out, "out", "", "write the bootstrap to this file instead of standard output")
 	fs.StringVar(&certsDir, "certs-dir", "", "directory of the workload's certificate files (for mTLS, when enabled)")
 	fs.StringVar(&xdsCA, "xds-ca", "", "with --proxyless: PEM CA of glassmesh's --grpc-tls-cert; the app then speaks TLS to --xds-addr (with the --certs-dir certificate as its client certificate)")
+	fs.StringVar(&xdsToken, "xds-token-file", "", "with --proxyless --xds-ca: file holding the workload's credential (a projected service-account token or a glassmesh workload token), "+
+		"sent with every xDS request (grpc-go's jwt_token_file call credentials; run the app with GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true)")
 	fs.DurationVar(&certsRefresh, "certs-refresh", sidecarconfig.DefaultCertsRefresh, "with --proxyless --certs-dir: how often grpc-go reads the certificate files again (well under half of --cert-ttl)")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd
