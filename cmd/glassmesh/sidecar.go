@@ -25,9 +25,9 @@ func newSidecarCmd() *cobra.Command {
 func newSidecarBootstrapCmd() *cobra.Command {
 	var (
 		workload, xdsAddr, configPath, server, certsDir, xdsCA, xdsToken, ip, instance, out string
-		proxyless                                                                 bool
-		certsRefresh                                                              time.Duration
-		labels                                                                    map[string]string
+		proxyless                                                                           bool
+		certsRefresh                                                                        time.Duration
+		labels                                                                              map[string]string
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
