@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -177,5 +178,40 @@ func TestBootstrapErrors(t *testing.T) {
 				t.Errorf("proxyless: err = %v, want %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// With --xds-ca and --xds-token-file an Envoy bootstrap speaks TLS to
+// glassmesh (trusting the CA, SNI the xDS host) and presents the token on
+// its ADS stream; the TLS context validates.
+func TestEnvoyBootstrapAttested(t *testing.T) {
+	dir := t.TempDir()
+	token := filepath.Join(dir, "token")
+	if err := os.WriteFile(token, []byte("eyJ.workload.token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	b, err := sidecarconfig.EnvoyBootstrap(testMesh(), "default", "reviews-v2", sidecarconfig.BootstrapOptions{
+		XDSAddr: "glassmesh.glassmesh-system:15010", XDSCA: ca, XDSTokenFile: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	validate(t, "bootstrap", b)
+	md := b.DynamicResources.AdsConfig.GrpcServices[0].InitialMetadata
+	if len(md) != 1 || md[0].Key != "authorization" || md[0].Value != "Bearer eyJ.workload.token" {
+		t.Errorf("ADS initial metadata %v", md)
+	}
+	for _, c := range b.StaticResources.Clusters {
+		tc := &tlsv3.UpstreamTlsContext{}
+		if err := c.GetTransportSocket().GetTypedConfig().UnmarshalTo(tc); err != nil {
+			t.Fatalf("cluster %s: %v", c.Name, err)
+		}
+		validate(t, c.Name+" TLS", tc)
+		if tc.Sni != "glassmesh.glassmesh-system" || tc.GetCommonTlsContext().GetValidationContext().GetTrustedCa().GetFilename() != ca {
+			t.Errorf("cluster %s TLS: %v", c.Name, tc)
+		}
+	}
+	if _, err := sidecarconfig.EnvoyBootstrap(testMesh(), "default", "reviews-v2", sidecarconfig.BootstrapOptions{XDSTokenFile: token}); err == nil {
+		t.Error("a token over plaintext xDS was accepted")
 	}
 }

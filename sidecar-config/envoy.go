@@ -3,7 +3,10 @@ package sidecarconfig
 import (
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
@@ -11,6 +14,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	metricsv3 "github.com/envoyproxy/go-control-plane/envoy/config/metrics/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -54,13 +58,24 @@ func EnvoyBootstrapFor(node NodeInfo, opts BootstrapOptions) (*bootstrapv3.Boots
 	if err != nil {
 		return nil, fmt.Errorf("node metadata: %w", err)
 	}
-	xds, err := h2Cluster(XDSCluster, opts.XDSAddr)
+	xds, err := h2Cluster(XDSCluster, opts.XDSAddr, opts.XDSCA)
 	if err != nil {
 		return nil, err
 	}
-	tel, err := h2Cluster(TelemetryCluster, opts.XDSAddr)
+	tel, err := h2Cluster(TelemetryCluster, opts.XDSAddr, opts.XDSCA)
 	if err != nil {
 		return nil, err
+	}
+	adsService := envoyGRPC(XDSCluster)
+	if opts.XDSTokenFile != "" {
+		// Envoy sends initial_metadata as it is on every (re)connect: the
+		// token is read now, so give Envoy a long-lived workload token
+		// (glassmesh ca token --ttl), not a projected one.
+		tok, err := os.ReadFile(opts.XDSTokenFile)
+		if err != nil {
+			return nil, fmt.Errorf("xDS token: %w", err)
+		}
+		adsService.InitialMetadata = []*corev3.HeaderValue{{Key: "authorization", Value: "Bearer " + strings.TrimSpace(string(tok))}}
 	}
 	ads := &corev3.ConfigSource{
 		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
@@ -72,7 +87,7 @@ func EnvoyBootstrapFor(node NodeInfo, opts BootstrapOptions) (*bootstrapv3.Boots
 			AdsConfig: &corev3.ApiConfigSource{
 				ApiType:             corev3.ApiConfigSource_GRPC,
 				TransportApiVersion: corev3.ApiVersion_V3,
-				GrpcServices:        []*corev3.GrpcService{envoyGRPC(XDSCluster)},
+				GrpcServices:        []*corev3.GrpcService{adsService},
 			},
 			LdsConfig: ads,
 			CdsConfig: ads,
@@ -91,8 +106,8 @@ func EnvoyBootstrapFor(node NodeInfo, opts BootstrapOptions) (*bootstrapv3.Boots
 }
 
 // h2Cluster is a static HTTP/2 cluster to host:port: STATIC for an IP,
-// STRICT_DNS for a name.
-func h2Cluster(name, hostPort string) (*clusterv3.Cluster, error) {
+// STRICT_DNS for a name; with a CA file, over TLS that trusts it.
+func h2Cluster(name, hostPort, caFile string) (*clusterv3.Cluster, error) {
 	host, p, err := net.SplitHostPort(hostPort)
 	if err != nil {
 		return nil, fmt.Errorf("cluster %s: %w", name, err)
@@ -105,8 +120,27 @@ func h2Cluster(name, hostPort string) (*clusterv3.Cluster, error) {
 	if net.ParseIP(host) != nil {
 		kind = clusterv3.Cluster_STATIC
 	}
+	var socket *corev3.TransportSocket
+	if caFile != "" {
+		ca, err := filepath.Abs(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("cluster %s: xDS CA: %w", name, err)
+		}
+		socket = &corev3.TransportSocket{Name: "envoy.transport_sockets.tls", ConfigType: &corev3.TransportSocket_TypedConfig{
+			TypedConfig: mustAny(&tlsv3.UpstreamTlsContext{
+				Sni: host,
+				CommonTlsContext: &tlsv3.CommonTlsContext{
+					AlpnProtocols: []string{"h2"},
+					ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+						TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_Filename{Filename: ca}},
+					}},
+				},
+			}),
+		}}
+	}
 	return &clusterv3.Cluster{
 		Name:                 name,
+		TransportSocket:      socket,
 		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: kind},
 		ConnectTimeout:       durationpb.New(5 * time.Second),
 		LoadAssignment: &endpointv3.ClusterLoadAssignment{

@@ -31,16 +31,18 @@ type BootstrapOptions struct {
 	// DefaultCertsRefresh. It must be well under half the certificates'
 	// lifetime, when `sidecar certs --watch` renews them.
 	CertsRefresh time.Duration
-	// XDSCA is a PEM CA file: when set, a proxyless bootstrap speaks TLS to
-	// the xDS server (glassmesh's --grpc-tls-*), trusting that CA, with the
-	// workload certificate of CertsDir as its client certificate.
+	// XDSCA is a PEM CA file: when set, a bootstrap speaks TLS to the xDS
+	// server (glassmesh's --grpc-tls-*), trusting that CA; a proxyless one
+	// with the workload certificate of CertsDir as its client certificate.
 	XDSCA string
 	// XDSTokenFile, with XDSCA, is a file holding the workload's
 	// credential (a projected service-account token or a glassmesh
-	// workload token, both JWTs): grpc-go sends it with every xDS request
-	// as jwt_token_file call credentials (gRFC A97; the app needs
-	// GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true), so glassmesh
-	// serves it only the config of the workload it proves.
+	// workload token, both JWTs), so glassmesh serves the client only the
+	// config of the workload it proves. grpc-go sends it with every xDS
+	// request as jwt_token_file call credentials (gRFC A97; the app needs
+	// GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true), re-reading the
+	// file; an Envoy bootstrap carries its content, read once, as the ADS
+	// stream's initial metadata.
 	XDSTokenFile string
 }
 

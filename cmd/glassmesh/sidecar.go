@@ -105,9 +105,10 @@ a running glassmesh (--server), or, as injected pods do, from --ip,
 	fs.StringToStringVar(&labels, "label", nil, "with --ip: the workload's labels, key=value (repeatable)")
 	fs.StringVar(&out, "out", "", "write the bootstrap to this file instead of standard output")
 	fs.StringVar(&certsDir, "certs-dir", "", "directory of the workload's certificate files (for mTLS, when enabled)")
-	fs.StringVar(&xdsCA, "xds-ca", "", "with --proxyless: PEM CA of glassmesh's --grpc-tls-cert; the app then speaks TLS to --xds-addr (with the --certs-dir certificate as its client certificate)")
-	fs.StringVar(&xdsToken, "xds-token-file", "", "with --proxyless --xds-ca: file holding the workload's credential (a projected service-account token or a glassmesh workload token), "+
-		"sent with every xDS request (grpc-go's jwt_token_file call credentials; run the app with GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true)")
+	fs.StringVar(&xdsCA, "xds-ca", "", "PEM CA of glassmesh's --grpc-tls-cert: the sidecar or app then speaks TLS to --xds-addr (a proxyless app with the --certs-dir certificate as its client certificate)")
+	fs.StringVar(&xdsToken, "xds-token-file", "", "with --xds-ca: file holding the workload's credential (a projected service-account token or a glassmesh workload token), "+
+		"sent with every xDS request: grpc-go's jwt_token_file call credentials (run the app with GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true), "+
+		"or for Envoy the ADS stream's initial metadata, read once (give Envoy a long-lived glassmesh workload token)")
 	fs.DurationVar(&certsRefresh, "certs-refresh", sidecarconfig.DefaultCertsRefresh, "with --proxyless --certs-dir: how often grpc-go reads the certificate files again (well under half of --cert-ttl)")
 	_ = cmd.MarkFlagRequired("workload")
 	return cmd
