@@ -7,7 +7,7 @@ FUZZTIME  ?= 15s
 # -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
-.PHONY: build demo run test test-k8s test-jaeger test-deploy lint fuzz bench ui clean
+.PHONY: build demo run test test-k8s test-jaeger test-deploy lint fuzz faults bench ui clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
@@ -51,6 +51,12 @@ fuzz:
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
 	  done; \
 	done
+
+# The fault suite (issue 21): the real binary under faults, each case a few
+# minutes on 2 cores; figures in RELIABILITY.md. Not part of `test`.
+faults:
+	$(GO) vet -tags faults ./faults/
+	$(GO) test -tags faults -count=1 -timeout 30m -v ./faults/
 
 # Benchmarks and side-by-side comparisons; writes BENCHMARKS.md.
 bench:
