@@ -33,7 +33,7 @@ func suites() []suite {
 				"contain, translate reusing what did not change, validate only new encodings, diffed push into go-control-plane LinearCaches, " +
 				"sharded by node, the watches of streams that name and know the same coalesced into one); `snapshotcache` is the same file source " +
 				"and translation into go-control-plane's plain SnapshotCache (a snapshot per node, one version for every type), run once at " +
-				"10,000 clients (a change takes it over a minute there). loop-ms/change is the " +
+				"10,000 clients (a change takes it about a minute there). loop-ms/change is the " +
 				"time in the loop (contain, translate, validate, update, answering the open watches); cpu-ms/change is the control-plane " +
 				"process's CPU per change, the clients' ACKs included; heap-KB/client and rss-KB/client are the control plane's live heap and " +
 				"resident set per connected client (after sync, over before the clients); peak-rss-MB its peak resident set. " +
@@ -254,7 +254,7 @@ func suites() []suite {
 				"no routes) served by `glassmesh run --source kubernetes` to 1,000 proxyless clients, each subscribed to the listener, " +
 				"route, cluster and endpoints of 10 services (client c dials services c … c+9); 100 EndpointSlice updates a second " +
 				"(JSON merge patches through the API server, pod 0 of the next service turning unready, or ready again), for as many " +
-				"seconds as iterations. cores is the glassmesh process's CPU time over the wall time of the churn (from /proc), " +
+				"seconds as iterations, from when the initial sync has gone quiet (1 s without a response). cores is the glassmesh process's CPU time over the wall time of the churn (from /proc), " +
 				"cpu-ms/update the same per update; p50-ms/max-ms are from a patch's return until client 0 received the load " +
 				"assignment with the new endpoint count (its 10 services, one sample each per 10 s); rebuilds/s counts " +
 				"glassmesh_config_reloads_total; the run fails unless client 0 ends with every last-written state. Target: under one core.",
