@@ -82,7 +82,7 @@ func (a *app) newCA() error {
 	} else {
 		a.mux.Handle("POST /api/ca/certificates", a.whenLoaded(c.Handler(resolve, a.attestor.HTTPAuthorizer(a.podWorkload()))))
 	}
-	a.mux.Handle("POST /api/ca/tokens", a.requireOperator(http.HandlerFunc(a.mintToken)))
+	a.mux.Handle("POST /api/ca/tokens", a.requireOperator(c.TokenHandler(f.audience)))
 	return nil
 }
 
@@ -110,10 +110,11 @@ func (a *app) podWorkload() func(namespace, pod string) (string, bool) {
 	return a.kube.PodWorkload
 }
 
-// xdsAuthorize is the xDS server's check of who a client may act as.
-func (a *app) xdsAuthorize(ctx context.Context, namespace, workload string) error {
+// xdsAuthorizer is the xDS server's check of who a client may act as,
+// built once; it reads the CA and the serving mesh when a stream asks.
+func (a *app) xdsAuthorizer() func(ctx context.Context, namespace, workload string) error {
 	if a.flags.ca.attestation == attestOff {
-		return xds.SPIFFEAuthorizer(a.workloadIdentity)(ctx, namespace, workload)
+		return xds.SPIFFEAuthorizer(a.workloadIdentity)
 	}
 	return xds.AttestedAuthorizer(xds.Attestation{
 		Workload: func(ns, name string) (string, string, bool) {
@@ -127,47 +128,7 @@ func (a *app) xdsAuthorize(ctx context.Context, namespace, workload string) erro
 		Attest:      a.attestor.Attest,
 		PodWorkload: a.podWorkload(),
 		Required:    a.flags.ca.attestation == attestAll,
-	})(ctx, namespace, workload)
-}
-
-// TokenRequest is the body of POST /api/ca/tokens.
-type TokenRequest struct {
-	Namespace      string `json:"namespace"`
-	ServiceAccount string `json:"serviceAccount"`
-	Workload       string `json:"workload,omitempty"` // binds the token to one workload
-	TTL            string `json:"ttl,omitempty"`      // Go duration [24h]
-}
-
-// mintToken serves POST /api/ca/tokens: a workload token for a namespace and
-// service account (and, optionally, one workload).
-func (a *app) mintToken(w http.ResponseWriter, r *http.Request) {
-	var req TokenRequest
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-		writeJSONError(w, http.StatusBadRequest, "body: "+err.Error())
-		return
-	}
-	ttl := 24 * time.Hour
-	if req.TTL != "" {
-		d, err := time.ParseDuration(req.TTL)
-		if err != nil || d <= 0 || d > 366*24*time.Hour {
-			writeJSONError(w, http.StatusBadRequest, fmt.Sprintf("ttl: %q is not a duration between 0 and 366 days", req.TTL))
-			return
-		}
-		ttl = d
-	}
-	tok, err := a.ca.MintToken(req.Namespace, req.ServiceAccount, req.Workload, a.flags.ca.audience, ttl)
-	if err != nil {
-		writeJSONError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "expiresAt": time.Now().Add(ttl).UTC()})
-}
-
-func writeJSONError(w http.ResponseWriter, code int, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+	})
 }
 
 // whenLoaded answers 503 (retry in a second) until the first mesh config
@@ -244,7 +205,7 @@ func newCACmd() *cobra.Command {
 
 func newCATokenCmd() *cobra.Command {
 	var (
-		req                  TokenRequest
+		req                  ca.TokenRequest
 		server, tokenFile    string
 		dataDir, cert, key   string
 		audience, outputFile string
@@ -313,7 +274,7 @@ files there. Rotating the CA key revokes every token.`,
 }
 
 // requestToken asks a running glassmesh for a workload token.
-func requestToken(ctx context.Context, server, tokenFile string, req TokenRequest) (string, error) {
+func requestToken(ctx context.Context, server, tokenFile string, req ca.TokenRequest) (string, error) {
 	body, _ := json.Marshal(req)
 	r, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(server, "/")+"/api/ca/tokens", bytes.NewReader(body))
 	if err != nil {

@@ -112,8 +112,10 @@ func (a *app) reapply() { _ = a.store.Reapply(a.pusher.Push) }
 func (a *app) requireOperator(h http.Handler) http.Handler {
 	if token, _ := a.flags.apiToken(); token == "" {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			writeJSONError(w, http.StatusForbidden, "this call needs an operator: start glassmesh with --api-token-file "+
-				"(or mint workload tokens offline: glassmesh ca token --data-dir DIR)")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error":"this call needs an operator: start glassmesh with --api-token-file ` +
+				`(or mint workload tokens offline: glassmesh ca token --data-dir DIR)"}` + "\n"))
 		})
 	}
 	return a.requireToken(h)

@@ -122,7 +122,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	if err := a.newAttestor(); err != nil {
 		return nil, err
 	}
-	a.xds = xds.New(xds.Config{Authorize: a.xdsAuthorize}, logger.With("component", "xds"), reg)
+	a.xds = xds.New(xds.Config{Authorize: a.xdsAuthorizer()}, logger.With("component", "xds"), reg)
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),

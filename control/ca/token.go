@@ -8,8 +8,11 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -126,4 +129,41 @@ func signingMethod(s crypto.Signer) (jwt.SigningMethod, any, error) {
 		return jwt.SigningMethodEdDSA, k, nil
 	}
 	return nil, nil, fmt.Errorf("the CA key (%T) cannot sign workload tokens", s)
+}
+
+// TokenRequest is the body of POST /api/ca/tokens.
+type TokenRequest struct {
+	Namespace      string `json:"namespace"`
+	ServiceAccount string `json:"serviceAccount"`
+	Workload       string `json:"workload,omitempty"` // binds the token to one workload
+	TTL            string `json:"ttl,omitempty"`      // Go duration [24h]
+}
+
+// TokenHandler serves POST /api/ca/tokens: a workload token for audience,
+// a namespace and service account (and, optionally, one workload). Who may
+// ask is the caller's to decide (the operator).
+func (c *CA) TokenHandler(audience string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req TokenRequest
+		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
+			writeError(w, http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+		ttl := 24 * time.Hour
+		if req.TTL != "" {
+			d, err := time.ParseDuration(req.TTL)
+			if err != nil || d <= 0 || d > 366*24*time.Hour {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("ttl: %q is not a duration between 0 and 366 days", req.TTL))
+				return
+			}
+			ttl = d
+		}
+		tok, err := c.MintToken(req.Namespace, req.ServiceAccount, req.Workload, audience, ttl)
+		if err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"token": tok, "expiresAt": time.Now().Add(ttl).UTC()})
+	})
 }
