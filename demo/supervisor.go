@@ -36,7 +36,12 @@ type Supervisor struct {
 	CertsDir  string
 	ServerURL string
 	TokenFile func(node sidecarconfig.NodeInfo) (string, error)
-	Logger    *slog.Logger
+	// XDSTLSAddr, with CertsDir and TokenFile, is glassmesh's attested
+	// xDS listener (--xds-tls-addr): the children then take their config
+	// over TLS, trusting the mesh root and proving their workload with
+	// their certificate and token. Telemetry still goes to XDSAddr.
+	XDSTLSAddr string
+	Logger     *slog.Logger
 }
 
 // Run starts the children and keeps them running until ctx ends, then stops
@@ -72,6 +77,10 @@ func (s *Supervisor) Run(ctx context.Context) error {
 					return fmt.Errorf("demo: credential of %s: %w", c.name, err)
 				}
 				certs = append(certs, "--token-file", f)
+				if s.XDSTLSAddr != "" {
+					opts.XDSAddr, opts.XDSTokenFile = s.XDSTLSAddr, f
+					opts.XDSCA = filepath.Join(opts.CertsDir, sidecarconfig.RootCertFile)
+				}
 			}
 			wg.Add(1)
 			go func() {
@@ -85,6 +94,9 @@ func (s *Supervisor) Run(ctx context.Context) error {
 			return fmt.Errorf("demo: bootstrap for %s: %w", c.name, err)
 		}
 		env := append(os.Environ(), "GRPC_XDS_BOOTSTRAP_CONFIG="+string(bootstrap), "GRPC_XDS_BOOTSTRAP=")
+		if opts.XDSTokenFile != "" {
+			env = append(env, "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true")
+		}
 		args = append(args, s.ExtraArgs...)
 		wg.Add(1)
 		go func() {

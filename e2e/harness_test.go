@@ -52,6 +52,7 @@ type instance struct {
 	HTTPAddr   string // host:port of the HTTP API
 	GRPCAddr   string // host:port of the xDS server
 	ZipkinAddr string // host:port of the Zipkin receiver
+	XDSTLSAddr string // host:port of the attested xDS listener (--xds-tls-addr), or ""
 	DataDir    string
 
 	mu   sync.Mutex
@@ -90,12 +91,12 @@ func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *i
 	if err := in.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	addrs := make(chan [3]string, 1)
+	addrs := make(chan [4]string, 1)
 	go in.readLogs(stderr, addrs)
 	t.Cleanup(func() { in.stop() })
 	select {
 	case a := <-addrs:
-		in.HTTPAddr, in.GRPCAddr, in.ZipkinAddr = a[0], a[1], a[2]
+		in.HTTPAddr, in.GRPCAddr, in.ZipkinAddr, in.XDSTLSAddr = a[0], a[1], a[2], a[3]
 	case <-in.done:
 		t.Fatalf("glassmesh exited early:\n%s", in.Logs())
 	case <-time.After(30 * time.Second):
@@ -115,7 +116,7 @@ func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *i
 	return in
 }
 
-func (in *instance) readLogs(r io.Reader, addrs chan<- [3]string) {
+func (in *instance) readLogs(r io.Reader, addrs chan<- [4]string) {
 	defer close(in.done)
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -133,9 +134,10 @@ func (in *instance) readLogs(r io.Reader, addrs chan<- [3]string) {
 			HTTP   string `json:"http"`
 			GRPC   string `json:"grpc"`
 			Zipkin string `json:"zipkin"`
+			XDSTLS string `json:"xdsTLS"`
 		}
 		if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "glassmesh starting" {
-			addrs <- [3]string{rec.HTTP, rec.GRPC, rec.Zipkin}
+			addrs <- [4]string{rec.HTTP, rec.GRPC, rec.Zipkin, rec.XDSTLS}
 			sent = true
 		}
 	}

@@ -656,41 +656,62 @@ kind: Workload
 metadata: {name: productpage, namespace: default, labels: {app: productpage, version: v1}}
 spec: {serviceAccount: productpage}
 `)
-	gm := start(t, dir, "--attestation", "all",
-		"--grpc-tls-cert", filepath.Join(pki.dir, "server.pem"), "--grpc-tls-key", filepath.Join(pki.dir, "server-key.pem"))
-	app := func(sa string) (string, error) {
-		args := []string{"sidecar", "bootstrap", "--proxyless", "--workload", "default/productpage", "--ip", "127.0.0.1", "--instance", "productpage", "--label", "app=productpage",
-			"--xds-addr", gm.GRPCAddr, "--xds-ca", filepath.Join(pki.dir, "ca.pem")}
-		if sa != "" {
-			token := filepath.Join(t.TempDir(), "token")
-			if out, err := exec.Command(binary, "ca", "token", "--data-dir", gm.DataDir, "--service-account", sa, "-o", token).CombinedOutput(); err != nil {
-				t.Fatalf("ca token: %v %s", err, out)
+	// Two ways to an attested xDS stream: --attestation all on the main
+	// gRPC port (served with the operator's certificate), and the
+	// attested-only listener (--xds-tls-addr, a certificate of the mesh
+	// CA) beside a main port that still takes clients without proof.
+	for _, mode := range []string{"attestation all", "xds-tls-addr"} {
+		t.Run(mode, func(t *testing.T) {
+			var gm *instance
+			var xdsAddr, xdsCA string
+			if mode == "attestation all" {
+				gm = start(t, dir, "--attestation", "all",
+					"--grpc-tls-cert", filepath.Join(pki.dir, "server.pem"), "--grpc-tls-key", filepath.Join(pki.dir, "server-key.pem"))
+				xdsAddr, xdsCA = gm.GRPCAddr, filepath.Join(pki.dir, "ca.pem")
+			} else {
+				gm = start(t, dir, "--xds-tls-addr", "127.0.0.1:0")
+				xdsAddr, xdsCA = gm.XDSTLSAddr, filepath.Join(gm.DataDir, "ca", "root-cert.pem")
 			}
-			args = append(args, "--xds-token-file", token)
-		}
-		b, err := exec.Command(binary, args...).Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
+			app := func(sa string) (string, error) {
+				args := []string{"sidecar", "bootstrap", "--proxyless", "--workload", "default/productpage", "--ip", "127.0.0.1", "--instance", "productpage", "--label", "app=productpage",
+					"--xds-addr", xdsAddr, "--xds-ca", xdsCA}
+				if sa != "" {
+					token := filepath.Join(t.TempDir(), "token")
+					if out, err := exec.Command(binary, "ca", "token", "--data-dir", gm.DataDir, "--service-account", sa, "-o", token).CombinedOutput(); err != nil {
+						t.Fatalf("ca token: %v %s", err, out)
+					}
+					args = append(args, "--xds-token-file", token)
+				}
+				b, err := exec.Command(binary, args...).Output()
+				if err != nil {
+					var stderr []byte
+					if ee, ok := err.(*exec.ExitError); ok {
+						stderr = ee.Stderr
+					}
+					t.Fatalf("sidecar bootstrap: %v %s", err, stderr)
+				}
+				cmd := exec.Command(os.Args[0], "-test.run=^TestSecurityXDSCallCredentials$", "-test.v")
+				cmd.Env = append(os.Environ(), xdsCallChildEnv+"="+string(b), "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true")
+				out, err := cmd.CombinedOutput()
+				return string(out), err
 			}
-			t.Fatalf("sidecar bootstrap: %v %s", err, stderr)
-		}
-		cmd := exec.Command(os.Args[0], "-test.run=^TestSecurityXDSCallCredentials$", "-test.v")
-		cmd.Env = append(os.Environ(), xdsCallChildEnv+"="+string(b), "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS=true")
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	if out, err := app("productpage"); err != nil {
-		t.Errorf("with its own token: %v\n%s", err, out)
-	}
-	for name, sa := range map[string]string{"no token": "", "another service account's token": "ratings"} {
-		if out, err := app(sa); err == nil {
-			t.Errorf("%s: the call went through:\n%s", name, out)
-		}
-	}
-	if want := "the caller is service account default/ratings, but workload default/productpage runs as service account default/productpage"; !strings.Contains(gm.Logs(), want) {
-		t.Errorf("glassmesh did not log the refusal %q", want)
+			if out, err := app("productpage"); err != nil {
+				t.Errorf("with its own token: %v\n%s", err, out)
+			}
+			for name, sa := range map[string]string{"no token": "", "another service account's token": "ratings"} {
+				if out, err := app(sa); err == nil {
+					t.Errorf("%s: the call went through:\n%s", name, out)
+				}
+			}
+			for _, want := range []string{
+				"the caller is service account default/ratings, but workload default/productpage runs as service account default/productpage",
+				"the client presents no workload credential",
+			} {
+				if !strings.Contains(gm.Logs(), want) {
+					t.Errorf("glassmesh did not log the refusal %q", want)
+				}
+			}
+		})
 	}
 }
 

@@ -3,6 +3,7 @@ package sidecarconfig
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	corev1 "k8s.io/api/core/v1"
@@ -62,6 +63,14 @@ type InjectConfig struct {
 	// lifetime (the kubelet renews it at 80%).
 	Audience     string
 	TokenSeconds int64
+	// XDSTLSAddr is glassmesh's attested xDS listener (glassmesh run
+	// --xds-tls-addr) as pods reach it, or "". Proxyless pods then take
+	// their config there over TLS, trusting the mesh root their
+	// certificate sidecar writes, proving their workload with their
+	// certificate and their projected token (grpc-go's jwt_token_file
+	// call credentials). Envoy pods keep XDSAddr: Envoy would read the
+	// token once, at start, and be refused after it expires.
+	XDSTLSAddr string
 }
 
 // DefaultInjectConfig reaches glassmesh through its Service in
@@ -119,6 +128,10 @@ func InjectPod(meta *metav1.ObjectMeta, spec *corev1.PodSpec, workload string, c
 		"--ip", "$(POD_IP)", "--instance", "$(POD_NAME)", "--xds-addr", cfg.XDSAddr, "--out", InjectedBootstrap}, labels...)
 	if proxyless {
 		bootstrapArgs = append(bootstrapArgs, "--proxyless", "--certs-dir", InjectedCertsDir)
+		if cfg.XDSTLSAddr != "" {
+			bootstrapArgs[slices.Index(bootstrapArgs, "--xds-addr")+1] = cfg.XDSTLSAddr
+			bootstrapArgs = append(bootstrapArgs, "--xds-ca", filepath.Join(InjectedCertsDir, RootCertFile), "--xds-token-file", InjectedToken)
+		}
 	}
 	nonRoot := &corev1.SecurityContext{
 		RunAsNonRoot: ptrTo(true), RunAsUser: ptrTo(int64(ProxyUID)), AllowPrivilegeEscalation: ptrTo(false),
@@ -159,6 +172,11 @@ func InjectPod(meta *metav1.ObjectMeta, spec *corev1.PodSpec, workload string, c
 			c := &spec.Containers[i]
 			c.Env = append(c.Env, corev1.EnvVar{Name: "GRPC_XDS_BOOTSTRAP", Value: InjectedBootstrap})
 			c.VolumeMounts = append(c.VolumeMounts, readOnly(configMount), readOnly(certsMount))
+			if cfg.XDSTLSAddr != "" {
+				// The app's xDS client sends the token the kubelet renews.
+				c.Env = append(c.Env, corev1.EnvVar{Name: "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS", Value: "true"})
+				c.VolumeMounts = append(c.VolumeMounts, tokenMount)
+			}
 		}
 	} else {
 		inits = append([]corev1.Container{{

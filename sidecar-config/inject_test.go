@@ -86,6 +86,41 @@ func TestInjectProxyless(t *testing.T) {
 	}
 }
 
+// With an attested xDS listener, a proxyless app takes its config there
+// over TLS with its projected token; an Envoy pod keeps the plain one.
+func TestInjectAttestedXDS(t *testing.T) {
+	cfg := sidecarconfig.DefaultInjectConfig()
+	cfg.XDSTLSAddr = "glassmesh.glassmesh-system.svc:15012"
+	meta := metav1.ObjectMeta{Annotations: map[string]string{sidecarconfig.ProxylessAnnotation: "true"}}
+	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}
+	if _, err := sidecarconfig.InjectPod(&meta, &spec, "ratings-v1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	want := "--xds-addr glassmesh.glassmesh-system.svc:15012 "
+	args := strings.Join(spec.InitContainers[0].Args, " ")
+	if !strings.Contains(args, want) || !strings.Contains(args, "--xds-ca "+sidecarconfig.InjectedCertsDir+"/root-cert.pem --xds-token-file "+sidecarconfig.InjectedToken) {
+		t.Errorf("bootstrap args %q: want the attested listener, the mesh root and the token", args)
+	}
+	app := spec.Containers[0]
+	if !slices.ContainsFunc(app.Env, func(e corev1.EnvVar) bool {
+		return e.Name == "GRPC_EXPERIMENTAL_XDS_BOOTSTRAP_CALL_CREDS" && e.Value == "true"
+	}) || !slices.ContainsFunc(app.VolumeMounts, func(m corev1.VolumeMount) bool {
+		return m.MountPath == filepath.Dir(sidecarconfig.InjectedToken) && m.ReadOnly
+	}) {
+		t.Errorf("app container: env %v mounts %v: want call credentials on and the token mounted read-only", app.Env, app.VolumeMounts)
+	}
+
+	envoy := corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}
+	if _, err := sidecarconfig.InjectPod(&metav1.ObjectMeta{}, &envoy, "ratings-v1", cfg); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range envoy.InitContainers {
+		if a := strings.Join(c.Args, " "); strings.Contains(a, "15012") || strings.Contains(a, "--xds-token-file") {
+			t.Errorf("Envoy pod init container %s args %q: Envoy keeps the plain xDS address", c.Name, a)
+		}
+	}
+}
+
 func TestInjectOptOut(t *testing.T) {
 	meta := metav1.ObjectMeta{Annotations: map[string]string{sidecarconfig.InjectAnnotation: "false"}}
 	spec := corev1.PodSpec{Containers: []corev1.Container{{Name: "app"}}}

@@ -75,16 +75,25 @@ func runDemo(ctx context.Context, f runFlags, o demoOptions, out io.Writer) erro
 	if err := os.RemoveAll(filepath.Join(f.dataDir, "canaries")); err != nil {
 		return err
 	}
+	// The apps take their config on the attested xDS listener: over TLS,
+	// proving their workload.
+	if f.grpcTLS.xdsAddr == "" && f.ca.attestation != attestOff {
+		f.grpcTLS.xdsAddr = "127.0.0.1:0"
+	}
 	a, err := newApp(f, logger)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "[2/4] control plane: xDS on %s, HTTP on %s\n", a.grpcLis.Addr(), a.httpLis.Addr())
+	if a.xdsTLSLis != nil {
+		fmt.Fprintf(out, "      the apps take xDS over TLS, attested, on %s\n", a.xdsTLSLis.Addr())
+	}
 	sup := &demo.Supervisor{
 		Exe: exe, XDSAddr: dialAddr(a.grpcLis.Addr()), ZipkinURL: a.tel.zipkinURL(), Apps: apps, RPS: o.rps,
 		CertsDir: filepath.Join(f.dataDir, "demo-certs"), ServerURL: "http://" + dialAddr(a.httpLis.Addr()), TokenFile: a.demoToken,
-		ExtraArgs: []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
-		Logger:    logger.With("component", "demo"),
+		XDSTLSAddr: a.xdsTLSDialAddr(),
+		ExtraArgs:  []string{"--log.level", f.logLevel, "--log.format", f.logFormat},
+		Logger:     logger.With("component", "demo"),
 	}
 	if o.badCanary {
 		sup.AppArgs = map[string][]string{"reviews-v3": {"--fail-rate", "0.5", "--fail-after", "25s"}}
@@ -226,6 +235,14 @@ func ephemeralLow() int {
 		return 0
 	}
 	return lo
+}
+
+// xdsTLSDialAddr is where local apps dial the attested xDS listener, or "".
+func (a *app) xdsTLSDialAddr() string {
+	if a.xdsTLSLis == nil {
+		return ""
+	}
+	return dialAddr(a.xdsTLSLis.Addr())
 }
 
 // dialAddr turns a listener address into one a local client can dial.

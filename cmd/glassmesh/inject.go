@@ -48,6 +48,7 @@ glassmesh.io/proxyless: "true", the grpc-go bootstrap and
 	fs.StringVar(&cfg.EnvoyImage, "envoy-image", cfg.EnvoyImage, "the sidecar proxy's image")
 	fs.StringVar(&cfg.ProxyInitImage, "proxy-init-image", cfg.ProxyInitImage, "image with iptables that captures the pod's traffic")
 	fs.StringVar(&cfg.XDSAddr, "xds-addr", cfg.XDSAddr, "glassmesh's gRPC address as pods reach it")
+	fs.StringVar(&cfg.XDSTLSAddr, "xds-tls-addr", "", "glassmesh's attested xDS listener (run --xds-tls-addr) as pods reach it: proxyless pods then take xDS there over TLS with their projected token")
 	fs.StringVar(&cfg.ServerURL, "server", cfg.ServerURL, "glassmesh's HTTP API as pods reach it (the CA)")
 	_ = cmd.MarkFlagRequired("filename")
 	return cmd

@@ -72,9 +72,12 @@ type app struct {
 	pusher   *push.Pusher
 	grpc     *grpc.Server
 	grpcLis  net.Listener
-	httpLis  net.Listener
-	mux      *http.ServeMux
-	ready    atomic.Bool
+	// xdsTLS serves xDS to attested clients only (--xds-tls-addr).
+	xdsTLS    *grpc.Server
+	xdsTLSLis net.Listener
+	httpLis   net.Listener
+	mux       *http.ServeMux
+	ready     atomic.Bool
 
 	leading        atomic.Bool      // holds the leader Lease (leader.go)
 	canaryRequests *canary.Requests // with --source kubernetes
@@ -150,6 +153,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		a.tel.close()
 		return nil, err
 	}
+	if err = a.newXDSTLS(); err != nil {
+		a.tel.close()
+		return nil, err
+	}
 	if err = a.newSLOs(); err != nil {
 		a.tel.close()
 		return nil, err
@@ -206,10 +213,18 @@ func (a *app) apply(r model.Result) []source.ObjectStatus {
 	return setAside
 }
 
+// xdsTLSAddr is the attested xDS listener's address for the start-up log.
+func (a *app) xdsTLSAddr() []any {
+	if a.xdsTLSLis == nil {
+		return nil
+	}
+	return []any{"xdsTLS", a.xdsTLSLis.Addr().String()}
+}
+
 func (a *app) run(ctx context.Context) error {
 	a.logger.Info("glassmesh starting", append([]any{"version", version,
 		"http", a.httpLis.Addr().String(), "grpc", a.grpcLis.Addr().String(), "source", a.flags.source, "config", a.flags.configPath,
-		"dataDir", a.flags.dataDir}, a.tel.addrs()...)...)
+		"dataDir", a.flags.dataDir}, append(a.tel.addrs(), a.xdsTLSAddr()...)...)...)
 	defer a.tel.close()
 	var g run.Group
 	ctx, cancel := context.WithCancel(ctx)
@@ -223,6 +238,9 @@ func (a *app) run(ctx context.Context) error {
 	g.Add(func() error { return a.pusher.RenewSecrets(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.publishCABundle(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.grpc.Serve(a.grpcLis) }, func(error) { a.xds.Stop(); a.grpc.Stop() })
+	if a.xdsTLS != nil {
+		g.Add(func() error { return a.xdsTLS.Serve(a.xdsTLSLis) }, func(error) { a.xds.Stop(); a.xdsTLS.Stop() })
+	}
 	httpSrv := &http.Server{Handler: a.mux, ReadHeaderTimeout: 10 * time.Second}
 	g.Add(func() error {
 		if err := httpSrv.Serve(a.httpLis); !errors.Is(err, http.ErrServerClosed) {

@@ -34,6 +34,7 @@ func (f *webhookFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.inject.EnvoyImage, "inject.envoy-image", f.inject.EnvoyImage, "the injected proxy's image")
 	fs.StringVar(&f.inject.ProxyInitImage, "inject.proxy-init-image", f.inject.ProxyInitImage, "image with iptables for the injected traffic capture")
 	fs.StringVar(&f.inject.XDSAddr, "inject.xds-addr", f.inject.XDSAddr, "glassmesh's gRPC address as injected pods reach it")
+	fs.StringVar(&f.inject.XDSTLSAddr, "inject.xds-tls-addr", "", "glassmesh's attested xDS listener (--xds-tls-addr) as injected pods reach it: proxyless pods then take xDS there over TLS with their projected token; empty: --inject.xds-addr")
 	fs.StringVar(&f.inject.ServerURL, "inject.server", f.inject.ServerURL, "glassmesh's HTTP API as injected pods reach it")
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
@@ -66,8 +67,30 @@ type Attestation struct {
 	// when the source has no pods.
 	PodWorkload func(namespace, pod string) (string, bool)
 	// Required refuses clients that present no credential at all;
-	// otherwise they may name any node (as without attestation).
+	// otherwise they may name any node (as without attestation), except
+	// on connections RequireAttestation marked.
 	Required bool
+}
+
+type requireKey struct{}
+
+// RequireAttestation marks a stream's context so AttestedAuthorizer
+// refuses it unless it proves its workload, whatever Attestation.Required
+// says: the interceptor of a listener only attested clients may use.
+func RequireAttestation(ctx context.Context) context.Context {
+	return context.WithValue(ctx, requireKey{}, true)
+}
+
+// RequireAttestationInterceptor applies RequireAttestation to every stream
+// of a gRPC server.
+func RequireAttestationInterceptor(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	return handler(srv, requiredStream{ss})
+}
+
+type requiredStream struct{ grpc.ServerStream }
+
+func (s requiredStream) Context() context.Context {
+	return RequireAttestation(s.ServerStream.Context())
 }
 
 // AttestedAuthorizer is a Config.Authorize that lets a client act only as a
@@ -90,7 +113,7 @@ func AttestedAuthorizer(at Attestation) func(ctx context.Context, namespace, wor
 			}
 		}
 		if id == "" && token == "" {
-			if at.Required {
+			if required, _ := ctx.Value(requireKey{}).(bool); at.Required || required {
 				return fmt.Errorf("the node names workload %s/%s, but the client presents no workload credential "+
 					"(a SPIFFE client certificate, or a bearer token: a Kubernetes service-account token or a glassmesh workload token)", namespace, workload)
 			}

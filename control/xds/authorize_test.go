@@ -85,6 +85,8 @@ func TestAttestedAuthorizer(t *testing.T) {
 	}{
 		{"no credential, not required", false, context.Background(), "shop/ratings-v1", ""},
 		{"no credential, required", true, context.Background(), "shop/ratings-v1", "presents no workload credential"},
+		{"no credential, on an attested-only listener", false, RequireAttestation(context.Background()), "shop/ratings-v1", "presents no workload credential"},
+		{"its own token, on an attested-only listener", false, RequireAttestation(withToken("reviews-token")), "shop/reviews-v1", ""},
 		{"its own service account's token", true, withToken("reviews-token"), "shop/reviews-v1", ""},
 		{"a token of another service account", false, withToken("reviews-token"), "shop/ratings-v1", "service account shop/reviews, but workload shop/ratings-v1 runs as service account shop/ratings"},
 		{"a token bound to another workload", false, withToken("reviews-v2-token"), "shop/reviews-v1", "bound to workload reviews-v2"},

@@ -49,7 +49,8 @@ var allOptions = map[string]any{
 // baseArgs are the arguments every rendering has.
 var baseArgs = []string{
 	"run", "--source=kubernetes", "--data-dir=/var/lib/glassmesh",
-	"--http-addr=:20001", "--grpc-addr=:15010", "--otlp-grpc-addr=:4317",
+	"--http-addr=:20001", "--grpc-addr=:15010",
+	"--xds-tls-addr=:15012", "--xds-tls-hosts=glassmesh.glassmesh-system.svc", "--otlp-grpc-addr=:4317",
 	"--otlp-http-addr=:4318", "--zipkin-addr=:9411",
 }
 
@@ -96,7 +97,7 @@ func TestRenderDefault(t *testing.T) {
 	want := append(slices.Clone(baseArgs), "--trust-domain=cluster.local", "--cert-ttl=24h", "--log.level=info", "--log.format=json",
 		"--webhook-addr=:15017", "--webhook-dns=glassmesh.glassmesh-system.svc", "--webhook-config=glassmesh-sidecar-injector",
 		"--inject.image=ghcr.io/glassmesh/glassmesh:latest", "--inject.xds-addr=glassmesh.glassmesh-system.svc:15010",
-		"--inject.server=http://glassmesh.glassmesh-system.svc:20001")
+		"--inject.xds-tls-addr=glassmesh.glassmesh-system.svc:15012", "--inject.server=http://glassmesh.glassmesh-system.svc:20001")
 	if !slices.Equal(c.Args, want) {
 		t.Errorf("args:\n got %q\nwant %q", c.Args, want)
 	}
@@ -108,7 +109,7 @@ func TestRenderDefault(t *testing.T) {
 	if svc.Spec.Type != corev1.ServiceTypeClusterIP {
 		t.Errorf("Service type %s", svc.Spec.Type)
 	}
-	wantPorts := map[string]int32{"http": 20001, "grpc": 15010, "otlp-grpc": 4317, "otlp-http": 4318, "zipkin": 9411, "webhook": 443}
+	wantPorts := map[string]int32{"http": 20001, "grpc": 15010, "xds-tls": 15012, "otlp-grpc": 4317, "otlp-http": 4318, "zipkin": 9411, "webhook": 443}
 	if got := servicePorts(svc); !reflect.DeepEqual(got, wantPorts) {
 		t.Errorf("Service ports %v; want %v", got, wantPorts)
 	}

@@ -2,7 +2,10 @@ package k8s
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +18,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
@@ -74,15 +78,18 @@ func TestAttestedIdentity(t *testing.T) {
 	}
 	reviewsToken := token("reviews", "glassmesh", reviewsPod)
 	vaultToken := token("reviews", "vault", reviewsPod)
-	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns, "--leader-elect=false", "--attestation", "all")
+	xdsTLSAddr := freeAddr(t)
+	httpAddr, grpcAddr := runGlassmesh(t, "--kubernetes.namespaces", ns, "--leader-elect=false", "--attestation", "all",
+		"--xds-tls-addr", xdsTLSAddr, "--xds-tls-hosts", "127.0.0.1")
 
-	certs := func(workload, tokenFile string) (string, error) {
-		out, err := exec.Command(glassmeshBinary(t), "sidecar", "certs", "--workload", ns+"/"+workload, "--dir", t.TempDir(),
+	certs := func(workload, tokenFile string, dir ...string) (string, error) {
+		out, err := exec.Command(glassmeshBinary(t), "sidecar", "certs", "--workload", ns+"/"+workload, "--dir", append(dir, t.TempDir())[0],
 			"--server", "http://"+httpAddr, "--token-file", tokenFile).CombinedOutput()
 		return string(out), err
 	}
+	certsDir := t.TempDir()
 	within(t, 60*time.Second, "the pod's token gets its workload's certificate", func() error {
-		out, err := certs("reviews-v1", reviewsToken)
+		out, err := certs("reviews-v1", reviewsToken, certsDir)
 		if err != nil || !strings.Contains(out, "spiffe://cluster.local/ns/"+ns+"/sa/reviews") {
 			return fmt.Errorf("%v %s", err, out)
 		}
@@ -106,38 +113,66 @@ func TestAttestedIdentity(t *testing.T) {
 		return string(b)
 	}
 	cluster := "outbound|9080||reviews." + ns + ".svc.cluster.local"
-	for name, tc := range map[string]struct{ token, workload, instance, want string }{
-		"its own workload":                   {read(reviewsToken), "reviews-v1", "reviews-v1-5d8f9-abcde", ""},
-		"another service account's workload": {read(reviewsToken), "ratings-0", "ratings-0", "service account " + ns + "/reviews (pod reviews-v1-5d8f9-abcde), but workload " + ns + "/ratings-0 runs as service account " + ns + "/ratings"},
-		"no credential":                      {"", "reviews-v1", "reviews-v1-5d8f9-abcde", "presents no workload credential"},
-	} {
-		cc, err := grpc.NewClient(grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-		if tc.token != "" {
-			sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+tc.token)
-		}
-		meta, _ := structpb.NewStruct(map[string]any{
-			naming.NodeMetaNamespace: ns, naming.NodeMetaWorkloadName: tc.workload, naming.NodeMetaGenerator: naming.GeneratorGRPC,
-		})
-		st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(sctx)
-		if err == nil {
-			err = st.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, ResourceNames: []string{cluster},
-				Node: &corev3.Node{Id: naming.NodeID("10.0.0.1", tc.instance, ns), Metadata: meta}})
-		}
-		var r *discoveryv3.DiscoveryResponse
-		if err == nil {
-			r, err = st.Recv()
-		}
-		cancel()
-		cc.Close()
-		switch {
-		case tc.want == "" && (err != nil || len(r.GetResources()) != 1):
-			t.Errorf("xDS, %s: %v, %d clusters, want its cluster", name, err, len(r.GetResources()))
-		case tc.want != "" && (status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), tc.want)):
-			t.Errorf("xDS, %s: %v, want PERMISSION_DENIED saying %q", name, err, tc.want)
+	// The same checks on the main gRPC port and on the attested-only TLS
+	// listener, whose certificate the mesh root (written by sidecar
+	// certs) verifies.
+	roots := x509.NewCertPool()
+	if !roots.AppendCertsFromPEM([]byte(read(filepath.Join(certsDir, "root-cert.pem")))) {
+		t.Fatal("no mesh root in root-cert.pem")
+	}
+	transports := map[string]struct {
+		addr  string
+		creds credentials.TransportCredentials
+	}{
+		"plaintext": {grpcAddr, insecure.NewCredentials()},
+		"TLS":       {xdsTLSAddr, credentials.NewTLS(&tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12})},
+	}
+	for tname, tr := range transports {
+		for name, tc := range map[string]struct{ token, workload, instance, want string }{
+			"its own workload":                   {read(reviewsToken), "reviews-v1", "reviews-v1-5d8f9-abcde", ""},
+			"another service account's workload": {read(reviewsToken), "ratings-0", "ratings-0", "service account " + ns + "/reviews (pod reviews-v1-5d8f9-abcde), but workload " + ns + "/ratings-0 runs as service account " + ns + "/ratings"},
+			"no credential":                      {"", "reviews-v1", "reviews-v1-5d8f9-abcde", "presents no workload credential"},
+		} {
+			name := tname + ", " + name
+			cc, err := grpc.NewClient(tr.addr, grpc.WithTransportCredentials(tr.creds))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			if tc.token != "" {
+				sctx = metadata.AppendToOutgoingContext(sctx, "authorization", "Bearer "+tc.token)
+			}
+			meta, _ := structpb.NewStruct(map[string]any{
+				naming.NodeMetaNamespace: ns, naming.NodeMetaWorkloadName: tc.workload, naming.NodeMetaGenerator: naming.GeneratorGRPC,
+			})
+			st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(cc).StreamAggregatedResources(sctx)
+			if err == nil {
+				err = st.Send(&discoveryv3.DiscoveryRequest{TypeUrl: resource.ClusterType, ResourceNames: []string{cluster},
+					Node: &corev3.Node{Id: naming.NodeID("10.0.0.1", tc.instance, ns), Metadata: meta}})
+			}
+			var r *discoveryv3.DiscoveryResponse
+			if err == nil {
+				r, err = st.Recv()
+			}
+			cancel()
+			cc.Close()
+			switch {
+			case tc.want == "" && (err != nil || len(r.GetResources()) != 1):
+				t.Errorf("xDS, %s: %v, %d clusters, want its cluster", name, err, len(r.GetResources()))
+			case tc.want != "" && (status.Code(err) != codes.PermissionDenied || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("xDS, %s: %v, want PERMISSION_DENIED saying %q", name, err, tc.want)
+			}
 		}
 	}
+}
+
+// freeAddr is a free loopback address to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

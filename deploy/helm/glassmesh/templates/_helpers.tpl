@@ -26,6 +26,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --data-dir=/var/lib/glassmesh
 - --http-addr=:20001
 - --grpc-addr=:15010
+{{- $xdsHost := printf "%s.%s.svc" (include "glassmesh.fullname" .) .Release.Namespace }}
+- --xds-tls-addr=:15012
+- --xds-tls-hosts={{ $xdsHost }}
 - --otlp-grpc-addr=:4317
 - --otlp-http-addr=:4318
 - --zipkin-addr=:9411
@@ -63,6 +66,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 - --webhook-config={{ include "glassmesh.fullname" . }}-sidecar-injector
 - --inject.image={{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 - --inject.xds-addr={{ $host }}:15010
+- --inject.xds-tls-addr={{ $host }}:15012
 - --inject.server=http://{{ $host }}:20001
 {{- with .Values.webhook.envoyImage }}
 - --inject.envoy-image={{ . }}
