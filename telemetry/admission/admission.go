@@ -69,9 +69,9 @@ type Config struct {
 func (c Config) Validate() error {
 	switch {
 	case c.Limit < 0:
-		return fmt.Errorf("--memory.limit: must be >= 0, got %d", c.Limit)
+		return fmt.Errorf("memory.limit: must be >= 0, got %d", c.Limit)
 	case c.RetryAfter < 0:
-		return fmt.Errorf("memory retry-after: must be >= 0, got %s", c.RetryAfter)
+		return fmt.Errorf("memory.retry-after: must be >= 0, got %s", c.RetryAfter)
 	}
 	return nil
 }

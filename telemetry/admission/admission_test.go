@@ -208,7 +208,7 @@ func TestOffAdmitsEverything(t *testing.T) {
 }
 
 func TestValidate(t *testing.T) {
-	if _, err := New(Config{Limit: -1}, nil); err == nil || !strings.Contains(err.Error(), "--memory.limit") {
+	if _, err := New(Config{Limit: -1}, nil); err == nil || !strings.Contains(err.Error(), "memory.limit") {
 		t.Errorf("a negative limit: %v", err)
 	}
 }
