@@ -37,7 +37,7 @@ func envDuration(name string, def time.Duration) time.Duration {
 }
 
 const (
-	sustainableClients = 2   // per path: the baseline, and the recovery probe
+	sustainableClients = 2  // per path: the baseline, and the recovery probe
 	overloadClients    = 64 // per path: 32× the baseline's, none backing off
 	baselineFor        = 5 * time.Second
 	recoveryTarget     = 5 * time.Second
