@@ -28,6 +28,8 @@ import (
 	"github.com/glassmesh/glassmesh/control/source/kube"
 	"github.com/glassmesh/glassmesh/control/xds"
 	"github.com/glassmesh/glassmesh/dashboards"
+	"github.com/glassmesh/glassmesh/telemetry/admission"
+	"github.com/glassmesh/glassmesh/telemetry/receiver"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
@@ -62,6 +64,8 @@ type app struct {
 	store  *source.Store
 	config configSource
 	kube   *kube.Source // the config source, with --source kubernetes
+	// memory is --memory.limit's budget, shared by every ingest path (nil: off).
+	memory *admission.Budget
 	// attestor says who bearer tokens prove their holders to be.
 	attestor *ca.Attestor
 	xds      *xds.Server
@@ -126,10 +130,17 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.xds = xds.New(xds.Config{Authorize: a.xdsAuthorizer()}, logger.With("component", "xds"), reg)
+	var err error
+	if a.memory, err = newMemoryBudget(int64(f.memoryLimit), logger, reg); err != nil {
+		return nil, err
+	}
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if tap := receiver.MemoryTap(a.memory); tap != nil {
+		grpcOpts = append(grpcOpts, grpc.InTapHandle(tap))
 	}
 	creds, err := f.grpcTLS.serverOption()
 	if err != nil {

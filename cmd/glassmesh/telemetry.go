@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
@@ -122,7 +123,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := t.listen(f, ingest, traces); err != nil {
+	if err := t.listen(f, ingest, traces, a.memory); err != nil {
 		return nil, err
 	}
 	ok = true
@@ -190,7 +191,7 @@ func (a *app) externalLabels(f telemetryFlags) map[string]string {
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
 // through the graph's watch for Istio series pushed in.
 func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{}, t.graph.WatchAppends(t.storage.AppendableV2()),
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory}, t.graph.WatchAppends(t.storage.AppendableV2()),
 		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err
@@ -220,7 +221,7 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 	if err != nil {
 		return err
 	}
-	recv, err := receiver.New(receiver.Config{}, pipe, a.logger.With("component", "receiver"), a.reg)
+	recv, err := receiver.New(receiver.Config{Memory: a.memory}, pipe, a.logger.With("component", "receiver"), a.reg)
 	if err != nil {
 		return err
 	}
@@ -229,13 +230,17 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 }
 
 // listen opens the OTLP and Zipkin listeners that are enabled.
-func (t *telemetry) listen(f telemetryFlags, ingest *receiver.MetricsReceiver, traces *receiver.TraceReceiver) error {
+func (t *telemetry) listen(f telemetryFlags, ingest *receiver.MetricsReceiver, traces *receiver.TraceReceiver, memory *admission.Budget) error {
 	var err error
 	if f.otlpGRPCAddr != "" {
 		if t.otlpGLis, err = net.Listen("tcp", f.otlpGRPCAddr); err != nil {
 			return fmt.Errorf("--otlp-grpc-addr: %w", err)
 		}
-		t.otlpGRPC = grpc.NewServer(grpc.MaxRecvMsgSize(maxMessageBytes))
+		opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(maxMessageBytes)}
+		if tap := receiver.MemoryTap(memory); tap != nil {
+			opts = append(opts, grpc.InTapHandle(tap))
+		}
+		t.otlpGRPC = grpc.NewServer(opts...)
 		ingest.RegisterGRPC(t.otlpGRPC)
 		traces.RegisterGRPC(t.otlpGRPC)
 	}
@@ -281,7 +286,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 	if t.forward, err = forward.New(fc, t.traces, logger, a.reg); err != nil {
 		return nil, err
 	}
-	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{}, t.traces, logger, a.reg)
+	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{Memory: a.memory}, t.traces, logger, a.reg)
 	if err != nil {
 		return nil, err
 	}

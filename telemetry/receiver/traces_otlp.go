@@ -35,7 +35,7 @@ const (
 // for the --otlp-grpc-addr server and for the --grpc-addr one.
 func (r *TraceReceiver) RegisterGRPC(s *grpc.Server) {
 	g := &otlpGRPC{r: r}
-	registerOTLPTraces(s, g.exportEncoded)
+	registerOTLPTraces(s, r.cfg.Memory, g.exportEncoded)
 }
 
 // otlpGRPC is the OTLP/gRPC trace service.
@@ -114,13 +114,12 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("unsupported Content-Type %q, use %s or %s", ct, contentTypeProtobuf, contentTypeJSON))
 		return
 	}
-	// The slot is taken before the body is read, so MaxRequests bounds
-	// the memory of bodies too.
-	if err := r.acquire(req.Context()); err != nil {
+	release, err := r.admit(req)
+	if err != nil {
 		r.writeHTTPWriteError(w, ct, err)
 		return
 	}
-	defer r.release()
+	defer release()
 	body, code, err := r.readBody(req)
 	if err != nil {
 		writeOTLPError(w, ct, code, codes.InvalidArgument, err.Error())
@@ -154,6 +153,21 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 	}
 	w.Header().Set("Content-Type", ct)
 	_, _ = w.Write(out)
+}
+
+// admit takes a request slot and the memory budget's share of req's body
+// (charged at its Content-Length), or says why not. Both are taken
+// before the body is read, so they bound the memory of bodies too.
+func (r *TraceReceiver) admit(req *http.Request) (release func(), err error) {
+	if err := r.acquire(req.Context()); err != nil {
+		return nil, err
+	}
+	releaseMem, err := r.cfg.Memory.Admit(max(req.ContentLength, 0))
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	return func() { releaseMem(); r.release() }, nil
 }
 
 // retryAfterSeconds is a Retry-After header's value: whole seconds,

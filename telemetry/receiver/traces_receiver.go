@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
@@ -60,6 +61,10 @@ type TracesConfig struct {
 	// RetryAfter is suggested to pushed-back clients (Retry-After,
 	// google.rpc.RetryInfo); 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
+	// Memory is the process's memory budget, shared by every receiver;
+	// each request is admitted before its body is read or decoded. nil:
+	// none.
+	Memory *admission.Budget
 }
 
 // Validate reports a negative bound, naming its key.

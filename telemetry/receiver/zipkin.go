@@ -57,11 +57,12 @@ func (r *TraceReceiver) serveZipkin(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, fmt.Sprintf("unsupported Content-Type %q, use %s or %s", ct, contentTypeJSON, contentTypeProtobuf), http.StatusUnsupportedMediaType)
 		return
 	}
-	if err := r.acquire(req.Context()); err != nil {
+	release, err := r.admit(req)
+	if err != nil {
 		r.writeZipkinWriteError(w, err)
 		return
 	}
-	defer r.release()
+	defer release()
 	body, code, err := r.readBody(req)
 	if err != nil {
 		http.Error(w, err.Error(), code)
