@@ -16,8 +16,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -47,6 +49,9 @@ func TestMain(m *testing.M) {
 type glassmesh struct {
 	cmd                *exec.Cmd
 	httpAddr, grpcAddr string
+
+	mu   sync.Mutex
+	logs [][]byte // every JSON log line, for the figures a case reads from them
 }
 
 // start runs `glassmesh run ARGS` on free ports with JSON logs and returns
@@ -73,6 +78,9 @@ func start(t *testing.T, args ...string) *glassmesh {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var l struct{ Msg, Level, HTTP, GRPC string }
+			g.mu.Lock()
+			g.logs = append(g.logs, slices.Clone(sc.Bytes()))
+			g.mu.Unlock()
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
 				addrs <- [2]string{l.HTTP, l.GRPC}
 			}
@@ -88,6 +96,19 @@ func start(t *testing.T, args ...string) *glassmesh {
 		t.Fatal("glassmesh did not start")
 	}
 	return g
+}
+
+// logged returns the fields of the first log line whose message is msg.
+func (g *glassmesh) logged(msg string) (map[string]any, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range g.logs {
+		var l map[string]any
+		if json.Unmarshal(b, &l) == nil && l["msg"] == msg {
+			return l, true
+		}
+	}
+	return nil, false
 }
 
 // metric is the value of an unlabelled metric on /metrics.
