@@ -27,6 +27,10 @@ import (
 
 var binary string
 
+// startTimeout bounds how long start waits for glassmesh to open its stores
+// and listen; a case on a large data dir raises it for its own run.
+var startTimeout = time.Minute
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "glassmesh-faults-")
 	if err != nil {
@@ -92,8 +96,8 @@ func start(t *testing.T, args ...string) *glassmesh {
 	select {
 	case a := <-addrs:
 		g.httpAddr, g.grpcAddr = a[0], a[1]
-	case <-time.After(60 * time.Second):
-		t.Fatal("glassmesh did not start")
+	case <-time.After(startTimeout):
+		t.Fatalf("glassmesh did not start within %s", startTimeout)
 	}
 	return g
 }

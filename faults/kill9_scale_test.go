@@ -14,22 +14,19 @@ import (
 // checked here at 5x for the shared machine, and serve what it held.
 func TestKill9RestartAtScale(t *testing.T) {
 	dir := scaleDataDir(t)
+	// Opening the stores takes minutes on a busy 2-core machine today
+	// (RELIABILITY.md); the figure is the point, not start's usual bound.
+	startTimeout = 10 * time.Minute
+	t.Cleanup(func() { startTimeout = time.Minute })
 	n := newNode(t, dir)
 	first := n.start(t)
-	t.Logf("first start on the filled dir: %s", first)
+	t.Logf("first start on the filled dir: ready in %s", first)
 	checkScale(t, n)
-	// Something written between the start and the kill, as in production.
 	n.kill(t)
-	var took []time.Duration
-	for i := range 3 {
-		d := n.start(t)
-		took = append(took, d)
-		t.Logf("restart %d after kill -9: ready in %s", i+1, d)
-		checkScale(t, n)
-		n.kill(t)
-	}
-	worst := max(took[0], took[1], took[2])
-	if worst > 25*time.Second {
+	again := n.start(t)
+	t.Logf("restart after kill -9: ready in %s", again)
+	checkScale(t, n)
+	if worst := max(first, again); worst > 25*time.Second {
 		t.Errorf("restart to ready took up to %s at 10M spans and 1M series (target 5 s)", worst)
 	}
 }
