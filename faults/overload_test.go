@@ -6,7 +6,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -57,17 +56,6 @@ func TestOverload(t *testing.T) {
 	if *overloadDefault {
 		t.Run("default limit 2GiB", func(t *testing.T) { overload(t, "2GiB") })
 	}
-}
-
-// freeAddr is a loopback address with a port nothing listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // run is one glassmesh under test and the paths into it.

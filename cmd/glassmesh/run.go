@@ -82,6 +82,7 @@ type app struct {
 	httpLis   net.Listener
 	mux       *http.ServeMux
 	ready     atomic.Bool
+	started   time.Time // when newApp began: what "ready" is timed from
 
 	leading        atomic.Bool      // holds the leader Lease (leader.go)
 	canaryRequests *canary.Requests // with --source kubernetes
@@ -108,7 +109,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux()}
+	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux(), started: time.Now()}
 	a.store = source.NewStore(logger, reg)
 	a.leaderGauge = newLeaderGauge(reg)
 	switch f.source {
@@ -217,8 +218,8 @@ func (a *app) routes() {
 // load with errors, or one that fails to translate, keeps the last good one.
 func (a *app) apply(r model.Result) []source.ObjectStatus {
 	setAside, _ := a.store.Apply(r, a.pusher.Push)
-	if a.store.Loaded() {
-		a.ready.Store(true)
+	if a.store.Loaded() && !a.ready.Swap(true) {
+		a.logger.Info("glassmesh ready", "sinceStart", time.Since(a.started))
 	}
 	a.serveCanaryActions()
 	return setAside

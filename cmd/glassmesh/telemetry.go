@@ -99,10 +99,12 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		return nil, fmt.Errorf("--retention.metrics: %w", err)
 	}
 	t := &telemetry{}
+	began := time.Now()
 	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention},
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
+	a.logger.Info("metrics storage opened", "component", "metrics", "took", time.Since(began))
 	ok := false
 	defer func() {
 		if !ok {
@@ -275,9 +277,11 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 		return nil, fmt.Errorf("--retention.traces: %w", err)
 	}
 	logger := a.logger.With("component", "traces")
+	began := time.Now()
 	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention}, logger, a.reg); err != nil {
 		return nil, err
 	}
+	logger.Info("trace store opened", "took", time.Since(began))
 	var fc forward.Config
 	for _, u := range f.exportOTLP {
 		fc.Targets = append(fc.Targets, forward.Target{URL: u})
