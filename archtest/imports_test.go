@@ -30,6 +30,7 @@ var allowed = map[string][]string{
 	"control/canary":       {"control/model", "telemetry/slo", "telemetry/metrics"},
 	"control/push":         {"control/model", "control/translate", "control/xds", "control/ca"},
 	"telemetry/record":     nil,
+	"telemetry/diskspace":  nil, // the data dir's free-space guard every store shares
 	"telemetry/receiver":   {"telemetry/pipeline", "tracing/propagation"},
 	"telemetry/pipeline":   {"control/model", "telemetry/metrics", "tracing/store", "topology"},
 	"telemetry/metrics":    {"control/model"},
@@ -48,7 +49,7 @@ var allowed = map[string][]string{
 }
 
 var (
-	leaves = []string{"control/naming", "telemetry/record"}
+	leaves = []string{"control/naming", "telemetry/record", "telemetry/diskspace"}
 	free   = []string{"cmd", "demo", "e2e", "bench", "archtest", "deploy"}
 )
 
