@@ -38,13 +38,14 @@ const (
 	DefaultPollInterval = time.Second
 )
 
-// Config configures a Guard. Zero fields take the defaults.
+// Config configures a Guard. Zero durations take the defaults.
 type Config struct {
 	// Dir is the data directory; its filesystem is the one watched.
 	Dir string
-	// MinFree is the space (bytes) writes leave free [256 MiB]: below it
-	// they are refused, and they resume once MinFree and a tenth more
-	// (at least 1 MiB) are free, so an episode does not flap.
+	// MinFree is the space (bytes) writes leave free (--storage.min-free,
+	// DefaultMinFree; 0: none): below it they are refused, and they resume
+	// once MinFree and a tenth more (at least 1 MiB) are free, so an
+	// episode does not flap.
 	MinFree int64
 	// RetryAfter is suggested to refused clients [5s].
 	RetryAfter time.Duration
@@ -69,9 +70,6 @@ func (c Config) Validate() error {
 }
 
 func (c Config) withDefaults() Config {
-	if c.MinFree == 0 {
-		c.MinFree = DefaultMinFree
-	}
 	c.RetryAfter = cmp.Or(c.RetryAfter, DefaultRetryAfter)
 	c.PollInterval = cmp.Or(c.PollInterval, DefaultPollInterval)
 	return c
@@ -225,8 +223,11 @@ func (g *Guard) refuse(free, size int64, cause error) error {
 		}
 		g.gauge.Set(1)
 		g.episodes.Inc()
-		g.logger.Warn("data dir full: refusing ingest (RESOURCE_EXHAUSTED / 507) until space returns",
-			"dir", g.cfg.Dir, "freeBytes", free, "sizeBytes", size, "minFreeBytes", g.cfg.MinFree, "resumeAtBytes", g.resumeAt(), "err", cause)
+		attrs := []any{"dir", g.cfg.Dir, "freeBytes", free, "sizeBytes", size, "minFreeBytes", g.cfg.MinFree, "resumeAtBytes", g.resumeAt()}
+		if cause != nil {
+			attrs = append(attrs, "err", cause)
+		}
+		g.logger.Warn("data dir full: refusing ingest (RESOURCE_EXHAUSTED / 507) until space returns", attrs...)
 	}
 	g.refused++
 	g.mu.Unlock()

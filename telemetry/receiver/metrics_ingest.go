@@ -126,6 +126,10 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 	}, []string{"receiver", "code"})
 	promCfg := config.DefaultConfig
 	promCfg.GlobalConfig, promCfg.OTLPConfig = config.DefaultGlobalConfig, config.DefaultOTLPConfig
+	// Prometheus's handlers answer 500 for any storage error; a full data
+	// dir becomes 507 with Retry-After instead.
+	app = notingAppendable{app}
+	rejected := func(receiver string) { lim.rejected.WithLabelValues(receiver, reasonStorageFull).Inc() }
 	rw := remote.NewWriteHandler(logger.With("component", "remote-write receiver"), reg, app,
 		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, false, false)
 	otlp := remote.NewOTLPWriteHandler(logger.With("component", "otlp receiver"), reg, app,
@@ -133,10 +137,12 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 		remote.OTLPOptions{LookbackDelta: cfg.LookbackDelta})
 	conv := newOTLPConverter(app, promCfg.OTLPConfig, cfg.LookbackDelta, logger.With("component", "otlp grpc receiver"), reg)
 	return &MetricsReceiver{
-		limiter:     lim,
-		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite, rw)),
-		otlpHTTP:    countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP, otlp)),
-		otlpGRPC:    &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
+		limiter: lim,
+		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite,
+			noteStorageFull(receiverRemoteWrite, rejected, cfg.RetryAfter, plainStorageFull, rw))),
+		otlpHTTP: countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP,
+			noteStorageFull(receiverOTLPHTTP, rejected, cfg.RetryAfter, otlpStorageFull, otlp))),
+		otlpGRPC: &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
 	}, nil
 }
 
