@@ -212,7 +212,7 @@ func (a *app) externalLabels(f telemetryFlags) map[string]string {
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
 // through the graph's watch for Istio series pushed in.
 func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{}, t.graph.WatchAppends(t.storage.AppendableV2()),
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Space: t.space}, t.graph.WatchAppends(t.storage.AppendableV2()),
 		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err

@@ -16,6 +16,8 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
+
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 )
 
 // MetricsReceiver defaults.
@@ -62,6 +64,10 @@ type MetricsConfig struct {
 	// LookbackDelta is the query lookback delta; OTLP translation uses it
 	// to space target_info samples [5m].
 	LookbackDelta time.Duration
+	// Space, when set, is the data dir's guard: while it refuses, HTTP
+	// requests are answered 507 before Prometheus's handlers (which would
+	// log an error for each) see them. The storage refuses them anyway.
+	Space *diskspace.Guard
 }
 
 // Validate reports settings that cannot work, by key.
@@ -139,9 +145,9 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 	return &MetricsReceiver{
 		limiter: lim,
 		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite,
-			noteStorageFull(receiverRemoteWrite, rejected, cfg.RetryAfter, plainStorageFull, rw))),
+			noteStorageFull(receiverRemoteWrite, rejected, cfg.Space, cfg.RetryAfter, plainStorageFull, rw))),
 		otlpHTTP: countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP,
-			noteStorageFull(receiverOTLPHTTP, rejected, cfg.RetryAfter, otlpStorageFull, otlp))),
+			noteStorageFull(receiverOTLPHTTP, rejected, cfg.Space, cfg.RetryAfter, otlpStorageFull, otlp))),
 		otlpGRPC: &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
 	}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"google.golang.org/grpc/status"
 
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
@@ -74,20 +75,25 @@ func (n *fullNote) get() error {
 	return n.err
 }
 
-// noteStorageFull turns the 5xx that Prometheus's remote-write and OTLP
-// handlers answer for any storage error into 507 with Retry-After when
-// the error was a full data dir, counting it; answer writes that body.
-func noteStorageFull(receiver string, rejected func(receiver string), def time.Duration,
+// noteStorageFull answers 507 with Retry-After, counting it, while space
+// (may be nil) refuses, and turns the 5xx that Prometheus's remote-write
+// and OTLP handlers answer for any storage error into the same when the
+// error was a full data dir; answer writes the body.
+func noteStorageFull(receiver string, rejected func(receiver string), space *diskspace.Guard, def time.Duration,
 	answer func(w http.ResponseWriter, r *http.Request, err error), next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n := &fullNote{}
-		r = r.WithContext(context.WithValue(r.Context(), fullKey{}, n))
-		fw := &fullWriter{ResponseWriter: w, note: n, answer: func(err error) {
+		refuse := func(err error) {
 			rejected(receiver)
 			w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, def)))
 			answer(w, r, err)
-		}}
-		next.ServeHTTP(fw, r)
+		}
+		if err := space.Check(); err != nil {
+			refuse(err)
+			return
+		}
+		n := &fullNote{}
+		r = r.WithContext(context.WithValue(r.Context(), fullKey{}, n))
+		next.ServeHTTP(&fullWriter{ResponseWriter: w, note: n, answer: refuse}, r)
 	})
 }
 
