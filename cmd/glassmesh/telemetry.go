@@ -8,14 +8,17 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/alecthomas/units"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/admission"
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
@@ -49,6 +52,7 @@ type telemetryFlags struct {
 	exportOTLP         []string
 	metricsQueryURL    string
 	tracesQueryURL     string
+	storageMinFree     string
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
@@ -68,6 +72,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
 	fs.StringVar(&f.tracesQueryURL, "traces.query-url", "", "read traces from this shared Jaeger query service (API v3 over HTTP, e.g. http://jaeger:16686) that several replicas forward to with --traces.export-otlp: the Jaeger APIs, Jaeger remote storage, the UI, exemplar links and the graph's span edges; this replica's own spans not forwarded yet are added to the traces it returns")
+	fs.StringVar(&f.storageMinFree, "storage.min-free", "256MiB", "space kept free on --data-dir's filesystem: below it ingest (OTLP, Zipkin, remote-write) is refused with RESOURCE_EXHAUSTED / 507 and Retry-After, so block cuts and compaction still have room, and it resumes on its own when space returns; 0 refuses only once a write fails for space")
 	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "read metrics from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own TSDB, when several replicas remote-write to it: the service graph, canary gates, /api/slos, and the rules and alerts, which only the leader evaluates")
 }
 
@@ -76,6 +81,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 type telemetry struct {
 	// remoteQuery is --metrics.query-url's store, when given.
 	remoteQuery *metrics.RemoteQuery
+	space       *diskspace.Guard // the data dir's free space, guarding every store
 	storage     *metrics.Storage
 	agg         *metrics.Aggregator
 	engine      *metrics.Engine
@@ -99,8 +105,11 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		return nil, fmt.Errorf("--retention.metrics: %w", err)
 	}
 	t := &telemetry{}
+	if t.space, err = a.newSpaceGuard(f); err != nil {
+		return nil, err
+	}
 	began := time.Now()
-	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention},
+	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention, Space: t.space},
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
@@ -130,6 +139,19 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	ok = true
 	return t, nil
+}
+
+// newSpaceGuard builds the guard of --data-dir's free space that both
+// stores check before they write.
+func (a *app) newSpaceGuard(f telemetryFlags) (*diskspace.Guard, error) {
+	minFree, err := units.ParseBase2Bytes(f.storageMinFree)
+	if err != nil {
+		return nil, fmt.Errorf("--storage.min-free: %q is not a size like 256MiB: %w", f.storageMinFree, err)
+	}
+	if err := os.MkdirAll(a.flags.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	return diskspace.New(diskspace.Config{Dir: a.flags.dataDir, MinFree: int64(minFree)}, a.logger.With("component", "storage"), a.reg)
 }
 
 // newMetrics builds what stands on the TSDB: remote-write, the istio_*
@@ -193,7 +215,7 @@ func (a *app) externalLabels(f telemetryFlags) map[string]string {
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
 // through the graph's watch for Istio series pushed in.
 func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory}, t.graph.WatchAppends(t.storage.AppendableV2()),
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory, Space: t.space}, t.graph.WatchAppends(t.storage.AppendableV2()),
 		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err
@@ -278,7 +300,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 	}
 	logger := a.logger.With("component", "traces")
 	began := time.Now()
-	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention}, logger, a.reg); err != nil {
+	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention, Space: t.space}, logger, a.reg); err != nil {
 		return nil, err
 	}
 	logger.Info("trace store opened", "took", time.Since(began))
@@ -327,6 +349,7 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := func(error) { cancel() }
 	acts := []actor{
+		{func() error { return t.space.Run(ctx) }, stop},
 		{func() error { return t.agg.Run(ctx) }, stop},
 		{func() error { return t.rules.Run(ctx) }, stop},
 		{func() error { return t.remote.Run(ctx) }, stop},

@@ -150,6 +150,9 @@ func (r *Receiver) consumeError(err error) error {
 	switch {
 	case errors.Is(err, record.ErrOverloaded):
 		return r.overloaded(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
+	case record.IsStorageFull(err):
+		// Envoy's metrics service stream appends to the TSDB directly.
+		return storageFullStatus(err, r.cfg.RetryAfter).Err()
 	case errors.Is(err, pipeline.ErrNoStorage):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):
