@@ -76,8 +76,9 @@ type app struct {
 	mux      *http.ServeMux
 	ready    atomic.Bool
 
-	leading        atomic.Bool      // holds the leader Lease (leader.go)
-	canaryRequests *canary.Requests // with --source kubernetes
+	leading        atomic.Bool              // holds the leader Lease (leader.go)
+	renewals       atomic.Pointer[renewals] // the Lease's renewals, once campaigning (leader.go)
+	canaryRequests *canary.Requests         // with --source kubernetes
 	leaderGauge    prometheus.Gauge
 
 	// actors are extra run-group members (the demo adds its apps).
