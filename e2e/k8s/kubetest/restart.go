@@ -45,6 +45,7 @@ type Restartable struct {
 	cert     []byte // PEM client certificate (system:masters)
 	key      []byte
 	teardown func()
+	stopping []chan struct{}
 }
 
 // StartRestartable starts etcd and kube-apiserver with certificates of its
@@ -84,6 +85,10 @@ func (r *Restartable) Start() error {
 	}
 	opts := apiservertesting.NewDefaultTestServerOptions()
 	opts.DisableInvariantChecks = true
+	// Client certificates are ours (--client-ca-file); the test server's
+	// own would also want a peer CA file it writes only with its own
+	// serving certificate.
+	opts.EnableCertAuth = false
 	ts, err := apiservertesting.StartTestServer(r.tb, opts, r.flags, r.storage)
 	if err != nil {
 		return fmt.Errorf("start kube-apiserver: %w", err)
@@ -97,17 +102,32 @@ func (r *Restartable) Start() error {
 	return nil
 }
 
-// Stop stops the API server (etcd keeps running) and waits until it has.
-func (r *Restartable) Stop() {
-	if r.teardown != nil {
-		r.teardown()
-		r.teardown, r.Addr = nil, ""
-	}
+// Stop stops the API server (etcd keeps running). It returns at once: the
+// returned channel is closed once the server has shut down, which takes
+// as long as its graceful shutdown waits for requests in flight (up to its
+// request timeout, a minute). Start may be called meanwhile: the new
+// server listens on a port of its own.
+func (r *Restartable) Stop() <-chan struct{} {
+	done := make(chan struct{})
+	teardown := r.teardown
+	r.teardown, r.Addr = nil, ""
+	r.stopping = append(r.stopping, done)
+	go func() {
+		defer close(done)
+		if teardown != nil {
+			teardown()
+		}
+	}()
+	return done
 }
 
-// Close stops the API server and etcd and removes Dir.
+// Close stops the API server, waits for every stop, stops etcd and
+// removes Dir.
 func (r *Restartable) Close() {
 	r.Stop()
+	for _, done := range r.stopping {
+		<-done
+	}
 	if r.etcd != nil {
 		r.etcd.Stop()
 		r.etcd = nil
