@@ -38,7 +38,7 @@ func (h history) scan(ctx context.Context, mint, maxt time.Time, ids map[string]
 			ms = append(ms, labels.MustNewMatcher(labels.MatchEqual, labelID, id))
 		}
 	}
-	hints := &storage.SelectHints{Start: mint.UnixMilli(), End: maxt.UnixMilli(), Func: "series"}
+	hints := &storage.SelectHints{Start: mint.UnixMilli(), End: maxt.UnixMilli()}
 	set := q.Select(ctx, false, hints, ms...)
 	var it chunkenc.Iterator
 	for set.Next() {
