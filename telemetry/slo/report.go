@@ -117,10 +117,16 @@ func (e *Engine) Report(ctx context.Context, s *model.SLO, period, month string,
 	allowed := AllowedErrorRatio(s)
 	step := burnDownStep(end.Sub(start), e.cfg.Step)
 	r.Step = step.Seconds()
-	for at := start.Add(step); !at.After(end); at = at.Add(step) {
+	for at := start.Add(step); ; at = at.Add(step) {
+		if at.After(end) {
+			at = end // the last point is the period's end: the report's own values
+		}
 		p := BurnDownPoint{At: at, Errors: errs(at) - base.errors, Events: total(at) - base.total}
 		p.Remaining = remainingOf(p.Errors, p.Events, allowed)
 		r.BurnDown = append(r.BurnDown, p)
+		if !at.Before(end) {
+			break
+		}
 	}
 	r.Errors, r.Events = errs(end)-base.errors, total(end)-base.total
 	if r.Remaining = remainingOf(r.Errors, r.Events, allowed); r.Remaining != nil {
