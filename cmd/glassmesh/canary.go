@@ -105,7 +105,7 @@ func (a *app) newSLOs() error {
 	}
 	a.slos = mg
 	mg.Register(a.mux)
-	return nil
+	return a.newSLOEngine(mg, query)
 }
 
 // reapply pushes the loaded config again with the overlay's current

@@ -42,6 +42,7 @@ type telemetryFlags struct {
 	maxSeriesPerMetric int
 	ruleFiles          []string
 	rulesInterval      time.Duration
+	sloStep            time.Duration
 	alertmanagerURLs   []string
 	remoteWriteURLs    []string
 	remoteWriteBatch   time.Duration
@@ -63,6 +64,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxSeriesPerMetric, "metrics.max-series-per-metric", metrics.DefaultMaxSeriesPerMetric, "label sets kept per istio_* metric; new ones beyond it are dropped and counted")
 	fs.StringArrayVar(&f.ruleFiles, "rules", nil, "Prometheus rule files (globs; repeatable), evaluated with the generated SLO rules")
 	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
+	fs.DurationVar(&f.sloStep, "slo.step", time.Minute, "step of the incremental SLO engine: how often it counts each SLO's events into its rollups and evaluates every SLO's budget (cost per round does not grow with the SLO window)")
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
 	fs.DurationVar(&f.remoteWriteBatch, "remote-write.batch-send-deadline", time.Second, "longest a sample waits for its remote-write batch to fill (Prometheus's default is 5s; shorter, because with --metrics.query-url the canary gates and rules read what was sent)")
