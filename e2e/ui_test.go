@@ -477,10 +477,10 @@ func TestUI(t *testing.T) {
 		b.open(t, "/slos")
 		card := `document.querySelector('article.slo[data-slo="default/reviews-availability"]')`
 		pollUI[bool](t, b, 30*time.Second, card+`?.querySelector('.slo-canaries a[href="/canaries/default/reviews"]') !== null`)
-		if th := pollUI[string](t, b, 5*time.Second, card+`.querySelector(".slo-thresholds")?.textContent ?? ""`); !strings.Contains(th, "page 14.4× over 1h and 5m") {
+		if th := pollUI[string](t, b, 5*time.Second, card+`?.querySelector(".slo-thresholds")?.textContent ?? ""`); !strings.Contains(th, "page 14.4× over 1h and 5m") {
 			t.Errorf("thresholds %q", th)
 		}
-		ui := pollUI[string](t, b, 30*time.Second, card+`.querySelector('.slo-versions tr[data-version="v3"] td')?.textContent ?? ""`)
+		ui := pollUI[string](t, b, 30*time.Second, card+`?.querySelector('.slo-versions tr[data-version="v3"] td')?.textContent ?? ""`)
 		var a struct {
 			SLOs []struct {
 				Name             string
