@@ -4,10 +4,14 @@ BIN       := bin/glassmesh
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 15s
+FUZZTIME_LONG ?= 10m
+# The soak's length (faults/soak_test.go); `make faults SOAK=5m` for a short one.
+SOAK      ?= 1h
+SOAK_OUT  ?=
 # -count=1: e2e tests build and exec the binary, which the test cache cannot see.
 TESTFLAGS ?= -race
 
-.PHONY: build demo run test test-k8s test-jaeger test-deploy lint fuzz faults bench ui clean
+.PHONY: build demo run test test-k8s test-jaeger test-deploy lint fuzz fuzz-long faults soak bench ui clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/glassmesh
@@ -52,13 +56,36 @@ fuzz:
 	  done; \
 	done
 
+# Every fuzz target for FUZZTIME_LONG each, including those of the
+# sub-modules. A crasher does not stop the run: go test saves it under the
+# package's testdata/fuzz/FuzzX/, where it becomes a seed corpus entry to
+# commit with the fix; the failed targets are listed at the end.
+FUZZ_MODULES ?= . $(patsubst %/go.mod,%,$(shell git ls-files '*/go.mod'))
+fuzz-long:
+	@failed=""; for mod in $(FUZZ_MODULES); do \
+	  for pkg in $$(cd $$mod && $(GO) list ./...); do \
+	    for f in $$(cd $$mod && $(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	      echo "== $$pkg $$f ($(FUZZTIME_LONG))"; \
+	      (cd $$mod && $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME_LONG) $(FUZZFLAGS) $$pkg) || failed="$$failed $$pkg.$$f"; \
+	    done; \
+	  done; \
+	done; \
+	if [ -n "$$failed" ]; then echo "crashers (see testdata/fuzz/ in each package):$$failed"; exit 1; fi
+
 # The fault suite (issue 21): the real binary under faults, each case a few
-# minutes on 2 cores; figures in RELIABILITY.md. Not part of `test`.
+# minutes on 2 cores but the soak, which runs SOAK; figures in RELIABILITY.md.
+# Not part of `test`.
 faults:
 	$(GO) vet -tags faults ./faults/
-	$(GO) test -tags faults -count=1 -timeout 30m -v ./faults/
+	GLASSMESH_SOAK=$(SOAK) GLASSMESH_SOAK_OUT=$(SOAK_OUT) $(GO) test -tags faults -count=1 -timeout 3h -v ./faults/
 	# The API-server restart and partition case needs a real kube-apiserver: e2e/k8s.
 	cd e2e/k8s && $(GO) vet -tags faults ./... && $(GO) test -tags faults -count=1 -timeout 30m -v -run 'Fault' ./...
+
+# The soak alone (SOAK [1h] of demo traffic with retentions of minutes);
+# SOAK_OUT=dir keeps its CSV and SVG there (else a logged temporary dir).
+soak:
+	$(GO) vet -tags faults ./faults/
+	GLASSMESH_SOAK=$(SOAK) GLASSMESH_SOAK_OUT=$(SOAK_OUT) $(GO) test -tags faults -count=1 -timeout 3h -run '^TestSoak' -v ./faults/
 
 # Benchmarks and side-by-side comparisons; writes BENCHMARKS.md.
 bench:
