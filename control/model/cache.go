@@ -2,7 +2,6 @@ package model
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 )
 
@@ -124,34 +123,10 @@ func hasDirective(data []byte) bool {
 // parseDocumentAt parses one piece of a file that starts at line first, with
 // every line number as in the whole file.
 func parseDocumentAt(file string, text []byte, first int) parsedDoc {
-	objs, ms, errs := ParseManifests(file, text)
+	objs, ms, errs := parseManifestsAt(file, text, first)
 	p := parsedDoc{objs: objs, ms: ms, errs: errs}
 	for _, e := range errs {
 		p.syntax = p.syntax || strings.HasPrefix(e.Message, "invalid YAML")
-	}
-	shift := first - 1
-	if shift == 0 {
-		return p
-	}
-	for i := range p.errs {
-		p.errs[i].Line += shift
-	}
-	moved := map[*fieldLines]bool{}
-	move := func(o *Origin) {
-		o.Line += shift
-		if o.fields != nil && !moved[o.fields] {
-			moved[o.fields] = true
-			for k := range o.fields.lines {
-				o.fields.lines[k] += shift
-			}
-		}
-	}
-	for _, e := range objs.entries() {
-		move(e.originOf())
-	}
-	p.ms = slices.Clone(p.ms)
-	for i := range p.ms {
-		move(&p.ms[i].Origin)
 	}
 	return p
 }

@@ -71,7 +71,7 @@ func FuzzContain(f *testing.F) {
 		}
 		// Set aside is allowed: the file may define team-b's service first
 		// (the first definition serves), which then selects no b-v1.
-		applied := func(w *Workload) bool { return w != nil && w.Spec.Endpoints[0].Ports["grpc"] == 8002 }
+		applied := func(w *Workload) bool { return w != nil && len(w.Spec.Endpoints) > 0 && w.Spec.Endpoints[0].Ports["grpc"] == 8002 }
 		if w := c.Mesh.Workload("team-b", "b-v1"); !applied(w) && !slices.ContainsFunc(c.SetAside, func(s SetAside) bool { return s.Key() == "Workload/team-b/b-v1" }) {
 			t.Fatalf("team-b's change did not apply: %+v", w)
 		}
