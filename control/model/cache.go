@@ -33,7 +33,7 @@ type parsedDoc struct {
 
 // ParseManifestsCached is ParseManifests through c (nil parses afresh).
 func ParseManifestsCached(file string, data []byte, c *ParseCache) (Objects, []Manifest, []Diagnostic) {
-	if c == nil || hasDirective(data) {
+	if c == nil || parsedWhole(data) {
 		return ParseManifests(file, data)
 	}
 	if c.next == nil {
@@ -111,13 +111,15 @@ func isMarker(l []byte) bool {
 	return len(l) == 3 || l[3] == ' ' || l[3] == '\t'
 }
 
-// hasDirective reports whether data has a line starting with '%' (a YAML
-// directive, which belongs to the document after it) or "..." (a document
-// end, after which a document may start without "---"): such files are
-// parsed whole.
-func hasDirective(data []byte) bool {
+// parsedWhole reports whether data is parsed whole rather than document
+// by document: when it has a line starting with '%' (a YAML directive,
+// which belongs to the document after it) or "..." (a document end, after
+// which a document may start without "---"), or a carriage return alone,
+// which YAML counts as a line break where splitDocuments counts none.
+func parsedWhole(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("%")) || bytes.Contains(data, []byte("\n%")) ||
-		bytes.HasPrefix(data, []byte("...")) || bytes.Contains(data, []byte("\n..."))
+		bytes.HasPrefix(data, []byte("...")) || bytes.Contains(data, []byte("\n...")) ||
+		bytes.Count(data, []byte("\r")) != bytes.Count(data, []byte("\r\n"))
 }
 
 // parseDocumentAt parses one piece of a file that starts at line first, with

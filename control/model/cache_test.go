@@ -25,3 +25,16 @@ func TestParseCachedQuotesTheFilesLines(t *testing.T) {
 		}
 	}
 }
+
+// TestParseCachedLoneCarriageReturn: YAML counts a carriage return alone
+// as a line break; a file with one is parsed whole, so its lines are
+// YAML's (FuzzParseCached: "\r0\n--- 0" put its second document on line 2).
+func TestParseCachedLoneCarriageReturn(t *testing.T) {
+	data := []byte("\r0\n--- 0")
+	_, _, want := ParseManifests("f.yaml", data)
+	c := &ParseCache{}
+	_, _, got := ParseManifestsCached("f.yaml", data, c)
+	if len(want) != 2 || want[1].Line != 3 || !slices.Equal(got, want) {
+		t.Errorf("through the cache:\n%v\nwhole:\n%v", got, want)
+	}
+}
