@@ -320,7 +320,7 @@ func writeCSV(path string, samples []sample) error {
 // its maximum, with the fitted line over the measured window and the end
 // of the warm-up dashed: a hand-written SVG, viewable anywhere.
 func soakSVG(samples []sample, p soakPlan) []byte {
-	const w, ph, left, right, top, gap = 720.0, 110.0, 70.0, 20.0, 30.0, 30.0
+	const w, ph, left, right, top, gap = 720.0, 110.0, 70.0, 20.0, 46.0, 30.0
 	h := top + float64(len(series))*(ph+gap)
 	span := max(samples[len(samples)-1].at.Seconds(), 1)
 	x := func(sec float64) float64 { return left + (w-left-right)*sec/span }
