@@ -63,7 +63,14 @@ type glassmesh struct {
 // once it logged its addresses; its warnings go to t's log.
 func start(t *testing.T, args ...string) *glassmesh {
 	t.Helper()
-	args = append([]string{"run", "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
+	return startCommand(t, "run", args...)
+}
+
+// startCommand is start for another command that takes run's flags
+// (`glassmesh demo`).
+func startCommand(t *testing.T, command string, args ...string) *glassmesh {
+	t.Helper()
+	args = append([]string{command, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--otlp-grpc-addr", "", "--otlp-http-addr", "", "--zipkin-addr", "127.0.0.1:0", "--log.format", "json"}, args...)
 	g := &glassmesh{cmd: exec.Command(binary, args...)}
 	g.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

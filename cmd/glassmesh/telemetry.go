@@ -39,6 +39,7 @@ type telemetryFlags struct {
 	otlpHTTPAddr       string
 	metricsInterval    time.Duration
 	retentionMetrics   string
+	metricsBlock       time.Duration
 	maxSeriesPerMetric int
 	ruleFiles          []string
 	rulesInterval      time.Duration
@@ -50,6 +51,7 @@ type telemetryFlags struct {
 	replicaLabel       string
 	zipkinAddr         string
 	retentionTraces    string
+	tracesBlock        time.Duration
 	exportOTLP         []string
 	metricsQueryURL    string
 	tracesQueryURL     string
@@ -61,6 +63,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.otlpHTTPAddr, "otlp-http-addr", ":4318", "OTLP/HTTP receiver address (/v1/traces and /v1/metrics; protobuf or JSON, gzip); empty disables")
 	fs.DurationVar(&f.metricsInterval, "metrics.interval", 5*time.Second, "how often request metrics are appended to the TSDB (what kill -9 may lose of access-log counts)")
 	fs.StringVar(&f.retentionMetrics, "retention.metrics", "15d", "how long metrics are kept (Go duration, or days like 15d)")
+	fs.DurationVar(&f.metricsBlock, "metrics.block-duration", metrics.DefaultBlockDuration, "span of the in-memory TSDB head before it is written as a block (Prometheus's min-block-duration); only blocks are deleted by retention, so keep it well under --retention.metrics when that is short")
 	fs.IntVar(&f.maxSeriesPerMetric, "metrics.max-series-per-metric", metrics.DefaultMaxSeriesPerMetric, "label sets kept per istio_* metric; new ones beyond it are dropped and counted")
 	fs.StringArrayVar(&f.ruleFiles, "rules", nil, "Prometheus rule files (globs; repeatable), evaluated with the generated SLO rules")
 	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
@@ -73,6 +76,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.zipkinAddr, "zipkin-addr", ":9411", "Zipkin v2 receiver address (POST /api/v2/spans, JSON or proto3); empty disables")
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
+	fs.DurationVar(&f.tracesBlock, "traces.block-duration", durable.DefaultBlockDuration, "how long the trace head takes spans before it is cut into a block; only blocks are deleted by retention, so keep it well under --retention.traces when that is short")
 	fs.StringVar(&f.tracesQueryURL, "traces.query-url", "", "read traces from this shared Jaeger query service (API v3 over HTTP, e.g. http://jaeger:16686) that several replicas forward to with --traces.export-otlp: the Jaeger APIs, Jaeger remote storage, the UI, exemplar links and the graph's span edges; this replica's own spans not forwarded yet are added to the traces it returns")
 	fs.StringVar(&f.storageMinFree, "storage.min-free", "256MiB", "space kept free on --data-dir's filesystem: below it ingest (OTLP, Zipkin, remote-write) is refused with RESOURCE_EXHAUSTED / 507 and Retry-After, so block cuts and compaction still have room, and it resumes on its own when space returns; 0 refuses only once a write fails for space")
 	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "read metrics from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own TSDB, when several replicas remote-write to it: the service graph, canary gates, /api/slos, and the rules and alerts, which only the leader evaluates")
@@ -111,7 +115,7 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		return nil, err
 	}
 	began := time.Now()
-	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention, Space: t.space},
+	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention, BlockDuration: f.metricsBlock, Space: t.space},
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
@@ -302,7 +306,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 	}
 	logger := a.logger.With("component", "traces")
 	began := time.Now()
-	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention, Space: t.space}, logger, a.reg); err != nil {
+	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention, BlockDuration: f.tracesBlock, Space: t.space}, logger, a.reg); err != nil {
 		return nil, err
 	}
 	logger.Info("trace store opened", "took", time.Since(began))

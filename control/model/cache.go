@@ -2,7 +2,6 @@ package model
 
 import (
 	"bytes"
-	"slices"
 	"strings"
 )
 
@@ -34,7 +33,7 @@ type parsedDoc struct {
 
 // ParseManifestsCached is ParseManifests through c (nil parses afresh).
 func ParseManifestsCached(file string, data []byte, c *ParseCache) (Objects, []Manifest, []Diagnostic) {
-	if c == nil || hasDirective(data) {
+	if c == nil || parsedWhole(data) {
 		return ParseManifests(file, data)
 	}
 	if c.next == nil {
@@ -112,46 +111,24 @@ func isMarker(l []byte) bool {
 	return len(l) == 3 || l[3] == ' ' || l[3] == '\t'
 }
 
-// hasDirective reports whether data has a line starting with '%' (a YAML
-// directive, which belongs to the document after it) or "..." (a document
-// end, after which a document may start without "---"): such files are
-// parsed whole.
-func hasDirective(data []byte) bool {
+// parsedWhole reports whether data is parsed whole rather than document
+// by document: when it has a line starting with '%' (a YAML directive,
+// which belongs to the document after it) or "..." (a document end, after
+// which a document may start without "---"), or a carriage return alone,
+// which YAML counts as a line break where splitDocuments counts none.
+func parsedWhole(data []byte) bool {
 	return bytes.HasPrefix(data, []byte("%")) || bytes.Contains(data, []byte("\n%")) ||
-		bytes.HasPrefix(data, []byte("...")) || bytes.Contains(data, []byte("\n..."))
+		bytes.HasPrefix(data, []byte("...")) || bytes.Contains(data, []byte("\n...")) ||
+		bytes.Count(data, []byte("\r")) != bytes.Count(data, []byte("\r\n"))
 }
 
 // parseDocumentAt parses one piece of a file that starts at line first, with
 // every line number as in the whole file.
 func parseDocumentAt(file string, text []byte, first int) parsedDoc {
-	objs, ms, errs := ParseManifests(file, text)
+	objs, ms, errs := parseManifestsAt(file, text, first)
 	p := parsedDoc{objs: objs, ms: ms, errs: errs}
 	for _, e := range errs {
 		p.syntax = p.syntax || strings.HasPrefix(e.Message, "invalid YAML")
-	}
-	shift := first - 1
-	if shift == 0 {
-		return p
-	}
-	for i := range p.errs {
-		p.errs[i].Line += shift
-	}
-	moved := map[*fieldLines]bool{}
-	move := func(o *Origin) {
-		o.Line += shift
-		if o.fields != nil && !moved[o.fields] {
-			moved[o.fields] = true
-			for k := range o.fields.lines {
-				o.fields.lines[k] += shift
-			}
-		}
-	}
-	for _, e := range objs.entries() {
-		move(e.originOf())
-	}
-	p.ms = slices.Clone(p.ms)
-	for i := range p.ms {
-		move(&p.ms[i].Origin)
 	}
 	return p
 }

@@ -114,9 +114,16 @@ func LoadManifestsCached(path string, imp Importer, c *ParseCache) (Result, Skip
 // other *List kinds with items) are read item by item; every other object
 // is returned as a Manifest. Errors name file:line.
 func ParseManifests(file string, data []byte) (Objects, []Manifest, []Diagnostic) {
+	return parseManifestsAt(file, data, 1)
+}
+
+// parseManifestsAt is ParseManifests of a piece of a file that starts at
+// line first, with every line (and every line a message quotes) as in the
+// whole file.
+func parseManifestsAt(file string, data []byte, first int) (Objects, []Manifest, []Diagnostic) {
 	var objs Objects
 	var ms []Manifest
-	errs := eachDocument(file, data, func(doc *yaml.Node) []Diagnostic { return manifestDocument(file, doc, &objs, &ms, 0) })
+	errs := eachDocument(file, data, first, func(doc *yaml.Node) []Diagnostic { return manifestDocument(file, doc, &objs, &ms, 0) })
 	applyDefaults(objs)
 	return objs, ms, errs
 }

@@ -58,15 +58,17 @@ var header = map[string]bool{"apiVersion": true, "kind": true}
 // not report them again). Parse never returns warnings.
 func Parse(file string, data []byte) (Objects, []Diagnostic) {
 	var objs Objects
-	errs := eachDocument(file, data, func(doc *yaml.Node) []Diagnostic { return parseDocument(file, doc, &objs) })
+	errs := eachDocument(file, data, 1, func(doc *yaml.Node) []Diagnostic { return parseDocument(file, doc, &objs) })
 	applyDefaults(objs)
 	return objs, errs
 }
 
 // eachDocument calls parse with the root of every non-empty YAML document
 // of data and gathers its diagnostics; a syntax error ends the reading
-// (the scanner cannot resume after one).
-func eachDocument(file string, data []byte, parse func(doc *yaml.Node) []Diagnostic) []Diagnostic {
+// (the scanner cannot resume after one). data starts at line first of the
+// file: every node's line is shifted to the file's before parse sees it,
+// so the lines messages quote are the file's too.
+func eachDocument(file string, data []byte, first int, parse func(doc *yaml.Node) []Diagnostic) []Diagnostic {
 	var errs []Diagnostic
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
@@ -79,8 +81,21 @@ func eachDocument(file string, data []byte, parse func(doc *yaml.Node) []Diagnos
 			return append(errs, syntaxError(file, err))
 		}
 		if len(doc.Content) > 0 {
+			if first > 1 {
+				shiftLines(&doc, first-1)
+			}
 			errs = append(errs, parse(doc.Content[0])...)
 		}
+	}
+}
+
+// shiftLines adds shift to the line of n and of every node under it. An
+// alias has no content (its anchor is elsewhere in the tree), so each node
+// is shifted once.
+func shiftLines(n *yaml.Node, shift int) {
+	n.Line += shift
+	for _, c := range n.Content {
+		shiftLines(c, shift)
 	}
 }
 

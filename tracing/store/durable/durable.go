@@ -24,6 +24,11 @@ import (
 	"github.com/glassmesh/glassmesh/tracing/store"
 )
 
+// DefaultBlockDuration is how long the head takes writes before it is cut
+// into a block, unless Config.BlockDuration says otherwise
+// (--traces.block-duration).
+const DefaultBlockDuration = time.Hour
+
 // Config configures a Store. Zero fields take the defaults.
 type Config struct {
 	// DataDir is the data directory; the store lives in DataDir/traces.
@@ -54,7 +59,7 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	c.BlockDuration = cmp.Or(c.BlockDuration, time.Hour)
+	c.BlockDuration = cmp.Or(c.BlockDuration, DefaultBlockDuration)
 	c.Retention = cmp.Or(c.Retention, 72*time.Hour)
 	c.MaxHeadBytes = cmp.Or(c.MaxHeadBytes, 256<<20)
 	c.SyncInterval = cmp.Or(c.SyncInterval, 50*time.Millisecond)
