@@ -28,6 +28,7 @@ var allowed = map[string][]string{
 	"control/translate":    {"control/model"},
 	"control/xds":          {"control/model", "control/translate", "control/ca"},
 	"control/canary":       {"control/model", "telemetry/slo", "telemetry/metrics"},
+	"control/policy":       {"control/model", "telemetry/slo", "telemetry/metrics"},
 	"control/push":         {"control/model", "control/translate", "control/xds", "control/ca"},
 	"telemetry/record":     nil,
 	"telemetry/receiver":   {"telemetry/pipeline", "tracing/propagation"},
