@@ -215,7 +215,7 @@ func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
 	ovs := c.overlaysLocked(m)
 	c.mu.Unlock()
 	c.poke()
-	return apply(m, ovs)
+	return model.OverlayWeights(m, ovs)
 }
 
 // sync follows the config: a Canary that is new, or whose route, stable or
@@ -301,8 +301,8 @@ func (c *Controller) follow(cur *canary, rule *model.Rule) {
 
 // overlaysLocked is the weights every canary sets: running ones always, ended
 // ones while the file's rule is the one they started from.
-func (c *Controller) overlaysLocked(m *model.Mesh) []overlay {
-	var out []overlay
+func (c *Controller) overlaysLocked(m *model.Mesh) []model.WeightOverlay {
+	var out []model.WeightOverlay
 	for _, cur := range c.canaries {
 		st := &cur.st
 		route := m.Route(st.Namespace, st.Route)
@@ -312,13 +312,13 @@ func (c *Controller) overlaysLocked(m *model.Mesh) []overlay {
 		if st.State.Done() && fingerprint(lastRule(route)) != st.FileRule {
 			continue // the file's rule changed since: it wins
 		}
-		out = append(out, overlay{
-			route: route.Key(), weights: cloneWeights(st.Weights),
-			by:     "Canary " + st.Key(),
-			reason: fmt.Sprintf("%s at step %d of %d: %s", st.State, st.Step, len(st.Steps), st.Message),
+		out = append(out, model.WeightOverlay{
+			Route: route.Key(), Weights: cloneWeights(st.Weights),
+			By:     "Canary " + st.Key(),
+			Reason: fmt.Sprintf("%s at step %d of %d: %s", st.State, st.Step, len(st.Steps), st.Message),
 		})
 	}
-	slices.SortFunc(out, func(a, b overlay) int { return cmp.Compare(a.route, b.route) })
+	slices.SortFunc(out, func(a, b model.WeightOverlay) int { return cmp.Compare(a.Route, b.Route) })
 	return out
 }
 

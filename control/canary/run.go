@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
 // Run evaluates the running canaries until ctx ends: every Tick for the
@@ -100,7 +101,7 @@ func (c *Controller) targetOf(cur *canary) (target, error) {
 	}
 	t := target{
 		gen: cur.gen, spec: *cur.spec, namespace: st.Namespace, service: svc.Name,
-		matchers: subsetMatchers(c.mesh, svc, canary), status: st.clone(),
+		matchers: slo.SubsetMatchers(c.mesh, svc, canary), status: st.clone(),
 		vars: map[string]string{
 			"canary": subsetVersion(canary), "stable": subsetVersion(stable),
 			"service": svc.Name, "namespace": svc.Namespace,
