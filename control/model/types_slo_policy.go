@@ -48,6 +48,10 @@ type ShiftTraffic struct {
 	// MinHealthySubsets is how many subsets must stay with weight: a
 	// subset is never drained when fewer would be left.
 	MinHealthySubsets uint32 `yaml:"minHealthySubsets,omitempty" json:"minHealthySubsets"`
+	// MinRequests a subset must have had in the last evaluation interval
+	// for its burn over that interval alone (the fast path) to drain it;
+	// with fewer, only the SLO's page or ticket alert windows can.
+	MinRequests uint32 `yaml:"minRequests,omitempty" json:"minRequests"`
 }
 
 // PolicyRecovery is how a drained subset gets its weight back: after its
@@ -64,6 +68,7 @@ type PolicyRecovery struct {
 const (
 	DefaultPolicyMaxShift          = 100
 	DefaultPolicyMinHealthySubsets = 1
+	DefaultPolicyMinRequests       = 20
 	DefaultPolicyRecoveryAfter     = 10 * time.Minute
 	DefaultPolicyRecoveryInterval  = 2 * time.Minute
 )

@@ -132,6 +132,9 @@ func applyDefaults(objs Objects) {
 			if s.MinHealthySubsets == 0 && !p.Origin.written(at+".minHealthySubsets") {
 				s.MinHealthySubsets = DefaultPolicyMinHealthySubsets
 			}
+			if s.MinRequests == 0 && !p.Origin.written(at+".minRequests") {
+				s.MinRequests = DefaultPolicyMinRequests
+			}
 		}
 		r := &p.Spec.Recovery
 		if r.After.Duration == 0 {

@@ -67,6 +67,9 @@ func (v *validator) shiftTraffic(p *SLOPolicy, at string, s *ShiftTraffic, slo *
 	if slo != nil && slo.Spec.Service != r.Spec.Service {
 		v.errorf(o, at+".route", "TrafficRoute %s routes service %s, but SLO %s is about service %s", s.Route, r.Spec.Service, slo.Name, slo.Spec.Service)
 	}
+	if slo != nil && slo.Spec.Indicator.Ratio != nil {
+		v.errorf(o, at, "SLO %s measures a ratio of the user's own queries, which cannot be split by subset: shiftTraffic needs an availability or latency SLO", slo.Name)
+	}
 	if first := ix.policies[r.Key()]; first != nil {
 		v.errorf(o, at+".route", "TrafficRoute %s is already shifted by SLOPolicy %s at %s:%d", s.Route, first.Key(), first.Origin.File, first.Origin.Line)
 		return

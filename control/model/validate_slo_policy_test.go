@@ -96,6 +96,26 @@ spec:
 			"x.yaml:7: spec.recovery.steps[2]: the last step must be 100: recovery ends with the subset's whole weight back",
 			"x.yaml:21: spec.actions[0].shiftTraffic.route: TrafficRoute reviews is already shifted by SLOPolicy default/q at x.yaml:9",
 		},
+	}, {
+		name: "shiftTraffic needs an SLI it can split by subset",
+		yaml: `apiVersion: glassmesh.io/v1alpha1
+kind: SLO
+metadata: {name: mine}
+spec:
+  service: reviews
+  objective: 99
+  indicator: {ratio: {errorQuery: 'sum(rate(e[$window]))', totalQuery: 'sum(rate(t[$window]))'}}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: SLOPolicy
+metadata: {name: p}
+spec:
+  slo: mine
+  actions: [{when: page, shiftTraffic: {route: reviews}}]
+`,
+		want: []string{
+			"x.yaml:14: spec.actions[0].shiftTraffic: SLO mine measures a ratio of the user's own queries, which cannot be split by subset: shiftTraffic needs an availability or latency SLO",
+		},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

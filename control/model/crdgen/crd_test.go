@@ -668,13 +668,18 @@ spec:
       totalQuery: sum(rate(istio_requests_total{destination_service_name="cart"}[$window]))
 ---
 apiVersion: glassmesh.io/v1alpha1
+kind: SLO
+metadata: {name: cart-availability, namespace: shop}
+spec: {service: cart, objective: 99.5, indicator: {availability: {}}}
+---
+apiVersion: glassmesh.io/v1alpha1
 kind: SLOPolicy
 metadata: {name: cart, namespace: shop}
 spec:
-  slo: cart-errors
+  slo: cart-availability
   actions:
     - when: ticket
-      shiftTraffic: {route: cart, maxShift: 50, minHealthySubsets: 1}
+      shiftTraffic: {route: cart, maxShift: 50, minHealthySubsets: 1, minRequests: 10}
     - {when: budgetExhausted, freezeCanaries: true}
   recovery: {after: 5m, steps: [50, 100], interval: 1m}
   dryRun: true
