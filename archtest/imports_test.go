@@ -23,6 +23,7 @@ const module = "github.com/glassmesh/glassmesh/"
 var allowed = map[string][]string{
 	"control/model":        nil,
 	"control/naming":       nil,
+	"control/statedir":     nil,
 	"control/ca":           nil,
 	"control/source":       {"control/model"},
 	"control/translate":    {"control/model"},
@@ -49,7 +50,7 @@ var allowed = map[string][]string{
 }
 
 var (
-	leaves = []string{"control/naming", "telemetry/record"}
+	leaves = []string{"control/naming", "telemetry/record", "control/statedir"}
 	free   = []string{"cmd", "demo", "e2e", "bench", "archtest", "deploy"}
 )
 
