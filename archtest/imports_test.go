@@ -32,7 +32,9 @@ var allowed = map[string][]string{
 	"control/policy":       {"control/model", "telemetry/slo", "telemetry/metrics"},
 	"control/push":         {"control/model", "control/translate", "control/xds", "control/ca"},
 	"telemetry/record":     nil,
-	"telemetry/receiver":   {"telemetry/pipeline", "tracing/propagation"},
+	"telemetry/receiver":   {"telemetry/pipeline", "tracing/propagation", "telemetry/admission"},
+	"telemetry/admission":  nil,
+	"telemetry/diskspace":  nil, // the data dir's free-space guard every store shares
 	"telemetry/pipeline":   {"control/model", "telemetry/metrics", "tracing/store", "topology"},
 	"telemetry/metrics":    {"control/model"},
 	"telemetry/slo":        {"control/model", "telemetry/metrics"},
@@ -50,7 +52,7 @@ var allowed = map[string][]string{
 }
 
 var (
-	leaves = []string{"control/naming", "telemetry/record", "control/statedir"}
+	leaves = []string{"control/naming", "telemetry/record", "control/statedir", "telemetry/diskspace"}
 	free   = []string{"cmd", "demo", "e2e", "bench", "archtest", "deploy"}
 )
 

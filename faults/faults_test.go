@@ -12,18 +12,25 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 )
 
 var binary string
+
+// startTimeout bounds how long start waits for glassmesh to open its stores
+// and listen; a case on a large data dir raises it for its own run.
+var startTimeout = time.Minute
 
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "glassmesh-faults-")
@@ -47,6 +54,9 @@ func TestMain(m *testing.M) {
 type glassmesh struct {
 	cmd                *exec.Cmd
 	httpAddr, grpcAddr string
+
+	mu   sync.Mutex
+	logs [][]byte // every JSON log line, for the figures a case reads from them
 }
 
 // start runs `glassmesh run ARGS` on free ports with JSON logs and returns
@@ -73,6 +83,9 @@ func start(t *testing.T, args ...string) *glassmesh {
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
 		for sc.Scan() {
 			var l struct{ Msg, Level, HTTP, GRPC string }
+			g.mu.Lock()
+			g.logs = append(g.logs, slices.Clone(sc.Bytes()))
+			g.mu.Unlock()
 			if json.Unmarshal(sc.Bytes(), &l) == nil && l.Msg == "glassmesh starting" {
 				addrs <- [2]string{l.HTTP, l.GRPC}
 			}
@@ -84,10 +97,23 @@ func start(t *testing.T, args ...string) *glassmesh {
 	select {
 	case a := <-addrs:
 		g.httpAddr, g.grpcAddr = a[0], a[1]
-	case <-time.After(60 * time.Second):
-		t.Fatal("glassmesh did not start")
+	case <-time.After(startTimeout):
+		t.Fatalf("glassmesh did not start within %s", startTimeout)
 	}
 	return g
+}
+
+// logged returns the fields of the first log line whose message is msg.
+func (g *glassmesh) logged(msg string) (map[string]any, bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, b := range g.logs {
+		var l map[string]any
+		if json.Unmarshal(b, &l) == nil && l["msg"] == msg {
+			return l, true
+		}
+	}
+	return nil, false
 }
 
 // metric is the value of an unlabelled metric on /metrics.
@@ -140,4 +166,15 @@ func eventually(t *testing.T, d time.Duration, what string, f func() error) {
 		}
 	}
 	t.Fatalf("%s: not within %s: %v", what, d, err)
+}
+
+// freeAddr is a free loopback address to listen on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }

@@ -8,126 +8,22 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/protobuf/types/known/structpb"
-
-	"github.com/glassmesh/glassmesh/control/naming"
 )
 
 const (
-	services  = 100
-	endpoints = 10 // per subset; two subsets per service
-	clients   = 1000
-	stuck     = clients / 100 // 1% stop reading
-	conns     = 32            // the healthy clients share them; each stuck one has its own
-	changes   = 10
+	services = 100
+	clients  = 1000
+	stuck    = clients / 100 // 1% stop reading
+	conns    = 32            // the healthy clients share them; each stuck one has its own
+	changes  = 10
 )
-
-// meshYAML is services services, each two versions of endpoints endpoints
-// and a route giving v1 weight w.
-func meshYAML(w int) []byte {
-	var b strings.Builder
-	for i := range services {
-		fmt.Fprintf(&b, `apiVersion: glassmesh.io/v1alpha1
-kind: Service
-metadata: {name: svc-%[1]d}
-spec:
-  ports: [{name: grpc, port: 9080, protocol: GRPC}]
-  selector: {app: svc-%[1]d}
----
-apiVersion: glassmesh.io/v1alpha1
-kind: TrafficRoute
-metadata: {name: svc-%[1]d}
-spec:
-  service: svc-%[1]d
-  subsets: [{name: v1, labels: {version: v1}}, {name: v2, labels: {version: v2}}]
-  rules: [{destinations: [{subset: v1, weight: %[2]d}, {subset: v2, weight: %[3]d}]}]
-`, i, w, 100-w)
-		for _, v := range []string{"v1", "v2"} {
-			fmt.Fprintf(&b, "---\napiVersion: glassmesh.io/v1alpha1\nkind: Workload\nmetadata: {name: svc-%d-%s, labels: {app: svc-%d, version: %s}}\nspec:\n  endpoints:\n", i, v, i, v)
-			for j := range endpoints {
-				fmt.Fprintf(&b, "    - {address: 10.%d.%d.%d, ports: {grpc: 9080}}\n", i/250, i%250, j+map[string]int{"v1": 1, "v2": 101}[v])
-			}
-		}
-		b.WriteString("---\n")
-	}
-	return []byte(b.String())
-}
-
-// names are what every client subscribes to, as grpc-go does when it
-// dials every service.
-func names() map[string][]string {
-	out := map[string][]string{}
-	for i := range services {
-		fqdn := fmt.Sprintf("svc-%d.default.svc.cluster.local", i)
-		out[resource.ListenerType] = append(out[resource.ListenerType], fqdn+":9080")
-		out[resource.RouteType] = append(out[resource.RouteType], fqdn+":9080")
-		for _, s := range []string{"", "v1", "v2"} {
-			c := fmt.Sprintf("outbound|9080|%s|%s", s, fqdn)
-			out[resource.ClusterType] = append(out[resource.ClusterType], c)
-			out[resource.EndpointType] = append(out[resource.EndpointType], c)
-		}
-	}
-	return out
-}
-
-var types = []string{resource.ListenerType, resource.RouteType, resource.ClusterType, resource.EndpointType}
-
-// fleet counts what the healthy clients ACK.
-type fleet struct {
-	rds       atomic.Int64 // RDS responses the healthy clients ACKed
-	responses atomic.Int64
-	ready     atomic.Int64
-}
-
-// client subscribes, then syncs and ACKs; a stuck one never reads.
-func (f *fleet) client(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, discovery.DiscoveryResponse], id int, isStuck bool) {
-	n := names()
-	for i, typ := range types {
-		req := &discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: n[typ]}
-		if i == 0 {
-			req.Node = &corev3.Node{Id: fmt.Sprintf("fault-%05d", id), Metadata: &structpb.Struct{Fields: map[string]*structpb.Value{
-				naming.NodeMetaGenerator: structpb.NewStringValue(naming.GeneratorGRPC)}}}
-		}
-		if st.Send(req) != nil {
-			return
-		}
-	}
-	if isStuck {
-		<-st.Context().Done() // holds the stream open, reading nothing
-		return
-	}
-	seen := map[string]bool{}
-	for {
-		r, err := st.Recv()
-		if err != nil {
-			return
-		}
-		typ := r.GetTypeUrl()
-		if st.Send(&discovery.DiscoveryRequest{TypeUrl: typ, ResourceNames: n[typ], VersionInfo: r.GetVersionInfo(), ResponseNonce: r.GetNonce()}) != nil {
-			return
-		}
-		f.responses.Add(1)
-		if !seen[typ] {
-			if seen[typ] = true; len(seen) == len(types) {
-				f.ready.Add(1)
-			}
-		}
-		if typ == resource.RouteType {
-			f.rds.Add(1)
-		}
-	}
-}
 
 // TestStuckXDSClients: 1% of 1,000 xDS clients stop reading. The others'
 // push latency (a route change on every service until every healthy client
@@ -136,11 +32,11 @@ func (f *fleet) client(st grpc.BidiStreamingClient[discovery.DiscoveryRequest, d
 func TestStuckXDSClients(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "mesh.yaml")
-	if err := os.WriteFile(file, meshYAML(50), 0o644); err != nil {
+	if err := os.WriteFile(file, meshYAML(services, 50), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	g := start(t, "--config", dir)
-	f := &fleet{}
+	f := &fleet{services: services}
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	defer func() { cancel(); wg.Wait() }()
@@ -186,7 +82,7 @@ func TestStuckXDSClients(t *testing.T) {
 		weight = 100 - weight + 1 // every route changes
 		want := f.rds.Load() + int64(clients-stuck)
 		began := time.Now()
-		if err := os.WriteFile(file, meshYAML(weight), 0o644); err != nil {
+		if err := os.WriteFile(file, meshYAML(services, weight), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		eventually(t, time.Minute, "every healthy client ACKed the change", func() error {

@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/spf13/pflag"
+
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 )
 
 // runFlags are the flags shared by run and demo.
@@ -22,6 +24,7 @@ type runFlags struct {
 	apiTokenFile string
 	logLevel     string
 	logFormat    string
+	memoryLimit  bytesFlag
 	telemetry    telemetryFlags
 	ca           caFlags
 	grpcTLS      grpcTLSFlags
@@ -40,6 +43,8 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	fs.StringVar(&f.apiTokenFile, "api-token-file", "", "file holding the bearer token that mutating API calls must present; empty means no token is needed")
 	fs.StringVar(&f.logLevel, "log.level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&f.logFormat, "log.format", "text", "log format: text or json")
+	f.memoryLimit = bytesFlag(admission.DefaultLimit)
+	fs.Var(&f.memoryLimit, "memory.limit", "memory budget: every ingest path answers RESOURCE_EXHAUSTED / 429 with a retry delay rather than take the process past it, and Go's soft limit (GOMEMLIMIT) is 80% of it; mmapped TSDB chunks and the page cache are not counted (see RELIABILITY.md). 0 turns it off")
 	f.telemetry.register(fs)
 	f.ca.register(fs)
 	f.grpcTLS.register(fs)

@@ -28,6 +28,8 @@ import (
 	"github.com/glassmesh/glassmesh/control/source/kube"
 	"github.com/glassmesh/glassmesh/control/xds"
 	"github.com/glassmesh/glassmesh/dashboards"
+	"github.com/glassmesh/glassmesh/telemetry/admission"
+	"github.com/glassmesh/glassmesh/telemetry/receiver"
 	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
@@ -62,6 +64,8 @@ type app struct {
 	store  *source.Store
 	config configSource
 	kube   *kube.Source // the config source, with --source kubernetes
+	// memory is --memory.limit's budget, shared by every ingest path (nil: off).
+	memory *admission.Budget
 	// attestor says who bearer tokens prove their holders to be.
 	attestor *ca.Attestor
 	xds      *xds.Server
@@ -78,9 +82,11 @@ type app struct {
 	httpLis   net.Listener
 	mux       *http.ServeMux
 	ready     atomic.Bool
+	started   time.Time // when newApp began: what "ready" is timed from
 
-	leading        atomic.Bool      // holds the leader Lease (leader.go)
-	canaryRequests *canary.Requests // with --source kubernetes
+	leading        atomic.Bool              // holds the leader Lease (leader.go)
+	renewals       atomic.Pointer[renewals] // the Lease's renewals, once campaigning (leader.go)
+	canaryRequests *canary.Requests         // with --source kubernetes
 	leaderGauge    prometheus.Gauge
 
 	// actors are extra run-group members (the demo adds its apps).
@@ -104,7 +110,7 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux()}
+	a := &app{flags: f, logger: logger, reg: reg, mux: http.NewServeMux(), started: time.Now()}
 	a.store = source.NewStore(logger, reg)
 	a.leaderGauge = newLeaderGauge(reg)
 	switch f.source {
@@ -126,10 +132,17 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.xds = xds.New(xds.Config{Authorize: a.xdsAuthorizer()}, logger.With("component", "xds"), reg)
+	var err error
+	if a.memory, err = newMemoryBudget(int64(f.memoryLimit), logger, reg); err != nil {
+		return nil, err
+	}
 	grpcOpts := []grpc.ServerOption{
 		grpc.MaxConcurrentStreams(1 << 20),
 		grpc.MaxRecvMsgSize(maxMessageBytes),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	}
+	if tap := receiver.MemoryTap(a.memory); tap != nil {
+		grpcOpts = append(grpcOpts, grpc.InTapHandle(tap))
 	}
 	creds, err := f.grpcTLS.serverOption()
 	if err != nil {
@@ -206,8 +219,8 @@ func (a *app) routes() {
 // load with errors, or one that fails to translate, keeps the last good one.
 func (a *app) apply(r model.Result) []source.ObjectStatus {
 	setAside, _ := a.store.Apply(r, a.pusher.Push)
-	if a.store.Loaded() {
-		a.ready.Store(true)
+	if a.store.Loaded() && !a.ready.Swap(true) {
+		a.logger.Info("glassmesh ready", "sinceStart", time.Since(a.started))
 	}
 	a.serveCanaryActions()
 	return setAside

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/prometheus/prometheus/rules"
 	"github.com/spf13/cobra"
 
 	"github.com/glassmesh/glassmesh/control/source"
@@ -45,4 +47,25 @@ errors and warnings go to stderr as file:line; errors exit 1.`,
 		},
 	})
 	return cmd
+}
+
+// newSLOEngine runs the incremental SLO engine beside the SLO rules: it
+// counts events with query (the shared store's when there is one) and
+// keeps its rollups in the local TSDB, so they survive restarts like the
+// rest of the metrics. It serves the budget reports and feeds /api/slos.
+func (a *app) newSLOEngine(mg *slo.Manager, query rules.QueryFunc) error {
+	f := a.flags.telemetry
+	e, err := slo.NewEngine(slo.EngineConfig{Step: f.sloStep, Delay: f.metricsInterval},
+		query, a.tel.storage.Appendable(), a.tel.storage.Queryable(), a.logger.With("component", "slo-engine"), a.reg)
+	if err != nil {
+		return fmt.Errorf("--slo.step: %w", err)
+	}
+	mg.UseEngine(e)
+	e.RegisterReports(a.mux)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.actors = append(a.actors, actor{
+		execute:   func() error { return e.Run(ctx) },
+		interrupt: func(error) { cancel() },
+	})
+	return nil
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
+
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 )
 
 // maxRequestBytes is the largest request body a push receiver reads: the
@@ -21,6 +23,7 @@ const (
 	rejectRequests = "inflight_requests"
 	rejectBytes    = "inflight_bytes"
 	rejectTooLarge = "too_large"
+	rejectMemory   = "memory"
 )
 
 var (
@@ -40,6 +43,7 @@ type inflightLimiter struct {
 	maxRequests int
 	maxBytes    int64
 	retryAfter  time.Duration
+	memory      *admission.Budget // the process's, shared by every receiver; may be nil
 
 	mu       sync.Mutex
 	requests int
@@ -50,12 +54,13 @@ type inflightLimiter struct {
 	rejected         *prometheus.CounterVec
 }
 
-func newInflightLimiter(maxRequests int, maxBytes int64, retryAfter time.Duration, reg prometheus.Registerer) *inflightLimiter {
+func newInflightLimiter(maxRequests int, maxBytes int64, retryAfter time.Duration, memory *admission.Budget, reg prometheus.Registerer) *inflightLimiter {
 	f := promauto.With(reg)
 	return &inflightLimiter{
 		maxRequests: maxRequests,
 		maxBytes:    maxBytes,
 		retryAfter:  retryAfter,
+		memory:      memory,
 		inflightRequests: f.NewGauge(prometheus.GaugeOpts{
 			Name: "glassmesh_ingest_inflight_requests",
 			Help: "Remote-write and OTLP metric requests being processed.",
@@ -125,11 +130,16 @@ func (l *inflightLimiter) wrapHTTP(receiver string, next http.Handler) http.Hand
 			http.Error(w, err.Error(), http.StatusRequestEntityTooLarge)
 			return
 		case err != nil:
-			w.Header().Set("Retry-After", retryAfterSeconds(l.retryAfter))
-			http.Error(w, err.Error(), http.StatusTooManyRequests)
+			writeTooMany(w, err, l.retryAfter)
 			return
 		}
 		defer release()
+		releaseMem, ok := admitHTTP(l.memory, w, r)
+		if !ok {
+			l.rejected.WithLabelValues(receiver, rejectMemory).Inc()
+			return
+		}
+		defer releaseMem()
 		next.ServeHTTP(w, r)
 	})
 }

@@ -16,6 +16,9 @@ import (
 	"github.com/prometheus/prometheus/storage/remote"
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc"
+
+	"github.com/glassmesh/glassmesh/telemetry/admission"
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 )
 
 // MetricsReceiver defaults.
@@ -62,6 +65,14 @@ type MetricsConfig struct {
 	// LookbackDelta is the query lookback delta; OTLP translation uses it
 	// to space target_info samples [5m].
 	LookbackDelta time.Duration
+	// Memory is the process's memory budget, shared by every receiver;
+	// each request is admitted before its body is read or decoded, after
+	// the in-flight limits. nil: none.
+	Memory *admission.Budget
+	// Space, when set, is the data dir's guard: while it refuses, HTTP
+	// requests are answered 507 before Prometheus's handlers (which would
+	// log an error for each) see them. The storage refuses them anyway.
+	Space *diskspace.Guard
 }
 
 // Validate reports settings that cannot work, by key.
@@ -104,6 +115,7 @@ func (c MetricsConfig) withDefaults() MetricsConfig {
 // Prometheus's OTLP translator, all appending to a storage.AppendableV2
 // (the TSDB's). All of them answer only after the appender committed.
 type MetricsReceiver struct {
+	memory      *admission.Budget
 	limiter     *inflightLimiter
 	remoteWrite http.Handler
 	otlpHTTP    http.Handler
@@ -119,13 +131,17 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 		return nil, errors.New("metrics receiver: no storage to append to")
 	}
 	cfg = cfg.withDefaults()
-	lim := newInflightLimiter(cfg.MaxInflightRequests, cfg.MaxInflightBytes, cfg.RetryAfter, reg)
+	lim := newInflightLimiter(cfg.MaxInflightRequests, cfg.MaxInflightBytes, cfg.RetryAfter, cfg.Memory, reg)
 	results := promauto.With(reg).NewCounterVec(prometheus.CounterOpts{
 		Name: "glassmesh_ingest_requests_total",
 		Help: "Remote-write and OTLP metric requests answered, by receiver and status code.",
 	}, []string{"receiver", "code"})
 	promCfg := config.DefaultConfig
 	promCfg.GlobalConfig, promCfg.OTLPConfig = config.DefaultGlobalConfig, config.DefaultOTLPConfig
+	// Prometheus's handlers answer 500 for any storage error; a full data
+	// dir becomes 507 with Retry-After instead.
+	app = notingAppendable{app}
+	rejected := func(receiver string) { lim.rejected.WithLabelValues(receiver, reasonStorageFull).Inc() }
 	rw := remote.NewWriteHandler(logger.With("component", "remote-write receiver"), reg, app,
 		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, false, false)
 	otlp := remote.NewOTLPWriteHandler(logger.With("component", "otlp receiver"), reg, app,
@@ -133,10 +149,13 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 		remote.OTLPOptions{LookbackDelta: cfg.LookbackDelta})
 	conv := newOTLPConverter(app, promCfg.OTLPConfig, cfg.LookbackDelta, logger.With("component", "otlp grpc receiver"), reg)
 	return &MetricsReceiver{
-		limiter:     lim,
-		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite, rw)),
-		otlpHTTP:    countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP, otlp)),
-		otlpGRPC:    &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
+		memory:  cfg.Memory,
+		limiter: lim,
+		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite,
+			noteStorageFull(receiverRemoteWrite, rejected, cfg.Space, cfg.RetryAfter, plainStorageFull, rw))),
+		otlpHTTP: countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP,
+			noteStorageFull(receiverOTLPHTTP, rejected, cfg.Space, cfg.RetryAfter, otlpStorageFull, otlp))),
+		otlpGRPC: &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
 	}, nil
 }
 
@@ -162,7 +181,7 @@ func (i *MetricsReceiver) OTLPGRPC() pmetricotlp.GRPCServer { return i.otlpGRPC 
 // INVALID_ARGUMENT for malformed requests; call it for both --grpc-addr
 // and --otlp-grpc-addr servers.
 func (i *MetricsReceiver) RegisterGRPC(s *grpc.Server) {
-	RegisterOTLPMetricsGRPC(s, i.otlpGRPC)
+	registerOTLPMetrics(s, i.memory, i.otlpGRPC)
 }
 
 // countCodes counts answers by status code.

@@ -21,6 +21,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // maxAheadTime is how far in the future a pushed sample may lie, as in
@@ -182,6 +184,11 @@ func (s *otlpMetricsGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequ
 	}
 	defer release()
 	warnings, err := s.conv.consume(ctx, md)
+	if record.IsStorageFull(err) {
+		s.limiter.rejected.WithLabelValues(receiverOTLPGRPC, reasonStorageFull).Inc()
+		s.results.WithLabelValues(receiverOTLPGRPC, codes.ResourceExhausted.String()).Inc()
+		return pmetricotlp.NewExportResponse(), storageFullStatus(err, s.limiter.retryAfter).Err()
+	}
 	if err != nil {
 		code := grpcCode(err)
 		s.results.WithLabelValues(receiverOTLPGRPC, code.String()).Inc()

@@ -37,7 +37,7 @@ func FuzzOTLPGRPCExport(f *testing.F) {
 	f.Cleanup(func() { _ = db.Close() })
 	reg := prometheus.NewRegistry()
 	srv := &otlpMetricsGRPC{
-		limiter: newInflightLimiter(4, 64<<20, time.Second, reg),
+		limiter: newInflightLimiter(4, 64<<20, time.Second, nil, reg),
 		conv:    newOTLPConverter(db, config.DefaultOTLPConfig, defaultLookbackDelta, slog.New(slog.DiscardHandler), reg),
 		results: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fuzz_results_total"}, []string{"receiver", "code"}),
 	}

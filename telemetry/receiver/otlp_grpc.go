@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 )
 
 // OTLP service and method names (opentelemetry-proto).
@@ -21,7 +23,13 @@ const (
 // (pmetricotlp.RegisterGRPCServer leaves decoding to grpc-go, which answers
 // INTERNAL before any handler runs).
 func RegisterOTLPMetricsGRPC(s *grpc.Server, srv pmetricotlp.GRPCServer) {
-	registerOTLP(s, otlpMetricService, "metrics", pmetricotlp.NewExportRequest,
+	registerOTLPMetrics(s, nil, srv)
+}
+
+// registerOTLPMetrics is RegisterOTLPMetricsGRPC with each request
+// admitted by mem before it is decoded.
+func registerOTLPMetrics(s *grpc.Server, mem *admission.Budget, srv pmetricotlp.GRPCServer) {
+	registerOTLP(s, mem, otlpMetricService, "metrics", pmetricotlp.NewExportRequest,
 		func(ctx context.Context, req pmetricotlp.ExportRequest, _ []byte) (pmetricotlp.ExportResponse, error) {
 			return srv.Export(ctx, req)
 		})
@@ -29,8 +37,8 @@ func RegisterOTLPMetricsGRPC(s *grpc.Server, srv pmetricotlp.GRPCServer) {
 
 // registerOTLPTraces is RegisterOTLPMetricsGRPC for the trace service; the
 // request's bytes go along with it, so the store need not encode it again.
-func registerOTLPTraces(s *grpc.Server, export func(context.Context, ptraceotlp.ExportRequest, []byte) (ptraceotlp.ExportResponse, error)) {
-	registerOTLP(s, otlpTraceService, "traces", ptraceotlp.NewExportRequest, export)
+func registerOTLPTraces(s *grpc.Server, mem *admission.Budget, export func(context.Context, ptraceotlp.ExportRequest, []byte) (ptraceotlp.ExportResponse, error)) {
+	registerOTLP(s, mem, otlpTraceService, "traces", ptraceotlp.NewExportRequest, export)
 }
 
 // otlpRequest and otlpResponse are pdata's OTLP export messages.
@@ -41,10 +49,16 @@ type (
 
 // registerOTLP decodes service/Export requests itself and hands them to
 // export with their bytes (valid during the call), answering
-// INVALID_ARGUMENT for bytes that are no request.
-func registerOTLP[Req otlpRequest, Resp otlpResponse](s *grpc.Server, service, what string,
+// INVALID_ARGUMENT for bytes that are no request. mem admits each request
+// before it is decoded (the decoded form takes several times its bytes).
+func registerOTLP[Req otlpRequest, Resp otlpResponse](s *grpc.Server, mem *admission.Budget, service, what string,
 	newReq func() Req, export func(context.Context, Req, []byte) (Resp, error)) {
 	registerRawUnary(s, service, func(ctx context.Context, body []byte) ([]byte, error) {
+		release, err := admitGRPC(mem, len(body))
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 		req := newReq()
 		if err := req.UnmarshalProto(body); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "malformed OTLP %s request: %v", what, err)

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 	"github.com/glassmesh/glassmesh/telemetry/pipeline"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
@@ -52,6 +53,11 @@ type Config struct {
 	// RetryAfter is sent as google.rpc.RetryInfo with RESOURCE_EXHAUSTED;
 	// 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
+	// Memory is the process's memory budget, shared by every receiver:
+	// each message is admitted before it is read and before it is handed
+	// on, and the stream ends with RESOURCE_EXHAUSTED when it is refused.
+	// nil: none.
+	Memory *admission.Budget
 }
 
 // Pipeline is what the receiver feeds; *pipeline.Pipeline implements it.
@@ -144,6 +150,9 @@ func (r *Receiver) consumeError(err error) error {
 	switch {
 	case errors.Is(err, record.ErrOverloaded):
 		return r.overloaded(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
+	case record.IsStorageFull(err):
+		// Envoy's metrics service stream appends to the TSDB directly.
+		return storageFullStatus(err, r.cfg.RetryAfter).Err()
 	case errors.Is(err, pipeline.ErrNoStorage):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -107,6 +107,11 @@ func serveStream[M proto.Message](r *Receiver, ss grpc.ServerStream, s streamKin
 	ctx := ss.Context()
 	var raw rawMessage
 	for {
+		// Over budget, the stream ends before it reads more: what the
+		// client has not sent yet stays with it.
+		if err := r.cfg.Memory.Check(); err != nil {
+			return r.consumeError(err)
+		}
 		msg := s.newMsg()
 		err := recv(ss, &raw, msg)
 		if errors.Is(err, io.EOF) {
@@ -121,10 +126,24 @@ func serveStream[M proto.Message](r *Receiver, ss grpc.ServerStream, s streamKin
 			return status.Errorf(codes.InvalidArgument, "the first %s has no identifier with a node: the sender is unknown", msg.ProtoReflect().Descriptor().Name())
 		}
 		r.m.messages.WithLabelValues(s.service).Inc()
-		if err := s.consume(ctx, node, msg); err != nil {
-			return r.consumeError(err)
+		if err := consumeAdmitted(ctx, r, s, node, msg, len(raw.b)); err != nil {
+			return err
 		}
 	}
+}
+
+// consumeAdmitted hands msg (n bytes received) on once the memory budget
+// admits it, holding its share until the consumer is done.
+func consumeAdmitted[M proto.Message](ctx context.Context, r *Receiver, s streamKind[M], node *corev3.Node, msg M, n int) error {
+	release, err := r.cfg.Memory.Admit(int64(n))
+	if err != nil {
+		return r.consumeError(err)
+	}
+	defer release()
+	if err := s.consume(ctx, node, msg); err != nil {
+		return r.consumeError(err)
+	}
+	return nil
 }
 
 // streamAccessLogs reads batches of HTTP or TCP entries; the identifier

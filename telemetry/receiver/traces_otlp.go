@@ -35,7 +35,7 @@ const (
 // for the --otlp-grpc-addr server and for the --grpc-addr one.
 func (r *TraceReceiver) RegisterGRPC(s *grpc.Server) {
 	g := &otlpGRPC{r: r}
-	registerOTLPTraces(s, g.exportEncoded)
+	registerOTLPTraces(s, r.cfg.Memory, g.exportEncoded)
 }
 
 // otlpGRPC is the OTLP/gRPC trace service.
@@ -83,6 +83,8 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 	switch {
 	case r.overloaded(err):
 		return exhausted(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
+	case record.IsStorageFull(err):
+		return storageFullStatus(err, r.cfg.RetryAfter)
 	case errors.Is(err, context.Canceled):
 		return status.New(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -97,7 +99,8 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 // optionally gzip), answering like the collector's otlpreceiver: 200 with
 // an ExportTraceServiceResponse in the request's encoding, 400 with a
 // google.rpc.Status for malformed input, 429 with Retry-After when over
-// capacity, 503 when the store failed.
+// capacity, 507 with Retry-After when the data dir is full, 503 when the
+// store failed.
 func (r *TraceReceiver) OTLPHandler() http.Handler {
 	return http.HandlerFunc(r.serveOTLP)
 }
@@ -114,13 +117,12 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 			fmt.Sprintf("unsupported Content-Type %q, use %s or %s", ct, contentTypeProtobuf, contentTypeJSON))
 		return
 	}
-	// The slot is taken before the body is read, so MaxRequests bounds
-	// the memory of bodies too.
-	if err := r.acquire(req.Context()); err != nil {
+	release, err := r.admit(req)
+	if err != nil {
 		r.writeHTTPWriteError(w, ct, err)
 		return
 	}
-	defer r.release()
+	defer release()
 	body, code, err := r.readBody(req)
 	if err != nil {
 		writeOTLPError(w, ct, code, codes.InvalidArgument, err.Error())
@@ -156,6 +158,21 @@ func (r *TraceReceiver) serveOTLP(w http.ResponseWriter, req *http.Request) {
 	_, _ = w.Write(out)
 }
 
+// admit takes a request slot and the memory budget's share of req's body
+// (charged at its Content-Length), or says why not. Both are taken
+// before the body is read, so they bound the memory of bodies too.
+func (r *TraceReceiver) admit(req *http.Request) (release func(), err error) {
+	if err := r.acquire(req.Context()); err != nil {
+		return nil, err
+	}
+	releaseMem, err := r.cfg.Memory.Admit(max(req.ContentLength, 0))
+	if err != nil {
+		r.release()
+		return nil, err
+	}
+	return func() { releaseMem(); r.release() }, nil
+}
+
 // retryAfterSeconds is a Retry-After header's value: whole seconds,
 // rounded up, at least 1.
 func retryAfterSeconds(d time.Duration) string {
@@ -163,8 +180,14 @@ func retryAfterSeconds(d time.Duration) string {
 }
 
 // writeHTTPWriteError answers a failed write: 429 and Retry-After when
-// overloaded, 503 (retryable) otherwise.
+// overloaded, 507 and Retry-After when the data dir is full, 503
+// (retryable) otherwise.
 func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, err error) {
+	if record.IsStorageFull(err) {
+		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
+		writeOTLPError(w, ct, http.StatusInsufficientStorage, codes.ResourceExhausted, storageFullMessage(err))
+		return
+	}
 	st := r.grpcStatus(err)
 	code := http.StatusServiceUnavailable
 	switch st.Code() {

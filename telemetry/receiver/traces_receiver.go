@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/glassmesh/glassmesh/telemetry/admission"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
@@ -60,6 +61,10 @@ type TracesConfig struct {
 	// RetryAfter is suggested to pushed-back clients (Retry-After,
 	// google.rpc.RetryInfo); 0 means DefaultRetryAfter.
 	RetryAfter time.Duration
+	// Memory is the process's memory budget, shared by every receiver;
+	// each request is admitted before its body is read or decoded. nil:
+	// none.
+	Memory *admission.Budget
 }
 
 // Validate reports a negative bound, naming its key.
@@ -173,8 +178,11 @@ func (r *TraceReceiver) writeEncoded(ctx context.Context, transport string, td p
 	}
 	if err := r.writeTraces(ctx, td, raw); err != nil {
 		reason := "error"
-		if r.overloaded(err) {
+		switch {
+		case r.overloaded(err):
 			reason = "overloaded"
+		case record.IsStorageFull(err):
+			reason = reasonStorageFull
 		}
 		r.m.refused.WithLabelValues(transport, reason).Add(float64(n))
 		return rejected, why, err
@@ -224,7 +232,7 @@ func newTraceMetrics(reg prometheus.Registerer) (*traceMetrics, error) {
 		}, []string{"transport"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glassmesh_receiver_refused_spans_total",
-			Help: "Spans not written, by transport and reason (invalid, overloaded, error).",
+			Help: "Spans not written, by transport and reason (invalid, overloaded, storage_full, error).",
 		}, []string{"transport", "reason"}),
 	}
 	if reg == nil {
