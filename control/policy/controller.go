@@ -327,6 +327,7 @@ func (c *Controller) evaluate(ctx context.Context, j job) bool {
 	sh := Shift{
 		MaxShift: a.ShiftTraffic.MaxShift, MinHealthySubsets: int(a.ShiftTraffic.MinHealthySubsets),
 		RecoverAfter: rec.After.Duration, RecoverySteps: rec.Steps, RecoveryInterval: rec.Interval.Duration,
+		AlertShortWindow: alertWindows[a.When][0],
 	}
 
 	c.mu.Lock()

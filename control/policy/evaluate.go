@@ -77,11 +77,11 @@ func evidenceOf(ctx context.Context, q rules.QueryFunc, s *model.SLO, when strin
 	longBurn, okL := ev.BurnRates[promDuration(long[1])]
 	switch {
 	case fastOK && ev.Requests >= float64(minRequests) && fastBurn > th.Alert:
-		ev.Burning = true
+		ev.Burning, ev.FastBurning = true, true
 		ev.Why = fmt.Sprintf("burns %s's budget %.3gx over the last %s (%.0f requests), over the %s threshold %.3gx",
 			s.Name, fastBurn, fastW, ev.Requests, when, th.Alert)
 	case okS && okL && shortBurn > th.Alert && longBurn > th.Alert:
-		ev.Burning = true
+		ev.Burning, ev.AlertBurning = true, true
 		ev.Why = fmt.Sprintf("burns %s's budget %.3gx over %s and %.3gx over %s, over the %s threshold %.3gx",
 			s.Name, shortBurn, promDuration(long[0]), longBurn, promDuration(long[1]), when, th.Alert)
 	case fastOK && ev.Requests >= float64(minRequests):

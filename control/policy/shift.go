@@ -53,9 +53,12 @@ type Evidence struct {
 	// over the window divided by the SLO's allowed error ratio. A window
 	// without requests is absent.
 	BurnRates map[string]float64 `json:"burnRates"`
-	// Burning: the subset crossed the policy's alert threshold (with
-	// enough requests in the fast window, or on the alert's own windows).
-	Burning bool `json:"burning"`
+	// Burning: the subset crossed the policy's alert threshold, with
+	// enough requests in the fast window (FastBurning) or on both of the
+	// alert's own windows (AlertBurning).
+	Burning      bool `json:"burning"`
+	FastBurning  bool `json:"fastBurning,omitempty"`
+	AlertBurning bool `json:"alertBurning,omitempty"`
 	// Quiet: its burn is under the ticket threshold on every window with
 	// requests (a subset without traffic is quiet: nothing says it burns).
 	Quiet bool `json:"quiet"`
@@ -70,6 +73,10 @@ type Shift struct {
 	RecoverAfter      time.Duration
 	RecoverySteps     []uint32 // percent of the file weight, increasing, ending at 100
 	RecoveryInterval  time.Duration
+	// AlertShortWindow is the short window of the alert's pair: its
+	// burn counts only for a subset that has been in its phase that long,
+	// so errors from before a drain cannot drain it again once it is back.
+	AlertShortWindow time.Duration
 }
 
 // Subset is one destination of the route's last rule.
@@ -113,22 +120,25 @@ func Decide(sh Shift, subsets []Subset, states map[string]SubsetState, ev map[st
 	// Subsets that burn again during recovery drop back to zero at once:
 	// they had been drained before, so the healthy ones are already
 	// carrying them.
+	burns := func(st SubsetState, e Evidence) bool {
+		return e.FastBurning || e.AlertBurning && now.Sub(st.Since) >= sh.AlertShortWindow
+	}
 	for _, s := range subsets {
 		st, e := out.States[s.Name], ev[s.Name]
-		if st.Phase == Recovering && e.Burning {
+		if st.Phase == Recovering && burns(st, e) {
 			out.change(s.Name, SubsetState{Phase: Drained, Since: now}, 0, "burned again during recovery step "+fmt.Sprint(st.Step+1)+": "+e.Why)
 		}
 	}
 	// New drains, worst first, while enough healthy subsets remain.
 	var burning []string
 	for _, s := range subsets {
-		if out.States[s.Name].Phase == Healthy && ev[s.Name].Burning {
+		if st := out.States[s.Name]; st.Phase == Healthy && burns(st, ev[s.Name]) {
 			burning = append(burning, s.Name)
 		}
 	}
 	sort.SliceStable(burning, func(i, j int) bool { return worst(ev[burning[i]]) > worst(ev[burning[j]]) })
 	for _, name := range burning {
-		left := healthyAfter(subsets, out.States, ev, name)
+		left := healthyAfter(subsets, out.States, func(s Subset) bool { return burns(out.States[s.Name], ev[s.Name]) }, name)
 		if left < sh.MinHealthySubsets {
 			out.Held = append(out.Held, Change{Subset: name, From: Healthy, To: Drained,
 				Reason: fmt.Sprintf("%s; held: draining it would leave %d healthy subset(s) with weight and endpoints, fewer than minHealthySubsets %d",
@@ -190,19 +200,14 @@ func worst(e Evidence) float64 {
 // healthyAfter counts the subsets that would still take traffic if
 // drained were drained: healthy, not burning themselves, with file weight
 // and endpoints.
-func healthyAfter(subsets []Subset, states map[string]SubsetState, ev map[string]Evidence, drained string) int {
+func healthyAfter(subsets []Subset, states map[string]SubsetState, burning func(Subset) bool, drained string) int {
 	n := 0
 	for _, s := range subsets {
-		if s.Name != drained && receives(s, states[s.Name], ev[s.Name]) {
+		if s.Name != drained && states[s.Name].Phase == Healthy && !burning(s) && s.FileWeight > 0 && s.Serving {
 			n++
 		}
 	}
 	return n
-}
-
-// receives says whether weight taken from others may go to s.
-func receives(s Subset, st SubsetState, e Evidence) bool {
-	return st.Phase == Healthy && !e.Burning && s.FileWeight > 0 && s.Serving
 }
 
 // weights is the route's weights for the subsets' states: a drained subset

@@ -16,7 +16,7 @@ func fiftyFifty() []Subset {
 }
 
 func burning(why string) Evidence {
-	return Evidence{Requests: 100, BurnRates: map[string]float64{"10s": 40}, Burning: true, Why: why}
+	return Evidence{Requests: 100, BurnRates: map[string]float64{"10s": 40}, Burning: true, FastBurning: true, Why: why}
 }
 
 var quiet = Evidence{Requests: 100, BurnRates: map[string]float64{"10s": 0}, Quiet: true}
@@ -178,5 +178,31 @@ func TestStatesAreNotModified(t *testing.T) {
 	Decide(shift, fiftyFifty(), states, map[string]Evidence{"v1": quiet, "v2": burning("x")}, time.Now())
 	if states["v2"].Phase != Healthy {
 		t.Error("Decide changed its input")
+	}
+}
+
+// The alert's windows still hold the errors from before a drain for a
+// while; they must not drain the subset again once it is back, unless
+// its fresh traffic burns too.
+func TestStaleAlertWindowsDoNotDrainARecoveredSubset(t *testing.T) {
+	sh := shift
+	sh.AlertShortWindow = 5 * time.Minute
+	r := newRun(t, sh, fiftyFifty())
+	r.step(map[string]Evidence{"v1": quiet, "v2": burning("bad")})
+	stale := Evidence{Requests: 100, BurnRates: map[string]float64{"300s": 20, "3600s": 20}, Burning: true, AlertBurning: true, Quiet: true}
+	for range 12 {
+		r.step(map[string]Evidence{"v1": quiet, "v2": stale})
+	}
+	if st := r.states["v2"]; st.Phase != Recovering {
+		t.Fatalf("v2 %+v: stale alert windows drained it again", st)
+	}
+	// A subset healthy for longer than the short window does drain on
+	// the alert's windows alone.
+	r = newRun(t, sh, fiftyFifty())
+	r.step(map[string]Evidence{"v1": quiet, "v2": quiet})
+	r.now = r.now.Add(5 * time.Minute)
+	r.step(map[string]Evidence{"v1": quiet, "v2": stale})
+	if st := r.states["v2"]; st.Phase != Drained {
+		t.Fatalf("v2 %+v: a slow burn on both alert windows drains", st)
 	}
 }
