@@ -11,6 +11,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/control/policy"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
 // policyFlags configure the SLO policy controller.
@@ -31,6 +32,12 @@ func (a *app) newPolicies() error {
 		Querier:  a.tel.engine.QueryFunc(a.tel.storage.Queryable()),
 		Interval: a.flags.policy.interval,
 		CanaryOf: a.drivingCanary,
+		Budget: func(s *model.SLO) (slo.Budget, bool) {
+			if a.sloEngine == nil {
+				return slo.Budget{}, false
+			}
+			return a.sloEngine.Budget(slo.ID(s))
+		},
 	}
 	if a.tel.remoteQuery != nil {
 		cfg.Querier = a.tel.remoteQuery.Query

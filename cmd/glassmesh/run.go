@@ -73,11 +73,13 @@ type app struct {
 	tel      *telemetry
 	canary   *canary.Controller
 	policies *policy.Controller
-	slos     *slo.Manager
-	ca       *ca.CA
-	pusher   *push.Pusher
-	grpc     *grpc.Server
-	grpcLis  net.Listener
+	// sloEngine keeps the SLOs' error budgets (slo.go).
+	sloEngine *slo.Engine
+	slos      *slo.Manager
+	ca        *ca.CA
+	pusher    *push.Pusher
+	grpc      *grpc.Server
+	grpcLis   net.Listener
 	// xdsTLS serves xDS to attested clients only (--xds-tls-addr).
 	xdsTLS    *grpc.Server
 	xdsTLSLis net.Listener

@@ -59,6 +59,13 @@ type Config struct {
 	// the next leader would not resume from. For a Store that replicas
 	// share (ObjectStore on Kubernetes).
 	ServeSaved bool
+	// Frozen says why the canaries of a service may not progress (an
+	// error-budget policy: the service's SLO budget is spent), or "".
+	// While it says so, a progressing canary of the service pauses and
+	// promote or resume is refused (ErrConflict, with the reason); once
+	// it says "" again, the canaries it paused resume. It must not block.
+	// nil: never frozen.
+	Frozen func(namespace, service string) string
 }
 
 // Validate reports a config the controller cannot run with.

@@ -106,7 +106,10 @@ type Status struct {
 	// FileRule fingerprints the route's last rule in the file when the
 	// canary started; once it ends, its weights stay until the file's rule
 	// differs from this.
-	FileRule  string     `json:"fileRule"`
+	FileRule string `json:"fileRule"`
+	// Frozen is why an error-budget policy paused the canary, while it
+	// does (Config.Frozen); it resumes when that ends.
+	Frozen    string     `json:"frozen,omitempty"`
 	Decisions []Decision `json:"decisions"`
 }
 

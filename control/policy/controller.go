@@ -36,6 +36,9 @@ type Config struct {
 	CanaryOf func(namespace, route string) string
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Budget is an SLO's error budget (the SLO engine's), for
+	// freezeCanaries; nil: budgets are unknown and nothing freezes.
+	Budget func(s *model.SLO) (slo.Budget, bool)
 }
 
 // maxDecisions is how many decision records a policy keeps.
@@ -412,6 +415,35 @@ func (c *Controller) save(st *Status) {
 	if err := c.dir.Save(st.Key(), st); err != nil {
 		c.logger.Error("saving an SLO policy's state failed; a restart would lose its last decisions", "policy", st.Key(), "error", err)
 	}
+}
+
+// Frozen says why the canaries of a service may not progress: a policy
+// with freezeCanaries (not in dry run) whose SLO of that service has
+// spent its error budget. "" when none.
+func (c *Controller) Frozen(namespace, service string) string {
+	c.mu.Lock()
+	m := c.mesh
+	c.mu.Unlock()
+	if m == nil || c.cfg.Budget == nil {
+		return ""
+	}
+	for _, p := range m.Policies {
+		if p.Namespace != namespace || p.Spec.DryRun || !p.FreezesCanaries() {
+			continue
+		}
+		s := m.SLO(p.Namespace, p.Spec.SLO)
+		if s == nil || s.Spec.Service != service {
+			continue
+		}
+		if b, ok := c.cfg.Budget(s); ok && b.State == slo.StateExhausted {
+			left := ""
+			if b.Remaining != nil {
+				left = fmt.Sprintf(" (%.1f%% left)", 100**b.Remaining)
+			}
+			return fmt.Sprintf("SLOPolicy %s: SLO %s's error budget is exhausted%s", p.Key(), s.Name, left)
+		}
+	}
+	return ""
 }
 
 // List returns every policy's status, by namespace/name.

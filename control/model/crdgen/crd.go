@@ -300,6 +300,7 @@ func canaryStatus() *Schema {
 			"inconclusive":     integer,
 			"message":          str,
 			"fileRule":         str,
+			"frozen":           {Type: "string", Description: "Frozen is why an error-budget policy (SLOPolicy freezeCanaries) paused the canary, while it does."},
 			"decisions": {Type: "array", Description: "Decisions are the canary's history: every change and evaluation with its evidence.",
 				Items: &Schema{Type: "object", PreserveUnknown: true}},
 			"lastAction": {Type: "object", PreserveUnknown: true,
