@@ -23,11 +23,13 @@ const module = "github.com/glassmesh/glassmesh/"
 var allowed = map[string][]string{
 	"control/model":        nil,
 	"control/naming":       nil,
+	"control/statedir":     nil,
 	"control/ca":           nil,
 	"control/source":       {"control/model"},
 	"control/translate":    {"control/model"},
 	"control/xds":          {"control/model", "control/translate", "control/ca"},
 	"control/canary":       {"control/model", "telemetry/slo", "telemetry/metrics"},
+	"control/policy":       {"control/model", "telemetry/slo", "telemetry/metrics"},
 	"control/push":         {"control/model", "control/translate", "control/xds", "control/ca"},
 	"telemetry/record":     nil,
 	"telemetry/receiver":   {"telemetry/pipeline", "tracing/propagation", "telemetry/admission"},
@@ -50,7 +52,7 @@ var allowed = map[string][]string{
 }
 
 var (
-	leaves = []string{"control/naming", "telemetry/record", "telemetry/diskspace"}
+	leaves = []string{"control/naming", "telemetry/record", "control/statedir", "telemetry/diskspace"}
 	free   = []string{"cmd", "demo", "e2e", "bench", "archtest", "deploy"}
 )
 

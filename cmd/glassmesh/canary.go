@@ -40,6 +40,14 @@ func (a *app) newCanary() error {
 	} else {
 		a.leaderGauge.Set(1)
 	}
+	// An error-budget policy (SLOPolicy freezeCanaries) pauses the
+	// canaries of a service whose budget is spent.
+	cfg.Frozen = func(namespace, service string) string {
+		if a.policies == nil {
+			return ""
+		}
+		return a.policies.Frozen(namespace, service)
+	}
 	c, err := canary.New(cfg, a.logger.With("component", "canary"), a.reg)
 	if err != nil {
 		return err

@@ -30,6 +30,7 @@ type runFlags struct {
 	grpcTLS      grpcTLSFlags
 	webhook      webhookFlags
 	leader       leaderFlags
+	policy       policyFlags
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
@@ -50,6 +51,7 @@ func (f *runFlags) register(fs *pflag.FlagSet, defaultConfig string) {
 	f.grpcTLS.register(fs)
 	f.webhook.register(fs)
 	f.leader.register(fs)
+	f.policy.register(fs)
 }
 
 func (f *runFlags) logger(w io.Writer) (*slog.Logger, error) {

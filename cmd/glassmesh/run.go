@@ -23,6 +23,7 @@ import (
 	"github.com/glassmesh/glassmesh/control/ca"
 	"github.com/glassmesh/glassmesh/control/canary"
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/control/policy"
 	"github.com/glassmesh/glassmesh/control/push"
 	"github.com/glassmesh/glassmesh/control/source"
 	"github.com/glassmesh/glassmesh/control/source/kube"
@@ -71,11 +72,14 @@ type app struct {
 	xds      *xds.Server
 	tel      *telemetry
 	canary   *canary.Controller
-	slos     *slo.Manager
-	ca       *ca.CA
-	pusher   *push.Pusher
-	grpc     *grpc.Server
-	grpcLis  net.Listener
+	policies *policy.Controller
+	// sloEngine keeps the SLOs' error budgets (slo.go).
+	sloEngine *slo.Engine
+	slos      *slo.Manager
+	ca        *ca.CA
+	pusher    *push.Pusher
+	grpc      *grpc.Server
+	grpcLis   net.Listener
 	// xdsTLS serves xDS to attested clients only (--xds-tls-addr).
 	xdsTLS    *grpc.Server
 	xdsTLSLis net.Listener
@@ -182,6 +186,10 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 		a.tel.close()
 		return nil, err
 	}
+	if err = a.newPolicies(); err != nil {
+		a.tel.close()
+		return nil, err
+	}
 	if a.grpcLis, err = net.Listen("tcp", f.grpcAddr); err != nil {
 		a.tel.close()
 		return nil, fmt.Errorf("--grpc-addr: %w", err)
@@ -247,6 +255,7 @@ func (a *app) run(ctx context.Context) error {
 	g.Add(func() error { <-ctx.Done(); return nil }, func(error) { cancel() })
 	g.Add(func() error { return a.config.Run(ctx, a.apply) }, func(error) { cancel() })
 	g.Add(func() error { return a.canary.Run(ctx, a.reapply) }, func(error) { cancel() })
+	g.Add(func() error { return a.policies.Run(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.elect(ctx) }, func(error) { cancel() })
 	g.Add(func() error { return a.pusher.RenewSecrets(ctx, a.reapply) }, func(error) { cancel() })
 	g.Add(func() error { return a.publishCABundle(ctx) }, func(error) { cancel() })

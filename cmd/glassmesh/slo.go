@@ -61,6 +61,7 @@ func (a *app) newSLOEngine(mg *slo.Manager, query rules.QueryFunc) error {
 		return fmt.Errorf("--slo.step: %w", err)
 	}
 	mg.UseEngine(e)
+	a.sloEngine = e
 	e.RegisterReports(a.mux)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.actors = append(a.actors, actor{

@@ -59,6 +59,13 @@ type Config struct {
 	// the next leader would not resume from. For a Store that replicas
 	// share (ObjectStore on Kubernetes).
 	ServeSaved bool
+	// Frozen says why the canaries of a service may not progress (an
+	// error-budget policy: the service's SLO budget is spent), or "".
+	// While it says so, a progressing canary of the service pauses and
+	// promote or resume is refused (ErrConflict, with the reason); once
+	// it says "" again, the canaries it paused resume. It must not block.
+	// nil: never frozen.
+	Frozen func(namespace, service string) string
 }
 
 // Validate reports a config the controller cannot run with.
@@ -260,7 +267,7 @@ func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
 	ovs := c.servedOverlays(m)
 	c.mu.Unlock()
 	c.poke()
-	return apply(m, ovs)
+	return model.OverlayWeights(m, ovs)
 }
 
 // sync follows the config: a Canary that is new, or whose route, stable or
@@ -347,7 +354,7 @@ func (c *Controller) follow(cur *canary, rule *model.Rule) {
 // servedOverlays is the weights to serve: the states decided here, or, for
 // a leader with Config.ServeSaved, the states as saved. Called with c.mu
 // held.
-func (c *Controller) servedOverlays(m *model.Mesh) []overlay {
+func (c *Controller) servedOverlays(m *model.Mesh) []model.WeightOverlay {
 	if c.leading && c.cfg.ServeSaved {
 		saved, err := c.store.Load()
 		if err == nil {
@@ -364,8 +371,8 @@ func (c *Controller) servedOverlays(m *model.Mesh) []overlay {
 
 // overlaysOf is the weights the states set: running canaries always, ended
 // ones while the file's rule is the one they started from.
-func overlaysOf(m *model.Mesh, states []*Status) []overlay {
-	var out []overlay
+func overlaysOf(m *model.Mesh, states []*Status) []model.WeightOverlay {
+	var out []model.WeightOverlay
 	for _, st := range states {
 		route := m.Route(st.Namespace, st.Route)
 		if route == nil {
@@ -374,13 +381,13 @@ func overlaysOf(m *model.Mesh, states []*Status) []overlay {
 		if st.State.Done() && fingerprint(lastRule(route)) != st.FileRule {
 			continue // the file's rule changed since: it wins
 		}
-		out = append(out, overlay{
-			route: route.Key(), weights: cloneWeights(st.Weights),
-			by:     "Canary " + st.Key(),
-			reason: fmt.Sprintf("%s at step %d of %d: %s", st.State, st.Step, len(st.Steps), st.Message),
+		out = append(out, model.WeightOverlay{
+			Route: route.Key(), Weights: cloneWeights(st.Weights),
+			By:     "Canary " + st.Key(),
+			Reason: fmt.Sprintf("%s at step %d of %d: %s", st.State, st.Step, len(st.Steps), st.Message),
 		})
 	}
-	slices.SortFunc(out, func(a, b overlay) int { return cmp.Compare(a.route, b.route) })
+	slices.SortFunc(out, func(a, b model.WeightOverlay) int { return cmp.Compare(a.Route, b.Route) })
 	return out
 }
 

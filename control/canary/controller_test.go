@@ -232,7 +232,7 @@ func TestAnEndedCanarysWeightsStayUntilTheFilesRuleChanges(t *testing.T) {
 
 func TestApplyLeavesTheLoadedMeshAlone(t *testing.T) {
 	m := loadMesh(t, meshYAML)
-	served, overrides := apply(m, []overlay{{route: "default/reviews", by: "Canary default/reviews", weights: map[string]uint32{"v1": 0, "v3": 80}}})
+	served, overrides := model.OverlayWeights(m, []model.WeightOverlay{{Route: "default/reviews", By: "Canary default/reviews", Weights: map[string]uint32{"v1": 0, "v3": 80}}})
 	if got := weightsOf(m, nil); !maps.Equal(got, map[string]uint32{"v1": 80, "v2": 20}) {
 		t.Errorf("loaded mesh changed: %v", got)
 	}

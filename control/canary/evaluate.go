@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
@@ -183,21 +181,6 @@ func errorOf(errs ...error) error {
 // promDuration writes d in whole seconds, as PromQL reads it.
 func promDuration(d time.Duration) string {
 	return strconv.FormatInt(int64(math.Ceil(d.Seconds())), 10) + "s"
-}
-
-// subsetMatchers selects the requests to a subset of a service: its
-// workloads by name, which is exact whatever labels the subset uses.
-func subsetMatchers(m *model.Mesh, svc *model.Service, subset *model.Subset) string {
-	sel := fmt.Sprintf(`destination_service_name=%q,destination_service_namespace=%q`, svc.Name, svc.Namespace)
-	var names []string
-	for _, w := range m.WorkloadsOf(svc, subset.Labels) {
-		names = append(names, regexp.QuoteMeta(w.Name))
-	}
-	if len(names) == 0 {
-		// No workload yet: match nothing rather than the whole service.
-		return sel + `,destination_workload="glassmesh-no-workload"`
-	}
-	return sel + ",destination_workload=~" + strconv.Quote(strings.Join(names, "|"))
 }
 
 // subsetVersion is what $canary and $stable expand to: the subset's version

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/glassmesh/glassmesh/control/model"
+	"github.com/glassmesh/glassmesh/telemetry/slo"
 )
 
 // Run evaluates the running canaries until ctx ends: every Tick for the
@@ -24,6 +25,7 @@ func (c *Controller) Run(ctx context.Context, push func()) error {
 		case <-c.wake:
 		}
 		caughtUp := c.catchUp()
+		c.applyFreezes()
 		if c.evaluateAll(ctx) || caughtUp {
 			push()
 		}
@@ -101,7 +103,7 @@ func (c *Controller) targetOf(cur *canary) (target, error) {
 	}
 	t := target{
 		gen: cur.gen, spec: *cur.spec, namespace: st.Namespace, service: svc.Name,
-		matchers: subsetMatchers(c.mesh, svc, canary), status: st.clone(),
+		matchers: slo.SubsetMatchers(c.mesh, svc, canary), status: st.clone(),
 		vars: map[string]string{
 			"canary": subsetVersion(canary), "stable": subsetVersion(stable),
 			"service": svc.Name, "namespace": svc.Namespace,
@@ -233,6 +235,51 @@ func equalWeights(a, b map[string]uint32) bool {
 	return true
 }
 
+// ByPolicy is the By of the pauses and resumes an error-budget policy
+// asks for (Config.Frozen).
+const ByPolicy = "slo-policy"
+
+// applyFreezes pauses the progressing canaries of services Config.Frozen
+// names, and resumes those it paused once it no longer does.
+func (c *Controller) applyFreezes() {
+	if c.cfg.Frozen == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.leading || !c.current() || c.mesh == nil {
+		return
+	}
+	now := time.Now()
+	for _, cur := range c.canaries {
+		st := &cur.st
+		reason := c.frozenLocked(st)
+		switch {
+		case reason != "" && st.State == Progressing:
+			st.Frozen = reason
+			c.transition(cur, Decision{At: now, Verdict: Pause, By: ByPolicy, Reason: reason})
+		case reason == "" && st.State == Paused && st.Frozen != "" && cur.spec != nil:
+			was := st.Frozen
+			st.Frozen = ""
+			c.transition(cur, Decision{At: now, Verdict: Resume, By: ByPolicy, Reason: "the error budget is back (paused because " + was + ")"})
+		case reason == "" && st.Frozen != "":
+			st.Frozen = "" // ended or resumed otherwise meanwhile
+		}
+	}
+}
+
+// frozenLocked is why the canary's service is frozen, or "".
+func (c *Controller) frozenLocked(st *Status) string {
+	if c.cfg.Frozen == nil || c.mesh == nil {
+		return ""
+	}
+	route := c.mesh.Route(st.Namespace, st.Route)
+	if route == nil {
+		return ""
+	}
+	return c.cfg.Frozen(st.Namespace, route.Spec.Service)
+}
+
 // Errors of operator actions.
 var (
 	ErrNotFound = errors.New("canary not found")
@@ -273,6 +320,9 @@ func (c *Controller) ActBy(namespace, name string, action Verdict, reason, by st
 	}
 	if !ok || (action == Resume && cur.spec == nil) {
 		return st.clone(), false, fmt.Errorf("%w: %s is %s", ErrConflict, st.Key(), st.State)
+	}
+	if frozen := c.frozenLocked(st); frozen != "" && (action == Promote || action == Resume) {
+		return st.clone(), false, fmt.Errorf("%w: %s refused for %s: %s", ErrConflict, action, st.Key(), frozen)
 	}
 	if reason == "" {
 		reason = string(action) + " requested through the API"

@@ -2,13 +2,11 @@ package canary
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/glassmesh/glassmesh/control/statedir"
 )
 
 // State is where a canary is in its lifecycle.
@@ -108,7 +106,10 @@ type Status struct {
 	// FileRule fingerprints the route's last rule in the file when the
 	// canary started; once it ends, its weights stay until the file's rule
 	// differs from this.
-	FileRule  string     `json:"fileRule"`
+	FileRule string `json:"fileRule"`
+	// Frozen is why an error-budget policy paused the canary, while it
+	// does (Config.Frozen); it resumes when that ends.
+	Frozen    string     `json:"frozen,omitempty"`
 	Decisions []Decision `json:"decisions"`
 }
 
@@ -150,13 +151,15 @@ type StateStore interface {
 type DirStore struct{ Dir string }
 
 // Load implements StateStore.
-func (d DirStore) Load() ([]*Status, error) { return statusDir{d.Dir}.load() }
+func (d DirStore) Load() ([]*Status, error) {
+	return statedir.Load[Status](statedir.Dir(d.Dir), "canary")
+}
 
 // Save implements StateStore.
-func (d DirStore) Save(st *Status) error { return statusDir{d.Dir}.save(st) }
+func (d DirStore) Save(st *Status) error { return statedir.Dir(d.Dir).Save(st.Key(), st) }
 
 // Remove implements StateStore.
-func (d DirStore) Remove(key string) error { return statusDir{d.Dir}.remove(key) }
+func (d DirStore) Remove(key string) error { return statedir.Dir(d.Dir).Remove(key) }
 
 // ObjectStore is a StateStore over objects that hold each canary's state as
 // JSON, such as the Canary objects' status on Kubernetes (control/source's
@@ -217,85 +220,3 @@ func (o ObjectStore) Save(st *Status) error {
 
 // Remove implements StateStore: the state goes with its object.
 func (o ObjectStore) Remove(string) error { return nil }
-
-// statusDir keeps one JSON file per canary, written atomically, so a
-// restarted controller resumes where it was.
-type statusDir struct{ dir string }
-
-func (d statusDir) path(key string) string {
-	return filepath.Join(d.dir, strings.ReplaceAll(key, "/", "_")+".json")
-}
-
-// save writes st to its file: temp file, fsync, rename, fsync of the dir.
-func (d statusDir) save(st *Status) error {
-	if d.dir == "" {
-		return nil
-	}
-	b, err := json.MarshalIndent(st, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(d.dir, 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(d.dir, ".canary-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(tmp.Name(), d.path(st.Key())); err != nil {
-		return err
-	}
-	dir, err := os.Open(d.dir)
-	if err != nil {
-		return err
-	}
-	defer dir.Close()
-	return dir.Sync()
-}
-
-func (d statusDir) remove(key string) error {
-	if d.dir == "" {
-		return nil
-	}
-	if err := os.Remove(d.path(key)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return nil
-}
-
-// load reads every saved status. A file that does not decode is an error
-// naming it: state is never silently dropped.
-func (d statusDir) load() ([]*Status, error) {
-	if d.dir == "" {
-		return nil, nil
-	}
-	files, err := filepath.Glob(filepath.Join(d.dir, "*.json"))
-	if err != nil {
-		return nil, err
-	}
-	var out []*Status
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			return nil, err
-		}
-		st := &Status{}
-		if err := json.Unmarshal(b, st); err != nil {
-			return nil, fmt.Errorf("canary state %s: %w", f, err)
-		}
-		out = append(out, st)
-	}
-	return out, nil
-}

@@ -273,6 +273,9 @@ func (o Objects) entries() []entry {
 	for _, x := range o.Canaries {
 		out = append(out, entry{KindCanary, x, x.Meta, x.Origin})
 	}
+	for _, x := range o.Policies {
+		out = append(out, entry{KindSLOPolicy, x, x.Meta, x.Origin})
+	}
 	for _, x := range o.PeerAuths {
 		out = append(out, entry{KindPeerAuthentication, x, x.Meta, x.Origin})
 	}
@@ -303,6 +306,8 @@ func (e entry) originOf() *Origin {
 		return &x.Origin
 	case *Canary:
 		return &x.Origin
+	case *SLOPolicy:
+		return &x.Origin
 	case *PeerAuthentication:
 		return &x.Origin
 	case *AuthorizationPolicy:
@@ -324,6 +329,8 @@ func (o *Objects) add(e entry) {
 		o.SLOs = append(o.SLOs, x)
 	case *Canary:
 		o.Canaries = append(o.Canaries, x)
+	case *SLOPolicy:
+		o.Policies = append(o.Policies, x)
 	case *PeerAuthentication:
 		o.PeerAuths = append(o.PeerAuths, x)
 	case *AuthorizationPolicy:

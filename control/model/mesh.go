@@ -58,6 +58,7 @@ type Mesh struct {
 	Routes    []*TrafficRoute // sorted by namespace/name
 	SLOs      []*SLO          // sorted by namespace/name
 	Canaries  []*Canary       // sorted by namespace/name
+	Policies  []*SLOPolicy    // sorted by namespace/name
 	// PeerAuthentications and AuthzPolicies, sorted by namespace/name.
 	PeerAuthentications []*PeerAuthentication
 	AuthzPolicies       []*AuthorizationPolicy
@@ -82,7 +83,7 @@ func (m *Mesh) selectorIndex() *selectorIndex {
 func NewMesh(objs Objects) *Mesh {
 	m := &Mesh{
 		Services: objs.Services, Workloads: objs.Workloads, Routes: objs.Routes,
-		SLOs: objs.SLOs, Canaries: objs.Canaries,
+		SLOs: objs.SLOs, Canaries: objs.Canaries, Policies: objs.Policies,
 		PeerAuthentications: objs.PeerAuths, AuthzPolicies: objs.AuthzPols,
 		services:  make(map[string]*Service, len(objs.Services)),
 		workloads: make(map[string]*Workload, len(objs.Workloads)),
@@ -95,6 +96,7 @@ func NewMesh(objs Objects) *Mesh {
 	slices.SortFunc(m.Routes, func(a, b *TrafficRoute) int { return byKey(a, b) })
 	slices.SortFunc(m.SLOs, func(a, b *SLO) int { return byKey(a, b) })
 	slices.SortFunc(m.Canaries, func(a, b *Canary) int { return byKey(a, b) })
+	slices.SortFunc(m.Policies, func(a, b *SLOPolicy) int { return byKey(a, b) })
 	slices.SortFunc(m.PeerAuthentications, func(a, b *PeerAuthentication) int { return byKey(a, b) })
 	slices.SortFunc(m.AuthzPolicies, func(a, b *AuthorizationPolicy) int { return byKey(a, b) })
 	for _, s := range m.Services {
@@ -174,7 +176,7 @@ func (s *Service) Port(name string) *ServicePort {
 // changed mesh with NewMesh.
 func (m *Mesh) Objects() Objects {
 	return Objects{
-		Services: m.Services, Workloads: m.Workloads, Routes: m.Routes, SLOs: m.SLOs, Canaries: m.Canaries,
+		Services: m.Services, Workloads: m.Workloads, Routes: m.Routes, SLOs: m.SLOs, Canaries: m.Canaries, Policies: m.Policies,
 		PeerAuths: m.PeerAuthentications, AuthzPols: m.AuthzPolicies,
 	}.clone()
 }

@@ -20,6 +20,7 @@ type Objects struct {
 	Routes    []*TrafficRoute
 	SLOs      []*SLO
 	Canaries  []*Canary
+	Policies  []*SLOPolicy
 	PeerAuths []*PeerAuthentication
 	AuthzPols []*AuthorizationPolicy
 }
@@ -31,6 +32,7 @@ func (o *Objects) Append(more Objects) {
 	o.Routes = append(o.Routes, more.Routes...)
 	o.SLOs = append(o.SLOs, more.SLOs...)
 	o.Canaries = append(o.Canaries, more.Canaries...)
+	o.Policies = append(o.Policies, more.Policies...)
 	o.PeerAuths = append(o.PeerAuths, more.PeerAuths...)
 	o.AuthzPols = append(o.AuthzPols, more.AuthzPols...)
 }
@@ -44,7 +46,7 @@ func (o Objects) clone() Objects {
 
 // Len is the number of objects.
 func (o Objects) Len() int {
-	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.SLOs) + len(o.Canaries) + len(o.PeerAuths) + len(o.AuthzPols)
+	return len(o.Services) + len(o.Workloads) + len(o.Routes) + len(o.SLOs) + len(o.Canaries) + len(o.Policies) + len(o.PeerAuths) + len(o.AuthzPols)
 }
 
 // header is what every document has besides its kind's fields.
@@ -201,6 +203,12 @@ func parseDocument(file string, root *yaml.Node, objs *Objects) []Diagnostic {
 		c.Origin = d.origin(root)
 		meta = &c.Meta
 		objs.Canaries = append(objs.Canaries, c)
+	case kind.Value == KindSLOPolicy:
+		p := &SLOPolicy{}
+		d.structure(root, "", reflect.ValueOf(p).Elem(), header)
+		p.Origin = d.origin(root)
+		meta = &p.Meta
+		objs.Policies = append(objs.Policies, p)
 	case kind.Value == KindPeerAuthentication:
 		p := &PeerAuthentication{}
 		d.structure(root, "", reflect.ValueOf(p).Elem(), header)
@@ -236,7 +244,7 @@ var knownKinds = strings.Join(Kinds(), ", ")
 
 // Kinds lists the glassmesh kinds in the order of DESIGN.md.
 func Kinds() []string {
-	return []string{KindService, KindWorkload, KindTrafficRoute, KindSLO, KindCanary, KindPeerAuthentication, KindAuthorizationPolicy}
+	return []string{KindService, KindWorkload, KindTrafficRoute, KindSLO, KindCanary, KindSLOPolicy, KindPeerAuthentication, KindAuthorizationPolicy}
 }
 
 // header finds the apiVersion and kind of a document; either is nil when

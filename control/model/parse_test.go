@@ -86,7 +86,7 @@ spec:
 	}, {
 		name: "a missing kind is an error",
 		yaml: "apiVersion: glassmesh.io/v1alpha1\nmetadata: {name: a}\n",
-		want: []string{"p.yaml:1: kind: missing; want one of Service, Workload, TrafficRoute, SLO, Canary, PeerAuthentication, AuthorizationPolicy"},
+		want: []string{"p.yaml:1: kind: missing; want one of Service, Workload, TrafficRoute, SLO, Canary, SLOPolicy, PeerAuthentication, AuthorizationPolicy"},
 	}, {
 		name: "a kind that is not a string is one error",
 		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: [Service]\n",
@@ -94,7 +94,7 @@ spec:
 	}, {
 		name: "an unknown kind is an error",
 		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: VirtualService\nmetadata: {name: a}\n",
-		want: []string{`p.yaml:2: kind: unknown kind "VirtualService"; want one of Service, Workload, TrafficRoute, SLO, Canary, PeerAuthentication, AuthorizationPolicy`},
+		want: []string{`p.yaml:2: kind: unknown kind "VirtualService"; want one of Service, Workload, TrafficRoute, SLO, Canary, SLOPolicy, PeerAuthentication, AuthorizationPolicy`},
 	}, {
 		name: "a duplicate key names the first",
 		yaml: "apiVersion: glassmesh.io/v1alpha1\nkind: Service\nmetadata: {name: a}\nspec:\n  selector: {app: a}\n  selector: {app: b}\n",

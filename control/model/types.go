@@ -28,6 +28,7 @@ const (
 	KindTrafficRoute        = "TrafficRoute"
 	KindSLO                 = "SLO"
 	KindCanary              = "Canary"
+	KindSLOPolicy           = "SLOPolicy"
 	KindPeerAuthentication  = "PeerAuthentication"
 	KindAuthorizationPolicy = "AuthorizationPolicy"
 )

@@ -56,6 +56,10 @@ func validate(objs Objects) (*Mesh, []Diagnostic, []Diagnostic, map[any]bool) {
 		v.at(KindCanary, c, c.Meta)
 		v.canary(c, ix)
 	}
+	for _, p := range objs.Policies {
+		v.at(KindSLOPolicy, p, p.Meta)
+		v.sloPolicy(p, ix)
+	}
 	for _, p := range objs.PeerAuths {
 		v.at(KindPeerAuthentication, p, p.Meta)
 		v.peerAuthentication(p, ix)
@@ -112,6 +116,35 @@ func applyDefaults(objs Objects) {
 		}
 		if c.Spec.MaxInconclusive == 0 {
 			c.Spec.MaxInconclusive = DefaultCanaryMaxInconclusive
+		}
+	}
+	for _, p := range objs.Policies {
+		defaultNamespace(&p.Meta)
+		for i := range p.Spec.Actions {
+			s := p.Spec.Actions[i].ShiftTraffic
+			if s == nil {
+				continue
+			}
+			at := indexPath("spec.actions", i) + ".shiftTraffic"
+			if s.MaxShift == 0 && !p.Origin.written(at+".maxShift") {
+				s.MaxShift = DefaultPolicyMaxShift
+			}
+			if s.MinHealthySubsets == 0 && !p.Origin.written(at+".minHealthySubsets") {
+				s.MinHealthySubsets = DefaultPolicyMinHealthySubsets
+			}
+			if s.MinRequests == 0 && !p.Origin.written(at+".minRequests") {
+				s.MinRequests = DefaultPolicyMinRequests
+			}
+		}
+		r := &p.Spec.Recovery
+		if r.After.Duration == 0 {
+			r.After.Duration = DefaultPolicyRecoveryAfter
+		}
+		if r.Interval.Duration == 0 {
+			r.Interval.Duration = DefaultPolicyRecoveryInterval
+		}
+		if len(r.Steps) == 0 {
+			r.Steps = DefaultPolicyRecoverySteps()
 		}
 	}
 	for _, p := range objs.PeerAuths {
@@ -182,8 +215,9 @@ type index struct {
 	// by namespace/name
 	routesByName map[string]*TrafficRoute
 	slos         map[string]*SLO
-	canaries     map[string]*Canary // the first canary of each namespace/route
-	sel          *selectorIndex     // of the services and workloads above
+	canaries     map[string]*Canary    // the first canary of each namespace/route
+	policies     map[string]*SLOPolicy // the first policy shifting each namespace/route
+	sel          *selectorIndex        // of the services and workloads above
 }
 
 // index checks names and their uniqueness, and indexes the objects that
@@ -193,6 +227,7 @@ func (v *validator) index(objs Objects) *index {
 		services: map[string]*Service{}, byNS: map[string][]*Service{},
 		workloads: map[string][]*Workload{}, routes: map[string]*TrafficRoute{},
 		routesByName: map[string]*TrafficRoute{}, slos: map[string]*SLO{}, canaries: map[string]*Canary{},
+		policies: map[string]*SLOPolicy{},
 	}
 	var services []*Service
 	var workloads []*Workload
@@ -234,6 +269,9 @@ func (v *validator) index(objs Objects) *index {
 	}
 	for _, c := range objs.Canaries {
 		unique(KindCanary, c, c.Meta, c.Origin)
+	}
+	for _, p := range objs.Policies {
+		unique(KindSLOPolicy, p, p.Meta, p.Origin)
 	}
 	return ix
 }

@@ -33,7 +33,7 @@ func FetchMesh(ctx context.Context, serverURL string) (*model.Mesh, error) {
 	r := st.Resources
 	return model.NewMesh(model.Objects{
 		Services: r.Services, Workloads: r.Workloads, Routes: r.TrafficRoutes,
-		SLOs: r.SLOs, Canaries: r.Canaries,
+		SLOs: r.SLOs, Canaries: r.Canaries, Policies: r.SLOPolicies,
 		PeerAuths: r.PeerAuthentications, AuthzPols: r.AuthorizationPolicies,
 	}), nil
 }

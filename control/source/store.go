@@ -318,6 +318,7 @@ type Resources struct {
 	TrafficRoutes         []*model.TrafficRoute        `json:"trafficRoutes"`
 	SLOs                  []*model.SLO                 `json:"slos"`
 	Canaries              []*model.Canary              `json:"canaries"`
+	SLOPolicies           []*model.SLOPolicy           `json:"sloPolicies"`
 	PeerAuthentications   []*model.PeerAuthentication  `json:"peerAuthentications"`
 	AuthorizationPolicies []*model.AuthorizationPolicy `json:"authorizationPolicies"`
 }
@@ -359,6 +360,7 @@ func resourcesOf(m *model.Mesh) Resources {
 		TrafficRoutes:         nonNil(m.Routes),
 		SLOs:                  nonNil(m.SLOs),
 		Canaries:              nonNil(m.Canaries),
+		SLOPolicies:           nonNil(m.Policies),
 		PeerAuthentications:   nonNil(m.PeerAuthentications),
 		AuthorizationPolicies: nonNil(m.AuthzPolicies),
 	}
@@ -386,6 +388,9 @@ func originsOf(m *model.Mesh) map[string]string {
 	for _, o := range m.Canaries {
 		add(model.KindCanary, o.Meta, o.Origin)
 	}
+	for _, o := range m.Policies {
+		add(model.KindSLOPolicy, o.Meta, o.Origin)
+	}
 	for _, o := range m.PeerAuthentications {
 		add(model.KindPeerAuthentication, o.Meta, o.Origin)
 	}
@@ -412,6 +417,7 @@ func (v *versioner) of(m *model.Mesh) string {
 	encodeEach(h, "trafficRoutes", r.TrafficRoutes, v.last, next)
 	encodeEach(h, "slos", r.SLOs, v.last, next)
 	encodeEach(h, "canaries", r.Canaries, v.last, next)
+	encodeEach(h, "sloPolicies", r.SLOPolicies, v.last, next)
 	encodeEach(h, "peerAuthentications", r.PeerAuthentications, v.last, next)
 	encodeEach(h, "authorizationPolicies", r.AuthorizationPolicies, v.last, next)
 	v.last = next

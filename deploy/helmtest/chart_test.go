@@ -231,8 +231,8 @@ func TestCRDsInSync(t *testing.T) {
 			want["crds/"+filepath.Base(f)] = b
 		}
 	}
-	if len(want) != 7 {
-		t.Errorf("deploy/crds has %d CRDs; want the 7 glassmesh kinds", len(want))
+	if len(want) != 8 {
+		t.Errorf("deploy/crds has %d CRDs; want the 8 glassmesh kinds", len(want))
 	}
 	ch, err := Load()
 	if err != nil {
@@ -435,7 +435,7 @@ func checkRBAC(t *testing.T, objs []runtime.Object, webhook bool) {
 	read("apiextensions.k8s.io", "customresourcedefinitions")
 	read("gateway.networking.k8s.io", "httproutes") // imported as TrafficRoutes
 	read("split.smi-spec.io", "trafficsplits")
-	kinds := []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
+	kinds := []string{"services", "workloads", "trafficroutes", "slos", "canaries", "slopolicies", "peerauthentications", "authorizationpolicies"}
 	read("glassmesh.io", kinds...)
 	for _, k := range kinds {
 		want[grant{"glassmesh.io", k + "/status", "update"}] = true

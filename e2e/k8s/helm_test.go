@@ -56,8 +56,8 @@ func TestHelmChartApplies(t *testing.T) {
 
 	t.Run("the chart's CRDs apply and are established", func(t *testing.T) {
 		objs := decodeObjects(t, "crds", render(t, "--crds"))
-		if len(objs) != 7 {
-			t.Errorf("chart has %d CRDs; want the 7 glassmesh kinds", len(objs))
+		if len(objs) != 8 {
+			t.Errorf("chart has %d CRDs; want the 8 glassmesh kinds", len(objs))
 		}
 		for _, o := range objs {
 			a.apply(t, o)
@@ -419,7 +419,7 @@ func checkServiceAccess(t *testing.T, cs kubernetes.Interface, ns, sa, injector 
 	for _, r := range []struct{ group, resource string }{
 		{"", "services"}, {"", "pods"}, {"", "namespaces"}, {"discovery.k8s.io", "endpointslices"},
 		{"glassmesh.io", "services"}, {"glassmesh.io", "workloads"}, {"glassmesh.io", "trafficroutes"}, {"glassmesh.io", "slos"},
-		{"glassmesh.io", "canaries"}, {"glassmesh.io", "peerauthentications"}, {"glassmesh.io", "authorizationpolicies"},
+		{"glassmesh.io", "canaries"}, {"glassmesh.io", "slopolicies"}, {"glassmesh.io", "peerauthentications"}, {"glassmesh.io", "authorizationpolicies"},
 		{"apiextensions.k8s.io", "customresourcedefinitions"},
 	} {
 		for _, verb := range []string{"get", "list", "watch"} {

@@ -668,6 +668,23 @@ spec:
       totalQuery: sum(rate(istio_requests_total{destination_service_name="cart"}[$window]))
 ---
 apiVersion: glassmesh.io/v1alpha1
+kind: SLO
+metadata: {name: cart-availability, namespace: shop}
+spec: {service: cart, objective: 99.5, indicator: {availability: {}}}
+---
+apiVersion: glassmesh.io/v1alpha1
+kind: SLOPolicy
+metadata: {name: cart, namespace: shop}
+spec:
+  slo: cart-availability
+  actions:
+    - when: ticket
+      shiftTraffic: {route: cart, maxShift: 50, minHealthySubsets: 1, minRequests: 10}
+    - {when: budgetExhausted, freezeCanaries: true}
+  recovery: {after: 5m, steps: [50, 100], interval: 1m}
+  dryRun: true
+---
+apiVersion: glassmesh.io/v1alpha1
 kind: AuthorizationPolicy
 metadata: {name: cart, namespace: shop}
 spec:

@@ -39,7 +39,7 @@ import (
 // CustomResources returns the plural resource names of the glassmesh kinds,
 // as deploy/crds defines them.
 func CustomResources() []string {
-	return []string{"services", "workloads", "trafficroutes", "slos", "canaries", "peerauthentications", "authorizationpolicies"}
+	return []string{"services", "workloads", "trafficroutes", "slos", "canaries", "slopolicies", "peerauthentications", "authorizationpolicies"}
 }
 
 // Config configures the Kubernetes source.
