@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
@@ -73,24 +74,42 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 
 // telemetry is the assembled telemetry side: storage, aggregation, the
 // receivers and the Prometheus API.
+//
+// Both stores open in the background (telemetry_open.go): what reads or
+// writes them holds their Opening from the start, and the parts that need
+// the open store (the istio_* aggregator, remote-write, the rules'
+// evaluation, the trace forwarder) are built or started once it is.
 type telemetry struct {
 	// remoteQuery is --metrics.query-url's store, when given.
 	remoteQuery *metrics.RemoteQuery
-	storage     *metrics.Storage
-	agg         *metrics.Aggregator
+	metrics     *metrics.Opening // every reader and writer of metrics holds this
 	engine      *metrics.Engine
 	rules       *ruler.Ruler
-	remote      *metrics.RemoteWrite
-	traces      *durable.Store
-	spans       store.Reader // what reads traces: traces, or --traces.query-url's store over it
-	forward     *forward.Forwarder
-	graph       *topology.Graph
-	otlpGRPC    *grpc.Server
-	otlpHTTP    *http.Server
-	otlpGLis    net.Listener
-	otlpHLis    net.Listener
-	zipkin      *http.Server
-	zipLis      net.Listener
+	// aggregate feeds access-log records to the istio_* aggregator,
+	// built once the TSDB has opened (its counters restore from it).
+	aggregate *record.Deferred
+	metricsCf metricsOpenConfig
+	spanStore *store.Opening // every reader and writer of spans holds this
+	tracesCf  tracesOpenConfig
+	spans     store.Reader // what reads traces: spanStore, or --traces.query-url's store over it
+
+	logger *slog.Logger
+	reg    prometheus.Registerer
+
+	// Set by the opening actors, read by close after the run group ends.
+	storage *metrics.Storage
+	agg     *metrics.Aggregator
+	remote  *metrics.RemoteWrite
+	traces  *durable.Store
+	forward *forward.Forwarder
+
+	graph    *topology.Graph
+	otlpGRPC *grpc.Server
+	otlpHTTP *http.Server
+	otlpGLis net.Listener
+	otlpHLis net.Listener
+	zipkin   *http.Server
+	zipLis   net.Listener
 }
 
 func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
@@ -98,13 +117,12 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--retention.metrics: %w", err)
 	}
-	t := &telemetry{}
-	began := time.Now()
-	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention},
+	t := &telemetry{spanStore: store.NewOpening(), logger: a.logger, reg: a.reg}
+	if t.metrics, err = metrics.NewOpening(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention},
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
-	a.logger.Info("metrics storage opened", "component", "metrics", "took", time.Since(began))
+	t.aggregate = record.NewDeferred(t.metrics.Err)
 	ok := false
 	defer func() {
 		if !ok {
@@ -132,20 +150,18 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	return t, nil
 }
 
-// newMetrics builds what stands on the TSDB: remote-write, the istio_*
-// aggregator, the PromQL engine, rules, the Prometheus API and ingest.
+// newMetrics builds what stands on the opening TSDB: the PromQL engine,
+// rules, the Prometheus API; remote-write and the istio_* aggregator wait
+// for the open TSDB (openMetrics).
 func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) error {
 	logger, reg := a.logger.With("component", "metrics"), a.reg
 	var err error
-	// Before anything appends: remote-write hooks the TSDB's write notifications.
-	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
-		ReplicaLabel: f.replicaLabel, BatchSendDeadline: f.remoteWriteBatch, FlushDeadline: 10 * time.Second}, t.storage.DB(), logger, reg); err != nil {
-		return err
+	t.metricsCf = metricsOpenConfig{
+		remote: metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
+			ReplicaLabel: f.replicaLabel, BatchSendDeadline: f.remoteWriteBatch, FlushDeadline: 10 * time.Second},
+		agg: metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric},
 	}
-	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
-		return err
-	}
-	backend := t.storage.Backend()
+	backend := t.metrics.Backend()
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
 		return err
 	}
@@ -166,8 +182,10 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 		return err
 	}
 	// With a shared store the data reads (the UI's charts, Grafana) go there.
+	// 503 with the replay's progress until the TSDB is open, as
+	// Prometheus answers while it replays.
 	api, err := promapi.New(promapi.Config{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
-		Ready: a.ready.Load, Store: f.metricsQueryURL}, backend, t.engine, t.rules, logger, reg)
+		NotReady: t.metrics.Err, Store: f.metricsQueryURL}, backend, t.engine, t.rules, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -193,7 +211,7 @@ func (a *app) externalLabels(f telemetryFlags) map[string]string {
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
 // through the graph's watch for Istio series pushed in.
 func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory}, t.graph.WatchAppends(t.storage.AppendableV2()),
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory, Ready: t.metrics.Err}, t.graph.WatchAppends(t.metrics),
 		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err
@@ -206,7 +224,7 @@ func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
 // newPipeline builds the service graph and the access-log path that feeds
 // it and the aggregator: receivers → pipeline → consumers.
 func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
-	q := t.engine.QueryFunc(t.storage.Queryable())
+	q := t.engine.QueryFunc(t.metrics)
 	cfg := topology.Config{}
 	if t.remoteQuery != nil {
 		q, cfg.PreferQuerier = t.remoteQuery.Query, true
@@ -218,8 +236,8 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 	t.graph.Register(a.mux)
 	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
 	t.graph.SetMesh(mesh)
-	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
-		[]record.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
+	pipe, err := pipeline.New(pipeline.Config{Appendable: t.metrics}, mesh,
+		[]record.RequestConsumer{t.aggregate, t.graph}, a.logger.With("component", "pipeline"), a.reg)
 	if err != nil {
 		return err
 	}
@@ -269,28 +287,22 @@ func (t *telemetry) listen(f telemetryFlags, ingest *receiver.MetricsReceiver, t
 // maxMessageBytes bounds one gRPC message (OTLP batches, ALS batches).
 const maxMessageBytes = 16 << 20
 
-// newTraces opens the trace store and builds the receivers and the Jaeger
-// query API on it.
+// newTraces builds the receivers and the Jaeger query API on the opening
+// trace store; openTraces opens it.
 func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver, error) {
 	retention, err := model.ParseDuration(f.retentionTraces)
 	if err != nil {
 		return nil, fmt.Errorf("--retention.traces: %w", err)
 	}
 	logger := a.logger.With("component", "traces")
-	began := time.Now()
-	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention}, logger, a.reg); err != nil {
-		return nil, err
-	}
-	logger.Info("trace store opened", "took", time.Since(began))
-	var fc forward.Config
+	t.tracesCf.store = durable.Config{DataDir: a.flags.dataDir, Retention: retention}
 	for _, u := range f.exportOTLP {
-		fc.Targets = append(fc.Targets, forward.Target{URL: u})
+		t.tracesCf.forward.Targets = append(t.tracesCf.forward.Targets, forward.Target{URL: u})
 	}
-	// Before the store runs, so that no WAL segment a target needs goes.
-	if t.forward, err = forward.New(fc, t.traces, logger, a.reg); err != nil {
+	if err := t.tracesCf.forward.Validate(); err != nil {
 		return nil, err
 	}
-	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{Memory: a.memory}, t.traces, logger, a.reg)
+	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{Memory: a.memory}, t.spanStore, logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -309,7 +321,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 // forwarded yet.
 func (a *app) traceReader(t *telemetry, f telemetryFlags, logger *slog.Logger) (store.Reader, error) {
 	if f.tracesQueryURL == "" {
-		return t.traces, nil
+		return t.spanStore, nil
 	}
 	shared, err := jaegerquery.New(jaegerquery.Config{URL: f.tracesQueryURL})
 	if err != nil {
@@ -319,7 +331,7 @@ func (a *app) traceReader(t *telemetry, f telemetryFlags, logger *slog.Logger) (
 		logger.Warn("--traces.query-url without --traces.export-otlp: spans accepted here reach no other replica")
 	}
 	logger.Info("reading traces from a shared store", "url", shared.URL())
-	return store.NewLayered(shared, t.traces), nil
+	return store.NewLayered(shared, t.spanStore), nil
 }
 
 // actors are the telemetry's long-running parts for the run group.
@@ -327,13 +339,9 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := func(error) { cancel() }
 	acts := []actor{
-		{func() error { return t.agg.Run(ctx) }, stop},
-		{func() error { return t.rules.Run(ctx) }, stop},
-		{func() error { return t.remote.Run(ctx) }, stop},
+		{func() error { return t.openMetrics(ctx) }, stop},
+		{func() error { return t.openTraces(ctx) }, stop},
 		{func() error { return t.graph.Run(ctx) }, stop},
-		{func() error { return t.storage.Run(ctx) }, stop},
-		{func() error { return t.traces.Run(ctx) }, stop},
-		{func() error { return t.forward.Run(ctx) }, stop},
 	}
 	if t.otlpGRPC != nil {
 		acts = append(acts, actor{func() error { return t.otlpGRPC.Serve(t.otlpGLis) }, func(error) { t.otlpGRPC.Stop() }})

@@ -21,6 +21,8 @@ import (
 	"go.opentelemetry.io/collector/pdata/pmetric/pmetricotlp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // maxAheadTime is how far in the future a pushed sample may lie, as in
@@ -114,6 +116,8 @@ func grpcCode(err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
+	case errors.Is(err, record.ErrNotReady):
+		return codes.Unavailable
 	case isBadDataError(err):
 		return codes.InvalidArgument
 	}
@@ -169,6 +173,10 @@ type otlpMetricsGRPC struct {
 	conv    *otlpConverter
 	sizer   pmetric.ProtoMarshaler
 	results *prometheus.CounterVec
+	// ready refuses while the storage opens (nil: never); retryAfter is
+	// the delay when the refusal does not say.
+	ready      func() error
+	retryAfter time.Duration
 }
 
 // Export implements pmetricotlp.GRPCServer. Warnings come back as a
@@ -181,6 +189,12 @@ func (s *otlpMetricsGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequ
 		return pmetricotlp.NewExportResponse(), s.limiter.grpcStatus(err)
 	}
 	defer release()
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			s.results.WithLabelValues(receiverOTLPGRPC, codes.Unavailable.String()).Inc()
+			return pmetricotlp.NewExportResponse(), notReadyStatus(err, s.retryAfter).Err()
+		}
+	}
 	warnings, err := s.conv.consume(ctx, md)
 	if err != nil {
 		code := grpcCode(err)

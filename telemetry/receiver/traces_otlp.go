@@ -83,6 +83,8 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 	switch {
 	case r.overloaded(err):
 		return exhausted(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
+	case notReady(err):
+		return notReadyStatus(err, r.cfg.RetryAfter)
 	case errors.Is(err, context.Canceled):
 		return status.New(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -177,7 +179,8 @@ func retryAfterSeconds(d time.Duration) string {
 }
 
 // writeHTTPWriteError answers a failed write: 429 and Retry-After when
-// overloaded, 503 (retryable) otherwise.
+// overloaded, 503 (retryable) otherwise, with Retry-After while the
+// store opens.
 func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, err error) {
 	st := r.grpcStatus(err)
 	code := http.StatusServiceUnavailable
@@ -185,6 +188,10 @@ func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, er
 	case codes.ResourceExhausted:
 		code = http.StatusTooManyRequests
 		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
+	case codes.Unavailable:
+		if notReady(err) {
+			w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
+		}
 	case codes.Canceled, codes.DeadlineExceeded:
 		code = http.StatusRequestTimeout
 	}
