@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,7 @@ func (n *node) measureStart(t *testing.T) *startFigures {
 		return resp.StatusCode == http.StatusOK, nil
 	})
 	wg.Wait()
+	t.Logf("start %d: %d answers were 429 (memory budget) before success", n.starts, refused429.Swap(0))
 	t.Logf("start %d: trace store opened in %s, TSDB in %s, istio_* counters restored in %s, \"glassmesh ready\" at %s",
 		n.starts, n.took("trace store opened", "took"), n.took("metrics storage opened", "took"),
 		n.took("metrics restored from TSDB", "took"), n.took("glassmesh ready", "sinceStart"))
@@ -214,8 +216,11 @@ func answered(hc *http.Client, u string) (bool, error) {
 	return acknowledged(resp, err, http.StatusOK)
 }
 
+// refused429 counts 429 answers during the starts.
+var refused429 atomic.Int64
+
 // acknowledged reads an answer: want is success, a refused connection or
-// 503 with Retry-After is "not yet", any other status an error.
+// 503 or 429 with Retry-After is "not yet", any other status an error.
 func acknowledged(resp *http.Response, err error, want int) (bool, error) {
 	if err != nil {
 		return false, nil // not listening yet
@@ -225,6 +230,11 @@ func acknowledged(resp *http.Response, err error, want int) (bool, error) {
 	case resp.StatusCode == want || want == http.StatusNoContent && resp.StatusCode/100 == 2:
 		return true, nil
 	case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
+		return false, nil
+	case resp.StatusCode == http.StatusTooManyRequests && resp.Header.Get("Retry-After") != "":
+		// Over the memory budget (the TSDB's replay holds a lot): also
+		// retryable, and counted.
+		refused429.Add(1)
 		return false, nil
 	}
 	return false, fmt.Errorf("answered %s (Retry-After %q)", resp.Status, resp.Header.Get("Retry-After"))
