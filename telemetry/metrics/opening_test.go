@@ -131,7 +131,9 @@ func TestDeferredConsumerRefusesUntilSet(t *testing.T) {
 
 type consumerFunc func(context.Context, []record.Request) error
 
-func (f consumerFunc) ConsumeRequests(ctx context.Context, r []record.Request) error { return f(ctx, r) }
+func (f consumerFunc) ConsumeRequests(ctx context.Context, r []record.Request) error {
+	return f(ctx, r)
+}
 
 // gaugeOf finds a registered collector by metric name.
 func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
