@@ -90,7 +90,7 @@ func (n *node) measureStart(t *testing.T) *startFigures {
 	t.Helper()
 	began := time.Now()
 	startTimeout = 2 * time.Minute // listening comes first now, whatever the data dir
-	n.g = start(t, append(n.args, "--data-dir", n.dir, "--http-addr", n.http, "--grpc-addr", n.grpc, "--zipkin-addr", n.zipkin)...)
+	n.g = launch(t, append(n.args, "--data-dir", n.dir, "--http-addr", n.http, "--grpc-addr", n.grpc, "--zipkin-addr", n.zipkin)...)
 	n.starts++
 	f := &startFigures{traceID: fmt.Sprintf("%016x%016x", 0xbeef, rand.Uint64())}
 	var mu sync.Mutex

@@ -35,7 +35,7 @@ func newNode(t *testing.T, dir string, args ...string) *node {
 func (n *node) start(t *testing.T) time.Duration {
 	t.Helper()
 	began := time.Now()
-	n.g = start(t, append(n.args, "--data-dir", n.dir, "--http-addr", n.http, "--grpc-addr", n.grpc, "--zipkin-addr", n.zipkin)...)
+	n.g = launch(t, append(n.args, "--data-dir", n.dir, "--http-addr", n.http, "--grpc-addr", n.grpc, "--zipkin-addr", n.zipkin)...)
 	listening := time.Since(began)
 	// Every store open, not only xDS (/readyz): what a case's read-backs need.
 	eventually(t, 2*time.Minute, "/readyz/all 200", func() error {
