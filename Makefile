@@ -57,6 +57,8 @@ fuzz:
 faults:
 	$(GO) vet -tags faults ./faults/
 	$(GO) test -tags faults -count=1 -timeout 30m -v ./faults/
+	# The API-server restart and partition case needs a real kube-apiserver: e2e/k8s.
+	cd e2e/k8s && $(GO) vet -tags faults ./... && $(GO) test -tags faults -count=1 -timeout 30m -v -run 'Fault' ./...
 
 # Benchmarks and side-by-side comparisons; writes BENCHMARKS.md.
 bench:

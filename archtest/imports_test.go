@@ -32,6 +32,7 @@ var allowed = map[string][]string{
 	"telemetry/record":     nil,
 	"telemetry/receiver":   {"telemetry/pipeline", "tracing/propagation", "telemetry/admission"},
 	"telemetry/admission":  nil,
+	"telemetry/diskspace":  nil, // the data dir's free-space guard every store shares
 	"telemetry/pipeline":   {"control/model", "telemetry/metrics", "tracing/store", "topology"},
 	"telemetry/metrics":    {"control/model"},
 	"telemetry/slo":        {"control/model", "telemetry/metrics"},
@@ -49,7 +50,7 @@ var allowed = map[string][]string{
 }
 
 var (
-	leaves = []string{"control/naming", "telemetry/record"}
+	leaves = []string{"control/naming", "telemetry/record", "telemetry/diskspace"}
 	free   = []string{"cmd", "demo", "e2e", "bench", "archtest", "deploy"}
 )
 

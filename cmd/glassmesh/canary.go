@@ -31,6 +31,12 @@ func (a *app) newCanary() error {
 		// and this replica follows until it wins the election (leader.go).
 		cfg.Store = canary.ObjectStore{List: a.kube.CanaryStatuses, Patch: a.kube.PatchCanaryStatus}
 		cfg.Follower = true
+		// A leader serves only what reached the API server, and decides
+		// only while its lease is being renewed (leader.go): a leader cut
+		// off from the API server moves no traffic that the next leader
+		// would not know of.
+		cfg.ServeSaved = true
+		cfg.LeaseValid = a.leaseValid
 	} else {
 		a.leaderGauge.Set(1)
 	}
@@ -99,7 +105,7 @@ func (a *app) newSLOs() error {
 	}
 	a.slos = mg
 	mg.Register(a.mux)
-	return nil
+	return a.newSLOEngine(mg, query)
 }
 
 // reapply pushes the loaded config again with the overlay's current

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -71,11 +72,12 @@ func (a *app) elect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	lock := &resourcelock.LeaseLock{
+	lock := &renewals{Interface: &resourcelock.LeaseLock{
 		LeaseMeta:  metav1.ObjectMeta{Namespace: f.namespace, Name: f.name},
 		Client:     cs.CoordinationV1(),
 		LockConfig: resourcelock.ResourceLockConfig{Identity: f.identity},
-	}
+	}, valid: leaseValidFor(f.retry, f.renew)}
+	a.renewals.Store(lock)
 	for ctx.Err() == nil {
 		le, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock: lock, Name: "glassmesh",
@@ -129,6 +131,71 @@ func (a *app) lead(leading bool) error {
 	}
 	a.reapply()
 	return nil
+}
+
+// leaseValid says whether this replica's lead is current: the canary
+// controller decides only while it is (canary.Config.LeaseValid). Without
+// an election (file source, --leader-elect=false) it always is.
+func (a *app) leaseValid() bool {
+	r := a.renewals.Load()
+	return r == nil || r.current()
+}
+
+// renewals is the leader Lease's lock, noting when this replica last wrote
+// itself into the Lease (an acquisition or a renewal).
+//
+// client-go tells a leader it lost the Lease only when its renewals failed
+// for the whole renew deadline, and with ReleaseOnCancel only after it
+// then tried to release the Lease for another renew deadline: a leader cut
+// off from the API server goes on leading for up to twice the renew
+// deadline, past the lease duration after which another replica takes
+// over. So the canary controller does not wait for that: it decides only
+// while the last renewal is recent (current).
+type renewals struct {
+	resourcelock.Interface
+	valid time.Duration
+	last  atomic.Int64 // UnixNano of the start of the last successful write as holder
+}
+
+// leaseValidFor is how long after the start of its last renewal a leader
+// still decides: a retry period (when the next renewal starts) and half
+// the renew deadline (for it to answer), never beyond the renew deadline,
+// which is shorter than the lease duration followers wait for. Renewals
+// succeed every retry period while the API server answers, so the
+// controller pauses within this time of the API server going out of
+// reach, well before client-go gives the lead up.
+func leaseValidFor(retry, renew time.Duration) time.Duration {
+	return min(retry+renew/2, renew)
+}
+
+// Create implements resourcelock.Interface.
+func (r *renewals) Create(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	start := time.Now()
+	err := r.Interface.Create(ctx, ler)
+	r.note(start, ler, err)
+	return err
+}
+
+// Update implements resourcelock.Interface.
+func (r *renewals) Update(ctx context.Context, ler resourcelock.LeaderElectionRecord) error {
+	start := time.Now()
+	err := r.Interface.Update(ctx, ler)
+	r.note(start, ler, err)
+	return err
+}
+
+// note records a successful write that names this replica the holder (a
+// release names no one).
+func (r *renewals) note(start time.Time, ler resourcelock.LeaderElectionRecord, err error) {
+	if err == nil && ler.HolderIdentity == r.Identity() {
+		r.last.Store(start.UnixNano())
+	}
+}
+
+// current says whether the last renewal started less than valid ago.
+func (r *renewals) current() bool {
+	last := r.last.Load()
+	return last != 0 && time.Since(time.Unix(0, last)) < r.valid
 }
 
 func newLeaderGauge(reg prometheus.Registerer) prometheus.Gauge {

@@ -84,8 +84,9 @@ type app struct {
 	ready     atomic.Bool
 	started   time.Time // when newApp began: what "ready" is timed from
 
-	leading        atomic.Bool      // holds the leader Lease (leader.go)
-	canaryRequests *canary.Requests // with --source kubernetes
+	leading        atomic.Bool              // holds the leader Lease (leader.go)
+	renewals       atomic.Pointer[renewals] // the Lease's renewals, once campaigning (leader.go)
+	canaryRequests *canary.Requests         // with --source kubernetes
 	leaderGauge    prometheus.Gauge
 
 	// actors are extra run-group members (the demo adds its apps).

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
+	"github.com/prometheus/prometheus/rules"
 	"github.com/spf13/cobra"
 
 	"github.com/glassmesh/glassmesh/control/source"
@@ -45,4 +47,35 @@ errors and warnings go to stderr as file:line; errors exit 1.`,
 		},
 	})
 	return cmd
+}
+
+// newSLOEngine runs the incremental SLO engine beside the SLO rules: it
+// counts events with query (the shared store's when there is one) and
+// keeps its rollups in the local TSDB, so they survive restarts like the
+// rest of the metrics. It serves the budget reports and feeds /api/slos;
+// its rounds start once the TSDB has opened (the reports answer from the
+// opening store until then, which refuses with its reason).
+func (a *app) newSLOEngine(mg *slo.Manager, query rules.QueryFunc) error {
+	f := a.flags.telemetry
+	e, err := slo.NewEngine(slo.EngineConfig{Step: f.sloStep, Delay: f.metricsInterval},
+		query, a.tel.metrics, a.tel.metrics, a.logger.With("component", "slo-engine"), a.reg)
+	if err != nil {
+		return fmt.Errorf("--slo.step: %w", err)
+	}
+	mg.UseEngine(e)
+	e.RegisterReports(a.mux)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.actors = append(a.actors, actor{
+		execute: func() error {
+			// Its rounds read and write the local TSDB: start once it is open.
+			select {
+			case <-a.tel.metrics.Ready():
+			case <-ctx.Done():
+				return nil
+			}
+			return e.Run(ctx)
+		},
+		interrupt: func(error) { cancel() },
+	})
+	return nil
 }

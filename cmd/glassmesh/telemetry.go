@@ -8,15 +8,18 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/control/model"
 	"github.com/glassmesh/glassmesh/telemetry/admission"
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/promapi"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
@@ -40,6 +43,7 @@ type telemetryFlags struct {
 	maxSeriesPerMetric int
 	ruleFiles          []string
 	rulesInterval      time.Duration
+	sloStep            time.Duration
 	alertmanagerURLs   []string
 	remoteWriteURLs    []string
 	remoteWriteBatch   time.Duration
@@ -50,6 +54,7 @@ type telemetryFlags struct {
 	exportOTLP         []string
 	metricsQueryURL    string
 	tracesQueryURL     string
+	storageMinFree     string
 }
 
 func (f *telemetryFlags) register(fs *pflag.FlagSet) {
@@ -60,6 +65,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.maxSeriesPerMetric, "metrics.max-series-per-metric", metrics.DefaultMaxSeriesPerMetric, "label sets kept per istio_* metric; new ones beyond it are dropped and counted")
 	fs.StringArrayVar(&f.ruleFiles, "rules", nil, "Prometheus rule files (globs; repeatable), evaluated with the generated SLO rules")
 	fs.DurationVar(&f.rulesInterval, "rules.interval", 10*time.Second, "default evaluation interval of rule groups")
+	fs.DurationVar(&f.sloStep, "slo.step", time.Minute, "step of the incremental SLO engine: how often it counts each SLO's events into its rollups and evaluates every SLO's budget (cost per round does not grow with the SLO window)")
 	fs.StringArrayVar(&f.alertmanagerURLs, "alertmanager-url", nil, "Alertmanager to send firing alerts to (repeatable)")
 	fs.StringArrayVar(&f.remoteWriteURLs, "remote-write-url", nil, "Prometheus remote-write endpoint to ship every stored series to, e.g. http://mimir:9009/api/v1/push (repeatable)")
 	fs.DurationVar(&f.remoteWriteBatch, "remote-write.batch-send-deadline", time.Second, "longest a sample waits for its remote-write batch to fill (Prometheus's default is 5s; shorter, because with --metrics.query-url the canary gates and rules read what was sent)")
@@ -69,6 +75,7 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 	fs.StringArrayVar(&f.exportOTLP, "traces.export-otlp", nil, "also forward every accepted span, from the WAL with retries, to this OTLP endpoint (Jaeger, Tempo, a collector): http(s)://host:4318[/v1/traces] or grpc://host:4317 (repeatable)")
 	fs.StringVar(&f.retentionTraces, "retention.traces", "72h", "how long traces are kept (Go duration, or days like 3d); whole blocks are deleted")
 	fs.StringVar(&f.tracesQueryURL, "traces.query-url", "", "read traces from this shared Jaeger query service (API v3 over HTTP, e.g. http://jaeger:16686) that several replicas forward to with --traces.export-otlp: the Jaeger APIs, Jaeger remote storage, the UI, exemplar links and the graph's span edges; this replica's own spans not forwarded yet are added to the traces it returns")
+	fs.StringVar(&f.storageMinFree, "storage.min-free", "256MiB", "space kept free on --data-dir's filesystem: below it ingest (OTLP, Zipkin, remote-write) is refused with RESOURCE_EXHAUSTED / 507 and Retry-After, so block cuts and compaction still have room, and it resumes on its own when space returns; 0 refuses only once a write fails for space")
 	fs.StringVar(&f.metricsQueryURL, "metrics.query-url", "", "read metrics from this Prometheus-compatible HTTP API (Mimir, Thanos, Prometheus) instead of this instance's own TSDB, when several replicas remote-write to it: the service graph, canary gates, /api/slos, and the rules and alerts, which only the leader evaluates")
 }
 
@@ -83,6 +90,7 @@ type telemetry struct {
 	// remoteQuery is --metrics.query-url's store, when given.
 	remoteQuery *metrics.RemoteQuery
 	metrics     *metrics.Opening // every reader and writer of metrics holds this
+	space       *diskspace.Guard // the data dir's free space, guarding every store
 	engine      *metrics.Engine
 	rules       *ruler.Ruler
 	// aggregate feeds access-log records to the istio_* aggregator,
@@ -118,7 +126,10 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		return nil, fmt.Errorf("--retention.metrics: %w", err)
 	}
 	t := &telemetry{spanStore: store.NewOpening(), logger: a.logger, reg: a.reg}
-	if t.metrics, err = metrics.NewOpening(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention},
+	if t.space, err = a.newSpaceGuard(f); err != nil {
+		return nil, err
+	}
+	if t.metrics, err = metrics.NewOpening(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention, Space: t.space},
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
@@ -148,6 +159,19 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	}
 	ok = true
 	return t, nil
+}
+
+// newSpaceGuard builds the guard of --data-dir's free space that both
+// stores check before they write.
+func (a *app) newSpaceGuard(f telemetryFlags) (*diskspace.Guard, error) {
+	minFree, err := units.ParseBase2Bytes(f.storageMinFree)
+	if err != nil {
+		return nil, fmt.Errorf("--storage.min-free: %q is not a size like 256MiB: %w", f.storageMinFree, err)
+	}
+	if err := os.MkdirAll(a.flags.dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("--data-dir: %w", err)
+	}
+	return diskspace.New(diskspace.Config{Dir: a.flags.dataDir, MinFree: int64(minFree)}, a.logger.With("component", "storage"), a.reg)
 }
 
 // newMetrics builds what stands on the opening TSDB: the PromQL engine,
@@ -211,7 +235,7 @@ func (a *app) externalLabels(f telemetryFlags) map[string]string {
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
 // through the graph's watch for Istio series pushed in.
 func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory, Ready: t.metrics.Err}, t.graph.WatchAppends(t.metrics),
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory, Space: t.space, Ready: t.metrics.Err}, t.graph.WatchAppends(t.metrics),
 		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err
@@ -295,7 +319,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 		return nil, fmt.Errorf("--retention.traces: %w", err)
 	}
 	logger := a.logger.With("component", "traces")
-	t.tracesCf.store = durable.Config{DataDir: a.flags.dataDir, Retention: retention}
+	t.tracesCf.store = durable.Config{DataDir: a.flags.dataDir, Retention: retention, Space: t.space}
 	for _, u := range f.exportOTLP {
 		t.tracesCf.forward.Targets = append(t.tracesCf.forward.Targets, forward.Target{URL: u})
 	}
@@ -339,6 +363,7 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 	ctx, cancel := context.WithCancel(ctx)
 	stop := func(error) { cancel() }
 	acts := []actor{
+		{func() error { return t.space.Run(ctx) }, stop},
 		{func() error { return t.openMetrics(ctx) }, stop},
 		{func() error { return t.openTraces(ctx) }, stop},
 		{func() error { return t.graph.Run(ctx) }, stop},

@@ -46,6 +46,19 @@ type Config struct {
 	// MaxDecisions bounds the records kept per canary (oldest go first).
 	// Default 500.
 	MaxDecisions int
+	// LeaseValid, when set, says whether this replica's lead is current:
+	// its leader lease was renewed recently. While it says false a leading
+	// controller decides nothing, starts no canary and refuses actions
+	// (ErrNotLeader): a leader cut off from the API server could not
+	// persist them, and the replica that takes its lease over would never
+	// know of them. It must not block. nil: always current.
+	LeaseValid func() bool
+	// ServeSaved makes a leader serve the canaries' states as Store holds
+	// them, as its followers do, instead of as it decided them: a decision
+	// moves traffic only once it is persisted, so no replica serves a step
+	// the next leader would not resume from. For a Store that replicas
+	// share (ObjectStore on Kubernetes).
+	ServeSaved bool
 }
 
 // Validate reports a config the controller cannot run with.
@@ -70,6 +83,7 @@ type Controller struct {
 	mu       sync.Mutex
 	leading  bool        // decides, evaluates and saves; else follows the store
 	takeOver bool        // leading, but the saved states are to be adopted with the first config
+	resync   bool        // leading, but the latest config came while the lease was not current
 	loaded   bool        // a config has arrived (Overlay)
 	mesh     *model.Mesh // the latest loaded (file) mesh
 	canaries map[string]*canary
@@ -157,7 +171,7 @@ func (c *Controller) Lead() error {
 	var err error
 	if c.loaded {
 		if err = c.adopt(); err == nil {
-			c.sync(c.mesh, time.Now())
+			c.syncIfCurrent(c.mesh)
 		}
 	} else {
 		c.takeOver = true
@@ -180,7 +194,38 @@ func (c *Controller) Follow() {
 	if c.leading {
 		c.logger.Info("canary controller following the leader's decisions")
 	}
-	c.leading, c.takeOver = false, false
+	c.leading, c.takeOver, c.resync = false, false, false
+}
+
+// current says whether a leader may decide now (Config.LeaseValid).
+// Called with c.mu held.
+func (c *Controller) current() bool {
+	return c.cfg.LeaseValid == nil || c.cfg.LeaseValid()
+}
+
+// syncIfCurrent follows config m when the lease is current; else it only
+// takes m in, and Run syncs once the lease is current again. Called with
+// c.mu held, while leading.
+func (c *Controller) syncIfCurrent(m *model.Mesh) {
+	if !c.current() {
+		c.mesh, c.resync = m, true
+		c.attachSpecs()
+		return
+	}
+	c.sync(m, time.Now())
+	c.resync = false
+}
+
+// catchUp syncs the config that came while the lease was not current, and
+// reports whether it did (weights may have changed).
+func (c *Controller) catchUp() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.leading || !c.resync || !c.current() {
+		return false
+	}
+	c.syncIfCurrent(c.mesh)
+	return true
 }
 
 // Leading reports whether this controller decides.
@@ -204,7 +249,7 @@ func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
 		c.takeOver = false
 	}
 	if c.leading {
-		c.sync(m, time.Now())
+		c.syncIfCurrent(m)
 	} else {
 		c.mesh = m
 		if err := c.adopt(); err != nil {
@@ -212,7 +257,7 @@ func (c *Controller) Overlay(m *model.Mesh) (*model.Mesh, []model.Override) {
 			c.attachSpecs()
 		}
 	}
-	ovs := c.overlaysLocked(m)
+	ovs := c.servedOverlays(m)
 	c.mu.Unlock()
 	c.poke()
 	return apply(m, ovs)
@@ -299,12 +344,29 @@ func (c *Controller) follow(cur *canary, rule *model.Rule) {
 	c.save(cur, st.Key())
 }
 
-// overlaysLocked is the weights every canary sets: running ones always, ended
-// ones while the file's rule is the one they started from.
-func (c *Controller) overlaysLocked(m *model.Mesh) []overlay {
-	var out []overlay
+// servedOverlays is the weights to serve: the states decided here, or, for
+// a leader with Config.ServeSaved, the states as saved. Called with c.mu
+// held.
+func (c *Controller) servedOverlays(m *model.Mesh) []overlay {
+	if c.leading && c.cfg.ServeSaved {
+		saved, err := c.store.Load()
+		if err == nil {
+			return overlaysOf(m, saved)
+		}
+		c.logger.Error("reading the saved canary states failed; serving the states decided here", "error", err)
+	}
+	states := make([]*Status, 0, len(c.canaries))
 	for _, cur := range c.canaries {
-		st := &cur.st
+		states = append(states, &cur.st)
+	}
+	return overlaysOf(m, states)
+}
+
+// overlaysOf is the weights the states set: running canaries always, ended
+// ones while the file's rule is the one they started from.
+func overlaysOf(m *model.Mesh, states []*Status) []overlay {
+	var out []overlay
+	for _, st := range states {
 		route := m.Route(st.Namespace, st.Route)
 		if route == nil {
 			continue

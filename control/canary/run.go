@@ -23,7 +23,8 @@ func (c *Controller) Run(ctx context.Context, push func()) error {
 		case <-t.C:
 		case <-c.wake:
 		}
-		if c.evaluateAll(ctx) {
+		caughtUp := c.catchUp()
+		if c.evaluateAll(ctx) || caughtUp {
 			push()
 		}
 	}
@@ -68,7 +69,7 @@ const fastWindow = 30 * time.Second
 func (c *Controller) targets() []target {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.leading {
+	if !c.leading || !c.current() {
 		return nil
 	}
 	var out []target
@@ -172,8 +173,8 @@ func (c *Controller) decide(t target, d Decision) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	cur := c.canaries[t.key]
-	if !c.leading || cur == nil || cur.gen != t.gen || cur.st.State != Progressing {
-		return false
+	if !c.leading || !c.current() || cur == nil || cur.gen != t.gen || cur.st.State != Progressing {
+		return false // the lease may have lapsed while the gates were queried
 	}
 	return c.transition(cur, d)
 }
@@ -252,7 +253,7 @@ func (c *Controller) Act(namespace, name string, action Verdict, reason string) 
 func (c *Controller) ActBy(namespace, name string, action Verdict, reason, by string) (Status, bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.leading {
+	if !c.leading || !c.current() {
 		return Status{}, false, ErrNotLeader
 	}
 	cur := c.canaries[namespace+"/"+name]

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // flushBatch is how many label sets a flush appends per shard lock hold,
@@ -70,7 +73,13 @@ func (a *Aggregator) flushAt(ctx context.Context, now time.Time) error {
 	a.m.flushDuration.Observe(time.Since(start).Seconds())
 	if err != nil {
 		a.m.flushErrors.Inc()
-		a.logger.Warn("metrics flush failed", "err", err, "failed_series", f.failed)
+		level := slog.LevelWarn
+		if record.IsStorageFull(err) {
+			// The data dir's guard logs the episode once; the counts stay
+			// cumulative in memory and go out with the first flush after it.
+			level = slog.LevelDebug
+		}
+		a.logger.Log(ctx, level, "metrics flush failed", "err", err, "failed_series", f.failed)
 		return fmt.Errorf("metrics: flush: %w", err)
 	}
 	return nil

@@ -155,7 +155,7 @@ func (o *Opening) StartTime() (int64, error) {
 // refuses every call with the not-ready error.
 func (o *Opening) Appender(ctx context.Context) storage.Appender {
 	if s := o.st.Load(); s != nil {
-		return s.db.Appender(ctx)
+		return s.Appendable().Appender(ctx) // through the data dir's guard
 	}
 	return refusing{o.Err()}
 }
@@ -163,7 +163,7 @@ func (o *Opening) Appender(ctx context.Context) storage.Appender {
 // AppenderV2 implements storage.AppendableV2, like Appender.
 func (o *Opening) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	if s := o.st.Load(); s != nil {
-		return s.db.AppenderV2(ctx)
+		return s.AppendableV2().AppenderV2(ctx)
 	}
 	return refusingV2{o.Err()}
 }

@@ -14,6 +14,9 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb"
 	"github.com/prometheus/prometheus/tsdb/wlog"
+
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Storage defaults; a zero StorageConfig field means its default.
@@ -47,6 +50,10 @@ type StorageConfig struct {
 	// WALSyncInterval is how often committed WAL data is fsynced, bounding
 	// what an OS crash (not a process kill) can lose.
 	WALSyncInterval time.Duration
+	// Space, when set, guards the data dir's free space: appenders refuse
+	// every sample with a record.StorageFull while it is short (see
+	// storage_space.go). Nil: appends go ahead until the OS refuses them.
+	Space *diskspace.Guard
 }
 
 // Validate reports a configuration that cannot work, naming the key.
@@ -190,12 +197,18 @@ func (s *Storage) Queryable() storage.SampleAndChunkQueryable { return s.db }
 func (s *Storage) ExemplarQueryable() storage.ExemplarQueryable { return s.db }
 
 // Appendable returns the writer for samples and exemplars. A sample is
-// durable against kill -9 once its Appender's Commit returned nil.
-func (s *Storage) Appendable() storage.Appendable { return s.db }
+// durable against kill -9 once its Appender's Commit returned nil. While
+// the data dir is full its appenders refuse everything with a
+// record.StorageFull.
+func (s *Storage) Appendable() storage.Appendable {
+	return spaceAppendable{db: s.db, space: s.cfg.Space}
+}
 
 // AppendableV2 returns the same writer through Prometheus's newer append
 // interface (samples, exemplars and start timestamps in one call).
-func (s *Storage) AppendableV2() storage.AppendableV2 { return s.db }
+func (s *Storage) AppendableV2() storage.AppendableV2 {
+	return spaceAppendable{db: s.db, space: s.cfg.Space}
+}
 
 // Dir returns the directory the TSDB lives in (<data-dir>/metrics).
 func (s *Storage) Dir() string { return s.db.Dir() }
@@ -231,6 +244,7 @@ func (s *Storage) syncWAL(ctx context.Context) {
 	var ws walSyncState
 	defer ws.close()
 	walDir := filepath.Join(s.db.Dir(), "wal")
+	warned := false
 	for {
 		select {
 		case <-s.stop:
@@ -239,8 +253,15 @@ func (s *Storage) syncWAL(ctx context.Context) {
 			return
 		case <-t.C:
 			synced, err := ws.sync(walDir)
-			if err != nil {
+			switch err = s.cfg.Space.Report(err); {
+			case err == nil:
+				warned = false
+			case record.IsStorageFull(err):
+				// The guard logged the episode; appends are refused now.
+			case !warned:
+				// Once until it works again: a tick is 100 ms.
 				s.logger.Warn("metrics WAL fsync failed", "dir", walDir, "err", err)
+				warned = true
 			}
 			if synced {
 				s.syncs.Inc()
@@ -249,16 +270,25 @@ func (s *Storage) syncWAL(ctx context.Context) {
 	}
 }
 
+// walAhead is the space kept allocated past the end of the TSDB's newest
+// WAL segment (without changing its size), so that the records of the
+// next sync interval are written into blocks that already exist: a disk
+// that another writer fills up between two checks of the guard still
+// cannot fail a WAL record half way. When it cannot be allocated, the
+// guard starts an episode and appends stop.
+const walAhead = 4 << 20
+
 // walSyncState remembers the segment last synced and its size then.
 type walSyncState struct {
-	f    *os.File
-	name string
-	size int64
+	f        *os.File
+	name     string
+	size     int64
+	allocEnd int64 // how far the segment is allocated; -1: the filesystem cannot preallocate
 }
 
-// sync fsyncs the newest segment if it is new or grew since the last call.
-// A segment that was cut since the last call was already synced by
-// Prometheus when it was closed.
+// sync fsyncs the newest segment if it is new or grew since the last call,
+// and keeps walAhead allocated past its end. A segment that was cut since
+// the last call was already synced by Prometheus when it was closed.
 func (w *walSyncState) sync(walDir string) (bool, error) {
 	_, last, err := wlog.Segments(walDir)
 	if err != nil || last < 0 {
@@ -267,14 +297,18 @@ func (w *walSyncState) sync(walDir string) (bool, error) {
 	name := wlog.SegmentName(walDir, last)
 	if name != w.name {
 		w.close()
-		f, err := os.Open(name)
+		// Opened for writing (it writes nothing) so it may preallocate.
+		f, err := os.OpenFile(name, os.O_WRONLY, 0)
 		if err != nil {
 			return false, err
 		}
-		w.f, w.name, w.size = f, name, -1
+		w.f, w.name, w.size, w.allocEnd = f, name, -1, 0
 	}
 	fi, err := w.f.Stat()
 	if err != nil {
+		return false, err
+	}
+	if err := w.preallocate(fi.Size()); err != nil {
 		return false, err
 	}
 	if fi.Size() == w.size {
@@ -287,11 +321,28 @@ func (w *walSyncState) sync(walDir string) (bool, error) {
 	return true, nil
 }
 
+// preallocate allocates walAhead past size once less than half of it is
+// left.
+func (w *walSyncState) preallocate(size int64) error {
+	if w.allocEnd < 0 || w.allocEnd-size >= walAhead/2 {
+		return nil
+	}
+	switch err := allocateKeepSize(w.f, size, walAhead); {
+	case err == nil:
+		w.allocEnd = size + walAhead
+	case errors.Is(err, errors.ErrUnsupported):
+		w.allocEnd = -1
+	default:
+		return fmt.Errorf("preallocating the metrics WAL segment %s: %w", w.name, err)
+	}
+	return nil
+}
+
 // close releases the segment file held open.
 func (w *walSyncState) close() {
 	if w.f != nil {
 		_ = w.f.Close()
-		w.f, w.name, w.size = nil, "", 0
+		w.f, w.name, w.size, w.allocEnd = nil, "", 0, 0
 	}
 }
 

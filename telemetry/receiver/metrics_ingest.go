@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/glassmesh/glassmesh/telemetry/admission"
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 )
 
 // MetricsReceiver defaults.
@@ -74,6 +75,10 @@ type MetricsConfig struct {
 	// or UNAVAILABLE + RetryInfo and the error's reason. Prometheus's own
 	// handlers would answer a failing append with 500.
 	Ready func() error
+	// Space, when set, is the data dir's guard: while it refuses, HTTP
+	// requests are answered 507 before Prometheus's handlers (which would
+	// log an error for each) see them. The storage refuses them anyway.
+	Space *diskspace.Guard
 }
 
 // Validate reports settings that cannot work, by key.
@@ -139,6 +144,10 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 	}, []string{"receiver", "code"})
 	promCfg := config.DefaultConfig
 	promCfg.GlobalConfig, promCfg.OTLPConfig = config.DefaultGlobalConfig, config.DefaultOTLPConfig
+	// Prometheus's handlers answer 500 for any storage error; a full data
+	// dir becomes 507 with Retry-After instead.
+	app = notingAppendable{app}
+	rejected := func(receiver string) { lim.rejected.WithLabelValues(receiver, reasonStorageFull).Inc() }
 	rw := remote.NewWriteHandler(logger.With("component", "remote-write receiver"), reg, app,
 		remoteapi.MessageTypes{remoteapi.WriteV1MessageType, remoteapi.WriteV2MessageType}, false, false)
 	otlp := remote.NewOTLPWriteHandler(logger.With("component", "otlp receiver"), reg, app,
@@ -146,11 +155,13 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 		remote.OTLPOptions{LookbackDelta: cfg.LookbackDelta})
 	conv := newOTLPConverter(app, promCfg.OTLPConfig, cfg.LookbackDelta, logger.With("component", "otlp grpc receiver"), reg)
 	return &MetricsReceiver{
-		memory:      cfg.Memory,
-		limiter:     lim,
-		remoteWrite: countCodes(receiverRemoteWrite, results, readyGate(cfg.Ready, cfg.RetryAfter, lim.wrapHTTP(receiverRemoteWrite, rw))),
-		otlpHTTP:    countCodes(receiverOTLPHTTP, results, readyGate(cfg.Ready, cfg.RetryAfter, lim.wrapHTTP(receiverOTLPHTTP, otlp))),
-		otlpGRPC:    &otlpMetricsGRPC{limiter: lim, conv: conv, results: results, ready: cfg.Ready, retryAfter: cfg.RetryAfter},
+		memory:  cfg.Memory,
+		limiter: lim,
+		remoteWrite: countCodes(receiverRemoteWrite, results, readyGate(cfg.Ready, cfg.RetryAfter, lim.wrapHTTP(receiverRemoteWrite,
+			noteStorageFull(receiverRemoteWrite, rejected, cfg.Space, cfg.RetryAfter, plainStorageFull, rw)))),
+		otlpHTTP: countCodes(receiverOTLPHTTP, results, readyGate(cfg.Ready, cfg.RetryAfter, lim.wrapHTTP(receiverOTLPHTTP,
+			noteStorageFull(receiverOTLPHTTP, rejected, cfg.Space, cfg.RetryAfter, otlpStorageFull, otlp)))),
+		otlpGRPC: &otlpMetricsGRPC{limiter: lim, conv: conv, results: results, ready: cfg.Ready, retryAfter: cfg.RetryAfter},
 	}, nil
 }
 

@@ -196,6 +196,11 @@ func (s *otlpMetricsGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequ
 		}
 	}
 	warnings, err := s.conv.consume(ctx, md)
+	if record.IsStorageFull(err) {
+		s.limiter.rejected.WithLabelValues(receiverOTLPGRPC, reasonStorageFull).Inc()
+		s.results.WithLabelValues(receiverOTLPGRPC, codes.ResourceExhausted.String()).Inc()
+		return pmetricotlp.NewExportResponse(), storageFullStatus(err, s.limiter.retryAfter).Err()
+	}
 	if err != nil {
 		code := grpcCode(err)
 		s.results.WithLabelValues(receiverOTLPGRPC, code.String()).Inc()

@@ -152,6 +152,9 @@ func (r *Receiver) consumeError(err error) error {
 		return r.overloaded(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
 	case errors.Is(err, record.ErrNotReady):
 		return notReadyStatus(err, r.cfg.RetryAfter).Err()
+	case record.IsStorageFull(err):
+		// Envoy's metrics service stream appends to the TSDB directly.
+		return storageFullStatus(err, r.cfg.RetryAfter).Err()
 	case errors.Is(err, pipeline.ErrNoStorage):
 		return status.Error(codes.FailedPrecondition, err.Error())
 	case errors.Is(err, context.Canceled):

@@ -85,6 +85,8 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 		return exhausted(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
 	case notReady(err):
 		return notReadyStatus(err, r.cfg.RetryAfter)
+	case record.IsStorageFull(err):
+		return storageFullStatus(err, r.cfg.RetryAfter)
 	case errors.Is(err, context.Canceled):
 		return status.New(codes.Canceled, err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
@@ -99,7 +101,8 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 // optionally gzip), answering like the collector's otlpreceiver: 200 with
 // an ExportTraceServiceResponse in the request's encoding, 400 with a
 // google.rpc.Status for malformed input, 429 with Retry-After when over
-// capacity, 503 when the store failed.
+// capacity, 507 with Retry-After when the data dir is full, 503 when the
+// store failed.
 func (r *TraceReceiver) OTLPHandler() http.Handler {
 	return http.HandlerFunc(r.serveOTLP)
 }
@@ -181,7 +184,14 @@ func retryAfterSeconds(d time.Duration) string {
 // writeHTTPWriteError answers a failed write: 429 and Retry-After when
 // overloaded, 503 (retryable) otherwise, with Retry-After while the
 // store opens.
+// overloaded, 507 and Retry-After when the data dir is full, 503
+// (retryable) otherwise.
 func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, err error) {
+	if record.IsStorageFull(err) {
+		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
+		writeOTLPError(w, ct, http.StatusInsufficientStorage, codes.ResourceExhausted, storageFullMessage(err))
+		return
+	}
 	st := r.grpcStatus(err)
 	code := http.StatusServiceUnavailable
 	switch st.Code() {

@@ -178,8 +178,11 @@ func (r *TraceReceiver) writeEncoded(ctx context.Context, transport string, td p
 	}
 	if err := r.writeTraces(ctx, td, raw); err != nil {
 		reason := "error"
-		if r.overloaded(err) {
+		switch {
+		case r.overloaded(err):
 			reason = "overloaded"
+		case record.IsStorageFull(err):
+			reason = reasonStorageFull
 		}
 		r.m.refused.WithLabelValues(transport, reason).Add(float64(n))
 		return rejected, why, err
@@ -229,7 +232,7 @@ func newTraceMetrics(reg prometheus.Registerer) (*traceMetrics, error) {
 		}, []string{"transport"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "glassmesh_receiver_refused_spans_total",
-			Help: "Spans not written, by transport and reason (invalid, overloaded, error).",
+			Help: "Spans not written, by transport and reason (invalid, overloaded, storage_full, error).",
 		}, []string{"transport", "reason"}),
 	}
 	if reg == nil {

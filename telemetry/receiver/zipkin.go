@@ -28,7 +28,8 @@ const unknownService = "unknown_service"
 // (application/json, the default) or a zipkin.proto3 ListOfSpans
 // (application/x-protobuf), optionally gzip. It answers 202 like Zipkin
 // once the spans are written, 400 with the reason for malformed input, 429
-// with Retry-After when over capacity.
+// with Retry-After when over capacity, 507 with Retry-After when the data
+// dir is full.
 //
 // Zipkin ids may be 64 or 128 bits; 64-bit trace ids are zero padded. The
 // server half of a shared span (kind SERVER, shared true, the same span id
@@ -90,6 +91,10 @@ func (r *TraceReceiver) writeZipkinWriteError(w http.ResponseWriter, err error) 
 	if r.overloaded(err) {
 		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
 		http.Error(w, err.Error(), http.StatusTooManyRequests)
+		return
+	}
+	if record.IsStorageFull(err) {
+		writeStorageFull(w, err, r.cfg.RetryAfter)
 		return
 	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -112,8 +113,8 @@ func (e *NotReady) Error() string { return e.What + " is " + e.Reason + ", retry
 // Is makes errors.Is(err, ErrNotReady) hold.
 func (e *NotReady) Is(target error) bool { return target == ErrNotReady }
 
-// RetryAfter is when an overload or not-ready error asks its client to
-// come back, or def when it does not say.
+// RetryAfter is when an overload, not-ready or disk-full error asks its
+// client to come back, or def when it does not say.
 func RetryAfter(err error, def time.Duration) time.Duration {
 	var o *Overloaded
 	if errors.As(err, &o) && o.RetryAfter > 0 {
@@ -122,6 +123,10 @@ func RetryAfter(err error, def time.Duration) time.Duration {
 	var n *NotReady
 	if errors.As(err, &n) && n.RetryAfter > 0 {
 		return n.RetryAfter
+	}
+	var f *StorageFull
+	if errors.As(err, &f) && f.RetryAfter > 0 {
+		return f.RetryAfter
 	}
 	return def
 }
@@ -154,4 +159,35 @@ type RequestConsumer interface {
 	// ConsumeRequests records the requests. It returns ErrOverloaded when it
 	// is over capacity, in which case none of the batch was recorded.
 	ConsumeRequests(ctx context.Context, reqs []Request) error
+}
+
+// ErrStorageFull is the one disk-full error of telemetry: what a store
+// answers when its data directory's filesystem has no room (or less than
+// the reserve it keeps), and what receivers turn into RESOURCE_EXHAUSTED
+// or 507 Insufficient Storage with Retry-After. Nothing of a refused write
+// was acknowledged. errors.Is(err, ErrStorageFull) holds for it, for every
+// *StorageFull and for the ENOSPC and EDQUOT errors of the OS.
+var ErrStorageFull = errors.New("data dir full, retry later")
+
+// StorageFull is a disk-full error that says which directory is full and
+// how full, and when to come back.
+type StorageFull struct {
+	What       string        // the directory and its free space, for the client's message
+	RetryAfter time.Duration // when to come back; 0: the receiver's default
+	Err        error         // the write error that showed it, if one did
+}
+
+func (e *StorageFull) Error() string { return "data dir full: " + e.What }
+
+// Is makes errors.Is(err, ErrStorageFull) hold.
+func (e *StorageFull) Is(target error) bool { return target == ErrStorageFull }
+
+// Unwrap is the write error that showed the disk full, if any.
+func (e *StorageFull) Unwrap() error { return e.Err }
+
+// IsStorageFull reports whether err means the disk is full: an
+// ErrStorageFull, or the OS's ENOSPC (no space) or EDQUOT (quota) from a
+// write.
+func IsStorageFull(err error) bool {
+	return errors.Is(err, ErrStorageFull) || errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }

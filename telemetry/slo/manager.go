@@ -44,8 +44,18 @@ type Manager struct {
 
 	updating sync.Mutex // serialises Update; guards groups
 	groups   []rulefmt.RuleGroup
-	mu       sync.Mutex // guards slos
+	mu       sync.Mutex // guards slos, engine
 	slos     []*model.SLO
+	engine   *Engine // budgets; nil without the incremental engine
+}
+
+// UseEngine makes Update keep e's SLOs in step and /api/slos show e's
+// budgets.
+func (mg *Manager) UseEngine(e *Engine) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	mg.engine = e
+	e.SetSLOs(mg.slos)
 }
 
 // NewManager returns a Manager that installs SLO rules into r and reads
@@ -73,20 +83,25 @@ func (mg *Manager) Update(m *model.Mesh) error {
 	}
 	groups := Generate(slos)
 	if mg.groups != nil && reflect.DeepEqual(groups, mg.groups) {
-		mg.mu.Lock()
-		mg.slos = slos
-		mg.mu.Unlock()
+		mg.setSLOs(slos)
 		return nil
 	}
 	if err := mg.rules.SetGeneratedGroups(RulesSource, groups); err != nil {
 		return fmt.Errorf("slo rules: %w", err)
 	}
 	mg.groups = groups
-	mg.mu.Lock()
-	mg.slos = slos
-	mg.mu.Unlock()
+	mg.setSLOs(slos)
 	mg.logger.Debug("SLO rules updated", "slos", len(slos))
 	return nil
+}
+
+func (mg *Manager) setSLOs(slos []*model.SLO) {
+	mg.mu.Lock()
+	defer mg.mu.Unlock()
+	mg.slos = slos
+	if mg.engine != nil {
+		mg.engine.SetSLOs(slos)
+	}
 }
 
 // Status is the state of one SLO, as GET /api/slos shows it.
@@ -112,6 +127,10 @@ type Status struct {
 	// windows that must both exceed it, scaled to the SLO's window.
 	Thresholds []Threshold   `json:"thresholds"`
 	Alerts     []AlertStatus `json:"alerts"`
+	// Budget is the error budget from the incremental engine's rollups
+	// (state, remaining, time to exhaustion); null before its first
+	// round or without the engine.
+	Budget *Budget `json:"budget"`
 }
 
 // Threshold is one window pair of a burn-rate alert.
@@ -136,7 +155,7 @@ var statusQuery = fmt.Sprintf(`{__name__=~"%s.+|%s.+|%s"}`, SLIErrorMetric, SLIE
 // given), ordered by namespace and name.
 func (mg *Manager) Statuses(ctx context.Context, namespaces ...string) ([]Status, error) {
 	mg.mu.Lock()
-	slos := mg.slos
+	slos, engine := mg.slos, mg.engine
 	mg.mu.Unlock()
 	if len(namespaces) > 0 {
 		slos = slices.DeleteFunc(slices.Clone(slos), func(s *model.SLO) bool { return !slices.Contains(namespaces, s.Namespace) })
@@ -159,7 +178,13 @@ func (mg *Manager) Statuses(ctx context.Context, namespaces ...string) ([]Status
 	}
 	alerts := mg.alerts()
 	for _, s := range slos {
-		out = append(out, status(s, byID[ID(s)], alerts[ID(s)]))
+		st := status(s, byID[ID(s)], alerts[ID(s)])
+		if engine != nil {
+			if b, ok := engine.Budget(ID(s)); ok {
+				st.Budget = &b
+			}
+		}
+		out = append(out, st)
 	}
 	return out, nil
 }

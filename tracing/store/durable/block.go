@@ -97,6 +97,19 @@ func writeBlock(dir string, h *head) (string, error) {
 	if err := os.MkdirAll(tmp, 0o755); err != nil {
 		return "", err
 	}
+	final, err := fillBlock(dir, tmp, h, meta, order)
+	if err != nil {
+		// A failed cut (a full disk) is retried under a new name: this one
+		// must not keep its space, nor its links that keep the WAL
+		// segments' space after the WAL lets them go.
+		_ = os.RemoveAll(tmp)
+		return "", err
+	}
+	return final, nil
+}
+
+// fillBlock writes the block's files into tmp and renames it into dir.
+func fillBlock(dir, tmp string, h *head, meta blockMeta, order []int32) (string, error) {
 	segs, err := linkSegments(tmp, h)
 	if err != nil {
 		return "", err

@@ -20,6 +20,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
+	"github.com/glassmesh/glassmesh/telemetry/diskspace"
 	"github.com/glassmesh/glassmesh/telemetry/record"
 	"github.com/glassmesh/glassmesh/tracing/store"
 )
@@ -40,6 +41,11 @@ type Config struct {
 	MaxHeadBytes int64
 	// SyncInterval is the group fsync period of the WAL, at most 100ms [50ms].
 	SyncInterval time.Duration
+	// Space, when set, guards the data dir's free space: writes are
+	// refused with a record.StorageFull while it is short, and a write that
+	// fails for lack of space (ENOSPC) starts such an episode. Nil: writes
+	// go ahead until the OS refuses them.
+	Space *diskspace.Guard
 	// MaxAttrValues is the number of distinct values of one attribute key
 	// indexed exactly per head/block [1000]; beyond it (or for a value over
 	// 256 bytes) the key's values are indexed by hash into 1024 buckets, so
@@ -395,12 +401,21 @@ func (d *Store) WriteTracesEncoded(ctx context.Context, td ptrace.Traces, raw []
 		d.m.overloaded.Inc()
 		return &record.Overloaded{What: "trace store: the head is full and the last one is still being cut"}
 	}
+	if err := d.cfg.Space.Check(); err != nil {
+		d.m.storageFull.Inc()
+		return fmt.Errorf("trace store: %w", err)
+	}
 	// The head reads its spans back from the segment, so it opens it first.
 	if err := d.head.useSegment(d.wal.current()); err != nil {
-		return fmt.Errorf("trace store: %w", err)
+		return fmt.Errorf("trace store: %w", d.cfg.Space.Report(err))
 	}
 	at, err := d.wal.append(rec)
 	if err != nil {
+		// Nothing of the record stays in the WAL (or it ends its segment),
+		// so the client may send it again.
+		if err = d.cfg.Space.Report(err); record.IsStorageFull(err) {
+			d.m.storageFull.Inc()
+		}
 		return fmt.Errorf("trace store: %w", err)
 	}
 	d.notifyFollowers()

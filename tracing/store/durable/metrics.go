@@ -8,8 +8,8 @@ import (
 
 // metrics are the store's self metrics.
 type metrics struct {
-	spans, bytes, fsyncs, cuts, cutFailures, deleted, overloaded prometheus.Counter
-	blocks, headSpans, headBytes, blockBytes                     prometheus.Gauge
+	spans, bytes, fsyncs, cuts, cutFailures, deleted, overloaded, storageFull prometheus.Counter
+	blocks, headSpans, headBytes, blockBytes                                  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -28,6 +28,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cutFailures: c("block_cut_failures_total", "Failed attempts to persist a head as a block."),
 		deleted:     c("retention_deleted_blocks_total", "Blocks deleted by retention."),
 		overloaded:  c("overloaded_total", "Writes refused as over capacity."),
+		storageFull: c("storage_full_total", "Writes refused because the data dir is full (or a write failed for lack of space)."),
 		blocks:      g("blocks", "Blocks on disk."),
 		headSpans:   g("head_spans", "Spans in the in-memory head (including one being persisted)."),
 		headBytes:   g("head_bytes", "Estimated memory of the head (including one being persisted)."),
@@ -38,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	var errs []error
 	for _, col := range []prometheus.Collector{m.spans, m.bytes, m.fsyncs, m.cuts, m.cutFailures, m.deleted,
-		m.overloaded, m.blocks, m.headSpans, m.headBytes, m.blockBytes} {
+		m.overloaded, m.storageFull, m.blocks, m.headSpans, m.headBytes, m.blockBytes} {
 		errs = append(errs, reg.Register(col))
 	}
 	return m, errors.Join(errs...)

@@ -42,8 +42,13 @@ type wal struct {
 	mu    sync.Mutex
 	f     *os.File
 	seg   int
-	size  int64 // of the current segment
+	size  int64 // of the current segment: the end of its last whole record
 	dirty bool
+	// torn is set while the current segment may hold the start of a record
+	// whose write failed (a full disk) and could not be cut off: no record
+	// goes after it until it is, or replay would stop at the torn one and
+	// drop what follows.
+	torn bool
 }
 
 // openWAL lists the existing segments of dir, sorted, and opens a new one
@@ -88,17 +93,28 @@ func (w *wal) segPath(n int) string { return segmentPath(w.dir, n) }
 // segmentPath is the file of WAL segment n in dir.
 func segmentPath(dir string, n int) string { return filepath.Join(dir, fmt.Sprintf("%08d", n)) }
 
+// openSegment makes segment n the one appended to; the one before (if
+// any) is closed once n is open, and stays current when n cannot be
+// opened, so a failure (a full disk) never leaves the WAL without a file.
 func (w *wal) openSegment(n int) error {
 	f, err := os.OpenFile(w.segPath(n), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("wal: %w", err)
 	}
 	st, err := f.Stat()
+	if err == nil {
+		err = syncDir(w.dir)
+	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("wal: %w", err), f.Close())
+		_ = f.Close()
+		_ = os.Remove(w.segPath(n)) // empty; the next try creates it again
+		return fmt.Errorf("wal: %w", err)
+	}
+	if w.f != nil {
+		_ = w.f.Close()
 	}
 	w.f, w.seg, w.size = f, n, st.Size()
-	return syncDir(w.dir)
+	return nil
 }
 
 // append writes one record whose payload starts at rec[walHeaderSize:]
@@ -109,9 +125,15 @@ func (w *wal) append(rec []byte) (Pos, error) {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if w.torn {
+		if err := w.dropPartial(); err != nil {
+			return Pos{}, fmt.Errorf("wal: segment %d: cutting off a failed write: %w", w.seg, err)
+		}
+	}
 	at := Pos{Segment: w.seg, Offset: w.size + walHeaderSize}
 	if _, err := w.f.Write(rec); err != nil {
-		w.dropPartial()
+		w.torn = true
+		_ = w.dropPartial() // else the next append tries again
 		return Pos{}, fmt.Errorf("wal: segment %d: %w", w.seg, err)
 	}
 	w.size += int64(len(rec))
@@ -121,15 +143,20 @@ func (w *wal) append(rec []byte) (Pos, error) {
 
 // dropPartial removes what a failed append may have written (a disk that
 // filled up), so later records are not stranded behind a torn one; if it
-// cannot, it moves on to a new segment. Hold mu.
-func (w *wal) dropPartial() {
-	if w.f.Truncate(w.size) == nil {
-		return
+// cannot, it moves on to a new segment (the torn record then ends the old
+// one, where replay stops anyway). While neither works, torn stays set and
+// appends fail. Hold mu.
+func (w *wal) dropPartial() error {
+	err := w.f.Truncate(w.size)
+	if err == nil {
+		w.torn = false
+		return nil
 	}
-	old := w.f
-	if err := w.openSegment(w.seg + 1); err == nil {
-		_ = old.Close()
+	if oerr := w.openSegment(w.seg + 1); oerr != nil {
+		return errors.Join(err, oerr)
 	}
+	w.torn = false
+	return nil
 }
 
 // frameRecord fills in the header of a record built by encodePayload.
@@ -172,9 +199,8 @@ func (w *wal) rotate() (int, error) {
 		return old, fmt.Errorf("wal: fsync segment %d: %w", old, err)
 	}
 	w.dirty = false
-	if err := w.f.Close(); err != nil {
-		return old, fmt.Errorf("wal: %w", err)
-	}
+	// The old segment stays current until the new one is open: a rotation
+	// that fails (no space for the file) leaves a working WAL.
 	return old, w.openSegment(old + 1)
 }
 
