@@ -93,9 +93,9 @@ type telemetry struct {
 	space       *diskspace.Guard // the data dir's free space, guarding every store
 	engine      *metrics.Engine
 	rules       *ruler.Ruler
-	// aggregate feeds access-log records to the istio_* aggregator,
-	// built once the TSDB has opened (its counters restore from it).
-	aggregate *record.Deferred
+	// agg counts access-log records from the start; it restores its
+	// counters and flushes once the TSDB has opened (openMetrics).
+	agg       *metrics.Aggregator
 	metricsCf metricsOpenConfig
 	spanStore *store.Opening // every reader and writer of spans holds this
 	tracesCf  tracesOpenConfig
@@ -106,7 +106,6 @@ type telemetry struct {
 
 	// Set by the opening actors, read by close after the run group ends.
 	storage *metrics.Storage
-	agg     *metrics.Aggregator
 	remote  *metrics.RemoteWrite
 	traces  *durable.Store
 	forward *forward.Forwarder
@@ -133,7 +132,6 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
-	t.aggregate = record.NewDeferred(t.metrics.Err)
 	ok := false
 	defer func() {
 		if !ok {
@@ -183,7 +181,10 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 	t.metricsCf = metricsOpenConfig{
 		remote: metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
 			ReplicaLabel: f.replicaLabel, BatchSendDeadline: f.remoteWriteBatch, FlushDeadline: 10 * time.Second},
-		agg: metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric},
+	}
+	if t.agg, err = metrics.NewOpeningAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric},
+		t.metrics, logger, reg); err != nil {
+		return err
 	}
 	backend := t.metrics.Backend()
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
@@ -261,7 +262,7 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
 	t.graph.SetMesh(mesh)
 	pipe, err := pipeline.New(pipeline.Config{Appendable: t.metrics}, mesh,
-		[]record.RequestConsumer{t.aggregate, t.graph}, a.logger.With("component", "pipeline"), a.reg)
+		[]record.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
 	if err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 // metricsOpenConfig is what is built on the TSDB once it has opened.
 type metricsOpenConfig struct {
 	remote metrics.RemoteWriteConfig
-	agg    metrics.AggregatorConfig
 }
 
 // tracesOpenConfig is the trace store and what is built on it once open.
@@ -26,9 +25,9 @@ type tracesOpenConfig struct {
 // openMetrics opens the TSDB (replaying its WAL: minutes at a million
 // series after a kill -9) while everything else serves, builds what must
 // see every append before the first one (remote-write hooks the TSDB's
-// write notifications; the istio_* aggregator restores its counters),
-// then lets reads and appends through and runs what lives on the TSDB
-// until ctx ends. A stop asked during the replay waits for it: the TSDB
+// write notifications), lets reads and appends through, adds the stored
+// istio_* counters to what the aggregator counted meanwhile, and runs
+// what lives on the TSDB until ctx ends. A stop asked during the replay waits for it: the TSDB
 // cannot be interrupted mid-replay, and closing it then keeps its state.
 //
 // It starts once the trace store is open. Both replays are CPU-bound and
@@ -56,11 +55,10 @@ func (t *telemetry) openMetrics(ctx context.Context) error {
 	if t.remote, err = metrics.NewRemoteWrite(t.metricsCf.remote, st.DB(), logger, t.reg); err != nil {
 		return err
 	}
-	if t.agg, err = metrics.NewAggregator(t.metricsCf.agg, st, logger, t.reg); err != nil {
+	t.metrics.Set(st)
+	if err := t.agg.Restore(ctx); err != nil {
 		return err
 	}
-	t.metrics.Set(st)
-	t.aggregate.Set(t.agg)
 	logger.Info("metrics ready", "sinceOpen", time.Since(began))
 	return runAll(ctx, t.agg.Run, t.rules.Run, t.remote.Run, st.Run)
 }

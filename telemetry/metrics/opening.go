@@ -168,6 +168,18 @@ func (o *Opening) AppenderV2(ctx context.Context) storage.AppenderV2 {
 	return refusingV2{o.Err()}
 }
 
+// Queryable is the opening storage as a Queryable (for the Aggregator).
+func (o *Opening) Queryable() storage.SampleAndChunkQueryable { return o }
+
+// Appendable is the opening storage as an Appendable (for the Aggregator).
+func (o *Opening) Appendable() storage.Appendable { return o }
+
+// BlockDuration is the effective head block span.
+func (o *Opening) BlockDuration() time.Duration { return o.cfg.withDefaults().BlockDuration }
+
+// Retention is the effective retention.
+func (o *Opening) Retention() time.Duration { return o.cfg.withDefaults().Retention }
+
 // Backend is the Backend over the opening storage.
 func (o *Opening) Backend() Backend {
 	return Backend{Queryable: o, ExemplarQueryable: o, Appendable: o, LateDB: o.db}

@@ -114,27 +114,6 @@ func TestQueriesOverAnOpeningStorageAreNotReady(t *testing.T) {
 	}
 }
 
-func TestDeferredConsumerRefusesUntilSet(t *testing.T) {
-	o, err := NewOpening(StorageConfig{DataDir: t.TempDir()}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := record.NewDeferred(o.Err)
-	reqs := []record.Request{{}}
-	notReady(t, "ConsumeRequests", d.ConsumeRequests(context.Background(), reqs))
-	var got int
-	d.Set(consumerFunc(func(_ context.Context, r []record.Request) error { got += len(r); return nil }))
-	if err := d.ConsumeRequests(context.Background(), reqs); err != nil || got != 1 {
-		t.Fatalf("after Set: %v, %d requests, want nil and 1", err, got)
-	}
-}
-
-type consumerFunc func(context.Context, []record.Request) error
-
-func (f consumerFunc) ConsumeRequests(ctx context.Context, r []record.Request) error {
-	return f(ctx, r)
-}
-
 // gaugeOf finds a registered collector by metric name.
 func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
 	t.Helper()

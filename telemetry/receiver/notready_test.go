@@ -94,8 +94,13 @@ func TestMetricsPushWhileTheTSDBReplaysGets503WithRetryAfter(t *testing.T) {
 	checkRetryInfo(t, err, 5*time.Second)
 }
 
+// notReadyConsumer is a consumer on a storage still opening.
+type notReadyConsumer struct{}
+
+func (notReadyConsumer) ConsumeRequests(context.Context, []record.Request) error { return opening() }
+
 func TestALSStreamsWhileTheTSDBReplaysEndUnavailable(t *testing.T) {
-	conn := serve(t, Config{}, newPipeline(t, pipeline.Config{}, record.NewDeferred(opening)))
+	conn := serve(t, Config{}, newPipeline(t, pipeline.Config{}, notReadyConsumer{}))
 	err := stream(context.Background(), conn, sourceMessages())
 	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "metrics storage is replaying") {
 		t.Fatalf("got %v, want UNAVAILABLE saying why", err)

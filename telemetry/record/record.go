@@ -9,7 +9,6 @@ package record
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -129,29 +128,6 @@ func RetryAfter(err error, def time.Duration) time.Duration {
 		return f.RetryAfter
 	}
 	return def
-}
-
-// Deferred is a RequestConsumer that is built later than its producers,
-// as the istio_* aggregator is built once the metrics storage has opened.
-// Until Set it refuses every batch with its NotReady error.
-type Deferred struct {
-	c       atomic.Pointer[RequestConsumer]
-	waiting func() error
-}
-
-// NewDeferred returns a Deferred that answers waiting() (a *NotReady)
-// until Set.
-func NewDeferred(waiting func() error) *Deferred { return &Deferred{waiting: waiting} }
-
-// Set hands every later batch to c.
-func (d *Deferred) Set(c RequestConsumer) { d.c.Store(&c) }
-
-// ConsumeRequests passes reqs on, or answers the not-ready error.
-func (d *Deferred) ConsumeRequests(ctx context.Context, reqs []Request) error {
-	if c := d.c.Load(); c != nil {
-		return (*c).ConsumeRequests(ctx, reqs)
-	}
-	return d.waiting()
 }
 
 // RequestConsumer takes batches of requests. It must not keep the slice.
