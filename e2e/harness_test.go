@@ -102,8 +102,10 @@ func startCmd(t testing.TB, sub, configPath, dataDir string, extra ...string) *i
 	case <-time.After(30 * time.Second):
 		t.Fatalf("glassmesh did not start:\n%s", in.Logs())
 	}
+	// /readyz is 200 once xDS serves the mesh; the stores open behind it.
+	// The tests read and write them at once, so wait for every component.
 	eventually(t, 30*time.Second, func() error {
-		resp, err := http.Get("http://" + in.HTTPAddr + "/readyz")
+		resp, err := http.Get("http://" + in.HTTPAddr + "/readyz/all")
 		if err != nil {
 			return err
 		}

@@ -60,7 +60,7 @@ type glassmesh struct {
 }
 
 // start runs `glassmesh run ARGS` on free ports with JSON logs and returns
-// once it logged its addresses; its warnings go to t's log.
+// once every store is open (/readyz/all); its warnings go to t's log.
 func start(t *testing.T, args ...string) *glassmesh {
 	t.Helper()
 	return startCommand(t, "run", args...)
@@ -69,6 +69,31 @@ func start(t *testing.T, args ...string) *glassmesh {
 // startCommand is start for another command that takes run's flags
 // (`glassmesh demo`).
 func startCommand(t *testing.T, command string, args ...string) *glassmesh {
+	t.Helper()
+	g := launchCommand(t, command, args...)
+	eventually(t, startTimeout, "/readyz/all 200", func() error {
+		resp, err := http.Get("http://" + g.httpAddr + "/readyz/all")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	})
+	return g
+}
+
+// launch is start returning as soon as glassmesh listens (it logged its
+// addresses), before its stores are open.
+func launch(t *testing.T, args ...string) *glassmesh {
+	t.Helper()
+	return launchCommand(t, "run", args...)
+}
+
+// launchCommand is launch for another command that takes run's flags.
+func launchCommand(t *testing.T, command string, args ...string) *glassmesh {
 	t.Helper()
 	args = append([]string{command, "--data-dir", t.TempDir(), "--http-addr", "127.0.0.1:0", "--grpc-addr", "127.0.0.1:0",
 		"--otlp-grpc-addr", "", "--otlp-http-addr", "", "--zipkin-addr", "127.0.0.1:0", "--log.format", "json"}, args...)

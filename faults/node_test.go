@@ -30,15 +30,16 @@ func newNode(t *testing.T, dir string, args ...string) *node {
 	return &node{dir: dir, http: freeAddr(t), grpc: freeAddr(t), zipkin: freeAddr(t), args: args}
 }
 
-// start runs glassmesh and returns how long it took from exec to /readyz
-// answering 200, logging where the time went by the binary's own log.
+// start runs glassmesh and returns how long it took from exec to
+// /readyz/all answering 200 (every store open), logging where the time went by the binary's own log.
 func (n *node) start(t *testing.T) time.Duration {
 	t.Helper()
 	began := time.Now()
-	n.g = start(t, append(n.args, "--data-dir", n.dir, "--http-addr", n.http, "--grpc-addr", n.grpc, "--zipkin-addr", n.zipkin)...)
+	n.g = launch(t, append(n.args, "--data-dir", n.dir, "--http-addr", n.http, "--grpc-addr", n.grpc, "--zipkin-addr", n.zipkin)...)
 	listening := time.Since(began)
-	eventually(t, 2*time.Minute, "/readyz 200", func() error {
-		resp, err := http.Get("http://" + n.http + "/readyz")
+	// Every store open, not only xDS (/readyz): what a case's read-backs need.
+	eventually(t, 2*time.Minute, "/readyz/all 200", func() error {
+		resp, err := http.Get("http://" + n.http + "/readyz/all")
 		if err != nil {
 			return err
 		}

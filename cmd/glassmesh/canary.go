@@ -20,7 +20,7 @@ import (
 func (a *app) newCanary() error {
 	cfg := canary.Config{
 		DataDir: filepath.Join(a.flags.dataDir, "canaries"),
-		Querier: a.tel.engine.QueryFunc(a.tel.storage.Queryable()),
+		Querier: a.tel.engine.QueryFunc(a.tel.metrics),
 	}
 	if a.tel.remoteQuery != nil {
 		// Several replicas remote-write to the store: judge on all traffic.
@@ -101,7 +101,7 @@ func (a *app) serveCanaryActions() {
 // newSLOs keeps the SLOs' generated rule groups in the rules manager and
 // serves /api/slos.
 func (a *app) newSLOs() error {
-	query := a.tel.engine.QueryFunc(a.tel.storage.Queryable())
+	query := a.tel.engine.QueryFunc(a.tel.metrics)
 	if a.tel.remoteQuery != nil {
 		// The store's recordings, when it runs the SLO rules over every
 		// replica's series; else this replica's own.

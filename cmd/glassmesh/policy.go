@@ -29,7 +29,7 @@ func (f *policyFlags) register(fs *pflag.FlagSet) {
 func (a *app) newPolicies() error {
 	cfg := policy.Config{
 		DataDir:  filepath.Join(a.flags.dataDir, "slo-policies"),
-		Querier:  a.tel.engine.QueryFunc(a.tel.storage.Queryable()),
+		Querier:  a.tel.engine.QueryFunc(a.tel.metrics),
 		Interval: a.flags.policy.interval,
 		CanaryOf: a.drivingCanary,
 		Budget: func(s *model.SLO) (slo.Budget, bool) {

@@ -205,13 +205,8 @@ func newApp(f runFlags, logger *slog.Logger) (*app, error) {
 func (a *app) routes() {
 	a.mux.Handle("GET /metrics", promhttp.HandlerFor(a.reg, promhttp.HandlerOpts{Registry: a.reg}))
 	a.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	a.mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if !a.ready.Load() {
-			http.Error(w, "not ready: mesh config not loaded yet", http.StatusServiceUnavailable)
-			return
-		}
-		fmt.Fprintln(w, "ready")
-	})
+	a.mux.HandleFunc("GET /readyz", a.serveReadyz)
+	a.mux.HandleFunc("GET /readyz/{component}", a.serveReadyzOf)
 	// Go's profiler, as Prometheus serves it: read-only, for operators.
 	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)

@@ -52,11 +52,13 @@ errors and warnings go to stderr as file:line; errors exit 1.`,
 // newSLOEngine runs the incremental SLO engine beside the SLO rules: it
 // counts events with query (the shared store's when there is one) and
 // keeps its rollups in the local TSDB, so they survive restarts like the
-// rest of the metrics. It serves the budget reports and feeds /api/slos.
+// rest of the metrics. It serves the budget reports and feeds /api/slos;
+// its rounds start once the TSDB has opened (the reports answer from the
+// opening store until then, which refuses with its reason).
 func (a *app) newSLOEngine(mg *slo.Manager, query rules.QueryFunc) error {
 	f := a.flags.telemetry
 	e, err := slo.NewEngine(slo.EngineConfig{Step: f.sloStep, Delay: f.metricsInterval},
-		query, a.tel.storage.Appendable(), a.tel.storage.Queryable(), a.logger.With("component", "slo-engine"), a.reg)
+		query, a.tel.metrics, a.tel.metrics, a.logger.With("component", "slo-engine"), a.reg)
 	if err != nil {
 		return fmt.Errorf("--slo.step: %w", err)
 	}
@@ -65,7 +67,15 @@ func (a *app) newSLOEngine(mg *slo.Manager, query rules.QueryFunc) error {
 	e.RegisterReports(a.mux)
 	ctx, cancel := context.WithCancel(context.Background())
 	a.actors = append(a.actors, actor{
-		execute:   func() error { return e.Run(ctx) },
+		execute: func() error {
+			// Its rounds read and write the local TSDB: start once it is open.
+			select {
+			case <-a.tel.metrics.Ready():
+			case <-ctx.Done():
+				return nil
+			}
+			return e.Run(ctx)
+		},
 		interrupt: func(error) { cancel() },
 	})
 	return nil

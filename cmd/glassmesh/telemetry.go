@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/alecthomas/units"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
@@ -84,25 +85,42 @@ func (f *telemetryFlags) register(fs *pflag.FlagSet) {
 
 // telemetry is the assembled telemetry side: storage, aggregation, the
 // receivers and the Prometheus API.
+//
+// Both stores open in the background (telemetry_open.go): what reads or
+// writes them holds their Opening from the start, and the parts that need
+// the open store (the istio_* aggregator, remote-write, the rules'
+// evaluation, the trace forwarder) are built or started once it is.
 type telemetry struct {
 	// remoteQuery is --metrics.query-url's store, when given.
 	remoteQuery *metrics.RemoteQuery
+	metrics     *metrics.Opening // every reader and writer of metrics holds this
 	space       *diskspace.Guard // the data dir's free space, guarding every store
-	storage     *metrics.Storage
-	agg         *metrics.Aggregator
 	engine      *metrics.Engine
 	rules       *ruler.Ruler
-	remote      *metrics.RemoteWrite
-	traces      *durable.Store
-	spans       store.Reader // what reads traces: traces, or --traces.query-url's store over it
-	forward     *forward.Forwarder
-	graph       *topology.Graph
-	otlpGRPC    *grpc.Server
-	otlpHTTP    *http.Server
-	otlpGLis    net.Listener
-	otlpHLis    net.Listener
-	zipkin      *http.Server
-	zipLis      net.Listener
+	// agg counts access-log records from the start; it restores its
+	// counters and flushes once the TSDB has opened (openMetrics).
+	agg       *metrics.Aggregator
+	metricsCf metricsOpenConfig
+	spanStore *store.Opening // every reader and writer of spans holds this
+	tracesCf  tracesOpenConfig
+	spans     store.Reader // what reads traces: spanStore, or --traces.query-url's store over it
+
+	logger *slog.Logger
+	reg    prometheus.Registerer
+
+	// Set by the opening actors, read by close after the run group ends.
+	storage *metrics.Storage
+	remote  *metrics.RemoteWrite
+	traces  *durable.Store
+	forward *forward.Forwarder
+
+	graph    *topology.Graph
+	otlpGRPC *grpc.Server
+	otlpHTTP *http.Server
+	otlpGLis net.Listener
+	otlpHLis net.Listener
+	zipkin   *http.Server
+	zipLis   net.Listener
 }
 
 func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
@@ -110,16 +128,14 @@ func (a *app) newTelemetry(f telemetryFlags) (*telemetry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--retention.metrics: %w", err)
 	}
-	t := &telemetry{}
+	t := &telemetry{spanStore: store.NewOpening(), logger: a.logger, reg: a.reg}
 	if t.space, err = a.newSpaceGuard(f); err != nil {
 		return nil, err
 	}
-	began := time.Now()
-	if t.storage, err = metrics.OpenStorage(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention, BlockDuration: f.metricsBlock, Space: t.space},
+	if t.metrics, err = metrics.NewOpening(metrics.StorageConfig{DataDir: a.flags.dataDir, Retention: retention, BlockDuration: f.metricsBlock, Space: t.space},
 		a.logger.With("component", "metrics"), a.reg); err != nil {
 		return nil, err
 	}
-	a.logger.Info("metrics storage opened", "component", "metrics", "took", time.Since(began))
 	ok := false
 	defer func() {
 		if !ok {
@@ -160,20 +176,21 @@ func (a *app) newSpaceGuard(f telemetryFlags) (*diskspace.Guard, error) {
 	return diskspace.New(diskspace.Config{Dir: a.flags.dataDir, MinFree: int64(minFree)}, a.logger.With("component", "storage"), a.reg)
 }
 
-// newMetrics builds what stands on the TSDB: remote-write, the istio_*
-// aggregator, the PromQL engine, rules, the Prometheus API and ingest.
+// newMetrics builds what stands on the opening TSDB: the PromQL engine,
+// rules, the Prometheus API; remote-write and the istio_* aggregator wait
+// for the open TSDB (openMetrics).
 func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration) error {
 	logger, reg := a.logger.With("component", "metrics"), a.reg
 	var err error
-	// Before anything appends: remote-write hooks the TSDB's write notifications.
-	if t.remote, err = metrics.NewRemoteWrite(metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
-		ReplicaLabel: f.replicaLabel, BatchSendDeadline: f.remoteWriteBatch, FlushDeadline: 10 * time.Second}, t.storage.DB(), logger, reg); err != nil {
+	t.metricsCf = metricsOpenConfig{
+		remote: metrics.RemoteWriteConfig{URLs: f.remoteWriteURLs, ExternalLabels: a.externalLabels(f),
+			ReplicaLabel: f.replicaLabel, BatchSendDeadline: f.remoteWriteBatch, FlushDeadline: 10 * time.Second},
+	}
+	if t.agg, err = metrics.NewOpeningAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric},
+		t.metrics, logger, reg); err != nil {
 		return err
 	}
-	if t.agg, err = metrics.NewAggregator(metrics.AggregatorConfig{Interval: f.metricsInterval, MaxSeriesPerMetric: f.maxSeriesPerMetric}, t.storage, logger, reg); err != nil {
-		return err
-	}
-	backend := t.storage.Backend()
+	backend := t.metrics.Backend()
 	if t.engine, err = metrics.NewEngine(metrics.EngineConfig{Dir: filepath.Join(a.flags.dataDir, "queries")}, logger, reg); err != nil {
 		return err
 	}
@@ -194,8 +211,10 @@ func (a *app) newMetrics(t *telemetry, f telemetryFlags, retention time.Duration
 		return err
 	}
 	// With a shared store the data reads (the UI's charts, Grafana) go there.
+	// 503 with the replay's progress until the TSDB is open, as
+	// Prometheus answers while it replays.
 	api, err := promapi.New(promapi.Config{Version: version, ListenAddress: a.flags.httpAddr, Retention: retention,
-		Ready: a.ready.Load, Store: f.metricsQueryURL}, backend, t.engine, t.rules, logger, reg)
+		NotReady: t.metrics.Err, Store: f.metricsQueryURL}, backend, t.engine, t.rules, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -221,7 +240,7 @@ func (a *app) externalLabels(f telemetryFlags) map[string]string {
 // newIngest builds the metrics receivers (remote-write, OTLP) on the TSDB,
 // through the graph's watch for Istio series pushed in.
 func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
-	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory, Space: t.space}, t.graph.WatchAppends(t.storage.AppendableV2()),
+	ingest, err := receiver.NewMetricsReceiver(receiver.MetricsConfig{Memory: a.memory, Space: t.space, Ready: t.metrics.Err}, t.graph.WatchAppends(t.metrics),
 		a.logger.With("component", "metrics"), a.reg)
 	if err != nil {
 		return nil, err
@@ -234,7 +253,7 @@ func (a *app) newIngest(t *telemetry) (*receiver.MetricsReceiver, error) {
 // newPipeline builds the service graph and the access-log path that feeds
 // it and the aggregator: receivers → pipeline → consumers.
 func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
-	q := t.engine.QueryFunc(t.storage.Queryable())
+	q := t.engine.QueryFunc(t.metrics)
 	cfg := topology.Config{}
 	if t.remoteQuery != nil {
 		q, cfg.PreferQuerier = t.remoteQuery.Query, true
@@ -246,7 +265,7 @@ func (a *app) newPipeline(t *telemetry, f telemetryFlags) error {
 	t.graph.Register(a.mux)
 	mesh := func() *model.Mesh { m, _ := a.store.Mesh(); return m }
 	t.graph.SetMesh(mesh)
-	pipe, err := pipeline.New(pipeline.Config{Appendable: t.storage.Appendable()}, mesh,
+	pipe, err := pipeline.New(pipeline.Config{Appendable: t.metrics}, mesh,
 		[]record.RequestConsumer{t.agg, t.graph}, a.logger.With("component", "pipeline"), a.reg)
 	if err != nil {
 		return err
@@ -297,28 +316,22 @@ func (t *telemetry) listen(f telemetryFlags, ingest *receiver.MetricsReceiver, t
 // maxMessageBytes bounds one gRPC message (OTLP batches, ALS batches).
 const maxMessageBytes = 16 << 20
 
-// newTraces opens the trace store and builds the receivers and the Jaeger
-// query API on it.
+// newTraces builds the receivers and the Jaeger query API on the opening
+// trace store; openTraces opens it.
 func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver, error) {
 	retention, err := model.ParseDuration(f.retentionTraces)
 	if err != nil {
 		return nil, fmt.Errorf("--retention.traces: %w", err)
 	}
 	logger := a.logger.With("component", "traces")
-	began := time.Now()
-	if t.traces, err = durable.Open(durable.Config{DataDir: a.flags.dataDir, Retention: retention, BlockDuration: f.tracesBlock, Space: t.space}, logger, a.reg); err != nil {
-		return nil, err
-	}
-	logger.Info("trace store opened", "took", time.Since(began))
-	var fc forward.Config
+	t.tracesCf.store = durable.Config{DataDir: a.flags.dataDir, Retention: retention, BlockDuration: f.tracesBlock, Space: t.space}
 	for _, u := range f.exportOTLP {
-		fc.Targets = append(fc.Targets, forward.Target{URL: u})
+		t.tracesCf.forward.Targets = append(t.tracesCf.forward.Targets, forward.Target{URL: u})
 	}
-	// Before the store runs, so that no WAL segment a target needs goes.
-	if t.forward, err = forward.New(fc, t.traces, logger, a.reg); err != nil {
+	if err := t.tracesCf.forward.Validate(); err != nil {
 		return nil, err
 	}
-	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{Memory: a.memory}, t.traces, logger, a.reg)
+	tr, err := receiver.NewTraceReceiver(receiver.TracesConfig{Memory: a.memory}, t.spanStore, logger, a.reg)
 	if err != nil {
 		return nil, err
 	}
@@ -337,7 +350,7 @@ func (a *app) newTraces(t *telemetry, f telemetryFlags) (*receiver.TraceReceiver
 // forwarded yet.
 func (a *app) traceReader(t *telemetry, f telemetryFlags, logger *slog.Logger) (store.Reader, error) {
 	if f.tracesQueryURL == "" {
-		return t.traces, nil
+		return t.spanStore, nil
 	}
 	shared, err := jaegerquery.New(jaegerquery.Config{URL: f.tracesQueryURL})
 	if err != nil {
@@ -347,7 +360,7 @@ func (a *app) traceReader(t *telemetry, f telemetryFlags, logger *slog.Logger) (
 		logger.Warn("--traces.query-url without --traces.export-otlp: spans accepted here reach no other replica")
 	}
 	logger.Info("reading traces from a shared store", "url", shared.URL())
-	return store.NewLayered(shared, t.traces), nil
+	return store.NewLayered(shared, t.spanStore), nil
 }
 
 // actors are the telemetry's long-running parts for the run group.
@@ -356,13 +369,9 @@ func (t *telemetry) actors(ctx context.Context) []actor {
 	stop := func(error) { cancel() }
 	acts := []actor{
 		{func() error { return t.space.Run(ctx) }, stop},
-		{func() error { return t.agg.Run(ctx) }, stop},
-		{func() error { return t.rules.Run(ctx) }, stop},
-		{func() error { return t.remote.Run(ctx) }, stop},
+		{func() error { return t.openMetrics(ctx) }, stop},
+		{func() error { return t.openTraces(ctx) }, stop},
 		{func() error { return t.graph.Run(ctx) }, stop},
-		{func() error { return t.storage.Run(ctx) }, stop},
-		{func() error { return t.traces.Run(ctx) }, stop},
-		{func() error { return t.forward.Run(ctx) }, stop},
 	}
 	if t.otlpGRPC != nil {
 		acts = append(acts, actor{func() error { return t.otlpGRPC.Serve(t.otlpGLis) }, func(error) { t.otlpGRPC.Stop() }})

@@ -234,7 +234,7 @@ func startReplica(t *testing.T, name string, j *jaeger) *replica {
 		t.Fatalf("%s did not start:\n%s", name, r.Logs())
 	}
 	eventually(t, 60*time.Second, func() error {
-		code, body, err := get("http://" + r.HTTPAddr + "/readyz")
+		code, body, err := get("http://" + r.HTTPAddr + "/readyz/all") // every store open, not only xDS
 		if err != nil || code != 200 {
 			return fmt.Errorf("%s not ready: %d %s %v", name, code, body, err)
 		}

@@ -82,7 +82,7 @@ var kindMetrics = [numKinds][]string{
 // memory is bounded by MaxSeriesPerMetric, not by time.
 type Aggregator struct {
 	cfg     AggregatorConfig
-	st      *Storage
+	st      aggStorage
 	logger  *slog.Logger
 	layouts *layouts
 	m       *aggMetrics
@@ -129,15 +129,44 @@ type exemplarSlot struct {
 	ts      int64   // request time, ms; 0 means the flush time
 }
 
+// aggStorage is what an Aggregator reads its restore from and flushes to:
+// a Storage, or an Opening one.
+type aggStorage interface {
+	Queryable() storage.SampleAndChunkQueryable
+	Appendable() storage.Appendable
+	BlockDuration() time.Duration
+	Retention() time.Duration
+}
+
 // NewAggregator builds an Aggregator writing to st and seeds it with the
 // last stored value of every istio_* series within the lookback. A nil
 // logger discards; a nil reg leaves the self metrics unregistered.
 func NewAggregator(cfg AggregatorConfig, st *Storage, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
-	if err := cfg.Validate(); err != nil {
-		return nil, err
-	}
 	if st == nil {
 		return nil, errors.New("metrics: NewAggregator needs a Storage")
+	}
+	a, err := newAggregator(cfg, st, logger, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := a.Restore(context.Background()); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// NewOpeningAggregator builds an Aggregator over a storage that is still
+// opening: it counts requests from the start, so an access-log stream is
+// never refused while the TSDB replays its WAL. Once the storage is open,
+// call Restore (which adds the stored counters to what was counted), then
+// Run; nothing is flushed before.
+func NewOpeningAggregator(cfg AggregatorConfig, o *Opening, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
+	return newAggregator(cfg, o, logger, reg)
+}
+
+func newAggregator(cfg AggregatorConfig, st aggStorage, logger *slog.Logger, reg prometheus.Registerer) (*Aggregator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	cfg = cfg.withDefaults(st)
 	if logger == nil {
@@ -164,14 +193,11 @@ func NewAggregator(cfg AggregatorConfig, st *Storage, logger *slog.Logger, reg p
 		return nil, err
 	}
 	a.m = m
-	if err := a.restore(context.Background(), time.Now()); err != nil {
-		return nil, err
-	}
 	return a, nil
 }
 
 // withDefaults fills zero fields.
-func (c AggregatorConfig) withDefaults(st *Storage) AggregatorConfig {
+func (c AggregatorConfig) withDefaults(st aggStorage) AggregatorConfig {
 	if c.Interval == 0 {
 		c.Interval = DefaultInterval
 	}

@@ -11,10 +11,20 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunks"
 )
 
-// restore seeds the Aggregator with the newest stored value of every
-// istio_* series written within the lookback, so that after a restart the
-// counters continue where they stopped instead of resetting to zero. Only
-// the newest chunk of each series is decoded.
+// Restore adds to the Aggregator the newest stored value of every istio_*
+// series written within the lookback, so that after a restart the
+// counters continue where they stopped instead of resetting to zero; what
+// was counted before the call (while the storage opened) is kept on top.
+// Only the newest chunk of each series is decoded. Call it once, before
+// Run.
+func (a *Aggregator) Restore(ctx context.Context) error { return a.restore(ctx, time.Now()) }
+
+// restored is one label set's stored values, summed into it at the end.
+type restored struct {
+	sh   *shard
+	vals []float64
+}
+
 func (a *Aggregator) restore(ctx context.Context, now time.Time) error {
 	start := time.Now()
 	q, err := a.st.Queryable().ChunkQuerier(now.Add(-a.cfg.RestoreLookback).UnixMilli(), math.MaxInt64)
@@ -24,10 +34,11 @@ func (a *Aggregator) restore(ctx context.Context, now time.Time) error {
 	defer q.Close()
 	ss := q.Select(ctx, false, nil, labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, "istio_.+"))
 	var (
-		k        seriesKey
-		restored []*labelSet
-		series   int
-		skipped  [numKinds]int
+		k       seriesKey
+		seeded  = map[*labelSet]*restored{}
+		order   []*labelSet
+		series  int
+		skipped [numKinds]int
 	)
 	for ss.Next() {
 		s := ss.At()
@@ -39,49 +50,57 @@ func (a *Aggregator) restore(ctx context.Context, now time.Time) error {
 		if !ok {
 			continue
 		}
-		ls, isNew := a.seed1(&k)
+		ls, sh := a.seed1(&k)
 		if ls == nil {
 			skipped[kindOf(&k)]++
 			continue
 		}
-		if isNew {
-			restored = append(restored, ls)
+		r := seeded[ls]
+		if r == nil {
+			r = &restored{sh: sh, vals: make([]float64, len(ls.vals))}
+			seeded[ls] = r
+			order = append(order, ls)
 		}
-		ls.vals[pos] = v
+		r.vals[pos] = v
 		a.lastFlush = max(a.lastFlush, ts)
 		series++
 	}
 	if err := ss.Err(); err != nil {
 		return fmt.Errorf("metrics: restore: %w", err)
 	}
-	for _, ls := range restored {
-		ls.flushed = true
+	for _, ls := range order {
+		r := seeded[ls]
 		if !ls.tcp {
-			decumulate(ls.vals)
+			decumulate(r.vals)
 		}
+		r.sh.mu.Lock()
+		for i, v := range r.vals {
+			ls.vals[i] += v
+		}
+		ls.flushed = true
+		r.sh.mu.Unlock()
 	}
 	for kind, n := range skipped {
 		if n > 0 {
 			a.limited(kind, n)
 		}
 	}
-	a.logger.Info("metrics restored from TSDB", "label_sets", len(restored), "series", series,
+	a.logger.Info("metrics restored from TSDB", "label_sets", len(order), "series", series,
 		"lookback", a.cfg.RestoreLookback, "took", time.Since(start))
 	return nil
 }
 
-// seed1 returns the label set of k, creating it (within the series limit)
-// if needed; isNew reports a creation.
-func (a *Aggregator) seed1(k *seriesKey) (ls *labelSet, isNew bool) {
+// seed1 returns the label set of k and its shard, creating it (within
+// the series limit) if needed.
+func (a *Aggregator) seed1(k *seriesKey) (*labelSet, *shard) {
 	h := k.hash(a.seed)
 	sh := &a.shards[h&a.mask]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if ls := sh.get(h, k); ls != nil {
-		return ls, false
+		return ls, sh
 	}
-	ls = a.newLabelSet(sh, h, k)
-	return ls, ls != nil
+	return a.newLabelSet(sh, h, k), sh
 }
 
 // lastSample returns the newest float sample of a series from its chunks.

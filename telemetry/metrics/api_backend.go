@@ -24,6 +24,17 @@ type Backend struct {
 	// It may be nil when the data lives elsewhere; those answers are then
 	// "unavailable", as in Prometheus before its TSDB is ready.
 	DB *tsdb.DB
+	// LateDB, when DB is nil, returns the TSDB once it has opened and nil
+	// before: the Backend of an Opening storage.
+	LateDB func() *tsdb.DB
+}
+
+// TSDB is the TSDB behind the Backend, nil when there is none (yet).
+func (b Backend) TSDB() *tsdb.DB {
+	if b.DB == nil && b.LateDB != nil {
+		return b.LateDB()
+	}
+	return b.DB
 }
 
 // BackendFromDB returns a Backend that reads and writes db directly.
@@ -49,10 +60,11 @@ func (b Backend) Validate() error {
 // Dir is the TSDB's directory ("" without one), shown by
 // /api/v1/status/runtimeinfo.
 func (b Backend) Dir() string {
-	if b.DB == nil {
+	db := b.TSDB()
+	if db == nil {
 		return ""
 	}
-	return b.DB.Dir()
+	return db.Dir()
 }
 
 // Backend returns the Backend over s: queries and exemplars from its TSDB,

@@ -134,6 +134,12 @@ type Storage struct {
 // here on). A nil logger discards; a nil reg leaves the TSDB's and the
 // syncer's metrics unregistered.
 func OpenStorage(cfg StorageConfig, logger *slog.Logger, reg prometheus.Registerer) (*Storage, error) {
+	return openStorage(cfg, logger, reg, nil)
+}
+
+// openStorage is OpenStorage reporting the WAL replay's progress into
+// stats (nil: not reported).
+func openStorage(cfg StorageConfig, logger *slog.Logger, reg prometheus.Registerer, stats *tsdb.DBStats) (*Storage, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -142,7 +148,7 @@ func OpenStorage(cfg StorageConfig, logger *slog.Logger, reg prometheus.Register
 		logger = slog.New(slog.DiscardHandler)
 	}
 	dir := filepath.Join(cfg.DataDir, metricsSubdir)
-	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, cfg.tsdbOptions(), nil)
+	db, err := tsdb.Open(dir, logger.With("component", "tsdb"), reg, cfg.tsdbOptions(), stats)
 	if err != nil {
 		return nil, fmt.Errorf("metrics storage: open %s: %w", dir, err)
 	}

@@ -69,6 +69,12 @@ type MetricsConfig struct {
 	// each request is admitted before its body is read or decoded, after
 	// the in-flight limits. nil: none.
 	Memory *admission.Budget
+	// Ready, when set, says whether the storage takes appends: while it
+	// returns an error (a *record.NotReady while the TSDB opens) every
+	// request is refused before its body is read, with 503 + Retry-After
+	// or UNAVAILABLE + RetryInfo and the error's reason. Prometheus's own
+	// handlers would answer a failing append with 500.
+	Ready func() error
 	// Space, when set, is the data dir's guard: while it refuses, HTTP
 	// requests are answered 507 before Prometheus's handlers (which would
 	// log an error for each) see them. The storage refuses them anyway.
@@ -151,11 +157,11 @@ func NewMetricsReceiver(cfg MetricsConfig, app storage.AppendableV2, logger *slo
 	return &MetricsReceiver{
 		memory:  cfg.Memory,
 		limiter: lim,
-		remoteWrite: countCodes(receiverRemoteWrite, results, lim.wrapHTTP(receiverRemoteWrite,
-			noteStorageFull(receiverRemoteWrite, rejected, cfg.Space, cfg.RetryAfter, plainStorageFull, rw))),
-		otlpHTTP: countCodes(receiverOTLPHTTP, results, lim.wrapHTTP(receiverOTLPHTTP,
-			noteStorageFull(receiverOTLPHTTP, rejected, cfg.Space, cfg.RetryAfter, otlpStorageFull, otlp))),
-		otlpGRPC: &otlpMetricsGRPC{limiter: lim, conv: conv, results: results},
+		remoteWrite: countCodes(receiverRemoteWrite, results, readyGate(cfg.Ready, cfg.RetryAfter, lim.wrapHTTP(receiverRemoteWrite,
+			noteStorageFull(receiverRemoteWrite, rejected, cfg.Space, cfg.RetryAfter, plainStorageFull, rw)))),
+		otlpHTTP: countCodes(receiverOTLPHTTP, results, readyGate(cfg.Ready, cfg.RetryAfter, lim.wrapHTTP(receiverOTLPHTTP,
+			noteStorageFull(receiverOTLPHTTP, rejected, cfg.Space, cfg.RetryAfter, otlpStorageFull, otlp)))),
+		otlpGRPC: &otlpMetricsGRPC{limiter: lim, conv: conv, results: results, ready: cfg.Ready, retryAfter: cfg.RetryAfter},
 	}, nil
 }
 

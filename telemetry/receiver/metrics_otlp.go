@@ -116,6 +116,8 @@ func grpcCode(err error) codes.Code {
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
+	case errors.Is(err, record.ErrNotReady):
+		return codes.Unavailable
 	case isBadDataError(err):
 		return codes.InvalidArgument
 	}
@@ -171,6 +173,10 @@ type otlpMetricsGRPC struct {
 	conv    *otlpConverter
 	sizer   pmetric.ProtoMarshaler
 	results *prometheus.CounterVec
+	// ready refuses while the storage opens (nil: never); retryAfter is
+	// the delay when the refusal does not say.
+	ready      func() error
+	retryAfter time.Duration
 }
 
 // Export implements pmetricotlp.GRPCServer. Warnings come back as a
@@ -183,6 +189,12 @@ func (s *otlpMetricsGRPC) Export(ctx context.Context, req pmetricotlp.ExportRequ
 		return pmetricotlp.NewExportResponse(), s.limiter.grpcStatus(err)
 	}
 	defer release()
+	if s.ready != nil {
+		if err := s.ready(); err != nil {
+			s.results.WithLabelValues(receiverOTLPGRPC, codes.Unavailable.String()).Inc()
+			return pmetricotlp.NewExportResponse(), notReadyStatus(err, s.retryAfter).Err()
+		}
+	}
 	warnings, err := s.conv.consume(ctx, md)
 	if record.IsStorageFull(err) {
 		s.limiter.rejected.WithLabelValues(receiverOTLPGRPC, reasonStorageFull).Inc()

@@ -150,6 +150,8 @@ func (r *Receiver) consumeError(err error) error {
 	switch {
 	case errors.Is(err, record.ErrOverloaded):
 		return r.overloaded(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
+	case errors.Is(err, record.ErrNotReady):
+		return notReadyStatus(err, r.cfg.RetryAfter).Err()
 	case record.IsStorageFull(err):
 		// Envoy's metrics service stream appends to the TSDB directly.
 		return storageFullStatus(err, r.cfg.RetryAfter).Err()

@@ -83,6 +83,8 @@ func (r *TraceReceiver) grpcStatus(err error) *status.Status {
 	switch {
 	case r.overloaded(err):
 		return exhausted(err.Error(), record.RetryAfter(err, r.cfg.RetryAfter))
+	case notReady(err):
+		return notReadyStatus(err, r.cfg.RetryAfter)
 	case record.IsStorageFull(err):
 		return storageFullStatus(err, r.cfg.RetryAfter)
 	case errors.Is(err, context.Canceled):
@@ -180,6 +182,8 @@ func retryAfterSeconds(d time.Duration) string {
 }
 
 // writeHTTPWriteError answers a failed write: 429 and Retry-After when
+// overloaded, 503 (retryable) otherwise, with Retry-After while the
+// store opens.
 // overloaded, 507 and Retry-After when the data dir is full, 503
 // (retryable) otherwise.
 func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, err error) {
@@ -194,6 +198,10 @@ func (r *TraceReceiver) writeHTTPWriteError(w http.ResponseWriter, ct string, er
 	case codes.ResourceExhausted:
 		code = http.StatusTooManyRequests
 		w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
+	case codes.Unavailable:
+		if notReady(err) {
+			w.Header().Set("Retry-After", retryAfterSeconds(record.RetryAfter(err, r.cfg.RetryAfter)))
+		}
 	case codes.Canceled, codes.DeadlineExceeded:
 		code = http.StatusRequestTimeout
 	}

@@ -101,6 +101,10 @@ func (r *TraceReceiver) writeZipkinWriteError(w http.ResponseWriter, err error) 
 		http.Error(w, err.Error(), http.StatusRequestTimeout)
 		return
 	}
+	if notReady(err) {
+		writeNotReady(w, err, r.cfg.RetryAfter)
+		return
+	}
 	r.logger.Warn("writing Zipkin spans failed", "err", err)
 	http.Error(w, "writing spans failed: "+err.Error(), http.StatusServiceUnavailable)
 }

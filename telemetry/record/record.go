@@ -92,12 +92,36 @@ func (e *Overloaded) Error() string { return e.What + ": over capacity, retry la
 // Is makes errors.Is(err, ErrOverloaded) hold.
 func (e *Overloaded) Is(target error) bool { return target == ErrOverloaded }
 
-// RetryAfter is when an overload or disk-full error asks its client to
-// come back, or def when it does not say.
+// ErrNotReady is what a store answers while it is still opening (after a
+// restart it replays its write-ahead log): nothing was written or read, and
+// the same request will succeed later. Receivers turn it into UNAVAILABLE
+// or 503 with Retry-After; readers of metrics treat it as no data, never
+// as a verdict. errors.Is(err, ErrNotReady) holds for every *NotReady.
+var ErrNotReady = errors.New("not ready yet, retry later")
+
+// NotReady is a not-ready error that says which store, why, and when to
+// come back.
+type NotReady struct {
+	What       string        // the store, e.g. "metrics storage"
+	Reason     string        // e.g. "replaying its WAL (42% of segments)"
+	RetryAfter time.Duration // when to come back; 0: the receiver's default
+}
+
+func (e *NotReady) Error() string { return e.What + " is " + e.Reason + ", retry later" }
+
+// Is makes errors.Is(err, ErrNotReady) hold.
+func (e *NotReady) Is(target error) bool { return target == ErrNotReady }
+
+// RetryAfter is when an overload, not-ready or disk-full error asks its
+// client to come back, or def when it does not say.
 func RetryAfter(err error, def time.Duration) time.Duration {
 	var o *Overloaded
 	if errors.As(err, &o) && o.RetryAfter > 0 {
 		return o.RetryAfter
+	}
+	var n *NotReady
+	if errors.As(err, &n) && n.RetryAfter > 0 {
+		return n.RetryAfter
 	}
 	var f *StorageFull
 	if errors.As(err, &f) && f.RetryAfter > 0 {

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"runtime"
+	"strconv"
 	"time"
 
 	"github.com/grafana/regexp"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/glassmesh/glassmesh/telemetry/metrics"
 	"github.com/glassmesh/glassmesh/telemetry/metrics/ruler"
+	"github.com/glassmesh/glassmesh/telemetry/record"
 )
 
 // Prefix is where the Prometheus HTTP API lives on the HTTP mux.
@@ -66,6 +68,11 @@ type Config struct {
 	// endpoint answers 503 "Service Unavailable", as Prometheus does
 	// while it starts or stops.
 	Ready func() bool
+	// NotReady, when set, gates the API too: while it returns an error
+	// (a *record.NotReady while the TSDB replays its WAL) every endpoint
+	// answers 503 with Retry-After and the error as the reason, in
+	// Prometheus's JSON error shape.
+	NotReady func() error
 }
 
 // Validate reports settings that cannot work, by key.
@@ -78,7 +85,7 @@ func (c Config) Validate() error {
 type API struct {
 	api      *v1.API
 	store    *storeProxy
-	ready    func() bool
+	ready    func() error
 	requests *prometheus.CounterVec
 }
 
@@ -110,8 +117,8 @@ func New(cfg Config, b metrics.Backend, eng *metrics.Engine, rules *ruler.Ruler,
 		func() config.Config { return promCfg },
 		cfg.Flags,
 		v1.GlobalURLOptions{ListenAddress: cfg.ListenAddress, Host: ext.Host, Scheme: ext.Scheme},
-		readyGate(cfg.Ready),
-		tsdbStats{db: b.DB}, b.Dir(),
+		readyGate(cfg.gate()),
+		tsdbStats{late: b.TSDB}, b.Dir(),
 		false,    // admin API: deleting series is not ours to offer
 		false, 0, // search API (experimental in Prometheus)
 		logger.With("component", "api"),
@@ -142,7 +149,7 @@ func New(cfg Config, b metrics.Backend, eng *metrics.Engine, rules *ruler.Ruler,
 		Name: "glassmesh_metrics_api_requests_total",
 		Help: "Prometheus HTTP API requests served, by handler and status code.",
 	}, []string{"handler", "code"})
-	out := &API{api: a, ready: cfg.Ready, requests: requests}
+	out := &API{api: a, ready: cfg.gate(), requests: requests}
 	if cfg.Store != "" {
 		timeout := cfg.StoreTimeout
 		if timeout == 0 {
@@ -216,18 +223,44 @@ func retrievers(r *ruler.Ruler) (func(context.Context) v1.RulesRetriever, func(c
 		func(context.Context) v1.AlertmanagerRetriever { return r.Notifier() }
 }
 
-func readyGate(ready func() bool) func(http.HandlerFunc) http.HandlerFunc {
+// gate is the API's readiness: Ready and NotReady together, nil without
+// either.
+func (c Config) gate() func() error {
+	if c.Ready == nil && c.NotReady == nil {
+		return nil
+	}
+	return func() error {
+		if c.NotReady != nil {
+			if err := c.NotReady(); err != nil {
+				return err
+			}
+		}
+		if c.Ready != nil && !c.Ready() {
+			return errNotReady
+		}
+		return nil
+	}
+}
+
+var errNotReady = errors.New("Service Unavailable")
+
+func readyGate(ready func() error) func(http.HandlerFunc) http.HandlerFunc {
 	return func(f http.HandlerFunc) http.HandlerFunc {
 		if ready == nil {
 			return f
 		}
 		return func(w http.ResponseWriter, r *http.Request) {
-			if !ready() {
+			err := ready()
+			switch {
+			case err == nil:
+				f(w, r)
+			case errors.Is(err, errNotReady):
 				w.WriteHeader(http.StatusServiceUnavailable)
 				fmt.Fprint(w, "Service Unavailable")
-				return
+			default:
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(record.RetryAfter(err, time.Second).Seconds()))))
+				writeError(w, http.StatusServiceUnavailable, promError{Status: "error", ErrorType: "unavailable", Error: err.Error()})
 			}
-			f(w, r)
 		}
 	}
 }

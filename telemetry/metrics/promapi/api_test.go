@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -15,6 +17,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/model/exemplar"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/timestamp"
@@ -297,5 +300,52 @@ func TestEngineConfigValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			metricstest.CheckErr(t, tt.cfg.Validate(), tt.want)
 		})
+	}
+}
+
+// While the TSDB replays its WAL every endpoint answers 503 with
+// Retry-After and the replay's state in Prometheus's error shape; once
+// it is open, the same API answers from it.
+func TestAPIOverAnOpeningStorageAnswers503UntilOpen(t *testing.T) {
+	logger := metricstest.Logger(t)
+	o, err := metrics.NewOpening(metrics.StorageConfig{DataDir: t.TempDir()}, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng, err := metrics.NewEngine(metrics.EngineConfig{Dir: t.TempDir()}, logger, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = eng.Close() })
+	api, err := New(Config{NotReady: o.Err}, o.Backend(), eng, nil, logger, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	get := func() (*http.Response, string) {
+		resp, err := http.Get(srv.URL + "/api/v1/query?query=vector(1)")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	resp, body := get()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != "5" ||
+		!strings.Contains(body, `"errorType":"unavailable"`) || !strings.Contains(body, "metrics storage is opening") {
+		t.Fatalf("before open: %d, Retry-After %q, %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	st, err := o.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	o.Set(st)
+	if resp, body := get(); resp.StatusCode != http.StatusOK {
+		t.Fatalf("once open: %d %s", resp.StatusCode, body)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -262,7 +263,6 @@ func (d *Store) replay(covered int) error {
 		return err
 	}
 	d.wal = w
-	var u ptrace.ProtoUnmarshaler
 	for _, s := range segs {
 		if s <= covered {
 			continue
@@ -270,23 +270,7 @@ func (d *Store) replay(covered int) error {
 		if err := d.head.useSegment(s); err != nil {
 			return errors.Join(err, w.close())
 		}
-		torn, err := w.readSegment(s, func(p []byte, off int64) error {
-			frags, err := decodePayload(p)
-			if err != nil {
-				d.logger.Warn("skipping undecodable WAL record", "segment", s, "err", err)
-				return nil
-			}
-			for _, f := range frags {
-				td, err := u.UnmarshalTraces(f.data)
-				if err != nil {
-					d.logger.Warn("skipping undecodable WAL fragment", "segment", s, "err", err)
-					continue
-				}
-				ref := fragRef{seg: uint32(s), n: uint32(len(f.data)), off: off + int64(f.at)}
-				d.head.add([]storedFrag{{id: f.id, ref: ref}}, td)
-			}
-			return nil
-		})
+		torn, err := d.replaySegment(w, s)
 		if err != nil {
 			return errors.Join(err, w.close())
 		}
@@ -296,6 +280,79 @@ func (d *Store) replay(covered int) error {
 	}
 	d.updateHeadGauges()
 	return nil
+}
+
+// replayRecord is one WAL record decoded for the head.
+type replayRecord struct {
+	frags []walFrag
+	tds   []ptrace.Traces // per fragment; an undecodable one is left empty
+	off   int64
+}
+
+// replaySegment indexes segment s's records into the head. Decoding the
+// OTLP protobuf is most of a replay's CPU, so the records are decoded on
+// every core and applied one by one in WAL order, as they were written.
+func (d *Store) replaySegment(w *wal, s int) (torn bool, err error) {
+	type job struct {
+		p   []byte
+		off int64
+		out chan replayRecord
+	}
+	jobs, order := make(chan job, 64), make(chan chan replayRecord, 256)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			var u ptrace.ProtoUnmarshaler
+			for j := range jobs {
+				j.out <- d.decodeReplay(&u, s, j.p, j.off)
+			}
+		})
+	}
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for c := range order {
+			r := <-c
+			for i, f := range r.frags {
+				if r.tds[i] == (ptrace.Traces{}) {
+					continue
+				}
+				ref := fragRef{seg: uint32(s), n: uint32(len(f.data)), off: r.off + int64(f.at)}
+				d.head.add([]storedFrag{{id: f.id, ref: ref}}, r.tds[i])
+			}
+		}
+	}()
+	torn, err = w.readSegment(s, func(p []byte, off int64) error {
+		out := make(chan replayRecord, 1)
+		order <- out
+		jobs <- job{p, off, out}
+		return nil
+	})
+	close(jobs)
+	close(order)
+	wg.Wait()
+	<-applied
+	return torn, err
+}
+
+// decodeReplay decodes one WAL record of segment s, skipping (and
+// logging) what cannot be decoded.
+func (d *Store) decodeReplay(u *ptrace.ProtoUnmarshaler, s int, p []byte, off int64) replayRecord {
+	frags, err := decodePayload(p)
+	if err != nil {
+		d.logger.Warn("skipping undecodable WAL record", "segment", s, "err", err)
+		return replayRecord{}
+	}
+	r := replayRecord{frags: frags, tds: make([]ptrace.Traces, len(frags)), off: off}
+	for i, f := range frags {
+		td, err := u.UnmarshalTraces(f.data)
+		if err != nil {
+			d.logger.Warn("skipping undecodable WAL fragment", "segment", s, "err", err)
+			continue
+		}
+		r.tds[i] = td
+	}
+	return r
 }
 
 // WriteTraces appends td to the WAL (a write syscall: it survives kill -9;
