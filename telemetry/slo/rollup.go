@@ -79,11 +79,11 @@ func stepCounts(ctx context.Context, query rules.QueryFunc, slos []*model.SLO, t
 // requests and failed requests per service, each counted once by the
 // reporter rule, exactly as the rules' SLI selects them.
 func availabilityCounts(ctx context.Context, query rules.QueryFunc, slos []*model.SLO, win string, secs float64, to time.Time, out map[string]counts) error {
-	total := perService(rateOnce(requestsTotal, anyService, []string{""}, win), "", secs)
-	bad := perService(rateOnce(requestsTotal, anyService, []string{
+	total := perService(increaseOnce(requestsTotal, anyService, []string{""}, win), "", 1)
+	bad := perService(increaseOnce(requestsTotal, anyService, []string{
 		`response_code=~"5.."`,
 		fmt.Sprintf(`grpc_response_status=~"%s"`, strings.Join(model.ErrorGRPCStatuses(), "|")),
-	}, win), "", secs)
+	}, win), "", 1)
 	totals, err := queryByService(ctx, query, total, to, "")
 	if err != nil {
 		return err
@@ -110,7 +110,7 @@ func latencyCounts(ctx context.Context, query rules.QueryFunc, slos []*model.SLO
 		}
 	}
 	sel := fmt.Sprintf("%s,le=~%q", anyService, strings.Join(les, "|"))
-	byLe, err := queryByService(ctx, query, perService(rateOnce(durationBuckets, sel, []string{""}, win), "le", secs), to, "le")
+	byLe, err := queryByService(ctx, query, perService(increaseOnce(durationBuckets, sel, []string{""}, win), "le", 1), to, "le")
 	if err != nil {
 		return err
 	}
@@ -191,4 +191,24 @@ func eventLabels(s *model.SLO, event string) labels.Labels {
 	b.Add(labelSLO, s.Name)
 	b.Sort()
 	return b.Labels()
+}
+
+// increaseOnce is rateOnce's events: the per-series increase over window,
+// anchored (Prometheus's extended range selector: from the last sample at
+// or before the window's start to the last in it, without extrapolation),
+// so that contiguous steps add up to exactly what the counters grew by.
+// An extrapolated rate times the step counts a burst in a short step up
+// to twice.
+func increaseOnce(metric, sel string, variants []string, window string) string {
+	var terms []string
+	for _, reporter := range onceSelectors {
+		for _, v := range variants {
+			m := reporter + "," + sel
+			if v != "" {
+				m += "," + v
+			}
+			terms = append(terms, fmt.Sprintf("increase(%s{%s}[%s] anchored)", metric, m, window))
+		}
+	}
+	return strings.Join(terms, "\nor ")
 }
