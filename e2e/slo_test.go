@@ -111,17 +111,22 @@ func TestRunServesSLOs(t *testing.T) {
 				} `json:"groups"`
 			} `json:"data"`
 		}
-		gm.getJSON(t, "/api/v1/rules", &rules)
-		var names []string
-		for _, g := range rules.Data.Groups {
-			if g.File == "glassmesh:generated/slo" {
-				names = append(names, g.Name)
-			}
-		}
+		// The rules manager starts, and loads the groups, once the
+		// metrics storage is open, just after /readyz says it is.
 		want := "glassmesh-slo-default-reviews-availability glassmesh-slo-default-reviews-latency glassmesh-slo-default-reviews-ratio"
-		if strings.Join(names, " ") != want {
-			t.Errorf("generated groups %v, want %s", names, want)
-		}
+		eventually(t, 15*time.Second, func() error {
+			gm.getJSON(t, "/api/v1/rules", &rules)
+			var names []string
+			for _, g := range rules.Data.Groups {
+				if g.File == "glassmesh:generated/slo" {
+					names = append(names, g.Name)
+				}
+			}
+			if strings.Join(names, " ") != want {
+				return fmt.Errorf("generated groups %v, want %s", names, want)
+			}
+			return nil
+		})
 	})
 	t.Run("GET /api/slos lists them with their alerts", func(t *testing.T) {
 		var a struct {
