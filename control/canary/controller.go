@@ -314,7 +314,7 @@ func (c *Controller) start(obj *model.Canary, rule *model.Rule, now time.Time) {
 	cur := &canary{spec: &spec, st: Status{
 		Namespace: obj.Namespace, Name: obj.Name, Route: spec.Route, Stable: spec.Stable, Canary: spec.Canary,
 		Steps: slices.Clone(spec.Steps), State: Progressing, Step: 1, TotalWeight: total,
-		StepStartedAt: now, NextEvaluationAt: now.Add(spec.Interval.Duration), FileRule: fingerprint(rule),
+		StepStartedAt: now, NextEvaluationAt: now.Add(spec.Interval.Duration), FileRule: model.RuleFingerprint(rule),
 	}}
 	if old := c.canaries[obj.Key()]; old != nil {
 		cur.gen = old.gen + 1
@@ -337,7 +337,7 @@ func (c *Controller) start(obj *model.Canary, rule *model.Rule, now time.Time) {
 // changed, and other destinations' weights may have changed its total.
 func (c *Controller) follow(cur *canary, rule *model.Rule) {
 	st := &cur.st
-	if fp := fingerprint(rule); fp != st.FileRule {
+	if fp := model.RuleFingerprint(rule); fp != st.FileRule {
 		c.logger.Warn("the file changed the weights of a route a canary drives; the canary keeps them until it ends",
 			"canary", st.Key(), "route", st.Route)
 	}
@@ -378,7 +378,7 @@ func overlaysOf(m *model.Mesh, states []*Status) []model.WeightOverlay {
 		if route == nil {
 			continue
 		}
-		if st.State.Done() && fingerprint(lastRule(route)) != st.FileRule {
+		if st.State.Done() && model.RuleFingerprint(lastRule(route)) != st.FileRule {
 			continue // the file's rule changed since: it wins
 		}
 		out = append(out, model.WeightOverlay{

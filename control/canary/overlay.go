@@ -1,9 +1,6 @@
 package canary
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"math"
 
 	"github.com/glassmesh/glassmesh/control/model"
@@ -15,16 +12,6 @@ func lastRule(r *model.TrafficRoute) *model.Rule {
 		return nil
 	}
 	return &r.Spec.Rules[len(r.Spec.Rules)-1]
-}
-
-// fingerprint identifies the destinations of a rule as written in the file.
-func fingerprint(rule *model.Rule) string {
-	if rule == nil {
-		return ""
-	}
-	b, _ := json.Marshal(rule.Destinations)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
 }
 
 // fileWeight is the weight the file's rule gives subset.

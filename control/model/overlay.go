@@ -1,6 +1,9 @@
 package model
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"slices"
 )
@@ -75,4 +78,16 @@ func setWeights(dests []Destination, weights map[string]uint32) []Destination {
 		out = append(out, Destination{Subset: s, Weight: weights[s]})
 	}
 	return out
+}
+
+// RuleFingerprint identifies the destinations of a rule as written in the
+// file ("" for none): a controller that overlays weights keeps it to tell
+// when the file's rule changed under it.
+func RuleFingerprint(rule *Rule) string {
+	if rule == nil {
+		return ""
+	}
+	b, _ := json.Marshal(rule.Destinations)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:8])
 }

@@ -3,9 +3,6 @@ package policy
 import (
 	"cmp"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -95,7 +92,6 @@ type Controller struct {
 	mu       sync.Mutex
 	mesh     *model.Mesh
 	policies map[string]*Status // by namespace/name
-	wake     chan struct{}
 
 	actions *prometheus.CounterVec
 	weight  *prometheus.GaugeVec
@@ -116,7 +112,7 @@ func New(cfg Config, logger *slog.Logger, reg prometheus.Registerer) (*Controlle
 	f := promauto.With(reg)
 	c := &Controller{
 		cfg: cfg, logger: logger, dir: statedir.Dir(cfg.DataDir),
-		policies: map[string]*Status{}, wake: make(chan struct{}, 1),
+		policies: map[string]*Status{},
 		actions: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "glassmesh_slo_policy_actions_total",
 			Help: "SLO policy actions and reversals, by policy, subset and action (drain, recover, restore, hold); dry-run ones too, with dry_run=\"true\".",
@@ -168,7 +164,7 @@ func (c *Controller) syncLocked(m *model.Mesh) {
 		seen[key] = true
 		st := c.policies[key]
 		route, rule := c.routeOf(m, p)
-		fp := fingerprint(rule)
+		fp := model.RuleFingerprint(rule)
 		if st == nil || st.SLO != p.Spec.SLO || st.Route != route || st.FileRule != fp {
 			if st != nil {
 				c.logger.Info("SLO policy starts over: its SLO, route or the route's rule changed", "policy", key)
@@ -205,15 +201,6 @@ func (c *Controller) routeOf(m *model.Mesh, p *model.SLOPolicy) (string, *model.
 	return r.Name, &r.Spec.Rules[len(r.Spec.Rules)-1]
 }
 
-func fingerprint(rule *model.Rule) string {
-	if rule == nil {
-		return ""
-	}
-	b, _ := json.Marshal(rule.Destinations)
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:8])
-}
-
 func fileWeights(rule *model.Rule) map[string]uint32 {
 	w := map[string]uint32{}
 	if rule != nil {
@@ -234,7 +221,6 @@ func (c *Controller) Run(ctx context.Context, push func()) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-		case <-c.wake:
 		}
 		if c.evaluateAll(ctx) {
 			push()
